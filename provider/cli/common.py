@@ -1,0 +1,39 @@
+"""What every command group shares: errors with exit codes, bounded input reading."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+Handler = Callable[[argparse.Namespace], int]
+
+EXIT_INVALID = 1
+"""The input was read but is not acceptable (a policy that does not validate, a failed check)."""
+EXIT_USAGE = 2
+"""The command could not do its work as asked (missing file, unreadable input, wrong arguments)."""
+
+
+class CliError(Exception):
+    """A failure to report as one line on standard error, with an exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def read_bounded(source: str, limit: int) -> bytes:
+    """Read a file (or standard input for ``-``), refusing more than ``limit`` bytes without
+    reading them all: a huge or endless input must not exhaust memory."""
+    try:
+        if source == "-":
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with Path(source).open("rb") as stream:
+                data = stream.read(limit + 1)
+    except OSError as error:
+        raise CliError(f"{source}: cannot read: {error.strerror}") from None
+    if len(data) > limit:
+        raise CliError(f"{source}: larger than {limit} bytes", EXIT_INVALID)
+    return data

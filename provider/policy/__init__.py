@@ -1,0 +1,77 @@
+"""The session policy model: parse, validate, render and hash SCONE session YAML 0.3.
+
+>>> from pulumi_sconify.provider.policy import parse_session, render_session, session_hash
+>>> session = parse_session(text)                # PolicyError names every bad field
+>>> parse_session(render_session(session)) == session
+True
+"""
+
+from .builder import (
+    DEFAULT_FSPF_PATH,
+    DEFAULT_TOLERATE,
+    default_environment,
+    namespace_session,
+    random_namespace,
+    sconified_session,
+)
+from .errors import PolicyError, Problem
+from .loader import MAX_DOCUMENT_BYTES
+from .model import (
+    ANY,
+    CREATOR,
+    NONE,
+    SUPPORTED_VERSION,
+    AccessPolicy,
+    Attestation,
+    AttestationMode,
+    Image,
+    ImageVolume,
+    InjectionFile,
+    Secret,
+    SecretKind,
+    Security,
+    Service,
+    ServiceAttestation,
+    Session,
+    UpdatePolicy,
+    Volume,
+)
+from .parse import parse_session, session_from_data, validate_session
+from .render import canonical_json, render_session, session_hash, session_to_data
+
+__all__ = [
+    "ANY",
+    "CREATOR",
+    "DEFAULT_FSPF_PATH",
+    "DEFAULT_TOLERATE",
+    "MAX_DOCUMENT_BYTES",
+    "NONE",
+    "SUPPORTED_VERSION",
+    "AccessPolicy",
+    "Attestation",
+    "AttestationMode",
+    "Image",
+    "ImageVolume",
+    "InjectionFile",
+    "PolicyError",
+    "Problem",
+    "Secret",
+    "SecretKind",
+    "Security",
+    "Service",
+    "ServiceAttestation",
+    "Session",
+    "UpdatePolicy",
+    "Volume",
+    "canonical_json",
+    "default_environment",
+    "namespace_session",
+    "parse_session",
+    "random_namespace",
+    "render_session",
+    "sconified_session",
+    "session_from_data",
+    "session_hash",
+    "session_to_data",
+    "validate_session",
+]

@@ -1,0 +1,112 @@
+"""Build the policies that sconification generates.
+
+:func:`sconified_session` produces, from the outputs of sconifying an image, the same policy
+structure that SCONE's ``sconify_image`` generates for a service (see the counter example in
+``docs/policy.md``): one service bound to one image, its measurement, command, environment and
+working directory, the image's FSPF key, tag and path, one volume per ``--volume=NAME:PATH``
+mounted by the image, access for the creator only, and the list of tolerated weaknesses.
+:func:`namespace_session` produces the namespace that holds it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+
+from .model import (
+    CREATOR,
+    AccessPolicy,
+    Attestation,
+    Image,
+    ImageVolume,
+    Security,
+    Service,
+    Session,
+    Volume,
+)
+from .parse import validate_session
+
+DEFAULT_FSPF_PATH = "/fspf/fs.fspf"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_TOLERATE: tuple[str, ...] = (
+    "debug-mode",
+    "hyperthreading",
+    "insecure-igpu",
+    "outdated-tcb",
+    "software-hardening-needed",
+    "insecure-configuration",
+)
+"""What SCONE's sconification tolerates by default; production policies should narrow it."""
+
+
+def default_environment(mode: str = "hw", log_level: str = "7") -> dict[str, str]:
+    """The environment sconification gives a service when none is specified."""
+    return {"SCONE_MODE": mode, "SCONE_LOG": log_level, "LANG": "C.UTF-8", "PATH": DEFAULT_PATH}
+
+
+def random_namespace() -> str:
+    """A fresh namespace name in sconification's style: ``ns-`` and 13 random digits."""
+    return "ns-" + "".join(str(secrets.randbelow(10)) for _ in range(13))
+
+
+def namespace_session(namespace: str) -> Session:
+    """The namespace session: only its creator may read, update it or create sessions inside it."""
+    return validate_session(
+        Session(
+            name=namespace,
+            access_policy=AccessPolicy(read=(CREATOR,), update=(CREATOR,), create_sessions=(CREATOR,)),
+        )
+    )
+
+
+def sconified_session(
+    *,
+    namespace: str | None,
+    service: str,
+    mrenclave: str,
+    command: str | Sequence[str],
+    fspf_key: str,
+    fspf_tag: str,
+    session: str | None = None,
+    image_name: str | None = None,
+    volumes: Mapping[str, str] | None = None,
+    environment: Mapping[str, str] | None = None,
+    pwd: str = "/",
+    fspf_path: str = DEFAULT_FSPF_PATH,
+    tolerate: Sequence[str] = DEFAULT_TOLERATE,
+    ignore_advisories: str | Sequence[str] | None = "*",
+    predecessor: str | None = None,
+) -> Session:
+    """The session policy for one sconified service.
+
+    ``session`` defaults to ``<service>-session`` and ``image_name`` to ``<service>_image``;
+    ``volumes`` maps volume names to their mount paths in the image (``{"V1": "/V1"}``).
+    The result is validated; a :class:`~.errors.PolicyError` names any bad input by field path.
+    """
+    volumes = dict(volumes or {})
+    session_name = session or f"{service}-session"
+    image = image_name or f"{service}_image"
+    advisories = ignore_advisories if isinstance(ignore_advisories, str | None) else tuple(ignore_advisories)
+    return validate_session(
+        Session(
+            name=f"{namespace}/{session_name}" if namespace else session_name,
+            predecessor=predecessor,
+            access_policy=AccessPolicy(read=(CREATOR,), update=(CREATOR,)),
+            services=(
+                Service(
+                    name=service,
+                    image_name=image,
+                    mrenclaves=(mrenclave,),
+                    command=command if isinstance(command, str) else tuple(command),
+                    environment=dict(environment if environment is not None else default_environment()),
+                    pwd=pwd,
+                    fspf_path=fspf_path,
+                    fspf_key=fspf_key,
+                    fspf_tag=fspf_tag,
+                ),
+            ),
+            volumes=tuple(Volume(name) for name in volumes),
+            images=(Image(image, tuple(ImageVolume(name, path) for name, path in volumes.items())),),
+            security=Security(Attestation(tolerate=tuple(tolerate), ignore_advisories=advisories)),
+        )
+    )
