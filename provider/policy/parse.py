@@ -266,10 +266,11 @@ def _command(check: _Checker, value: Any, path: str) -> str | tuple[str, ...] | 
     if value is None:
         return None
     if isinstance(value, list):
-        argv = check.strings(value, path)
-        if not value:
-            check.fail(path, "must not be empty")
-        return argv if len(argv) == len(value) and argv else None
+        # Arguments may be empty strings (``prog ''`` is a real call); the program name may not.
+        argv = check.items(value, path, lambda item, p: check.string(item, p, allow_empty=True))
+        if not value or not value[0]:
+            check.fail(path, "must start with the program to run")
+        return argv if len(argv) == len(value) and argv and argv[0] else None
     text = check.string(value, path)
     if text is None:
         return None
@@ -434,7 +435,7 @@ def _advisories(check: _Checker, value: Any, path: str) -> str | tuple[str, ...]
         for index, item in enumerate(ids):
             if not ADVISORY_RE.fullmatch(item):
                 check.fail(f"{path}[{index}]", "expected an advisory id such as INTEL-SA-00334")
-        return ids
+        return ids or None  # an empty list ignores nothing, like no list
     check.fail(path, 'expected "*" or a list of advisory ids')
     return None
 

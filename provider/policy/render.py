@@ -135,8 +135,18 @@ class _Dumper(yaml.SafeDumper):
         super().increase_indent(flow, False)
 
 
+# Characters YAML treats as line breaks besides "\n": in a plain, single-quoted or block scalar a
+# reader would turn them into "\n" or a space. Double quotes are the one style that escapes them.
+_OTHER_LINE_BREAKS = frozenset("\r\x85\u2028\u2029")
+
+
 def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in text else None
+    if not _OTHER_LINE_BREAKS.isdisjoint(text):
+        style: str | None = '"'
+    elif "\n" in text:
+        style = "|"
+    else:
+        style = None
     return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
 
 
