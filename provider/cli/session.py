@@ -7,7 +7,7 @@ import sys
 from importlib import resources
 
 from ..policy import MAX_DOCUMENT_BYTES, PolicyError, Session, parse_session, render_session, session_hash
-from .common import EXIT_INVALID, CliError, Handler, read_bounded
+from .common import EXIT_INVALID, CliError, read_bounded
 
 __all__ = ["register"]
 
@@ -15,8 +15,11 @@ EXAMPLE_RESOURCE = "counter-example.yaml"
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = groups.add_parser("session", help="validate, hash and render session policies (YAML 0.3)",
-                               description="Work with session policies (SCONE session YAML 0.3).")
+    parser = groups.add_parser(
+        "session",
+        help="validate, hash and render session policies (YAML 0.3)",
+        description="Work with session policies (SCONE session YAML 0.3).",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     validate = commands.add_parser("validate", help="check a policy; list every problem by field path")
@@ -40,7 +43,9 @@ def _load(source: str) -> Session:
     try:
         return parse_session(data)
     except PolicyError as error:
-        raise CliError("\n".join(f"{source}: {problem}" for problem in error.problems), EXIT_INVALID) from None
+        raise CliError(
+            "\n".join(f"{source}: {problem}" for problem in error.problems), EXIT_INVALID
+        ) from None
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -71,7 +71,7 @@ def sconified_session(
     image_name: str | None = None,
     volumes: Mapping[str, str] | None = None,
     environment: Mapping[str, str] | None = None,
-    pwd: str = "/",
+    pwd: str = "/",  # noqa: S107 - the working directory, not a password
     fspf_path: str = DEFAULT_FSPF_PATH,
     tolerate: Sequence[str] = DEFAULT_TOLERATE,
     ignore_advisories: str | Sequence[str] | None = "*",

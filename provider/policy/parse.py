@@ -61,14 +61,43 @@ KEY_HEX = 64
 TAG_HEX = 32
 """Hex characters of a 16-byte AES-GCM tag (``fspf_tag``)."""
 
-_TOP_KEYS = ("name", "version", "predecessor", "access_policy", "services", "volumes", "images", "secrets",
-             "security")
+_TOP_KEYS = (
+    "name",
+    "version",
+    "predecessor",
+    "access_policy",
+    "services",
+    "volumes",
+    "images",
+    "secrets",
+    "security",
+)
 _ACCESS_KEYS = ("read", "update", "create_sessions")
-_SERVICE_KEYS = ("name", "image_name", "mrenclaves", "attestation", "command", "environment", "pwd",
-                 "fspf_path", "fspf_key", "fspf_tag")
+_SERVICE_KEYS = (
+    "name",
+    "image_name",
+    "mrenclaves",
+    "attestation",
+    "command",
+    "environment",
+    "pwd",
+    "fspf_path",
+    "fspf_key",
+    "fspf_tag",
+)
 _VOLUME_KEYS = ("name", "fspf_key", "fspf_tag", "update_policy")
 _IMAGE_KEYS = ("name", "volumes", "injection_files")
-_SECRET_KEYS = ("name", "kind", "value", "size", "export_public", "private_key", "issuer", "common_name", "dns")
+_SECRET_KEYS = (
+    "name",
+    "kind",
+    "value",
+    "size",
+    "export_public",
+    "private_key",
+    "issuer",
+    "common_name",
+    "dns",
+)
 
 
 class _Checker:
@@ -82,7 +111,9 @@ class _Checker:
 
     # -- shapes ---------------------------------------------------------------------------------
 
-    def mapping(self, value: Any, path: str, allowed: Iterable[str], required: Iterable[str] = ()) -> dict[str, Any]:
+    def mapping(
+        self, value: Any, path: str, allowed: Iterable[str], required: Iterable[str] = ()
+    ) -> dict[str, Any]:
         """A mapping with string keys among ``allowed``; unknown keys are problems (typos in a
         security policy must not pass silently). Returns ``{}`` when ``value`` is not a mapping."""
         if not isinstance(value, dict):
@@ -238,7 +269,9 @@ def _access_entries(check: _Checker, value: Any, path: str) -> tuple[str, ...] |
         elif len(text) == KEY_HEX and _is_hex(text):
             entries.append(text.lower())
         else:
-            check.fail(item_path, "expected CREATOR, ANY, NONE, a 64-hex public-key hash or a PEM certificate")
+            check.fail(
+                item_path, "expected CREATOR, ANY, NONE, a 64-hex public-key hash or a PEM certificate"
+            )
     if len(set(entries)) != len(entries):
         check.fail(path, "lists an entry twice")
     for exclusive in (ANY, NONE):
@@ -321,8 +354,11 @@ def _service(check: _Checker, value: Any, path: str) -> Service | None:
         name=name or "",
         image_name=check.name(fields.get("image_name"), _join(path, "image_name")),
         mrenclaves=_measurements(check, fields.get("mrenclaves"), _join(path, "mrenclaves")),
-        attestation=check.items(fields.get("attestation"), _join(path, "attestation"),
-                                lambda item, p: _service_attestation(check, item, p)),
+        attestation=check.items(
+            fields.get("attestation"),
+            _join(path, "attestation"),
+            lambda item, p: _service_attestation(check, item, p),
+        ),
         command=_command(check, fields.get("command"), _join(path, "command")),
         environment=_environment(check, fields.get("environment"), _join(path, "environment")),
         pwd=check.absolute_path(fields.get("pwd"), _join(path, "pwd")),
@@ -344,11 +380,17 @@ def _volume(check: _Checker, value: Any, path: str) -> Volume | None:
     tag = check.hex_string(fields.get("fspf_tag"), _join(path, "fspf_tag"), TAG_HEX)
     if (fields.get("fspf_key") is None) != (fields.get("fspf_tag") is None):
         check.fail(path, "fspf_key and fspf_tag go together: give both or neither")
-    policy = check.choice(fields.get("update_policy"), _join(path, "update_policy"), UpdatePolicy,
-                          [p.value for p in UpdatePolicy])
+    policy = check.choice(
+        fields.get("update_policy"),
+        _join(path, "update_policy"),
+        UpdatePolicy,
+        [p.value for p in UpdatePolicy],
+    )
     if not name:
         return None
-    return Volume(name=name, fspf_key=key, fspf_tag=tag, update_policy=policy or UpdatePolicy.ROLLBACK_PROTECTED)
+    return Volume(
+        name=name, fspf_key=key, fspf_tag=tag, update_policy=policy or UpdatePolicy.ROLLBACK_PROTECTED
+    )
 
 
 def _image_volume(check: _Checker, value: Any, path: str) -> ImageVolume | None:
@@ -401,8 +443,17 @@ def _secret(check: _Checker, value: Any, path: str) -> Secret | None:
         check.fail(_join(path, "size"), "only for ascii and binary secrets")
     if not (name and kind):
         return None
-    return Secret(name=name, kind=kind, value=secret_value, size=size, export_public=bool(export_public),
-                  private_key=private_key, issuer=issuer, common_name=common_name, dns=dns)
+    return Secret(
+        name=name,
+        kind=kind,
+        value=secret_value,
+        size=size,
+        export_public=bool(export_public),
+        private_key=private_key,
+        issuer=issuer,
+        common_name=common_name,
+        dns=dns,
+    )
 
 
 def _security(check: _Checker, value: Any, path: str) -> Security | None:
@@ -411,8 +462,9 @@ def _security(check: _Checker, value: Any, path: str) -> Security | None:
     fields = check.mapping(value, path, ("attestation",))
     att_path = _join(path, "attestation")
     att = check.mapping(fields.get("attestation", {}), att_path, ("mode", "tolerate", "ignore_advisories"))
-    mode = check.choice(att.get("mode"), _join(att_path, "mode"), AttestationMode,
-                        [m.value for m in AttestationMode])
+    mode = check.choice(
+        att.get("mode"), _join(att_path, "mode"), AttestationMode, [m.value for m in AttestationMode]
+    )
     tolerate_path = _join(att_path, "tolerate")
     tolerate = check.strings(att.get("tolerate"), tolerate_path)
     for index, item in enumerate(tolerate):
@@ -495,12 +547,16 @@ def _cross_references(check: _Checker, session: Session) -> None:
     for index, image in enumerate(session.images):
         for volume_index, volume in enumerate(image.volumes):
             if volume.name not in volume_names:
-                check.fail(f"images[{index}].volumes[{volume_index}].name",
-                           "refers to a volume that volumes does not declare")
+                check.fail(
+                    f"images[{index}].volumes[{volume_index}].name",
+                    "refers to a volume that volumes does not declare",
+                )
         for file_index, injected in enumerate(image.injection_files):
             if _placeholders(injected.content) - secrets.keys():
-                check.fail(f"images[{index}].injection_files[{file_index}].content",
-                           "a $$SCONE::name$$ placeholder refers to a secret that secrets does not declare")
+                check.fail(
+                    f"images[{index}].injection_files[{file_index}].content",
+                    "a $$SCONE::name$$ placeholder refers to a secret that secrets does not declare",
+                )
 
     for index, secret in enumerate(session.secrets):
         path = f"secrets[{index}]"

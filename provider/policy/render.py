@@ -55,77 +55,89 @@ def _access_policy(policy: AccessPolicy) -> dict[str, Any]:
 
 def _service(service: Service) -> dict[str, Any]:
     command = list(service.command) if isinstance(service.command, tuple) else service.command
-    return _drop_empty({
-        "name": service.name,
-        "image_name": service.image_name,
-        "mrenclaves": list(service.mrenclaves),
-        "attestation": [{"mrenclave": list(rule.mrenclaves)} for rule in service.attestation],
-        "command": command,
-        "environment": dict(service.environment),
-        "pwd": service.pwd,
-        "fspf_path": service.fspf_path,
-        "fspf_key": service.fspf_key,
-        "fspf_tag": service.fspf_tag,
-    })
+    return _drop_empty(
+        {
+            "name": service.name,
+            "image_name": service.image_name,
+            "mrenclaves": list(service.mrenclaves),
+            "attestation": [{"mrenclave": list(rule.mrenclaves)} for rule in service.attestation],
+            "command": command,
+            "environment": dict(service.environment),
+            "pwd": service.pwd,
+            "fspf_path": service.fspf_path,
+            "fspf_key": service.fspf_key,
+            "fspf_tag": service.fspf_tag,
+        }
+    )
 
 
 def _volume(volume: Volume) -> dict[str, Any]:
     policy = None if volume.update_policy is UpdatePolicy.ROLLBACK_PROTECTED else volume.update_policy.value
-    return _drop_empty({
-        "name": volume.name,
-        "fspf_key": volume.fspf_key,
-        "fspf_tag": volume.fspf_tag,
-        "update_policy": policy,
-    })
+    return _drop_empty(
+        {
+            "name": volume.name,
+            "fspf_key": volume.fspf_key,
+            "fspf_tag": volume.fspf_tag,
+            "update_policy": policy,
+        }
+    )
 
 
 def _image(image: Image) -> dict[str, Any]:
-    return _drop_empty({
-        "name": image.name,
-        "volumes": [{"name": v.name, "path": v.path} for v in image.volumes],
-        "injection_files": [{"path": f.path, "content": f.content} for f in image.injection_files],
-    })
+    return _drop_empty(
+        {
+            "name": image.name,
+            "volumes": [{"name": v.name, "path": v.path} for v in image.volumes],
+            "injection_files": [{"path": f.path, "content": f.content} for f in image.injection_files],
+        }
+    )
 
 
 def _secret(secret: Secret) -> dict[str, Any]:
-    return _drop_empty({
-        "name": secret.name,
-        "kind": secret.kind.value,
-        "value": secret.value,
-        "size": secret.size,
-        "export_public": True if secret.export_public else None,
-        "private_key": secret.private_key,
-        "issuer": secret.issuer,
-        "common_name": secret.common_name,
-        "dns": list(secret.dns),
-    })
+    return _drop_empty(
+        {
+            "name": secret.name,
+            "kind": secret.kind.value,
+            "value": secret.value,
+            "size": secret.size,
+            "export_public": True if secret.export_public else None,
+            "private_key": secret.private_key,
+            "issuer": secret.issuer,
+            "common_name": secret.common_name,
+            "dns": list(secret.dns),
+        }
+    )
 
 
 def _security(security: Security) -> dict[str, Any]:
     attestation = security.attestation
     advisories = attestation.ignore_advisories
     return {
-        "attestation": _drop_empty({
-            "mode": attestation.mode.value if attestation.mode is not None else None,
-            "tolerate": list(attestation.tolerate),
-            "ignore_advisories": list(advisories) if isinstance(advisories, tuple) else advisories,
-        })
+        "attestation": _drop_empty(
+            {
+                "mode": attestation.mode.value if attestation.mode is not None else None,
+                "tolerate": list(attestation.tolerate),
+                "ignore_advisories": list(advisories) if isinstance(advisories, tuple) else advisories,
+            }
+        )
     }
 
 
 def session_to_data(session: Session) -> dict[str, Any]:
     """The session as plain data (dicts, lists, strings, ints, bools) in rendering order."""
-    return _drop_empty({
-        "name": session.name,
-        "version": session.version,
-        "predecessor": session.predecessor,
-        "access_policy": _access_policy(session.access_policy),
-        "services": [_service(s) for s in session.services],
-        "volumes": [_volume(v) for v in session.volumes],
-        "images": [_image(i) for i in session.images],
-        "secrets": [_secret(s) for s in session.secrets],
-        "security": _security(session.security) if session.security is not None else None,
-    })
+    return _drop_empty(
+        {
+            "name": session.name,
+            "version": session.version,
+            "predecessor": session.predecessor,
+            "access_policy": _access_policy(session.access_policy),
+            "services": [_service(s) for s in session.services],
+            "volumes": [_volume(v) for v in session.volumes],
+            "images": [_image(i) for i in session.images],
+            "secrets": [_secret(s) for s in session.secrets],
+            "security": _security(session.security) if session.security is not None else None,
+        }
+    )
 
 
 class _Dumper(yaml.SafeDumper):
@@ -167,8 +179,9 @@ def render_session(session: Session) -> str:
 
 def canonical_json(data: Any) -> bytes:
     """JSON with sorted keys and no insignificant white space, as UTF-8."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    return json.dumps(
+        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
 
 
 def session_hash(session: Session) -> str:

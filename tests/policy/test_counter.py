@@ -38,7 +38,10 @@ def test_published_counter_policy_is_accepted(scone_counter_yaml: str) -> None:
     assert service.environment["SCONE_LOG"] == "7"
     assert service.pwd == "/"
     assert (service.fspf_path, service.fspf_key, service.fspf_tag) == (
-        "/fspf/fs.fspf", PUBLISHED["fspf_key"], PUBLISHED["fspf_tag"])
+        "/fspf/fs.fspf",
+        PUBLISHED["fspf_key"],
+        PUBLISHED["fspf_tag"],
+    )
     assert [v.name for v in session.volumes] == ["V1"]
     assert session.volumes[0].update_policy is UpdatePolicy.ROLLBACK_PROTECTED
     assert [(v.name, v.path) for v in session.image("python-service_image").volumes] == [("V1", "/V1")]
@@ -66,8 +69,12 @@ def test_builder_generates_the_published_structure(scone_counter_yaml: str) -> N
 
 def test_builder_defaults_follow_sconify_image_naming() -> None:
     built = sconified_session(
-        namespace=None, service="service", mrenclave="a" * 64, command=["python3", "/code/app.py"],
-        fspf_key="b" * 64, fspf_tag="c" * 32,
+        namespace=None,
+        service="service",
+        mrenclave="a" * 64,
+        command=["python3", "/code/app.py"],
+        fspf_key="b" * 64,
+        fspf_tag="c" * 32,
     )
     assert built.name == "service-session"
     assert built.services[0].image_name == "service_image"

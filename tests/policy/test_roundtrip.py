@@ -43,7 +43,9 @@ paths = st.one_of(st.just("/"), st.lists(path_parts, min_size=1, max_size=4).map
 # characters (escaped) through unchanged.
 free_text = st.text(max_size=40).filter(lambda t: "$$" not in t)
 access_entries = st.one_of(
-    st.just(("CREATOR",)), st.just(("ANY",)), st.just(("NONE",)),
+    st.just(("CREATOR",)),
+    st.just(("ANY",)),
+    st.just(("NONE",)),
     st.lists(st.one_of(st.just("CREATOR"), hex64), min_size=1, max_size=3, unique=True).map(tuple),
 )
 commands = st.one_of(
@@ -55,21 +57,20 @@ commands = st.one_of(
 @st.composite
 def sessions(draw: st.DrawFn) -> Session:
     volume_names = draw(st.lists(names, max_size=3, unique=True))
-    volumes = tuple(
-        Volume(
-            name,
-            *(draw(st.one_of(st.just((None, None)), st.tuples(hex64, hex32)))),
-            update_policy=draw(st.sampled_from(UpdatePolicy)),
-        )
-        for name in volume_names
-    )
+    volumes = []
+    for name in volume_names:
+        key, tag = draw(st.one_of(st.tuples(st.none(), st.none()), st.tuples(hex64, hex32)))
+        volumes.append(Volume(name, key, tag, update_policy=draw(st.sampled_from(UpdatePolicy))))
     secret_names = draw(st.lists(names, max_size=3, unique=True))
     secrets: list[Secret] = []
     for name in secret_names:
         kind = draw(st.sampled_from([SecretKind.ASCII, SecretKind.BINARY, SecretKind.PRIVATE_KEY]))
         if kind is SecretKind.ASCII:
-            value, size = draw(st.one_of(st.tuples(free_text.filter(bool), st.none()),
-                                         st.tuples(st.none(), st.integers(1, 4096))))
+            value, size = draw(
+                st.one_of(
+                    st.tuples(free_text.filter(bool), st.none()), st.tuples(st.none(), st.integers(1, 4096))
+                )
+            )
         elif kind is SecretKind.BINARY:
             value, size = draw(hex32), None
         else:
@@ -81,42 +82,61 @@ def sessions(draw: st.DrawFn) -> Session:
         mounted = draw(st.lists(st.sampled_from(volume_names), unique=True)) if volume_names else []
         mount_paths = draw(st.lists(paths, min_size=len(mounted), max_size=len(mounted), unique=True))
         files = draw(st.lists(st.tuples(paths, free_text), max_size=2, unique_by=lambda f: f[0]))
-        images.append(Image(
-            name,
-            tuple(ImageVolume(v, p) for v, p in zip(mounted, mount_paths, strict=True)),
-            tuple(InjectionFile(p, c) for p, c in files),
-        ))
+        images.append(
+            Image(
+                name,
+                tuple(ImageVolume(v, p) for v, p in zip(mounted, mount_paths, strict=True)),
+                tuple(InjectionFile(p, c) for p, c in files),
+            )
+        )
     services = []
     for name in draw(st.lists(names, max_size=3, unique=True)):
         with_fspf = draw(st.booleans())
         placeholders = [f"$$SCONE::{s}$$" for s in secret_names]
         env_values = st.one_of(free_text, st.sampled_from(placeholders)) if placeholders else free_text
-        services.append(Service(
-            name=name,
-            image_name=draw(st.one_of(st.none(), st.sampled_from(image_names))) if image_names else None,
-            mrenclaves=tuple(draw(st.lists(hex64, max_size=2, unique=True))),
-            attestation=tuple(ServiceAttestation((m,)) for m in draw(st.lists(hex64, max_size=1))),
-            command=draw(st.one_of(st.none(), commands)),
-            environment=draw(st.dictionaries(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,15}", fullmatch=True),
-                                             env_values, max_size=4)),
-            pwd=draw(st.one_of(st.none(), paths)),
-            fspf_path=draw(paths) if with_fspf else None,
-            fspf_key=draw(hex64) if with_fspf else None,
-            fspf_tag=draw(hex32) if with_fspf else None,
-        ))
-    security = draw(st.one_of(st.none(), st.builds(
-        lambda mode, tolerate, advisories: Security(Attestation(mode, tolerate, advisories)),
-        st.one_of(st.none(), st.sampled_from(AttestationMode)),
-        st.lists(st.sampled_from(["debug-mode", "hyperthreading", "outdated-tcb"]), unique=True).map(tuple),
-        st.one_of(st.none(), st.just("*"), st.lists(st.just("INTEL-SA-00334"), min_size=1, max_size=1).map(tuple)),
-    )))
+        services.append(
+            Service(
+                name=name,
+                image_name=draw(st.one_of(st.none(), st.sampled_from(image_names))) if image_names else None,
+                mrenclaves=tuple(draw(st.lists(hex64, max_size=2, unique=True))),
+                attestation=tuple(ServiceAttestation((m,)) for m in draw(st.lists(hex64, max_size=1))),
+                command=draw(st.one_of(st.none(), commands)),
+                environment=draw(
+                    st.dictionaries(
+                        st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,15}", fullmatch=True), env_values, max_size=4
+                    )
+                ),
+                pwd=draw(st.one_of(st.none(), paths)),
+                fspf_path=draw(paths) if with_fspf else None,
+                fspf_key=draw(hex64) if with_fspf else None,
+                fspf_tag=draw(hex32) if with_fspf else None,
+            )
+        )
+    security = draw(
+        st.one_of(
+            st.none(),
+            st.builds(
+                lambda mode, tolerate, advisories: Security(Attestation(mode, tolerate, advisories)),
+                st.one_of(st.none(), st.sampled_from(AttestationMode)),
+                st.lists(st.sampled_from(["debug-mode", "hyperthreading", "outdated-tcb"]), unique=True).map(
+                    tuple
+                ),
+                st.one_of(
+                    st.none(),
+                    st.just("*"),
+                    st.lists(st.just("INTEL-SA-00334"), min_size=1, max_size=1).map(tuple),
+                ),
+            ),
+        )
+    )
     return Session(
         name=draw(session_names),
         predecessor=draw(st.one_of(st.none(), hex64)),
-        access_policy=AccessPolicy(draw(access_entries), draw(access_entries),
-                                   draw(st.one_of(st.none(), access_entries))),
+        access_policy=AccessPolicy(
+            draw(access_entries), draw(access_entries), draw(st.one_of(st.none(), access_entries))
+        ),
         services=tuple(services),
-        volumes=volumes,
+        volumes=tuple(volumes),
         images=tuple(images),
         secrets=tuple(secrets),
         security=security,
@@ -148,11 +168,14 @@ def test_hash_ignores_form_and_follows_meaning(session: Session) -> None:
 
 def test_defaults_written_out_or_left_out_are_the_same_session() -> None:
     short = session_from_data({"name": "s", "version": "0.3", "volumes": [{"name": "V1"}]})
-    explicit = session_from_data({
-        "name": "s", "version": "0.3",
-        "access_policy": {"read": ["CREATOR"], "update": ["CREATOR"]},
-        "volumes": [{"name": "V1", "update_policy": "rollback_protected"}],
-    })
+    explicit = session_from_data(
+        {
+            "name": "s",
+            "version": "0.3",
+            "access_policy": {"read": ["CREATOR"], "update": ["CREATOR"]},
+            "volumes": [{"name": "V1", "update_policy": "rollback_protected"}],
+        }
+    )
     assert short == explicit
     assert session_hash(short) == session_hash(explicit)
 

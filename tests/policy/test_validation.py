@@ -22,17 +22,19 @@ def base() -> dict[str, Any]:
         "name": "ns-1/app",
         "version": "0.3",
         "access_policy": {"read": ["CREATOR"], "update": ["CREATOR"]},
-        "services": [{
-            "name": "app",
-            "image_name": "app_image",
-            "mrenclaves": ["a" * 64],
-            "command": "python3 /code/app.py -v /V1/num",
-            "environment": {"PASSWORD": "$$SCONE::db_password$$", "LANG": "C.UTF-8"},
-            "pwd": "/",
-            "fspf_path": "/fspf/fs.fspf",
-            "fspf_key": "b" * 64,
-            "fspf_tag": "c" * 32,
-        }],
+        "services": [
+            {
+                "name": "app",
+                "image_name": "app_image",
+                "mrenclaves": ["a" * 64],
+                "command": "python3 /code/app.py -v /V1/num",
+                "environment": {"PASSWORD": "$$SCONE::db_password$$", "LANG": "C.UTF-8"},
+                "pwd": "/",
+                "fspf_path": "/fspf/fs.fspf",
+                "fspf_key": "b" * 64,
+                "fspf_tag": "c" * 32,
+            }
+        ],
         "volumes": [{"name": "V1"}],
         "images": [{"name": "app_image", "volumes": [{"name": "V1", "path": "/V1"}]}],
         "secrets": [
@@ -41,7 +43,9 @@ def base() -> dict[str, Any]:
             {"name": "tls_key", "kind": "private-key"},
             {"name": "tls", "kind": "x509", "private_key": "tls_key", "issuer": "ca", "dns": ["app"]},
         ],
-        "security": {"attestation": {"mode": "hardware", "tolerate": ["debug-mode"], "ignore_advisories": "*"}},
+        "security": {
+            "attestation": {"mode": "hardware", "tolerate": ["debug-mode"], "ignore_advisories": "*"}
+        },
     }
 
 
@@ -56,6 +60,7 @@ def setter(path: list[str | int], value: Any) -> Mutation:
         for key in path[:-1]:
             target = target[key]
         target[path[-1]] = value
+
     return mutate
 
 
@@ -65,6 +70,7 @@ def deleter(path: list[str | int]) -> Mutation:
         for key in path[:-1]:
             target = target[key]
         del target[path[-1]]
+
     return mutate
 
 
@@ -74,6 +80,7 @@ def appender(path: list[str | int], value: Any) -> Mutation:
         for key in path:
             target = target[key]
         target.append(copy.deepcopy(value))
+
     return mutate
 
 
@@ -89,85 +96,214 @@ CASES: list[tuple[str, Mutation, str, str]] = [
     ("version supported", setter(["version"], "0.2"), "version", "unsupported"),
     ("predecessor hex", setter(["predecessor"], "abc"), "predecessor", "64 hex"),
     ("unknown top-level key", setter(["servics"], []), "servics", "unknown key"),
-    ("unknown nested key", setter(["services", 0, "enviroment"], {}), "services[0].enviroment", "unknown key"),
-    ("access entry", setter(["access_policy", "read"], ["EVERYONE"]), "access_policy.read[0]", "CREATOR, ANY"),
-    ("access PEM", setter(["access_policy", "update"], ["-----BEGIN CERTIFICATE-----\nAAAA\n"]),
-     "access_policy.update[0]", "PEM certificate"),
-    ("access NONE alone", setter(["access_policy", "read"], ["NONE", "CREATOR"]), "access_policy.read",
-     "only entry"),
-    ("access duplicate", setter(["access_policy", "update"], ["CREATOR", "CREATOR"]), "access_policy.update",
-     "twice"),
+    (
+        "unknown nested key",
+        setter(["services", 0, "enviroment"], {}),
+        "services[0].enviroment",
+        "unknown key",
+    ),
+    (
+        "access entry",
+        setter(["access_policy", "read"], ["EVERYONE"]),
+        "access_policy.read[0]",
+        "CREATOR, ANY",
+    ),
+    (
+        "access PEM",
+        setter(["access_policy", "update"], ["-----BEGIN CERTIFICATE-----\nAAAA\n"]),
+        "access_policy.update[0]",
+        "PEM certificate",
+    ),
+    (
+        "access NONE alone",
+        setter(["access_policy", "read"], ["NONE", "CREATOR"]),
+        "access_policy.read",
+        "only entry",
+    ),
+    (
+        "access duplicate",
+        setter(["access_policy", "update"], ["CREATOR", "CREATOR"]),
+        "access_policy.update",
+        "twice",
+    ),
     ("access list", setter(["access_policy", "read"], "CREATOR"), "access_policy.read", "expected a list"),
     ("service name required", deleter(["services", 0, "name"]), "services[0].name", "required"),
     ("service name syntax", setter(["services", 0, "name"], "a/b"), "services[0].name", "letters"),
     ("service names unique", appender(["services"], base()["services"][0]), "services", "twice"),
-    ("service image declared", setter(["services", 0, "image_name"], "other"), "services[0].image_name",
-     "does not declare"),
-    ("measurement hex", setter(["services", 0, "mrenclaves"], ["z" * 64]), "services[0].mrenclaves[0]",
-     "64 hex"),
-    ("measurement length", setter(["services", 0, "mrenclaves"], ["a" * 63]), "services[0].mrenclaves[0]",
-     "64 hex"),
-    ("measurement unique", setter(["services", 0, "mrenclaves"], ["a" * 64, "A" * 64]),
-     "services[0].mrenclaves", "twice"),
-    ("attestation entry", setter(["services", 0, "attestation"], [{"mrenclave": ["1" * 10]}]),
-     "services[0].attestation[0].mrenclave[0]", "64 hex"),
+    (
+        "service image declared",
+        setter(["services", 0, "image_name"], "other"),
+        "services[0].image_name",
+        "does not declare",
+    ),
+    (
+        "measurement hex",
+        setter(["services", 0, "mrenclaves"], ["z" * 64]),
+        "services[0].mrenclaves[0]",
+        "64 hex",
+    ),
+    (
+        "measurement length",
+        setter(["services", 0, "mrenclaves"], ["a" * 63]),
+        "services[0].mrenclaves[0]",
+        "64 hex",
+    ),
+    (
+        "measurement unique",
+        setter(["services", 0, "mrenclaves"], ["a" * 64, "A" * 64]),
+        "services[0].mrenclaves",
+        "twice",
+    ),
+    (
+        "attestation entry",
+        setter(["services", 0, "attestation"], [{"mrenclave": ["1" * 10]}]),
+        "services[0].attestation[0].mrenclave[0]",
+        "64 hex",
+    ),
     ("command empty", setter(["services", 0, "command"], "  "), "services[0].command", "empty"),
-    ("command quotes", setter(["services", 0, "command"], "python3 'unbalanced"), "services[0].command",
-     "split like a shell"),
-    ("command list items", setter(["services", 0, "command"], ["python3", 3]), "services[0].command[1]",
-     "string"),
-    ("environment value string", setter(["services", 0, "environment", "LANG"], 7),
-     "services[0].environment.LANG", "quote"),
-    ("environment name", setter(["services", 0, "environment"], {"1BAD": "x"}), "services[0].environment",
-     "variable names"),
+    (
+        "command quotes",
+        setter(["services", 0, "command"], "python3 'unbalanced"),
+        "services[0].command",
+        "split like a shell",
+    ),
+    (
+        "command list items",
+        setter(["services", 0, "command"], ["python3", 3]),
+        "services[0].command[1]",
+        "string",
+    ),
+    (
+        "environment value string",
+        setter(["services", 0, "environment", "LANG"], 7),
+        "services[0].environment.LANG",
+        "quote",
+    ),
+    (
+        "environment name",
+        setter(["services", 0, "environment"], {"1BAD": "x"}),
+        "services[0].environment",
+        "variable names",
+    ),
     ("pwd absolute", setter(["services", 0, "pwd"], "code"), "services[0].pwd", "absolute path"),
-    ("fspf_path normalised", setter(["services", 0, "fspf_path"], "/fspf/../fs.fspf"),
-     "services[0].fspf_path", "absolute path"),
-    ("fspf_key hex", setter(["services", 0, "fspf_key"], "b" * 62), "services[0].fspf_key",
-     "expected 64 hex characters"),
-    ("fspf_tag hex", setter(["services", 0, "fspf_tag"], "c" * 64), "services[0].fspf_tag",
-     "expected 32 hex characters"),
+    (
+        "fspf_path normalised",
+        setter(["services", 0, "fspf_path"], "/fspf/../fs.fspf"),
+        "services[0].fspf_path",
+        "absolute path",
+    ),
+    (
+        "fspf_key hex",
+        setter(["services", 0, "fspf_key"], "b" * 62),
+        "services[0].fspf_key",
+        "expected 64 hex characters",
+    ),
+    (
+        "fspf_tag hex",
+        setter(["services", 0, "fspf_tag"], "c" * 64),
+        "services[0].fspf_tag",
+        "expected 32 hex characters",
+    ),
     ("fspf fields together", deleter(["services", 0, "fspf_tag"]), "services[0].fspf_tag", "together"),
-    ("placeholder declared", setter(["services", 0, "environment", "X"], "$$SCONE::nope$$"), "services[0]",
-     "placeholder"),
+    (
+        "placeholder declared",
+        setter(["services", 0, "environment", "X"], "$$SCONE::nope$$"),
+        "services[0]",
+        "placeholder",
+    ),
     ("volume name", setter(["volumes", 0, "name"], "V 1"), "volumes[0].name", "letters"),
     ("volume names unique", appender(["volumes"], {"name": "V1"}), "volumes", "twice"),
-    ("volume key hex", setter(["volumes", 0], {"name": "V1", "fspf_key": "x" * 64, "fspf_tag": "c" * 32}),
-     "volumes[0].fspf_key", "64 hex"),
-    ("volume key and tag together", setter(["volumes", 0], {"name": "V1", "fspf_key": "d" * 64}),
-     "volumes[0]", "both or neither"),
-    ("volume update policy", setter(["volumes", 0, "update_policy"], "sometimes"), "volumes[0].update_policy",
-     "rollback_protected"),
+    (
+        "volume key hex",
+        setter(["volumes", 0], {"name": "V1", "fspf_key": "x" * 64, "fspf_tag": "c" * 32}),
+        "volumes[0].fspf_key",
+        "64 hex",
+    ),
+    (
+        "volume key and tag together",
+        setter(["volumes", 0], {"name": "V1", "fspf_key": "d" * 64}),
+        "volumes[0]",
+        "both or neither",
+    ),
+    (
+        "volume update policy",
+        setter(["volumes", 0, "update_policy"], "sometimes"),
+        "volumes[0].update_policy",
+        "rollback_protected",
+    ),
     ("image names unique", appender(["images"], {"name": "app_image"}), "images", "twice"),
-    ("image volume declared", setter(["images", 0, "volumes", 0, "name"], "V2"), "images[0].volumes[0].name",
-     "does not declare"),
-    ("image volume path", setter(["images", 0, "volumes", 0, "path"], "V1"), "images[0].volumes[0].path",
-     "absolute path"),
-    ("image volume path required", deleter(["images", 0, "volumes", 0, "path"]), "images[0].volumes[0].path",
-     "required"),
-    ("image mount paths unique",
-     setter(["images", 0, "volumes"], [{"name": "V1", "path": "/V"}, {"name": "V1", "path": "/V"}]),
-     "images[0].volumes", "twice"),
-    ("injection file path", setter(["images", 0, "injection_files"], [{"path": "etc/x", "content": "y"}]),
-     "images[0].injection_files[0].path", "absolute path"),
+    (
+        "image volume declared",
+        setter(["images", 0, "volumes", 0, "name"], "V2"),
+        "images[0].volumes[0].name",
+        "does not declare",
+    ),
+    (
+        "image volume path",
+        setter(["images", 0, "volumes", 0, "path"], "V1"),
+        "images[0].volumes[0].path",
+        "absolute path",
+    ),
+    (
+        "image volume path required",
+        deleter(["images", 0, "volumes", 0, "path"]),
+        "images[0].volumes[0].path",
+        "required",
+    ),
+    (
+        "image mount paths unique",
+        setter(["images", 0, "volumes"], [{"name": "V1", "path": "/V"}, {"name": "V1", "path": "/V"}]),
+        "images[0].volumes",
+        "twice",
+    ),
+    (
+        "injection file path",
+        setter(["images", 0, "injection_files"], [{"path": "etc/x", "content": "y"}]),
+        "images[0].injection_files[0].path",
+        "absolute path",
+    ),
     ("secret kind", setter(["secrets", 0, "kind"], "password"), "secrets[0].kind", "ascii, binary"),
     ("secret names unique", appender(["secrets"], {"name": "ca", "kind": "x509-ca"}), "secrets", "twice"),
     ("secret size range", setter(["secrets", 0, "size"], 0), "secrets[0].size", "whole number"),
     ("secret value xor size", setter(["secrets", 0, "value"], SECRET_MARKER), "secrets[0]", "not both"),
-    ("secret binary hex", setter(["secrets", 0], {"name": "db_password", "kind": "binary", "value": "zz"}),
-     "secrets[0].value", "hex"),
+    (
+        "secret binary hex",
+        setter(["secrets", 0], {"name": "db_password", "kind": "binary", "value": "zz"}),
+        "secrets[0].value",
+        "hex",
+    ),
     ("secret x509 fields", setter(["secrets", 0, "issuer"], "ca"), "secrets[0].issuer", "only for x509"),
     ("secret issuer kind", setter(["secrets", 3, "issuer"], "tls_key"), "secrets[3].issuer", "x509-ca"),
-    ("secret private key kind", setter(["secrets", 3, "private_key"], "ca"), "secrets[3].private_key",
-     "private-key"),
-    ("export_public bool", setter(["secrets", 1, "export_public"], "yes"), "secrets[1].export_public",
-     "true or false"),
-    ("attestation mode", setter(["security", "attestation", "mode"], "trust-me"), "security.attestation.mode",
-     "hardware, maa, none"),
-    ("toleration shape", setter(["security", "attestation", "tolerate"], ["Debug Mode"]),
-     "security.attestation.tolerate[0]", "lower-case"),
-    ("advisories", setter(["security", "attestation", "ignore_advisories"], "all"),
-     "security.attestation.ignore_advisories", '"*"'),
+    (
+        "secret private key kind",
+        setter(["secrets", 3, "private_key"], "ca"),
+        "secrets[3].private_key",
+        "private-key",
+    ),
+    (
+        "export_public bool",
+        setter(["secrets", 1, "export_public"], "yes"),
+        "secrets[1].export_public",
+        "true or false",
+    ),
+    (
+        "attestation mode",
+        setter(["security", "attestation", "mode"], "trust-me"),
+        "security.attestation.mode",
+        "hardware, maa, none",
+    ),
+    (
+        "toleration shape",
+        setter(["security", "attestation", "tolerate"], ["Debug Mode"]),
+        "security.attestation.tolerate[0]",
+        "lower-case",
+    ),
+    (
+        "advisories",
+        setter(["security", "attestation", "ignore_advisories"], "all"),
+        "security.attestation.ignore_advisories",
+        '"*"',
+    ),
     ("services list", setter(["services"], {"name": "app"}), "services", "expected a list"),
     ("service mapping", setter(["services", 0], "app"), "services[0]", "expected a mapping"),
 ]
@@ -256,8 +392,13 @@ def test_pem_certificate_is_an_access_entry() -> None:
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "client")])
     now = datetime.datetime.now(datetime.UTC)
     certificate = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-        .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
         .sign(key, hashes.SHA256())
     )
     pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
