@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import pulumi_sconify
-from conftest import REPO
+from tests.conftest import REPO
 
 
 def _packages_in(folder: Path, prefix: str) -> set[str]:

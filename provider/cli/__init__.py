@@ -12,12 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from ..version import __version__
-from . import session
+from . import fspf, session
 from .common import CliError, Handler
 
 # Groups that later versions fill, with the one line ``sconify --help`` shows for each.
 _PLANNED_GROUPS = {
-    "fspf": "protect, verify and decrypt file-system trees (FSPF)",
     "cas": "run and query a Configuration and Attestation Service",
     "identity": "create CAS client identities (key and certificate)",
     "image": "turn a native container image into a confidential one",
@@ -34,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sconify {__version__}")
     groups = parser.add_subparsers(dest="group", metavar="GROUP", required=True)
     session.register(groups)
+    fspf.register(groups)
     for name, summary in _PLANNED_GROUPS.items():
         planned = groups.add_parser(name, help=summary, description=summary)
         planned.set_defaults(handler=_planned(name))

@@ -1,0 +1,72 @@
+"""Paths inside a protected tree: absolute POSIX strings, mapped onto a host directory safely."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import UsageError
+
+
+def check_tree_path(path: str, what: str) -> str:
+    """A normalised absolute path inside a tree (``/``, ``/code``), or a :class:`UsageError`."""
+    parts = path.split("/")[1:]
+    if (
+        not path.startswith("/")
+        or (path != "/" and any(p in {"", ".", ".."} for p in parts))
+        or "\x00" in path
+    ):
+        raise UsageError(f"{what}: expected a normalised absolute path inside the tree, such as /code")
+    return path
+
+
+def host_path(root: Path, path: str) -> Path:
+    """Where the tree path ``path`` lives below the host directory ``root``."""
+    return root / path.lstrip("/") if path != "/" else root
+
+
+def is_within(path: str, prefix: str) -> bool:
+    """``path`` is ``prefix`` or below it (component-wise, so ``/codex`` is not within ``/code``)."""
+    return prefix in {"/", path} or path.startswith(prefix + "/")
+
+
+def child(parent: str, name: str) -> str:
+    return "/" + name if parent == "/" else f"{parent}/{name}"
+
+
+def walk(root: Path, start: str = "/") -> Iterator[tuple[str, os.stat_result]]:
+    """Every path below ``start`` (not ``start`` itself) in sorted order, with its ``lstat``.
+
+    Symbolic links are reported, never followed.
+    """
+    directory = host_path(root, start)
+    try:
+        names = sorted(entry.name for entry in directory.iterdir())
+    except FileNotFoundError:
+        return
+    for name in names:
+        path = child(start, name)
+        info = os.lstat(directory / name)
+        yield path, info
+        if stat.S_ISDIR(info.st_mode):
+            yield from walk(root, path)
+
+
+def open_regular(location: Path) -> int:
+    """Open a file for reading without following a symbolic link in its last component."""
+    fd = os.open(location, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise IsADirectoryError(str(location))
+    return fd
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a directory's entries (creations, renames, removals) durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,357 @@
+"""Protected regions of an image tree: protect, verify, decrypt.
+
+A tree is divided into regions by path prefix; the longest prefix wins, and ``/`` is not protected
+unless a region says otherwise:
+
+- **not-protected** files are copied as they are;
+- **authenticated** files stay readable in place; their chunk tags go into the sealed metadata;
+- **encrypted** files are removed from the tree: their ciphertext goes to ``/fspf/data/``, and only
+  the region's (empty) directory stays, as the mount point for the plaintext at run time.
+
+``/fspf/fs.fspf`` seals the list of regions and every protected entry (path, type, mode, size, key,
+chunk tags or ciphertext name). Verification re-reads everything against it and also walks the tree,
+so that a file *added* to a protected region, a file replaced by a link, or plaintext left in an
+encrypted region are refused as surely as a changed byte.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import chunks
+from .errors import IntegrityError, UsageError
+from .keys import KEY_BYTES, generate_key
+from .metadata import (
+    MAX_METADATA_BYTES,
+    Entry,
+    Manifest,
+    Protection,
+    Region,
+    image_context,
+    seal,
+    unseal,
+)
+from .paths import check_tree_path, host_path, is_within, open_regular, walk
+
+FSPF_DIR = "/fspf"
+METADATA_PATH = "/fspf/fs.fspf"
+DATA_DIR = "/fspf/data"
+
+
+@dataclass(frozen=True)
+class Protected:
+    """The result of protecting a tree: the state's tag and what the metadata lists."""
+
+    tag: bytes
+    manifest: Manifest
+
+
+def normalise_regions(regions: Iterable[Region]) -> tuple[Region, ...]:
+    """Check region paths, refuse conflicts, add the not-protected root; sorted by path."""
+    by_path: dict[str, Region] = {}
+    for region in regions:
+        check_tree_path(region.path, f"region {region.path!r}")
+        if is_within(region.path, FSPF_DIR):
+            raise UsageError(f"region {region.path}: {FSPF_DIR} holds the protection metadata itself")
+        previous = by_path.get(region.path)
+        if previous is not None and previous.protection != region.protection:
+            raise UsageError(
+                f"region {region.path}: given as both {previous.protection} and {region.protection}"
+            )
+        by_path[region.path] = region
+    by_path.setdefault("/", Region("/", Protection.NOT_PROTECTED))
+    return tuple(sorted(by_path.values(), key=lambda r: r.path))
+
+
+def region_for(path: str, regions: tuple[Region, ...]) -> Region:
+    """The region ``path`` belongs to: the one with the longest matching prefix."""
+    return max((r for r in regions if is_within(path, r.path)), key=lambda r: len(r.path))
+
+
+def _is_mount_point(path: str, regions: tuple[Region, ...]) -> bool:
+    """A directory that must exist in the protected tree: a region root or an ancestor of one."""
+    return any(is_within(region.path, path) for region in regions)
+
+
+# -- protect ----------------------------------------------------------------------------------------
+
+
+def protect_tree(
+    source: Path,
+    out: Path,
+    key: bytes,
+    regions: Iterable[Region],
+    chunk_size: int = chunks.DEFAULT_CHUNK_SIZE,
+) -> Protected:
+    """Protect the tree ``source`` into ``out`` (which must not exist or be empty).
+
+    Returns the tag that, with ``key``, identifies exactly this protected state.
+    """
+    if len(key) != KEY_BYTES:
+        raise UsageError(f"key: expected {KEY_BYTES} bytes")
+    if not source.is_dir():
+        raise UsageError(f"{source}: not a directory")
+    if host_path(source, FSPF_DIR).exists():
+        raise UsageError(
+            f"{source}: already contains {FSPF_DIR} (protect the original tree, not a protected one)"
+        )
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"{out}: exists and is not an empty directory")
+    if out.resolve().is_relative_to(source.resolve()):
+        raise UsageError(f"{out}: must not be inside the source tree")
+    normalised = normalise_regions(regions)
+
+    out.mkdir(parents=True, exist_ok=True)
+    data_dir = host_path(out, DATA_DIR)
+    data_dir.mkdir(parents=True)
+    entries: list[Entry] = []
+    directory_modes: list[tuple[Path, int]] = []
+    for path, info in walk(source):
+        protection = region_for(path, normalised).protection
+        origin = host_path(source, path)
+        target = host_path(out, path)
+        mode = stat.S_IMODE(info.st_mode)
+        if stat.S_ISDIR(info.st_mode):
+            if protection is not Protection.ENCRYPTED or _is_mount_point(path, normalised):
+                target.mkdir()
+                directory_modes.append((target, mode))
+            if protection is not Protection.NOT_PROTECTED:
+                entries.append(Entry(path, "dir", protection, mode=mode))
+        elif stat.S_ISLNK(info.st_mode):
+            link = str(origin.readlink())
+            if protection is not Protection.ENCRYPTED:
+                target.symlink_to(link)
+            if protection is not Protection.NOT_PROTECTED:
+                entries.append(Entry(path, "symlink", protection, mode=0o777, target=link))
+        elif stat.S_ISREG(info.st_mode):
+            entries.extend(_protect_file(origin, target, data_dir, path, info, protection, chunk_size))
+        else:
+            raise UsageError(
+                f"{path}: unsupported file type (only files, directories and links can be protected)"
+            )
+    for directory, mode in reversed(directory_modes):  # children first: a read-only parent is set last
+        directory.chmod(mode)
+
+    manifest = Manifest(kind="image", chunk_size=chunk_size, regions=normalised, entries=tuple(entries))
+    sealed, tag = seal(manifest, key, image_context())
+    _write_durably(host_path(out, METADATA_PATH), sealed)
+    return Protected(tag, manifest)
+
+
+def _protect_file(
+    origin: Path,
+    target: Path,
+    data_dir: Path,
+    path: str,
+    info: os.stat_result,
+    protection: Protection,
+    chunk_size: int,
+) -> list[Entry]:
+    mode = stat.S_IMODE(info.st_mode)
+    if protection is Protection.NOT_PROTECTED:
+        shutil.copy2(origin, target, follow_symlinks=False)
+        return []
+    file_key = generate_key()
+    with os.fdopen(open_regular(origin), "rb") as source:
+        if protection is Protection.AUTHENTICATED:
+            with target.open("xb") as sink:
+                tags = chunks.authenticate_file(file_key, path, source, info.st_size, chunk_size, sink)
+            shutil.copystat(origin, target, follow_symlinks=False)
+            return [Entry(path, "file", protection, mode=mode, size=info.st_size, key=file_key, tags=tags)]
+        blob = secrets.token_hex(16)
+        with (data_dir / blob).open("xb") as sink:
+            chunks.encrypt_file(file_key, path, source, sink, info.st_size, chunk_size)
+    return [Entry(path, "file", protection, mode=mode, size=info.st_size, key=file_key, blob=blob)]
+
+
+def _write_durably(location: Path, data: bytes) -> None:
+    with location.open("xb") as stream:
+        stream.write(data)
+        stream.flush()
+        os.fsync(stream.fileno())
+
+
+# -- verify and decrypt -----------------------------------------------------------------------------
+
+
+def read_metadata(tree: Path) -> bytes:
+    location = host_path(tree, METADATA_PATH)
+    try:
+        with os.fdopen(open_regular(location), "rb") as stream:
+            data = stream.read(MAX_METADATA_BYTES + 1)
+    except FileNotFoundError:
+        raise IntegrityError(f"Verification of {METADATA_PATH} failed: the file is missing") from None
+    except OSError:
+        raise IntegrityError(f"Verification of {METADATA_PATH} failed: not a readable file") from None
+    if len(data) > MAX_METADATA_BYTES:
+        raise IntegrityError(
+            f"Verification of {METADATA_PATH} failed: larger than {MAX_METADATA_BYTES} bytes"
+        )
+    return data
+
+
+def open_metadata(tree: Path, key: bytes, tag: bytes) -> Manifest:
+    """Read and unseal ``/fspf/fs.fspf``, requiring exactly the state ``tag`` names."""
+    return unseal(read_metadata(tree), key, image_context(), METADATA_PATH, expected_tag=tag)
+
+
+def verify_tree(tree: Path, key: bytes, tag: bytes) -> Manifest:
+    """Verify every protected entry of ``tree``; raise :class:`IntegrityError` at the first failure."""
+    manifest = open_metadata(tree, key, tag)
+    _check_layout(tree, manifest)
+    for entry in manifest.entries:
+        _verify_entry(tree, manifest, entry, sink_root=None)
+    return manifest
+
+
+def decrypt_tree(tree: Path, destination: Path, key: bytes, tag: bytes) -> Manifest:
+    """Verify ``tree`` and write the plaintext of its encrypted regions below ``destination``.
+
+    ``destination`` plays the role of ``/``: ``/code/app.py`` is written to ``destination/code/app.py``.
+    On failure, nothing this call wrote is left behind.
+    """
+    manifest = verify_tree(tree, key, tag)
+    destination.mkdir(parents=True, exist_ok=True)
+    created: list[Path] = []
+    try:
+        for entry in manifest.entries:  # in walk order: a directory comes before what it holds
+            if entry.protection is Protection.ENCRYPTED:
+                _make_directories(destination, entry.path.rsplit("/", 1)[0] or "/", created)
+                _verify_entry(tree, manifest, entry, sink_root=destination, created=created)
+        for entry in reversed(manifest.entries):
+            if entry.protection is Protection.ENCRYPTED and entry.type == "dir":
+                host_path(destination, entry.path).chmod(entry.mode)
+    except BaseException:
+        for location in reversed(created):
+            if location.is_dir() and not location.is_symlink():
+                shutil.rmtree(location, ignore_errors=True)
+            else:
+                location.unlink(missing_ok=True)
+        raise
+    return manifest
+
+
+def _make_directories(root: Path, path: str, created: list[Path]) -> None:
+    location = root
+    for part in path.strip("/").split("/") if path != "/" else []:
+        location = location / part
+        if location.is_symlink():
+            raise IntegrityError(f"decrypting {path}: {location} is a symbolic link in the destination")
+        if not location.exists():
+            location.mkdir(mode=0o700)
+            created.append(location)
+
+
+def _check_layout(tree: Path, manifest: Manifest) -> None:
+    """Everything present in a protected region must be listed, with the listed type."""
+    entries = manifest.entry_map()
+    blobs = {entry.blob for entry in manifest.entries if entry.blob is not None}
+    for path, info in walk(tree):
+        if is_within(path, FSPF_DIR):
+            _check_fspf_entry(path, info, blobs)
+            continue
+        region = region_for(path, manifest.regions)
+        if region.protection is Protection.NOT_PROTECTED:
+            continue
+        if region.protection is Protection.ENCRYPTED:
+            if stat.S_ISDIR(info.st_mode) and _is_mount_point(path, manifest.regions):
+                continue
+            raise IntegrityError(
+                f"Verification of {path} failed: unexpected entry in encrypted region {region.path}"
+            )
+        entry = entries.get(path)
+        if entry is None:
+            raise IntegrityError(
+                f"Verification of {path} failed: unexpected entry in authenticated region {region.path}"
+            )
+        if _type_of(info) != entry.type:
+            raise IntegrityError(
+                f"Verification of {path} failed: expected a {entry.type}, found a {_type_of(info)}"
+            )
+
+
+def _check_fspf_entry(path: str, info: os.stat_result, blobs: set[str]) -> None:
+    if path in {FSPF_DIR, DATA_DIR} and stat.S_ISDIR(info.st_mode):
+        return
+    if path == METADATA_PATH and stat.S_ISREG(info.st_mode):
+        return
+    name = path.rsplit("/", 1)[-1]
+    if path == f"{DATA_DIR}/{name}" and name in blobs and stat.S_ISREG(info.st_mode):
+        return
+    raise IntegrityError(f"Verification of {path} failed: unexpected entry in {FSPF_DIR}")
+
+
+def _type_of(info: os.stat_result) -> str:
+    if stat.S_ISDIR(info.st_mode):
+        return "dir"
+    if stat.S_ISLNK(info.st_mode):
+        return "symlink"
+    if stat.S_ISREG(info.st_mode):
+        return "file"
+    return "special file"
+
+
+def _verify_entry(
+    tree: Path, manifest: Manifest, entry: Entry, sink_root: Path | None, created: list[Path] | None = None
+) -> None:
+    location = host_path(tree, entry.path)
+    if entry.protection is Protection.AUTHENTICATED:
+        _verify_authenticated(location, manifest, entry)
+    elif entry.type == "file":
+        assert entry.blob is not None
+        blob = host_path(tree, DATA_DIR) / entry.blob
+        try:
+            source = os.fdopen(open_regular(blob), "rb")
+        except OSError:
+            raise IntegrityError(
+                f"Verification of file {entry.path} failed: its encrypted content is missing"
+            ) from None
+        with source:
+            if sink_root is None:
+                chunks.decrypt_file(entry.key, entry.path, source, None, entry.size, manifest.chunk_size)
+                return
+            target = host_path(sink_root, entry.path)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            assert created is not None
+            created.append(target)
+            with os.fdopen(fd, "wb") as sink:
+                chunks.decrypt_file(entry.key, entry.path, source, sink, entry.size, manifest.chunk_size)
+            target.chmod(entry.mode)
+    elif sink_root is not None:
+        assert created is not None
+        target = host_path(sink_root, entry.path)
+        if entry.type == "dir":
+            _make_directories(sink_root, entry.path, created)
+        else:
+            assert entry.target is not None
+            target.symlink_to(entry.target)
+            created.append(target)
+
+
+def _verify_authenticated(location: Path, manifest: Manifest, entry: Entry) -> None:
+    try:
+        info = os.lstat(location)
+    except FileNotFoundError:
+        raise IntegrityError(f"Verification of {entry.path} failed: the {entry.type} is missing") from None
+    if _type_of(info) != entry.type:
+        raise IntegrityError(
+            f"Verification of {entry.path} failed: expected a {entry.type}, found a {_type_of(info)}"
+        )
+    if entry.type == "symlink":
+        if str(location.readlink()) != entry.target:
+            raise IntegrityError(f"Verification of {entry.path} failed: the link points elsewhere")
+        return
+    if stat.S_IMODE(info.st_mode) != entry.mode:
+        raise IntegrityError(f"Verification of {entry.path} failed: its permissions changed")
+    if entry.type == "dir":
+        return
+    with os.fdopen(open_regular(location), "rb") as source:
+        chunks.verify_authenticated_file(
+            entry.key, entry.path, source, entry.size, manifest.chunk_size, entry.tags
+        )
