@@ -1,0 +1,315 @@
+"""Encrypted, rollback-protected volumes: the counter works, and every attack on storage is refused."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pulumi_sconify.provider.fspf import (
+    AnchorConflictError,
+    AnchorState,
+    FreshnessAnchor,
+    InMemoryAnchor,
+    IntegrityError,
+    RollbackError,
+    UsageError,
+    Volume,
+    generate_key,
+)
+from pulumi_sconify.provider.fspf.volume import DATA
+
+
+class Counter:
+    """SCONE's counter service, run against a volume: open, read /num (0 if missing), add one, commit."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        name: str = "ns/counter/V1",
+        key: bytes | None = None,
+        anchor: FreshnessAnchor | None = None,
+    ) -> None:
+        self.tmp_path = tmp_path
+        self.storage = tmp_path / f"storage-{name.replace('/', '_')}"
+        self.storage.mkdir()
+        self.name = name
+        self.key = key or generate_key()
+        self.anchor = anchor or InMemoryAnchor()
+        self.runs = 0
+
+    def open(self) -> Volume:
+        self.runs += 1
+        workdir = self.tmp_path / f"work-{self.name.replace('/', '_')}-{self.runs}"
+        workdir.mkdir()
+        return Volume.open(
+            self.storage, workdir, name=self.name, key=self.key, anchor=self.anchor, mount_path="/V1"
+        )
+
+    def run(self) -> int:
+        volume = self.open()
+        number = volume.workdir / "num"
+        value = int(number.read_text()) if number.exists() else 0
+        number.write_text(f"{value + 1}\n")
+        volume.commit()
+        return value
+
+    def blobs(self) -> set[str]:
+        return {p.name for p in (self.storage / DATA).iterdir()}
+
+    def snapshot(self, name: str) -> Path:
+        copy = self.tmp_path / f"snapshot-{name}"
+        shutil.copytree(self.storage, copy)
+        return copy
+
+    def restore(self, snapshot: Path) -> None:
+        shutil.rmtree(self.storage)
+        shutil.copytree(snapshot, self.storage)
+
+
+@pytest.fixture
+def counter(tmp_path: Path) -> Counter:
+    return Counter(tmp_path)
+
+
+def test_counter_counts_across_runs(counter: Counter) -> None:
+    assert [counter.run() for _ in range(3)] == [0, 1, 2]
+    state = counter.anchor.current(counter.name)
+    assert state is not None
+    assert state.generation == 3
+
+
+def test_storage_holds_only_ciphertext_and_one_state(counter: Counter) -> None:
+    volume = counter.open()
+    (volume.workdir / "num").write_text("secret-counter-value-4242\n")
+    (volume.workdir / "sub").mkdir()
+    (volume.workdir / "sub" / "link").symlink_to("../num")
+    volume.commit()
+    files = [p for p in counter.storage.rglob("*") if p.is_file()]
+    assert b"4242" not in b"".join(p.read_bytes() for p in files)
+    assert len([p for p in counter.storage.iterdir() if p.name.startswith("state.")]) == 1
+    reopened = counter.open()
+    assert (reopened.workdir / "sub" / "link").readlink() == Path("../num")
+    assert (reopened.workdir / "num").read_text() == "secret-counter-value-4242\n"
+
+
+def test_unchanged_state_is_not_committed_again(counter: Counter) -> None:
+    counter.run()
+    volume = counter.open()
+    before = counter.anchor.current(counter.name)
+    assert volume.commit() == before
+    assert counter.anchor.current(counter.name) == before
+
+
+def test_unchanged_files_keep_their_ciphertext(counter: Counter) -> None:
+    volume = counter.open()
+    (volume.workdir / "big").write_bytes(b"x" * 200_000)
+    (volume.workdir / "num").write_text("0\n")
+    volume.commit()
+    big_blobs = counter.blobs()
+    counter.run()
+    assert len(counter.blobs() & big_blobs) == 1  # "big" kept its ciphertext, "num" got new ciphertext
+    assert len(counter.blobs()) == 2
+
+
+def test_old_ciphertext_is_removed_after_commit(counter: Counter) -> None:
+    counter.run()
+    first = counter.blobs()
+    counter.run()
+    assert counter.blobs().isdisjoint(first)
+
+
+# -- the attacks: each must be refused, naming what failed, and change nothing -----------------------
+
+
+def refused_open(counter: Counter, error: type[Exception] = IntegrityError) -> str:
+    anchor_before = counter.anchor.current(counter.name)
+    listing_before = sorted(p.name for p in counter.storage.rglob("*"))
+    with pytest.raises(error) as caught:
+        counter.open()
+    assert counter.anchor.current(counter.name) == anchor_before
+    assert sorted(p.name for p in counter.storage.rglob("*")) == listing_before
+    return str(caught.value)
+
+
+def the_blob(counter: Counter) -> Path:
+    (blob,) = (counter.storage / DATA).iterdir()
+    return blob
+
+
+def test_changed_content_is_detected(counter: Counter) -> None:
+    counter.run()
+    blob = the_blob(counter)
+    data = bytearray(blob.read_bytes())
+    data[0] ^= 1
+    blob.write_bytes(bytes(data))
+    assert refused_open(counter) == "Verification of file chunk 0 (bytes 0 to 1) of file /V1/num failed"
+
+
+def test_one_file_restored_from_an_older_generation_is_detected(counter: Counter) -> None:
+    counter.run()
+    old_ciphertext = the_blob(counter).read_bytes()
+    counter.run()
+    the_blob(counter).write_bytes(old_ciphertext)  # same size: "1\n" then "2\n"
+    assert refused_open(counter) == "Verification of file chunk 0 (bytes 0 to 1) of file /V1/num failed"
+
+
+def test_whole_volume_restored_from_an_older_copy_is_detected(counter: Counter) -> None:
+    counter.run()
+    snapshot = counter.snapshot("gen1")
+    counter.run()
+    counter.restore(snapshot)
+    message = refused_open(counter, RollbackError)
+    assert message == (
+        "volume ns/counter/V1: committed state 2 is missing "
+        "(the volume was deleted or replaced by an older copy)"
+    )
+
+
+def test_older_state_renamed_as_the_committed_one_is_detected(counter: Counter) -> None:
+    counter.run()
+    snapshot = counter.snapshot("gen1")
+    counter.run()
+    (current,) = [p for p in counter.storage.iterdir() if p.name.startswith("state.")]
+    (older,) = [p for p in snapshot.iterdir() if p.name.startswith("state.")]
+    shutil.copyfile(older, current)
+    assert "state 2 on disk is not the committed one (rolled back or replaced)" in refused_open(
+        counter, RollbackError
+    )
+
+
+def test_deleted_file_is_detected(counter: Counter) -> None:
+    counter.run()
+    the_blob(counter).unlink()
+    assert refused_open(counter) == "Verification of file /V1/num failed: its encrypted content is missing"
+
+
+def test_deleted_volume_is_not_silently_reinitialised(counter: Counter) -> None:
+    counter.run()
+    shutil.rmtree(counter.storage)
+    counter.storage.mkdir()
+    assert "committed state 1 is missing" in refused_open(counter, RollbackError)
+
+
+def test_files_swapped_between_paths_are_detected(counter: Counter) -> None:
+    volume = counter.open()
+    (volume.workdir / "num").write_text("7\n")
+    (volume.workdir / "max").write_text("9\n")
+    volume.commit()
+    a, b = sorted((counter.storage / DATA).iterdir())
+    data_a, data_b = a.read_bytes(), b.read_bytes()
+    a.write_bytes(data_b)
+    b.write_bytes(data_a)
+    assert "Verification of file chunk 0 (bytes 0 to 1) of file /V1/" in refused_open(counter)
+
+
+def test_files_swapped_between_volumes_are_detected(tmp_path: Path) -> None:
+    anchor = InMemoryAnchor()
+    key = generate_key()  # even under the same key (the CAS gives each volume its own)
+    first, second = Counter(tmp_path, "ns/a/V1", key, anchor), Counter(tmp_path, "ns/b/V1", key, anchor)
+    first.run()
+    second.run()
+    shutil.copyfile(the_blob(second), the_blob(first))
+    assert "of file /V1/num failed" in refused_open(first)
+
+
+def test_whole_state_of_another_volume_is_detected(tmp_path: Path) -> None:
+    anchor = InMemoryAnchor()
+    key = generate_key()
+    first, second = Counter(tmp_path, "ns/a/V1", key, anchor), Counter(tmp_path, "ns/b/V1", key, anchor)
+    first.run()
+    second.run()
+    # Replace the first volume's storage with the second's, renamed to the tag the anchor expects.
+    expected = anchor.current(first.name)
+    assert expected is not None
+    shutil.rmtree(first.storage)
+    shutil.copytree(second.storage, first.storage)
+    (state,) = [p for p in first.storage.iterdir() if p.name.startswith("state.")]
+    state.rename(first.storage / f"state.1.{expected.tag.hex()}.fspf")
+    assert "is not the committed one" in refused_open(first, RollbackError)
+
+
+def test_volume_of_another_key_is_detected(counter: Counter) -> None:
+    counter.run()
+    counter.key = generate_key()
+    assert "wrong key, or the file was changed" in refused_open(counter)
+
+
+def test_program_cannot_be_pointed_at_an_unprotected_copy(counter: Counter, tmp_path: Path) -> None:
+    """The storage never holds plaintext, so `-v /tmp/num` style redirection finds nothing to use."""
+    counter.run()
+    assert not any(p.read_bytes().strip() == b"1" for p in counter.storage.rglob("*") if p.is_file())
+
+
+# -- concurrency and failures -------------------------------------------------------------------------
+
+
+def test_second_writer_conflicts_and_leaves_nothing_behind(counter: Counter) -> None:
+    counter.run()
+    first, second = counter.open(), counter.open()
+    (first.workdir / "num").write_text("100\n")
+    (second.workdir / "num").write_text("200\n")
+    first.commit()
+    listing = sorted(p.name for p in counter.storage.rglob("*"))
+    with pytest.raises(AnchorConflictError):
+        second.commit()
+    assert sorted(p.name for p in counter.storage.rglob("*")) == listing
+    assert (counter.open().workdir / "num").read_text() == "100\n"
+
+
+class FlakyAnchor(InMemoryAnchor):
+    """Applies the swap, then (while ``lose_answers``) loses the answer: the caller cannot know."""
+
+    lose_answers = True
+
+    def compare_and_swap(self, volume: str, expected: AnchorState | None, new: AnchorState) -> None:
+        super().compare_and_swap(volume, expected, new)
+        if self.lose_answers:
+            raise ConnectionError("connection reset")
+
+
+def test_unknown_commit_outcome_keeps_both_states_and_the_anchor_decides(tmp_path: Path) -> None:
+    anchor = FlakyAnchor()
+    counter = Counter(tmp_path, anchor=anchor)
+    volume = counter.open()
+    (volume.workdir / "num").write_text("1\n")
+    with pytest.raises(ConnectionError):
+        volume.commit()
+    with pytest.raises(UsageError, match="outcome of the last commit is unknown"):
+        volume.commit()
+    anchor.lose_answers = False
+    assert (counter.open().workdir / "num").read_text() == "1\n"  # it had committed
+    assert counter.run() == 1
+
+
+def test_working_directory_must_be_empty(counter: Counter, tmp_path: Path) -> None:
+    workdir = tmp_path / "dirty"
+    workdir.mkdir()
+    (workdir / "leftover").write_text("x")
+    with pytest.raises(UsageError, match="must be an empty directory"):
+        Volume.open(counter.storage, workdir, name=counter.name, key=counter.key, anchor=counter.anchor)
+
+
+def test_special_files_cannot_be_committed(counter: Counter) -> None:
+    import os
+
+    volume = counter.open()
+    os.mkfifo(volume.workdir / "pipe")
+    with pytest.raises(UsageError, match="/V1/pipe is not a file"):
+        volume.commit()
+    assert counter.anchor.current(counter.name) is None
+
+
+def test_repr_hides_the_key(counter: Counter) -> None:
+    assert counter.key.hex() not in repr(counter.open())
+
+
+def test_open_only_reads_the_storage(counter: Counter) -> None:
+    counter.run()
+    volume = counter.open()
+    (volume.workdir / "num").write_text("99\n")
+    volume.commit(observer=lambda step: None)
+    before = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in counter.storage.rglob("*")}
+    counter.open()
+    assert {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in counter.storage.rglob("*")} == before
