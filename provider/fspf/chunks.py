@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 DEFAULT_CHUNK_SIZE = 64 * 1024
 """64 KiB: large enough that per-call overhead is small next to AES-GCM itself, small enough to stream."""
 TAG_SIZE = 16
+_CHUNKS_PER_READ = 16
 _DOMAIN = b"sconify-fspf-chunk-v1\x00"
 ENCRYPTED = b"E"
 AUTHENTICATED = b"A"
@@ -118,17 +119,28 @@ def decrypt_file(
     cipher = AESGCM(key)
     count = chunk_count(size, chunk_size)
     name = shown_as or path
-    for index in range(count):
-        expected = min(chunk_size, size - index * chunk_size) + TAG_SIZE
-        sealed = _read_exactly(source, expected)
-        if len(sealed) != expected or (index == count - 1 and source.read(1)):
-            raise chunk_failure(name, index, chunk_size, size)
-        try:
-            plain = cipher.decrypt(_nonce(index), sealed, _binding(ENCRYPTED, path, index, size, count))
-        except InvalidTag:
-            raise chunk_failure(name, index, chunk_size, size) from None
-        if sink is not None:
-            sink.write(plain)
+    sealed_size = chunk_size + TAG_SIZE
+    # Read several chunks per call: fewer system calls, measurably faster on large files.
+    for first in range(0, count, _CHUNKS_PER_READ):
+        last = min(count, first + _CHUNKS_PER_READ)
+        wanted = (
+            (last - first) * sealed_size
+            if last < count
+            else size - first * chunk_size + (last - first) * TAG_SIZE
+        )
+        batch = memoryview(_read_exactly(source, wanted))
+        for index in range(first, last):
+            offset = (index - first) * sealed_size
+            expected = min(chunk_size, size - index * chunk_size) + TAG_SIZE
+            sealed = batch[offset : offset + expected]
+            if len(sealed) != expected or (index == count - 1 and source.read(1)):
+                raise chunk_failure(name, index, chunk_size, size)
+            try:
+                plain = cipher.decrypt(_nonce(index), sealed, _binding(ENCRYPTED, path, index, size, count))
+            except InvalidTag:
+                raise chunk_failure(name, index, chunk_size, size) from None
+            if sink is not None:
+                sink.write(plain)
 
 
 def authenticate_file(
