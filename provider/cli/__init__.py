@@ -12,13 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from ..version import __version__
-from . import fspf, session
+from . import cas, fspf, session
 from .common import CliError, Handler
 
 # Groups that later versions fill, with the one line ``sconify --help`` shows for each.
 _PLANNED_GROUPS = {
-    "cas": "run and query a Configuration and Attestation Service",
-    "identity": "create CAS client identities (key and certificate)",
     "image": "turn a native container image into a confidential one",
     "chart": "generate a Helm chart for a confidential service",
     "run": "the runtime inside a confidential container",
@@ -34,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(dest="group", metavar="GROUP", required=True)
     session.register(groups)
     fspf.register(groups)
+    cas.register(groups)
     for name, summary in _PLANNED_GROUPS.items():
         planned = groups.add_parser(name, help=summary, description=summary)
         planned.set_defaults(handler=_planned(name))

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..policy import MAX_DOCUMENT_BYTES, PolicyError, Session, parse_session, render_session, session_hash
 from .common import EXIT_INVALID, CliError, read_bounded
 
 __all__ = ["register"]
+
+if TYPE_CHECKING:
+    from ..cas.client import CasClient
 
 EXAMPLE_RESOURCE = "counter-example.yaml"
 
@@ -37,9 +43,81 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     example = commands.add_parser("example", help="print the bundled counter-service policy")
     example.set_defaults(handler=_example)
 
+    for verb, summary in (
+        ("create", "upload a new session to a CAS; prints its hash"),
+        ("update", "upload a new version (predecessor filled in if missing); prints its hash"),
+    ):
+        upload = commands.add_parser(verb, help=summary)
+        upload.add_argument("file", metavar="FILE", help="session YAML, or - for standard input")
+        _cas_arguments(upload)
+        upload.set_defaults(handler=_upload, update=verb == "update")
+
+    read = commands.add_parser("read", help="print a session's YAML from a CAS (hash on standard error)")
+    read.add_argument("name", metavar="NAME")
+    read.add_argument("--hash", help="an older version's hash")
+    _cas_arguments(read)
+    read.set_defaults(handler=_read)
+
+
+def _cas_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cas", required=True, metavar="ADDRESS", help="the CAS client API, host[:port]")
+    parser.add_argument(
+        "--cas-ca", required=True, type=Path, metavar="FILE", help="the CAS CA certificate to pin"
+    )
+    parser.add_argument(
+        "--identity",
+        required=True,
+        type=Path,
+        metavar="PATH",
+        help="identity directory (client.pem, client-key.pem) or one PEM with key and certificate",
+    )
+
+
+def _client(args: argparse.Namespace) -> CasClient:
+    from ..cas.client import CasClient  # noqa: PLC0415 - only these commands need HTTP
+    from ..cas.identity import IdentityError, load_client_identity  # noqa: PLC0415
+
+    try:
+        return CasClient(args.cas, args.cas_ca, load_client_identity(args.identity))
+    except (IdentityError, ValueError, OSError) as error:
+        raise CliError(str(error)) from None
+
+
+def _upload(args: argparse.Namespace) -> int:
+    from ..cas.client import CasRequestError  # noqa: PLC0415
+
+    text = read_bounded(args.file, MAX_DOCUMENT_BYTES).decode("utf-8", "replace")
+    session = _parse(args.file, text)
+    with _client(args) as client:
+        try:
+            if args.update and session.predecessor is None:
+                _, active = client.read_session(session.name)
+                text = render_session(dataclasses.replace(session, predecessor=active))
+            print(client.post_session(text))
+        except CasRequestError as error:
+            details = "".join(f"\n  {problem}" for problem in error.body.get("problems", []))
+            raise CliError(f"{error}{details}", EXIT_INVALID) from None
+    return 0
+
+
+def _read(args: argparse.Namespace) -> int:
+    from ..cas.client import CasRequestError  # noqa: PLC0415
+
+    with _client(args) as client:
+        try:
+            text, digest = client.read_session(args.name, args.hash)
+        except CasRequestError as error:
+            raise CliError(str(error), EXIT_INVALID) from None
+    sys.stdout.write(text)
+    print(f"hash: {digest}", file=sys.stderr)
+    return 0
+
 
 def _load(source: str) -> Session:
-    data = read_bounded(source, MAX_DOCUMENT_BYTES)
+    return _parse(source, read_bounded(source, MAX_DOCUMENT_BYTES))
+
+
+def _parse(source: str, data: str | bytes) -> Session:
     try:
         return parse_session(data)
     except PolicyError as error:

@@ -1,0 +1,162 @@
+"""Clients of the CAS: the client API (sessions) and the attestation API (runtimes, volume freshness).
+
+Both pin the CAS's CA certificate (``cas-ca.pem``) and trust nothing else; the client API presents a
+client identity. Built on httpx; a client object is cheap and holds one connection pool, so build one
+per task (Pulumi providers build one per call).
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote
+
+import httpx
+
+from ..fspf import AnchorConflictError, AnchorState
+from .identity import ClientIdentity
+
+DEFAULT_CLIENT_PORT = 8081
+DEFAULT_ATTESTATION_PORT = 18765
+
+
+class CasRequestError(Exception):
+    """The CAS refused a request (or could not be reached). ``status`` is 0 when unreachable."""
+
+    def __init__(self, status: int, message: str, body: dict[str, Any] | None = None) -> None:
+        super().__init__(f"CAS answered {status}: {message}" if status else f"CAS unreachable: {message}")
+        self.status = status
+        self.message = message
+        self.body = body or {}
+
+
+def base_url(address: str, default_port: int) -> str:
+    """``host``, ``host:port`` or ``https://host:port`` → ``https://host:port``."""
+    if address.startswith("https://"):
+        return address.rstrip("/")
+    if address.startswith("http://"):
+        raise ValueError("the CAS is reached over TLS only: use https:// or host:port")
+    host, _, port = address.rpartition(":") if address.count(":") == 1 else (address, "", "")
+    return f"https://{host or address}:{port or default_port}"
+
+
+def pinned_context(ca_certificate: Path, identity: ClientIdentity | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_certificate))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if identity is not None:
+        context.load_cert_chain(str(identity.certificate), str(identity.key))
+    return context
+
+
+class _Http:
+    def __init__(self, url: str, context: ssl.SSLContext, timeout: float) -> None:
+        self._http = httpx.Client(base_url=url, verify=context, timeout=timeout)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as error:
+            raise CasRequestError(0, type(error).__name__) from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if response.status_code >= 400:
+            raise CasRequestError(response.status_code, str(body.get("error", response.reason_phrase)), body)
+        return body if isinstance(body, dict) else {}
+
+
+class CasClient(_Http):
+    """The client API: create, update, read and delete sessions."""
+
+    def __init__(
+        self, address: str, ca_certificate: Path, identity: ClientIdentity, timeout: float = 15.0
+    ) -> None:
+        super().__init__(
+            base_url(address, DEFAULT_CLIENT_PORT), pinned_context(ca_certificate, identity), timeout
+        )
+
+    def post_session(self, text: str) -> str:
+        """Create or update (with ``predecessor``) a session; returns its hash."""
+        return str(self.request("POST", "/v1/sessions", content=text.encode("utf-8"))["hash"])
+
+    def read_session(self, name: str, digest: str | None = None) -> tuple[str, str]:
+        params = {"hash": digest} if digest else None
+        body = self.request("GET", f"/v1/sessions/{quote(name, safe='/')}", params=params)
+        return str(body["session"]), str(body["hash"])
+
+    def delete_session(self, name: str, digest: str) -> None:
+        self.request("DELETE", f"/v1/sessions/{quote(name, safe='/')}", params={"hash": digest})
+
+    def public_values(self, name: str) -> dict[str, str]:
+        return dict(self.request("GET", f"/v1/values/session={quote(name, safe='/')}")["values"])
+
+    def version(self) -> dict[str, Any]:
+        return self.request("GET", "/v1/version")
+
+
+class AttestationClient(_Http):
+    """The attestation API, as a runtime uses it."""
+
+    def __init__(self, address: str, ca_certificate: Path, timeout: float = 15.0) -> None:
+        super().__init__(base_url(address, DEFAULT_ATTESTATION_PORT), pinned_context(ca_certificate), timeout)
+
+    def attest(self, config_id: str, measurement: str, evidence: dict[str, Any]) -> dict[str, Any]:
+        return self.request(
+            "POST",
+            "/v1/attest",
+            json={"config_id": config_id, "measurement": measurement, "evidence": evidence},
+        )
+
+
+class CasVolumeAnchor:
+    """The CAS as a volume :class:`~pulumi_sconify.provider.fspf.FreshnessAnchor`.
+
+    Uses the credential one attestation granted; it covers the volumes of that service only.
+    """
+
+    def __init__(self, client: AttestationClient, credential: str) -> None:
+        self._client = client
+        self._headers = {"authorization": f"Bearer {credential}"}
+
+    def __repr__(self) -> str:
+        return "CasVolumeAnchor()"
+
+    def current(self, volume: str) -> AnchorState | None:
+        body = self._client.request(
+            "GET", f"/v1/volumes/{quote(volume, safe='')}/state", headers=self._headers
+        )
+        if body.get("tag") is None:
+            return None
+        return AnchorState(int(body["generation"]), bytes.fromhex(body["tag"]))
+
+    def compare_and_swap(self, volume: str, expected: AnchorState | None, new: AnchorState) -> None:
+        expected_json = (
+            {"generation": expected.generation, "tag": expected.tag.hex()}
+            if expected
+            else {"generation": 0, "tag": None}
+        )
+        try:
+            self._client.request(
+                "POST",
+                f"/v1/volumes/{quote(volume, safe='')}/state",
+                headers=self._headers,
+                json={"expected": expected_json, "new": {"generation": new.generation, "tag": new.tag.hex()}},
+            )
+        except CasRequestError as error:
+            if error.status == 409:
+                raise AnchorConflictError(f"volume {volume}: {error.message}") from None
+            raise

@@ -1,0 +1,221 @@
+"""Identities: who a CAS client is, and how a CAS proves who it is.
+
+A client is identified by its certificate's *public key*, not by the certificate: a renewed certificate
+for the same key keeps every right. The identity string that access policies name is the SHA-256 of the
+key's DER SubjectPublicKeyInfo, as 64 lower-case hex characters (``key_hash``).
+
+The CAS has its own small PKI, made on first start: a CA (whose certificate clients pin) and a server
+certificate for the names the CAS is reached by.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import ipaddress
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes, PublicKeyTypes
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CLIENT_CERT = "client.pem"
+CLIENT_KEY = "client-key.pem"
+_VALIDITY = datetime.timedelta(days=3650)
+
+
+class IdentityError(ValueError):
+    """An identity that cannot be read or made."""
+
+
+def key_hash(public_key: PublicKeyTypes) -> str:
+    """The identity of a public key: SHA-256 of its DER SubjectPublicKeyInfo, 64 hex."""
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
+def certificate_key_hash(pem: str | bytes) -> str:
+    """The identity of the key a PEM certificate certifies."""
+    data = pem.encode("ascii") if isinstance(pem, str) else pem
+    try:
+        return key_hash(x509.load_pem_x509_certificate(data).public_key())
+    except ValueError:
+        raise IdentityError("not a valid PEM certificate") from None
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def self_signed_certificate(key: ec.EllipticCurvePrivateKey, common_name: str) -> x509.Certificate:
+    """A self-signed client certificate, as SCONE's tooling makes them."""
+    now = _now()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(_name(common_name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + _VALIDITY)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+
+
+def _pem(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def _private_pem(key: CertificateIssuerPrivateKeyTypes) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a private file with mode 600 from the start (never world-readable, not even briefly)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "wb") as stream:
+        stream.write(data)
+        stream.flush()
+        os.fsync(stream.fileno())
+
+
+@dataclass(frozen=True)
+class ClientIdentity:
+    """Where a client identity's certificate and key are, and the identity they stand for."""
+
+    certificate: Path
+    key: Path
+    key_hash: str
+
+
+def create_client_identity(directory: Path, common_name: str = "sconify-client") -> ClientIdentity:
+    """Write ``client.pem`` and ``client-key.pem`` (mode 600) into ``directory``; never overwrite."""
+    directory.mkdir(parents=True, exist_ok=True)
+    certificate_path, key_path = directory / CLIENT_CERT, directory / CLIENT_KEY
+    if certificate_path.exists() or key_path.exists():
+        raise IdentityError(f"{directory}: already holds an identity; refusing to overwrite it")
+    key = ec.generate_private_key(ec.SECP256R1())
+    write_private(key_path, _private_pem(key))
+    certificate_path.write_bytes(_pem(self_signed_certificate(key, common_name)))
+    return ClientIdentity(certificate_path, key_path, key_hash(key.public_key()))
+
+
+def load_client_identity(location: Path) -> ClientIdentity:
+    """An identity directory (``client.pem`` + ``client-key.pem``) or one PEM file holding both."""
+    if location.is_dir():
+        certificate_path, key_path = location / CLIENT_CERT, location / CLIENT_KEY
+    else:
+        certificate_path = key_path = location
+    try:
+        certificate_pem = certificate_path.read_bytes()
+        key_pem = key_path.read_bytes()
+    except OSError as error:
+        raise IdentityError(f"{location}: cannot read identity ({error.strerror})") from None
+    try:
+        certificate = x509.load_pem_x509_certificate(certificate_pem)
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError):
+        raise IdentityError(
+            f"{location}: expected a PEM certificate and an unencrypted PEM private key"
+        ) from None
+    if key_hash(key.public_key()) != key_hash(certificate.public_key()):
+        raise IdentityError(f"{location}: the certificate is not for this private key")
+    return ClientIdentity(certificate_path, key_path, key_hash(certificate.public_key()))
+
+
+@dataclass(frozen=True)
+class ServerPki:
+    """The CAS's TLS files."""
+
+    ca_certificate: Path
+    certificate: Path
+    key: Path
+
+
+def ensure_server_pki(directory: Path, hosts: list[str]) -> ServerPki:
+    """Create the CAS's CA and server certificate on first start; reuse them afterwards.
+
+    The server certificate is valid for ``localhost``, ``127.0.0.1`` and ``hosts``; if the host list
+    grew since it was made, a new server certificate is issued by the same CA (clients keep their pin).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_cert_path, ca_key_path = directory / "ca.pem", directory / "ca-key.pem"
+    cert_path, key_path = directory / "server.pem", directory / "server-key.pem"
+    if not ca_cert_path.exists():
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        now = _now()
+        ca_certificate = (
+            x509.CertificateBuilder()
+            .subject_name(_name("sconify CAS CA"))
+            .issuer_name(_name("sconify CAS CA"))
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + _VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        write_private(ca_key_path, _private_pem(ca_key))
+        ca_cert_path.write_bytes(_pem(ca_certificate))
+    names = sorted({"localhost", "127.0.0.1", *hosts})
+    if not cert_path.exists() or _names_of(cert_path) != set(names):
+        ca_key_loaded = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
+        assert isinstance(ca_key_loaded, ec.EllipticCurvePrivateKey)
+        ca_certificate = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
+        server_key = ec.generate_private_key(ec.SECP256R1())
+        now = _now()
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(_name("sconify CAS"))
+            .issuer_name(ca_certificate.subject)
+            .public_key(server_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + _VALIDITY)
+            .add_extension(x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key_loaded, hashes.SHA256())
+        )
+        key_path.unlink(missing_ok=True)
+        write_private(key_path, _private_pem(server_key))
+        cert_path.write_bytes(_pem(certificate))
+    return ServerPki(ca_cert_path, cert_path, key_path)
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def _names_of(certificate_path: Path) -> set[str]:
+    certificate = x509.load_pem_x509_certificate(certificate_path.read_bytes())
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return {str(n.value) for n in names}

@@ -1,0 +1,320 @@
+"""The CAS's HTTP front: the client API (mutual TLS) and the attestation API (server TLS), on Twisted.
+
+Twisted with pyOpenSSL is used because the client API must accept *self-signed* client certificates —
+the identity is the certificate's key, proven by the TLS handshake, not a chain to some CA — and
+Python's ``ssl`` module cannot do that (it has no verification callback). Requests are small JSON or
+YAML bodies, bounded in size; connections time out when idle; logs are one JSON object per line and
+never contain bodies, secrets or query strings.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from OpenSSL import SSL
+from twisted.internet import reactor as _reactor
+from twisted.internet import ssl
+from twisted.web import http, resource, server
+
+from ..version import __version__
+from .identity import key_hash
+from .service import CasError, CasService
+
+reactor: Any = _reactor
+
+MAX_BODY_BYTES = 1024 * 1024 + 4096
+"""Largest request body: a session policy (1 MiB) with room for JSON framing."""
+IDLE_TIMEOUT = 30
+API_VERSION = "sconify-cas/1"
+CA_FILE = "cas-ca.pem"
+"""Where the CAS writes its CA certificate for clients to pin."""
+
+
+def log(event: str, **fields: Any) -> None:
+    """One structured log line. Callers pass only non-secret fields."""
+    record = {"time": round(time.time(), 3), "event": event, **fields}
+    sys.stderr.write(json.dumps(record, separators=(",", ":")) + "\n")
+    sys.stderr.flush()
+
+
+class _TlsContext(ssl.ContextFactory):
+    """TLS 1.2+ with the CAS's server certificate; optionally requiring any client certificate."""
+
+    def __init__(self, certificate: Path, key: Path, require_client_certificate: bool) -> None:
+        context = SSL.Context(SSL.TLS_SERVER_METHOD)
+        context.set_min_proto_version(SSL.TLS1_2_VERSION)
+        context.use_certificate_chain_file(str(certificate))
+        context.use_privatekey_file(str(key))
+        context.check_privatekey()
+        if require_client_certificate:
+            # Any certificate: the handshake proves possession of its key, and the key is the identity.
+            context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, lambda *_: True)
+        self._context = context
+
+    def getContext(self) -> SSL.Context:  # noqa: N802 - Twisted's interface
+        return self._context
+
+
+class _BoundedRequest(server.Request):
+    """A request whose body is dropped, not buffered, beyond ``MAX_BODY_BYTES``."""
+
+    too_large = False
+    _received = 0
+
+    def gotLength(self, length: int | None) -> None:  # noqa: N802 - Twisted's interface
+        if length is not None and length > MAX_BODY_BYTES:
+            self.too_large = True
+            length = 0
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:  # noqa: N802 - Twisted's interface
+        self._received += len(data)
+        if self._received > MAX_BODY_BYTES:
+            self.too_large = True
+            return
+        super().handleContentChunk(data)
+
+
+class _Site(server.Site):
+    requestFactory = _BoundedRequest  # noqa: N815 - Twisted's attribute
+
+    def log(self, request: http.Request) -> None:  # our own structured log instead of Twisted's
+        return None
+
+
+def openapi_document() -> bytes:
+    return resources.files("pulumi_sconify.provider.cas").joinpath("openapi.json").read_bytes()
+
+
+class _Api(resource.Resource):
+    """Routes one API's requests to the service; errors become JSON with the right status."""
+
+    isLeaf = True  # noqa: N815 - Twisted's attribute
+
+    def __init__(self, service: CasService, name: str) -> None:
+        super().__init__()
+        self.service = service
+        self.name = name
+
+    def render(self, request: server.Request) -> bytes:
+        started = time.perf_counter()
+        method = request.method.decode("ascii", "replace")
+        path = unquote(request.path.decode("utf-8", "replace"))
+        client: str | None = None
+        try:
+            if getattr(request, "too_large", False):
+                raise CasError(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+            client = self.client(request)
+            status, body = self.route(request, method, path, client)
+        except CasError as error:
+            status, body = error.status, {"error": error.message, **error.extra}
+        except Exception as error:  # a bug must not leak details; it is logged by type only
+            log("internal_error", api=self.name, type=type(error).__name__)
+            status, body = 500, {"error": "internal error"}
+        request.setResponseCode(status)
+        if status == 401:
+            request.setHeader(b"www-authenticate", b"Bearer")
+        if isinstance(body, bytes):
+            request.setHeader(b"content-type", b"application/json")
+            payload = body
+        else:
+            request.setHeader(b"content-type", b"application/json")
+            payload = json.dumps(body).encode()
+        request.setHeader(b"cache-control", b"no-store")
+        log(
+            "request",
+            api=self.name,
+            method=method,
+            path=path,
+            status=status,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+            client=client[:16] if client else None,
+        )
+        return payload
+
+    def client(self, request: server.Request) -> str | None:
+        return None
+
+    def route(self, request: server.Request, method: str, path: str, client: str | None) -> tuple[int, Any]:
+        if method == "GET" and path in {"/health", "/healthz"}:
+            return 200, {"status": "ok"}
+        if method == "GET" and path == "/v1/version":
+            return 200, {"version": __version__, "api": API_VERSION}
+        if method == "GET" and path == "/v1/openapi.json":
+            return 200, openapi_document()
+        raise CasError(404, "no such endpoint")
+
+
+def _body(request: server.Request) -> bytes:
+    return request.content.read() if request.content is not None else b""
+
+
+def _json_body(request: server.Request) -> dict[str, Any]:
+    try:
+        data = json.loads(_body(request) or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise CasError(400, "the body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise CasError(400, "the body must be a JSON object")
+    return data
+
+
+def _query(request: server.Request, name: str) -> str | None:
+    values = request.args.get(name.encode())
+    return values[0].decode("utf-8", "replace") if values else None
+
+
+class ClientApi(_Api):
+    """Port 8081: sessions, public values. Every request carries a client certificate."""
+
+    def client(self, request: server.Request) -> str | None:
+        certificate = request.transport.getPeerCertificate() if request.transport else None
+        if certificate is None:
+            raise CasError(401, "a client certificate is required")
+        return key_hash(certificate.to_cryptography().public_key())
+
+    def route(self, request: server.Request, method: str, path: str, client: str | None) -> tuple[int, Any]:
+        assert client is not None
+        if method == "POST" and path in {"/v1/sessions", "/session"}:
+            return 201, {"hash": self.service.post_session(_body(request), client)}
+        if path.startswith("/v1/sessions/") and len(path) > len("/v1/sessions/"):
+            name = path[len("/v1/sessions/") :]
+            if method == "GET":
+                text, digest = self.service.read_session(name, client, _query(request, "hash"))
+                return 200, {"session": text, "hash": digest}
+            if method == "DELETE":
+                self.service.delete_session(name, client, _query(request, "hash"))
+                return 200, {"deleted": name}
+            raise CasError(405, "method not allowed here")
+        if method == "GET" and path.startswith("/v1/values/session="):
+            name = path[len("/v1/values/session=") :]
+            return 200, {"session": name, "values": self.service.public_values(name, client)}
+        return super().route(request, method, path, client)
+
+
+class AttestationApi(_Api):
+    """Port 18765: attestation, and volume freshness for attested runtimes."""
+
+    def route(self, request: server.Request, method: str, path: str, client: str | None) -> tuple[int, Any]:
+        if method == "POST" and path == "/v1/attest":
+            body = _json_body(request)
+            config_id, measurement, evidence = (
+                body.get("config_id"),
+                body.get("measurement"),
+                body.get("evidence"),
+            )
+            if (
+                not isinstance(config_id, str)
+                or not isinstance(measurement, str)
+                or not isinstance(evidence, dict)
+            ):
+                raise CasError(400, "expected config_id (string), measurement (string) and evidence (object)")
+            return 200, self.service.attest(config_id, measurement, evidence)
+        if path.startswith("/v1/volumes/") and path.endswith("/state"):
+            volume = path[len("/v1/volumes/") : -len("/state")]
+            token = self.bearer(request)
+            if method == "GET":
+                return 200, self.service.volume_state(token, volume)
+            if method == "POST":
+                expected, new = _swap_body(_json_body(request))
+                self.service.swap_volume(token, volume, expected, new)
+                return 200, {"volume": volume, "generation": new[0], "tag": new[1].hex()}
+            raise CasError(405, "method not allowed here")
+        return super().route(request, method, path, client)
+
+    @staticmethod
+    def bearer(request: server.Request) -> str:
+        header = (request.getHeader(b"authorization") or b"").decode("ascii", "replace")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise CasError(401, "a bearer credential from attestation is required")
+        return token.strip()
+
+
+def _state(value: Any, what: str, tag_required: bool) -> tuple[int, bytes | None]:
+    if not isinstance(value, dict):
+        raise CasError(400, f"{what} must be an object with generation and tag")
+    generation, tag = value.get("generation"), value.get("tag")
+    if isinstance(generation, float) and generation.is_integer():
+        generation = int(generation)
+    if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
+        raise CasError(400, f"{what}.generation must be a whole number")
+    if tag is None and not tag_required:
+        return generation, None
+    try:
+        raw = bytes.fromhex(tag) if isinstance(tag, str) else b""
+    except ValueError:
+        raw = b""
+    if len(raw) != 16:
+        raise CasError(400, f"{what}.tag must be 32 hex characters")
+    return generation, raw
+
+
+def _swap_body(body: dict[str, Any]) -> tuple[tuple[int, bytes | None], tuple[int, bytes]]:
+    expected = _state(body.get("expected"), "expected", tag_required=False)
+    generation, tag = _state(body.get("new"), "new", tag_required=True)
+    assert tag is not None
+    return expected, (generation, tag)
+
+
+def listen(
+    service: CasService,
+    certificate: Path,
+    key: Path,
+    client_address: tuple[str, int],
+    attest_address: tuple[str, int],
+) -> list[Any]:
+    """Open both ports on the reactor; returns the listening ports."""
+    ports = []
+    for api, address, mutual in (
+        (ClientApi(service, "client"), client_address, True),
+        (AttestationApi(service, "attestation"), attest_address, False),
+    ):
+        site = _Site(api, timeout=IDLE_TIMEOUT)
+        site.displayTracebacks = False
+        ports.append(
+            reactor.listenSSL(address[1], site, _TlsContext(certificate, key, mutual), interface=address[0])
+        )
+        log("listening", api=api.name, address=f"{address[0]}:{ports[-1].getHost().port}")
+    return ports
+
+
+def serve(
+    data_dir: Path,
+    client_address: tuple[str, int],
+    attest_address: tuple[str, int],
+    hosts: list[str],
+    master_key_file: Path | None = None,
+) -> None:
+    """Run a CAS until SIGTERM or SIGINT: make or reuse its state in ``data_dir``, serve both APIs."""
+    from .identity import ensure_server_pki  # noqa: PLC0415 - keep module import light for clients
+    from .store import Store, load_master_key  # noqa: PLC0415
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    master_key = load_master_key(data_dir, master_key_file)
+    pki = ensure_server_pki(data_dir / "tls", hosts)
+    (data_dir / CA_FILE).write_bytes(pki.ca_certificate.read_bytes())
+    store = Store(data_dir / "cas.db", master_key)
+    ports = listen(CasService(store), pki.certificate, pki.key, client_address, attest_address)
+
+    def stop_listening() -> Any:
+        from twisted.internet.defer import gatherResults  # noqa: PLC0415
+
+        log("stopping")
+        return gatherResults([port.stopListening() for port in ports])
+
+    def close() -> None:
+        store.close()
+        log("stopped")
+
+    reactor.addSystemEventTrigger("before", "shutdown", stop_listening)
+    reactor.addSystemEventTrigger("after", "shutdown", close)
+    log("started", version=__version__, data_dir=str(data_dir), ca=str(data_dir / CA_FILE))
+    reactor.run()

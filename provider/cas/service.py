@@ -1,0 +1,422 @@
+"""What the CAS does, independent of HTTP: sessions, access control, attestation, volume freshness.
+
+Every decision that changes state runs inside one store transaction (``BEGIN IMMEDIATE``), so
+concurrent requests are serialised where it matters: of N updates naming the same predecessor,
+exactly one succeeds. Refusals never say more than the caller may know: a session the caller may not
+read is "not found", exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import shlex
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..policy import (
+    ANY,
+    CREATOR,
+    NONE,
+    PolicyError,
+    SecretKind,
+    Service,
+    Session,
+    parse_session,
+    session_hash,
+)
+from ..policy.parse import PLACEHOLDER_RE
+from . import secret_values
+from .identity import IdentityError, certificate_key_hash
+from .store import Store
+
+SOFTWARE_EVIDENCE = "software"
+SOFTWARE_TOLERATION = "software-evidence"
+"""The toleration a policy must list to accept self-reported (software) evidence; see docs/cas.md."""
+CREDENTIAL_LIFETIME = 900.0
+"""Seconds a volume credential from one attestation stays valid."""
+
+
+class CasError(Exception):
+    """A refusal with its HTTP status. ``message`` is safe to show the caller."""
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+
+NOT_FOUND = "session not found (or not readable with this identity)"
+NOT_PERMITTED = "not permitted with this identity"
+
+
+def allowed(entries: tuple[str, ...], client: str, creator: str) -> bool:
+    """Whether the client (its key hash) is granted by an access list."""
+    for entry in entries:
+        if entry == ANY:
+            return True
+        if entry == NONE:
+            return False
+        if entry == CREATOR:
+            if client == creator:
+                return True
+        elif entry.startswith("-----BEGIN"):
+            try:
+                if certificate_key_hash(entry) == client:
+                    return True
+            except IdentityError:
+                continue
+        elif entry == client:
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What an attestation grants: volume-freshness operations for one service of one session."""
+
+    session: str
+    service: str
+    volumes: frozenset[str]
+    expires: float
+
+
+# Evidence verifiers by kind: each returns None when the evidence is acceptable under the policy, or
+# the reason it is not. Hardware reports (SEV-SNP, TDX) and Kubernetes service-account tokens plug in here.
+EvidenceVerifier = Callable[[Mapping[str, Any], Session], str | None]
+
+
+def _verify_software(evidence: Mapping[str, Any], session: Session) -> str | None:
+    tolerated = session.security.attestation.tolerate if session.security else ()
+    if SOFTWARE_TOLERATION not in tolerated:
+        return (
+            f"software evidence is self-reported; the policy does not accept it "
+            f"(security.attestation.tolerate lacks {SOFTWARE_TOLERATION})"
+        )
+    return None
+
+
+EVIDENCE_VERIFIERS: dict[str, EvidenceVerifier] = {SOFTWARE_EVIDENCE: _verify_software}
+
+
+class CasService:
+    """The CAS's behaviour over a :class:`~.store.Store`."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], float] = time.time,
+        credential_lifetime: float = CREDENTIAL_LIFETIME,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._credential_lifetime = credential_lifetime
+        self._credentials: dict[str, Credential] = {}
+        self._parsed: dict[tuple[str, str], Session] = {}
+        self._lock = threading.Lock()
+
+    # -- sessions ---------------------------------------------------------------------------------
+
+    def _session(self, name: str, digest: str) -> Session:
+        key = (name, digest)
+        cached = self._parsed.get(key)
+        if cached is None:
+            version = self._store.version(name, digest)
+            assert version is not None, "an active hash always has its version"
+            cached = parse_session(version.text)
+            if len(self._parsed) > 4096:
+                self._parsed.clear()
+            self._parsed[key] = cached
+        return cached
+
+    def post_session(self, body: bytes, client: str) -> str:
+        """Create or update a session; returns its hash. Raises :class:`CasError`."""
+        try:
+            session = parse_session(body)
+        except PolicyError as error:
+            raise CasError(400, "invalid session policy", problems=[str(p) for p in error.problems]) from None
+        digest = session_hash(session)
+        store = self._store
+        with store.transaction():
+            active = store.active(session.name)
+            if active is None:
+                self._check_create(session, client)
+                if session.predecessor is not None:
+                    raise CasError(409, "the session does not exist, so it cannot have a predecessor")
+                creator = client
+                event = "session.created"
+            else:
+                current = self._session(active.name, active.hash)
+                if not allowed(current.access_policy.update, client, active.creator):
+                    raise CasError(403, NOT_PERMITTED)
+                if session.predecessor != active.hash:
+                    raise CasError(
+                        409,
+                        "stale or missing predecessor: an update must name the hash of the "
+                        "active version as predecessor",
+                    )
+                creator = active.creator
+                event = "session.updated"
+            store.put_version(session.name, digest, session.predecessor, body.decode("utf-8"), creator)
+            self._secret_values(session, generate_missing=True)
+            store.audit(event, session=session.name, hash=digest, client=client)
+        return digest
+
+    def _check_create(self, session: Session, client: str) -> None:
+        namespace = session.namespace
+        if namespace is None:
+            return  # any authenticated client may create a top-level session (a namespace)
+        parent = self._store.active(namespace)
+        if parent is None:
+            raise CasError(403, f"not permitted to create sessions in namespace {namespace}")
+        policy = self._session(parent.name, parent.hash).access_policy
+        if not allowed(policy.effective_create_sessions, client, parent.creator):
+            raise CasError(403, f"not permitted to create sessions in namespace {namespace}")
+
+    def _secret_values(self, session: Session, generate_missing: bool) -> dict[str, bytes]:
+        """Every secret's value: given in the policy, or generated once and kept across updates."""
+        values: dict[str, bytes] = {}
+        for secret in secret_values.generation_order(session.secrets):
+            if secret.value is not None:
+                values[secret.name] = (
+                    secret.value.encode()
+                    if secret.kind is not SecretKind.BINARY
+                    else bytes.fromhex(secret.value)
+                )
+                continue
+            stored = self._store.secret(session.name, secret.name)
+            if stored is not None and stored[0] == secret.kind.value:
+                values[secret.name] = stored[1]
+            elif generate_missing:
+                values[secret.name] = secret_values.generate(secret, values)
+                self._store.put_secret(session.name, secret.name, secret.kind.value, values[secret.name])
+        return values
+
+    def read_session(self, name: str, client: str, digest: str | None = None) -> tuple[str, str]:
+        """The active version (or version ``digest``) as ``(yaml, hash)``."""
+        active = self._store.active(name)
+        if active is None or not allowed(
+            self._session(name, active.hash).access_policy.read, client, active.creator
+        ):
+            raise CasError(404, NOT_FOUND)
+        version = self._store.version(name, digest or active.hash)
+        if version is None:
+            raise CasError(404, "no version of this session has that hash")
+        return version.text, version.hash
+
+    def delete_session(self, name: str, client: str, digest: str | None) -> None:
+        """Our extension: remove a session, its versions, generated secrets and volume keys."""
+        store = self._store
+        with store.transaction():
+            active = store.active(name)
+            if active is None or not allowed(
+                self._session(name, active.hash).access_policy.read, client, active.creator
+            ):
+                raise CasError(404, NOT_FOUND)
+            if not allowed(self._session(name, active.hash).access_policy.update, client, active.creator):
+                raise CasError(403, NOT_PERMITTED)
+            if digest != active.hash:
+                raise CasError(409, "a delete must name the hash of the active version (?hash=...)")
+            if store.has_children(name):
+                raise CasError(409, "the namespace still holds sessions; delete them first")
+            store.delete_session(name)
+            store.audit("session.deleted", session=name, hash=digest, client=client)
+
+    def public_values(self, name: str, client: str) -> dict[str, str]:
+        """The public part of every secret marked ``export_public``."""
+        active = self._store.active(name)
+        if active is None:
+            raise CasError(404, NOT_FOUND)
+        session = self._session(name, active.hash)
+        if not allowed(session.access_policy.read, client, active.creator):
+            raise CasError(404, NOT_FOUND)
+        values = self._secret_values(session, generate_missing=False)
+        return {
+            s.name: secret_values.public_value(s, values[s.name])
+            for s in session.secrets
+            if s.export_public and s.name in values
+        }
+
+    # -- attestation ------------------------------------------------------------------------------
+
+    def attest(self, config_id: str, measurement: str, evidence: Mapping[str, Any]) -> dict[str, Any]:
+        """Check a runtime against its policy; on success return its configuration and a credential."""
+        session_name, _, service_name = config_id.rpartition("/")
+        kind = str(evidence.get("kind", ""))
+        try:
+            return self._attest(config_id, session_name, service_name, measurement.lower(), kind, evidence)
+        except CasError as refusal:
+            with self._store.transaction():
+                self._store.audit(
+                    "attestation.refused", config_id=config_id, evidence=kind, reason=refusal.message
+                )
+            raise
+
+    def _attest(
+        self,
+        config_id: str,
+        session_name: str,
+        service_name: str,
+        measurement: str,
+        kind: str,
+        evidence: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        active = self._store.active(session_name) if session_name else None
+        if active is None:
+            raise CasError(403, "unknown configuration id")
+        session = self._session(active.name, active.hash)
+        try:
+            service = session.service(service_name)
+        except KeyError:
+            raise CasError(403, "unknown configuration id") from None
+        if measurement not in service.measurements:
+            raise CasError(403, "measurement not permitted by the policy")
+        verifier = EVIDENCE_VERIFIERS.get(kind)
+        if verifier is None:
+            raise CasError(
+                403, f"evidence kind not supported (supported: {', '.join(sorted(EVIDENCE_VERIFIERS))})"
+            )
+        reason = verifier(evidence, session)
+        if reason is not None:
+            raise CasError(403, reason)
+
+        with self._store.transaction():
+            values = self._secret_values(session, generate_missing=True)
+            volumes = self._service_volumes(session, service)
+            self._store.audit(
+                "attestation.granted",
+                config_id=config_id,
+                session_hash=active.hash,
+                evidence=kind,
+                measurement=measurement,
+            )
+        token = secrets.token_urlsafe(32)
+        credential = Credential(
+            session.name,
+            service.name,
+            frozenset(v["name"] for v in volumes),
+            self._clock() + self._credential_lifetime,
+        )
+        with self._lock:
+            self._expire_credentials()
+            self._credentials[_token_id(token)] = credential
+        return {
+            "session": session.name,
+            "session_hash": active.hash,
+            "service": service.name,
+            "credential": token,
+            "credential_expires_in": self._credential_lifetime,
+            "configuration": self._configuration(session, service, values, volumes),
+        }
+
+    def _service_volumes(self, session: Session, service: Service) -> list[dict[str, Any]]:
+        """Each volume the service's image mounts, with its key (made on first use) and latest state."""
+        if service.image_name is None:
+            return []
+        declared = {volume.name: volume for volume in session.volumes}
+        result = []
+        for mount in session.image(service.image_name).volumes:
+            state = self._store.volume(session.name, mount.name)
+            if state is None:
+                policy_key = declared[mount.name].fspf_key
+                key = bytes.fromhex(policy_key) if policy_key else secrets.token_bytes(32)
+                self._store.create_volume(session.name, mount.name, key)
+                state = self._store.volume(session.name, mount.name)
+                assert state is not None
+            result.append(
+                {
+                    "name": mount.name,
+                    "path": mount.path,
+                    "update_policy": declared[mount.name].update_policy.value,
+                    "key": state.key.hex(),
+                    "generation": state.generation,
+                    "tag": state.tag.hex() if state.tag is not None else None,
+                }
+            )
+        return result
+
+    def _configuration(
+        self, session: Session, service: Service, values: dict[str, bytes], volumes: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        secrets_by_name = {s.name: s for s in session.secrets}
+
+        def resolve(text: str) -> str:
+            def replace(match: Any) -> str:
+                name = match.group(1)
+                form = match.group(0)[len("$$SCONE::") + len(name) :].removesuffix("$$").lstrip(":") or None
+                return secret_values.render(secrets_by_name[name], values[name], form, values)
+
+            return PLACEHOLDER_RE.sub(replace, text)
+
+        if isinstance(service.command, str):
+            command = [resolve(argument) for argument in shlex.split(service.command)]
+        else:
+            command = [resolve(argument) for argument in service.command or ()]
+        image = session.image(service.image_name) if service.image_name else None
+        return {
+            "command": command,
+            "environment": {name: resolve(value) for name, value in service.environment.items()},
+            "pwd": service.pwd or "/",
+            "fspf": (
+                {"path": service.fspf_path, "key": service.fspf_key, "tag": service.fspf_tag}
+                if service.fspf_key
+                else None
+            ),
+            "volumes": volumes,
+            "injection_files": [
+                {"path": f.path, "content": resolve(f.content)}
+                for f in (image.injection_files if image else ())
+            ],
+        }
+
+    # -- volume freshness -------------------------------------------------------------------------
+
+    def _credential(self, token: str, volume: str) -> Credential:
+        with self._lock:
+            credential = self._credentials.get(_token_id(token))
+        if credential is None or credential.expires < self._clock():
+            raise CasError(401, "no valid credential: attest first")
+        if volume not in credential.volumes:
+            raise CasError(403, "this credential does not cover that volume")
+        return credential
+
+    def volume_state(self, token: str, volume: str) -> dict[str, Any]:
+        credential = self._credential(token, volume)
+        state = self._store.volume(credential.session, volume)
+        assert state is not None
+        return {
+            "volume": volume,
+            "generation": state.generation,
+            "tag": state.tag.hex() if state.tag else None,
+        }
+
+    def swap_volume(
+        self, token: str, volume: str, expected: tuple[int, bytes | None], new: tuple[int, bytes]
+    ) -> None:
+        """Compare-and-swap a volume's committed (generation, tag); 409 if another state is current."""
+        credential = self._credential(token, volume)
+        if new[0] != expected[0] + 1:
+            raise CasError(409, "the new generation must follow the expected one")
+        with self._store.transaction():
+            if not self._store.swap_volume(credential.session, volume, expected, new):
+                raise CasError(409, "the volume's committed state is not the expected one")
+            self._store.audit(
+                "volume.swapped",
+                session=credential.session,
+                service=credential.service,
+                volume=volume,
+                generation=new[0],
+            )
+
+    def _expire_credentials(self) -> None:
+        now = self._clock()
+        if len(self._credentials) > 10_000:
+            self._credentials = {k: c for k, c in self._credentials.items() if c.expires >= now}
+
+
+def _token_id(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,337 @@
+"""The CAS's durable state: SQLite in WAL mode with ``synchronous=FULL``.
+
+Every change that the API acknowledges (a 201 for a session, a 200 for a volume tag swap) is committed
+— and fsynced — before the answer is sent, so it survives ``kill -9``. Everything secret is encrypted
+at rest under the master key (AES-256-GCM, bound to the row it belongs to): session texts (they hold
+FSPF keys), generated secret values, volume keys.
+
+The audit log lives in the same database and is written in the same transaction as the change it
+records. Each entry carries the HMAC (keyed from the master key) of itself and the previous entry's,
+so editing, deleting or reordering any entry breaks the chain (:meth:`Store.verify_audit`), and
+without the master key the chain cannot be recomputed after an edit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .identity import write_private
+
+MASTER_KEY_ENV = "SCONIFY_CAS_MASTER_KEY"
+MASTER_KEY_FILE = "master.key"
+_AUDIT_GENESIS = "0" * 64
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS session_versions (
+    name TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    predecessor TEXT,
+    body BLOB NOT NULL,
+    creator TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (name, hash)
+);
+CREATE TABLE IF NOT EXISTS active_sessions (
+    name TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    creator TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS generated_secrets (
+    session TEXT NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (session, name)
+);
+CREATE TABLE IF NOT EXISTS volumes (
+    session TEXT NOT NULL,
+    name TEXT NOT NULL,
+    key BLOB NOT NULL,
+    generation INTEGER NOT NULL,
+    tag TEXT,
+    PRIMARY KEY (session, name)
+);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    time REAL NOT NULL,
+    event TEXT NOT NULL,
+    details TEXT NOT NULL,
+    previous TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+"""
+
+
+class StoreError(Exception):
+    """The store cannot be used: a wrong master key, or a database that does not verify."""
+
+
+class AuditError(StoreError):
+    """The audit chain is broken at an entry."""
+
+
+def load_master_key(data_dir: Path, key_file: Path | None = None) -> bytes:
+    """The master key: from ``$SCONIFY_CAS_MASTER_KEY`` (64 hex), ``key_file``, or ``DIR/master.key``.
+
+    The last is generated on first start (32 bytes from the OS CSPRNG, mode 600).
+    """
+    text = os.environ.get(MASTER_KEY_ENV)
+    source = f"${MASTER_KEY_ENV}"
+    if text is None:
+        path = key_file or data_dir / MASTER_KEY_FILE
+        source = str(path)
+        if not path.exists() and key_file is None:
+            write_private(path, os.urandom(32).hex().encode() + b"\n")
+        try:
+            text = path.read_text()
+        except OSError as error:
+            raise StoreError(f"{path}: cannot read the master key ({error.strerror})") from None
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise StoreError(f"{source}: the master key must be 64 hex characters")
+    return key
+
+
+@dataclass(frozen=True)
+class SessionVersion:
+    name: str
+    hash: str
+    predecessor: str | None
+    text: str
+    creator: str
+
+
+@dataclass(frozen=True)
+class ActiveSession:
+    name: str
+    hash: str
+    creator: str
+
+
+@dataclass(frozen=True)
+class VolumeState:
+    key: bytes
+    generation: int
+    tag: bytes | None
+
+    def __repr__(self) -> str:
+        return f"VolumeState(generation={self.generation})"
+
+
+class Store:
+    """All durable CAS state. Methods that change state are meant to run inside :meth:`transaction`."""
+
+    def __init__(self, path: Path, master_key: bytes) -> None:
+        self._aead = AESGCM(master_key)
+        # The audit chain is keyed: someone who can edit the database but lacks the master key cannot
+        # recompute a consistent chain after an edit.
+        self._audit_key = hashlib.sha256(b"sconify-cas-audit-v1\x00" + master_key).digest()
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._check_master_key()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- encryption at rest -----------------------------------------------------------------------
+
+    def _seal(self, data: bytes, *context: str) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, data, "\x00".join(context).encode())
+
+    def _open(self, blob: bytes, *context: str) -> bytes:
+        try:
+            return self._aead.decrypt(blob[:12], blob[12:], "\x00".join(context).encode())
+        except InvalidTag:
+            raise StoreError(
+                "stored data does not decrypt: wrong master key, or the database was edited"
+            ) from None
+
+    def _check_master_key(self) -> None:
+        row = self._db.execute("SELECT name, hash, body FROM session_versions LIMIT 1").fetchone()
+        if row is not None:
+            self._open(row[2], "session", row[0], row[1])
+
+    # -- transactions -----------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic, durable change: committed (and fsynced) when the block ends, else rolled back."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # -- sessions ---------------------------------------------------------------------------------
+
+    def active(self, name: str) -> ActiveSession | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT name, hash, creator FROM active_sessions WHERE name = ?", (name,)
+            ).fetchone()
+        return ActiveSession(*row) if row else None
+
+    def version(self, name: str, digest: str) -> SessionVersion | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT name, hash, predecessor, body, creator FROM session_versions "
+                "WHERE name = ? AND hash = ?",
+                (name, digest),
+            ).fetchone()
+        if row is None:
+            return None
+        text = self._open(row[3], "session", row[0], row[1]).decode("utf-8")
+        return SessionVersion(row[0], row[1], row[2], text, row[4])
+
+    def put_version(self, name: str, digest: str, predecessor: str | None, text: str, creator: str) -> None:
+        self._db.execute(
+            "INSERT INTO session_versions (name, hash, predecessor, body, creator, created) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                name,
+                digest,
+                predecessor,
+                self._seal(text.encode("utf-8"), "session", name, digest),
+                creator,
+                time.time(),
+            ),
+        )
+        self._db.execute(
+            "INSERT INTO active_sessions (name, hash, creator) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET hash = excluded.hash",
+            (name, digest, creator),
+        )
+
+    def delete_session(self, name: str) -> None:
+        for table, column in (
+            ("session_versions", "name"),
+            ("active_sessions", "name"),
+            ("generated_secrets", "session"),
+            ("volumes", "session"),
+        ):
+            self._db.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))  # noqa: S608 - fixed names
+
+    def has_children(self, namespace: str) -> bool:
+        with self._lock:
+            prefix = namespace.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
+            row = self._db.execute(
+                "SELECT 1 FROM active_sessions WHERE name LIKE ? ESCAPE '\\' LIMIT 1", (prefix,)
+            ).fetchone()
+        return row is not None
+
+    # -- generated secrets ------------------------------------------------------------------------
+
+    def secret(self, session: str, name: str) -> tuple[str, bytes] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT kind, value FROM generated_secrets WHERE session = ? AND name = ?", (session, name)
+            ).fetchone()
+        return (row[0], self._open(row[1], "secret", session, name)) if row else None
+
+    def put_secret(self, session: str, name: str, kind: str, value: bytes) -> None:
+        self._db.execute(
+            "INSERT INTO generated_secrets (session, name, kind, value) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (session, name) DO UPDATE SET kind = excluded.kind, value = excluded.value",
+            (session, name, kind, self._seal(value, "secret", session, name)),
+        )
+
+    # -- volumes ----------------------------------------------------------------------------------
+
+    def volume(self, session: str, name: str) -> VolumeState | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT key, generation, tag FROM volumes WHERE session = ? AND name = ?", (session, name)
+            ).fetchone()
+        if row is None:
+            return None
+        return VolumeState(
+            self._open(row[0], "volume", session, name), row[1], bytes.fromhex(row[2]) if row[2] else None
+        )
+
+    def create_volume(self, session: str, name: str, key: bytes) -> None:
+        self._db.execute(
+            "INSERT INTO volumes (session, name, key, generation, tag) VALUES (?, ?, ?, 0, NULL)",
+            (session, name, self._seal(key, "volume", session, name)),
+        )
+
+    def swap_volume(
+        self, session: str, name: str, expected: tuple[int, bytes | None], new: tuple[int, bytes]
+    ) -> bool:
+        """Compare-and-swap of a volume's (generation, tag); ``True`` if it swapped."""
+        expected_tag = expected[1].hex() if expected[1] is not None else None
+        cursor = self._db.execute(
+            "UPDATE volumes SET generation = ?, tag = ? WHERE session = ? AND name = ? AND generation = ? "
+            "AND tag IS ?",
+            (new[0], new[1].hex(), session, name, expected[0], expected_tag),
+        )
+        return cursor.rowcount == 1
+
+    # -- audit ------------------------------------------------------------------------------------
+
+    def audit(self, event: str, **details: Any) -> None:
+        """Append an audit entry (inside the transaction of the change it records)."""
+        row = self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, previous = (row[0] + 1, row[1]) if row else (1, _AUDIT_GENESIS)
+        moment = time.time()
+        text = json.dumps(details, sort_keys=True, separators=(",", ":"))
+        digest = _audit_hash(self._audit_key, seq, moment, event, text, previous)
+        self._db.execute(
+            "INSERT INTO audit (seq, time, event, details, previous, hash) VALUES (?, ?, ?, ?, ?, ?)",
+            (seq, moment, event, text, previous, digest),
+        )
+
+    def audit_entries(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT seq, time, event, details FROM audit ORDER BY seq").fetchall()
+        return [{"seq": r[0], "time": r[1], "event": r[2], **json.loads(r[3])} for r in rows]
+
+    def verify_audit(self) -> int:
+        """Check the whole chain; return the number of entries, or raise :class:`AuditError`."""
+        previous = _AUDIT_GENESIS
+        expected_seq = 1
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, time, event, details, previous, hash FROM audit ORDER BY seq"
+            )
+            for seq, moment, event, text, stored_previous, digest in rows:
+                if seq != expected_seq or stored_previous != previous:
+                    raise AuditError(
+                        f"audit entry {seq}: the chain is broken before it (an entry was removed)"
+                    )
+                if not hmac.compare_digest(
+                    _audit_hash(self._audit_key, seq, moment, event, text, previous), digest
+                ):
+                    raise AuditError(f"audit entry {seq}: its content was changed")
+                previous = digest
+                expected_seq += 1
+        return expected_seq - 1
+
+
+def _audit_hash(key: bytes, seq: int, moment: float, event: str, details: str, previous: str) -> str:
+    record = json.dumps([seq, repr(moment), event, details, previous], separators=(",", ":"))
+    return hmac.new(key, record.encode("utf-8"), hashlib.sha256).hexdigest()

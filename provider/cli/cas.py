@@ -1,0 +1,119 @@
+"""``sconify cas`` (run a CAS, check its audit log) and ``sconify identity`` (client identities)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..cas.identity import IdentityError, create_client_identity
+from .common import EXIT_INVALID, CliError
+
+
+def host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = groups.add_parser(
+        "cas",
+        help="run a Configuration and Attestation Service; check its audit log",
+        description="The open engine's Configuration and Attestation Service.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser("serve", help="run a CAS (client API with mutual TLS, attestation API)")
+    serve.add_argument(
+        "--data-dir", type=Path, required=True, help="state, keys and TLS files (made on first start)"
+    )
+    serve.add_argument(
+        "--listen",
+        type=host_port,
+        default=("127.0.0.1", 8081),
+        metavar="HOST:PORT",
+        help="client API (default 127.0.0.1:8081)",
+    )
+    serve.add_argument(
+        "--attest-listen",
+        type=host_port,
+        default=("127.0.0.1", 18765),
+        metavar="HOST:PORT",
+        help="attestation API (default 127.0.0.1:18765)",
+    )
+    serve.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another DNS name or IP the server certificate must be valid for (repeatable)",
+    )
+    serve.add_argument(
+        "--master-key-file",
+        type=Path,
+        help="the 64-hex master key (default: $SCONIFY_CAS_MASTER_KEY, else DATA_DIR/master.key)",
+    )
+    serve.set_defaults(handler=_serve)
+
+    audit = commands.add_parser("audit", help="work with the audit log")
+    audit_commands = audit.add_subparsers(dest="audit_command", metavar="COMMAND", required=True)
+    verify = audit_commands.add_parser(
+        "verify", help="check that no audit entry was edited, removed or reordered"
+    )
+    verify.add_argument("data_dir", metavar="DIR", type=Path)
+    verify.add_argument("--master-key-file", type=Path)
+    verify.set_defaults(handler=_audit_verify)
+
+    identity = groups.add_parser(
+        "identity",
+        help="create CAS client identities (key and certificate)",
+        description="CAS client identities: a key and a self-signed certificate.",
+    )
+    identity_commands = identity.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    create = identity_commands.add_parser(
+        "create", help="write DIR/client.pem and DIR/client-key.pem (mode 600)"
+    )
+    create.add_argument("--out", type=Path, required=True, metavar="DIR")
+    create.add_argument("--name", default="sconify-client", help="the certificate's common name")
+    create.set_defaults(handler=_identity_create)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ..cas.server import serve  # noqa: PLC0415 - Twisted is only needed to serve
+    from ..cas.store import StoreError  # noqa: PLC0415
+
+    try:
+        serve(args.data_dir, args.listen, args.attest_listen, args.host, args.master_key_file)
+    except StoreError as error:
+        raise CliError(str(error)) from None
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from ..cas.store import Store, StoreError, load_master_key  # noqa: PLC0415
+
+    database = args.data_dir / "cas.db"
+    if not database.is_file():
+        raise CliError(f"{args.data_dir}: no CAS database here")
+    try:
+        store = Store(database, load_master_key(args.data_dir, args.master_key_file))
+        try:
+            count = store.verify_audit()
+        finally:
+            store.close()
+    except StoreError as error:
+        raise CliError(f"FATAL: {error}", EXIT_INVALID) from None
+    print(f"audit log of {args.data_dir}: {count} entries, chain intact")
+    return 0
+
+
+def _identity_create(args: argparse.Namespace) -> int:
+    try:
+        identity = create_client_identity(args.out, args.name)
+    except IdentityError as error:
+        raise CliError(str(error)) from None
+    print(f"certificate: {identity.certificate}")
+    print(f"private key: {identity.key} (mode 600)")
+    print(f"key hash: {identity.key_hash}")
+    return 0
