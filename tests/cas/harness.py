@@ -1,0 +1,106 @@
+"""A real CAS for tests: `sconify cas serve` in its own process, on free loopback ports, with real TLS."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pulumi_sconify.provider.cas.client import AttestationClient, CasClient
+from pulumi_sconify.provider.cas.identity import ClientIdentity, create_client_identity
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def sconify_executable() -> str:
+    found = shutil.which("sconify", path=str(Path(sys.executable).parent))
+    assert found
+    return found
+
+
+@dataclass
+class RunningCas:
+    data_dir: Path
+    client_port: int = field(default_factory=free_port)
+    attest_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def ca(self) -> Path:
+        return self.data_dir / "cas-ca.pem"
+
+    @property
+    def address(self) -> str:
+        return f"localhost:{self.client_port}"
+
+    @property
+    def attest_address(self) -> str:
+        return f"localhost:{self.attest_port}"
+
+    def start(self, extra_env: dict[str, str] | None = None) -> RunningCas:
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sconify_executable(),
+                "cas",
+                "serve",
+                "--data-dir",
+                str(self.data_dir),
+                "--listen",
+                f"127.0.0.1:{self.client_port}",
+                "--attest-listen",
+                f"127.0.0.1:{self.attest_port}",
+            ],
+            stdout=log,
+            stderr=log,
+            env={**os.environ, **(extra_env or {})},
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"CAS exited with {self.process.returncode}: {self.log_path.read_text()}")
+            if self.ca.exists() and self._answers():
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("CAS did not come up")
+
+    def _answers(self) -> bool:
+        try:
+            with AttestationClient(self.attest_address, self.ca, timeout=1) as client:
+                client.request("GET", "/health")
+            return True
+        except Exception:
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=30)
+
+    def log_lines(self) -> list[dict[str, object]]:
+        assert self.log_path is not None
+        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.startswith("{")]
+
+    def client(self, identity: ClientIdentity) -> CasClient:
+        return CasClient(self.address, self.ca, identity)
+
+    def attestation(self) -> AttestationClient:
+        return AttestationClient(self.attest_address, self.ca)
+
+
+def identity(directory: Path, name: str = "client") -> ClientIdentity:
+    return create_client_identity(directory / name, name)

@@ -1,0 +1,71 @@
+"""Session texts for the CAS tests."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pulumi_sconify.provider.policy import (
+    Attestation,
+    Secret,
+    SecretKind,
+    Security,
+    Session,
+    namespace_session,
+    render_session,
+    sconified_session,
+    validate_session,
+)
+
+MEASUREMENT = "ab" * 32
+FSPF_KEY = "cd" * 32
+FSPF_TAG = "ef" * 16
+
+
+def namespace(name: str = "ns-1") -> str:
+    return render_session(namespace_session(name))
+
+
+def counter(
+    namespace_name: str = "ns-1", *, software: bool = True, predecessor: str | None = None, **changes: object
+) -> Session:
+    """The counter policy, with two generated secrets used through placeholders and an exported CA."""
+    tolerate = ("debug-mode", "software-evidence") if software else ("debug-mode",)
+    session = sconified_session(
+        namespace=namespace_name,
+        session="python-session",
+        service="python-service",
+        mrenclave=MEASUREMENT,
+        command="python3 /code/app.py",
+        fspf_key=FSPF_KEY,
+        fspf_tag=FSPF_TAG,
+        volumes={"V1": "/V1"},
+        tolerate=tolerate,
+        predecessor=predecessor,
+    )
+    service = dataclasses.replace(
+        session.services[0],
+        command="python3 /code/app.py --password $$SCONE::db_password$$",
+        environment={"LANG": "C.UTF-8", "TOKEN": "$$SCONE::api_token$$"},
+    )
+    session = dataclasses.replace(
+        session,
+        services=(service,),
+        secrets=(
+            Secret("db_password", SecretKind.ASCII, size=24),
+            Secret("api_token", SecretKind.BINARY, size=16),
+            Secret("ca", SecretKind.X509_CA, export_public=True),
+        ),
+        security=Security(Attestation(tolerate=tolerate, ignore_advisories="*")),
+    )
+    return validate_session(dataclasses.replace(session, **changes))  # type: ignore[arg-type]
+
+
+def with_pwd(session: Session, pwd: str) -> Session:
+    """A variant of a session that differs only in the service's working directory."""
+    return validate_session(
+        dataclasses.replace(session, services=(dataclasses.replace(session.services[0], pwd=pwd),))
+    )
+
+
+def text(session: Session) -> str:
+    return render_session(session)
