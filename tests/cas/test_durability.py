@@ -1,0 +1,201 @@
+"""Durability and secrecy of the CAS's state: kill -9, restart, audit chain, master key, logs."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pulumi_sconify.provider.cas.client import CasRequestError, CasVolumeAnchor
+from pulumi_sconify.provider.cas.identity import ClientIdentity
+from pulumi_sconify.provider.fspf import AnchorState
+from pulumi_sconify.provider.policy import namespace_session, render_session
+from tests.cas.harness import RunningCas, sconify_executable
+from tests.cas.policies import MEASUREMENT, counter, namespace, text
+
+CONFIG_ID = "ns-1/python-session/python-service"
+
+
+def test_acknowledged_writes_survive_kill_9(cas: RunningCas, owner: ClientIdentity) -> None:
+    acknowledged: dict[str, str] = {}
+    swaps: list[int] = []
+    stop = threading.Event()
+
+    with cas.client(owner) as client:
+        client.post_session(namespace())
+        client.post_session(text(counter()))
+    with cas.attestation() as attestation:
+        credential = attestation.attest(CONFIG_ID, MEASUREMENT, {"kind": "software"})["credential"]
+
+    def create_sessions() -> None:
+        with cas.client(owner) as client:
+            for index in range(10_000):
+                if stop.is_set():
+                    return
+                name = f"burst-{index}"
+                try:
+                    acknowledged[name] = client.post_session(render_session(namespace_session(name)))
+                except CasRequestError:
+                    return
+
+    def swap_tags() -> None:
+        with cas.attestation() as attestation:
+            anchor = CasVolumeAnchor(attestation, credential)
+            current = None
+            for generation in range(1, 10_000):
+                if stop.is_set():
+                    return
+                new = AnchorState(generation, generation.to_bytes(16, "big"))
+                try:
+                    anchor.compare_and_swap("V1", current, new)
+                except CasRequestError:
+                    return
+                swaps.append(generation)
+                current = new
+
+    workers = [threading.Thread(target=create_sessions), threading.Thread(target=swap_tags)]
+    for worker in workers:
+        worker.start()
+    time.sleep(1.5)
+    cas.stop(signal.SIGKILL)
+    stop.set()
+    for worker in workers:
+        worker.join(timeout=30)
+    assert len(acknowledged) > 10 and len(swaps) > 10, "the burst must be under way when the CAS dies"
+
+    cas.start()
+    with cas.client(owner) as client:
+        for name, digest in acknowledged.items():
+            assert client.read_session(name)[1] == digest
+    with cas.attestation() as attestation:
+        grant = attestation.attest(CONFIG_ID, MEASUREMENT, {"kind": "software"})
+        (volume,) = grant["configuration"]["volumes"]
+        # The last acknowledged swap is there; at most one more (applied, answer lost in the kill).
+        assert volume["generation"] in {swaps[-1], swaps[-1] + 1}
+
+
+def audit_verify(cas: RunningCas) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sconify_executable(), "cas", "audit", "verify", str(cas.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_audit_log_records_and_detects_edits(cas: RunningCas, owner: ClientIdentity) -> None:
+    with cas.client(owner) as client:
+        client.post_session(namespace())
+        client.post_session(text(counter()))
+    with cas.attestation() as attestation:
+        attestation.attest(CONFIG_ID, MEASUREMENT, {"kind": "software"})
+        with pytest.raises(CasRequestError):
+            attestation.attest(CONFIG_ID, "00" * 32, {"kind": "software"})
+    cas.stop()
+
+    result = audit_verify(cas)
+    assert result.returncode == 0, result.stderr
+    assert "4 entries, chain intact" in result.stdout
+    database = cas.data_dir / "cas.db"
+    with sqlite3.connect(database) as db:
+        events = [row[0] for row in db.execute("SELECT event FROM audit ORDER BY seq")]
+    assert events == ["session.created", "session.created", "attestation.granted", "attestation.refused"]
+
+    with sqlite3.connect(database) as db:
+        db.execute(
+            "UPDATE audit SET details = replace(details, 'measurement not', 'measurement was') WHERE seq = 4"
+        )
+    edited = audit_verify(cas)
+    assert edited.returncode == 1
+    assert "FATAL: audit entry 4: its content was changed" in edited.stderr
+
+    with sqlite3.connect(database) as db:
+        db.execute("DELETE FROM audit WHERE seq = 2")
+    removed = audit_verify(cas)
+    assert removed.returncode == 1
+    assert "audit entry 3: the chain is broken before it" in removed.stderr
+
+
+def test_secrets_at_rest_are_encrypted_and_a_wrong_master_key_is_refused(
+    cas: RunningCas, owner: ClientIdentity
+) -> None:
+    with cas.client(owner) as client:
+        client.post_session(namespace())
+        client.post_session(text(counter()))
+    with cas.attestation() as attestation:
+        configuration = attestation.attest(CONFIG_ID, MEASUREMENT, {"kind": "software"})["configuration"]
+    cas.stop()
+    raw = b"".join(p.read_bytes() for p in cas.data_dir.iterdir() if p.name.startswith("cas.db"))
+    assert counter().services[0].fspf_key.encode() not in raw  # type: ignore[union-attr]
+    assert configuration["volumes"][0]["key"].encode() not in raw
+    assert configuration["environment"]["TOKEN"].encode() not in raw
+    assert (cas.data_dir / "master.key").stat().st_mode & 0o777 == 0o600
+
+    with pytest.raises(RuntimeError, match="wrong master key"):
+        cas.start(extra_env={"SCONIFY_CAS_MASTER_KEY": "11" * 32})
+
+
+def test_no_generated_secret_in_any_client_response_or_log_line(
+    cas: RunningCas, owner: ClientIdentity
+) -> None:
+    responses: list[str] = []
+    with cas.client(owner) as client:
+        client.post_session(namespace())
+        digest = client.post_session(text(counter()))
+        with cas.attestation() as attestation:
+            configuration = attestation.attest(CONFIG_ID, MEASUREMENT, {"kind": "software"})["configuration"]
+        for method, path in (
+            ("GET", "/v1/sessions/ns-1/python-session"),
+            ("GET", "/v1/values/session=ns-1/python-session"),
+            ("GET", f"/v1/sessions/ns-1/python-session?hash={digest}"),
+            ("GET", "/v1/version"),
+        ):
+            responses.append(client._http.request(method, path).text)
+    generated = [
+        configuration["command"][3],
+        configuration["environment"]["TOKEN"],
+        configuration["volumes"][0]["key"],
+    ]
+    log = cas.log_path.read_text() if cas.log_path else ""
+    for secret in generated:
+        assert all(secret not in response for response in responses)
+        assert secret not in log
+
+
+def test_graceful_shutdown(cas: RunningCas) -> None:
+    assert cas.stop(signal.SIGTERM) == 0
+    events = [line["event"] for line in cas.log_lines()]
+    assert events[-2:] == ["stopping", "stopped"]
+
+
+def test_refuses_to_start_with_a_bad_master_key_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.key"
+    bad.write_text("not hex\n")
+    result = subprocess.run(
+        [
+            sconify_executable(),
+            "cas",
+            "serve",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--master-key-file",
+            str(bad),
+            "--listen",
+            "127.0.0.1:0",
+            "--attest-listen",
+            "127.0.0.1:0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "master key must be 64 hex characters" in result.stderr
+    assert "not hex" not in result.stderr
