@@ -13,6 +13,7 @@ import secrets
 import shlex
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,8 @@ SOFTWARE_TOLERATION = "software-evidence"
 """The toleration a policy must list to accept self-reported (software) evidence; see docs/cas.md."""
 CREDENTIAL_LIFETIME = 900.0
 """Seconds a volume credential from one attestation stays valid."""
+MAX_CREDENTIALS = 1_000_000
+"""Credentials kept at most (about 200 MB); beyond, the oldest stop working and runtimes re-attest."""
 
 
 class CasError(Exception):
@@ -115,7 +118,8 @@ class CasService:
         self._store = store
         self._clock = clock
         self._credential_lifetime = credential_lifetime
-        self._credentials: dict[str, Credential] = {}
+        # Insertion order is expiry order (one lifetime for all), so expired credentials are at the front.
+        self._credentials: OrderedDict[str, Credential] = OrderedDict()
         self._parsed: dict[tuple[str, str], Session] = {}
         self._lock = threading.Lock()
 
@@ -250,7 +254,7 @@ class CasService:
         try:
             return self._attest(config_id, session_name, service_name, measurement.lower(), kind, evidence)
         except CasError as refusal:
-            with self._store.transaction():
+            with self._store.transaction(durable=False):
                 self._store.audit(
                     "attestation.refused", config_id=config_id, evidence=kind, reason=refusal.message
                 )
@@ -284,7 +288,10 @@ class CasService:
         if reason is not None:
             raise CasError(403, reason)
 
-        with self._store.transaction():
+        # Secrets and volume keys made on first use must be on disk before anyone receives them; once
+        # they exist, a grant only appends to the audit log, which need not wait for the disk.
+        first_use = self._needs_generation(session, service)
+        with self._store.transaction(durable=first_use):
             values = self._secret_values(session, generate_missing=True)
             volumes = self._service_volumes(session, service)
             self._store.audit(
@@ -312,6 +319,12 @@ class CasService:
             "credential_expires_in": self._credential_lifetime,
             "configuration": self._configuration(session, service, values, volumes),
         }
+
+    def _needs_generation(self, session: Session, service: Service) -> bool:
+        if len(self._secret_values(session, generate_missing=False)) < len(session.secrets):
+            return True
+        mounts = session.image(service.image_name).volumes if service.image_name else ()
+        return any(self._store.volume(session.name, mount.name) is None for mount in mounts)
 
     def _service_volumes(self, session: Session, service: Service) -> list[dict[str, Any]]:
         """Each volume the service's image mounts, with its key (made on first use) and latest state."""
@@ -413,9 +426,13 @@ class CasService:
             )
 
     def _expire_credentials(self) -> None:
+        """Drop expired credentials, and the oldest beyond ``MAX_CREDENTIALS``: O(1) amortised."""
         now = self._clock()
-        if len(self._credentials) > 10_000:
-            self._credentials = {k: c for k, c in self._credentials.items() if c.expires >= now}
+        while self._credentials:
+            oldest = next(iter(self._credentials.values()))
+            if oldest.expires >= now and len(self._credentials) < MAX_CREDENTIALS:
+                break
+            self._credentials.popitem(last=False)
 
 
 def _token_id(token: str) -> str:

@@ -176,16 +176,28 @@ class Store:
     # -- transactions -----------------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One atomic, durable change: committed (and fsynced) when the block ends, else rolled back."""
+    def transaction(self, durable: bool = True) -> Iterator[None]:
+        """One atomic change: committed when the block ends, else rolled back.
+
+        A durable transaction is fsynced before the block returns. ``durable=False`` is for audit
+        entries that acknowledge no change of state (attestation decisions): they are committed in
+        order but reach the disk with the next durable transaction or checkpoint, so a crash may lose
+        the last few of them — never a session, a secret, a volume key or a tag swap.
+        """
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            if not durable:
+                self._db.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            finally:
+                if not durable:
+                    self._db.execute("PRAGMA synchronous=FULL")
 
     # -- sessions ---------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ def upload(cas: RunningCas, owner: ClientIdentity, software: bool = True) -> str
         return client.post_session(text(counter(software=software)))
 
 
-def refusal(cas: RunningCas, config_id: str, measurement: str, evidence: dict[str, object]) -> str:
+def refusal(cas: RunningCas, config_id: str, measurement: str, evidence: dict[str, Any]) -> str:
     with cas.attestation() as attestation, pytest.raises(CasRequestError) as caught:
         attestation.attest(config_id, measurement, evidence)
     assert caught.value.status == 403

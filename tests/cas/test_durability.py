@@ -16,7 +16,7 @@ from pulumi_sconify.provider.cas.identity import ClientIdentity
 from pulumi_sconify.provider.fspf import AnchorState
 from pulumi_sconify.provider.policy import namespace_session, render_session
 from tests.cas.harness import RunningCas, sconify_executable
-from tests.cas.policies import MEASUREMENT, counter, namespace, text
+from tests.cas.policies import FSPF_KEY, MEASUREMENT, counter, namespace, text
 
 CONFIG_ID = "ns-1/python-session/python-service"
 
@@ -132,7 +132,7 @@ def test_secrets_at_rest_are_encrypted_and_a_wrong_master_key_is_refused(
         configuration = attestation.attest(CONFIG_ID, MEASUREMENT, {"kind": "software"})["configuration"]
     cas.stop()
     raw = b"".join(p.read_bytes() for p in cas.data_dir.iterdir() if p.name.startswith("cas.db"))
-    assert counter().services[0].fspf_key.encode() not in raw  # type: ignore[union-attr]
+    assert FSPF_KEY.encode() not in raw
     assert configuration["volumes"][0]["key"].encode() not in raw
     assert configuration["environment"]["TOKEN"].encode() not in raw
     assert (cas.data_dir / "master.key").stat().st_mode & 0o777 == 0o600
