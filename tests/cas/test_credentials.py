@@ -71,3 +71,17 @@ def test_generation_must_advance_by_one(cas: CasService) -> None:
     with pytest.raises(CasError) as caught:
         cas.swap_volume(credential, "V1", (0, None), (2, b"\x00" * 16))
     assert caught.value.status == 409
+
+
+def test_access_entries_by_certificate_and_key_hash(tmp_path: Path) -> None:
+    from pulumi_sconify.provider.cas.identity import create_client_identity
+    from pulumi_sconify.provider.cas.service import allowed
+
+    me = create_client_identity(tmp_path / "me")
+    pem = me.certificate.read_text()
+    assert allowed((pem,), me.key_hash, creator="other")
+    assert allowed((me.key_hash,), me.key_hash, creator="other")
+    assert allowed(("CREATOR",), me.key_hash, creator=me.key_hash)
+    assert allowed(("ANY",), me.key_hash, creator="other")
+    assert not allowed(("NONE",), me.key_hash, creator=me.key_hash)
+    assert not allowed(("CREATOR", "ab" * 32), me.key_hash, creator="other")

@@ -1,0 +1,55 @@
+"""`sconify identity` and `sconify session create|update|read` against a running CAS."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from tests.cas.harness import RunningCas
+from tests.cas.policies import counter, namespace, text
+from tests.cli.test_session_cli import sconify
+
+
+def test_identity_and_session_commands(cas: RunningCas, tmp_path: Path) -> None:
+    created = sconify("identity", "create", "--out", str(tmp_path / "me"))
+    assert created.returncode == 0, created.stderr
+    key_hash = created.stdout.splitlines()[-1].removeprefix("key hash: ")
+    assert len(key_hash) == 64
+    assert stat.S_IMODE((tmp_path / "me" / "client-key.pem").stat().st_mode) == 0o600
+    again = sconify("identity", "create", "--out", str(tmp_path / "me"))
+    assert again.returncode == 2
+    assert "refusing to overwrite" in again.stderr
+
+    connection = ["--cas", cas.address, "--cas-ca", str(cas.ca), "--identity", str(tmp_path / "me")]
+    (tmp_path / "ns.yaml").write_text(namespace())
+    (tmp_path / "session.yaml").write_text(text(counter()))
+    assert sconify("session", "create", str(tmp_path / "ns.yaml"), *connection).returncode == 0
+    first = sconify("session", "create", str(tmp_path / "session.yaml"), *connection)
+    assert first.returncode == 0, first.stderr
+    first_hash = first.stdout.strip()
+
+    duplicate = sconify("session", "create", str(tmp_path / "session.yaml"), *connection)
+    assert duplicate.returncode == 1
+    assert "409" in duplicate.stderr
+
+    (tmp_path / "session.yaml").write_text(text(counter()).replace("pwd: /\n", "pwd: /code\n"))
+    updated = sconify("session", "update", str(tmp_path / "session.yaml"), *connection)
+    assert updated.returncode == 0, updated.stderr
+    assert updated.stdout.strip() != first_hash
+
+    read = sconify("session", "read", "ns-1/python-session", *connection)
+    assert read.returncode == 0
+    assert f"predecessor: {first_hash}" in read.stdout
+    assert read.stderr.strip() == f"hash: {updated.stdout.strip()}"
+
+    older = sconify("session", "read", "ns-1/python-session", "--hash", first_hash, *connection)
+    assert "predecessor" not in older.stdout
+
+
+def test_invalid_policy_problems_are_listed(cas: RunningCas, tmp_path: Path) -> None:
+    sconify("identity", "create", "--out", str(tmp_path / "me"))
+    connection = ["--cas", cas.address, "--cas-ca", str(cas.ca), "--identity", str(tmp_path / "me")]
+    (tmp_path / "bad.yaml").write_text("name: x\nversion: 0.3\n")
+    result = sconify("session", "create", str(tmp_path / "bad.yaml"), *connection)
+    assert result.returncode == 1
+    assert "version: must be a quoted string" in result.stderr
