@@ -101,8 +101,35 @@ def test_oversized_input_is_refused_without_reading_it_all(tmp_path: Path) -> No
     assert "larger than" in result.stderr
 
 
-@pytest.mark.parametrize("group", ["image", "chart", "run"])
+@pytest.mark.parametrize("group", ["image", "run"])
 def test_groups_not_yet_in_this_version_say_so(group: str) -> None:
     result = sconify(group)
     assert result.returncode == 2
     assert "has no commands" in result.stderr
+
+
+def test_chart_generate_from_sconifier_json(tmp_path: Path) -> None:
+    import json
+
+    from tests.chart.counter import sconifier_output
+
+    source = tmp_path / "sconified.json"
+    source.write_text(json.dumps(sconifier_output()))
+    result = sconify(
+        "chart",
+        "generate",
+        str(source),
+        "--k8s-helm-output-dir",
+        str(tmp_path / "charts"),
+        "--k8s-helm-workload-type",
+        "deployment",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path / "charts" / "python-service")
+    assert (tmp_path / "charts" / "python-service" / "templates" / "deployment.yaml").is_file()
+
+    source.write_text(json.dumps({"image": "x"}))
+    refused = sconify("chart", "generate", str(source), "--out", str(tmp_path / "other"))
+    assert refused.returncode == 1
+    assert "not the output of sconify image" in refused.stderr
+    assert not (tmp_path / "other").exists()

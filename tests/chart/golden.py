@@ -1,0 +1,21 @@
+"""Regenerate the golden counter chart: `python -m tests.chart.golden` (then review the diff)."""
+
+from __future__ import annotations
+
+import shutil
+
+from pulumi_sconify.provider.chart import WorkloadType, chart_files
+from tests.chart.counter import counter
+from tests.chart.test_chart import GOLDEN
+
+
+def main() -> None:
+    shutil.rmtree(GOLDEN, ignore_errors=True)
+    for name, content in chart_files(counter(), WorkloadType.JOB).items():
+        path = GOLDEN / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+
+
+if __name__ == "__main__":
+    main()
