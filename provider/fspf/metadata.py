@@ -166,10 +166,22 @@ def _kind_code(manifest: Manifest) -> int:
     return KIND_IMAGE if manifest.kind == "image" else KIND_VOLUME
 
 
-def seal(manifest: Manifest, key: bytes, context: bytes) -> tuple[bytes, bytes]:
-    """Seal ``manifest`` under ``key``; returns ``(file contents, tag)``."""
-    header = _HEADER.pack(MAGIC, FORMAT_VERSION, _kind_code(manifest), os.urandom(12))
-    sealed = AESGCM(key).encrypt(header[-12:], manifest_to_json(manifest), header + context)
+def seal(manifest: Manifest, key: bytes, context: bytes, deterministic: bool = False) -> tuple[bytes, bytes]:
+    """Seal ``manifest`` under ``key``; returns ``(file contents, tag)``.
+
+    The nonce is random, or — ``deterministic`` — derived from the key and the manifest itself
+    (synthetic-IV style: a different manifest always gets a different nonce), so that the same
+    content and key give the same bytes and tag (reproducible images).
+    """
+    plain = manifest_to_json(manifest)
+    if deterministic:
+        nonce = hmac.new(key, b"sconify-fspf-nonce-v1\x00" + context + b"\x00" + plain, "sha256").digest()[
+            :12
+        ]
+    else:
+        nonce = os.urandom(12)
+    header = _HEADER.pack(MAGIC, FORMAT_VERSION, _kind_code(manifest), nonce)
+    sealed = AESGCM(key).encrypt(nonce, plain, header + context)
     return header + sealed, sealed[-TAG_SIZE:]
 
 

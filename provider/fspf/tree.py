@@ -20,7 +20,7 @@ import os
 import secrets
 import shutil
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -248,11 +248,30 @@ def _make_directories(root: Path, path: str, created: list[Path]) -> None:
             created.append(location)
 
 
+def _layout_paths(tree: Path, manifest: Manifest) -> Iterator[tuple[str, os.stat_result]]:
+    """The paths verification must account for: /fspf and every protected region, nothing else.
+
+    A container's root holds /proc, /sys and more that no protection covers; only protected regions
+    (and /fspf) are walked, each once from its outermost protected root.
+    """
+    protected = [r.path for r in manifest.regions if r.protection is not Protection.NOT_PROTECTED]
+    roots = [p for p in protected if not any(o != p and is_within(p, o) for o in protected)]
+    for root in sorted({FSPF_DIR, *roots}):
+        try:
+            info = os.lstat(host_path(tree, root))
+        except FileNotFoundError:
+            continue
+        if root != "/":
+            yield root, info
+        if stat.S_ISDIR(info.st_mode):
+            yield from walk(tree, root)
+
+
 def _check_layout(tree: Path, manifest: Manifest) -> None:
     """Everything present in a protected region must be listed, with the listed type."""
     entries = manifest.entry_map()
     blobs = {entry.blob for entry in manifest.entries if entry.blob is not None}
-    for path, info in walk(tree):
+    for path, info in _layout_paths(tree, manifest):
         if is_within(path, FSPF_DIR):
             _check_fspf_entry(path, info, blobs)
             continue

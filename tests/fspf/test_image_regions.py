@@ -1,0 +1,83 @@
+"""In-place, deterministic protection of image regions (what the sconifier adds as a layer)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pulumi_sconify.provider.fspf import (
+    IntegrityError,
+    Protection,
+    Region,
+    UsageError,
+    decrypt_tree,
+    generate_key,
+    verify_tree,
+)
+from pulumi_sconify.provider.fspf.image_regions import protect_regions
+from tests.fspf.trees import SECRET_CODE, build_source
+
+REGIONS = [
+    Region("/code", Protection.ENCRYPTED),
+    Region("/usr", Protection.AUTHENTICATED),
+    Region("/usr/tmp", Protection.NOT_PROTECTED),
+]
+
+
+def image_from(source: Path, fspf: Path, target: Path) -> Path:
+    """The image as a container sees it: the source minus /code's content, plus /fspf."""
+    shutil.copytree(source, target, symlinks=True)
+    shutil.rmtree(target / "code")
+    (target / "code").mkdir()
+    shutil.copytree(fspf / "fspf", target / "fspf")
+    return target
+
+
+def test_protected_image_verifies_and_decrypts(tmp_path: Path) -> None:
+    source = build_source(tmp_path / "src")
+    key = generate_key()
+    result = protect_regions(source, tmp_path / "layer", key, REGIONS)
+    assert sorted(p.name for p in (tmp_path / "layer").iterdir()) == ["fspf"]  # only /fspf is produced
+    image = image_from(source, tmp_path / "layer", tmp_path / "image")
+    verify_tree(image, key, result.tag)
+    decrypt_tree(image, tmp_path / "plain", key, result.tag)
+    assert (tmp_path / "plain" / "code" / "app.py").read_bytes() == SECRET_CODE
+    everything = b"".join(p.read_bytes() for p in (tmp_path / "layer").rglob("*") if p.is_file())
+    assert b"7f3a9c" not in everything
+
+
+def test_same_tree_and_key_give_identical_output(tmp_path: Path) -> None:
+    source = build_source(tmp_path / "src")
+    key = generate_key()
+    first = protect_regions(source, tmp_path / "a", key, REGIONS)
+    second = protect_regions(source, tmp_path / "b", key, REGIONS)
+    assert first.tag == second.tag
+    files_a = {
+        p.relative_to(tmp_path / "a"): p.read_bytes() for p in (tmp_path / "a").rglob("*") if p.is_file()
+    }
+    files_b = {
+        p.relative_to(tmp_path / "b"): p.read_bytes() for p in (tmp_path / "b").rglob("*") if p.is_file()
+    }
+    assert files_a == files_b
+    assert protect_regions(source, tmp_path / "c", generate_key(), REGIONS).tag != first.tag
+
+
+def test_changed_content_changes_the_state(tmp_path: Path) -> None:
+    source = build_source(tmp_path / "src")
+    key = generate_key()
+    first = protect_regions(source, tmp_path / "a", key, REGIONS)
+    (source / "code" / "app.py").write_text("print('v2')\n")
+    second = protect_regions(source, tmp_path / "b", key, REGIONS)
+    assert first.tag != second.tag
+    image = image_from(source, tmp_path / "a", tmp_path / "image")  # old metadata with new files
+    (image / "usr" / "bin" / "helper").write_text("changed\n")
+    with pytest.raises(IntegrityError, match="/usr/bin/helper"):
+        verify_tree(image, key, first.tag)
+
+
+def test_missing_region_is_a_usage_error(tmp_path: Path) -> None:
+    source = build_source(tmp_path / "src")
+    with pytest.raises(UsageError, match="/app: no such file or directory in the image"):
+        protect_regions(source, tmp_path / "out", generate_key(), [Region("/app", Protection.ENCRYPTED)])
