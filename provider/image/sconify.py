@@ -1,0 +1,382 @@
+"""The sconify transform: a native image becomes a confidential image, registry to registry.
+
+1. Resolve the native image (pinned by digest) and apply its layers, checked entry by entry, to a
+   scratch root file system on disk (layers stream; memory stays flat).
+2. Add the runtime and the CAS pin; protect: each ``--dir`` an encrypted region, the program, its
+   libraries and the runtime an authenticated region (deterministically, from the FSPF key).
+3. Rewrite every layer that holds anything below an encrypted directory, leaving it out — a whiteout
+   would leave the plaintext in the lower layer's blob. Other layers are reused as they are.
+4. Add one layer: ``/fspf`` (metadata and ciphertext), ``/sconify`` (runtime, pin), mount points.
+5. Write a config (entrypoint = runtime, configuration id and CAS baked in, labels) and a manifest;
+   push only the blobs the destination lacks.
+
+The same native image, options and FSPF key give the same image digest.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import shlex
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..fspf.image_regions import protect_regions
+from ..fspf.metadata import Protection, Region
+from ..fspf.paths import is_within
+from ..version import __version__
+from . import measure
+from .layers import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, LayerWriter, WrittenLayer, read_layer, write_tree_layer
+from .oci import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, ImageError, Platform, manifest_json
+from .reference import ImageReference, Transport
+from .registry import sha256_digest
+from .rootfs import RootFilesystem, resolve_inside
+from .transport import ImageDestination, ImageSource, RegistryOptions, open_destination, open_source
+
+RUNTIME_DIR = "/sconify"
+RUNTIME_ENTRYPOINT = "/sconify/bin/sconify-run"
+CAS_PIN_PATH = "/sconify/cas-ca.pem"
+VOLUME_CIPHERTEXT_DIR = "/sconify/volumes"
+FSPF_PATH = "/fspf/fs.fspf"
+LIBRARY_DIRECTORIES = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib")
+"""Authenticated when present: where shared libraries and interpreter modules live."""
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+RESERVED = ("/fspf", RUNTIME_DIR, "/proc", "/sys", "/dev")
+
+# Until the runtime lands, the injected runtime is a placeholder that refuses to run, and says so.
+PLACEHOLDER_RUNTIME = f"""#!/bin/sh
+echo "[SCONIFY|FATAL] this image carries the placeholder runtime of pulumi-sconify {__version__}:" \\
+     "the confidential runtime is not part of this version" >&2
+exit 70
+"""
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SconifyOptions:
+    source: ImageReference
+    destination: ImageReference
+    command: str
+    fspf_key: bytes = field(repr=False)
+    service: str = "service"
+    binary: str | None = None
+    dirs: tuple[str, ...] = ()
+    authenticated: tuple[str, ...] = ()
+    volumes: tuple[tuple[str, str], ...] = ()
+    config_id: str = ""
+    cas: str = ""
+    cas_certificate: bytes = b""
+    heap: str = ""
+    stack: str = ""
+    platform: Platform = field(default_factory=Platform)
+    registry: RegistryOptions = field(default_factory=RegistryOptions)
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class Mount:
+    path: str
+    kind: str
+    volume: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "kind": self.kind, "volume": self.volume}
+
+
+@dataclass(frozen=True)
+class SconifyResult:
+    image: ImageReference
+    """The confidential image, pinned by digest (not pushed on a dry run)."""
+    native: ImageReference
+    mrenclave: str
+    fspf_tag: str
+    binary: str
+    mounts: tuple[Mount, ...]
+    blobs_uploaded: int
+    blobs_present: int
+
+
+def _check_paths(options: SconifyOptions) -> None:
+    from ..fspf.paths import check_tree_path  # noqa: PLC0415
+
+    for path in (*options.dirs, *options.authenticated, *(p for _, p in options.volumes)):
+        try:
+            check_tree_path(path, path)
+        except ValueError:
+            raise ImageError(f"{path}: expected a normalised absolute path such as /code") from None
+        if path == "/" or any(
+            is_within(path, reserved) or is_within(reserved, path) for reserved in RESERVED
+        ):
+            raise ImageError(
+                f"{path}: overlaps a path the confidential image reserves ({', '.join(RESERVED)})"
+            )
+    for directory in options.dirs:
+        for _, volume_path in options.volumes:
+            if is_within(volume_path, directory) or is_within(directory, volume_path):
+                raise ImageError(
+                    f"{directory}: an encrypted directory cannot overlap volume path {volume_path}"
+                )
+    names = [name for name, _ in options.volumes]
+    if len(set(names)) != len(names):
+        raise ImageError("--volume: the same volume name twice")
+
+
+def _below(path: str, directories: tuple[str, ...]) -> bool:
+    """Strictly below one of ``directories`` (the directory itself stays as a mount point)."""
+    return any(path != directory and is_within(path, directory) for directory in directories)
+
+
+def _entry_removed(path: str, directories: tuple[str, ...]) -> bool:
+    parent, name = posixpath.split(path)
+    if name == OPAQUE_WHITEOUT or name.startswith(WHITEOUT_PREFIX):
+        target = parent if name == OPAQUE_WHITEOUT else posixpath.join(parent, name[len(WHITEOUT_PREFIX) :])
+        return _below(target, directories) or (name == OPAQUE_WHITEOUT and target in directories)
+    return _below(path, directories)
+
+
+def _find_binary(rootfs: RootFilesystem, program: str, environment: list[str]) -> str:
+    """The program's path in the image: as given if absolute, else looked up on the image's PATH."""
+    search = DEFAULT_PATH
+    for variable in environment:
+        if variable.startswith("PATH="):
+            search = variable[len("PATH=") :]
+    candidates = (
+        [program]
+        if program.startswith("/")
+        else [
+            posixpath.join(directory, program) for directory in search.split(":") if directory.startswith("/")
+        ]
+    )
+    for candidate in candidates:
+        location = resolve_inside(rootfs.root, candidate, follow_last=True)
+        if location.is_file():
+            return "/" + location.relative_to(rootfs.root).as_posix()
+    raise ImageError(f"{program}: not found in the image (searched {', '.join(candidates)})")
+
+
+def sconify(options: SconifyOptions, progress: Progress = lambda _: None) -> SconifyResult:
+    """Turn the native image into a confidential one; see the module documentation."""
+    _check_paths(options)
+    argv = shlex.split(options.command)
+    if not argv:
+        raise ImageError("--command: must name the program to run")
+    source = open_source(options.source, options.registry)
+    try:
+        native = source.resolve(options.platform)
+        progress(f"native image {native.reference}")
+        with tempfile.TemporaryDirectory(prefix="sconify-") as scratch:
+            return _sconify(options, argv, source, native, Path(scratch), progress)
+    finally:
+        source.close()
+
+
+def _sconify(
+    options: SconifyOptions,
+    argv: list[str],
+    source: ImageSource,
+    native: Any,
+    scratch: Path,
+    progress: Progress,
+) -> SconifyResult:
+    manifest = native.manifest
+    config = native.config
+    rootfs = RootFilesystem(scratch / "rootfs")
+    touched: list[bool] = []
+    for index, layer in enumerate(manifest.layers):
+        progress(f"reading layer {index + 1}/{len(manifest.layers)} ({layer.size} bytes)")
+        removed = False
+
+        def entries(index: int = index, layer: Descriptor = layer) -> Any:
+            nonlocal removed
+            for entry in read_layer(source.blob(layer), layer.media_type, f"layer {index}"):
+                removed = removed or _entry_removed(entry.path, options.dirs)
+                yield entry
+
+        rootfs.apply(entries())
+        touched.append(removed)
+    rootfs.finish()
+    for directory in options.dirs:
+        if not rootfs.is_dir(directory):
+            raise ImageError(f"--dir {directory}: not a directory in the image")
+
+    binary = _find_binary(
+        rootfs, options.binary or argv[0], list((config.get("config") or {}).get("Env") or [])
+    )
+    stage = scratch / "layer"
+    _stage_runtime(stage, rootfs, options)
+
+    regions = [Region(directory, Protection.ENCRYPTED) for directory in options.dirs]
+    authenticated = {binary, RUNTIME_DIR, *options.authenticated}
+    authenticated |= {d for d in LIBRARY_DIRECTORIES if rootfs.lstat(d) is not None}
+    regions += [
+        Region(path, Protection.AUTHENTICATED)
+        for path in sorted(authenticated)
+        if not any(is_within(path, d) for d in options.dirs)
+    ]
+    regions.append(Region(VOLUME_CIPHERTEXT_DIR, Protection.NOT_PROTECTED))
+    progress("protecting regions")
+    protected = protect_regions(rootfs.root, stage, options.fspf_key, regions)
+    authenticated_paths = [
+        e.path for e in protected.manifest.entries if e.protection is Protection.AUTHENTICATED
+    ]
+    mrenclave = measure.measurement(rootfs.root, binary, authenticated_paths, options.heap, options.stack)
+
+    layers: list[tuple[Descriptor, Path | None]] = []
+    diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+    if len(diff_ids) != len(manifest.layers):
+        raise ImageError("image config: rootfs.diff_ids does not list every layer")
+    for index, layer in enumerate(manifest.layers):
+        if not touched[index]:
+            layers.append((layer, None))
+            continue
+        progress(f"rewriting layer {index + 1} without the plaintext of {', '.join(options.dirs)}")
+        written = _rewrite(source, layer, index, options.dirs, scratch / f"rewritten-{index}.tar.gz")
+        layers.append((Descriptor(OCI_LAYER_GZIP, written.digest, written.size), written.path))
+        diff_ids[index] = written.diff_id
+    added = write_tree_layer(stage, scratch / "sconify-layer.tar.gz")
+    layers.append((Descriptor(OCI_LAYER_GZIP, added.digest, added.size), added.path))
+    diff_ids.append(added.diff_id)
+
+    new_config = _config(config, diff_ids, options, native.reference, mrenclave)
+    config_path = scratch / "config.json"
+    config_path.write_bytes(new_config)
+    config_descriptor = Descriptor(OCI_CONFIG, sha256_digest(new_config), len(new_config))
+    manifest_bytes = manifest_json(config_descriptor, [descriptor for descriptor, _ in layers])
+    mounts = _mounts(options)
+    if options.dry_run:
+        image = options.destination.with_digest(sha256_digest(manifest_bytes))
+        return SconifyResult(image, native.reference, mrenclave, protected.tag.hex(), binary, mounts, 0, 0)
+    uploaded, present, image = _push(
+        options, source, layers, (config_descriptor, config_path), manifest_bytes, scratch, progress
+    )
+    return SconifyResult(
+        image, native.reference, mrenclave, protected.tag.hex(), binary, mounts, uploaded, present
+    )
+
+
+def _stage_runtime(stage: Path, rootfs: RootFilesystem, options: SconifyOptions) -> None:
+    """Write what the new layer adds (besides /fspf) to ``stage`` and into the root file system."""
+    files = {RUNTIME_ENTRYPOINT: (PLACEHOLDER_RUNTIME.encode(), 0o755)}
+    if options.cas_certificate:
+        files[CAS_PIN_PATH] = (options.cas_certificate, 0o644)
+    directories = [f"{VOLUME_CIPHERTEXT_DIR}/{name}" for name, _ in options.volumes]
+    directories += [path for _, path in options.volumes if rootfs.lstat(path) is None]
+    for base in (stage, rootfs.root):
+        for path, (content, mode) in files.items():
+            location = base / path.lstrip("/")
+            location.parent.mkdir(parents=True, exist_ok=True)
+            location.write_bytes(content)
+            location.chmod(mode)
+        for path in directories:
+            (base / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    for location in [stage, *[p for p in stage.rglob("*") if p.is_dir()]]:
+        location.chmod(0o755)
+
+
+def _rewrite(
+    source: ImageSource, layer: Descriptor, index: int, directories: tuple[str, ...], path: Path
+) -> WrittenLayer:
+    writer = LayerWriter(path)
+    for entry in read_layer(source.blob(layer), layer.media_type, f"layer {index}"):
+        if _entry_removed(entry.path, directories):
+            continue
+        member = entry.member
+        if member.islnk() and _below("/" + member.linkname.lstrip("/"), directories):
+            raise ImageError(
+                f"layer {index}: {entry.path} is a hard link into encrypted directory "
+                f"{member.linkname}; it would keep the plaintext reachable"
+            )
+        writer.add(member, entry.content)
+    return writer.finish()
+
+
+def _mounts(options: SconifyOptions) -> tuple[Mount, ...]:
+    mounts = []
+    for name, path in options.volumes:
+        mounts.append(Mount(f"{VOLUME_CIPHERTEXT_DIR}/{name}", "ciphertext-volume", name))
+        mounts.append(Mount(path, "tmpfs", name))
+    mounts += [Mount(directory, "tmpfs") for directory in options.dirs]
+    return tuple(mounts)
+
+
+def _config(
+    native: dict[str, Any],
+    diff_ids: list[str],
+    options: SconifyOptions,
+    native_reference: ImageReference,
+    mrenclave: str,
+) -> bytes:
+    config = json.loads(json.dumps(native))  # a deep copy
+    runtime = config.setdefault("config", {}) or {}
+    config["config"] = runtime
+    environment = [
+        v for v in runtime.get("Env") or [] if not v.startswith(("SCONE_CONFIG_ID=", "SCONE_CAS_"))
+    ]
+    environment.append(f"SCONE_CONFIG_ID={options.config_id}")
+    if options.cas:
+        environment.append(f"SCONE_CAS_ADDR={options.cas}")
+    if options.cas_certificate:
+        environment.append(f"SCONE_CAS_CA={CAS_PIN_PATH}")
+    runtime["Env"] = environment
+    runtime["Entrypoint"] = [RUNTIME_ENTRYPOINT]
+    runtime["Cmd"] = None
+    labels = dict(runtime.get("Labels") or {})
+    labels.update(
+        {
+            "io.sconify.engine": "open",
+            "io.sconify.engine-version": __version__,
+            "io.sconify.native-image": native_reference.pinned
+            if native_reference.transport is Transport.DOCKER
+            else native_reference.digest or "",
+            "io.sconify.mrenclave": mrenclave,
+        }
+    )
+    runtime["Labels"] = labels
+    config["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
+    history = list(config.get("history") or [])
+    history.append(
+        {
+            "created_by": f"sconify image (pulumi-sconify {__version__})",
+            "comment": "confidential image: encrypted regions, runtime, /fspf",
+        }
+    )
+    config["history"] = history
+    return json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _push(
+    options: SconifyOptions,
+    source: ImageSource,
+    layers: list[tuple[Descriptor, Path | None]],
+    config: tuple[Descriptor, Path],
+    manifest: bytes,
+    scratch: Path,
+    progress: Progress,
+) -> tuple[int, int, ImageReference]:
+    destination: ImageDestination = open_destination(options.destination, options.registry)
+    uploaded = present = 0
+    try:
+        for descriptor, local in [*layers, config]:
+            if destination.has_blob(descriptor.digest):
+                present += 1
+                continue
+            if local is None:  # an unchanged native layer: stream it through a scratch file
+                local = scratch / f"blob-{descriptor.digest.removeprefix('sha256:')}"
+                progress(f"copying blob {descriptor.digest[:19]} ({descriptor.size} bytes)")
+                with local.open("wb") as sink:
+                    for chunk in source.blob(descriptor):
+                        sink.write(chunk)
+            else:
+                progress(f"uploading blob {descriptor.digest[:19]} ({descriptor.size} bytes)")
+            destination.put_blob(descriptor, local)
+            if local.name.startswith("blob-"):
+                local.unlink()
+            uploaded += 1
+        image = destination.put_manifest(manifest, OCI_MANIFEST)
+    finally:
+        destination.close()
+    return uploaded, present, image
