@@ -364,17 +364,17 @@ def _push(
             if destination.has_blob(descriptor.digest):
                 present += 1
                 continue
+            blob = local or scratch / f"blob-{descriptor.digest.removeprefix('sha256:')}"
             if local is None:  # an unchanged native layer: stream it through a scratch file
-                local = scratch / f"blob-{descriptor.digest.removeprefix('sha256:')}"
                 progress(f"copying blob {descriptor.digest[:19]} ({descriptor.size} bytes)")
-                with local.open("wb") as sink:
+                with blob.open("wb") as sink:
                     for chunk in source.blob(descriptor):
                         sink.write(chunk)
             else:
                 progress(f"uploading blob {descriptor.digest[:19]} ({descriptor.size} bytes)")
-            destination.put_blob(descriptor, local)
-            if local.name.startswith("blob-"):
-                local.unlink()
+            destination.put_blob(descriptor, blob)
+            if local is None:
+                blob.unlink()
             uploaded += 1
         image = destination.put_manifest(manifest, OCI_MANIFEST)
     finally:
