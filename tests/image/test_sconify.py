@@ -1,0 +1,149 @@
+"""The sconify transform, registry to registry, with a real registry and skopeo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pulumi_sconify.provider.fspf import decrypt_tree, generate_key, verify_tree
+from pulumi_sconify.provider.image.oci import ImageError
+from pulumi_sconify.provider.image.reference import parse_reference
+from pulumi_sconify.provider.image.sconify import SconifyOptions, SconifyResult, sconify
+from tests.image.images import (
+    APP_LAYER,
+    BASE_LAYER,
+    HELPER,
+    SECRET,
+    layer_files,
+    push_layout,
+    skopeo,
+    write_layout,
+)
+from tests.image.registry_harness import Registry
+
+
+def options(registry: Registry, key: bytes, **changes: object) -> SconifyOptions:
+    values: dict[str, object] = {
+        "source": parse_reference(f"docker://{registry.host}/native/counter:1"),
+        "destination": parse_reference(f"docker://{registry.host}/confidential/counter:1"),
+        "command": "python3 /code/app.py",
+        "fspf_key": key,
+        "service": "python-service",
+        "dirs": ("/code",),
+        "volumes": (("V1", "/V1"),),
+        "config_id": "ns/python-session/python-service",
+        "cas": "cas.local:18765",
+        "cas_certificate": b"-----BEGIN CERTIFICATE-----\nPIN\n-----END CERTIFICATE-----\n",
+    }
+    values.update(changes)
+    return SconifyOptions(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def native(registry: Registry, tmp_path: Path) -> Registry:
+    write_layout(tmp_path / "native", "1", [BASE_LAYER, APP_LAYER])
+    push_layout(tmp_path / "native", "1", registry.host, "native/counter")
+    return registry
+
+
+def run(registry: Registry, key: bytes, **changes: object) -> SconifyResult:
+    return sconify(options(registry, key, **changes))
+
+
+def test_confidential_image_in_the_registry(native: Registry, tmp_path: Path) -> None:
+    key = generate_key()
+    result = run(native, key)
+    assert result.image.digest and result.native.digest
+    assert result.binary == "/usr/bin/python3.11"
+    assert len(result.mrenclave) == 64 and len(result.fspf_tag) == 32
+
+    inspected = json.loads(
+        skopeo("inspect", "--tls-verify=false", f"docker://{native.host}/confidential/counter:1").stdout
+    )
+    assert inspected["Digest"] == result.image.digest
+    assert inspected["Labels"]["io.sconify.mrenclave"] == result.mrenclave
+    assert inspected["Labels"]["io.sconify.native-image"] == result.native.pinned
+    config = json.loads(
+        skopeo(
+            "inspect", "--tls-verify=false", "--config", f"docker://{native.host}/confidential/counter:1"
+        ).stdout
+    )
+    assert config["config"]["Entrypoint"] == ["/sconify/bin/sconify-run"]
+    assert "SCONE_CONFIG_ID=ns/python-session/python-service" in config["config"]["Env"]
+    assert "SCONE_CAS_ADDR=cas.local:18765" in config["config"]["Env"]
+    assert [m.to_json() for m in result.mounts] == [
+        {"path": "/sconify/volumes/V1", "kind": "ciphertext-volume", "volume": "V1"},
+        {"path": "/V1", "kind": "tmpfs", "volume": "V1"},
+        {"path": "/code", "kind": "tmpfs", "volume": None},
+    ]
+
+
+def test_no_blob_holds_the_plaintext_of_code(native: Registry, tmp_path: Path) -> None:
+    run(native, generate_key())
+    blobs = layer_files(native.host, "confidential/counter:1", tmp_path / "pulled")
+    everything = b"".join(blobs.values())
+    assert b"5e1f9c0d" not in everything
+    assert b"b7d41a02" not in everything
+    assert b"fake libc" in everything  # the base layer is there, untouched
+
+
+def test_protected_regions_verify_in_the_assembled_image(native: Registry, tmp_path: Path) -> None:
+    from pulumi_sconify.provider.image.layers import read_layer
+    from pulumi_sconify.provider.image.rootfs import RootFilesystem
+    from pulumi_sconify.provider.image.transport import RegistryOptions, open_source
+
+    key = generate_key()
+    result = run(native, key)
+    source = open_source(result.image, RegistryOptions())
+    resolved = source.resolve(options(native, key).platform)
+    rootfs = RootFilesystem(tmp_path / "rootfs")
+    for index, layer in enumerate(resolved.manifest.layers):
+        rootfs.apply(read_layer(source.blob(layer), layer.media_type, f"layer {index}"))
+    rootfs.finish()
+    source.close()
+    assert sorted(p.name for p in (rootfs.root / "code").iterdir()) == []  # only the mount point
+    tag = bytes.fromhex(result.fspf_tag)
+    verify_tree(rootfs.root, key, tag)
+    decrypt_tree(rootfs.root, tmp_path / "plain", key, tag)
+    assert (tmp_path / "plain/code/app.py").read_bytes() == SECRET
+    assert (tmp_path / "plain/code/lib/helper.py").read_bytes() == HELPER
+    assert (rootfs.root / "sconify/cas-ca.pem").read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
+    assert (rootfs.root / "V1").is_dir() and (rootfs.root / "sconify/volumes/V1").is_dir()
+
+
+def test_same_inputs_and_key_give_the_same_digest(native: Registry) -> None:
+    key = generate_key()
+    first = run(native, key)
+    second = run(native, key)
+    assert second.image.digest == first.image.digest
+    assert second.mrenclave == first.mrenclave
+    assert second.blobs_uploaded == 0  # everything was there: only digests were compared
+    third = run(native, generate_key())
+    assert third.image.digest != first.image.digest
+    assert third.mrenclave == first.mrenclave  # the measurement does not depend on the FSPF key
+
+
+def test_dry_run_writes_nothing(native: Registry) -> None:
+    result = run(native, generate_key(), dry_run=True)
+    assert result.image.digest
+    with pytest.raises(subprocess.CalledProcessError) as missing:
+        skopeo("inspect", "--tls-verify=false", f"docker://{native.host}/confidential/counter:1")
+    assert "manifest unknown" in missing.value.stderr
+
+
+def test_to_an_oci_layout(native: Registry, tmp_path: Path) -> None:
+    result = run(native, generate_key(), destination=parse_reference(f"oci:{tmp_path / 'out'}:v1"))
+    inspected = json.loads(skopeo("inspect", f"oci:{tmp_path / 'out'}:v1").stdout)
+    assert inspected["Digest"] == result.image.digest
+
+
+def test_missing_dir_and_binary_are_clear_errors(native: Registry) -> None:
+    with pytest.raises(ImageError, match="--dir /app: not a directory in the image"):
+        run(native, generate_key(), dirs=("/app",))
+    with pytest.raises(ImageError, match="ruby: not found in the image"):
+        run(native, generate_key(), command="ruby /code/app.rb")
+    with pytest.raises(ImageError, match="overlaps a path the confidential image reserves"):
+        run(native, generate_key(), dirs=("/fspf",))
