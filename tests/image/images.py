@@ -11,6 +11,7 @@ import subprocess
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SECRET = b"def main():  # the secret algorithm 5e1f9c0d\n    print('counting')\n"
 HELPER = b"SECRET_HELPER = 'b7d41a02'\n"
@@ -128,7 +129,7 @@ def write_layout(
     ).encode()
     (blobs / digest(manifest).removeprefix("sha256:")).write_bytes(manifest)
     index_path = directory / "index.json"
-    index = (
+    index: dict[str, Any] = (
         json.loads(index_path.read_text()) if index_path.exists() else {"schemaVersion": 2, "manifests": []}
     )
     index["manifests"].append(
