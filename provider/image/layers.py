@@ -11,11 +11,13 @@ without a name or time, so the same content always has the same digest.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
 import posixpath
 import tarfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,15 +94,11 @@ class LayerEntry:
 
 def read_layer(chunks: Iterator[bytes], media_type: str, what: str) -> Iterator[LayerEntry]:
     """The checked entries of a layer, streamed (one entry's content at a time)."""
-    stream = io.BufferedReader(_ChunkReader(chunks), 1 << 20)
+    plain = _gunzip(chunks, what) if media_type in GZIP_LAYERS else chunks
+    stream = io.BufferedReader(_ChunkReader(plain), 1 << 20)
     seen: set[str] = set()
     try:
-        archive = (
-            tarfile.open(fileobj=stream, mode="r|gz")  # noqa: SIM115 - closed by the with below
-            if media_type in GZIP_LAYERS
-            else tarfile.open(fileobj=stream, mode="r|")  # noqa: SIM115
-        )
-        with archive:
+        with tarfile.open(fileobj=stream, mode="r|") as archive:
             for member in archive:
                 path = tree_path(member.name, what)
                 if member.type not in _ALLOWED_TYPES:
@@ -121,16 +119,33 @@ def read_layer(chunks: Iterator[bytes], media_type: str, what: str) -> Iterator[
                     tree_path(member.linkname, what)
                 content = archive.extractfile(member) if member.isfile() else None
                 yield LayerEntry(path, member, content)
-    except (tarfile.TarError, EOFError, OSError, gzip.BadGzipFile, zlib_error()) as error:
+            # Read to the very end: gzip checks its trailer (truncation, CRC) only there, and the
+            # blob's digest is checked only once every byte has been read.
+            remainder = archive.fileobj
+            assert remainder is not None
+            while remainder.read(1 << 20):
+                pass
+        for _ in plain:
+            pass
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
         raise ImageError(
             f"{what}: not a valid layer ({type(error).__name__}: truncated or corrupt)"
         ) from None
 
 
-def zlib_error() -> type[Exception]:
-    import zlib  # noqa: PLC0415
-
-    return zlib.error
+def _gunzip(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
+    """Decompress a gzip stream, insisting on its end: tarfile's own stream mode would take a
+    truncated layer for a short one."""
+    decompressor = zlib.decompressobj(wbits=31)
+    for chunk in chunks:
+        pending = chunk
+        while pending:
+            yield decompressor.decompress(pending)
+            pending = decompressor.unused_data
+            if decompressor.eof and pending:  # another gzip member follows
+                decompressor = zlib.decompressobj(wbits=31)
+    if not decompressor.eof:
+        raise ImageError(f"{what}: not a valid layer (truncated gzip stream)")
 
 
 @dataclass(frozen=True)
@@ -172,6 +187,22 @@ class LayerWriter:
         self._plain = _HashingWriter(self._gzip)  # type: ignore[arg-type]
         self.tar = tarfile.open(fileobj=self._plain, mode="w|", format=tarfile.PAX_FORMAT)  # noqa: SIM115
 
+    def __enter__(self) -> LayerWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: object) -> None:
+        if kind is not None:
+            self.abort()
+
+    def abort(self) -> None:
+        """Close everything and remove the partial file (after a failure)."""
+        for closer in (self.tar.close, self._gzip.close, self._file.close):
+            with contextlib.suppress(
+                OSError, ValueError, tarfile.TarError
+            ):  # already failing: close what we can
+                closer()
+        self.path.unlink(missing_ok=True)
+
     def add(self, member: tarfile.TarInfo, content: IO[bytes] | None = None) -> None:
         self.tar.addfile(member, content)
 
@@ -204,7 +235,11 @@ def normalized_member(
 
 def write_tree_layer(source: Path, path: Path) -> WrittenLayer:
     """A layer holding the tree ``source`` (files, directories, links), sorted and normalized."""
-    writer = LayerWriter(path)
+    with LayerWriter(path) as writer:
+        return _write_tree(writer, source)
+
+
+def _write_tree(writer: LayerWriter, source: Path) -> WrittenLayer:
     for location in sorted(source.rglob("*"), key=lambda p: p.relative_to(source).as_posix()):
         relative = "/" + location.relative_to(source).as_posix()
         info = location.lstat()

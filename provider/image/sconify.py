@@ -280,18 +280,18 @@ def _stage_runtime(stage: Path, rootfs: RootFilesystem, options: SconifyOptions)
 def _rewrite(
     source: ImageSource, layer: Descriptor, index: int, directories: tuple[str, ...], path: Path
 ) -> WrittenLayer:
-    writer = LayerWriter(path)
-    for entry in read_layer(source.blob(layer), layer.media_type, f"layer {index}"):
-        if _entry_removed(entry.path, directories):
-            continue
-        member = entry.member
-        if member.islnk() and _below("/" + member.linkname.lstrip("/"), directories):
-            raise ImageError(
-                f"layer {index}: {entry.path} is a hard link into encrypted directory "
-                f"{member.linkname}; it would keep the plaintext reachable"
-            )
-        writer.add(member, entry.content)
-    return writer.finish()
+    with LayerWriter(path) as writer:
+        for entry in read_layer(source.blob(layer), layer.media_type, f"layer {index}"):
+            if _entry_removed(entry.path, directories):
+                continue
+            member = entry.member
+            if member.islnk() and _below("/" + member.linkname.lstrip("/"), directories):
+                raise ImageError(
+                    f"layer {index}: {entry.path} is a hard link into encrypted directory "
+                    f"{member.linkname}; it would keep the plaintext reachable"
+                )
+            writer.add(member, entry.content)
+        return writer.finish()
 
 
 def _mounts(options: SconifyOptions) -> tuple[Mount, ...]:

@@ -51,23 +51,23 @@ class RunningCas:
 
     def start(self, extra_env: dict[str, str] | None = None) -> RunningCas:
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [
-                sconify_executable(),
-                "cas",
-                "serve",
-                "--data-dir",
-                str(self.data_dir),
-                "--listen",
-                f"127.0.0.1:{self.client_port}",
-                "--attest-listen",
-                f"127.0.0.1:{self.attest_port}",
-            ],
-            stdout=log,
-            stderr=log,
-            env={**os.environ, **(extra_env or {})},
-        )
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [
+                    sconify_executable(),
+                    "cas",
+                    "serve",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--listen",
+                    f"127.0.0.1:{self.client_port}",
+                    "--attest-listen",
+                    f"127.0.0.1:{self.attest_port}",
+                ],
+                stdout=log,
+                stderr=log,
+                env={**os.environ, **(extra_env or {})},
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

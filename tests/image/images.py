@@ -84,6 +84,8 @@ def write_layout(
     env: list[str] | None = None,
     architecture: str = "amd64",
     raw_layers: list[bytes] | None = None,
+    compressed_layers: list[bytes] | None = None,
+    declared_sizes: list[int] | None = None,
 ) -> str:
     """An OCI layout with one image; returns the manifest digest."""
     blobs = directory / "blobs" / "sha256"
@@ -91,14 +93,14 @@ def write_layout(
     (directory / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
     tars = raw_layers if raw_layers is not None else [tar_bytes(layer) for layer in layers]
     descriptors = []
-    for tar in tars:
-        compressed = gz(tar)
+    for index, tar in enumerate(tars):
+        compressed = compressed_layers[index] if compressed_layers else gz(tar)
         (blobs / digest(compressed).removeprefix("sha256:")).write_bytes(compressed)
         descriptors.append(
             {
                 "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
                 "digest": digest(compressed),
-                "size": len(compressed),
+                "size": declared_sizes[index] if declared_sizes else len(compressed),
             }
         )
     config = json.dumps(
@@ -129,10 +131,10 @@ def write_layout(
     ).encode()
     (blobs / digest(manifest).removeprefix("sha256:")).write_bytes(manifest)
     index_path = directory / "index.json"
-    index: dict[str, Any] = (
+    layout_index: dict[str, Any] = (
         json.loads(index_path.read_text()) if index_path.exists() else {"schemaVersion": 2, "manifests": []}
     )
-    index["manifests"].append(
+    layout_index["manifests"].append(
         {
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "digest": digest(manifest),
@@ -141,7 +143,7 @@ def write_layout(
             "platform": {"os": "linux", "architecture": architecture},
         }
     )
-    index_path.write_text(json.dumps(index))
+    index_path.write_text(json.dumps(layout_index))
     return digest(manifest)
 
 

@@ -110,10 +110,10 @@ class Registry:
             (self.directory / "htpasswd").write_text(f"{self.username}:{hashed}\n")
             config["auth"] = {"htpasswd": {"realm": "test", "path": str(self.directory / "htpasswd")}}
         (self.directory / "config.yml").write_text(json.dumps(config))  # JSON is YAML
-        log = (self.directory / "registry.log").open("ab")
-        self.process = subprocess.Popen(
-            [registry_binary(), "serve", str(self.directory / "config.yml")], stdout=log, stderr=log
-        )
+        with (self.directory / "registry.log").open("ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [registry_binary(), "serve", str(self.directory / "config.yml")], stdout=log, stderr=log
+            )
         scheme = "https" if self.tls else "http"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
