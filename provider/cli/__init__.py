@@ -12,12 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from ..version import __version__
-from . import cas, chart, fspf, session
+from . import cas, chart, fspf, image, session
 from .common import CliError, Handler
 
 # Groups that later versions fill, with the one line ``sconify --help`` shows for each.
 _PLANNED_GROUPS = {
-    "image": "turn a native container image into a confidential one",
     "run": "the runtime inside a confidential container",
 }
 
@@ -33,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     fspf.register(groups)
     cas.register(groups)
     chart.register(groups)
+    image.register(groups)
     for name, summary in _PLANNED_GROUPS.items():
         planned = groups.add_parser(name, help=summary, description=summary)
         planned.set_defaults(handler=_planned(name))

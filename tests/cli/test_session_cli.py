@@ -101,7 +101,7 @@ def test_oversized_input_is_refused_without_reading_it_all(tmp_path: Path) -> No
     assert "larger than" in result.stderr
 
 
-@pytest.mark.parametrize("group", ["image", "run"])
+@pytest.mark.parametrize("group", ["run"])
 def test_groups_not_yet_in_this_version_say_so(group: str) -> None:
     result = sconify(group)
     assert result.returncode == 2

@@ -1,0 +1,348 @@
+"""``sconify image``: the open engine's ``sconify_image`` — flags named as SCONE names them."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..fspf import FspfError, generate_key, load_or_create_key_file
+from ..image.oci import ImageError, Platform
+from ..image.reference import ImageReference, ReferenceError, Transport, parse_reference
+from ..image.registry import RegistryError
+from ..image.sconify import SconifyOptions, SconifyResult, sconify
+from ..image.transport import RegistryOptions, open_source
+from ..policy import (
+    DEFAULT_TOLERATE,
+    PolicyError,
+    Session,
+    default_environment,
+    namespace_session,
+    random_namespace,
+    render_session,
+    sconified_session,
+)
+from .common import EXIT_INVALID, CliError
+
+DEFAULT_ATTESTATION_PORT = 18765
+DEFAULT_CLIENT_PORT = 8081
+SOFTWARE_EVIDENCE = "software-evidence"
+
+
+def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = groups.add_parser(
+        "image",
+        help="turn a native container image into a confidential one",
+        description=(
+            "Sconify an image, registry to registry, with no Docker daemon: encrypted --dir regions, "
+            "an authenticated program and libraries, the runtime, the session policy and (optionally) "
+            "a Helm chart. Flags follow SCONE's sconify_image."
+        ),
+    )
+    parser.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="REF",
+        help="native image: docker://host/repo:tag|@digest, oci:DIR[:tag], docker-archive:FILE",
+    )
+    parser.add_argument(
+        "--to",
+        dest="destination",
+        required=True,
+        metavar="REF",
+        help="confidential image: docker://host/repo:tag or oci:DIR[:tag]",
+    )
+    parser.add_argument(
+        "--command", help="what the service runs (default: the image's entrypoint and command)"
+    )
+    parser.add_argument("--binary", help="the program to authenticate (default: the command's program)")
+    parser.add_argument(
+        "--dir",
+        dest="dirs",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a directory to encrypt (repeatable)",
+    )
+    parser.add_argument(
+        "--volume",
+        dest="volumes",
+        action="append",
+        default=[],
+        metavar="NAME:PATH",
+        help="an encrypted, rollback-protected volume mounted at PATH (repeatable)",
+    )
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="K=V", help="environment of the service"
+    )
+    parser.add_argument("--name", help="session name (default: <service-name>-session)")
+    parser.add_argument("--service-name", default="service", help="service name (default: service)")
+    parser.add_argument("--namespace", help="CAS namespace (default: a new ns-<13 digits>)")
+    parser.add_argument("--create-namespace", action="store_true", help="create the namespace in the CAS")
+    parser.add_argument("--cas", help="CAS host[:attestation port], baked into the image and used for upload")
+    parser.add_argument(
+        "--cas-client",
+        metavar="HOST:PORT",
+        help=f"CAS client API for the upload (default: --cas host, port {DEFAULT_CLIENT_PORT})",
+    )
+    parser.add_argument(
+        "--cas-ca", type=Path, metavar="FILE", help="the CAS CA certificate: pinned in the image"
+    )
+    parser.add_argument(
+        "--identity", type=Path, metavar="PATH", help="CAS client identity (directory or PEM)"
+    )
+    parser.add_argument(
+        "--push-image", action="store_true", help="write the confidential image to a registry"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="compute everything, write and upload nothing")
+    parser.add_argument("--heap", default="", help="heap size for the runtime (part of the measurement)")
+    parser.add_argument("--stack", default="", help="stack size for the runtime (part of the measurement)")
+    parser.add_argument(
+        "--k8s-helm-workload-type", default="job", choices=["job", "deployment", "statefulset", "daemonset"]
+    )
+    parser.add_argument(
+        "--k8s-helm-output-dir", type=Path, metavar="DIR", help="write DIR/<service>/ (Helm chart)"
+    )
+    parser.add_argument("--no-color", action="store_true", help="plain output (it always is)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="report progress on standard error")
+    parser.add_argument(
+        "--fspf-key-file",
+        type=Path,
+        metavar="FILE",
+        help="reuse this FSPF key (64 hex), or create it with mode 600; same key, same digest",
+    )
+    parser.add_argument(
+        "--authenticated",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="another path to authenticate (repeatable)",
+    )
+    parser.add_argument("--platform", default="linux/amd64", help="platform to take from an index")
+    parser.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="a registry that may be reached over plain HTTP",
+    )
+    parser.add_argument("--authfile", type=Path, help="docker config.json with registry credentials")
+    parser.add_argument("--registry-ca", type=Path, metavar="FILE", help="CA certificate of the registries")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(handler=_image)
+
+
+def _pairs(values: list[str], separator: str, flag: str) -> list[tuple[str, str]]:
+    pairs = []
+    for value in values:
+        name, found, rest = value.partition(separator)
+        if not found or not name or not rest:
+            raise CliError(f"{flag} {value!r}: expected NAME{separator}VALUE")
+        pairs.append((name, rest))
+    return pairs
+
+
+def _cas_addresses(cas: str | None, client: str | None) -> tuple[str, str]:
+    if not cas:
+        return "", client or ""
+    host, _, port = cas.rpartition(":") if cas.count(":") == 1 else (cas, "", "")
+    host = host or cas
+    return f"{host}:{port or DEFAULT_ATTESTATION_PORT}", client or f"{host}:{DEFAULT_CLIENT_PORT}"
+
+
+def _default_command(source: ImageReference, registry: RegistryOptions, platform: Platform) -> str:
+    image = open_source(source, registry)
+    try:
+        runtime = image.resolve(platform).config.get("config") or {}
+    finally:
+        image.close()
+    argv = list(runtime.get("Entrypoint") or []) + list(runtime.get("Cmd") or [])
+    if not argv:
+        raise CliError("the image has no entrypoint or command: give --command")
+    return shlex.join(argv)
+
+
+def _image(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except (ImageError, ReferenceError, RegistryError, FspfError, PolicyError) as error:
+        raise CliError(str(error), EXIT_INVALID) from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    source = parse_reference(args.source)
+    destination = parse_reference(args.destination)
+    if destination.transport is Transport.DOCKER and not (args.push_image or args.dry_run):
+        raise CliError("--to names a registry: add --push-image to write there (or --dry-run)")
+    registry = RegistryOptions(frozenset(args.insecure_registry), args.authfile, args.registry_ca)
+    platform = Platform.parse(args.platform)
+    quiet = args.json or not (args.verbose or sys.stderr.isatty())
+
+    def progress(message: str) -> None:
+        if not quiet:
+            print(f"sconify: {message}", file=sys.stderr)
+
+    if args.fspf_key_file:
+        key, created = load_or_create_key_file(args.fspf_key_file)
+        if created:
+            progress(f"created FSPF key file {args.fspf_key_file} (mode 600)")
+    else:
+        key = generate_key()
+        progress("no --fspf-key-file: a fresh FSPF key, so the image digest differs from any earlier run")
+    volumes = _pairs(args.volumes, ":", "--volume")
+    environment = default_environment()
+    environment.update(dict(_pairs(args.env, "=", "--env")))
+    command = args.command or _default_command(source, registry, platform)
+    namespace = args.namespace or random_namespace()
+    session_name = f"{namespace}/{args.name or args.service_name + '-session'}"
+    attest_address, client_address = _cas_addresses(args.cas, args.cas_client)
+    pin = args.cas_ca.read_bytes() if args.cas_ca else b""
+
+    options = SconifyOptions(
+        source=source,
+        destination=destination,
+        command=command,
+        fspf_key=key,
+        service=args.service_name,
+        binary=args.binary,
+        dirs=tuple(args.dirs),
+        authenticated=tuple(args.authenticated),
+        volumes=tuple(volumes),
+        config_id=f"{session_name}/{args.service_name}",
+        cas=attest_address,
+        cas_certificate=pin,
+        heap=args.heap,
+        stack=args.stack,
+        platform=platform,
+        registry=registry,
+        dry_run=args.dry_run,
+    )
+    result = sconify(options, progress)
+    session = sconified_session(
+        namespace=namespace,
+        session=session_name.rpartition("/")[2],
+        service=args.service_name,
+        mrenclave=result.mrenclave,
+        command=command,
+        fspf_key=key.hex(),
+        fspf_tag=result.fspf_tag,
+        volumes=dict(volumes),
+        environment=environment,
+        tolerate=(*DEFAULT_TOLERATE, SOFTWARE_EVIDENCE),
+    )
+    session_hash = None
+    if args.cas and args.identity and not args.dry_run:
+        if not args.cas_ca:
+            raise CliError("--cas with --identity needs --cas-ca: the CAS's identity must be pinned")
+        session, session_hash = _upload(
+            session, client_address, args.cas_ca, args.identity, args.create_namespace, progress
+        )
+    chart = None
+    if args.k8s_helm_output_dir:
+        chart = _chart(result, options, args)
+    output = _output(result, session, options, session_hash, chart)
+    if args.json:
+        print(json.dumps(output, indent=2))
+    else:
+        print(f"image: {output['image']}")
+        print(f"mrenclave: {result.mrenclave}")
+        print(f"config id: {output['config_id']}")
+        if chart:
+            print(f"chart: {chart}")
+        if session_hash:
+            print(f"session hash: {session_hash}")
+    return 0
+
+
+def _upload(
+    session: Session, address: str, ca: Path, identity_path: Path, create_namespace: bool, progress: Any
+) -> tuple[Session, str]:
+    from ..cas.client import CasClient, CasRequestError  # noqa: PLC0415 - only uploads need HTTP
+    from ..cas.identity import IdentityError, load_client_identity  # noqa: PLC0415
+
+    try:
+        identity = load_client_identity(identity_path)
+    except IdentityError as error:
+        raise CliError(str(error)) from None
+    namespace = session.namespace
+    with CasClient(address, ca, identity) as client:
+        try:
+            if create_namespace and namespace:
+                try:
+                    client.read_session(namespace)
+                    progress(f"namespace {namespace} exists")
+                except CasRequestError as error:
+                    if error.status != 404:
+                        raise
+                    client.post_session(render_session(namespace_session(namespace)))
+                    progress(f"created namespace {namespace}")
+            try:
+                _, active = client.read_session(session.name)
+                session = dataclasses.replace(session, predecessor=active)
+                progress(f"updating session {session.name} (predecessor {active[:12]})")
+            except CasRequestError as error:
+                if error.status != 404:
+                    raise
+            digest = client.post_session(render_session(session))
+        except CasRequestError as error:
+            problems = "".join(f"\n  {p}" for p in error.body.get("problems", []))
+            raise CliError(f"{error}{problems}", EXIT_INVALID) from None
+    return session, digest
+
+
+def _chart(result: SconifyResult, options: SconifyOptions, args: argparse.Namespace) -> str:
+    from ..chart import ChartSpecError, Mount, MountKind, ServiceSpec, WorkloadType, write_chart  # noqa: PLC0415
+
+    try:
+        spec = ServiceSpec(
+            service=options.service,
+            image=result.image.pinned
+            if result.image.transport is Transport.DOCKER
+            else f"{result.image.path}@{result.image.digest}",
+            config_id=options.config_id,
+            cas=options.cas,
+            mounts=tuple(Mount(m.path, MountKind(m.kind), m.volume) for m in result.mounts),
+            cas_certificate=options.cas_certificate.decode(),
+            heap=options.heap,
+            stack=options.stack,
+        )
+    except ChartSpecError as error:
+        raise CliError(f"--k8s-helm-output-dir: {error}") from None
+    return str(write_chart(spec, WorkloadType(args.k8s_helm_workload_type), args.k8s_helm_output_dir))
+
+
+def _output(
+    result: SconifyResult,
+    session: Session,
+    options: SconifyOptions,
+    session_hash: str | None,
+    chart: str | None,
+) -> dict[str, Any]:
+    image = result.image.pinned if result.image.transport is Transport.DOCKER else str(result.image)
+    return {
+        "image": image,
+        "native_image": result.native.pinned
+        if result.native.transport is Transport.DOCKER
+        else str(result.native),
+        "mrenclave": result.mrenclave,
+        "fspf_tag": result.fspf_tag,
+        "binary": result.binary,
+        "session": render_session(session),
+        "session_name": session.name,
+        "session_hash": session_hash,
+        "service": options.service,
+        "config_id": options.config_id,
+        "cas": options.cas,
+        "cas_certificate": options.cas_certificate.decode(),
+        "heap": options.heap,
+        "stack": options.stack,
+        "mounts": [m.to_json() for m in result.mounts],
+        "chart": chart,
+        "blobs_uploaded": result.blobs_uploaded,
+        "blobs_present": result.blobs_present,
+    }
