@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
+import hmac
 import json
 import shlex
 import sys
@@ -82,7 +84,10 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     parser.add_argument("--name", help="session name (default: <service-name>-session)")
     parser.add_argument("--service-name", default="service", help="service name (default: service)")
-    parser.add_argument("--namespace", help="CAS namespace (default: a new ns-<13 digits>)")
+    parser.add_argument(
+        "--namespace",
+        help="CAS namespace (default: ns-<13 digits>, derived from a reused --fspf-key-file, else random)",
+    )
     parser.add_argument("--create-namespace", action="store_true", help="create the namespace in the CAS")
     parser.add_argument("--cas", help="CAS host[:attestation port], baked into the image and used for upload")
     parser.add_argument(
@@ -155,6 +160,13 @@ def _cas_addresses(cas: str | None, client: str | None) -> tuple[str, str]:
     return f"{host}:{port or DEFAULT_ATTESTATION_PORT}", client or f"{host}:{DEFAULT_CLIENT_PORT}"
 
 
+def _derived_namespace(key: bytes) -> str:
+    """A namespace that follows from a reused FSPF key: the same key file, the same session names, and
+    so (the configuration id is baked into the image) the same image digest."""
+    number = int.from_bytes(hmac.new(key, b"sconify-namespace-v1", hashlib.sha256).digest()[:8], "big")
+    return f"ns-{number % 10**13:013d}"
+
+
 def _default_command(source: ImageReference, registry: RegistryOptions, platform: Platform) -> str:
     image = open_source(source, registry)
     try:
@@ -198,7 +210,7 @@ def _run(args: argparse.Namespace) -> int:
     environment = default_environment()
     environment.update(dict(_pairs(args.env, "=", "--env")))
     command = args.command or _default_command(source, registry, platform)
-    namespace = args.namespace or random_namespace()
+    namespace = args.namespace or (_derived_namespace(key) if args.fspf_key_file else random_namespace())
     session_name = f"{namespace}/{args.name or args.service_name + '-session'}"
     attest_address, client_address = _cas_addresses(args.cas, args.cas_client)
     pin = args.cas_ca.read_bytes() if args.cas_ca else b""

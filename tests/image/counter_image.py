@@ -1,0 +1,170 @@
+"""The native counter image, built locally (no Docker Hub here) and cached.
+
+Debian bookworm ``minbase`` from Debian's own packages with ``python3`` and ``python3-click`` (the public
+demo uses Alpine with python3 and click), plus the counter under ``/code``. Built with debootstrap once
+(about a minute), then kept as an OCI layout in ``~/.cache/pulumi-sconify/test-images`` (or
+``$SCONIFY_TEST_CACHE``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+RECIPE = "bookworm-minbase-python3-click-v1"
+TAG = "counter"
+APP = Path(__file__).parents[1] / "fixtures" / "counter" / "app.py"
+MIRROR = "http://deb.debian.org/debian"
+_SKIP = ("dev/", "proc/", "sys/", "run/", "var/cache/apt/archives/", "var/lib/apt/lists/", "var/log/", "tmp/")
+
+
+def cache_root() -> Path:
+    return Path(
+        os.environ.get("SCONIFY_TEST_CACHE", Path.home() / ".cache" / "pulumi-sconify" / "test-images")
+    )
+
+
+def _digest_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while block := stream.read(1 << 20):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()
+
+
+def _layer(source: Path, target: Path, prefix: str = "") -> tuple[str, str, int]:
+    """A gzip layer of the tree ``source``; returns (digest, diff_id, size)."""
+    plain = target.with_suffix(".tar")
+    with tarfile.open(plain, "w", format=tarfile.PAX_FORMAT) as archive:
+        for location in sorted(source.rglob("*")):
+            name = prefix + location.relative_to(source).as_posix()
+            if any((name + "/").startswith(skip) and name + "/" != skip for skip in _SKIP):
+                continue
+            info = archive.gettarinfo(str(location), arcname=name)
+            if not (info.isfile() or info.isdir() or info.issym() or info.islnk()):
+                continue
+            info.mtime = 1_700_000_000
+            if info.isfile():
+                with location.open("rb") as content:
+                    archive.addfile(info, content)
+            else:
+                archive.addfile(info)
+    diff_id = _digest_file(plain)
+    with plain.open("rb") as source_stream, gzip.GzipFile(target, "wb", mtime=0, compresslevel=1) as sink:
+        shutil.copyfileobj(source_stream, sink, 1 << 20)
+    plain.unlink()
+    return _digest_file(target), diff_id, target.stat().st_size
+
+
+def _build(layout: Path) -> None:
+    work = Path(tempfile.mkdtemp(prefix="counter-image-"))
+    try:
+        rootfs = work / "rootfs"
+        subprocess.run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                "--include=python3,python3-click",
+                "bookworm",
+                str(rootfs),
+                MIRROR,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=1800,
+        )
+        app = work / "app" / "code"
+        app.mkdir(parents=True)
+        shutil.copy(APP, app / "app.py")
+        blobs = layout / "blobs" / "sha256"
+        blobs.mkdir(parents=True)
+        layers = [_layer(rootfs, work / "base.tar.gz"), _layer(work / "app", work / "app.tar.gz")]
+        for name, (digest, _, _) in zip(("base.tar.gz", "app.tar.gz"), layers, strict=True):
+            shutil.move(work / name, blobs / digest.removeprefix("sha256:"))
+        config = json.dumps(
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "config": {
+                    "Env": [
+                        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                        "LANG=C.UTF-8",
+                    ],
+                    "Cmd": ["python3", "/code/app.py"],
+                    "WorkingDir": "/",
+                },
+                "rootfs": {"type": "layers", "diff_ids": [diff_id for _, diff_id, _ in layers]},
+                "history": [{"created_by": f"debootstrap {RECIPE}"}, {"created_by": "COPY app.py /code/"}],
+            },
+            sort_keys=True,
+        ).encode()
+        config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+        (blobs / config_digest.removeprefix("sha256:")).write_bytes(config)
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": config_digest,
+                    "size": len(config),
+                },
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                        "digest": digest,
+                        "size": size,
+                    }
+                    for digest, _, size in layers
+                ],
+            },
+            sort_keys=True,
+        ).encode()
+        manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+        (blobs / manifest_digest.removeprefix("sha256:")).write_bytes(manifest)
+        (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+        (layout / "index.json").write_text(
+            json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "manifests": [
+                        {
+                            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                            "digest": manifest_digest,
+                            "size": len(manifest),
+                            "annotations": {"org.opencontainers.image.ref.name": TAG},
+                        }
+                    ],
+                }
+            )
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def counter_layout() -> Path:
+    """The cached OCI layout of the native counter image (built on first use)."""
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    layout = root / RECIPE
+    with (root / f"{RECIPE}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (layout / "index.json").exists():
+            partial = root / f"{RECIPE}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir()
+            _build(partial)
+            partial.rename(layout)
+    return layout
+
+
+if __name__ == "__main__":
+    print(counter_layout())
