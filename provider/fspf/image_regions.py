@@ -91,12 +91,24 @@ def _protect_entry(
             f"{path}: unsupported file type (only files, directories and links can be protected)"
         )
     encoded = path.encode("utf-8", "surrogateescape")
-    file_key = _derive(key, b"file", encoded, _content_digest(location))
+    content = _content_digest(location)
+    file_key = _derive(key, b"file", encoded, content)
     with os.fdopen(open_regular(location), "rb") as source:
         if protection is Protection.AUTHENTICATED:
             tags = chunks.authenticate_file(file_key, path, source, info.st_size, chunk_size)
-            return Entry(path, "file", protection, mode=mode, size=info.st_size, key=file_key, tags=tags)
+            return Entry(
+                path,
+                "file",
+                protection,
+                mode=mode,
+                size=info.st_size,
+                key=file_key,
+                tags=tags,
+                digest=content,
+            )
         blob = _derive(key, b"blob", file_key)[:16].hex()
         with (data_dir / blob).open("xb") as sink:
             chunks.encrypt_file(file_key, path, source, sink, info.st_size, chunk_size)
-    return Entry(path, "file", protection, mode=mode, size=info.st_size, key=file_key, blob=blob)
+    return Entry(
+        path, "file", protection, mode=mode, size=info.st_size, key=file_key, blob=blob, digest=content
+    )

@@ -23,6 +23,8 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..fspf.metadata import Entry
+
 DOMAIN = b"sconify-measurement-v1\n"
 
 
@@ -50,8 +52,21 @@ def describe(root: Path, paths: Iterable[str]) -> list[list[object]]:
     return rows
 
 
-def measurement(root: Path, binary: str, paths: Iterable[str], heap: str = "", stack: str = "") -> str:
-    """The measurement of the tree ``root`` for ``binary`` over the authenticated ``paths``."""
-    document = {"binary": binary, "files": describe(root, paths), "heap": heap, "stack": stack}
+def rows_from_entries(entries: Iterable[Entry]) -> list[list[object]]:
+    """The same rows as :func:`describe`, from FSPF entries that carry their content digests."""
+    rows: list[list[object]] = []
+    for entry in sorted(entries, key=lambda e: e.path):
+        if entry.type == "symlink":
+            rows.append([entry.path, "symlink", 0o777, 0, entry.target or ""])
+        elif entry.type == "dir":
+            rows.append([entry.path, "dir", entry.mode, 0, ""])
+        else:
+            rows.append([entry.path, "file", entry.mode, entry.size, entry.digest.hex()])
+    return rows
+
+
+def measurement(binary: str, rows: list[list[object]], heap: str = "", stack: str = "") -> str:
+    """The measurement for ``binary`` over the rows of the authenticated files."""
+    document = {"binary": binary, "files": rows, "heap": heap, "stack": stack}
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(DOMAIN + canonical).hexdigest()

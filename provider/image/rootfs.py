@@ -12,7 +12,7 @@ import os
 import posixpath
 import shutil
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .layers import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, LayerEntry
@@ -57,10 +57,15 @@ def _remove(location: Path) -> None:
 class RootFilesystem:
     """A root file system assembled from layers in a scratch directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, wanted: Callable[[str], bool] | None = None) -> None:
+        """``wanted`` limits which files get their content written (directories and links always are):
+        the sconifier needs only the files it protects, and writing thousands of others costs time."""
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self._modes: dict[Path, int] = {}
+        self._wanted = wanted
+        self._directories: set[Path] = {root}
+        self.skipped: set[str] = set()
 
     def apply(self, entries: Iterable[LayerEntry]) -> None:
         """Apply one layer's entries (in tar order)."""
@@ -73,10 +78,12 @@ class RootFilesystem:
                     for child in directory.iterdir():
                         if posixpath.join(parent, child.name) not in written:
                             _remove(child)
+                self._directories = {self.root}
                 continue
             if name.startswith(WHITEOUT_PREFIX):
                 target = resolve_inside(self.root, posixpath.join(parent, name[len(WHITEOUT_PREFIX) :]))
                 _remove(target)
+                self._directories = {self.root}
                 continue
             written.add(entry.path)
             self._write(entry)
@@ -84,23 +91,34 @@ class RootFilesystem:
     def _write(self, entry: LayerEntry) -> None:
         if entry.path == "/":
             return
-        location = resolve_inside(self.root, entry.path)
-        location.parent.mkdir(parents=True, exist_ok=True)
         member = entry.member
+        if (member.isfile() or member.islnk()) and self._wanted is not None and not self._wanted(entry.path):
+            self.skipped.add(entry.path)
+            return
+        location = resolve_inside(self.root, entry.path)
+        if location.parent not in self._directories:
+            location.parent.mkdir(parents=True, exist_ok=True)
+            self._directories.add(location.parent)
         if member.isdir():
             if (location.exists() and not location.is_dir()) or location.is_symlink():
                 _remove(location)
+                self._directories = {self.root}
             location.mkdir(exist_ok=True)
+            self._directories.add(location)
             self._modes[location] = member.mode & 0o7777
             return
         if location.is_dir() and not location.is_symlink():
             shutil.rmtree(location)
+            self._directories = {self.root}
         elif location.exists() or location.is_symlink():
             location.unlink()
         if member.issym():
             location.symlink_to(member.linkname)
         elif member.islnk():
-            source = resolve_inside(self.root, "/" + member.linkname.lstrip("/"))
+            target = "/" + member.linkname.lstrip("/")
+            if target in self.skipped:
+                raise ImageError(f"{entry.path}: hard link to {member.linkname}, outside the protected paths")
+            source = resolve_inside(self.root, target)
             if not source.is_file() or source.is_symlink():
                 raise ImageError(
                     f"{entry.path}: hard link to {member.linkname}, which is not a file in the tree"

@@ -15,11 +15,12 @@ The same native image, options and FSPF key give the same image digest.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
 import shlex
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from ..fspf.image_regions import protect_regions
 from ..fspf.metadata import Protection, Region
 from ..fspf.paths import is_within
 from ..version import __version__
-from . import measure
+from . import cache, measure
 from .layers import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, LayerWriter, WrittenLayer, read_layer, write_tree_layer
 from .oci import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, ImageError, Platform, manifest_json
 from .reference import ImageReference, Transport
@@ -138,23 +139,55 @@ def _entry_removed(path: str, directories: tuple[str, ...]) -> bool:
     return _below(path, directories)
 
 
-def _find_binary(rootfs: RootFilesystem, program: str, environment: list[str]) -> str:
-    """The program's path in the image: as given if absolute, else looked up on the image's PATH."""
+def _search_path(environment: list[str]) -> list[str]:
     search = DEFAULT_PATH
     for variable in environment:
         if variable.startswith("PATH="):
             search = variable[len("PATH=") :]
+    return [directory for directory in search.split(":") if directory.startswith("/")]
+
+
+def _wanted(options: SconifyOptions, environment: list[str]) -> Callable[[str], bool]:
+    """Which files' content the scratch root file system needs: what will be protected, and where the
+    program may be found. Everything else is skipped while the layers are read."""
+    prefixes = (
+        *options.dirs,
+        *options.authenticated,
+        *LIBRARY_DIRECTORIES,
+        *_search_path(environment),
+        *([options.binary] if options.binary and options.binary.startswith("/") else []),
+    )
+    return lambda path: any(is_within(path, prefix) for prefix in prefixes)
+
+
+def _kept_blob(scratch: Path, layer: Descriptor) -> Path:
+    return scratch / f"blob-{layer.digest.removeprefix('sha256:')}"
+
+
+def _tee(chunks: Iterator[bytes], path: Path) -> Iterator[bytes]:
+    with path.open("wb") as sink:
+        for chunk in chunks:
+            sink.write(chunk)
+            yield chunk
+
+
+def _find_binary(rootfs: RootFilesystem, program: str, environment: list[str]) -> str:
+    """The program's path in the image: as given if absolute, else looked up on the image's PATH."""
     candidates = (
         [program]
         if program.startswith("/")
-        else [
-            posixpath.join(directory, program) for directory in search.split(":") if directory.startswith("/")
-        ]
+        else [posixpath.join(d, program) for d in _search_path(environment)]
     )
     for candidate in candidates:
         location = resolve_inside(rootfs.root, candidate, follow_last=True)
+        found = "/" + location.relative_to(rootfs.root).as_posix()
         if location.is_file():
-            return "/" + location.relative_to(rootfs.root).as_posix()
+            return found
+        if found in rootfs.skipped:
+            raise ImageError(
+                f"{program}: resolves to {found}, outside the program and library directories; "
+                f"name it with --authenticated {posixpath.dirname(found)}"
+            )
     raise ImageError(f"{program}: not found in the image (searched {', '.join(candidates)})")
 
 
@@ -168,10 +201,66 @@ def sconify(options: SconifyOptions, progress: Progress = lambda _: None) -> Sco
     try:
         native = source.resolve(options.platform)
         progress(f"native image {native.reference}")
+        key = cache.cache_key(native.manifest_digest, options.fspf_key, _settings(options))
+        remembered = cache.load(key)
+        if remembered is not None:
+            result = _from_cache(options, native.reference, remembered, progress)
+            if result is not None:
+                return result
         with tempfile.TemporaryDirectory(prefix="sconify-") as scratch:
-            return _sconify(options, argv, source, native, Path(scratch), progress)
+            result, remember = _sconify(options, argv, source, native, Path(scratch), progress)
+        cache.store(key, remember)
+        return result
     finally:
         source.close()
+
+
+def _settings(options: SconifyOptions) -> dict[str, Any]:
+    """Everything besides the native image and the key that determines the confidential image."""
+    return {
+        "command": options.command,
+        "binary": options.binary,
+        "dirs": options.dirs,
+        "authenticated": options.authenticated,
+        "volumes": options.volumes,
+        "config_id": options.config_id,
+        "cas": options.cas,
+        "pin": hashlib.sha256(options.cas_certificate).hexdigest(),
+        "heap": options.heap,
+        "stack": options.stack,
+        "platform": str(options.platform),
+    }
+
+
+def _from_cache(
+    options: SconifyOptions, native: ImageReference, remembered: cache.CachedResult, progress: Progress
+) -> SconifyResult | None:
+    """The remembered result, if the destination still holds every blob (then only the manifest is
+    written again); ``None`` when a full run is needed."""
+    mounts = _mounts(options)
+    if options.dry_run:
+        image = options.destination.with_digest(sha256_digest(remembered.manifest))
+        return SconifyResult(
+            image, native, remembered.mrenclave, remembered.fspf_tag, remembered.binary, mounts, 0, 0
+        )
+    destination = open_destination(options.destination, options.registry)
+    try:
+        if not all(destination.has_blob(digest) for digest in remembered.blobs):
+            return None
+        progress("identical to an earlier run: every blob is at the destination")
+        image = destination.put_manifest(remembered.manifest, OCI_MANIFEST)
+    finally:
+        destination.close()
+    return SconifyResult(
+        image,
+        native,
+        remembered.mrenclave,
+        remembered.fspf_tag,
+        remembered.binary,
+        mounts,
+        0,
+        len(remembered.blobs),
+    )
 
 
 def _sconify(
@@ -181,10 +270,11 @@ def _sconify(
     native: Any,
     scratch: Path,
     progress: Progress,
-) -> SconifyResult:
+) -> tuple[SconifyResult, cache.CachedResult]:
     manifest = native.manifest
     config = native.config
-    rootfs = RootFilesystem(scratch / "rootfs")
+    environment = list((config.get("config") or {}).get("Env") or [])
+    rootfs = RootFilesystem(scratch / "rootfs", _wanted(options, environment))
     touched: list[bool] = []
     for index, layer in enumerate(manifest.layers):
         progress(f"reading layer {index + 1}/{len(manifest.layers)} ({layer.size} bytes)")
@@ -192,7 +282,11 @@ def _sconify(
 
         def entries(index: int = index, layer: Descriptor = layer) -> Any:
             nonlocal removed
-            for entry in read_layer(source.blob(layer), layer.media_type, f"layer {index}"):
+            # Keep the compressed blob on the way: the destination may need it, and then it is not
+            # downloaded twice.
+            for entry in read_layer(
+                _tee(source.blob(layer), _kept_blob(scratch, layer)), layer.media_type, f"layer {index}"
+            ):
                 removed = removed or _entry_removed(entry.path, options.dirs)
                 yield entry
 
@@ -203,9 +297,7 @@ def _sconify(
         if not rootfs.is_dir(directory):
             raise ImageError(f"--dir {directory}: not a directory in the image")
 
-    binary = _find_binary(
-        rootfs, options.binary or argv[0], list((config.get("config") or {}).get("Env") or [])
-    )
+    binary = _find_binary(rootfs, options.binary or argv[0], environment)
     stage = scratch / "layer"
     _stage_runtime(stage, rootfs, options)
 
@@ -220,10 +312,10 @@ def _sconify(
     regions.append(Region(VOLUME_CIPHERTEXT_DIR, Protection.NOT_PROTECTED))
     progress("protecting regions")
     protected = protect_regions(rootfs.root, stage, options.fspf_key, regions)
-    authenticated_paths = [
-        e.path for e in protected.manifest.entries if e.protection is Protection.AUTHENTICATED
-    ]
-    mrenclave = measure.measurement(rootfs.root, binary, authenticated_paths, options.heap, options.stack)
+    rows = measure.rows_from_entries(
+        e for e in protected.manifest.entries if e.protection is Protection.AUTHENTICATED
+    )
+    mrenclave = measure.measurement(binary, rows, options.heap, options.stack)
 
     layers: list[tuple[Descriptor, Path | None]] = []
     diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
@@ -247,15 +339,26 @@ def _sconify(
     config_descriptor = Descriptor(OCI_CONFIG, sha256_digest(new_config), len(new_config))
     manifest_bytes = manifest_json(config_descriptor, [descriptor for descriptor, _ in layers])
     mounts = _mounts(options)
+    remember = cache.CachedResult(
+        manifest_bytes,
+        new_config,
+        (*(d.digest for d, _ in layers), config_descriptor.digest),
+        mrenclave,
+        protected.tag.hex(),
+        binary,
+    )
     if options.dry_run:
         image = options.destination.with_digest(sha256_digest(manifest_bytes))
-        return SconifyResult(image, native.reference, mrenclave, protected.tag.hex(), binary, mounts, 0, 0)
+        return SconifyResult(
+            image, native.reference, mrenclave, protected.tag.hex(), binary, mounts, 0, 0
+        ), remember
     uploaded, present, image = _push(
         options, source, layers, (config_descriptor, config_path), manifest_bytes, scratch, progress
     )
-    return SconifyResult(
+    result = SconifyResult(
         image, native.reference, mrenclave, protected.tag.hex(), binary, mounts, uploaded, present
     )
+    return result, remember
 
 
 def _stage_runtime(stage: Path, rootfs: RootFilesystem, options: SconifyOptions) -> None:
@@ -365,7 +468,7 @@ def _push(
                 present += 1
                 continue
             blob = local or scratch / f"blob-{descriptor.digest.removeprefix('sha256:')}"
-            if local is None:  # an unchanged native layer: stream it through a scratch file
+            if local is None and not blob.exists():  # kept while reading, unless it was never read
                 progress(f"copying blob {descriptor.digest[:19]} ({descriptor.size} bytes)")
                 with blob.open("wb") as sink:
                     for chunk in source.blob(descriptor):

@@ -147,3 +147,18 @@ def test_missing_dir_and_binary_are_clear_errors(native: Registry) -> None:
         run(native, generate_key(), command="ruby /code/app.rb")
     with pytest.raises(ImageError, match="overlaps a path the confidential image reserves"):
         run(native, generate_key(), dirs=("/fspf",))
+
+
+def test_remembered_result_needs_every_blob_at_the_destination(native: Registry, tmp_path: Path) -> None:
+    key = generate_key()
+    first = run(native, key, destination=parse_reference(f"oci:{tmp_path / 'a'}:1"))
+    assert first.blobs_uploaded > 0
+    again = run(native, key, destination=parse_reference(f"oci:{tmp_path / 'a'}:1"))
+    assert (again.blobs_uploaded, again.image.digest) == (0, first.image.digest)
+    elsewhere = run(
+        native, key, destination=parse_reference(f"oci:{tmp_path / 'b'}:1")
+    )  # an empty destination
+    assert elsewhere.blobs_uploaded == first.blobs_uploaded
+    assert elsewhere.image.digest == first.image.digest
+    changed = run(native, key, destination=parse_reference(f"oci:{tmp_path / 'a'}:1"), heap="512M")
+    assert changed.image.digest != first.image.digest and changed.mrenclave != first.mrenclave
