@@ -25,10 +25,10 @@ from tests.image.images import (
 from tests.image.registry_harness import Registry
 
 
-def options(registry: Registry, key: bytes, **changes: object) -> SconifyOptions:
+def options(server: Registry, key: bytes, **changes: object) -> SconifyOptions:
     values: dict[str, object] = {
-        "source": parse_reference(f"docker://{registry.host}/native/counter:1"),
-        "destination": parse_reference(f"docker://{registry.host}/confidential/counter:1"),
+        "source": parse_reference(f"docker://{server.host}/native/counter:1"),
+        "destination": parse_reference(f"docker://{server.host}/confidential/counter:1"),
         "command": "python3 /code/app.py",
         "fspf_key": key,
         "service": "python-service",
@@ -162,3 +162,94 @@ def test_remembered_result_needs_every_blob_at_the_destination(native: Registry,
     assert elsewhere.image.digest == first.image.digest
     changed = run(native, key, destination=parse_reference(f"oci:{tmp_path / 'a'}:1"), heap="512M")
     assert changed.image.digest != first.image.digest and changed.mrenclave != first.mrenclave
+
+
+def test_from_a_docker_archive(tmp_path: Path) -> None:
+    """A `docker save` tarball (manifest.json, config, uncompressed layer tars) as the source."""
+    import hashlib
+    import io
+    import tarfile as tar_module
+
+    from tests.image.images import tar_bytes
+
+    layers = [tar_bytes(BASE_LAYER), tar_bytes(APP_LAYER)]
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Cmd": ["python3", "/code/app.py"]},
+            "rootfs": {
+                "type": "layers",
+                "diff_ids": ["sha256:" + hashlib.sha256(t).hexdigest() for t in layers],
+            },
+        }
+    ).encode()
+    files = {
+        "config.json": config,
+        "base/layer.tar": layers[0],
+        "app/layer.tar": layers[1],
+        "manifest.json": json.dumps(
+            [
+                {
+                    "Config": "config.json",
+                    "RepoTags": ["counter:1"],
+                    "Layers": ["base/layer.tar", "app/layer.tar"],
+                }
+            ]
+        ).encode(),
+    }
+    archive_path = tmp_path / "counter.tar"
+    with tar_module.open(archive_path, "w") as archive:
+        for name, data in files.items():
+            member = tar_module.TarInfo(name)
+            member.size = len(data)
+            archive.addfile(member, io.BytesIO(data))
+    key = generate_key()
+    result = sconify(
+        SconifyOptions(
+            source=parse_reference(f"docker-archive:{archive_path}"),
+            destination=parse_reference(f"oci:{tmp_path / 'out'}:1"),
+            command="python3 /code/app.py",
+            fspf_key=key,
+            dirs=("/code",),
+        )
+    )
+    inspected = json.loads(skopeo("inspect", f"oci:{tmp_path / 'out'}:1").stdout)
+    assert inspected["Digest"] == result.image.digest
+    assert len(inspected["Layers"]) == 3
+
+
+def test_private_registry_with_tls_and_credentials(secure_registry: Registry, tmp_path: Path) -> None:
+    from pulumi_sconify.provider.image.transport import RegistryOptions
+
+    write_layout(tmp_path / "native", "1", [BASE_LAYER, APP_LAYER])
+    auth = secure_registry.auth_file()
+    skopeo(
+        "copy",
+        "--dest-cert-dir",
+        str(tmp_path / "certs"),
+        "--dest-tls-verify=false",
+        "--dest-authfile",
+        str(auth),
+        f"oci:{tmp_path / 'native'}:1",
+        f"docker://{secure_registry.host}/native/counter:1",
+    )
+    access = RegistryOptions(auth_file=auth, ca_file=secure_registry.certificate)
+    result = sconify(
+        options(
+            secure_registry,
+            generate_key(),
+            registry=access,
+            destination=parse_reference(f"docker://{secure_registry.host}/confidential/counter:1"),
+        )
+    )
+    inspected = json.loads(
+        skopeo(
+            "inspect",
+            "--tls-verify=false",
+            "--authfile",
+            str(auth),
+            f"docker://{secure_registry.host}/confidential/counter:1",
+        ).stdout
+    )
+    assert inspected["Digest"] == result.image.digest
