@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from ..fspf import AnchorConflictError, AnchorState
+from ..http import OwnsHttpClient
 from .identity import ClientIdentity
 
 DEFAULT_CLIENT_PORT = 8081
@@ -50,20 +50,9 @@ def pinned_context(ca_certificate: Path, identity: ClientIdentity | None = None)
     return context
 
 
-class _Http:
+class _Http(OwnsHttpClient):
     def __init__(self, url: str, context: ssl.SSLContext, timeout: float) -> None:
         self._http = httpx.Client(base_url=url, verify=context, timeout=timeout)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
 
     def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:

@@ -18,10 +18,11 @@ import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
 
 import httpx
+
+from ..http import OwnsHttpClient
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 CHUNK = 1024 * 1024
@@ -87,7 +88,7 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-class RegistryClient:
+class RegistryClient(OwnsHttpClient):
     """One registry. Use as a context manager, or call :meth:`close`."""
 
     def __init__(
@@ -107,17 +108,6 @@ class RegistryClient:
         self._http = httpx.Client(verify=context, timeout=timeout, follow_redirects=True)
         self._base: str | None = None
         self._tokens: dict[str, str] = {}
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
 
     # -- transport --------------------------------------------------------------------------------
 
