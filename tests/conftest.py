@@ -20,3 +20,10 @@ def scone_counter_yaml() -> str:
 def _isolated_result_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test gets its own sconify result cache (XDG_CACHE_HOME), so none sees another's runs."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
+# Real servers that several test packages use: a CAS, client identities, registries.
+from tests.cas.conftest import cas, owner, stranger  # noqa: E402
+from tests.image.conftest import registry, secure_registry  # noqa: E402
+
+__all__ = ["cas", "owner", "registry", "secure_registry", "stranger"]

@@ -1,0 +1,68 @@
+"""What the dynamic providers share.
+
+Dynamic providers are pickled (with dill) into the Pulumi state and run in Pulumi's dynamic-provider
+host, so a provider object holds nothing: no clients, no sockets, no secrets. Every method builds what
+it needs from its inputs and throws it away.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pulumi.dynamic import CheckFailure
+from pulumi.output import Unknown
+from pulumi.runtime import rpc
+
+PROVIDER_KEY = "__provider"
+PROVIDER_VERSION = "1"
+"""Recorded as each resource's ``provider_version`` input: raising it forces replacement where a new
+provider cannot take over what an old one made."""
+
+
+def inputs_of(properties: dict[str, Any]) -> dict[str, Any]:
+    """Properties without the pickled provider (which must never take part in a comparison)."""
+    return {key: value for key, value in properties.items() if key != PROVIDER_KEY}
+
+
+def whole_numbers(value: Any) -> Any:
+    """Numbers arrive from the engine as floats: turn integral floats back into ints, recursively."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(item) for item in value]
+    return value
+
+
+def is_unknown(value: Any) -> bool:
+    """A preview-time unknown: the host hands Check and Diff an ``Unknown`` (the wire form is a sentinel
+    string, which is recognised too)."""
+    return isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN)
+
+
+def changed(olds: dict[str, Any], news: dict[str, Any], keys: list[str]) -> list[str]:
+    return [key for key in keys if olds.get(key) != news.get(key)]
+
+
+def required(news: dict[str, Any], names: list[str]) -> list[CheckFailure]:
+    return [CheckFailure(name, f"{name} is required") for name in names if news.get(name) in (None, "")]
+
+
+@contextmanager
+def private_files(**contents: str) -> Iterator[dict[str, Path]]:
+    """Write PEMs to a private temporary directory (mode 700, files 600) for as long as they are needed."""
+    with tempfile.TemporaryDirectory(prefix="sconify-") as directory:
+        paths = {}
+        for name, content in contents.items():
+            path = Path(directory) / name
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as stream:
+                stream.write(content)
+            paths[name] = path
+        yield paths

@@ -1,0 +1,75 @@
+"""``CreatorIdentity``: a CAS client identity — a private key and a self-signed certificate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
+
+from ..cas.identity import key_hash, self_signed_certificate
+from .base import PROVIDER_VERSION, changed, inputs_of, required
+
+
+class CreatorIdentityProvider(ResourceProvider):
+    """Makes the key and certificate on create; nothing exists outside the state, so read echoes it."""
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        news = {"common_name": "sconify-client", "provider_version": PROVIDER_VERSION, **inputs_of(news)}
+        return CheckResult(news, required(news, ["common_name"]))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = changed(olds, news, ["common_name", "provider_version"])
+        return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        key = ec.generate_private_key(ec.SECP256R1())
+        certificate = self_signed_certificate(key, str(props["common_name"]))
+        outs = {
+            **inputs_of(props),
+            "private_key_pem": key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ).decode(),
+            "certificate_pem": certificate.public_bytes(serialization.Encoding.PEM).decode(),
+            "key_hash": key_hash(key.public_key()),
+        }
+        return CreateResult(id_=outs["key_hash"], outs=outs)
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        return ReadResult(id_=id_, outs=inputs_of(props))
+
+
+class CreatorIdentity(Resource, module="sconify", name="CreatorIdentity"):
+    """A CAS client identity. ``key_hash`` is what access policies name; the key is a secret output."""
+
+    common_name: pulumi.Output[str]
+    private_key_pem: pulumi.Output[str]
+    """The private key (PKCS#8 PEM). Secret."""
+    certificate_pem: pulumi.Output[str]
+    """The self-signed certificate (PEM); renew it freely — the key is the identity."""
+    key_hash: pulumi.Output[str]
+    """SHA-256 of the public key (64 hex): the identity access policies list."""
+
+    def __init__(
+        self,
+        resource_name: str,
+        common_name: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        opts = pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(additional_secret_outputs=["private_key_pem"])
+        )
+        super().__init__(
+            CreatorIdentityProvider(),
+            resource_name,
+            {
+                "common_name": common_name or "sconify-client",
+                "provider_version": PROVIDER_VERSION,
+                "private_key_pem": None,
+                "certificate_pem": None,
+                "key_hash": None,
+            },
+            opts,
+        )

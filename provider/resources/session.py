@@ -1,0 +1,237 @@
+"""``CasSession``: a session policy in a CAS, with predecessor chaining and drift detection."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    Resource,
+    ResourceProvider,
+)
+
+from ..cas.client import CasClient, CasRequestError
+from ..cas.identity import ClientIdentity, IdentityError, certificate_key_hash
+from ..policy import PolicyError, Session, parse_session, render_session, session_hash
+from .base import PROVIDER_VERSION, changed, inputs_of, is_unknown, private_files, required
+
+_REQUIRED = ["cas", "cas_ca", "identity_certificate", "identity_key", "policy"]
+
+
+def _session(props: dict[str, Any]) -> Session:
+    return parse_session(str(props["policy"]))
+
+
+def _meaning(policy: Any) -> str | None:
+    """What a policy text means, for comparisons: its hash without a predecessor (formatting, comments and
+    key order do not count)."""
+    if not isinstance(policy, str) or is_unknown(policy):
+        return None
+    try:
+        return session_hash(dataclasses.replace(parse_session(policy), predecessor=None))
+    except PolicyError:
+        return None
+
+
+@contextmanager
+def _client(props: dict[str, Any]) -> Iterator[CasClient]:
+    with private_files(
+        ca=str(props["cas_ca"]),
+        certificate=str(props["identity_certificate"]),
+        key=str(props["identity_key"]),
+    ) as files:
+        identity = ClientIdentity(
+            files["certificate"], files["key"], certificate_key_hash(props["identity_certificate"])
+        )
+        with CasClient(str(props["cas"]), files["ca"], identity) as client:
+            yield client
+
+
+class CasSessionProvider(ResourceProvider):
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        news = {
+            "adopt": False,
+            "delete_on_destroy": True,
+            "provider_version": PROVIDER_VERSION,
+            **inputs_of(news),
+        }
+        failures = required(news, _REQUIRED)
+        policy = news.get("policy")
+        if isinstance(policy, str) and not is_unknown(policy) and policy:
+            try:
+                session = parse_session(policy)
+            except PolicyError as error:
+                failures += [CheckFailure("policy", str(problem)) for problem in error.problems]
+            else:
+                if session.predecessor is not None:
+                    failures.append(
+                        CheckFailure("policy", "predecessor: leave it out; the provider chains versions")
+                    )
+        certificate = news.get("identity_certificate")
+        if isinstance(certificate, str) and certificate and not is_unknown(certificate):
+            try:
+                certificate_key_hash(certificate)
+            except IdentityError:
+                failures.append(CheckFailure("identity_certificate", "not a PEM certificate"))
+        return CheckResult(news, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = changed(olds, news, ["cas", "provider_version"])
+        old_name = _name(olds.get("policy"))
+        new_name = _name(news.get("policy"))
+        if old_name and new_name and old_name != new_name:
+            replaces.append("policy")  # another name is another session
+        updates = changed(
+            olds, news, ["cas_ca", "identity_certificate", "identity_key", "adopt", "delete_on_destroy"]
+        )
+        if _meaning(olds.get("policy")) != _meaning(news.get("policy")):
+            updates.append("policy")
+        return DiffResult(changes=bool(replaces or updates), replaces=replaces, delete_before_replace=False)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        session = _session(props)
+        with _client(props) as client:
+            try:
+                _, active = client.read_session(session.name)
+            except CasRequestError as error:
+                if error.status != 404:
+                    raise
+                active = None
+            if active is not None:
+                if not props.get("adopt"):
+                    raise RuntimeError(
+                        f"session {session.name} already exists in the CAS; set adopt=True to "
+                        "manage it from Pulumi (its current version becomes the predecessor)"
+                    )
+                session = dataclasses.replace(session, predecessor=active)
+            digest = client.post_session(render_session(session))
+        return CreateResult(id_=session.name, outs={**inputs_of(props), "name": session.name, "hash": digest})
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        session = _session(news)
+        with _client(news) as client:
+            _, active = client.read_session(session.name)
+            if active != olds.get("hash") and not news.get("adopt"):
+                raise RuntimeError(
+                    f"session {session.name} was changed outside Pulumi: the CAS holds version "
+                    f"{active[:16]}, Pulumi last wrote {str(olds.get('hash'))[:16]}. Run `pulumi refresh` "
+                    "to see the change, or set adopt=True to make the current version the predecessor."
+                )
+            digest = client.post_session(render_session(dataclasses.replace(session, predecessor=active)))
+        return UpdateResult(outs={**inputs_of(news), "name": session.name, "hash": digest})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        with _client(props) as client:
+            try:
+                text, digest = client.read_session(id_)
+            except CasRequestError as error:
+                if error.status == 404:
+                    return ReadResult(id_="", outs={})  # gone (or no longer readable): the engine drops it
+                raise
+        current = render_session(dataclasses.replace(parse_session(text), predecessor=None))
+        outs = {**inputs_of(props), "name": id_, "hash": digest}
+        inputs: dict[str, Any] = {
+            key: props[key]
+            for key in (
+                "cas",
+                "cas_ca",
+                "identity_certificate",
+                "identity_key",
+                "adopt",
+                "delete_on_destroy",
+                "provider_version",
+            )
+            if key in props
+        }
+        if _meaning(props.get("policy")) != _meaning(current):
+            outs["policy"] = (
+                current  # drift: what the CAS holds now, so the next preview shows the difference
+            )
+        inputs["policy"] = outs["policy"]
+        return ReadResult(id_=id_, outs=outs, inputs=inputs)
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        if not props.get("delete_on_destroy", True):
+            print(
+                f"sconify: session {id_} is retained in the CAS (delete_on_destroy is false)", file=sys.stderr
+            )
+            return
+        with _client(props) as client:
+            try:
+                _, active = client.read_session(id_)
+                client.delete_session(id_, active)
+            except CasRequestError as error:
+                if error.status == 404:
+                    return  # already gone
+                if error.status == 405:
+                    # A CAS without the delete extension (SCONE's): sessions cannot be deleted there.
+                    print(
+                        f"sconify: warning: the CAS cannot delete sessions; {id_} is retained",
+                        file=sys.stderr,
+                    )
+                    return
+                raise
+
+
+def _name(policy: Any) -> str | None:
+    if not isinstance(policy, str) or is_unknown(policy):
+        return None
+    try:
+        return parse_session(policy).name
+    except PolicyError:
+        return None
+
+
+class CasSession(Resource, module="sconify", name="CasSession"):
+    """A session policy uploaded to a CAS. Updates name the active version as predecessor; a version made
+    outside Pulumi stops an update (unless ``adopt``); ``pulumi refresh`` shows such drift."""
+
+    name: pulumi.Output[str]
+    """The session name (``namespace/session``)."""
+    hash: pulumi.Output[str]
+    """The session hash the CAS reported for the version Pulumi last wrote."""
+    policy: pulumi.Output[str]
+    """The policy text. Secret: a sconified session holds the image's FSPF key."""
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        cas: pulumi.Input[str],
+        cas_ca: pulumi.Input[str],
+        identity_certificate: pulumi.Input[str],
+        identity_key: pulumi.Input[str],
+        policy: pulumi.Input[str],
+        adopt: pulumi.Input[bool] = False,
+        delete_on_destroy: pulumi.Input[bool] = True,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        opts = pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(additional_secret_outputs=["policy", "identity_key"])
+        )
+        super().__init__(
+            CasSessionProvider(),
+            resource_name,
+            {
+                "cas": cas,
+                "cas_ca": cas_ca,
+                "identity_certificate": identity_certificate,
+                "identity_key": pulumi.Output.secret(identity_key),
+                "policy": pulumi.Output.secret(policy),
+                "adopt": adopt,
+                "delete_on_destroy": delete_on_destroy,
+                "provider_version": PROVIDER_VERSION,
+                "name": None,
+                "hash": None,
+            },
+            opts,
+        )
