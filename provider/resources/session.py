@@ -17,6 +17,7 @@ from pulumi.dynamic import (
     ReadResult,
     Resource,
     ResourceProvider,
+    UpdateResult,
 )
 
 from ..cas.client import CasClient, CasRequestError
