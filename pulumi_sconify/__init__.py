@@ -6,8 +6,26 @@ The distribution has two halves, each a subpackage:
   runtime, charts) and the Pulumi resource providers over it. The engine never imports Pulumi, so
   the runtime that goes into confidential images carries nothing of the build machine.
 - :mod:`pulumi_sconify.components` — the Pulumi component resources a program composes.
+
+The public Pulumi classes are re-exported here, imported on first use (so that using the engine alone
+never imports Pulumi).
 """
+
+from importlib import import_module
+from typing import Any
 
 from pulumi_sconify.provider.version import __version__
 
-__all__ = ["__version__"]
+_PUBLIC = {
+    "CreatorIdentity": "pulumi_sconify.provider.resources",
+    "SconifiedImage": "pulumi_sconify.provider.resources",
+    "CasSession": "pulumi_sconify.provider.resources",
+}
+
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'pulumi_sconify' has no attribute {name!r}")

@@ -14,25 +14,22 @@ from typing import Any
 
 from ..fspf import FspfError, generate_key, load_or_create_key_file
 from ..image.oci import ImageError, Platform
+from ..image.policy import confidential_session
 from ..image.reference import ImageReference, ReferenceError, Transport, parse_reference
 from ..image.registry import RegistryError
 from ..image.sconify import SconifyOptions, SconifyResult, sconify
 from ..image.transport import RegistryOptions, open_source
 from ..policy import (
-    DEFAULT_TOLERATE,
     PolicyError,
     Session,
-    default_environment,
     namespace_session,
     random_namespace,
     render_session,
-    sconified_session,
 )
 from .common import EXIT_INVALID, CliError
 
 DEFAULT_ATTESTATION_PORT = 18765
 DEFAULT_CLIENT_PORT = 8081
-SOFTWARE_EVIDENCE = "software-evidence"
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -207,8 +204,7 @@ def _run(args: argparse.Namespace) -> int:
         key = generate_key()
         progress("no --fspf-key-file: a fresh FSPF key, so the image digest differs from any earlier run")
     volumes = _pairs(args.volumes, ":", "--volume")
-    environment = default_environment()
-    environment.update(dict(_pairs(args.env, "=", "--env")))
+    environment = dict(_pairs(args.env, "=", "--env"))
     command = args.command or _default_command(source, registry, platform)
     namespace = args.namespace or (_derived_namespace(key) if args.fspf_key_file else random_namespace())
     session_name = f"{namespace}/{args.name or args.service_name + '-session'}"
@@ -235,7 +231,7 @@ def _run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
     )
     result = sconify(options, progress)
-    session = sconified_session(
+    session = confidential_session(
         namespace=namespace,
         session=session_name.rpartition("/")[2],
         service=args.service_name,
@@ -245,7 +241,6 @@ def _run(args: argparse.Namespace) -> int:
         fspf_tag=result.fspf_tag,
         volumes=dict(volumes),
         environment=environment,
-        tolerate=(*DEFAULT_TOLERATE, SOFTWARE_EVIDENCE),
     )
     session_hash = None
     if args.cas and args.identity and not args.dry_run:

@@ -231,6 +231,15 @@ class RegistryClient(OwnsHttpClient):
         media_type = response.headers.get("content-type", "").split(";")[0].strip()
         return data, media_type, digest
 
+    def has_manifest(self, repository: str, digest: str, accept: tuple[str, ...]) -> bool:
+        response = self._send(
+            "HEAD",
+            f"/v2/{repository}/manifests/{digest}",
+            self._scope(repository, False),
+            headers={"accept": ", ".join(accept)},
+        )
+        return response.status_code == 200
+
     def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> str:
         response = self._send(
             "PUT",

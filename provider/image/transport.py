@@ -243,6 +243,9 @@ class ImageDestination:
     def put_blob(self, descriptor: Descriptor, path: Path) -> None:
         raise NotImplementedError
 
+    def has_manifest(self, digest: str) -> bool:
+        raise NotImplementedError
+
     def put_manifest(self, data: bytes, media_type: str) -> ImageReference:
         raise NotImplementedError
 
@@ -257,6 +260,9 @@ class RegistryDestination(ImageDestination):
 
     def has_blob(self, digest: str) -> bool:
         return self.client.has_blob(self.reference.repository, digest)
+
+    def has_manifest(self, digest: str) -> bool:
+        return self.client.has_manifest(self.reference.repository, digest, ACCEPT)
 
     def put_blob(self, descriptor: Descriptor, path: Path) -> None:
         with path.open("rb") as stream:
@@ -283,6 +289,9 @@ class OciLayoutDestination(ImageDestination):
 
     def has_blob(self, digest: str) -> bool:
         return self._path(digest).is_file()
+
+    def has_manifest(self, digest: str) -> bool:
+        return self.has_blob(digest)
 
     def put_blob(self, descriptor: Descriptor, path: Path) -> None:
         target = self._path(descriptor.digest)

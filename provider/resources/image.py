@@ -1,0 +1,321 @@
+"""``SconifiedImage``: a native image made confidential, with its measurement, FSPF key and policy."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    Resource,
+    ResourceProvider,
+    UpdateResult,
+)
+
+from ..chart import Mount, MountKind, ServiceSpec, WorkloadType, write_chart
+from ..fspf import generate_key
+from ..image.oci import ImageError, Platform
+from ..image.policy import confidential_session
+from ..image.reference import ImageReference, ReferenceError, Transport, parse_reference
+from ..image.registry import RegistryError
+from ..image.sconify import SconifyOptions, SconifyResult, sconify
+from ..image.transport import RegistryOptions, open_destination, open_source
+from ..policy import render_session
+from .base import PROVIDER_VERSION, changed, inputs_of, is_unknown, private_files, required, whole_numbers
+
+# How each input is diffed: these replace the resource, all others update it in place (docs/resources.md).
+REPLACE_ON = ["target", "engine", "provider_version"]
+UPDATE_ON = [
+    "native_digest",
+    "command",
+    "binary",
+    "dirs",
+    "volumes",
+    "env",
+    "heap",
+    "stack",
+    "session",
+    "service",
+    "namespace",
+    "cas",
+    "cas_ca",
+    "fspf_key",
+    "chart_dir",
+    "workload_type",
+    "registry_auth",
+    "insecure_registries",
+    "platform",
+]
+SECRET_OUTPUTS = ["fspf_key", "policy", "registry_auth"]
+DEFAULTS: dict[str, Any] = {
+    "dirs": [],
+    "volumes": {},
+    "env": {},
+    "heap": "",
+    "stack": "",
+    "service": "service",
+    "engine": "open",
+    "workload_type": "job",
+    "insecure_registries": [],
+    "platform": "linux/amd64",
+    "provider_version": PROVIDER_VERSION,
+}
+
+
+@contextmanager
+def _registry(props: dict[str, Any]) -> Iterator[RegistryOptions]:
+    auth = props.get("registry_auth")
+    insecure = frozenset(props.get("insecure_registries") or [])
+    if not auth:
+        yield RegistryOptions(insecure=insecure)
+        return
+    with private_files(config=str(auth)) as files:
+        yield RegistryOptions(insecure=insecure, auth_file=files["config"])
+
+
+def _known(value: Any) -> bool:
+    return value is not None and not is_unknown(value)
+
+
+class SconifiedImageProvider(ResourceProvider):
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        news = whole_numbers({**DEFAULTS, **inputs_of(news)})
+        failures = required(news, ["native_image", "target", "command", "session", "namespace"])
+        if news.get("engine") not in ("open", None) and _known(news.get("engine")):
+            failures.append(CheckFailure("engine", "only the open engine is available in this version"))
+        for field in ("native_image", "target"):
+            value = news.get(field)
+            if isinstance(value, str) and value and not is_unknown(value):
+                try:
+                    parse_reference(value)
+                except ReferenceError as error:
+                    failures.append(CheckFailure(field, str(error)))
+        if isinstance(news.get("volumes"), dict) and not all(
+            isinstance(v, str) for v in news["volumes"].values()
+        ):
+            failures.append(CheckFailure("volumes", "a mapping of volume names to absolute paths"))
+        native = news.get("native_image")
+        if not failures and isinstance(native, str) and not is_unknown(native):
+            # A tag is resolved now, so that a moved tag shows up in `pulumi preview`.
+            try:
+                with _registry(news) as registry:
+                    source = open_source(parse_reference(native), registry)
+                    try:
+                        news["native_digest"] = str(
+                            source.resolve(Platform.parse(news["platform"])).reference
+                        )
+                    finally:
+                        source.close()
+            except (ImageError, RegistryError, ReferenceError) as error:
+                failures.append(CheckFailure("native_image", f"cannot resolve: {error}"))
+        return CheckResult(news, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = changed(olds, news, REPLACE_ON)
+        updates = changed(olds, news, [key for key in UPDATE_ON if key != "fspf_key"])
+        if news.get("fspf_key") and news.get("fspf_key") != olds.get("fspf_key"):
+            updates.append("fspf_key")  # no key given means "keep the one made at create"
+        return DiffResult(changes=bool(replaces or updates), replaces=replaces, delete_before_replace=False)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        outs = self._build(props, props.get("fspf_key") or generate_key().hex())
+        return CreateResult(id_=outs["target"], outs=outs)
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        # A key made by the provider is kept across updates: the same key, the same image for the same input.
+        return UpdateResult(outs=self._build(news, news.get("fspf_key") or olds["fspf_key"]))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        image = parse_reference(str(props["image_reference"]))
+        with _registry(props) as registry:
+            destination = open_destination(parse_reference(str(props["target"])), registry)
+            try:
+                present = destination.has_manifest(str(image.digest))
+            finally:
+                destination.close()
+        # Gone means the image was deleted at the registry: the engine then drops the resource.
+        return ReadResult(id_=id_ if present else "", outs=inputs_of(props) if present else {})
+
+    def _build(self, props: dict[str, Any], fspf_key: str) -> dict[str, Any]:
+        namespace, session_name, service = (
+            str(props["namespace"]),
+            str(props["session"]),
+            str(props["service"]),
+        )
+        config_id = f"{namespace}/{session_name}/{service}"
+        volumes = dict(props.get("volumes") or {})
+        options_base: dict[str, Any] = {
+            "source": parse_reference(str(props["native_digest"])),
+            "destination": parse_reference(str(props["target"])),
+            "command": str(props["command"]),
+            "fspf_key": bytes.fromhex(fspf_key),
+            "service": service,
+            "binary": props.get("binary") or None,
+            "dirs": tuple(props.get("dirs") or ()),
+            "volumes": tuple(volumes.items()),
+            "config_id": config_id,
+            "cas": str(props.get("cas") or ""),
+            "cas_certificate": str(props.get("cas_ca") or "").encode(),
+            "heap": str(props.get("heap") or ""),
+            "stack": str(props.get("stack") or ""),
+            "platform": Platform.parse(str(props["platform"])),
+        }
+        with _registry(props) as registry:
+            result = sconify(SconifyOptions(**options_base, registry=registry))
+        session = confidential_session(
+            namespace=namespace,
+            session=session_name,
+            service=service,
+            mrenclave=result.mrenclave,
+            command=str(props["command"]),
+            fspf_key=fspf_key,
+            fspf_tag=result.fspf_tag,
+            volumes=volumes,
+            environment=dict(props.get("env") or {}),
+        )
+        outs = {
+            **inputs_of(props),
+            "fspf_key": fspf_key,
+            "image_reference": str(result.image),
+            "image": _pinned(result.image),
+            "mrenclave": result.mrenclave,
+            "fspf_tag": result.fspf_tag,
+            "policy": render_session(session),
+            "session_name": session.name,
+            "config_id": config_id,
+            "mounts": [m.to_json() for m in result.mounts],
+            "chart_path": "",
+            "chart_digest": "",
+        }
+        if props.get("chart_dir"):
+            outs["chart_path"], outs["chart_digest"] = _chart(result, options_base, props)
+        return outs
+
+
+def _pinned(reference: ImageReference) -> str:
+    return reference.pinned if reference.transport is Transport.DOCKER else str(reference)
+
+
+def _chart(result: SconifyResult, options: dict[str, Any], props: dict[str, Any]) -> tuple[str, str]:
+    spec = ServiceSpec(
+        service=options["service"],
+        image=_pinned(result.image)
+        if result.image.transport is Transport.DOCKER
+        else f"{result.image.path}@{result.image.digest}",
+        config_id=options["config_id"],
+        cas=options["cas"],
+        mounts=tuple(Mount(m.path, MountKind(m.kind), m.volume) for m in result.mounts),
+        cas_certificate=options["cas_certificate"].decode(),
+        heap=options["heap"],
+        stack=options["stack"],
+    )
+    directory = write_chart(spec, WorkloadType(str(props["workload_type"])), Path(str(props["chart_dir"])))
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(json.dumps([path.relative_to(directory).as_posix(), path.read_text()]).encode())
+    return str(directory), digest.hexdigest()
+
+
+class SconifiedImage(Resource, module="sconify", name="SconifiedImage"):
+    """A confidential image made from a native one by the open engine.
+
+    ``pulumi preview`` resolves the native tag, so a moved tag shows as a change. The FSPF key is made
+    once (unless given) and kept, so the same inputs give the same image digest.
+    """
+
+    image: pulumi.Output[str]
+    """The confidential image, pinned by digest."""
+    mrenclave: pulumi.Output[str]
+    """The measurement the policy lists."""
+    fspf_tag: pulumi.Output[str]
+    fspf_key: pulumi.Output[str]
+    """The FSPF key (64 hex). Secret."""
+    policy: pulumi.Output[str]
+    """The session policy YAML for a :class:`CasSession`. Secret (it holds the FSPF key)."""
+    session_name: pulumi.Output[str]
+    config_id: pulumi.Output[str]
+    mounts: pulumi.Output[list[dict[str, Any]]]
+    """How to run the image: ``{path, kind, volume}`` per mount (what the chart and components use)."""
+    chart_path: pulumi.Output[str]
+    chart_digest: pulumi.Output[str]
+    native_digest: pulumi.Output[str]
+    """The native image, pinned by digest, as resolved at the last check."""
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        native_image: pulumi.Input[str],
+        target: pulumi.Input[str],
+        command: pulumi.Input[str],
+        session: pulumi.Input[str],
+        namespace: pulumi.Input[str],
+        service: pulumi.Input[str] = "service",
+        binary: pulumi.Input[str] | None = None,
+        dirs: pulumi.Input[list[str]] | None = None,
+        volumes: pulumi.Input[dict[str, str]] | None = None,
+        env: pulumi.Input[dict[str, str]] | None = None,
+        heap: pulumi.Input[str] = "",
+        stack: pulumi.Input[str] = "",
+        cas: pulumi.Input[str] = "",
+        cas_ca: pulumi.Input[str] = "",
+        fspf_key: pulumi.Input[str] | None = None,
+        registry_auth: pulumi.Input[str] | None = None,
+        insecure_registries: pulumi.Input[list[str]] | None = None,
+        chart_dir: pulumi.Input[str] = "",
+        workload_type: pulumi.Input[str] = "job",
+        platform: pulumi.Input[str] = "linux/amd64",
+        engine: pulumi.Input[str] = "open",
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        opts = pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
+        )
+        props: dict[str, Any] = {
+            "native_image": native_image,
+            "target": target,
+            "command": command,
+            "session": session,
+            "namespace": namespace,
+            "service": service,
+            "binary": binary,
+            "dirs": dirs or [],
+            "volumes": volumes or {},
+            "env": env or {},
+            "heap": heap,
+            "stack": stack,
+            "cas": cas,
+            "cas_ca": cas_ca,
+            "fspf_key": pulumi.Output.secret(fspf_key) if fspf_key is not None else None,
+            "registry_auth": pulumi.Output.secret(registry_auth) if registry_auth is not None else None,
+            "insecure_registries": insecure_registries or [],
+            "chart_dir": chart_dir,
+            "workload_type": workload_type,
+            "platform": platform,
+            "engine": engine,
+            "provider_version": PROVIDER_VERSION,
+        }
+        for output in (
+            "image",
+            "image_reference",
+            "mrenclave",
+            "fspf_tag",
+            "policy",
+            "session_name",
+            "config_id",
+            "mounts",
+            "chart_path",
+            "chart_digest",
+            "native_digest",
+        ):
+            props[output] = None
+        super().__init__(SconifiedImageProvider(), resource_name, props, opts)
