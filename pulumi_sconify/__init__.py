@@ -22,7 +22,7 @@ _PUBLIC = {
     "CasSession": "pulumi_sconify.provider.resources",
 }
 
-__all__ = ["__version__", *_PUBLIC]
+__all__ = ["CasSession", "CreatorIdentity", "SconifiedImage", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
