@@ -22,8 +22,8 @@ from pulumi.dynamic import (
 
 from ..cas.client import CasClient, CasRequestError
 from ..cas.identity import ClientIdentity, IdentityError, certificate_key_hash
-from ..policy import PolicyError, Session, parse_session, render_session, session_hash
-from .base import PROVIDER_VERSION, changed, inputs_of, is_unknown, private_files, required
+from ..policy import PolicyError, Session, parse_session, render_session, session_from_data, session_hash
+from .base import PROVIDER_VERSION, changed, inputs_of, is_unknown, private_files, required, whole_numbers
 
 _REQUIRED = ["cas", "cas_ca", "identity_certificate", "identity_key", "policy"]
 
@@ -66,6 +66,11 @@ class CasSessionProvider(ResourceProvider):
             **inputs_of(news),
         }
         failures = required(news, _REQUIRED)
+        if isinstance(news.get("policy"), dict):  # a structured policy: validated and kept as YAML
+            try:
+                news["policy"] = render_session(session_from_data(whole_numbers(news["policy"])))
+            except PolicyError as error:
+                return CheckResult(news, [CheckFailure("policy", str(p)) for p in error.problems])
         policy = news.get("policy")
         if isinstance(policy, str) and not is_unknown(policy) and policy:
             try:
@@ -211,7 +216,7 @@ class CasSession(Resource, module="sconify", name="CasSession"):
         cas_ca: pulumi.Input[str],
         identity_certificate: pulumi.Input[str],
         identity_key: pulumi.Input[str],
-        policy: pulumi.Input[str],
+        policy: pulumi.Input[str] | pulumi.Input[dict[str, Any]],
         adopt: pulumi.Input[bool] = False,
         delete_on_destroy: pulumi.Input[bool] = True,
         opts: pulumi.ResourceOptions | None = None,

@@ -7,6 +7,7 @@ from typing import Any
 
 import grpc
 import pytest
+import yaml
 from pulumi.output import Unknown
 
 from pulumi_sconify.provider.cas.identity import ClientIdentity
@@ -95,6 +96,24 @@ def test_check_failures_and_unknowns(connection: dict[str, Any]) -> None:
         assert preview_failures == [] and isinstance(preview_inputs["policy"], Unknown)
         _, with_predecessor = host.check({}, {**connection, "policy": text(counter(predecessor="ab" * 32))})
         assert with_predecessor and with_predecessor[0][0] == "policy"
+        # A structured policy (a mapping, as a Pulumi program may build it) is validated and kept as YAML.
+        structured = yaml.safe_load(text(counter()))
+        structured_inputs, structured_failures = host.check({}, {**connection, "policy": structured})
+        assert structured_failures == [] and parse_session(structured_inputs["policy"]) == counter()
+        structured["version"] = 0.3
+        _, bad_structure = host.check({}, {**connection, "policy": structured})
+        assert bad_structure == [("policy", 'version: must be a quoted string: version: "0.3"')]
+        state = {
+            **connection,
+            "policy": text(counter()),
+            "adopt": False,
+            "delete_on_destroy": True,
+            "provider_version": "1",
+            "name": "ns-1/python-session",
+            "hash": "0" * 64,
+        }
+        unknown_diff = host.diff("ns-1/python-session", state, {**connection, "policy": UNKNOWN})
+        assert unknown_diff.changes == DIFF_SOME
 
 
 def test_existing_session_needs_adopt(
