@@ -30,12 +30,27 @@ from ..fspf.metadata import Protection, Region
 from ..fspf.paths import is_within
 from ..version import __version__
 from . import cache, measure
-from .layers import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, LayerWriter, WrittenLayer, read_layer, write_tree_layer
+from .layers import (
+    OPAQUE_WHITEOUT,
+    WHITEOUT_PREFIX,
+    LayerEntry,
+    LayerWriter,
+    WrittenLayer,
+    read_layer,
+    write_tree_layer,
+)
 from .oci import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, ImageError, Platform, manifest_json
 from .reference import ImageReference, Transport
 from .registry import sha256_digest
 from .rootfs import RootFilesystem, resolve_inside
-from .transport import ImageDestination, ImageSource, RegistryOptions, open_destination, open_source
+from .transport import (
+    ImageDestination,
+    ImageSource,
+    RegistryOptions,
+    ResolvedImage,
+    open_destination,
+    open_source,
+)
 
 RUNTIME_DIR = "/sconify"
 RUNTIME_ENTRYPOINT = "/sconify/bin/sconify-run"
@@ -267,7 +282,7 @@ def _sconify(
     options: SconifyOptions,
     argv: list[str],
     source: ImageSource,
-    native: Any,
+    native: ResolvedImage,
     scratch: Path,
     progress: Progress,
 ) -> tuple[SconifyResult, cache.CachedResult]:
@@ -280,7 +295,7 @@ def _sconify(
         progress(f"reading layer {index + 1}/{len(manifest.layers)} ({layer.size} bytes)")
         removed = False
 
-        def entries(index: int = index, layer: Descriptor = layer) -> Any:
+        def entries(index: int = index, layer: Descriptor = layer) -> Iterator[LayerEntry]:
             nonlocal removed
             # Keep the compressed blob on the way: the destination may need it, and then it is not
             # downloaded twice.
