@@ -1,5 +1,10 @@
 """The measurement (``mrenclave``) of a confidential image: a hash over what the runtime will run.
 
+The sconifier computes it from the protected entries; the runtime recomputes it at start from the files
+themselves, guided by ``/sconify/measure.json`` (the plan: program, regions, heap, stack), which lies in
+the authenticated ``/sconify`` region and so is measured too — the runtime must measure before the CAS
+gives it the FSPF key, so it cannot rely on the sealed metadata for the list.
+
 Version 1 is the lower-case hex SHA-256 of ``b"sconify-measurement-v1\\n"`` followed by canonical JSON
 (sorted keys, no white space) of::
 
@@ -23,9 +28,10 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..fspf.metadata import Entry
+from ..fspf.metadata import Entry, Protection, Region
 
 DOMAIN = b"sconify-measurement-v1\n"
+PLAN_PATH = "/sconify/measure.json"
 
 
 def _file_sha256(location: Path) -> str:
@@ -70,3 +76,45 @@ def measurement(binary: str, rows: list[list[object]], heap: str = "", stack: st
     document = {"binary": binary, "files": rows, "heap": heap, "stack": stack}
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(DOMAIN + canonical).hexdigest()
+
+
+def plan_json(binary: str, regions: Iterable[Region], heap: str, stack: str) -> bytes:
+    """The measurement plan the sconifier writes into the image (canonical JSON)."""
+    document = {
+        "version": 1,
+        "binary": binary,
+        "heap": heap,
+        "stack": stack,
+        "regions": [[r.path, r.protection.value] for r in sorted(regions, key=lambda r: r.path)],
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+def measure_root(root: Path) -> str:
+    """Recompute the measurement of the image whose root file system is ``root`` (what the runtime does).
+
+    Walks the authenticated regions the plan names — exactly the entries the sconifier protected — and
+    hashes them; raises ``ValueError`` if the plan is missing or malformed.
+    """
+    from ..fspf.paths import host_path, is_within, walk  # noqa: PLC0415 - the runtime's import set
+    from ..fspf.tree import normalise_regions, region_for  # noqa: PLC0415
+
+    try:
+        plan = json.loads((root / PLAN_PATH.lstrip("/")).read_bytes())
+        regions = normalise_regions(Region(path, Protection(kind)) for path, kind in plan["regions"])
+        binary, heap, stack = str(plan["binary"]), str(plan["heap"]), str(plan["stack"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{PLAN_PATH}: missing or malformed ({type(error).__name__})") from None
+    protected = [r.path for r in regions if r.protection is not Protection.NOT_PROTECTED]
+    roots = sorted(p for p in protected if not any(o != p and is_within(p, o) for o in protected))
+    paths: list[str] = []
+    for walk_root in roots:
+        location = host_path(root, walk_root)
+        if not (location.exists() or location.is_symlink()):
+            continue
+        if walk_root != "/":
+            paths.append(walk_root)
+        if location.is_dir() and not location.is_symlink():
+            paths += [path for path, _ in walk(root, walk_root)]
+    authenticated = [p for p in paths if region_for(p, regions).protection is Protection.AUTHENTICATED]
+    return measurement(binary, describe(root, authenticated), heap, stack)

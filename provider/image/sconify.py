@@ -55,6 +55,7 @@ from .transport import (
 RUNTIME_DIR = "/sconify"
 RUNTIME_ENTRYPOINT = "/sconify/bin/sconify-run"
 CAS_PIN_PATH = "/sconify/cas-ca.pem"
+MEASUREMENT_PLAN = measure.PLAN_PATH
 VOLUME_CIPHERTEXT_DIR = "/sconify/volumes"
 FSPF_PATH = "/fspf/fs.fspf"
 LIBRARY_DIRECTORIES = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib")
@@ -325,6 +326,11 @@ def _sconify(
         if not any(is_within(path, d) for d in options.dirs)
     ]
     regions.append(Region(VOLUME_CIPHERTEXT_DIR, Protection.NOT_PROTECTED))
+    # What the runtime measures, written before protection so that it is itself authenticated (and so
+    # part of the measurement): it cannot read the FSPF metadata before the CAS gives it the key.
+    plan = measure.plan_json(binary, regions, options.heap, options.stack)
+    for base in (stage, rootfs.root):
+        (base / MEASUREMENT_PLAN.lstrip("/")).write_bytes(plan)
     progress("protecting regions")
     protected = protect_regions(rootfs.root, stage, options.fspf_key, regions)
     rows = measure.rows_from_entries(

@@ -253,3 +253,33 @@ def test_private_registry_with_tls_and_credentials(secure_registry: Registry, tm
         ).stdout
     )
     assert inspected["Digest"] == result.image.digest
+
+
+def test_the_runtime_recomputes_the_measurement(native: Registry, tmp_path: Path) -> None:
+    """The measurement can be recomputed from the image's files alone (before the FSPF key is known),
+    and any change to the program, its libraries or the measurement plan changes it."""
+    from pulumi_sconify.provider.image.layers import read_layer
+    from pulumi_sconify.provider.image.measure import measure_root
+    from pulumi_sconify.provider.image.rootfs import RootFilesystem
+    from pulumi_sconify.provider.image.transport import RegistryOptions, open_source
+
+    result = run(native, generate_key(), heap="256M")
+    source = open_source(result.image, RegistryOptions())
+    resolved = source.resolve(options(native, generate_key()).platform)
+    rootfs = RootFilesystem(tmp_path / "rootfs")
+    for index, layer in enumerate(resolved.manifest.layers):
+        rootfs.apply(read_layer(source.blob(layer), layer.media_type, f"layer {index}"))
+    rootfs.finish()
+    source.close()
+    root = rootfs.root
+    assert measure_root(root) == result.mrenclave
+    (root / "V1" / "scratch").write_text("volumes and unprotected paths do not count\n")
+    assert measure_root(root) == result.mrenclave
+    library = root / "usr/lib/python3.11/click.py"
+    original = library.read_bytes()
+    library.write_bytes(b"# patched click\n")
+    assert measure_root(root) != result.mrenclave
+    library.write_bytes(original)
+    plan = root / "sconify/measure.json"
+    plan.write_text(plan.read_text().replace('"256M"', '"1G"'))
+    assert measure_root(root) != result.mrenclave
