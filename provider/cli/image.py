@@ -12,12 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..chart import ChartSpecError, WorkloadType, service_from_sconifier_json, write_chart
 from ..fspf import FspfError, generate_key, load_or_create_key_file
 from ..image.oci import ImageError, Platform
+from ..image.output import sconifier_output
 from ..image.policy import confidential_session
 from ..image.reference import ImageReference, ReferenceError, Transport, parse_reference
 from ..image.registry import RegistryError
-from ..image.sconify import SconifyOptions, SconifyResult, sconify
+from ..image.sconify import SconifyOptions, sconify
 from ..image.transport import RegistryOptions, open_source
 from ..policy import (
     PolicyError,
@@ -249,10 +251,15 @@ def _run(args: argparse.Namespace) -> int:
         session, session_hash = _upload(
             session, client_address, args.cas_ca, args.identity, args.create_namespace, progress
         )
+    output = sconifier_output(result, options, session, session_hash)
     chart = None
     if args.k8s_helm_output_dir:
-        chart = _chart(result, options, args)
-    output = _output(result, session, options, session_hash, chart)
+        try:
+            spec = service_from_sconifier_json(output)
+        except ChartSpecError as error:
+            raise CliError(f"--k8s-helm-output-dir: {error}") from None
+        chart = str(write_chart(spec, WorkloadType(args.k8s_helm_workload_type), args.k8s_helm_output_dir))
+    output["chart"] = chart
     if args.json:
         print(json.dumps(output, indent=2))
     else:
@@ -300,56 +307,3 @@ def _upload(
             problems = "".join(f"\n  {p}" for p in error.body.get("problems", []))
             raise CliError(f"{error}{problems}", EXIT_INVALID) from None
     return session, digest
-
-
-def _chart(result: SconifyResult, options: SconifyOptions, args: argparse.Namespace) -> str:
-    from ..chart import ChartSpecError, Mount, MountKind, ServiceSpec, WorkloadType, write_chart  # noqa: PLC0415
-
-    try:
-        spec = ServiceSpec(
-            service=options.service,
-            image=result.image.pinned
-            if result.image.transport is Transport.DOCKER
-            else f"{result.image.path}@{result.image.digest}",
-            config_id=options.config_id,
-            cas=options.cas,
-            mounts=tuple(Mount(m.path, MountKind(m.kind), m.volume) for m in result.mounts),
-            cas_certificate=options.cas_certificate.decode(),
-            heap=options.heap,
-            stack=options.stack,
-        )
-    except ChartSpecError as error:
-        raise CliError(f"--k8s-helm-output-dir: {error}") from None
-    return str(write_chart(spec, WorkloadType(args.k8s_helm_workload_type), args.k8s_helm_output_dir))
-
-
-def _output(
-    result: SconifyResult,
-    session: Session,
-    options: SconifyOptions,
-    session_hash: str | None,
-    chart: str | None,
-) -> dict[str, Any]:
-    image = result.image.pinned if result.image.transport is Transport.DOCKER else str(result.image)
-    return {
-        "image": image,
-        "native_image": result.native.pinned
-        if result.native.transport is Transport.DOCKER
-        else str(result.native),
-        "mrenclave": result.mrenclave,
-        "fspf_tag": result.fspf_tag,
-        "binary": result.binary,
-        "session": render_session(session),
-        "session_name": session.name,
-        "session_hash": session_hash,
-        "service": options.service,
-        "config_id": options.config_id,
-        "cas": options.cas,
-        "cas_certificate": options.cas_certificate.decode(),
-        "heap": options.heap,
-        "stack": options.stack,
-        "mounts": [m.to_json() for m in result.mounts],
-        "chart": chart,
-        "blobs_uploaded": result.blobs_uploaded,
-        "blobs_present": result.blobs_present,
-    }

@@ -21,15 +21,15 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from ..chart import Mount, MountKind, ServiceSpec, WorkloadType, write_chart
+from ..chart import WorkloadType, service_from_sconifier_json, write_chart
 from ..fspf import generate_key
 from ..image.oci import ImageError, Platform
+from ..image.output import sconifier_output
 from ..image.policy import confidential_session
-from ..image.reference import ImageReference, ReferenceError, Transport, parse_reference
+from ..image.reference import ReferenceError, parse_reference
 from ..image.registry import RegistryError
-from ..image.sconify import SconifyOptions, SconifyResult, sconify
+from ..image.sconify import SconifyOptions, sconify
 from ..image.transport import RegistryOptions, open_destination, open_source
-from ..policy import render_session
 from .base import PROVIDER_VERSION, changed, inputs_of, is_unknown, private_files, required, whole_numbers
 
 # How each input is diffed: these replace the resource, all others update it in place (docs/resources.md).
@@ -151,26 +151,26 @@ class SconifiedImageProvider(ResourceProvider):
             str(props["session"]),
             str(props["service"]),
         )
-        config_id = f"{namespace}/{session_name}/{service}"
         volumes = dict(props.get("volumes") or {})
-        options_base: dict[str, Any] = {
-            "source": parse_reference(str(props["native_digest"])),
-            "destination": parse_reference(str(props["target"])),
-            "command": str(props["command"]),
-            "fspf_key": bytes.fromhex(fspf_key),
-            "service": service,
-            "binary": props.get("binary") or None,
-            "dirs": tuple(props.get("dirs") or ()),
-            "volumes": tuple(volumes.items()),
-            "config_id": config_id,
-            "cas": str(props.get("cas") or ""),
-            "cas_certificate": str(props.get("cas_ca") or "").encode(),
-            "heap": str(props.get("heap") or ""),
-            "stack": str(props.get("stack") or ""),
-            "platform": Platform.parse(str(props["platform"])),
-        }
         with _registry(props) as registry:
-            result = sconify(SconifyOptions(**options_base, registry=registry))
+            options = SconifyOptions(
+                source=parse_reference(str(props["native_digest"])),
+                destination=parse_reference(str(props["target"])),
+                command=str(props["command"]),
+                fspf_key=bytes.fromhex(fspf_key),
+                service=service,
+                binary=props.get("binary") or None,
+                dirs=tuple(props.get("dirs") or ()),
+                volumes=tuple(volumes.items()),
+                config_id=f"{namespace}/{session_name}/{service}",
+                cas=str(props.get("cas") or ""),
+                cas_certificate=str(props.get("cas_ca") or "").encode(),
+                heap=str(props.get("heap") or ""),
+                stack=str(props.get("stack") or ""),
+                platform=Platform.parse(str(props["platform"])),
+                registry=registry,
+            )
+            result = sconify(options)
         session = confidential_session(
             namespace=namespace,
             session=session_name,
@@ -182,42 +182,28 @@ class SconifiedImageProvider(ResourceProvider):
             volumes=volumes,
             environment=dict(props.get("env") or {}),
         )
+        output = sconifier_output(result, options, session)
         outs = {
             **inputs_of(props),
             "fspf_key": fspf_key,
             "image_reference": str(result.image),
-            "image": _pinned(result.image),
+            "image": output["image"],
             "mrenclave": result.mrenclave,
             "fspf_tag": result.fspf_tag,
-            "policy": render_session(session),
+            "policy": output["session"],
             "session_name": session.name,
-            "config_id": config_id,
-            "mounts": [m.to_json() for m in result.mounts],
+            "config_id": options.config_id,
+            "mounts": output["mounts"],
             "chart_path": "",
             "chart_digest": "",
         }
         if props.get("chart_dir"):
-            outs["chart_path"], outs["chart_digest"] = _chart(result, options_base, props)
+            outs["chart_path"], outs["chart_digest"] = _chart(output, props)
         return outs
 
 
-def _pinned(reference: ImageReference) -> str:
-    return reference.pinned if reference.transport is Transport.DOCKER else str(reference)
-
-
-def _chart(result: SconifyResult, options: dict[str, Any], props: dict[str, Any]) -> tuple[str, str]:
-    spec = ServiceSpec(
-        service=options["service"],
-        image=_pinned(result.image)
-        if result.image.transport is Transport.DOCKER
-        else f"{result.image.path}@{result.image.digest}",
-        config_id=options["config_id"],
-        cas=options["cas"],
-        mounts=tuple(Mount(m.path, MountKind(m.kind), m.volume) for m in result.mounts),
-        cas_certificate=options["cas_certificate"].decode(),
-        heap=options["heap"],
-        stack=options["stack"],
-    )
+def _chart(output: dict[str, Any], props: dict[str, Any]) -> tuple[str, str]:
+    spec = service_from_sconifier_json(output)
     directory = write_chart(spec, WorkloadType(str(props["workload_type"])), Path(str(props["chart_dir"])))
     digest = hashlib.sha256()
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
