@@ -28,8 +28,9 @@ from typing import Any
 from ..fspf.image_regions import protect_regions
 from ..fspf.metadata import Protection, Region
 from ..fspf.paths import is_within
+from ..runtime import measure
 from ..version import __version__
-from . import cache, measure
+from . import cache
 from .layers import (
     OPAQUE_WHITEOUT,
     WHITEOUT_PREFIX,

@@ -259,9 +259,9 @@ def test_the_runtime_recomputes_the_measurement(native: Registry, tmp_path: Path
     """The measurement can be recomputed from the image's files alone (before the FSPF key is known),
     and any change to the program, its libraries or the measurement plan changes it."""
     from pulumi_sconify.provider.image.layers import read_layer
-    from pulumi_sconify.provider.image.measure import measure_root
     from pulumi_sconify.provider.image.rootfs import RootFilesystem
     from pulumi_sconify.provider.image.transport import RegistryOptions, open_source
+    from pulumi_sconify.provider.runtime.measure import measure_root
 
     result = run(native, generate_key(), heap="256M")
     source = open_source(result.image, RegistryOptions())

@@ -1,0 +1,157 @@
+"""The runtime's code and dependencies, assembled for one image.
+
+The runtime runs on the image's own ``python3`` — nothing of the build machine — so what it needs must
+match that image: its Python version (``/usr/lib/python3.X``), its C library (glibc, or musl as on
+Alpine) and its architecture. The runtime needs the standard library and ``cryptography`` (AES-GCM,
+with ``cffi``); those come as binary wheels from PyPI for exactly that target (``manylinux`` for glibc,
+``musllinux`` for musl), downloaded once and cached, and unpacked with the engine's own pure-Python
+modules into one directory of the image (``/sconify/lib``).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..fspf.errors import FspfError
+from ..image.rootfs import resolve_inside
+
+DEPENDENCIES = ("cryptography", "cffi", "pycparser")
+ENGINE_PACKAGES = ("fspf", "runtime")
+"""Engine subpackages the runtime imports (pure Python); nothing else of the engine goes into images."""
+ENGINE_MODULES = ("version.py",)
+_ARCHITECTURES = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
+_PYTHON_DIRECTORY = re.compile(r"python(3\.\d+)$")
+
+
+class BundleError(FspfError):
+    """The image offers no Python the runtime can run on, or its dependencies cannot be had."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the runtime's native dependencies must be built for."""
+
+    python: str
+    """``3.11``"""
+    libc: str
+    """``glibc`` or ``musl``"""
+    architecture: str
+    """``x86_64`` or ``aarch64``"""
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        if self.libc == "musl":
+            return (f"musllinux_1_2_{self.architecture}", f"musllinux_1_1_{self.architecture}")
+        return (f"manylinux_2_28_{self.architecture}", f"manylinux2014_{self.architecture}")
+
+    @property
+    def tag(self) -> str:
+        return f"cp{self.python.replace('.', '')}-{self.libc}-{self.architecture}"
+
+
+def detect_target(root: Path, architecture: str) -> Target:
+    """The target of the image whose root file system is ``root`` (``architecture`` from its config)."""
+    python = resolve_inside(root, "/usr/bin/python3", follow_last=True)
+    if not python.is_file():
+        raise BundleError(
+            "the image has no /usr/bin/python3: the open engine's runtime runs on the image's Python"
+        )
+    versions = sorted(
+        (
+            match.group(1)
+            for directory in (root / "usr" / "lib").glob("python3.*")
+            if (match := _PYTHON_DIRECTORY.search(directory.name)) and (directory / "os.py").is_file()
+        ),
+        key=lambda version: tuple(int(part) for part in version.split(".")),
+    )
+    if not versions:
+        raise BundleError("no Python standard library under /usr/lib/python3.X in the image")
+    musl = any((root / "lib").glob("ld-musl-*.so.1"))
+    machine = _ARCHITECTURES.get(architecture)
+    if machine is None:
+        raise BundleError(f"architecture {architecture!r} is not supported by the runtime bundle")
+    return Target(versions[-1], "musl" if musl else "glibc", machine)
+
+
+def cache_directory() -> Path:
+    return Path.home() / ".cache" / "pulumi-sconify" / "wheels"
+
+
+def fetch_wheels(target: Target, cache: Path | None = None) -> list[Path]:
+    """The dependency wheels for ``target``, from the cache or from PyPI (then cached)."""
+    directory = (cache or cache_directory()) / target.tag
+    wheels = sorted(directory.glob("*.whl"))
+    if len(wheels) >= len(DEPENDENCIES):
+        return wheels
+    partial = directory.with_name(directory.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        target.python,
+        "--abi",
+        f"cp{target.python.replace('.', '')}",
+        "--abi",
+        "abi3",
+        "--abi",
+        "none",
+        "-d",
+        str(partial),
+    ]
+    for platform in target.platforms:
+        command += ["--platform", platform]
+    result = subprocess.run(
+        [*command, *DEPENDENCIES], capture_output=True, text=True, timeout=600, check=False
+    )
+    if result.returncode != 0:
+        raise BundleError(
+            f"cannot download the runtime's dependencies for {target.tag}: "
+            f"{result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'pip failed'}"
+        )
+    shutil.rmtree(directory, ignore_errors=True)
+    partial.rename(directory)
+    return sorted(directory.glob("*.whl"))
+
+
+def assemble(target: Target, destination: Path, cache: Path | None = None) -> None:
+    """Fill ``destination`` (the image's ``/sconify/lib``) with the dependencies and the engine's runtime
+    code."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for wheel in fetch_wheels(target, cache):
+        with zipfile.ZipFile(wheel) as archive:
+            for member in sorted(archive.namelist()):
+                if member.startswith("/") or ".." in member.split("/"):
+                    raise BundleError(f"{wheel.name}: unsafe path {member!r}")
+            archive.extractall(destination)
+    engine = Path(__file__).resolve().parents[1]
+    package = destination / "pulumi_sconify"
+    provider = package / "provider"
+    provider.mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").write_text('"""The parts of pulumi-sconify a confidential image carries."""\n')
+    (provider / "__init__.py").write_text("")
+    for module in ENGINE_MODULES:
+        shutil.copy2(engine / module, provider / module)
+    for name in ENGINE_PACKAGES:
+        # bundle.py is build-side (it needs the image package); everything else here runs in the image.
+        shutil.copytree(
+            engine / name,
+            provider / name,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "bundle.py", "image_regions.py"),
+            dirs_exist_ok=True,
+        )

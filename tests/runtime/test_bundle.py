@@ -1,0 +1,67 @@
+"""The runtime bundle runs on the image's own Python: cryptography for its libc, the engine's code."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pulumi_sconify.provider.image.layers import read_layer
+from pulumi_sconify.provider.image.oci import Platform
+from pulumi_sconify.provider.image.reference import parse_reference
+from pulumi_sconify.provider.image.rootfs import RootFilesystem
+from pulumi_sconify.provider.image.transport import RegistryOptions, open_source
+from pulumi_sconify.provider.runtime.bundle import BundleError, Target, assemble, detect_target
+from tests.image.counter_image import TAG, counter_layout
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def counter_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("counter-root")
+    source = open_source(parse_reference(f"oci:{counter_layout()}:{TAG}"), RegistryOptions())
+    image = source.resolve(Platform())
+    filesystem = RootFilesystem(root)
+    for index, layer in enumerate(image.manifest.layers):
+        filesystem.apply(read_layer(source.blob(layer), layer.media_type, f"layer {index}"))
+    filesystem.finish()
+    source.close()
+    return root
+
+
+def test_target_of_the_debian_counter_image(counter_root: Path) -> None:
+    assert detect_target(counter_root, "amd64") == Target("3.11", "glibc", "x86_64")
+    assert Target("3.12", "musl", "x86_64").platforms[0] == "musllinux_1_2_x86_64"
+
+
+def test_bundle_imports_on_the_images_python(counter_root: Path, tmp_path: Path) -> None:
+    assert shutil.which("chroot")
+    lib = counter_root / "sconify" / "lib"
+    assemble(detect_target(counter_root, "amd64"), lib, cache=tmp_path / "wheels")
+    assert not (lib / "pulumi_sconify" / "provider" / "image").exists()  # only what the runtime needs
+    program = (
+        "import sys; sys.path.insert(0, '/sconify/lib')\n"
+        "import os\n"
+        "from cryptography.hazmat.primitives.ciphers.aead import AESGCM\n"
+        "from pulumi_sconify.provider.fspf import Volume, verify_tree\n"
+        "from pulumi_sconify.provider.runtime.measure import measure_root\n"
+        "print(len(AESGCM(os.urandom(32)).encrypt(os.urandom(12), b'counter', None)), sys.version_info[:2])\n"
+    )
+    result = subprocess.run(
+        ["chroot", str(counter_root), "python3", "-c", program],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "23 (3, 11)"
+
+
+def test_an_image_without_python_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "usr" / "bin").mkdir(parents=True)
+    with pytest.raises(BundleError, match="no /usr/bin/python3"):
+        detect_target(tmp_path, "amd64")
