@@ -14,7 +14,6 @@ from urllib.parse import quote
 
 import httpx
 
-from ..fspf import AnchorConflictError, AnchorState
 from ..http import OwnsHttpClient
 from .identity import ClientIdentity
 
@@ -109,43 +108,3 @@ class AttestationClient(_Http):
             "/v1/attest",
             json={"config_id": config_id, "measurement": measurement, "evidence": evidence},
         )
-
-
-class CasVolumeAnchor:
-    """The CAS as a volume :class:`~pulumi_sconify.provider.fspf.FreshnessAnchor`.
-
-    Uses the credential one attestation granted; it covers the volumes of that service only.
-    """
-
-    def __init__(self, client: AttestationClient, credential: str) -> None:
-        self._client = client
-        self._headers = {"authorization": f"Bearer {credential}"}
-
-    def __repr__(self) -> str:
-        return "CasVolumeAnchor()"
-
-    def current(self, volume: str) -> AnchorState | None:
-        body = self._client.request(
-            "GET", f"/v1/volumes/{quote(volume, safe='')}/state", headers=self._headers
-        )
-        if body.get("tag") is None:
-            return None
-        return AnchorState(int(body["generation"]), bytes.fromhex(body["tag"]))
-
-    def compare_and_swap(self, volume: str, expected: AnchorState | None, new: AnchorState) -> None:
-        expected_json = (
-            {"generation": expected.generation, "tag": expected.tag.hex()}
-            if expected
-            else {"generation": 0, "tag": None}
-        )
-        try:
-            self._client.request(
-                "POST",
-                f"/v1/volumes/{quote(volume, safe='')}/state",
-                headers=self._headers,
-                json={"expected": expected_json, "new": {"generation": new.generation, "tag": new.tag.hex()}},
-            )
-        except CasRequestError as error:
-            if error.status == 409:
-                raise AnchorConflictError(f"volume {volume}: {error.message}") from None
-            raise

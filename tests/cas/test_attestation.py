@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from pulumi_sconify.provider.cas.client import CasRequestError, CasVolumeAnchor
+from pulumi_sconify.provider.cas.client import CasRequestError
 from pulumi_sconify.provider.cas.identity import ClientIdentity
 from pulumi_sconify.provider.fspf import AnchorConflictError, AnchorState, RollbackError, Volume
+from pulumi_sconify.provider.runtime.cas import CasConnection, CasError, VolumeAnchor
 from tests.cas.harness import RunningCas
 from tests.cas.policies import FSPF_KEY, FSPF_TAG, MEASUREMENT, counter, namespace, text
 
@@ -87,25 +88,26 @@ def test_counter_volume_anchored_in_the_cas(cas: RunningCas, owner: ClientIdenti
     snapshots = []
 
     def run(index: int) -> int:
-        with cas.attestation() as attestation:
-            grant = attestation.attest(CONFIG_ID, MEASUREMENT, SOFTWARE)
-            (volume_config,) = grant["configuration"]["volumes"]
-            anchor = CasVolumeAnchor(attestation, grant["credential"])
-            workdir = tmp_path / f"run{index}"
-            workdir.mkdir()
-            volume = Volume.open(
-                storage,
-                workdir,
-                name="V1",
-                key=bytes.fromhex(volume_config["key"]),
-                anchor=anchor,
-                mount_path="/V1",
-            )
-            number = workdir / "num"
-            value = int(number.read_text()) if number.exists() else 0
-            number.write_text(f"{value + 1}\n")
-            volume.commit()
-            return value
+        # As the runtime does it: the standard-library client, the CA pinned.
+        connection = CasConnection(cas.attest_address, cas.ca)
+        grant = connection.attest(CONFIG_ID, MEASUREMENT, SOFTWARE)
+        (volume_config,) = grant["configuration"]["volumes"]
+        anchor = VolumeAnchor(connection, grant["credential"])
+        workdir = tmp_path / f"run{index}"
+        workdir.mkdir()
+        volume = Volume.open(
+            storage,
+            workdir,
+            name="V1",
+            key=bytes.fromhex(volume_config["key"]),
+            anchor=anchor,
+            mount_path="/V1",
+        )
+        number = workdir / "num"
+        value = int(number.read_text()) if number.exists() else 0
+        number.write_text(f"{value + 1}\n")
+        volume.commit()
+        return value
 
     for index in range(3):
         snapshots.append({p.relative_to(storage): p.read_bytes() for p in storage.rglob("*") if p.is_file()})
@@ -123,9 +125,10 @@ def test_counter_volume_anchored_in_the_cas(cas: RunningCas, owner: ClientIdenti
 
 def test_volume_credentials(cas: RunningCas, owner: ClientIdentity) -> None:
     upload(cas, owner)
+    connection = CasConnection(cas.attest_address, cas.ca)
     with cas.attestation() as attestation:
-        grant = attestation.attest(CONFIG_ID, MEASUREMENT, SOFTWARE)
-        anchor = CasVolumeAnchor(attestation, grant["credential"])
+        grant = connection.attest(CONFIG_ID, MEASUREMENT, SOFTWARE)
+        anchor = VolumeAnchor(connection, grant["credential"])
         assert anchor.current("V1") is None
         anchor.compare_and_swap("V1", None, AnchorState(1, b"\x01" * 16))
         with pytest.raises(AnchorConflictError):
@@ -133,12 +136,13 @@ def test_volume_credentials(cas: RunningCas, owner: ClientIdentity) -> None:
         with pytest.raises(AnchorConflictError):
             anchor.compare_and_swap("V1", AnchorState(1, b"\x01" * 16), AnchorState(3, b"\x02" * 16))
         assert anchor.current("V1") == AnchorState(1, b"\x01" * 16)
-        with pytest.raises(CasRequestError) as other_volume:
+        with pytest.raises(CasError) as other_volume:
             anchor.current("V2")
         assert other_volume.value.status == 403
-        with pytest.raises(CasRequestError) as forged:
-            CasVolumeAnchor(attestation, "forged-token").current("V1")
+        with pytest.raises(CasError) as forged:
+            VolumeAnchor(connection, "forged-token").current("V1")
         assert forged.value.status == 401
+        assert "forged" not in repr(VolumeAnchor(connection, "forged-token"))
         with pytest.raises(CasRequestError) as missing:
             attestation.request("GET", "/v1/volumes/V1/state")
         assert missing.value.status == 401

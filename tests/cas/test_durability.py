@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.provider.cas.client import CasRequestError, CasVolumeAnchor
+from pulumi_sconify.provider.cas.client import CasRequestError
 from pulumi_sconify.provider.cas.identity import ClientIdentity
 from pulumi_sconify.provider.fspf import AnchorState
 from pulumi_sconify.provider.policy import namespace_session, render_session
+from pulumi_sconify.provider.runtime.cas import CasConnection, CasError, VolumeAnchor
 from tests.cas.harness import RunningCas, sconify_executable
 from tests.cas.policies import FSPF_KEY, MEASUREMENT, counter, namespace, text
 
@@ -44,19 +45,18 @@ def test_acknowledged_writes_survive_kill_9(cas: RunningCas, owner: ClientIdenti
                     return
 
     def swap_tags() -> None:
-        with cas.attestation() as attestation:
-            anchor = CasVolumeAnchor(attestation, credential)
-            current = None
-            for generation in range(1, 10_000):
-                if stop.is_set():
-                    return
-                new = AnchorState(generation, generation.to_bytes(16, "big"))
-                try:
-                    anchor.compare_and_swap("V1", current, new)
-                except CasRequestError:
-                    return
-                swaps.append(generation)
-                current = new
+        anchor = VolumeAnchor(CasConnection(cas.attest_address, cas.ca), credential)
+        current = None
+        for generation in range(1, 10_000):
+            if stop.is_set():
+                return
+            new = AnchorState(generation, generation.to_bytes(16, "big"))
+            try:
+                anchor.compare_and_swap("V1", current, new)
+            except CasError:
+                return
+            swaps.append(generation)
+            current = new
 
     workers = [threading.Thread(target=create_sessions), threading.Thread(target=swap_tags)]
     for worker in workers:
