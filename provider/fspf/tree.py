@@ -20,7 +20,7 @@ import os
 import secrets
 import shutil
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,13 +210,24 @@ def verify_tree(tree: Path, key: bytes, tag: bytes) -> Manifest:
     return manifest
 
 
-def decrypt_tree(tree: Path, destination: Path, key: bytes, tag: bytes) -> Manifest:
+def decrypt_tree(
+    tree: Path,
+    destination: Path,
+    key: bytes,
+    tag: bytes,
+    before_writing: Callable[[Path], None] | None = None,
+) -> Manifest:
     """Verify ``tree`` and write the plaintext of its encrypted regions below ``destination``.
 
     ``destination`` plays the role of ``/``: ``/code/app.py`` is written to ``destination/code/app.py``.
-    On failure, nothing this call wrote is left behind.
+    ``before_writing`` is called with each encrypted region's directory before anything is written (the
+    runtime refuses there unless it is memory-backed). On failure, nothing this call wrote is left behind.
     """
     manifest = verify_tree(tree, key, tag)
+    if before_writing is not None:
+        for region in manifest.regions:
+            if region.protection is Protection.ENCRYPTED:
+                before_writing(host_path(destination, region.path))
     destination.mkdir(parents=True, exist_ok=True)
     created: list[Path] = []
     try:

@@ -19,6 +19,7 @@ import hashlib
 import json
 import posixpath
 import shlex
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from typing import Any
 from ..fspf.image_regions import protect_regions
 from ..fspf.metadata import Protection, Region
 from ..fspf.paths import is_within
-from ..runtime import measure
+from ..runtime import bundle, measure
 from ..version import __version__
 from . import cache
 from .layers import (
@@ -64,11 +65,12 @@ LIBRARY_DIRECTORIES = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/l
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 RESERVED = ("/fspf", RUNTIME_DIR, "/proc", "/sys", "/dev")
 
-# Until the runtime lands, the injected runtime is a placeholder that refuses to run, and says so.
-PLACEHOLDER_RUNTIME = f"""#!/bin/sh
-echo "[SCONIFY|FATAL] this image carries the placeholder runtime of pulumi-sconify {__version__}:" \\
-     "the confidential runtime is not part of this version" >&2
-exit 70
+RUNTIME_LIBRARY = "/sconify/lib"
+# The entrypoint: the image's own python3, isolated from the environment (-I) and writing no bytecode (-B:
+# a __pycache__ in a measured directory would change the measurement), on the runtime bundle.
+RUNTIME_LAUNCHER = """#!/bin/sh
+exec /usr/bin/python3 -I -B -c 'import sys; sys.path.insert(0, "/sconify/lib"); \\
+from pulumi_sconify.provider.runtime.launcher import main; sys.exit(main())'
 """
 
 Progress = Callable[[str], None]
@@ -316,7 +318,7 @@ def _sconify(
 
     binary = _find_binary(rootfs, options.binary or argv[0], environment)
     stage = scratch / "layer"
-    _stage_runtime(stage, rootfs, options)
+    _stage_runtime(stage, rootfs, options, str(config.get("architecture") or "amd64"))
 
     regions = [Region(directory, Protection.ENCRYPTED) for directory in options.dirs]
     authenticated = {binary, RUNTIME_DIR, *options.authenticated}
@@ -383,9 +385,15 @@ def _sconify(
     return result, remember
 
 
-def _stage_runtime(stage: Path, rootfs: RootFilesystem, options: SconifyOptions) -> None:
+def _stage_runtime(stage: Path, rootfs: RootFilesystem, options: SconifyOptions, architecture: str) -> None:
     """Write what the new layer adds (besides /fspf) to ``stage`` and into the root file system."""
-    files = {RUNTIME_ENTRYPOINT: (PLACEHOLDER_RUNTIME.encode(), 0o755)}
+    try:
+        library = rootfs.root / RUNTIME_LIBRARY.lstrip("/")
+        bundle.assemble(bundle.detect_target(rootfs.root, architecture), library)
+    except bundle.BundleError as error:
+        raise ImageError(str(error)) from None
+    shutil.copytree(library, stage / RUNTIME_LIBRARY.lstrip("/"), symlinks=True)
+    files = {RUNTIME_ENTRYPOINT: (RUNTIME_LAUNCHER.encode(), 0o755)}
     if options.cas_certificate:
         files[CAS_PIN_PATH] = (options.cas_certificate, 0o644)
     directories = [f"{VOLUME_CIPHERTEXT_DIR}/{name}" for name, _ in options.volumes]

@@ -63,6 +63,7 @@ BASE_LAYER = [
     Entry("usr/lib/", kind=tarfile.DIRTYPE, mode=0o755),
     Entry("usr/lib/python3.11/", kind=tarfile.DIRTYPE, mode=0o755),
     Entry("usr/lib/python3.11/click.py", b"# click\n"),
+    Entry("usr/lib/python3.11/os.py", b"# the standard library, abridged\n"),
     Entry("usr/lib/libc.so.6", b"\x7fELF fake libc", mode=0o755),
     Entry("etc/", kind=tarfile.DIRTYPE, mode=0o755),
     Entry("etc/hostname", b"native\n"),

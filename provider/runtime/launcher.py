@@ -1,0 +1,169 @@
+"""The runtime: what a confidential container runs instead of its program.
+
+1. Measure the image (program, libraries, runtime, plan) and attest to the CAS with that measurement;
+   the CAS answers with the service's configuration only if the policy lists it.
+2. Verify the image's protected regions against the FSPF key and tag from the CAS, and decrypt the
+   encrypted ones into their (memory-backed) paths.
+3. Open each volume from its ciphertext mount into its memory-backed path, anchored in the CAS.
+4. Run the policy's command — never the container's arguments — with exactly the policy's
+   environment and working directory, forwarding signals; then commit the volumes and exit with the
+   program's exit code.
+
+Every refusal is one ``[SCONIFY|FATAL]`` line on standard error and a non-zero exit, with nothing
+committed. Standard library and ``cryptography`` only: this runs on the image's own Python.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..fspf import FspfError, Volume, decrypt_tree
+from ..version import __version__
+from .cas import CasConnection, CasError, VolumeAnchor
+from .measure import measure_root
+
+CAS_PIN = Path("/sconify/cas-ca.pem")
+VOLUME_STORAGE = Path("/sconify/volumes")
+EXIT_REFUSED = 70
+
+
+class RefusedError(Exception):
+    """A reason not to run, reported as the one FATAL line."""
+
+
+def fatal(message: str) -> int:
+    print(f"[SCONIFY|FATAL] {message}", file=sys.stderr, flush=True)
+    return EXIT_REFUSED
+
+
+def log(message: str) -> None:
+    if os.environ.get("SCONE_LOG", "") not in ("", "0", "ERROR", "FATAL"):
+        print(f"[SCONIFY|INFO] {message}", file=sys.stderr, flush=True)
+
+
+def memory_backed(path: Path) -> bool:
+    """Whether ``path`` is a mount point of a memory file system (so plaintext never reaches a disk)."""
+    target = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo") as mountinfo:  # noqa: PTH123 - no pathlib needed for /proc
+            for line in mountinfo:
+                fields = line.split()
+                separator = fields.index("-")
+                if fields[4] == target and fields[separator + 1] in ("tmpfs", "ramfs"):
+                    return True
+    except (OSError, ValueError):
+        return False
+    return False
+
+
+def _require_memory(path: Path, what: str) -> None:
+    if not memory_backed(path):
+        raise RefusedError(
+            f"{path} ({what}) is not a memory-backed mount: plaintext would reach a disk; mount a tmpfs there"
+        )
+
+
+def prepare(root: Path = Path("/")) -> tuple[dict[str, Any], list[Volume]]:
+    """Steps 1 to 3: attest, verify and decrypt regions, open volumes. Raises :class:`RefusedError`."""
+    config_id = os.environ.get("SCONE_CONFIG_ID", "")
+    address = os.environ.get("SCONE_CAS_ADDR", "")
+    pin = Path(os.environ.get("SCONE_CAS_CA", str(CAS_PIN)))
+    if not config_id or not address:
+        raise RefusedError("SCONE_CONFIG_ID and SCONE_CAS_ADDR must be set (the sconifier bakes them in)")
+    if os.environ.get("SCONE_VERSION") == "1":
+        print(
+            f"[SCONIFY] runtime {__version__}, config {config_id}, CAS {address}, software evidence",
+            file=sys.stderr,
+            flush=True,
+        )
+    try:
+        measurement = measure_root(root)
+    except (OSError, ValueError) as error:
+        raise RefusedError(f"cannot measure the image: {error}") from None
+    log(f"measurement {measurement}")
+    connection = CasConnection(address, pin)
+    try:
+        grant = connection.attest(config_id, measurement, {"kind": "software", "runtime": __version__})
+    except CasError as error:
+        raise RefusedError(f"attestation refused: {error.reason}") from None
+    configuration: dict[str, Any] = grant["configuration"]
+    fspf = configuration.get("fspf")
+    if fspf:
+        try:
+            decrypt_tree(
+                root,
+                root,
+                bytes.fromhex(fspf["key"]),
+                bytes.fromhex(fspf["tag"]),
+                before_writing=lambda path: _require_memory(path, "encrypted region"),
+            )
+        except FspfError as error:
+            raise RefusedError(str(error)) from None
+    anchor = VolumeAnchor(connection, grant["credential"])
+    volumes = []
+    for volume in configuration.get("volumes", []):
+        plaintext = root / volume["path"].lstrip("/")
+        _require_memory(plaintext, f"volume {volume['name']}")
+        try:
+            volumes.append(
+                Volume.open(
+                    VOLUME_STORAGE / volume["name"],
+                    plaintext,
+                    name=volume["name"],
+                    key=bytes.fromhex(volume["key"]),
+                    anchor=anchor,
+                    mount_path=volume["path"],
+                )
+            )
+        except (FspfError, CasError) as error:
+            raise RefusedError(str(error)) from None
+    return configuration, volumes
+
+
+def run(configuration: dict[str, Any]) -> int:
+    """Step 4: the policy's command, environment and directory; signals forwarded; its exit code."""
+    process = subprocess.Popen(
+        configuration["command"],
+        env=dict(configuration.get("environment") or {}),
+        cwd=configuration.get("pwd") or "/",
+    )
+
+    def forward(number: int, _: object) -> None:
+        process.send_signal(number)
+
+    for number in (
+        signal.SIGTERM,
+        signal.SIGINT,
+        signal.SIGHUP,
+        signal.SIGQUIT,
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+    ):
+        signal.signal(number, forward)
+    return process.wait()
+
+
+def main() -> int:
+    try:
+        configuration, volumes = prepare()
+    except RefusedError as refusal:
+        return fatal(str(refusal))
+    try:
+        code = run(configuration)
+    except OSError as error:
+        return fatal(f"cannot start {configuration['command'][0]}: {error.strerror}")
+    for volume in volumes:
+        try:
+            volume.commit()
+        except (FspfError, CasError) as error:
+            return fatal(f"volume {volume.name}: commit failed: {error}")
+    return code if code >= 0 else 128 - code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
