@@ -1,8 +1,6 @@
 """The ``sconify`` command-line tool.
 
-Each command group lives in a module of its own that adds its subcommands to the parser; groups
-whose commands are not part of this version yet are listed so that ``--help`` shows the whole shape
-of the tool, and say so when called.
+Each command group lives in a module of its own that adds its subcommands to the parser.
 """
 
 from __future__ import annotations
@@ -13,12 +11,7 @@ from collections.abc import Sequence
 
 from ..version import __version__
 from . import cas, chart, fspf, image, session
-from .common import CliError, Handler
-
-# Groups that later versions fill, with the one line ``sconify --help`` shows for each.
-_PLANNED_GROUPS = {
-    "run": "the runtime inside a confidential container",
-}
+from .common import CliError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,17 +26,16 @@ def build_parser() -> argparse.ArgumentParser:
     cas.register(groups)
     chart.register(groups)
     image.register(groups)
-    for name, summary in _PLANNED_GROUPS.items():
-        planned = groups.add_parser(name, help=summary, description=summary)
-        planned.set_defaults(handler=_planned(name))
+    summary = "the runtime of a confidential container (images run it as their entrypoint)"
+    run = groups.add_parser("run", help=summary, description=summary + "; configured by SCONE_* variables")
+    run.set_defaults(handler=_run)
     return parser
 
 
-def _planned(name: str) -> Handler:
-    def handler(_: argparse.Namespace) -> int:
-        raise CliError(f"'sconify {name}' has no commands in version {__version__} yet")
+def _run(_: argparse.Namespace) -> int:
+    from ..runtime.launcher import main as launch  # noqa: PLC0415 - only the runtime needs it
 
-    return handler
+    return launch()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

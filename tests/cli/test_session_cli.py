@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from pulumi_sconify.provider.policy import MAX_DOCUMENT_BYTES
 
 
@@ -101,11 +99,12 @@ def test_oversized_input_is_refused_without_reading_it_all(tmp_path: Path) -> No
     assert "larger than" in result.stderr
 
 
-@pytest.mark.parametrize("group", ["run"])
-def test_groups_not_yet_in_this_version_say_so(group: str) -> None:
-    result = sconify(group)
-    assert result.returncode == 2
-    assert "has no commands" in result.stderr
+def test_run_outside_a_confidential_container_refuses() -> None:
+    result = sconify("run")
+    assert result.returncode == 70
+    assert result.stderr.strip() == (
+        "[SCONIFY|FATAL] SCONE_CONFIG_ID and SCONE_CAS_ADDR must be set (the sconifier bakes them in)"
+    )
 
 
 def test_chart_generate_from_sconifier_json(tmp_path: Path) -> None:
