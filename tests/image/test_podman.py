@@ -124,3 +124,141 @@ def test_plaintext_only_on_memory(cas: RunningCas, owner: ClientIdentity, tmp_pa
     )
     assert on_disk.returncode == 70
     assert "/code (encrypted region) is not a memory-backed mount" in on_disk.stderr
+
+
+# -- the seed's attacks, each in a fresh container; after each is undone the count goes on ----------------
+
+
+def fatal_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 70, (result.returncode, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("[SCONIFY|FATAL]")]
+    assert len(lines) == 1, result.stderr
+    assert "The number of executions" not in result.stdout
+    return lines[0]
+
+
+@pytest.fixture
+def counting(cas: RunningCas, owner: ClientIdentity, tmp_path: Path) -> Counter:
+    counter = Counter(cas, owner, tmp_path)
+    assert count(counter.run()) == 0
+    return counter
+
+
+def image_file(counter: Counter, path: str, tmp_path: Path) -> Path:
+    """A copy of one file of the confidential image, to be changed and mounted over the original."""
+    copy = tmp_path / ("copy-" + path.replace("/", "_"))
+    with copy.open("wb") as sink:
+        subprocess.run(
+            [*PODMAN, "--entrypoint", "cat", counter.image, path], stdout=sink, check=True, timeout=300
+        )
+    return copy
+
+
+def test_changed_app_code_is_detected(counting: Counter, tmp_path: Path) -> None:
+    blob = next(
+        p
+        for p in subprocess.run(
+            [*PODMAN, "--entrypoint", "ls", counting.image, "/fspf/data"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        ).stdout.split()
+    )
+    changed = image_file(counting, f"/fspf/data/{blob}", tmp_path)
+    data = bytearray(changed.read_bytes())
+    data[20] ^= 1
+    changed.write_bytes(bytes(data))
+    assert "Verification of file chunk 0" in fatal_line(counting.run("-v", f"{changed}:/fspf/data/{blob}:ro"))
+    assert count(counting.run()) == 1
+
+
+def test_changed_library_is_detected(counting: Counter, tmp_path: Path) -> None:
+    changed = image_file(counting, "/usr/lib/python3/dist-packages/click/core.py", tmp_path)
+    changed.write_bytes(changed.read_bytes() + b"\nprint('patched')\n")
+    line = fatal_line(counting.run("-v", f"{changed}:/usr/lib/python3/dist-packages/click/core.py:ro"))
+    assert "measurement not permitted by the policy" in line
+    assert count(counting.run()) == 1
+
+
+def test_changed_interpreter_is_detected(counting: Counter, tmp_path: Path) -> None:
+    changed = image_file(counting, "/usr/bin/python3.11", tmp_path)
+    changed.write_bytes(changed.read_bytes() + b"\x00extra")  # still runs, but is not the measured binary
+    changed.chmod(0o755)
+    assert "measurement not permitted" in fatal_line(counting.run("-v", f"{changed}:/usr/bin/python3.11:ro"))
+    assert count(counting.run()) == 1
+
+
+def test_changed_volume_byte_is_detected(counting: Counter) -> None:
+    (blob,) = (counting.storage / "data").iterdir()
+    original = blob.read_bytes()
+    data = bytearray(original)
+    data[0] ^= 1
+    blob.write_bytes(bytes(data))
+    assert "of file /V1/num failed" in fatal_line(counting.run())
+    blob.write_bytes(original)
+    assert count(counting.run()) == 1
+
+
+def test_deleted_volume_files_are_detected(counting: Counter, tmp_path: Path) -> None:
+    keep = tmp_path / "kept"
+    shutil.copytree(counting.storage, keep)
+    for path in list(counting.storage.rglob("*")):
+        if path.is_file():
+            path.unlink()
+    assert "is missing" in fatal_line(counting.run())
+    shutil.rmtree(counting.storage)
+    shutil.copytree(keep, counting.storage)
+    assert count(counting.run()) == 1
+
+
+def test_arguments_cannot_redirect_the_program(counting: Counter) -> None:
+    """`-v /tmp/num` (or any argument) is ignored: the CAS's command runs, on the protected volume."""
+    result = subprocess.run(
+        [
+            *PODMAN,
+            "--tmpfs",
+            "/code",
+            "--tmpfs",
+            "/V1",
+            "-v",
+            f"{counting.storage}:/sconify/volumes/V1",
+            counting.image,
+            "-v",
+            "/tmp/num",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert count(result) == 1
+    assert count(counting.run()) == 2
+
+
+def test_another_configuration_or_environment_is_refused(counting: Counter) -> None:
+    other = counting.run("-e", "SCONE_CONFIG_ID=ns-e2e/python-session/other-service")
+    assert "unknown configuration id" in fatal_line(other)
+    assert (
+        count(counting.run("-e", "GREETING=ignored", "-e", "PYTHONPATH=/tmp")) == 1
+    )  # only the policy's env
+
+
+def test_bypassing_the_runtime_gets_no_plaintext(counting: Counter) -> None:
+    bypass = counting.run("--entrypoint", "python3", counting.image, "/code/app.py")
+    assert bypass.returncode != 0
+    assert "The number of executions" not in bypass.stdout  # no code, no volume: nothing to run or read
+    assert count(counting.run()) == 1
+
+
+def test_policy_with_another_measurement_refuses(
+    counting: Counter, cas: RunningCas, owner: ClientIdentity
+) -> None:
+    with cas.client(owner) as client:
+        text, active = client.read_session("ns-e2e/python-session")
+        changed = text.replace(counting.result.mrenclave, "ab" * 32)
+        changed = changed.replace(
+            "name: ns-e2e/python-session", f"name: ns-e2e/python-session\npredecessor: {active}"
+        )
+        client.post_session(changed)
+    assert "measurement not permitted by the policy" in fatal_line(counting.run())
