@@ -1,0 +1,155 @@
+"""The seed's scenario on this machine, end to end: no cluster, no cloud, no licence.
+
+Builds the native counter image locally (Debian with python3 and click, cached), starts a local registry
+and a local CAS, sconifies the image registry to registry and uploads its policy, then runs the confidential
+counter three times in fresh containers (podman) on one encrypted volume, rolls the volume back to an old
+copy and shows the runtime refuse it, restores the latest state and counts on.
+
+Run from the repository (as root: podman, debootstrap): ``.venv/bin/python examples/local-demo/demo.py``
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPOSITORY))  # the counter image builder and server harnesses live with the tests
+
+from tests.cas.harness import RunningCas, identity  # noqa: E402
+from tests.image.counter_image import TAG, counter_layout  # noqa: E402
+from tests.image.registry_harness import Registry  # noqa: E402
+
+PODMAN = [
+    "podman",
+    "--runtime",
+    "runc",
+    "run",
+    "--rm",
+    "--network",
+    "host",
+    "--tls-verify=false",
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=1024:1024",
+]
+
+
+def say(message: str) -> None:
+    print(f"\n==> {message}", flush=True)
+
+
+def sconify(*arguments: str) -> str:
+    executable = shutil.which("sconify", path=str(Path(sys.executable).parent))
+    assert executable, "run `bash .ci/setup` first"
+    return subprocess.run([executable, *arguments], check=True, capture_output=True, text=True).stdout
+
+
+def run_counter(image: str, storage: Path) -> int:
+    result = subprocess.run(
+        [*PODMAN, "--tmpfs", "/code", "--tmpfs", "/V1", "-v", f"{storage}:/sconify/volumes/V1", image],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    for line in result.stdout.splitlines():
+        print(f"    {line}")
+    for line in result.stderr.splitlines():
+        if line.startswith("[SCONIFY"):
+            print(f"    {line}")
+    return result.returncode
+
+
+def main() -> int:
+    say("the native counter image (Debian, python3, click; built once with debootstrap and cached)")
+    layout = counter_layout()
+    with tempfile.TemporaryDirectory(prefix="sconify-demo-") as scratch:
+        base = Path(scratch)
+        registry = Registry(base / "registry").start()
+        cas = RunningCas(base / "cas").start()
+        try:
+            say(
+                f"a local registry on {registry.host} and a local CAS on {cas.address} (attestation {cas.attest_address})"
+            )
+            subprocess.run(
+                [
+                    "skopeo",
+                    "copy",
+                    "--dest-tls-verify=false",
+                    f"oci:{layout}:{TAG}",
+                    f"docker://{registry.host}/native/counter:1",
+                ],
+                check=True,
+                capture_output=True,
+            )
+            owner = identity(base, "owner")
+            say("sconify: /code encrypted, volume V1 rollback-protected, the policy uploaded to the CAS")
+            output = json.loads(
+                sconify(
+                    "image",
+                    "--from",
+                    f"docker://{registry.host}/native/counter:1",
+                    "--to",
+                    f"docker://{registry.host}/confidential/counter:1",
+                    "--push-image",
+                    "--command",
+                    "python3 /code/app.py",
+                    "--dir",
+                    "/code",
+                    "--volume=V1:/V1",
+                    "--name",
+                    "python-session",
+                    "--service-name",
+                    "python-service",
+                    "--namespace",
+                    "ns-demo",
+                    "--create-namespace",
+                    "--cas",
+                    cas.attest_address,
+                    "--cas-client",
+                    cas.address,
+                    "--cas-ca",
+                    str(cas.ca),
+                    "--identity",
+                    str(owner.certificate.parent),
+                    "--json",
+                )
+            )
+            image = f"docker://{output['image']}"
+            print(
+                f"    image {output['image']}\n    mrenclave {output['mrenclave']}\n"
+                f"    session {output['session_name']} ({output['session_hash'][:16]}...)"
+            )
+            storage = base / "volume-V1"
+            storage.mkdir()
+            snapshot = base / "volume-V1-after-run-1"
+            for run in (1, 2, 3):
+                say(f"run {run}: a fresh container on the same encrypted volume")
+                if run_counter(image, storage) != 0:
+                    return 1
+                if run == 1:
+                    shutil.copytree(storage, snapshot)
+            latest = base / "volume-V1-latest"
+            shutil.copytree(storage, latest)
+            say("attack: the volume is restored from the copy taken after run 1 (a rollback)")
+            shutil.rmtree(storage)
+            shutil.copytree(snapshot, storage)
+            if run_counter(image, storage) == 0:
+                print("    the rollback was NOT detected")
+                return 1
+            say("the latest state is restored: the count goes on, nothing was lost")
+            shutil.rmtree(storage)
+            shutil.copytree(latest, storage)
+            return run_counter(image, storage)
+        finally:
+            cas.stop()
+            registry.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
