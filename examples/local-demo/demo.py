@@ -73,9 +73,7 @@ def main() -> int:
         registry = Registry(base / "registry").start()
         cas = RunningCas(base / "cas").start()
         try:
-            say(
-                f"a local registry on {registry.host} and a local CAS on {cas.address} (attestation {cas.attest_address})"
-            )
+            say(f"a local registry on {registry.host}, a local CAS on {cas.address}")
             subprocess.run(
                 [
                     "skopeo",
