@@ -262,3 +262,51 @@ def test_policy_with_another_measurement_refuses(
         )
         client.post_session(changed)
     assert "measurement not permitted by the policy" in fatal_line(counting.run())
+
+
+def test_kill_9_at_random_moments_never_raises_a_false_alarm(counting: Counter) -> None:
+    """50 runs, each killed with SIGKILL at a random moment (or finishing first): no run may ever refuse
+    (a false rollback alarm), and the count the counter prints never goes back."""
+    import random
+    import time
+
+    generator = random.Random(20261127)
+    last = 0
+    finished = killed = 0
+    for index in range(50):
+        name = f"sconify-crash-{index}"
+        process = subprocess.Popen(
+            [
+                *PODMAN,
+                "--name",
+                name,
+                "--tmpfs",
+                "/code",
+                "--tmpfs",
+                "/V1",
+                "-v",
+                f"{counting.storage}:/sconify/volumes/V1",
+                counting.image,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(generator.uniform(0.3, 2.5))
+        subprocess.run(
+            ["podman", "kill", "--signal", "KILL", name], capture_output=True, check=False, timeout=60
+        )
+        out, err = process.communicate(timeout=300)
+        assert "[SCONIFY|FATAL]" not in err, f"run {index}: {err}"
+        for line in out.splitlines():
+            if line.startswith("The number of executions is"):
+                value = int(line.rsplit(" ", 1)[1])
+                assert value >= last, f"run {index}: the count went back from {last} to {value}"
+                last = value
+        if process.returncode == 0:
+            finished += 1
+        else:
+            killed += 1
+    assert finished and killed, (finished, killed)  # both endings happened
+    final = count(counting.run())
+    assert final >= last
