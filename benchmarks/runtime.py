@@ -1,0 +1,156 @@
+"""Benchmark of the runtime: container start-up against the native image, and volume open + commit
+against raw AES-256-GCM over the same bytes.
+
+1. Start-up: the native counter image and its confidential version, each run to completion in podman
+   (runc) five times; the median wall time of each, and the ratio. The confidential run measures the
+   image, attests to a local CAS, verifies and decrypts /code, opens and commits the volume.
+2. Volumes of 1, 100 and 1000 MiB (one file): commit (encrypt, write, fsync, CAS swap in memory) and open
+   (read, verify, decrypt into tmpfs), against AES-256-GCM over the same bytes in memory.
+
+Run as root: ``.venv/bin/python benchmarks/runtime.py [--skip-containers]``. Not a test: it prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the counter image and server harnesses
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from pulumi_sconify.provider.fspf import InMemoryAnchor, Volume, generate_key
+from pulumi_sconify.provider.image.policy import confidential_session
+from pulumi_sconify.provider.image.reference import parse_reference
+from pulumi_sconify.provider.image.sconify import SconifyOptions, sconify
+from pulumi_sconify.provider.policy import namespace_session, render_session
+from tests.cas.harness import RunningCas, identity
+from tests.image.counter_image import TAG, counter_layout
+
+MIB = 1024 * 1024
+PODMAN = [
+    "podman",
+    "--runtime",
+    "runc",
+    "run",
+    "--rm",
+    "--network",
+    "host",
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=1024:1024",
+]
+
+
+def median_seconds(command: list[str], runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def startup(base: Path) -> None:
+    layout = counter_layout()
+    cas = RunningCas(base / "cas").start()
+    try:
+        key = generate_key()
+        image = f"oci:{base / 'confidential'}:1"
+        options = SconifyOptions(
+            source=parse_reference(f"oci:{layout}:{TAG}"),
+            destination=parse_reference(image),
+            command="python3 /code/app.py",
+            fspf_key=key,
+            service="python-service",
+            dirs=("/code",),
+            volumes=(("V1", "/V1"),),
+            config_id="ns-bench/python-session/python-service",
+            cas=cas.attest_address,
+            cas_certificate=cas.ca.read_bytes(),
+        )
+        result = sconify(options)
+        session = confidential_session(
+            namespace="ns-bench",
+            session="python-session",
+            service="python-service",
+            mrenclave=result.mrenclave,
+            command=options.command,
+            fspf_key=key.hex(),
+            fspf_tag=result.fspf_tag,
+            volumes={"V1": "/V1"},
+        )
+        with cas.client(identity(base, "owner")) as client:
+            client.post_session(render_session(namespace_session("ns-bench")))
+            client.post_session(render_session(session))
+        storage = base / "volume"
+        storage.mkdir()
+        native_layout = base / "native"  # podman cannot name an image from a path with a dot directory
+        shutil.copytree(layout, native_layout)
+        native = median_seconds([*PODMAN, "--tmpfs", "/V1", f"oci:{native_layout}:{TAG}"])
+        confidential = median_seconds(
+            [*PODMAN, "--tmpfs", "/code", "--tmpfs", "/V1", "-v", f"{storage}:/sconify/volumes/V1", image]
+        )
+        print("start-up (median of 5 complete runs of the counter, podman included)")
+        print(f"  native image          {native:6.2f} s")
+        print(f"  confidential image    {confidential:6.2f} s   {confidential / native:5.2f} x native")
+    finally:
+        cas.stop()
+
+
+def volumes(base: Path) -> None:
+    print("volume of one file: commit and open against raw AES-256-GCM over the same bytes")
+    memory = Path("/dev/shm") if Path("/dev/shm").is_dir() else base
+    for size in (1, 100, 1000):
+        payload = os.urandom(size * MIB)
+        cipher = AESGCM(generate_key())
+        nonce = os.urandom(12)
+        start = time.perf_counter()
+        for offset in range(0, len(payload), MIB):
+            cipher.encrypt(nonce, payload[offset : offset + MIB], None)
+        raw = time.perf_counter() - start
+        storage = base / f"storage-{size}"
+        storage.mkdir()
+        anchor = InMemoryAnchor()
+        key = generate_key()
+        with (
+            tempfile.TemporaryDirectory(dir=memory) as first,
+            tempfile.TemporaryDirectory(dir=memory) as second,
+        ):
+            volume = Volume.open(storage, Path(first), name="V1", key=key, anchor=anchor)
+            (Path(first) / "data.bin").write_bytes(payload)
+            start = time.perf_counter()
+            volume.commit()
+            commit = time.perf_counter() - start
+            start = time.perf_counter()
+            Volume.open(storage, Path(second), name="V1", key=key, anchor=anchor)
+            opened = time.perf_counter() - start
+        del payload
+        shutil.rmtree(storage)
+        print(
+            f"  {size:5d} MiB   raw {raw:7.3f} s   commit {commit:7.3f} s ({commit / raw:5.2f} x)   "
+            f"open {opened:7.3f} s ({opened / raw:5.2f} x)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--skip-containers", action="store_true", help="only the volume figures")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="runtime-bench-") as directory:
+        if not args.skip_containers:
+            startup(Path(directory))
+        volumes(Path(directory))
+
+
+if __name__ == "__main__":
+    main()
