@@ -16,11 +16,12 @@ encrypted region are refused as surely as a changed byte.
 
 from __future__ import annotations
 
+import hmac
 import os
 import secrets
 import shutil
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,12 +202,19 @@ def open_metadata(tree: Path, key: bytes, tag: bytes) -> Manifest:
     return unseal(read_metadata(tree), key, image_context(), METADATA_PATH, expected_tag=tag)
 
 
-def verify_tree(tree: Path, key: bytes, tag: bytes) -> Manifest:
-    """Verify every protected entry of ``tree``; raise :class:`IntegrityError` at the first failure."""
+def verify_tree(
+    tree: Path, key: bytes, tag: bytes, known_digests: Mapping[str, bytes] | None = None
+) -> Manifest:
+    """Verify every protected entry of ``tree``; raise :class:`IntegrityError` at the first failure.
+
+    ``known_digests`` (path to SHA-256) are content digests the caller has just computed — the runtime
+    does while measuring. An authenticated file whose sealed metadata carries its digest is then checked
+    against that digest instead of being read a second time for its chunk tags.
+    """
     manifest = open_metadata(tree, key, tag)
     _check_layout(tree, manifest)
     for entry in manifest.entries:
-        _verify_entry(tree, manifest, entry, sink_root=None)
+        _verify_entry(tree, manifest, entry, sink_root=None, known_digests=known_digests)
     return manifest
 
 
@@ -216,6 +224,7 @@ def decrypt_tree(
     key: bytes,
     tag: bytes,
     before_writing: Callable[[Path], None] | None = None,
+    known_digests: Mapping[str, bytes] | None = None,
 ) -> Manifest:
     """Verify ``tree`` and write the plaintext of its encrypted regions below ``destination``.
 
@@ -223,7 +232,7 @@ def decrypt_tree(
     ``before_writing`` is called with each encrypted region's directory before anything is written (the
     runtime refuses there unless it is memory-backed). On failure, nothing this call wrote is left behind.
     """
-    manifest = verify_tree(tree, key, tag)
+    manifest = verify_tree(tree, key, tag, known_digests)
     if before_writing is not None:
         for region in manifest.regions:
             if region.protection is Protection.ENCRYPTED:
@@ -328,11 +337,16 @@ def _type_of(info: os.stat_result) -> str:
 
 
 def _verify_entry(
-    tree: Path, manifest: Manifest, entry: Entry, sink_root: Path | None, created: list[Path] | None = None
+    tree: Path,
+    manifest: Manifest,
+    entry: Entry,
+    sink_root: Path | None,
+    created: list[Path] | None = None,
+    known_digests: Mapping[str, bytes] | None = None,
 ) -> None:
     location = host_path(tree, entry.path)
     if entry.protection is Protection.AUTHENTICATED:
-        _verify_authenticated(location, manifest, entry)
+        _verify_authenticated(location, manifest, entry, known_digests)
     elif entry.type == "file":
         assert entry.blob is not None
         blob = host_path(tree, DATA_DIR) / entry.blob
@@ -364,7 +378,9 @@ def _verify_entry(
             created.append(target)
 
 
-def _verify_authenticated(location: Path, manifest: Manifest, entry: Entry) -> None:
+def _verify_authenticated(
+    location: Path, manifest: Manifest, entry: Entry, known_digests: Mapping[str, bytes] | None
+) -> None:
     try:
         info = os.lstat(location)
     except FileNotFoundError:
@@ -380,6 +396,13 @@ def _verify_authenticated(location: Path, manifest: Manifest, entry: Entry) -> N
     if stat.S_IMODE(info.st_mode) != entry.mode:
         raise IntegrityError(f"Verification of {entry.path} failed: its permissions changed")
     if entry.type == "dir":
+        return
+    known = known_digests.get(entry.path) if known_digests is not None and entry.digest else None
+    if known is not None:
+        if info.st_size != entry.size or not hmac.compare_digest(known, entry.digest):
+            raise IntegrityError(
+                f"Verification of file {entry.path} failed: its content is not the protected one"
+            )
         return
     with os.fdopen(open_regular(location), "rb") as source:
         chunks.verify_authenticated_file(

@@ -25,7 +25,7 @@ from typing import Any
 from ..fspf import FspfError, Volume, decrypt_tree
 from ..version import __version__
 from .cas import CasConnection, CasError, VolumeAnchor
-from .measure import measure_root
+from .measure import measure_with_digests
 
 CAS_PIN = Path("/sconify/cas-ca.pem")
 VOLUME_STORAGE = Path("/sconify/volumes")
@@ -82,7 +82,7 @@ def prepare(root: Path = Path("/")) -> tuple[dict[str, Any], list[Volume]]:
             flush=True,
         )
     try:
-        measurement = measure_root(root)
+        measurement, digests = measure_with_digests(root)
     except (OSError, ValueError) as error:
         raise RefusedError(f"cannot measure the image: {error}") from None
     log(f"measurement {measurement}")
@@ -101,6 +101,7 @@ def prepare(root: Path = Path("/")) -> tuple[dict[str, Any], list[Volume]]:
                 bytes.fromhex(fspf["key"]),
                 bytes.fromhex(fspf["tag"]),
                 before_writing=lambda path: _require_memory(path, "encrypted region"),
+                known_digests=digests,  # measured a moment ago: not read twice
             )
         except FspfError as error:
             raise RefusedError(str(error)) from None

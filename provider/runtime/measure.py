@@ -96,6 +96,12 @@ def measure_root(root: Path) -> str:
     Walks the authenticated regions the plan names — exactly the entries the sconifier protected — and
     hashes them; raises ``ValueError`` if the plan is missing or malformed.
     """
+    return measure_with_digests(root)[0]
+
+
+def measure_with_digests(root: Path) -> tuple[str, dict[str, bytes]]:
+    """The measurement, and the SHA-256 of every authenticated file it read (so that verification need
+    not read them again)."""
     from ..fspf.paths import host_path, is_within, walk  # noqa: PLC0415 - the runtime's import set
     from ..fspf.tree import normalise_regions, region_for  # noqa: PLC0415
 
@@ -117,4 +123,6 @@ def measure_root(root: Path) -> str:
         if location.is_dir() and not location.is_symlink():
             paths += [path for path, _ in walk(root, walk_root)]
     authenticated = [p for p in paths if region_for(p, regions).protection is Protection.AUTHENTICATED]
-    return measurement(binary, describe(root, authenticated), heap, stack)
+    rows = describe(root, authenticated)
+    digests = {str(row[0]): bytes.fromhex(str(row[4])) for row in rows if row[1] == "file"}
+    return measurement(binary, rows, heap, stack), digests

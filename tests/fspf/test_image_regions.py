@@ -81,3 +81,24 @@ def test_missing_region_is_a_usage_error(tmp_path: Path) -> None:
     source = build_source(tmp_path / "src")
     with pytest.raises(UsageError, match="/app: no such file or directory in the image"):
         protect_regions(source, tmp_path / "out", generate_key(), [Region("/app", Protection.ENCRYPTED)])
+
+
+def test_verification_can_use_digests_measured_a_moment_ago(tmp_path: Path) -> None:
+    import hashlib
+
+    source = build_source(tmp_path / "src")
+    key = generate_key()
+    result = protect_regions(source, tmp_path / "layer", key, REGIONS)
+    image = image_from(source, tmp_path / "layer", tmp_path / "image")
+    digests = {
+        e.path: hashlib.sha256((image / e.path.lstrip("/")).read_bytes()).digest()
+        for e in result.manifest.entries
+        if e.protection is Protection.AUTHENTICATED and e.type == "file"
+    }
+    verify_tree(image, key, result.tag, known_digests=digests)
+    # A file changed after it was protected: its digest, however it was computed, is not the sealed one.
+    helper = image / "usr" / "bin" / "helper"
+    helper.write_bytes(helper.read_bytes().replace(b"helper", b"HELPER"))  # same size
+    digests["/usr/bin/helper"] = hashlib.sha256(helper.read_bytes()).digest()
+    with pytest.raises(IntegrityError, match="/usr/bin/helper failed: its content is not the protected one"):
+        verify_tree(image, key, result.tag, known_digests=digests)
