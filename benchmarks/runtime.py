@@ -26,27 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the counter i
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pulumi_sconify.provider.fspf import InMemoryAnchor, Volume, generate_key
-from pulumi_sconify.provider.image.policy import confidential_session
-from pulumi_sconify.provider.image.reference import parse_reference
-from pulumi_sconify.provider.image.sconify import SconifyOptions, sconify
-from pulumi_sconify.provider.policy import namespace_session, render_session
 from tests.cas.harness import RunningCas, identity
+from tests.image.confidential_counter import PODMAN, ConfidentialCounter
 from tests.image.counter_image import TAG, counter_layout
 
 MIB = 1024 * 1024
-PODMAN = [
-    "podman",
-    "--runtime",
-    "runc",
-    "run",
-    "--rm",
-    "--network",
-    "host",
-    "--ulimit",
-    "nofile=1024:1024",
-    "--ulimit",
-    "nproc=1024:1024",
-]
 
 
 def median_seconds(command: list[str], runs: int = 5) -> float:
@@ -59,45 +43,13 @@ def median_seconds(command: list[str], runs: int = 5) -> float:
 
 
 def startup(base: Path) -> None:
-    layout = counter_layout()
     cas = RunningCas(base / "cas").start()
     try:
-        key = generate_key()
-        image = f"oci:{base / 'confidential'}:1"
-        options = SconifyOptions(
-            source=parse_reference(f"oci:{layout}:{TAG}"),
-            destination=parse_reference(image),
-            command="python3 /code/app.py",
-            fspf_key=key,
-            service="python-service",
-            dirs=("/code",),
-            volumes=(("V1", "/V1"),),
-            config_id="ns-bench/python-session/python-service",
-            cas=cas.attest_address,
-            cas_certificate=cas.ca.read_bytes(),
-        )
-        result = sconify(options)
-        session = confidential_session(
-            namespace="ns-bench",
-            session="python-session",
-            service="python-service",
-            mrenclave=result.mrenclave,
-            command=options.command,
-            fspf_key=key.hex(),
-            fspf_tag=result.fspf_tag,
-            volumes={"V1": "/V1"},
-        )
-        with cas.client(identity(base, "owner")) as client:
-            client.post_session(render_session(namespace_session("ns-bench")))
-            client.post_session(render_session(session))
-        storage = base / "volume"
-        storage.mkdir()
+        counter = ConfidentialCounter(cas, identity(base, "owner"), base, namespace="ns-bench")
         native_layout = base / "native"  # podman cannot name an image from a path with a dot directory
-        shutil.copytree(layout, native_layout)
+        shutil.copytree(counter_layout(), native_layout)
         native = median_seconds([*PODMAN, "--tmpfs", "/V1", f"oci:{native_layout}:{TAG}"])
-        confidential = median_seconds(
-            [*PODMAN, "--tmpfs", "/code", "--tmpfs", "/V1", "-v", f"{storage}:/sconify/volumes/V1", image]
-        )
+        confidential = median_seconds(counter.command())
         print("start-up (median of 5 complete runs of the counter, podman included)")
         print(f"  native image          {native:6.2f} s")
         print(f"  confidential image    {confidential:6.2f} s   {confidential / native:5.2f} x native")

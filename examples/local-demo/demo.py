@@ -21,23 +21,11 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPOSITORY))  # the counter image builder and server harnesses live with the tests
 
 from tests.cas.harness import RunningCas, identity  # noqa: E402
+from tests.image.confidential_counter import PODMAN as CONTAINER  # noqa: E402
 from tests.image.counter_image import TAG, counter_layout  # noqa: E402
 from tests.image.registry_harness import Registry  # noqa: E402
 
-PODMAN = [
-    "podman",
-    "--runtime",
-    "runc",
-    "run",
-    "--rm",
-    "--network",
-    "host",
-    "--tls-verify=false",
-    "--ulimit",
-    "nofile=1024:1024",
-    "--ulimit",
-    "nproc=1024:1024",
-]
+PODMAN = [*CONTAINER, "--tls-verify=false"]  # the local registry speaks plain HTTP
 
 
 def say(message: str) -> None:

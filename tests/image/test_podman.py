@@ -10,82 +10,10 @@ from pathlib import Path
 import pytest
 
 from pulumi_sconify.provider.cas.identity import ClientIdentity
-from pulumi_sconify.provider.fspf import generate_key
-from pulumi_sconify.provider.image.policy import confidential_session
-from pulumi_sconify.provider.image.reference import parse_reference
-from pulumi_sconify.provider.image.sconify import SconifyOptions, SconifyResult, sconify
-from pulumi_sconify.provider.policy import namespace_session, render_session
 from tests.cas.harness import RunningCas
-from tests.image.counter_image import TAG, counter_layout
+from tests.image.confidential_counter import PODMAN, ConfidentialCounter
 
 pytestmark = pytest.mark.slow
-PODMAN = [
-    "podman",
-    "--runtime",
-    "runc",
-    "run",
-    "--rm",
-    "--network",
-    "host",
-    "--ulimit",
-    "nofile=1024:1024",
-    "--ulimit",
-    "nproc=1024:1024",
-]
-
-
-class Counter:
-    def __init__(self, cas: RunningCas, owner: ClientIdentity, tmp_path: Path) -> None:
-        assert shutil.which("podman"), "podman is installed by .ci/setup"
-        key = generate_key()
-        self.image = f"oci:{tmp_path / 'confidential'}:1"
-        options = SconifyOptions(
-            source=parse_reference(f"oci:{counter_layout()}:{TAG}"),
-            destination=parse_reference(self.image),
-            command="python3 /code/app.py",
-            fspf_key=key,
-            service="python-service",
-            dirs=("/code",),
-            volumes=(("V1", "/V1"),),
-            config_id="ns-e2e/python-session/python-service",
-            cas=cas.attest_address,
-            cas_certificate=cas.ca.read_bytes(),
-        )
-        self.result: SconifyResult = sconify(options)
-        session = confidential_session(
-            namespace="ns-e2e",
-            session="python-session",
-            service="python-service",
-            mrenclave=self.result.mrenclave,
-            command=options.command,
-            fspf_key=key.hex(),
-            fspf_tag=self.result.fspf_tag,
-            volumes={"V1": "/V1"},
-        )
-        with cas.client(owner) as client:
-            client.post_session(render_session(namespace_session("ns-e2e")))
-            client.post_session(render_session(session))
-        self.storage = tmp_path / "volume-V1"
-        self.storage.mkdir()
-
-    def run(self, *extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                *PODMAN,
-                "--tmpfs",
-                "/code",
-                "--tmpfs",
-                "/V1",
-                "-v",
-                f"{self.storage}:/sconify/volumes/V1",
-                *extra,
-                self.image,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
 
 
 def count(result: subprocess.CompletedProcess[str]) -> int:
@@ -97,7 +25,7 @@ def count(result: subprocess.CompletedProcess[str]) -> int:
 def test_counts_across_runs_and_refuses_a_rollback(
     cas: RunningCas, owner: ClientIdentity, tmp_path: Path
 ) -> None:
-    counter = Counter(cas, owner, tmp_path)
+    counter = ConfidentialCounter(cas, owner, tmp_path)
     assert count(counter.run()) == 0
     snapshot = tmp_path / "snapshot"
     shutil.copytree(counter.storage, snapshot)  # the adversary keeps a copy after run 1
@@ -114,7 +42,7 @@ def test_counts_across_runs_and_refuses_a_rollback(
 
 
 def test_plaintext_only_on_memory(cas: RunningCas, owner: ClientIdentity, tmp_path: Path) -> None:
-    counter = Counter(cas, owner, tmp_path)
+    counter = ConfidentialCounter(cas, owner, tmp_path)
     on_disk = subprocess.run(
         [*PODMAN, "--tmpfs", "/V1", "-v", f"{counter.storage}:/sconify/volumes/V1", counter.image],
         capture_output=True,
@@ -138,13 +66,13 @@ def fatal_line(result: subprocess.CompletedProcess[str]) -> str:
 
 
 @pytest.fixture
-def counting(cas: RunningCas, owner: ClientIdentity, tmp_path: Path) -> Counter:
-    counter = Counter(cas, owner, tmp_path)
+def counting(cas: RunningCas, owner: ClientIdentity, tmp_path: Path) -> ConfidentialCounter:
+    counter = ConfidentialCounter(cas, owner, tmp_path)
     assert count(counter.run()) == 0
     return counter
 
 
-def image_file(counter: Counter, path: str, tmp_path: Path) -> Path:
+def image_file(counter: ConfidentialCounter, path: str, tmp_path: Path) -> Path:
     """A copy of one file of the confidential image, to be changed and mounted over the original."""
     copy = tmp_path / ("copy-" + path.replace("/", "_"))
     with copy.open("wb") as sink:
@@ -154,7 +82,7 @@ def image_file(counter: Counter, path: str, tmp_path: Path) -> Path:
     return copy
 
 
-def test_changed_app_code_is_detected(counting: Counter, tmp_path: Path) -> None:
+def test_changed_app_code_is_detected(counting: ConfidentialCounter, tmp_path: Path) -> None:
     blob = next(
         p
         for p in subprocess.run(
@@ -173,7 +101,7 @@ def test_changed_app_code_is_detected(counting: Counter, tmp_path: Path) -> None
     assert count(counting.run()) == 1
 
 
-def test_changed_library_is_detected(counting: Counter, tmp_path: Path) -> None:
+def test_changed_library_is_detected(counting: ConfidentialCounter, tmp_path: Path) -> None:
     changed = image_file(counting, "/usr/lib/python3/dist-packages/click/core.py", tmp_path)
     changed.write_bytes(changed.read_bytes() + b"\nprint('patched')\n")
     line = fatal_line(counting.run("-v", f"{changed}:/usr/lib/python3/dist-packages/click/core.py:ro"))
@@ -181,7 +109,7 @@ def test_changed_library_is_detected(counting: Counter, tmp_path: Path) -> None:
     assert count(counting.run()) == 1
 
 
-def test_changed_interpreter_is_detected(counting: Counter, tmp_path: Path) -> None:
+def test_changed_interpreter_is_detected(counting: ConfidentialCounter, tmp_path: Path) -> None:
     changed = image_file(counting, "/usr/bin/python3.11", tmp_path)
     changed.write_bytes(changed.read_bytes() + b"\x00extra")  # still runs, but is not the measured binary
     changed.chmod(0o755)
@@ -189,7 +117,7 @@ def test_changed_interpreter_is_detected(counting: Counter, tmp_path: Path) -> N
     assert count(counting.run()) == 1
 
 
-def test_changed_volume_byte_is_detected(counting: Counter) -> None:
+def test_changed_volume_byte_is_detected(counting: ConfidentialCounter) -> None:
     (blob,) = (counting.storage / "data").iterdir()
     original = blob.read_bytes()
     data = bytearray(original)
@@ -200,7 +128,7 @@ def test_changed_volume_byte_is_detected(counting: Counter) -> None:
     assert count(counting.run()) == 1
 
 
-def test_deleted_volume_files_are_detected(counting: Counter, tmp_path: Path) -> None:
+def test_deleted_volume_files_are_detected(counting: ConfidentialCounter, tmp_path: Path) -> None:
     keep = tmp_path / "kept"
     shutil.copytree(counting.storage, keep)
     for path in list(counting.storage.rglob("*")):
@@ -212,31 +140,13 @@ def test_deleted_volume_files_are_detected(counting: Counter, tmp_path: Path) ->
     assert count(counting.run()) == 1
 
 
-def test_arguments_cannot_redirect_the_program(counting: Counter) -> None:
+def test_arguments_cannot_redirect_the_program(counting: ConfidentialCounter) -> None:
     """`-v /tmp/num` (or any argument) is ignored: the CAS's command runs, on the protected volume."""
-    result = subprocess.run(
-        [
-            *PODMAN,
-            "--tmpfs",
-            "/code",
-            "--tmpfs",
-            "/V1",
-            "-v",
-            f"{counting.storage}:/sconify/volumes/V1",
-            counting.image,
-            "-v",
-            "/tmp/num",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert count(result) == 1
+    assert count(counting.run(arguments=("-v", "/tmp/num"))) == 1
     assert count(counting.run()) == 2
 
 
-def test_another_configuration_or_environment_is_refused(counting: Counter) -> None:
+def test_another_configuration_or_environment_is_refused(counting: ConfidentialCounter) -> None:
     other = counting.run("-e", "SCONE_CONFIG_ID=ns-e2e/python-session/other-service")
     assert "unknown configuration id" in fatal_line(other)
     assert (
@@ -244,7 +154,7 @@ def test_another_configuration_or_environment_is_refused(counting: Counter) -> N
     )  # only the policy's env
 
 
-def test_bypassing_the_runtime_gets_no_plaintext(counting: Counter) -> None:
+def test_bypassing_the_runtime_gets_no_plaintext(counting: ConfidentialCounter) -> None:
     bypass = counting.run("--entrypoint", "python3", counting.image, "/code/app.py")
     assert bypass.returncode != 0
     assert "The number of executions" not in bypass.stdout  # no code, no volume: nothing to run or read
@@ -252,7 +162,7 @@ def test_bypassing_the_runtime_gets_no_plaintext(counting: Counter) -> None:
 
 
 def test_policy_with_another_measurement_refuses(
-    counting: Counter, cas: RunningCas, owner: ClientIdentity
+    counting: ConfidentialCounter, cas: RunningCas, owner: ClientIdentity
 ) -> None:
     with cas.client(owner) as client:
         text, active = client.read_session("ns-e2e/python-session")
@@ -264,7 +174,7 @@ def test_policy_with_another_measurement_refuses(
     assert "measurement not permitted by the policy" in fatal_line(counting.run())
 
 
-def test_kill_9_at_random_moments_never_raises_a_false_alarm(counting: Counter) -> None:
+def test_kill_9_at_random_moments_never_raises_a_false_alarm(counting: ConfidentialCounter) -> None:
     """50 runs, each killed with SIGKILL at a random moment (or finishing first): no run may ever refuse
     (a false rollback alarm), and the count the counter prints never goes back."""
     import random
@@ -276,18 +186,7 @@ def test_kill_9_at_random_moments_never_raises_a_false_alarm(counting: Counter) 
     for index in range(50):
         name = f"sconify-crash-{index}"
         process = subprocess.Popen(
-            [
-                *PODMAN,
-                "--name",
-                name,
-                "--tmpfs",
-                "/code",
-                "--tmpfs",
-                "/V1",
-                "-v",
-                f"{counting.storage}:/sconify/volumes/V1",
-                counting.image,
-            ],
+            counting.command("--name", name),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

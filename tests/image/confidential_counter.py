@@ -1,0 +1,98 @@
+"""The confidential counter in real containers: podman as this machine runs it, and one counter image
+sconified and its policy uploaded to a CAS. Shared by the end-to-end tests, the runtime benchmark and the
+local demo."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from pulumi_sconify.provider.cas.identity import ClientIdentity
+from pulumi_sconify.provider.fspf import generate_key
+from pulumi_sconify.provider.image.policy import confidential_session
+from pulumi_sconify.provider.image.reference import parse_reference
+from pulumi_sconify.provider.image.sconify import SconifyOptions, SconifyResult, sconify
+from pulumi_sconify.provider.policy import namespace_session, render_session
+from tests.cas.harness import RunningCas
+from tests.image.counter_image import TAG, counter_layout
+
+PODMAN = [
+    "podman",
+    "--runtime",
+    "runc",
+    "run",
+    "--rm",
+    "--network",
+    "host",
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=1024:1024",
+]
+"""podman as this machine allows it: runc (crun fails on its cgroups), limits not raised, the host's
+network (to reach a CAS on loopback)."""
+
+
+class ConfidentialCounter:
+    """The counter image sconified into ``directory``, its policy in ``cas``, and an empty volume."""
+
+    def __init__(
+        self, cas: RunningCas, owner: ClientIdentity, directory: Path, namespace: str = "ns-e2e"
+    ) -> None:
+        assert shutil.which("podman"), "podman is installed by .ci/setup"
+        key = generate_key()
+        self.image = f"oci:{directory / 'confidential'}:1"
+        options = SconifyOptions(
+            source=parse_reference(f"oci:{counter_layout()}:{TAG}"),
+            destination=parse_reference(self.image),
+            command="python3 /code/app.py",
+            fspf_key=key,
+            service="python-service",
+            dirs=("/code",),
+            volumes=(("V1", "/V1"),),
+            config_id=f"{namespace}/python-session/python-service",
+            cas=cas.attest_address,
+            cas_certificate=cas.ca.read_bytes(),
+        )
+        self.result: SconifyResult = sconify(options)
+        session = confidential_session(
+            namespace=namespace,
+            session="python-session",
+            service="python-service",
+            mrenclave=self.result.mrenclave,
+            command=options.command,
+            fspf_key=key.hex(),
+            fspf_tag=self.result.fspf_tag,
+            volumes={"V1": "/V1"},
+        )
+        with cas.client(owner) as client:
+            client.post_session(render_session(namespace_session(namespace)))
+            client.post_session(render_session(session))
+        self.storage = directory / "volume-V1"
+        self.storage.mkdir()
+
+    def command(self, *options: str, arguments: tuple[str, ...] = ()) -> list[str]:
+        """The podman command line of one run: memory for /code and /V1, the volume's ciphertext mounted;
+        ``options`` go to podman, ``arguments`` to the container."""
+        return [
+            *PODMAN,
+            "--tmpfs",
+            "/code",
+            "--tmpfs",
+            "/V1",
+            "-v",
+            f"{self.storage}:/sconify/volumes/V1",
+            *options,
+            self.image,
+            *arguments,
+        ]
+
+    def run(self, *options: str, arguments: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.command(*options, arguments=arguments),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
