@@ -211,10 +211,19 @@ def verify_tree(
     does while measuring. An authenticated file whose sealed metadata carries its digest is then checked
     against that digest instead of being read a second time for its chunk tags.
     """
+    return _verified(tree, key, tag, known_digests, encrypted_files=True)
+
+
+def _verified(
+    tree: Path, key: bytes, tag: bytes, known_digests: Mapping[str, bytes] | None, encrypted_files: bool
+) -> Manifest:
+    """The metadata, after checking the layout and every entry (encrypted files only if asked: decryption
+    verifies them as it goes, so checking them first would decrypt them twice)."""
     manifest = open_metadata(tree, key, tag)
     _check_layout(tree, manifest)
     for entry in manifest.entries:
-        _verify_entry(tree, manifest, entry, sink_root=None, known_digests=known_digests)
+        if encrypted_files or entry.protection is not Protection.ENCRYPTED or entry.type != "file":
+            _verify_entry(tree, manifest, entry, sink_root=None, known_digests=known_digests)
     return manifest
 
 
@@ -232,7 +241,7 @@ def decrypt_tree(
     ``before_writing`` is called with each encrypted region's directory before anything is written (the
     runtime refuses there unless it is memory-backed). On failure, nothing this call wrote is left behind.
     """
-    manifest = verify_tree(tree, key, tag, known_digests)
+    manifest = _verified(tree, key, tag, known_digests, encrypted_files=False)
     if before_writing is not None:
         for region in manifest.regions:
             if region.protection is Protection.ENCRYPTED:
