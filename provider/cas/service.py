@@ -290,9 +290,11 @@ class CasService:
 
         # Secrets and volume keys made on first use must be on disk before anyone receives them; once
         # they exist, a grant only appends to the audit log, which need not wait for the disk.
-        first_use = self._needs_generation(session, service)
+        values = self._secret_values(session, generate_missing=False)
+        first_use = len(values) < len(session.secrets) or self._volume_missing(session, service)
         with self._store.transaction(durable=first_use):
-            values = self._secret_values(session, generate_missing=True)
+            if first_use:
+                values = self._secret_values(session, generate_missing=True)
             volumes = self._service_volumes(session, service)
             self._store.audit(
                 "attestation.granted",
@@ -320,9 +322,7 @@ class CasService:
             "configuration": self._configuration(session, service, values, volumes),
         }
 
-    def _needs_generation(self, session: Session, service: Service) -> bool:
-        if len(self._secret_values(session, generate_missing=False)) < len(session.secrets):
-            return True
+    def _volume_missing(self, session: Session, service: Service) -> bool:
         mounts = session.image(service.image_name).volumes if service.image_name else ()
         return any(self._store.volume(session.name, mount.name) is None for mount in mounts)
 
