@@ -28,7 +28,7 @@ from typing import Any
 
 from ..fspf.image_regions import protect_regions
 from ..fspf.metadata import Protection, Region
-from ..fspf.paths import is_within
+from ..fspf.paths import check_tree_path, is_within
 from ..runtime import bundle, measure
 from ..version import __version__
 from . import cache
@@ -121,7 +121,6 @@ class SconifyResult:
 
 
 def _check_paths(options: SconifyOptions) -> None:
-    from ..fspf.paths import check_tree_path  # noqa: PLC0415
 
     for path in (*options.dirs, *options.authenticated, *(p for _, p in options.volumes)):
         try:
