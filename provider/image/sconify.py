@@ -121,7 +121,6 @@ class SconifyResult:
 
 
 def _check_paths(options: SconifyOptions) -> None:
-
     for path in (*options.dirs, *options.authenticated, *(p for _, p in options.volumes)):
         try:
             check_tree_path(path, path)
