@@ -16,13 +16,32 @@ from typing import Any
 
 from pulumi_sconify.provider.version import __version__
 
+_RESOURCES = ("CasImage", "CasKeys", "CasSession", "CreatorIdentity", "SconifiedImage")
+_COMPONENTS = (
+    "AksCluster",
+    "AksClusterArgs",
+    "CasDeployment",
+    "CasDeploymentArgs",
+    "ConfidentialStatefulService",
+    "ConfidentialStatefulServiceArgs",
+    "DockerfileImage",
+    "DockerfileImageArgs",
+    "EncryptedVolume",
+    "EncryptedVolumeArgs",
+    "ExternalCas",
+    "ExternalCasArgs",
+    "MinikubeCluster",
+    "MinikubeClusterArgs",
+    "Placement",
+    "StorageProfile",
+    "VolumeArgs",
+)
 _PUBLIC = {
-    "CreatorIdentity": "pulumi_sconify.provider.resources",
-    "SconifiedImage": "pulumi_sconify.provider.resources",
-    "CasSession": "pulumi_sconify.provider.resources",
+    **dict.fromkeys(_RESOURCES, "pulumi_sconify.provider.resources"),
+    **dict.fromkeys(_COMPONENTS, "pulumi_sconify.components"),
 }
 
-__all__ = ["CasSession", "CreatorIdentity", "SconifiedImage", "__version__"]
+__all__ = [*_RESOURCES, *_COMPONENTS, "__version__"]  # noqa: PLE0604 - names resolved by __getattr__
 
 
 def __getattr__(name: str) -> Any:

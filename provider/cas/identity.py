@@ -144,45 +144,62 @@ class ServerPki:
     key: Path
 
 
-def ensure_server_pki(directory: Path, hosts: list[str]) -> ServerPki:
+def new_certificate_authority(common_name: str = "sconify CAS CA") -> tuple[bytes, bytes]:
+    """A fresh CA for a CAS's server certificates: ``(certificate PEM, private key PEM)``."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    now = _now()
+    ca_certificate = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(_name(common_name))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + _VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return _pem(ca_certificate), _private_pem(ca_key)
+
+
+def ensure_server_pki(directory: Path, hosts: list[str], ca_directory: Path | None = None) -> ServerPki:
     """Create the CAS's CA and server certificate on first start; reuse them afterwards.
 
     The server certificate is valid for ``localhost``, ``127.0.0.1`` and ``hosts``; if the host list
     grew since it was made, a new server certificate is issued by the same CA (clients keep their pin).
+    With ``ca_directory`` (``ca.pem`` and ``ca-key.pem``, e.g. a Kubernetes Secret made by Pulumi) the
+    CA is that one, so clients can pin it before the CAS ever starts.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    ca_cert_path, ca_key_path = directory / "ca.pem", directory / "ca-key.pem"
+    ca_home = ca_directory or directory
+    ca_cert_path, ca_key_path = ca_home / "ca.pem", ca_home / "ca-key.pem"
     cert_path, key_path = directory / "server.pem", directory / "server-key.pem"
+    if ca_directory is not None and not (ca_cert_path.is_file() and ca_key_path.is_file()):
+        raise IdentityError(f"{ca_directory}: expected ca.pem and ca-key.pem")
     if not ca_cert_path.exists():
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        now = _now()
-        ca_certificate = (
-            x509.CertificateBuilder()
-            .subject_name(_name("sconify CAS CA"))
-            .issuer_name(_name("sconify CAS CA"))
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + _VALIDITY)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
-        write_private(ca_key_path, _private_pem(ca_key))
-        ca_cert_path.write_bytes(_pem(ca_certificate))
+        certificate_pem, key_pem = new_certificate_authority()
+        write_private(ca_key_path, key_pem)
+        ca_cert_path.write_bytes(certificate_pem)
+    issuer_marker = directory / "issuer.pem"
+    if ca_directory is not None and (
+        not issuer_marker.exists() or issuer_marker.read_bytes() != ca_cert_path.read_bytes()
+    ):
+        cert_path.unlink(missing_ok=True)  # a new CA was handed in: issue a new server certificate
+        issuer_marker.write_bytes(ca_cert_path.read_bytes())
     names = sorted({"localhost", "127.0.0.1", *hosts})
     if not cert_path.exists() or _names_of(cert_path) != set(names):
         ca_key_loaded = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)

@@ -291,15 +291,19 @@ def serve(
     attest_address: tuple[str, int],
     hosts: list[str],
     master_key_file: Path | None = None,
+    ca_directory: Path | None = None,
 ) -> None:
-    """Run a CAS until SIGTERM or SIGINT: make or reuse its state in ``data_dir``, serve both APIs."""
+    """Run a CAS until SIGTERM or SIGINT: make or reuse its state in ``data_dir``, serve both APIs.
+
+    ``ca_directory`` holds a CA made elsewhere (``ca.pem``, ``ca-key.pem``): the server certificate is
+    then issued by it, so clients pinned that CA before this CAS first started."""
     from .identity import ensure_server_pki  # noqa: PLC0415 - keep module import light for clients
     from .store import Store, load_master_key  # noqa: PLC0415
 
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)
     master_key = load_master_key(data_dir, master_key_file)
-    pki = ensure_server_pki(data_dir / "tls", hosts)
+    pki = ensure_server_pki(data_dir / "tls", hosts, ca_directory)
     (data_dir / CA_FILE).write_bytes(pki.ca_certificate.read_bytes())
     store = Store(data_dir / "cas.db", master_key)
     ports = listen(CasService(store), pki.certificate, pki.key, client_address, attest_address)

@@ -190,6 +190,21 @@ def workload_object(
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata, "spec": body}
 
 
+def claim_object(
+    name: str, object_labels: dict[str, str], size: str, access_modes: list[str], storage_class: str = ""
+) -> dict[str, Any]:
+    """The claim that holds one volume's ciphertext (``<fullname>-<volume key>``)."""
+    claim: dict[str, Any] = {"accessModes": list(access_modes), "resources": {"requests": {"storage": size}}}
+    if storage_class:
+        claim["storageClassName"] = storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "labels": object_labels},
+        "spec": claim,
+    }
+
+
 def kubernetes_objects(
     spec: ServiceSpec,
     workload: WorkloadType,
@@ -204,22 +219,14 @@ def kubernetes_objects(
     for volume in spec.volumes:
         persistence = merged[volume_key(volume)]["persistence"]
         if persistence["enabled"] and not persistence["existingClaim"]:
-            claim: dict[str, Any] = {
-                "accessModes": persistence["accessModes"],
-                "resources": {"requests": {"storage": persistence["size"]}},
-            }
-            if persistence["storageClass"]:
-                claim["storageClassName"] = persistence["storageClass"]
             objects.append(
-                {
-                    "apiVersion": "v1",
-                    "kind": "PersistentVolumeClaim",
-                    "metadata": {
-                        "name": f"{name}-{volume_key(volume)}",
-                        "labels": labels(release, spec.service, managed_by),
-                    },
-                    "spec": claim,
-                }
+                claim_object(
+                    f"{name}-{volume_key(volume)}",
+                    labels(release, spec.service, managed_by),
+                    persistence["size"],
+                    persistence["accessModes"],
+                    persistence["storageClass"],
+                )
             )
     if merged["scone"]["casCertificate"]:
         objects.append(

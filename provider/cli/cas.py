@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..cas.identity import IdentityError, create_client_identity
-from .common import EXIT_INVALID, CliError
+from .common import EXIT_INVALID, CliError, add_registry_arguments, registry_options
 
 
 def host_port(text: str) -> tuple[str, int]:
@@ -54,7 +55,25 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         type=Path,
         help="the 64-hex master key (default: $SCONIFY_CAS_MASTER_KEY, else DATA_DIR/master.key)",
     )
+    serve.add_argument(
+        "--ca-dir",
+        type=Path,
+        metavar="DIR",
+        help="issue the server certificate from this CA (DIR/ca.pem, DIR/ca-key.pem) instead of a new one",
+    )
     serve.set_defaults(handler=_serve)
+
+    image = commands.add_parser(
+        "image",
+        help="build the CAS's container image onto a base image with Python",
+        description="Build the open engine's CAS image: BASE plus one layer with the CAS and its "
+        "dependencies for BASE's Python; entrypoint `python3 -m pulumi_sconify.provider.cli`, "
+        "command `cas serve`, user 10001.",
+    )
+    image.add_argument("--from", dest="base", required=True, metavar="IMAGE", help="base image with python3")
+    image.add_argument("--to", dest="target", required=True, metavar="IMAGE", help="where to push the image")
+    add_registry_arguments(image)
+    image.set_defaults(handler=_image)
 
     audit = commands.add_parser("audit", help="work with the audit log")
     audit_commands = audit.add_subparsers(dest="audit_command", metavar="COMMAND", required=True)
@@ -80,13 +99,35 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from ..cas.identity import IdentityError  # noqa: PLC0415
     from ..cas.server import serve  # noqa: PLC0415 - Twisted is only needed to serve
     from ..cas.store import StoreError  # noqa: PLC0415
 
     try:
-        serve(args.data_dir, args.listen, args.attest_listen, args.host, args.master_key_file)
-    except StoreError as error:
+        serve(args.data_dir, args.listen, args.attest_listen, args.host, args.master_key_file, args.ca_dir)
+    except (StoreError, IdentityError) as error:
         raise CliError(str(error)) from None
+    return 0
+
+
+def _image(args: argparse.Namespace) -> int:
+    from ..image.cas_image import CasImageOptions, build_cas_image  # noqa: PLC0415
+    from ..image.oci import ImageError, Platform  # noqa: PLC0415
+    from ..image.output import pinned  # noqa: PLC0415
+    from ..image.reference import ReferenceError, parse_reference  # noqa: PLC0415
+    from ..image.registry import RegistryError  # noqa: PLC0415
+
+    try:
+        options = CasImageOptions(
+            base=parse_reference(args.base),
+            destination=parse_reference(args.target),
+            platform=Platform.parse(args.platform),
+            registry=registry_options(args),
+        )
+        image = build_cas_image(options, lambda message: print(f"sconify: {message}", file=sys.stderr))
+    except (ImageError, ReferenceError, RegistryError) as error:
+        raise CliError(str(error)) from None
+    print(pinned(image))
     return 0
 
 

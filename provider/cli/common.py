@@ -6,6 +6,10 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..image.transport import RegistryOptions
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -37,3 +41,23 @@ def read_bounded(source: str, limit: int) -> bytes:
     if len(data) > limit:
         raise CliError(f"{source}: larger than {limit} bytes", EXIT_INVALID)
     return data
+
+
+def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--platform``, ``--insecure-registry``, ``--authfile``, ``--registry-ca``."""
+    parser.add_argument("--platform", default="linux/amd64", help="platform to take from an index")
+    parser.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="a registry that may be reached over plain HTTP",
+    )
+    parser.add_argument("--authfile", type=Path, help="docker config.json with registry credentials")
+    parser.add_argument("--registry-ca", type=Path, metavar="FILE", help="CA certificate of the registries")
+
+
+def registry_options(args: argparse.Namespace) -> RegistryOptions:
+    from ..image.transport import RegistryOptions  # noqa: PLC0415 - the HTTP stack only where needed
+
+    return RegistryOptions(frozenset(args.insecure_registry), args.authfile, args.registry_ca)

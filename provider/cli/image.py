@@ -28,7 +28,7 @@ from ..policy import (
     random_namespace,
     render_session,
 )
-from .common import EXIT_INVALID, CliError
+from .common import EXIT_INVALID, CliError, add_registry_arguments, registry_options
 
 DEFAULT_ATTESTATION_PORT = 18765
 DEFAULT_CLIENT_PORT = 8081
@@ -127,16 +127,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         metavar="PATH",
         help="another path to authenticate (repeatable)",
     )
-    parser.add_argument("--platform", default="linux/amd64", help="platform to take from an index")
-    parser.add_argument(
-        "--insecure-registry",
-        action="append",
-        default=[],
-        metavar="HOST[:PORT]",
-        help="a registry that may be reached over plain HTTP",
-    )
-    parser.add_argument("--authfile", type=Path, help="docker config.json with registry credentials")
-    parser.add_argument("--registry-ca", type=Path, metavar="FILE", help="CA certificate of the registries")
+    add_registry_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=_image)
 
@@ -190,7 +181,7 @@ def _run(args: argparse.Namespace) -> int:
     destination = parse_reference(args.destination)
     if destination.transport is Transport.DOCKER and not (args.push_image or args.dry_run):
         raise CliError("--to names a registry: add --push-image to write there (or --dry-run)")
-    registry = RegistryOptions(frozenset(args.insecure_registry), args.authfile, args.registry_ca)
+    registry = registry_options(args)
     platform = Platform.parse(args.platform)
     quiet = args.json or not (args.verbose or sys.stderr.isatty())
 

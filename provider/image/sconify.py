@@ -21,7 +21,7 @@ import posixpath
 import shlex
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -374,8 +374,14 @@ def _sconify(
         return SconifyResult(
             image, native.reference, mrenclave, protected.tag.hex(), binary, mounts, 0, 0
         ), remember
-    uploaded, present, image = _push(
-        options, source, layers, (config_descriptor, config_path), manifest_bytes, scratch, progress
+    uploaded, present, image = push_image(
+        open_destination(options.destination, options.registry),
+        source,
+        layers,
+        (config_descriptor, config_path),
+        manifest_bytes,
+        scratch,
+        progress,
     )
     result = SconifyResult(
         image, native.reference, mrenclave, protected.tag.hex(), binary, mounts, uploaded, present
@@ -426,11 +432,17 @@ def _rewrite(
 
 
 def _mounts(options: SconifyOptions) -> tuple[Mount, ...]:
+    return mounts_for(options.volumes, options.dirs)
+
+
+def mounts_for(volumes: Sequence[tuple[str, str]], dirs: Sequence[str]) -> tuple[Mount, ...]:
+    """How an image sconified with ``volumes`` (name, path) and encrypted ``dirs`` must be run: it follows
+    from those inputs alone, so a deployment can be declared before the image is built."""
     mounts = []
-    for name, path in options.volumes:
+    for name, path in volumes:
         mounts.append(Mount(f"{VOLUME_CIPHERTEXT_DIR}/{name}", "ciphertext-volume", name))
         mounts.append(Mount(path, "tmpfs", name))
-    mounts += [Mount(directory, "tmpfs") for directory in options.dirs]
+    mounts += [Mount(directory, "tmpfs") for directory in dirs]
     return tuple(mounts)
 
 
@@ -479,8 +491,8 @@ def _config(
     return json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _push(
-    options: SconifyOptions,
+def push_image(
+    destination: ImageDestination,
     source: ImageSource,
     layers: list[tuple[Descriptor, Path | None]],
     config: tuple[Descriptor, Path],
@@ -488,7 +500,8 @@ def _push(
     scratch: Path,
     progress: Progress,
 ) -> tuple[int, int, ImageReference]:
-    destination: ImageDestination = open_destination(options.destination, options.registry)
+    """Upload what ``destination`` lacks — new layers from their files, unchanged ones (``None``) copied
+    from ``source`` — then the manifest; closes ``destination``. Returns (uploaded, present, image)."""
     uploaded = present = 0
     try:
         for descriptor, local in [*layers, config]:

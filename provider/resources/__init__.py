@@ -1,14 +1,21 @@
-"""Pulumi resources over the open engine (dynamic providers): CreatorIdentity, SconifiedImage, CasSession.
+"""Pulumi resources over the open engine (dynamic providers): CreatorIdentity, SconifiedImage, CasSession,
+CasKeys, CasImage.
 
 See docs/resources.md for each input's diff behaviour. This is the only part of the engine that imports
 Pulumi.
 """
 
+from .cas_image import CasImage, CasImageProvider
+from .cas_keys import CasKeys, CasKeysProvider
 from .identity import CreatorIdentity, CreatorIdentityProvider
 from .image import SconifiedImage, SconifiedImageProvider
 from .session import CasSession, CasSessionProvider
 
 __all__ = [
+    "CasImage",
+    "CasImageProvider",
+    "CasKeys",
+    "CasKeysProvider",
     "CasSession",
     "CasSessionProvider",
     "CreatorIdentity",

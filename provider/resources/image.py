@@ -72,7 +72,7 @@ DEFAULTS: dict[str, Any] = {
 
 
 @contextmanager
-def _registry(props: dict[str, Any]) -> Iterator[RegistryOptions]:
+def registry_options(props: dict[str, Any]) -> Iterator[RegistryOptions]:
     auth = props.get("registry_auth")
     insecure = frozenset(props.get("insecure_registries") or [])
     if not auth:
@@ -107,7 +107,7 @@ class SconifiedImageProvider(ResourceProvider):
         if not failures and isinstance(native, str) and not is_unknown(native):
             # A tag is resolved now, so that a moved tag shows up in `pulumi preview`.
             try:
-                with _registry(news) as registry:
+                with registry_options(news) as registry:
                     source = open_source(parse_reference(native), registry)
                     try:
                         news["native_digest"] = str(
@@ -136,7 +136,7 @@ class SconifiedImageProvider(ResourceProvider):
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         image = parse_reference(str(props["image_reference"]))
-        with _registry(props) as registry:
+        with registry_options(props) as registry:
             destination = open_destination(parse_reference(str(props["target"])), registry)
             try:
                 present = destination.has_manifest(str(image.digest))
@@ -152,7 +152,7 @@ class SconifiedImageProvider(ResourceProvider):
             str(props["service"]),
         )
         volumes = dict(props.get("volumes") or {})
-        with _registry(props) as registry:
+        with registry_options(props) as registry:
             options = SconifyOptions(
                 source=parse_reference(str(props["native_digest"])),
                 destination=parse_reference(str(props["target"])),

@@ -43,6 +43,8 @@ class Target:
     """``glibc`` or ``musl``"""
     architecture: str
     """``x86_64`` or ``aarch64``"""
+    executable: str = "/usr/bin/python3"
+    """The interpreter in the image."""
 
     @property
     def platforms(self) -> tuple[str, ...]:
@@ -55,40 +57,48 @@ class Target:
         return f"cp{self.python.replace('.', '')}-{self.libc}-{self.architecture}"
 
 
-def detect_target(root: Path, architecture: str) -> Target:
-    """The target of the image whose root file system is ``root`` (``architecture`` from its config)."""
-    python = resolve_inside(root, "/usr/bin/python3", follow_last=True)
-    if not python.is_file():
-        raise BundleError(
-            "the image has no /usr/bin/python3: the open engine's runtime runs on the image's Python"
-        )
+def detect_target(root: Path, architecture: str, prefixes: tuple[str, ...] = ("/usr",)) -> Target:
+    """The target of the image whose root file system is ``root`` (``architecture`` from its config):
+    the first of ``prefixes`` with ``bin/python3`` and its standard library."""
+    found = [p for p in prefixes if resolve_inside(root, f"{p}/bin/python3", follow_last=True).is_file()]
+    if not found:
+        where = " or ".join(f"{p}/bin/python3" for p in prefixes)
+        raise BundleError(f"the image has no {where}: the open engine runs on the image's own Python")
+    prefix = found[0]
     versions = sorted(
         (
             match.group(1)
-            for directory in (root / "usr" / "lib").glob("python3.*")
+            for directory in resolve_inside(root, f"{prefix}/lib", follow_last=True).glob("python3.*")
             if (match := _PYTHON_DIRECTORY.search(directory.name)) and (directory / "os.py").is_file()
         ),
         key=lambda version: tuple(int(part) for part in version.split(".")),
     )
     if not versions:
-        raise BundleError("no Python standard library under /usr/lib/python3.X in the image")
+        raise BundleError(f"no Python standard library under {prefix}/lib/python3.X in the image")
     musl = any((root / "lib").glob("ld-musl-*.so.1"))
     machine = _ARCHITECTURES.get(architecture)
     if machine is None:
         raise BundleError(f"architecture {architecture!r} is not supported by the runtime bundle")
-    return Target(versions[-1], "musl" if musl else "glibc", machine)
+    return Target(versions[-1], "musl" if musl else "glibc", machine, f"{prefix}/bin/python3")
 
 
 def cache_directory() -> Path:
     return Path.home() / ".cache" / "pulumi-sconify" / "wheels"
 
 
-def fetch_wheels(target: Target, cache: Path | None = None) -> list[Path]:
-    """The dependency wheels for ``target``, from the cache or from PyPI (then cached)."""
-    directory = (cache or cache_directory()) / target.tag
-    wheels = sorted(directory.glob("*.whl"))
-    if len(wheels) >= len(DEPENDENCIES):
-        return wheels
+def fetch_wheels(
+    target: Target,
+    cache: Path | None = None,
+    requirements: tuple[str, ...] = DEPENDENCIES,
+    with_dependencies: bool = False,
+    name: str = "runtime",
+) -> list[Path]:
+    """Wheels of ``requirements`` (and, ``with_dependencies``, all they need) for ``target``, from the
+    cache or from PyPI (then cached under ``name``)."""
+    directory = (cache or cache_directory()) / (target.tag if name == "runtime" else f"{name}-{target.tag}")
+    complete = directory / ".complete"
+    if complete.exists() or (name == "runtime" and len(list(directory.glob("*.whl"))) >= len(requirements)):
+        return sorted(directory.glob("*.whl"))
     partial = directory.with_name(directory.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -99,7 +109,7 @@ def fetch_wheels(target: Target, cache: Path | None = None) -> list[Path]:
         "download",
         "--quiet",
         "--disable-pip-version-check",
-        "--no-deps",
+        *([] if with_dependencies else ["--no-deps"]),
         "--only-binary=:all:",
         "--implementation",
         "cp",
@@ -117,28 +127,35 @@ def fetch_wheels(target: Target, cache: Path | None = None) -> list[Path]:
     for platform in target.platforms:
         command += ["--platform", platform]
     result = subprocess.run(
-        [*command, *DEPENDENCIES], capture_output=True, text=True, timeout=600, check=False
+        [*command, *requirements], capture_output=True, text=True, timeout=600, check=False
     )
     if result.returncode != 0:
         raise BundleError(
-            f"cannot download the runtime's dependencies for {target.tag}: "
+            f"cannot download the {name}'s dependencies for {target.tag}: "
             f"{result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'pip failed'}"
         )
+    (partial / ".complete").touch()
     shutil.rmtree(directory, ignore_errors=True)
     partial.rename(directory)
     return sorted(directory.glob("*.whl"))
 
 
-def assemble(target: Target, destination: Path, cache: Path | None = None) -> None:
-    """Fill ``destination`` (the image's ``/sconify/lib``) with the dependencies and the engine's runtime
-    code."""
+def unpack_wheels(wheels: list[Path], destination: Path) -> None:
+    """Install ``wheels`` into ``destination`` the way ``pip --target`` lays them out (a wheel is a zip
+    of its install tree); a member that would land outside is refused."""
     destination.mkdir(parents=True, exist_ok=True)
-    for wheel in fetch_wheels(target, cache):
+    for wheel in wheels:
         with zipfile.ZipFile(wheel) as archive:
             for member in sorted(archive.namelist()):
                 if member.startswith("/") or ".." in member.split("/"):
                     raise BundleError(f"{wheel.name}: unsafe path {member!r}")
             archive.extractall(destination)
+
+
+def assemble(target: Target, destination: Path, cache: Path | None = None) -> None:
+    """Fill ``destination`` (the image's ``/sconify/lib``) with the dependencies and the engine's runtime
+    code."""
+    unpack_wheels(fetch_wheels(target, cache), destination)
     engine = Path(__file__).resolve().parents[1]
     package = destination / "pulumi_sconify"
     provider = package / "provider"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 RECIPE = "bookworm-minbase-python3-click-v1"
 TAG = "counter"
-APP = Path(__file__).parents[1] / "fixtures" / "counter" / "app.py"
+APP = Path(__file__).parents[2] / "examples" / "counter" / "app.py"
 MIRROR = "http://deb.debian.org/debian"
 _SKIP = ("dev/", "proc/", "sys/", "run/", "var/cache/apt/archives/", "var/lib/apt/lists/", "var/log/", "tmp/")
 

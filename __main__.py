@@ -1,0 +1,130 @@
+"""The counter service of SCONE's "sconify a stateful service" example, confidential, from one program.
+
+One program, one stack per environment: ``dev`` on minikube (Pulumi.dev.yaml), ``aks`` on Azure
+(Pulumi.aks.yaml). ``pulumi up`` builds the native image from ``examples/counter``, brings up the cluster
+and a CAS in it, sconifies the image, uploads its policy, creates the encrypted volume and runs the
+counter. See README.md, "Deploy with Pulumi".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+
+from pulumi_sconify import (
+    AksCluster,
+    AksClusterArgs,
+    CasDeployment,
+    CasDeploymentArgs,
+    ConfidentialStatefulService,
+    ConfidentialStatefulServiceArgs,
+    DockerfileImage,
+    DockerfileImageArgs,
+    ExternalCas,
+    ExternalCasArgs,
+    MinikubeCluster,
+    MinikubeClusterArgs,
+    VolumeArgs,
+)
+from pulumi_sconify.components.cas import CasEndpoint
+from pulumi_sconify.components.cluster import KubernetesCluster
+from pulumi_sconify.provider.resources import CasImage
+
+config = pulumi.Config()
+stack = pulumi.get_stack()
+platform = config.require("platform")
+engine = config.get("engine") or "open"
+if engine != "open":
+    raise ValueError(f"engine {engine!r}: this version drives the open engine only (engine: open)")
+
+cluster: KubernetesCluster
+if platform == "minikube":
+    cluster = MinikubeCluster(
+        "cluster",
+        MinikubeClusterArgs(
+            profile=config.get("minikubeProfile") or f"sconify-{stack}",
+            driver=config.get("minikubeDriver") or "docker",
+        ),
+    )
+elif platform == "aks":
+    cluster = AksCluster(
+        "cluster",
+        AksClusterArgs(
+            location=pulumi.Config("azure-native").require("location"),
+            confidential_pool=config.get("confidentialPool") or "sgx",
+            confidential_vm_size=config.get("confidentialVmSize") or "Standard_DC4s_v3",
+            confidential_node_count=config.get_int("confidentialNodeCount") or 1,
+        ),
+    )
+else:
+    raise ValueError(f"platform {platform!r}: expected minikube or aks")
+
+in_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
+cas: CasEndpoint
+if config.get("casAddress"):
+    cas = ExternalCas(
+        "cas",
+        ExternalCasArgs(address=config.require("casAddress"), ca_certificate=config.require_secret("casCa")),
+    )
+else:
+    cas_image = (
+        config.get("casImage")
+        or CasImage(
+            "cas-image",
+            base=config.get("casBaseImage") or "docker.io/library/python:3.12-slim",
+            target=pulumi.Output.concat(cluster.registry, "/sconify/cas:", stack),
+            registry_auth=cluster.registry_auth,
+            insecure_registries=cluster.insecure_registries,
+        ).image
+    )
+    if isinstance(cluster, MinikubeCluster):
+        exposure = CasDeploymentArgs(image=cas_image, external_host=cluster.node_address)
+    else:
+        label = config.get("casDnsLabel") or f"{pulumi.get_project()}-{stack}-cas"
+        location = pulumi.Config("azure-native").require("location")
+        exposure = CasDeploymentArgs(
+            image=cas_image,
+            external_host=f"{label}.{location}.cloudapp.azure.com",
+            service_type="LoadBalancer",
+            service_annotations={"service.beta.kubernetes.io/azure-dns-label-name": label},
+            storage_class="managed-csi",
+            placement=cluster.placement,
+        )
+    cas = CasDeployment("cas", exposure, opts=in_cluster)
+
+native = DockerfileImage(
+    "counter",
+    DockerfileImageArgs(context=Path("examples/counter"), builder=config.get("builder") or "docker"),
+)
+counter = ConfidentialStatefulService(
+    "counter",
+    ConfidentialStatefulServiceArgs(
+        native_image=native.image,
+        target=pulumi.Output.concat(cluster.registry, "/sconify/counter:", stack),
+        command=config.get("command") or "python3 /code/app.py",
+        cas=cas,
+        namespace=config.get("casNamespace") or f"counter-{stack}",
+        service="counter",
+        session="counter-session",
+        dirs=["/code"],
+        volumes=[VolumeArgs("V1", "/V1", size=config.get("volumeSize") or "1Gi")],
+        workload_type=config.get("workloadType") or "job",
+        job_runs=config.get_int("jobRuns") or 3,
+        storage=cluster.storage,
+        placement=cluster.placement,
+        registry_auth=cluster.registry_auth,
+        insecure_registries=cluster.insecure_registries,
+        protect_volumes=config.get_bool("protectVolumes") or False,
+    ),
+    opts=in_cluster,
+)
+
+pulumi.export("platform", platform)
+pulumi.export("kubeconfig", cluster.kubeconfig)
+pulumi.export("casAddress", cas.address)
+pulumi.export("casCaCertificate", cas.ca_certificate)
+pulumi.export("image", counter.image)
+pulumi.export("mrenclave", counter.mrenclave)
+pulumi.export("session", counter.session_name)
+pulumi.export("sessionHash", counter.session_hash)

@@ -1,0 +1,274 @@
+"""Where services attest: a CAS deployed into the cluster (``CasDeployment``) or one that exists
+(``ExternalCas``). Both offer the same three outputs (:class:`CasEndpoint`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import pulumi
+
+from ..provider.resources import CasKeys
+from .cluster import Placement
+from .kubernetes import object_resource, pending
+
+CLIENT_PORT = 8081
+ATTESTATION_PORT = 18765
+DATA_DIRECTORY = "/var/lib/sconify-cas"
+CA_DIRECTORY = "/etc/sconify-cas/ca"
+CAS_USER = 10001
+
+
+class CasEndpoint(Protocol):
+    address: pulumi.Output[str]
+    """The client API (``host:port``) as the machine running Pulumi reaches it: sessions are uploaded
+    there."""
+    attestation_address: pulumi.Output[str]
+    """The attestation API (``host:port``) as confidential pods reach it."""
+    ca_certificate: pulumi.Output[str]
+    """The CA certificate (PEM) both are pinned to."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalCasArgs:
+    address: pulumi.Input[str]
+    """The client API, ``host:port``."""
+    ca_certificate: pulumi.Input[str]
+    """The CAS's CA certificate (PEM), as ``sconify cas serve`` writes it to ``DATA_DIR/cas-ca.pem``."""
+    attestation_address: pulumi.Input[str] | None = None
+    """The attestation API as pods reach it; by default the client API's host at port 18765."""
+
+
+class ExternalCas(pulumi.ComponentResource):
+    """A CAS that exists already (shared by teams, or run outside the cluster)."""
+
+    address: pulumi.Output[str]
+    attestation_address: pulumi.Output[str]
+    ca_certificate: pulumi.Output[str]
+
+    def __init__(
+        self, resource_name: str, args: ExternalCasArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("sconify:index:ExternalCas", resource_name, None, opts)
+        self.address = pulumi.Output.from_input(args.address)
+        self.ca_certificate = pulumi.Output.from_input(args.ca_certificate)
+        self.attestation_address = (
+            pulumi.Output.from_input(args.attestation_address)
+            if args.attestation_address is not None
+            else self.address.apply(
+                lambda address: f"{address.rpartition(':')[0] or address}:{ATTESTATION_PORT}"
+            )
+        )
+        self.register_outputs(
+            {
+                "address": self.address,
+                "attestation_address": self.attestation_address,
+                "ca_certificate": self.ca_certificate,
+            }
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CasDeploymentArgs:
+    image: pulumi.Input[str]
+    """The CAS image (``sconify cas image`` builds it from this package onto a base image with Python)."""
+    external_host: pulumi.Input[str]
+    """The DNS name or IP the client API is reached at from outside (minikube's node IP; on AKS the
+    load balancer's DNS name). The server certificate is issued for it."""
+    namespace: str = "sconify-cas"
+    """The Kubernetes namespace (created)."""
+    service_type: str = "NodePort"
+    """How the client API is exposed: ``NodePort`` (minikube) or ``LoadBalancer`` (AKS)."""
+    node_port: int = 30081
+    """The client API's node port (``NodePort`` only)."""
+    service_annotations: dict[str, str] = field(default_factory=dict)
+    """Annotations of the exposed Service, e.g. ``service.beta.kubernetes.io/azure-dns-label-name``."""
+    storage_class: str = ""
+    """The claim of the CAS database: block storage (SQLite wants it), empty for the cluster default."""
+    storage_size: str = "1Gi"
+    placement: Placement = field(default_factory=Placement)
+    """Where the CAS pod runs: it holds every service's secrets, so the confidential pool if any."""
+
+    def __post_init__(self) -> None:
+        if self.service_type not in ("NodePort", "LoadBalancer"):
+            raise ValueError(f"service_type {self.service_type!r}: expected NodePort or LoadBalancer")
+        if not 30000 <= self.node_port <= 32767:
+            raise ValueError(f"node_port {self.node_port}: Kubernetes allows 30000-32767")
+
+
+class CasDeployment(pulumi.ComponentResource):
+    """The open engine's CAS in the cluster: a StatefulSet with a claim for its database, its CA and
+    master key made by Pulumi (:class:`CasKeys`) and kept in a Secret, an internal Service for
+    attestation and an exposed one for the client API."""
+
+    address: pulumi.Output[str]
+    attestation_address: pulumi.Output[str]
+    ca_certificate: pulumi.Output[str]
+    namespace: str
+
+    def __init__(
+        self, resource_name: str, args: CasDeploymentArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("sconify:index:CasDeployment", resource_name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        name = "sconify-cas"
+        self.namespace = args.namespace
+        internal_host = f"{name}.{args.namespace}.svc"
+        labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": resource_name}
+        keys = CasKeys("keys", opts=child)
+        namespace = object_resource(
+            "namespace",
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": args.namespace}},
+            child,
+        )
+        in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+        metadata = {"name": name, "namespace": args.namespace, "labels": labels}
+        secret = object_resource(
+            "secret",
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {**metadata, "name": f"{name}-keys"},
+                "type": "Opaque",
+                "stringData": {
+                    "ca.pem": pending("ca"),
+                    "ca-key.pem": pending("ca-key"),
+                    "master-key": pending("master-key"),
+                },
+            },
+            in_namespace,
+            {
+                pending("ca"): keys.ca_certificate_pem,
+                pending("ca-key"): keys.ca_key_pem,
+                pending("master-key"): keys.master_key,
+            },
+        )
+        ports = [
+            {"name": "client", "containerPort": CLIENT_PORT},
+            {"name": "attestation", "containerPort": ATTESTATION_PORT},
+        ]
+        internal = object_resource(
+            "service",
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": metadata,
+                "spec": {
+                    "selector": labels,
+                    "ports": [
+                        {"name": p["name"], "port": p["containerPort"], "targetPort": p["name"]}
+                        for p in ports
+                    ],
+                },
+            },
+            in_namespace,
+        )
+        exposed_port: dict[str, object] = {"name": "client", "port": CLIENT_PORT, "targetPort": "client"}
+        if args.service_type == "NodePort":
+            exposed_port["nodePort"] = args.node_port
+        exposed = object_resource(
+            "client-service",
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {**metadata, "name": f"{name}-client", "annotations": args.service_annotations},
+                "spec": {"type": args.service_type, "selector": labels, "ports": [exposed_port]},
+            },
+            in_namespace,
+        )
+        arguments = [
+            "cas", "serve", "--data-dir", DATA_DIRECTORY, "--ca-dir", CA_DIRECTORY,
+            "--listen", f"0.0.0.0:{CLIENT_PORT}", "--attest-listen", f"0.0.0.0:{ATTESTATION_PORT}",
+            "--host", internal_host, "--host", f"{internal_host}.cluster.local",
+            "--host", pending("external-host"),
+        ]  # fmt: skip
+        pod: dict[str, object] = {
+            "automountServiceAccountToken": False,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": CAS_USER,
+                "runAsGroup": CAS_USER,
+                "fsGroup": CAS_USER,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "cas",
+                    "image": pending("image"),
+                    "args": arguments,
+                    "env": [
+                        {
+                            "name": "SCONIFY_CAS_MASTER_KEY",
+                            "valueFrom": {"secretKeyRef": {"name": f"{name}-keys", "key": "master-key"}},
+                        }
+                    ],
+                    "ports": ports,
+                    "readinessProbe": {"tcpSocket": {"port": "client"}, "periodSeconds": 5},
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                    "volumeMounts": [
+                        {"name": "data", "mountPath": DATA_DIRECTORY},
+                        {"name": "ca", "mountPath": CA_DIRECTORY, "readOnly": True},
+                    ],
+                }
+            ],
+            "volumes": [
+                {
+                    "name": "ca",
+                    "secret": {
+                        "secretName": f"{name}-keys",
+                        "defaultMode": 0o400,
+                        "items": [
+                            {"key": "ca.pem", "path": "ca.pem"},
+                            {"key": "ca-key.pem", "path": "ca-key.pem"},
+                        ],
+                    },
+                }
+            ],
+        }
+        if args.placement.node_selector:
+            pod["nodeSelector"] = args.placement.node_selector
+        if args.placement.tolerations:
+            pod["tolerations"] = args.placement.tolerations
+        claim: dict[str, object] = {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": args.storage_size}},
+        }
+        if args.storage_class:
+            claim["storageClassName"] = args.storage_class
+        statefulset = object_resource(
+            "statefulset",
+            {
+                "apiVersion": "apps/v1",
+                "kind": "StatefulSet",
+                "metadata": metadata,
+                "spec": {
+                    "serviceName": name,
+                    "replicas": 1,  # one writer of the database; the anchor of every volume lives here
+                    "selector": {"matchLabels": labels},
+                    "template": {"metadata": {"labels": labels}, "spec": pod},
+                    "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": claim}],
+                },
+            },
+            pulumi.ResourceOptions(parent=self, depends_on=[namespace, secret, internal]),
+            {pending("image"): args.image, pending("external-host"): args.external_host},
+        )
+        external = pulumi.Output.from_input(args.external_host)
+        port = args.node_port if args.service_type == "NodePort" else CLIENT_PORT
+        # The address is known once the CAS is up (the provider waits for the StatefulSet to be ready):
+        # what uploads sessions to it waits for that too.
+        self.address = pulumi.Output.all(external, exposed.id, statefulset.id).apply(
+            lambda parts: f"{parts[0]}:{port}"
+        )
+        self.attestation_address = pulumi.Output.from_input(f"{internal_host}:{ATTESTATION_PORT}")
+        self.ca_certificate = keys.ca_certificate_pem
+        self.register_outputs(
+            {
+                "address": self.address,
+                "attestation_address": self.attestation_address,
+                "ca_certificate": self.ca_certificate,
+            }
+        )

@@ -1,0 +1,285 @@
+"""``ConfidentialStatefulService``: a native image in, a confidential service with encrypted,
+rollback-protected volumes running in the cluster out."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+
+from ..provider.chart import Mount, MountKind, ServiceSpec, WorkloadType, fullname, volume_key
+from ..provider.chart.objects import kubernetes_objects, labels
+from ..provider.image.sconify import mounts_for
+from ..provider.policy import namespace_session, render_session
+from ..provider.resources import CasSession, CreatorIdentity, SconifiedImage
+from .cas import CasEndpoint
+from .cluster import Placement, StorageProfile
+from .kubernetes import object_resource, pending
+from .volume import EncryptedVolume, EncryptedVolumeArgs
+
+PENDING_IMAGE = pending("image") + "@sha256:" + "0" * 64
+"""The image in the workload model until the sconified image's digest is known."""
+_VOLUME_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,39}")
+_CAS_NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+
+
+@dataclass(frozen=True)
+class VolumeArgs:
+    """A policy volume: encrypted, integrity- and rollback-protected, persistent."""
+
+    name: str
+    """The policy's volume name (``V1``): letters and digits."""
+    path: str
+    """Where the program sees the plaintext (memory-backed), e.g. ``/V1``."""
+    size: str = "1Gi"
+    """The size of its claim."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfidentialStatefulServiceArgs:
+    native_image: pulumi.Input[str]
+    """The native image: ``registry/repo:tag``, ``docker-archive:/path.tar`` or ``oci:/layout:tag``."""
+    target: pulumi.Input[str]
+    """Where the confidential image is pushed (``registry/repo:tag``); it is deployed by digest."""
+    command: str
+    """The command the policy runs (never the container's arguments), e.g. ``python3 /code/app.py``."""
+    cas: CasEndpoint
+    """Where the policy is uploaded and the service attests (:class:`CasDeployment`, :class:`ExternalCas`)."""
+    namespace: str
+    """The CAS namespace of the session (created unless ``create_cas_namespace`` is false)."""
+    service: str = "service"
+    """The policy's service name; also names the Kubernetes objects. A DNS label."""
+    session: str = ""
+    """The session name inside the namespace; ``<service>-session`` when empty."""
+    dirs: list[str] = field(default_factory=list)
+    """Directories of the image to encrypt (the app's code, e.g. ``/code``)."""
+    volumes: list[VolumeArgs] = field(default_factory=list)
+    """The policy volumes; one :class:`EncryptedVolume` each."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """The program's environment, set by the policy (the container's own environment is ignored)."""
+    workload_type: str = "job"
+    """``job``, ``deployment`` or ``statefulset``."""
+    job_runs: int = 1
+    """For ``job``: how many Jobs run one after the other on the same volumes (the seed's demo runs 3)."""
+    replicas: int = 1
+    """For ``deployment``/``statefulset``; one when there are volumes (a volume has a single writer)."""
+    port: int | None = None
+    """The port the program listens on: a Service exposes it in the cluster (not for jobs)."""
+    resources: Mapping[str, Any] = field(default_factory=dict)
+    """The container's resource requests and limits."""
+    storage: StorageProfile = field(default_factory=lambda: StorageProfile("", "ReadWriteOnce"))
+    """The platform's storage for volume claims (``cluster.storage``)."""
+    placement: Placement = field(default_factory=Placement)
+    """Where the pods run (``cluster.placement``)."""
+    registry_auth: pulumi.Input[str] | None = None
+    """A Docker ``config.json`` for pushing the confidential image (``cluster.registry_auth``). Secret."""
+    insecure_registries: list[pulumi.Input[str]] = field(default_factory=list)
+    """Registries reached over plain HTTP (``cluster.insecure_registries``)."""
+    kubernetes_namespace: str = "default"
+    """The Kubernetes namespace of the workload and its claims."""
+    identity: CreatorIdentity | None = None
+    """The CAS identity that owns the session; a new one is created when None."""
+    create_cas_namespace: bool = True
+    protect_volumes: bool = False
+    """Pulumi refuses to delete the volume claims (production stacks)."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        try:
+            WorkloadType(self.workload_type)
+        except ValueError:
+            problems.append(f"workload_type {self.workload_type!r}: expected job, deployment or statefulset")
+        if self.workload_type == "daemonset":
+            problems.append("workload_type daemonset: a volume has a single writer, a DaemonSet has many")
+        if not _CAS_NAMESPACE.fullmatch(self.namespace):
+            problems.append(f"namespace {self.namespace!r}: letters, digits, - and _ (up to 63)")
+        for volume in self.volumes:
+            if not _VOLUME_NAME.fullmatch(volume.name):
+                problems.append(f"volume {volume.name!r}: a letter, then letters and digits")
+        if self.volumes and self.replicas != 1:
+            problems.append(
+                f"replicas {self.replicas}: a rollback-protected volume has a single writer, so a service "
+                "with volumes runs one replica"
+            )
+        if self.job_runs < 1:
+            problems.append("job_runs: at least 1")
+        if problems:
+            raise ValueError("ConfidentialStatefulServiceArgs: " + "; ".join(problems))
+
+    @property
+    def session_name(self) -> str:
+        return self.session or f"{self.service}-session"
+
+
+def service_spec(args: ConfidentialStatefulServiceArgs) -> ServiceSpec:
+    """The workload model's view of the service, from the component's inputs alone: how the image must
+    be run follows from its volumes and directories, so nothing waits for the image to be built."""
+    mounts = mounts_for([(v.name, v.path) for v in args.volumes], args.dirs)
+    return ServiceSpec(
+        service=args.service,
+        image=PENDING_IMAGE,
+        config_id=f"{args.namespace}/{args.session_name}/{args.service}",
+        cas=pending("cas"),
+        mounts=tuple(Mount(m.path, MountKind(m.kind), m.volume) for m in mounts),
+    )
+
+
+def workload_objects(args: ConfidentialStatefulServiceArgs, release: str) -> list[dict[str, Any]]:
+    """The workload and its Service, as the chart would create them; the claims are the volumes'."""
+    spec = service_spec(args)
+    name = fullname(release, spec.service)
+    values: dict[str, Any] = {
+        "image": PENDING_IMAGE,
+        "replicaCount": args.replicas,
+        "useSGXDevPlugin": args.placement.sgx_device_plugin,
+        "nodeSelector": args.placement.node_selector,
+        "tolerations": args.placement.tolerations,
+        "resources": dict(args.resources),
+        "service": {"enabled": args.port is not None}
+        | ({"port": args.port, "targetPort": args.port} if args.port is not None else {}),
+    }
+    for volume in args.volumes:
+        values[volume_key(volume.name)] = {
+            "persistence": {"enabled": True, "existingClaim": f"{name}-{volume_key(volume.name)}"}
+        }
+    objects = kubernetes_objects(spec, WorkloadType(args.workload_type), values, release, "Pulumi")
+    for kubernetes_object in objects:
+        kubernetes_object["metadata"]["namespace"] = args.kubernetes_namespace
+    return objects
+
+
+class ConfidentialStatefulService(pulumi.ComponentResource):
+    """Sconifies the native image, uploads its policy to the CAS, creates one :class:`EncryptedVolume`
+    per policy volume and runs the workload — as typed Kubernetes resources built from the chart's
+    workload model, so a preview lists each object and its diff.
+
+    The Kubernetes provider is passed through: give it as ``opts=ResourceOptions(providers=[...])``.
+    """
+
+    image: pulumi.Output[str]
+    """The confidential image, pinned by digest."""
+    mrenclave: pulumi.Output[str]
+    """The measurement the policy admits."""
+    session_name: pulumi.Output[str]
+    session_hash: pulumi.Output[str]
+    """The hash the CAS reported for the uploaded policy."""
+    endpoint: pulumi.Output[str]
+    """``host:port`` of the service inside the cluster; empty for jobs and services without a port."""
+    volumes: dict[str, EncryptedVolume]
+
+    def __init__(
+        self,
+        resource_name: str,
+        args: ConfidentialStatefulServiceArgs,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("sconify:index:ConfidentialStatefulService", resource_name, None, opts)
+        objects = workload_objects(args, resource_name)  # validates the service name before anything exists
+        child = pulumi.ResourceOptions(parent=self)
+        identity = args.identity or CreatorIdentity(
+            "identity", common_name=f"{resource_name}-owner", opts=child
+        )
+        owner = {
+            "cas": args.cas.address,
+            "cas_ca": args.cas.ca_certificate,
+            "identity_certificate": identity.certificate_pem,
+            "identity_key": identity.private_key_pem,
+        }
+        after_namespace: list[pulumi.Resource] = []
+        if args.create_cas_namespace:
+            after_namespace.append(
+                CasSession(
+                    "cas-namespace",
+                    policy=render_session(namespace_session(args.namespace)),
+                    delete_on_destroy=False,  # other stacks' sessions may live in it
+                    **owner,
+                    opts=child,
+                )
+            )
+        image = SconifiedImage(
+            "image",
+            native_image=args.native_image,
+            target=args.target,
+            command=args.command,
+            session=args.session_name,
+            namespace=args.namespace,
+            service=args.service,
+            dirs=list(args.dirs),
+            volumes={volume.name: volume.path for volume in args.volumes},
+            env=dict(args.env),
+            cas=args.cas.attestation_address,
+            cas_ca=args.cas.ca_certificate,
+            registry_auth=args.registry_auth,
+            insecure_registries=args.insecure_registries,
+            workload_type=args.workload_type,
+            opts=child,
+        )
+        session = CasSession(
+            "session",
+            policy=image.policy,
+            **owner,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after_namespace),
+        )
+        name = fullname(resource_name, args.service)
+        self.volumes = {
+            volume.name: EncryptedVolume(
+                f"volume-{volume.name.lower()}",
+                EncryptedVolumeArgs(
+                    claim_name=f"{name}-{volume_key(volume.name)}",
+                    volume=volume.name,
+                    session=f"{args.namespace}/{args.session_name}",
+                    storage=args.storage,
+                    size=volume.size,
+                    namespace=args.kubernetes_namespace,
+                    labels=labels(resource_name, args.service, "Pulumi"),
+                    protect=args.protect_volumes,
+                ),
+                opts=child,
+            )
+            for volume in args.volumes
+        }
+        placeholders = {PENDING_IMAGE: image.image, pending("cas"): args.cas.attestation_address}
+        # The workload starts only after its policy is in the CAS and its claims exist.
+        ready: list[pulumi.Resource] = [session, *self.volumes.values()]
+        for kubernetes_object in objects:
+            kind = str(kubernetes_object["kind"]).lower()
+            if kind == "job":
+                for run in range(1, args.job_runs + 1):
+                    job = copy.deepcopy(kubernetes_object)
+                    if args.job_runs > 1:
+                        job["metadata"]["name"] = f"{job['metadata']['name']}-run-{run}"
+                    previous = object_resource(
+                        kind if args.job_runs == 1 else f"job-run-{run}",
+                        job,
+                        pulumi.ResourceOptions(parent=self, depends_on=list(ready)),
+                        placeholders,
+                    )
+                    ready = [previous]  # one run after the other: each continues the last one's count
+            else:
+                object_resource(
+                    kind,
+                    kubernetes_object,
+                    pulumi.ResourceOptions(parent=self, depends_on=ready),
+                    placeholders,
+                )
+        self.image = image.image
+        self.mrenclave = image.mrenclave
+        self.session_name = session.name
+        self.session_hash = session.hash
+        has_endpoint = args.port is not None and args.workload_type != "job"
+        self.endpoint = pulumi.Output.from_input(
+            f"{name}.{args.kubernetes_namespace}.svc.cluster.local:{args.port}" if has_endpoint else ""
+        )
+        self.register_outputs(
+            {
+                "image": self.image,
+                "mrenclave": self.mrenclave,
+                "session_name": self.session_name,
+                "session_hash": self.session_hash,
+                "endpoint": self.endpoint,
+            }
+        )

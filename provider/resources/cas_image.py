@@ -1,0 +1,134 @@
+"""``CasImage``: the open engine's CAS as a container image, built onto a base image with Python."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    Resource,
+    ResourceProvider,
+    UpdateResult,
+)
+
+from ..image.cas_image import CasImageOptions, build_cas_image
+from ..image.oci import ImageError, Platform
+from ..image.output import pinned
+from ..image.reference import ReferenceError, parse_reference
+from ..image.registry import RegistryError
+from ..image.transport import open_source
+from ..version import __version__
+from .base import PROVIDER_VERSION, changed, inputs_of, is_unknown, required
+from .image import registry_options
+
+DEFAULTS: dict[str, Any] = {
+    "insecure_registries": [],
+    "platform": "linux/amd64",
+    "provider_version": PROVIDER_VERSION,
+}
+
+
+class CasImageProvider(ResourceProvider):
+    """Resolves the base at check (a moved base tag shows in a preview) and builds on create/update."""
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        news = {**DEFAULTS, **inputs_of(news), "engine_version": __version__}
+        failures = required(news, ["base", "target"])
+        for field in ("base", "target"):
+            value = news.get(field)
+            if isinstance(value, str) and value and not is_unknown(value):
+                try:
+                    parse_reference(value)
+                except ReferenceError as error:
+                    failures.append(CheckFailure(field, str(error)))
+        base = news.get("base")
+        if not failures and isinstance(base, str) and not is_unknown(base):
+            try:
+                with registry_options(news) as registry:
+                    source = open_source(parse_reference(base), registry)
+                    try:
+                        resolved = source.resolve(Platform.parse(str(news["platform"])))
+                        news["base_digest"] = str(resolved.reference)
+                    finally:
+                        source.close()
+            except (ImageError, RegistryError, ReferenceError) as error:
+                failures.append(CheckFailure("base", f"cannot resolve: {error}"))
+        return CheckResult(news, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        # A new engine version rebuilds the image: the CAS in it is this package's code.
+        keys = [
+            "base_digest",
+            "target",
+            "platform",
+            "engine_version",
+            "provider_version",
+            "insecure_registries",
+        ]
+        updates = changed(olds, news, keys)
+        if news.get("registry_auth") != olds.get("registry_auth"):
+            updates.append("registry_auth")
+        return DiffResult(changes=bool(updates), replaces=[], delete_before_replace=False)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        outs = self._build(props)
+        return CreateResult(id_=outs["image"], outs=outs)
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(outs=self._build(news))
+
+    def _build(self, props: dict[str, Any]) -> dict[str, Any]:
+        with registry_options(props) as registry:
+            image = build_cas_image(
+                CasImageOptions(
+                    base=parse_reference(str(props.get("base_digest") or props["base"])),
+                    destination=parse_reference(str(props["target"])),
+                    platform=Platform.parse(str(props["platform"])),
+                    registry=registry,
+                )
+            )
+        return {**inputs_of(props), "image": pinned(image)}
+
+
+class CasImage(Resource, module="sconify", name="CasImage"):
+    """The CAS image (``sconify cas serve`` as entrypoint), pushed to ``target`` and pinned by digest."""
+
+    image: pulumi.Output[str]
+    """The image, ``registry/repo@sha256:...``."""
+    base_digest: pulumi.Output[str]
+    """The base image, pinned by digest, as resolved at the last check."""
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        base: pulumi.Input[str],
+        target: pulumi.Input[str],
+        registry_auth: pulumi.Input[str] | None = None,
+        insecure_registries: pulumi.Input[list[pulumi.Input[str]]] | None = None,
+        platform: pulumi.Input[str] = "linux/amd64",
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        opts = pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(additional_secret_outputs=["registry_auth"])
+        )
+        super().__init__(
+            CasImageProvider(),
+            resource_name,
+            {
+                "base": base,
+                "target": target,
+                "registry_auth": pulumi.Output.secret(registry_auth) if registry_auth is not None else None,
+                "insecure_registries": insecure_registries or [],
+                "platform": platform,
+                "provider_version": PROVIDER_VERSION,
+                "image": None,
+                "base_digest": None,
+                "engine_version": None,
+            },
+            opts,
+        )

@@ -1,0 +1,79 @@
+"""``CasKeys``: the key material of one CAS, made before the CAS first starts.
+
+A CAS deployed by Pulumi must be pinned by its clients — the sconified image, the session upload — before
+it runs, so its certificate authority is made here and handed to it (``sconify cas serve --ca-dir``), as
+is its master key (``SCONIFY_CAS_MASTER_KEY``). Both live only in Pulumi's state, as secrets, and in the
+Kubernetes Secret the CAS reads.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
+
+from ..cas.identity import new_certificate_authority
+from .base import PROVIDER_VERSION, changed, inputs_of, required
+
+SECRET_OUTPUTS = ["ca_key_pem", "master_key"]
+
+
+class CasKeysProvider(ResourceProvider):
+    """Makes a CA and a master key on create; they exist nowhere else, so read echoes the state."""
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        news = {"common_name": "sconify CAS CA", "provider_version": PROVIDER_VERSION, **inputs_of(news)}
+        return CheckResult(news, required(news, ["common_name"]))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        # A new CA or master key would orphan every pin and every sealed secret: only these replace.
+        replaces = changed(olds, news, ["common_name", "provider_version"])
+        return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        certificate, key = new_certificate_authority(str(props["common_name"]))
+        outs = {
+            **inputs_of(props),
+            "ca_certificate_pem": certificate.decode(),
+            "ca_key_pem": key.decode(),
+            "master_key": secrets.token_hex(32),
+        }
+        return CreateResult(id_=f"cas-keys-{secrets.token_hex(8)}", outs=outs)
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        return ReadResult(id_=id_, outs=inputs_of(props))
+
+
+class CasKeys(Resource, module="sconify", name="CasKeys"):
+    """A CAS's certificate authority and master key."""
+
+    ca_certificate_pem: pulumi.Output[str]
+    """The CA certificate (PEM) that clients and images pin."""
+    ca_key_pem: pulumi.Output[str]
+    """The CA's private key (PKCS#8 PEM). Secret."""
+    master_key: pulumi.Output[str]
+    """The CAS master key (64 hex) that seals its database. Secret."""
+
+    def __init__(
+        self,
+        resource_name: str,
+        common_name: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        opts = pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
+        )
+        super().__init__(
+            CasKeysProvider(),
+            resource_name,
+            {
+                "common_name": common_name or "sconify CAS CA",
+                "provider_version": PROVIDER_VERSION,
+                "ca_certificate_pem": None,
+                "ca_key_pem": None,
+                "master_key": None,
+            },
+            opts,
+        )
