@@ -121,11 +121,12 @@ class AksCluster(pulumi.ComponentResource):
         )
         self.cluster_name = cluster.name
         self.resource_group_name = group
+        # Output types are dicts keyed by their Python names: ["value"] reads typed and plain results alike.
         credentials = azure.containerservice.list_managed_cluster_user_credentials_output(
             resource_group_name=group, resource_name=cluster.name
         )
         self.kubeconfig = pulumi.Output.secret(
-            credentials.kubeconfigs.apply(lambda configs: base64.b64decode(configs[0].value).decode())
+            credentials.kubeconfigs.apply(lambda configs: base64.b64decode(configs[0]["value"]).decode())
         )
         self.placement = Placement(
             node_selector={CONFIDENTIAL_LABEL: "true"},
@@ -180,6 +181,6 @@ class AksCluster(pulumi.ComponentResource):
         self.registry = registry.login_server
         self.registry_auth = pulumi.Output.secret(
             pulumi.Output.all(registry.login_server, credentials.username, credentials.passwords).apply(
-                lambda parts: _docker_config(parts[0], parts[1], parts[2][0].value)
+                lambda parts: _docker_config(parts[0], parts[1], parts[2][0]["value"])
             )
         )

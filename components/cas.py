@@ -220,7 +220,7 @@ class CasDeployment(pulumi.ComponentResource):
                     "name": "ca",
                     "secret": {
                         "secretName": f"{name}-keys",
-                        "defaultMode": 0o400,
+                        "defaultMode": 0o440,  # group-readable: the CAS user reads it through fsGroup
                         "items": [
                             {"key": "ca.pem", "path": "ca.pem"},
                             {"key": "ca-key.pem", "path": "ca-key.pem"},

@@ -1,0 +1,75 @@
+"""SCONE's counter example, confidential, on AKS: an SGX node pool, the CAS behind a load balancer,
+images in an Azure Container Registry, the volume on ``azurefile-csi`` (ReadWriteMany) and the counter
+as a Deployment — it counts on each restart, and a rescheduled pod continues the count.
+"""
+
+from pathlib import Path
+
+import pulumi
+
+from pulumi_sconify import (
+    AksCluster,
+    AksClusterArgs,
+    CasDeployment,
+    CasDeploymentArgs,
+    CasImage,
+    ConfidentialStatefulService,
+    ConfidentialStatefulServiceArgs,
+    DockerfileImage,
+    DockerfileImageArgs,
+    VolumeArgs,
+)
+
+config = pulumi.Config()
+location = pulumi.Config("azure-native").require("location")
+cluster = AksCluster("aks", AksClusterArgs(location=location, confidential_pool="sgx"))
+in_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
+
+dns_label = config.require("casDnsLabel")
+cas_image = CasImage(
+    "cas-image",
+    base="docker.io/library/python:3.12-slim",
+    target=pulumi.Output.concat(cluster.registry, "/sconify/cas:example"),
+    registry_auth=cluster.registry_auth,
+)
+cas = CasDeployment(
+    "cas",
+    CasDeploymentArgs(
+        image=cas_image.image,
+        external_host=f"{dns_label}.{location}.cloudapp.azure.com",
+        service_type="LoadBalancer",
+        service_annotations={"service.beta.kubernetes.io/azure-dns-label-name": dns_label},
+        storage_class="managed-csi",
+        placement=cluster.placement,
+    ),
+    opts=in_cluster,
+)
+
+native = DockerfileImage(
+    "counter", DockerfileImageArgs(context=Path("../counter"), builder=config.get("builder") or "docker")
+)
+counter = ConfidentialStatefulService(
+    "counter",
+    ConfidentialStatefulServiceArgs(
+        native_image=native.image,
+        target=pulumi.Output.concat(cluster.registry, "/sconify/counter:example"),
+        command="python3 /code/app.py",
+        cas=cas,
+        namespace="counter-example",
+        service="counter",
+        dirs=["/code"],
+        volumes=[VolumeArgs("V1", "/V1", size="1Gi")],
+        workload_type="deployment",
+        resources={"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+        storage=cluster.storage,
+        placement=cluster.placement,
+        registry_auth=cluster.registry_auth,
+        protect_volumes=True,
+    ),
+    opts=in_cluster,
+)
+
+pulumi.export("kubeconfig", cluster.kubeconfig)
+pulumi.export("casAddress", cas.address)
+pulumi.export("image", counter.image)
+pulumi.export("sessionHash", counter.session_hash)

@@ -1,0 +1,206 @@
+"""Run a Pulumi program under the SDK's mocks, in this process, and print what it registered as JSON.
+
+``python -m tests.components.program_runner PROGRAM_DIR STACK [--preview]`` reads
+``PROGRAM_DIR/Pulumi.yaml`` (the project) and ``PROGRAM_DIR/Pulumi.<STACK>.yaml`` (the config) as the
+Pulumi CLI would, runs the program from its directory, and prints one JSON object: every resource
+registration (type, name, parent, dependencies, inputs with secrets still marked) and every stack
+export with whether it is a secret. Each run is its own process, as each ``pulumi up`` is, so no
+runtime state leaks between runs; tests compare runs of different stacks or inputs.
+
+Outputs that only a real provider computes are made up by :class:`ProgramMocks` from the inputs (so
+a changed input changes them, as it would for real); in preview mode they are left unknown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import runpy
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks, rpc
+from pulumi.runtime.settings import SETTINGS
+from pulumi.runtime.stack import get_root_resource, run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+UNKNOWN = "<unknown>"
+SECRET = "4dabf18193072939515e22adb298388d"
+FAKE_KUBECONFIG = "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    token: KUBECONFIG-SECRET\n"
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """Inputs without secret markers (what a provider would see)."""
+    if isinstance(value, dict):
+        if SECRET in value:
+            return _plain(value.get("value"))
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+class ProgramMocks(pulumi.runtime.Mocks):
+    def __init__(self, preview: bool) -> None:
+        self.preview = preview
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        inputs = {key: value for key, value in args.inputs.items() if key != "__provider"}
+        outputs = dict(args.inputs)
+        if self.preview:
+            return "", outputs
+        plain = _plain(inputs)
+        kind = args.typ.rsplit(":", 1)[-1]
+        digest = _digest(args.typ, args.name, plain)
+        if kind == "SconifiedImage":
+            repository = str(plain["target"]).rsplit(":", 1)[0]
+            mrenclave = _digest("mrenclave", plain["native_image"], plain["command"], plain["dirs"])
+            outputs.update(
+                image=f"{repository}@sha256:{digest}",
+                mrenclave=mrenclave,
+                fspf_key="f" * 64,
+                fspf_tag="e" * 32,
+                policy=f"name: {plain['namespace']}/{plain['session']}\nmrenclave: {mrenclave}\nsecrets: FSPF-KEY-SECRET\n",
+                session_name=f"{plain['namespace']}/{plain['session']}",
+                config_id=f"{plain['namespace']}/{plain['session']}/{plain['service']}",
+            )
+        elif kind == "CasSession":
+            outputs.update(name=str(plain["policy"]).split("\n")[0].removeprefix("name: "), hash=digest)
+        elif kind == "CreatorIdentity":
+            outputs.update(
+                certificate_pem="CERTIFICATE", private_key_pem="IDENTITY-KEY-SECRET", key_hash=digest
+            )
+        elif kind == "CasKeys":
+            outputs.update(
+                ca_certificate_pem="CA", ca_key_pem="CA-KEY-SECRET", master_key="MASTER-KEY-SECRET"
+            )
+        elif kind == "CasImage":
+            outputs.update(image=f"{str(plain['target']).rsplit(':', 1)[0]}@sha256:{digest}")
+        elif args.typ == "command:local:Command":
+            create = str(plain.get("create", ""))
+            stdout = (
+                FAKE_KUBECONFIG
+                if "config view" in create
+                else "192.168.49.2\n"
+                if create.endswith(" ip")
+                else ""
+            )
+            outputs.update(stdout=stdout, stderr="")
+        elif args.typ == "azure-native:containerservice:ManagedCluster":
+            outputs.update(
+                name=f"{args.name}-aks", identityProfile={"kubeletidentity": {"objectId": "kubelet"}}
+            )
+        elif args.typ == "azure-native:containerregistry:Registry":
+            outputs.update(name="sconifyregistry", loginServer="sconifyregistry.azurecr.io")
+        elif args.typ == "azure-native:resources:ResourceGroup":
+            outputs.update(name=f"{args.name}-group")
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        if args.token == "azure-native:containerservice:listManagedClusterUserCredentials":
+            value = base64.b64encode(FAKE_KUBECONFIG.encode()).decode()
+            return {"kubeconfigs": [{"name": "clusterUser", "value": value}]}, []
+        if args.token == "azure-native:authorization:getClientConfig":
+            return {"subscriptionId": "sub", "tenantId": "tenant", "clientId": "client", "objectId": "me"}, []
+        if args.token == "azure-native:containerregistry:listRegistryCredentials":
+            return {
+                "username": "sconifyregistry",
+                "passwords": [{"name": "password", "value": "REGISTRY-SECRET"}],
+            }, []
+        raise ValueError(f"no mock for {args.token}")
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    """The SDK's mock monitor, noting what the engine would be told about each resource."""
+
+    def __init__(self, program_mocks: ProgramMocks) -> None:
+        super().__init__(program_mocks)
+        self.registrations: list[dict[str, Any]] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.registrations.append(
+                {
+                    "urn": response.urn,
+                    "type": request.type,
+                    "name": request.name,
+                    "parent": request.parent,
+                    "custom": request.custom,
+                    "dependencies": sorted(request.dependencies),
+                    "provider": request.provider,
+                    "protect": request.protect,
+                    "additional_secret_outputs": list(request.additionalSecretOutputs),
+                    "inputs": rpc.deserialize_properties(request.object, keep_unknowns=True),
+                }
+            )
+        return response
+
+
+def _json_default(value: Any) -> Any:
+    return UNKNOWN if isinstance(value, pulumi.output.Unknown) else str(value)
+
+
+async def _exports() -> dict[str, Any]:
+    stack = get_root_resource()
+    assert stack is not None
+    exports = {}
+    for name, value in stack.outputs.items():
+        output = pulumi.Output.from_input(value)
+        known = await output.is_known()
+        exports[name] = {
+            "secret": await output.is_secret(),
+            "value": (await output.future()) if known else UNKNOWN,
+        }
+    return exports
+
+
+def run(program: Path, stack: str, preview: bool) -> dict[str, Any]:
+    project = yaml.safe_load((program / "Pulumi.yaml").read_text())["name"]
+    config = yaml.safe_load((program / f"Pulumi.{stack}.yaml").read_text()).get("config") or {}
+    # The CLI hands the program its config as strings, keyed project:name.
+    pulumi.runtime.set_all_config(
+        {key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in config.items()}
+    )
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    monitor = RecordingMonitor(ProgramMocks(preview))
+    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=preview, monitor=monitor)
+    SETTINGS.rpc_manager.clear()
+    os.chdir(program)
+    sys.path.insert(0, str(program))
+    error: str | None = None
+    exports: dict[str, Any] = {}
+    try:
+        _sync_await(
+            run_pulumi_func(lambda: runpy.run_path(str(program / "__main__.py"), run_name="__main__"))
+        )
+        exports = _sync_await(_exports())
+    except Exception as failure:  # noqa: BLE001 - reported to the test, which decides
+        error = "".join(traceback.format_exception(failure))
+    return {"registrations": monitor.registrations, "exports": exports, "error": error}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("program", type=Path)
+    parser.add_argument("stack")
+    parser.add_argument("--preview", action="store_true")
+    args = parser.parse_args()
+    result = run(args.program.resolve(), args.stack, args.preview)
+    json.dump(result, sys.stdout, default=_json_default)
+
+
+if __name__ == "__main__":
+    main()

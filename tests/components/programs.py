@@ -1,0 +1,98 @@
+"""Run the repository's Pulumi programs under mocks (each run its own process) and read the results."""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.components.program_runner import SECRET, UNKNOWN
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+PROGRAMS = {
+    "root": REPOSITORY,
+    "minikube": REPOSITORY / "examples" / "minikube",
+    "aks": REPOSITORY / "examples" / "aks",
+}
+STACKS = [("root", "dev"), ("root", "aks"), ("minikube", "dev"), ("aks", "prod")]
+
+
+@dataclass(frozen=True)
+class Run:
+    registrations: list[dict[str, Any]]
+    exports: dict[str, Any]
+
+    def by_name(self, name: str, kind: str | None = None) -> dict[str, Any]:
+        found = [
+            r for r in self.registrations if r["name"] == name and (kind is None or r["type"].endswith(kind))
+        ]
+        assert len(found) == 1, f"{len(found)} registrations named {name!r} ({kind})"
+        return found[0]
+
+    def of_type(self, suffix: str) -> list[dict[str, Any]]:
+        return [r for r in self.registrations if r["type"].endswith(suffix)]
+
+    def urn_of(self, name: str, kind: str | None = None) -> str:
+        return str(self.by_name(name, kind)["urn"])
+
+
+def run_program(directory: Path, stack: str, preview: bool = False) -> Run:
+    command = [sys.executable, "-m", "tests.components.program_runner", str(directory), stack]
+    if preview:
+        command.append("--preview")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPOSITORY, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads(result.stdout)
+    assert data["error"] is None, data["error"]
+    return Run(data["registrations"], data["exports"])
+
+
+@functools.cache
+def program_run(program: str, stack: str, preview: bool = False) -> Run:
+    """The repository's program as it is (cached: the same inputs give the same run)."""
+    return run_program(PROGRAMS[program], stack, preview)
+
+
+def root_program_copy(destination: Path) -> Path:
+    """A copy of the root program and what it reads, to change one input in."""
+    for name in ("__main__.py", "Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.aks.yaml"):
+        shutil.copy2(REPOSITORY / name, destination / name)
+    shutil.copytree(REPOSITORY / "examples" / "counter", destination / "examples" / "counter")
+    return destination
+
+
+def plain(value: Any) -> Any:
+    """Inputs without secret markers, with the wire's floats made whole numbers again."""
+    if isinstance(value, dict):
+        if SECRET in value:
+            return plain(value.get("value"))
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def plaintext_secrets(value: Any, path: str = "") -> list[str]:
+    """Paths where a mock's secret value (``...SECRET...``) appears without a secret marker."""
+    if isinstance(value, dict):
+        if SECRET in value:
+            return []
+        return [p for key, item in value.items() for p in plaintext_secrets(item, f"{path}.{key}")]
+    if isinstance(value, list):
+        return [p for index, item in enumerate(value) for p in plaintext_secrets(item, f"{path}[{index}]")]
+    return [path] if isinstance(value, str) and "SECRET" in value else []
+
+
+def has_unknown(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(has_unknown(item) for item in value.values())
+    if isinstance(value, list):
+        return any(has_unknown(item) for item in value)
+    return value == UNKNOWN or value == "04da6b54-80e4-46f7-96ec-b56ff0331ba9"

@@ -1,0 +1,234 @@
+"""The root program (dev and aks stacks) and both examples, run under Pulumi's mocks: the resource graph,
+secrets, Kubernetes objects against Kubernetes' schemas, preview with unknowns, and what one changed
+input changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.components.programs import (
+    STACKS,
+    Run,
+    has_unknown,
+    plain,
+    plaintext_secrets,
+    program_run,
+    root_program_copy,
+    run_program,
+)
+
+KUBERNETES_VERSION = "1.33"
+pytestmark = pytest.mark.slow
+
+
+def parent_name(registration: dict[str, object]) -> str:
+    return str(registration["parent"]).rsplit("::", 1)[-1]
+
+
+def graph(run: Run) -> set[tuple[str, str, str]]:
+    return {(r["type"].rsplit(":", 1)[-1], r["name"], parent_name(r)) for r in run.registrations}
+
+
+SERVICE_GRAPH = {
+    ("ConfidentialStatefulService", "counter", "{stack}"),
+    ("CreatorIdentity", "identity", "counter"),
+    ("CasSession", "cas-namespace", "counter"),
+    ("SconifiedImage", "image", "counter"),
+    ("CasSession", "session", "counter"),
+    ("EncryptedVolume", "volume-v1", "counter"),
+    ("PersistentVolumeClaim", "claim", "volume-v1"),
+    ("CasDeployment", "cas", "{stack}"),
+    ("CasKeys", "keys", "cas"),
+    ("Namespace", "namespace", "cas"),
+    ("Secret", "secret", "cas"),
+    ("Service", "service", "cas"),
+    ("Service", "client-service", "cas"),
+    ("StatefulSet", "statefulset", "cas"),
+    ("CasImage", "cas-image", "{stack}"),
+    ("DockerfileImage", "counter", "{stack}"),
+    ("Command", "build", "counter"),
+}
+JOBS = {("Job", f"job-run-{n}", "counter") for n in (1, 2, 3)}
+MINIKUBE = {
+    ("MinikubeCluster", "cluster", "{stack}"),
+    ("Command", "start", "cluster"),
+    ("Command", "kubeconfig", "cluster"),
+    ("Command", "ip", "cluster"),
+    ("kubernetes", "kubernetes", "cluster"),
+}
+AKS = {
+    ("AksCluster", "cluster", "{stack}"),
+    ("ResourceGroup", "group", "cluster"),
+    ("ManagedCluster", "cluster", "cluster"),
+    ("Registry", "registry", "cluster"),
+    ("RoleAssignment", "kubelet-acr-pull", "cluster"),
+    ("kubernetes", "kubernetes", "cluster"),
+}
+
+
+def expected(parts: set[tuple[str, str, str]], stack: str) -> set[tuple[str, str, str]]:
+    return {(kind, name, parent.format(stack=stack)) for kind, name, parent in parts}
+
+
+@pytest.mark.parametrize(("stack", "platform"), [("dev", MINIKUBE), ("aks", AKS)])
+def test_root_program_graph(stack: str, platform: set[tuple[str, str, str]]) -> None:
+    run = program_run("root", stack)
+    assert graph(run) == expected(SERVICE_GRAPH | JOBS | platform, f"sconify-counter-{stack}")
+
+
+@pytest.mark.parametrize(("program", "stack"), STACKS)
+def test_kubernetes_resources_use_the_clusters_provider(program: str, stack: str) -> None:
+    run = program_run(program, stack)
+    provider = next(r for r in run.registrations if r["type"] == "pulumi:providers:kubernetes")
+    kubernetes = [r for r in run.registrations if r["type"].startswith("kubernetes:")]
+    assert len(kubernetes) >= 7
+    for registration in kubernetes:
+        assert registration["provider"].startswith(provider["urn"] + "::"), registration["name"]
+
+
+def test_dependencies_order_the_deployment() -> None:
+    run = program_run("root", "dev")
+    depends = {
+        r["name"] + ":" + r["type"].rsplit(":", 1)[-1]: set(r["dependencies"]) for r in run.registrations
+    }
+    session, namespace = run.urn_of("session", "CasSession"), run.urn_of("cas-namespace", "CasSession")
+    # Depending on a component means depending on its children: the volume's claim.
+    volume, statefulset = run.urn_of("claim"), run.urn_of("statefulset")
+    assert namespace in depends["session:CasSession"]
+    assert {session, volume} <= depends["job-run-1:Job"]
+    assert run.urn_of("job-run-1") in depends["job-run-2:Job"]  # one run after the other
+    assert run.urn_of("job-run-2") in depends["job-run-3:Job"]
+    assert run.urn_of("secret") in depends["statefulset:StatefulSet"]
+    # Sessions are uploaded once the CAS is ready: the address they use waits for the StatefulSet.
+    assert statefulset in depends["cas-namespace:CasSession"]
+    # The image pins the CAS it will attest to (its CA comes from the CAS's keys).
+    assert run.urn_of("keys") in depends["image:SconifiedImage"]
+
+
+@pytest.mark.parametrize(("program", "stack"), STACKS)
+def test_kubernetes_objects_validate_against_kubernetes_schemas(program: str, stack: str) -> None:
+    run = program_run(program, stack)
+    kubernetes = [r for r in run.registrations if r["type"].startswith("kubernetes:")]
+    for registration in kubernetes:
+        kubernetes_validate.validate(plain(registration["inputs"]), KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize(("program", "stack"), STACKS)
+def test_no_secret_reaches_the_engine_in_plaintext(program: str, stack: str) -> None:
+    run = program_run(program, stack)
+    for registration in run.registrations:
+        assert plaintext_secrets(registration["inputs"]) == [], registration["name"]
+    assert run.exports["kubeconfig"]["secret"] is True
+    for name, export in run.exports.items():
+        assert export["secret"] or "SECRET" not in str(export["value"]), name
+
+
+def test_secret_outputs_are_declared() -> None:
+    run = program_run("root", "dev")
+    assert set(run.by_name("keys")["additional_secret_outputs"]) >= {"ca_key_pem", "master_key"}
+    assert "stdout" in run.by_name("kubeconfig")["additional_secret_outputs"]
+    assert "fspf_key" in run.by_name("image", "SconifiedImage")["additional_secret_outputs"]
+    assert "private_key_pem" in run.by_name("identity")["additional_secret_outputs"]
+
+
+def test_aks_cluster_has_a_confidential_pool_and_pull_rights() -> None:
+    run = program_run("root", "aks")
+    cluster = plain(run.by_name("cluster", "ManagedCluster")["inputs"])
+    pools = {pool["name"]: pool for pool in cluster["agentPoolProfiles"]}
+    assert pools["system"]["mode"] == "System"
+    assert pools["confidential"]["vmSize"] == "Standard_DC4s_v3"
+    assert pools["confidential"]["nodeTaints"] == ["sconify.io/confidential=true:NoSchedule"]
+    assert cluster["addonProfiles"]["ACCSGXDevicePlugin"]["enabled"] is True
+    role = plain(run.by_name("kubelet-acr-pull")["inputs"])
+    assert role["roleDefinitionId"].endswith("/7f951dda-4ed3-4680-a7ca-43fe172d538d")
+    claim = plain(run.by_name("claim")["inputs"])
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert claim["spec"]["storageClassName"] == "azurefile-csi"
+    job = plain(run.by_name("job-run-1")["inputs"])["spec"]["template"]["spec"]
+    assert job["nodeSelector"] == {"sconify.io/confidential": "true"}
+    assert job["containers"][0]["resources"]["limits"]["sgx.intel.com/epc"] == "64Mi"
+
+
+def test_minikube_claim_and_registry() -> None:
+    run = program_run("root", "dev")
+    claim = plain(run.by_name("claim")["inputs"])
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["metadata"]["annotations"] == {
+        "sconify.io/volume": "V1",
+        "sconify.io/session": "counter-dev/counter-session",
+    }
+    image = plain(run.by_name("image", "SconifiedImage")["inputs"])
+    assert image["insecure_registries"] == ["192.168.49.2:5000"]
+    assert image["volumes"] == {"V1": "/V1"} and image["dirs"] == ["/code"]
+    job = plain(run.by_name("job-run-1")["inputs"])
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == run.exports["image"]["value"]
+    assert {"name": "SCONE_CAS_ADDR", "value": "sconify-cas.sconify-cas.svc:18765"} in container["env"]
+
+
+def test_examples_run_the_counter_as_described() -> None:
+    minikube = program_run("minikube", "dev")
+    assert len(minikube.of_type(":Job")) == 3
+    aks = program_run("aks", "prod")
+    assert [r["name"] for r in aks.of_type(":Deployment")] == ["deployment"]
+    deployment = plain(aks.by_name("deployment")["inputs"])
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}  # never two writers of the volume
+    assert aks.by_name("claim")["protect"] is True
+
+
+@pytest.mark.parametrize(("program", "stack"), STACKS)
+def test_preview_with_unknown_values(program: str, stack: str) -> None:
+    preview, up = program_run(program, stack, preview=True), program_run(program, stack)
+    # Everything is declared in a preview, though the cluster, images and CAS do not exist yet.
+    assert {(r["type"], r["name"]) for r in preview.registrations} == {
+        (r["type"], r["name"]) for r in up.registrations
+    }
+    job_or_deployment = [r for r in preview.registrations if r["type"].endswith((":Job", ":Deployment"))]
+    assert job_or_deployment and all(has_unknown(r["inputs"]) for r in job_or_deployment)
+    assert preview.exports["kubeconfig"]["secret"] is True
+
+
+def changed_resources(before: Run, after: Run) -> set[str]:
+    old = {r["urn"]: plain(r["inputs"]) for r in before.registrations}
+    new = {r["urn"]: plain(r["inputs"]) for r in after.registrations}
+    assert old.keys() == new.keys()
+    return {urn.rsplit("::", 1)[-1] for urn in old if old[urn] != new[urn]}
+
+
+def _with_config(directory: Path, **changes: str) -> None:
+    stack_file = directory / "Pulumi.dev.yaml"
+    document = yaml.safe_load(stack_file.read_text())
+    document["config"].update({f"sconify-counter:{key}": value for key, value in changes.items()})
+    stack_file.write_text(yaml.safe_dump(document))
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return run_program(root_program_copy(tmp_path_factory.mktemp("baseline")), "dev")
+
+
+def test_a_volume_size_changes_only_its_claim(baseline: Run, tmp_path: Path) -> None:
+    _with_config(root_program_copy(tmp_path), volumeSize="2Gi")
+    assert changed_resources(baseline, run_program(tmp_path, "dev")) == {"claim"}
+
+
+def test_the_command_changes_image_policy_and_workload(baseline: Run, tmp_path: Path) -> None:
+    _with_config(root_program_copy(tmp_path), command="python3 /code/app.py -v /V1/count")
+    changed = changed_resources(baseline, run_program(tmp_path, "dev"))
+    assert changed == {"image", "session", "job-run-1", "job-run-2", "job-run-3"}
+
+
+def test_the_app_code_rebuilds_the_native_image_and_what_follows(baseline: Run, tmp_path: Path) -> None:
+    app = root_program_copy(tmp_path) / "examples" / "counter" / "app.py"
+    app.write_text(app.read_text() + "\n# a change\n")
+    changed = changed_resources(baseline, run_program(tmp_path, "dev"))
+    assert changed == {"build", "image", "session", "job-run-1", "job-run-2", "job-run-3"}
+
+
+def test_the_same_program_gives_the_same_inputs(baseline: Run, tmp_path: Path) -> None:
+    root_program_copy(tmp_path)
+    assert changed_resources(baseline, run_program(tmp_path, "dev")) == set()
