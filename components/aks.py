@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +58,14 @@ def _docker_config(server: str, username: str, password: str) -> str:
     return json.dumps({"auths": {server: {"auth": auth}}})
 
 
+def _kubelet_identity(profile: Mapping[str, Any] | None) -> str:
+    """The object id of the identity the nodes pull images with."""
+    identity = (profile or {}).get("kubeletidentity")
+    if identity is None:
+        raise ValueError("the managed cluster reports no kubelet identity: cannot grant it AcrPull")
+    return str(identity.object_id)
+
+
 class AksCluster(pulumi.ComponentResource):
     """A managed cluster with a system pool and a tainted confidential pool, an optional registry, the
     ``azurefile-csi`` storage class for volumes, and a Kubernetes provider for children."""
@@ -87,34 +96,39 @@ class AksCluster(pulumi.ComponentResource):
         else:
             group = pulumi.Output.from_input(args.resource_group_name)
         taint = f"{CONFIDENTIAL_LABEL}=true:NoSchedule"
-        addons: dict[str, Any] = {}
+        containerservice = azure.containerservice
+        addons: dict[str, containerservice.ManagedClusterAddonProfileArgs] = {}
         if args.confidential_pool == "sgx":
-            addons["ACCSGXDevicePlugin"] = {"enabled": True, "config": {"ACCSGXQuoteHelperEnabled": "true"}}
-        cluster = azure.containerservice.ManagedCluster(
+            addons["ACCSGXDevicePlugin"] = containerservice.ManagedClusterAddonProfileArgs(
+                enabled=True, config={"ACCSGXQuoteHelperEnabled": "true"}
+            )
+        cluster = containerservice.ManagedCluster(
             "cluster",
             resource_group_name=group,
             location=args.location,
             dns_prefix=f"{pulumi.get_project()}-{pulumi.get_stack()}"[:54],
             kubernetes_version=args.kubernetes_version,
-            identity={"type": "SystemAssigned"},
+            identity=containerservice.ManagedClusterIdentityArgs(
+                type=containerservice.ResourceIdentityType.SYSTEM_ASSIGNED
+            ),
             enable_rbac=True,
             agent_pool_profiles=[
-                {
-                    "name": "system",
-                    "mode": "System",
-                    "count": args.system_node_count,
-                    "vm_size": args.system_vm_size,
-                    "os_type": "Linux",
-                },
-                {
-                    "name": "confidential",
-                    "mode": "User",
-                    "count": args.confidential_node_count,
-                    "vm_size": args.confidential_vm_size,
-                    "os_type": "Linux",
-                    "node_labels": {CONFIDENTIAL_LABEL: "true"},
-                    "node_taints": [taint],
-                },
+                containerservice.ManagedClusterAgentPoolProfileArgs(
+                    name="system",
+                    mode="System",
+                    count=args.system_node_count,
+                    vm_size=args.system_vm_size,
+                    os_type="Linux",
+                ),
+                containerservice.ManagedClusterAgentPoolProfileArgs(
+                    name="confidential",
+                    mode="User",
+                    count=args.confidential_node_count,
+                    vm_size=args.confidential_vm_size,
+                    os_type="Linux",
+                    node_labels={CONFIDENTIAL_LABEL: "true"},
+                    node_taints=[taint],
+                ),
             ],
             addon_profiles=addons,
             opts=child,
@@ -165,7 +179,7 @@ class AksCluster(pulumi.ComponentResource):
         subscription = azure.authorization.get_client_config_output().subscription_id
         azure.authorization.RoleAssignment(
             "kubelet-acr-pull",
-            principal_id=cluster.identity_profile.apply(lambda profile: profile["kubeletidentity"].object_id),
+            principal_id=cluster.identity_profile.apply(_kubelet_identity),
             principal_type="ServicePrincipal",
             role_definition_id=subscription.apply(
                 lambda sub: (

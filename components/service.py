@@ -183,22 +183,26 @@ class ConfidentialStatefulService(pulumi.ComponentResource):
         identity = args.identity or CreatorIdentity(
             "identity", common_name=f"{resource_name}-owner", opts=child
         )
-        owner = {
-            "cas": args.cas.address,
-            "cas_ca": args.cas.ca_certificate,
-            "identity_certificate": identity.certificate_pem,
-            "identity_key": identity.private_key_pem,
-        }
+
+        def cas_session(
+            name: str, policy: pulumi.Input[str], delete: bool, opts: pulumi.ResourceOptions
+        ) -> CasSession:
+            return CasSession(
+                name,
+                cas=args.cas.address,
+                cas_ca=args.cas.ca_certificate,
+                identity_certificate=identity.certificate_pem,
+                identity_key=identity.private_key_pem,
+                policy=policy,
+                delete_on_destroy=delete,
+                opts=opts,
+            )
+
         after_namespace: list[pulumi.Resource] = []
         if args.create_cas_namespace:
             after_namespace.append(
-                CasSession(
-                    "cas-namespace",
-                    policy=render_session(namespace_session(args.namespace)),
-                    delete_on_destroy=False,  # other stacks' sessions may live in it
-                    **owner,
-                    opts=child,
-                )
+                # delete=False: other stacks' sessions may live in the namespace
+                cas_session("cas-namespace", render_session(namespace_session(args.namespace)), False, child)
             )
         image = SconifiedImage(
             "image",
@@ -218,11 +222,8 @@ class ConfidentialStatefulService(pulumi.ComponentResource):
             workload_type=args.workload_type,
             opts=child,
         )
-        session = CasSession(
-            "session",
-            policy=image.policy,
-            **owner,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=after_namespace),
+        session = cas_session(
+            "session", image.policy, True, pulumi.ResourceOptions(parent=self, depends_on=after_namespace)
         )
         name = fullname(resource_name, args.service)
         self.volumes = {

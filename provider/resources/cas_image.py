@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
@@ -109,7 +110,7 @@ class CasImage(Resource, module="sconify", name="CasImage"):
         base: pulumi.Input[str],
         target: pulumi.Input[str],
         registry_auth: pulumi.Input[str] | None = None,
-        insecure_registries: pulumi.Input[list[pulumi.Input[str]]] | None = None,
+        insecure_registries: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
         platform: pulumi.Input[str] = "linux/amd64",
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -256,7 +256,7 @@ class SconifiedImage(Resource, module="sconify", name="SconifiedImage"):
         cas_ca: pulumi.Input[str] = "",
         fspf_key: pulumi.Input[str] | None = None,
         registry_auth: pulumi.Input[str] | None = None,
-        insecure_registries: pulumi.Input[list[str]] | None = None,
+        insecure_registries: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
         chart_dir: pulumi.Input[str] = "",
         workload_type: pulumi.Input[str] = "job",
         platform: pulumi.Input[str] = "linux/amd64",

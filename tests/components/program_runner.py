@@ -28,8 +28,8 @@ from typing import Any
 import pulumi
 import yaml
 from pulumi.runtime import mocks, rpc
-from pulumi.runtime.settings import SETTINGS
-from pulumi.runtime.stack import get_root_resource, run_pulumi_func
+from pulumi.runtime.settings import SETTINGS, get_root_resource
+from pulumi.runtime.stack import Stack, run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 UNKNOWN = "<unknown>"
@@ -72,7 +72,10 @@ class ProgramMocks(pulumi.runtime.Mocks):
                 mrenclave=mrenclave,
                 fspf_key="f" * 64,
                 fspf_tag="e" * 32,
-                policy=f"name: {plain['namespace']}/{plain['session']}\nmrenclave: {mrenclave}\nsecrets: FSPF-KEY-SECRET\n",
+                policy=(
+                    f"name: {plain['namespace']}/{plain['session']}\n"
+                    f"mrenclave: {mrenclave}\nsecrets: FSPF-KEY-SECRET\n"
+                ),
                 session_name=f"{plain['namespace']}/{plain['session']}",
                 config_id=f"{plain['namespace']}/{plain['session']}/{plain['service']}",
             )
@@ -130,7 +133,7 @@ class RecordingMonitor(mocks.MockMonitor):
         self.registrations: list[dict[str, Any]] = []
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
-        response = super().RegisterResource(request)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
             self.registrations.append(
                 {
@@ -155,7 +158,7 @@ def _json_default(value: Any) -> Any:
 
 async def _exports() -> dict[str, Any]:
     stack = get_root_resource()
-    assert stack is not None
+    assert isinstance(stack, Stack)
     exports = {}
     for name, value in stack.outputs.items():
         output = pulumi.Output.from_input(value)
@@ -183,11 +186,14 @@ def run(program: Path, stack: str, preview: bool) -> dict[str, Any]:
     error: str | None = None
     exports: dict[str, Any] = {}
     try:
-        _sync_await(
-            run_pulumi_func(lambda: runpy.run_path(str(program / "__main__.py"), run_name="__main__"))
-        )
+        main = str(program / "__main__.py")
+
+        def program_body() -> None:
+            runpy.run_path(main, run_name="__main__")
+
+        _sync_await(run_pulumi_func(program_body))
         exports = _sync_await(_exports())
-    except Exception as failure:  # noqa: BLE001 - reported to the test, which decides
+    except Exception as failure:  # reported to the test, which decides
         error = "".join(traceback.format_exception(failure))
     return {"registrations": monitor.registrations, "exports": exports, "error": error}
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pulumi.runtime import rpc
+
 from tests.components.program_runner import SECRET, UNKNOWN
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -95,4 +97,4 @@ def has_unknown(value: Any) -> bool:
         return any(has_unknown(item) for item in value.values())
     if isinstance(value, list):
         return any(has_unknown(item) for item in value)
-    return value == UNKNOWN or value == "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+    return isinstance(value, str) and value in (UNKNOWN, rpc.UNKNOWN)
