@@ -56,6 +56,8 @@ class CasImageOptions:
     destination: ImageReference
     platform: Platform = field(default_factory=Platform)
     registry: RegistryOptions = field(default_factory=RegistryOptions)
+    base_digest: str | None = None
+    """When given, the manifest digest ``base`` must still resolve to (what a preview showed)."""
 
 
 def build_cas_image(options: CasImageOptions, progress: Progress = lambda _: None) -> ImageReference:
@@ -63,6 +65,10 @@ def build_cas_image(options: CasImageOptions, progress: Progress = lambda _: Non
     source = open_source(options.base, options.registry)
     try:
         base = source.resolve(options.platform)
+        if options.base_digest and base.manifest_digest != options.base_digest:
+            raise ImageError(
+                f"{options.base} moved: it is {base.manifest_digest} now, {options.base_digest} when checked"
+            )
         progress(f"base image {base.reference}")
         with tempfile.TemporaryDirectory(prefix="sconify-cas-image-") as directory:
             scratch = Path(directory)

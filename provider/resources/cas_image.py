@@ -53,7 +53,7 @@ class CasImageProvider(ResourceProvider):
                     source = open_source(parse_reference(base), registry)
                     try:
                         resolved = source.resolve(Platform.parse(str(news["platform"])))
-                        news["base_digest"] = str(resolved.reference)
+                        news["base_digest"] = resolved.manifest_digest  # a moved tag shows as a change
                     finally:
                         source.close()
             except (ImageError, RegistryError, ReferenceError) as error:
@@ -86,7 +86,8 @@ class CasImageProvider(ResourceProvider):
         with registry_options(props) as registry:
             image = build_cas_image(
                 CasImageOptions(
-                    base=parse_reference(str(props.get("base_digest") or props["base"])),
+                    base=parse_reference(str(props["base"])),
+                    base_digest=props.get("base_digest") or None,
                     destination=parse_reference(str(props["target"])),
                     platform=Platform.parse(str(props["platform"])),
                     registry=registry,
@@ -101,7 +102,7 @@ class CasImage(Resource, module="sconify", name="CasImage"):
     image: pulumi.Output[str]
     """The image, ``registry/repo@sha256:...``."""
     base_digest: pulumi.Output[str]
-    """The base image, pinned by digest, as resolved at the last check."""
+    """The base image's manifest digest as resolved at the last check; the build refuses another."""
 
     def __init__(
         self,

@@ -1,0 +1,122 @@
+"""Bad component arguments fail at once, naming the problem, before anything is declared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+import pulumi
+import pytest
+
+from pulumi_sconify import (
+    AksClusterArgs,
+    CasDeploymentArgs,
+    ConfidentialStatefulServiceArgs,
+    DockerfileImageArgs,
+    EncryptedVolumeArgs,
+    MinikubeClusterArgs,
+    StorageProfile,
+    VolumeArgs,
+)
+from pulumi_sconify.components.cas import CasEndpoint
+from pulumi_sconify.components.kubernetes import object_resource, pending, with_outputs
+from pulumi_sconify.components.service import service_spec, workload_objects
+from pulumi_sconify.provider.chart import ChartSpecError
+
+
+def service(**changes: Any) -> ConfidentialStatefulServiceArgs:
+    arguments: dict[str, Any] = {
+        "native_image": "registry.example/counter:1",
+        "target": "registry.example/confidential:1",
+        "command": "python3 /code/app.py",
+        "cas": cast(CasEndpoint, object()),  # argument checks never read it
+        "namespace": "ns-test",
+        "service": "counter",
+        "volumes": [VolumeArgs("V1", "/V1")],
+        **changes,
+    }
+    return ConfidentialStatefulServiceArgs(**arguments)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"replicas": 2}, "replicas 2: a rollback-protected volume has a single writer"),
+        ({"workload_type": "cronjob"}, "workload_type 'cronjob'"),
+        ({"workload_type": "daemonset"}, "a DaemonSet has many"),
+        ({"namespace": "ns/evil"}, "namespace 'ns/evil'"),
+        ({"volumes": [VolumeArgs("V-1", "/V1")]}, "volume 'V-1'"),
+        ({"job_runs": 0}, "job_runs: at least 1"),
+    ],
+)
+def test_service_arguments(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        service(**changes)
+
+
+def test_a_service_name_must_name_kubernetes_objects() -> None:
+    with pytest.raises(ChartSpecError, match="DNS label"):
+        workload_objects(service(service="Counter_Service"), "release")
+
+
+def test_the_workload_follows_from_the_inputs_alone() -> None:
+    spec = service_spec(service(dirs=["/code"]))
+    assert [(m.path, m.kind.value, m.volume) for m in spec.mounts] == [
+        ("/sconify/volumes/V1", "ciphertext-volume", "V1"),
+        ("/V1", "tmpfs", "V1"),
+        ("/code", "tmpfs", None),
+    ]
+    kinds = [o["kind"] for o in workload_objects(service(workload_type="deployment", port=8080), "r")]
+    assert kinds == ["Deployment", "Service"]  # the claims are the EncryptedVolumes'
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: MinikubeClusterArgs(profile="Dev Profile"), "profile 'Dev Profile'"),
+        (lambda: MinikubeClusterArgs(cpus=1), "at least 2"),
+        (lambda: AksClusterArgs(location="westeurope", confidential_pool="tdx"), "expected sgx or cvm"),
+        (
+            lambda: AksClusterArgs(location="westeurope", confidential_vm_size="Standard_D4s_v5"),
+            "is not a sgx size",
+        ),
+        (
+            lambda: AksClusterArgs(
+                location="x", confidential_pool="cvm", confidential_vm_size="Standard_DC4s_v3"
+            ),
+            "is not a cvm size",
+        ),
+        (lambda: CasDeploymentArgs(image="i", external_host="h", service_type="Ingress"), "NodePort or"),
+        (lambda: CasDeploymentArgs(image="i", external_host="h", node_port=8081), "30000-32767"),
+        (
+            lambda: EncryptedVolumeArgs(
+                claim_name="c",
+                volume="V1",
+                session="s",
+                storage=StorageProfile("", "ReadWriteOnce"),
+                size="1GB",
+            ),
+            "size '1GB'",
+        ),
+        (lambda: DockerfileImageArgs(context=Path("/nonexistent")), "no Dockerfile"),
+        (
+            lambda: DockerfileImageArgs(context=Path("examples/counter"), builder="buildah"),
+            "docker or podman",
+        ),
+    ],
+)
+def test_platform_arguments(make: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_placeholders_are_replaced_wherever_they_are() -> None:
+    value = {"a": [pending("x"), {"b": pending("x")}], "c": "pending.sconify.invalid/y"}
+    assert with_outputs(value, {pending("x"): 1}) == {"a": [1, {"b": 1}], "c": "pending.sconify.invalid/y"}
+
+
+def test_an_unknown_object_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="networking.k8s.io/v1 Ingress: not an object kind"):
+        object_resource(
+            "x", {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress"}, pulumi.ResourceOptions()
+        )

@@ -1,0 +1,116 @@
+"""CasKeys and CasImage through Pulumi's dynamic-provider host; the CAS image runs in a real container,
+pinned by clients to the CA that CasKeys made before the CAS ever started — as CasDeployment runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from pulumi_sconify.provider.cas.client import CasClient, CasRequestError
+from pulumi_sconify.provider.cas.identity import ClientIdentity
+from pulumi_sconify.provider.resources.cas_image import CasImageProvider
+from pulumi_sconify.provider.resources.cas_keys import CasKeysProvider
+from tests.cas.harness import free_port
+from tests.image.confidential_counter import PODMAN
+from tests.image.counter_image import TAG, counter_layout
+from tests.image.registry_harness import Registry
+from tests.resources.dynamic_host import DIFF_NONE, DIFF_SOME, DynamicHost, strip
+
+
+def test_cas_keys_lifecycle() -> None:
+    with DynamicHost(CasKeysProvider(), "CasKeys") as host:
+        inputs, failures = host.check({}, {})
+        assert failures == []
+        created = host.create(inputs)
+        certificate = x509.load_pem_x509_certificate(created.outs["ca_certificate_pem"].encode())
+        assert certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        assert created.outs["ca_key_pem"].startswith("-----BEGIN PRIVATE KEY-----")
+        assert len(bytes.fromhex(created.outs["master_key"])) == 32
+        # Nothing but the name or a new provider version replaces the keys (it would orphan every pin).
+        assert host.diff(created.id, strip(created.outs), strip(inputs)).changes == DIFF_NONE
+        renamed = host.diff(created.id, strip(created.outs), {**strip(inputs), "common_name": "other"})
+        assert renamed.changes == DIFF_SOME and list(renamed.replaces) == ["common_name"]
+        again = host.create(inputs)
+        assert again.outs["master_key"] != created.outs["master_key"]
+
+
+@pytest.mark.slow
+def test_cas_image_runs_the_cas_pinned_to_keys_made_before(
+    registry: Registry, owner: ClientIdentity, tmp_path: Path
+) -> None:
+    with DynamicHost(CasKeysProvider(), "CasKeys") as host:
+        keys = host.create(host.check({}, {})[0]).outs
+    with DynamicHost(CasImageProvider(), "CasImage") as host:
+        inputs, failures = host.check(
+            {},
+            {
+                "base": f"oci:{counter_layout()}:{TAG}",
+                "target": f"{registry.host}/sconify/cas:test",
+                "insecure_registries": [registry.host],
+            },
+        )
+        assert failures == []
+        assert inputs["base_digest"].startswith("sha256:")  # resolved at check: a moved tag is a change
+        created = host.create(inputs)
+        image = created.outs["image"]
+        assert image.startswith(f"{registry.host}/sconify/cas@sha256:")
+        assert host.diff(created.id, strip(created.outs), strip(inputs)).changes == DIFF_NONE
+        assert host.create(inputs).outs["image"] == image  # the same base and engine, the same image
+
+    ca_directory, data = tmp_path / "ca", tmp_path / "data"
+    ca_directory.mkdir()
+    data.mkdir()
+    (ca_directory / "ca.pem").write_text(keys["ca_certificate_pem"])
+    (ca_directory / "ca-key.pem").write_text(keys["ca_key_pem"])
+    for path in (ca_directory, data, *ca_directory.iterdir()):
+        subprocess.run(["chown", "10001:10001", str(path)], check=True)
+    port, attest_port = free_port(), free_port()
+    container = subprocess.Popen(
+        [
+            *PODMAN,
+            "--tls-verify=false",
+            "--read-only",
+            "-e",
+            f"SCONIFY_CAS_MASTER_KEY={keys['master_key']}",
+            "-v",
+            f"{data}:/var/lib/sconify-cas",
+            "-v",
+            f"{ca_directory}:/etc/sconify-cas/ca:ro",
+            image,
+            "cas",
+            "serve",
+            "--data-dir",
+            "/var/lib/sconify-cas",
+            "--ca-dir",
+            "/etc/sconify-cas/ca",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--attest-listen",
+            f"127.0.0.1:{attest_port}",
+        ],  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    pin = tmp_path / "pin.pem"
+    pin.write_text(keys["ca_certificate_pem"])
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with CasClient(f"127.0.0.1:{port}", pin, owner) as client:
+                    client.read_session("no-such-namespace")
+            except CasRequestError as error:
+                if error.status == 404:  # TLS with the pinned CA worked, and the CAS answered
+                    break
+                if time.monotonic() > deadline or container.poll() is not None:
+                    raise AssertionError(f"the CAS did not come up: {error.status} {error.message}") from None
+                time.sleep(0.5)
+    finally:
+        container.terminate()
+        _, stderr = container.communicate(timeout=60)
+    assert b"Traceback" not in stderr
+    assert not (data / "master.key").exists()  # the master key came from the Secret, not the disk
