@@ -116,7 +116,7 @@ def test_placeholders_are_replaced_wherever_they_are() -> None:
 
 
 def test_an_unknown_object_kind_is_refused() -> None:
-    with pytest.raises(ValueError, match="networking.k8s.io/v1 Ingress: not an object kind"):
+    with pytest.raises(ValueError, match=r"networking\.k8s\.io/v1 Ingress: not an object kind"):
         object_resource(
             "x", {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress"}, pulumi.ResourceOptions()
         )

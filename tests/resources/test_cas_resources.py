@@ -91,7 +91,7 @@ def test_cas_image_runs_the_cas_pinned_to_keys_made_before(
             f"127.0.0.1:{port}",
             "--attest-listen",
             f"127.0.0.1:{attest_port}",
-        ],  # fmt: skip
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
