@@ -109,6 +109,7 @@ counter = ConfidentialStatefulService(
         session="counter-session",
         dirs=["/code"],
         volumes=[VolumeArgs("V1", "/V1", size=config.get("volumeSize") or "1Gi")],
+        tolerate=config.get_object("tolerate"),
         workload_type=config.get("workloadType") or "job",
         job_runs=config.get_int("jobRuns") or 3,
         storage=cluster.storage,

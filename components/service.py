@@ -61,6 +61,10 @@ class ConfidentialStatefulServiceArgs:
     """The policy volumes; one :class:`EncryptedVolume` each."""
     env: Mapping[str, str] = field(default_factory=dict)
     """The program's environment, set by the policy (the container's own environment is ignored)."""
+    tolerate: list[str] | None = None
+    """The attestation weaknesses the policy tolerates; None for SCONE's defaults, which include
+    ``debug-mode`` (fine on minikube, refused on AKS by the policy pack). ``software-evidence`` is
+    always added: the open engine attests with it."""
     workload_type: str = "job"
     """``job``, ``deployment`` or ``statefulset``."""
     job_runs: int = 1
@@ -215,6 +219,7 @@ class ConfidentialStatefulService(pulumi.ComponentResource):
             dirs=list(args.dirs),
             volumes={volume.name: volume.path for volume in args.volumes},
             env=dict(args.env),
+            tolerate=args.tolerate,
             cas=args.cas.attestation_address,
             cas_ca=args.cas.ca_certificate,
             registry_auth=args.registry_auth,

@@ -59,6 +59,7 @@ counter = ConfidentialStatefulService(
         service="counter",
         dirs=["/code"],
         volumes=[VolumeArgs("V1", "/V1", size="1Gi")],
+        tolerate=["hyperthreading", "outdated-tcb"],  # production: no debug-mode
         workload_type="deployment",
         resources={"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
         storage=cluster.storage,

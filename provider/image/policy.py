@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from ..policy import DEFAULT_TOLERATE, Session, default_environment, sconified_session
 
@@ -21,6 +21,7 @@ def confidential_session(
     fspf_tag: str,
     volumes: Mapping[str, str],
     environment: Mapping[str, str] | None = None,
+    tolerate: Sequence[str] = DEFAULT_TOLERATE,
 ) -> Session:
     """The policy for a sconified service; ``environment`` adds to (and overrides) the defaults."""
     merged = default_environment()
@@ -35,5 +36,5 @@ def confidential_session(
         fspf_tag=fspf_tag,
         volumes=dict(volumes),
         environment=merged,
-        tolerate=(*DEFAULT_TOLERATE, SOFTWARE_EVIDENCE),
+        tolerate=(*dict.fromkeys([*tolerate, SOFTWARE_EVIDENCE]),),
     )

@@ -30,6 +30,7 @@ from ..image.reference import ReferenceError, parse_reference
 from ..image.registry import RegistryError
 from ..image.sconify import SconifyOptions, sconify
 from ..image.transport import RegistryOptions, open_destination, open_source
+from ..policy.builder import DEFAULT_TOLERATE
 from .base import PROVIDER_VERSION, changed, inputs_of, is_unknown, private_files, required, whole_numbers
 
 # How each input is diffed: these replace the resource, all others update it in place (docs/resources.md).
@@ -43,6 +44,7 @@ UPDATE_ON = [
     "env",
     "heap",
     "stack",
+    "tolerate",
     "session",
     "service",
     "namespace",
@@ -181,6 +183,7 @@ class SconifiedImageProvider(ResourceProvider):
             fspf_tag=result.fspf_tag,
             volumes=volumes,
             environment=dict(props.get("env") or {}),
+            tolerate=tuple(props["tolerate"]) if props.get("tolerate") is not None else DEFAULT_TOLERATE,
         )
         output = sconifier_output(result, options, session)
         outs = {
@@ -250,6 +253,7 @@ class SconifiedImage(Resource, module="sconify", name="SconifiedImage"):
         dirs: pulumi.Input[list[str]] | None = None,
         volumes: pulumi.Input[dict[str, str]] | None = None,
         env: pulumi.Input[dict[str, str]] | None = None,
+        tolerate: pulumi.Input[Sequence[str]] | None = None,
         heap: pulumi.Input[str] = "",
         stack: pulumi.Input[str] = "",
         cas: pulumi.Input[str] = "",
@@ -277,6 +281,7 @@ class SconifiedImage(Resource, module="sconify", name="SconifiedImage"):
             "dirs": dirs or [],
             "volumes": volumes or {},
             "env": env or {},
+            "tolerate": tolerate,
             "heap": heap,
             "stack": stack,
             "cas": cas,

@@ -170,13 +170,17 @@ async def _exports() -> dict[str, Any]:
     return exports
 
 
+def _config_text(value: Any) -> str:
+    """As the CLI hands config to a program: strings, structured values as JSON, keyed project:name."""
+    if isinstance(value, (list, dict, bool)):
+        return json.dumps(value)
+    return str(value)
+
+
 def run(program: Path, stack: str, preview: bool) -> dict[str, Any]:
     project = yaml.safe_load((program / "Pulumi.yaml").read_text())["name"]
     config = yaml.safe_load((program / f"Pulumi.{stack}.yaml").read_text()).get("config") or {}
-    # The CLI hands the program its config as strings, keyed project:name.
-    pulumi.runtime.set_all_config(
-        {key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in config.items()}
-    )
+    pulumi.runtime.set_all_config({key: _config_text(value) for key, value in config.items()})
     asyncio.set_event_loop(asyncio.new_event_loop())
     monitor = RecordingMonitor(ProgramMocks(preview))
     pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=preview, monitor=monitor)

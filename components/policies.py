@@ -1,0 +1,127 @@
+"""CrossGuard rules for confidential services (``policy-pack/`` runs them on ``pulumi preview``).
+
+- ``confidential-service-needs-protected-volume``: every sconified image declares at least one policy
+  volume, and each has its :class:`EncryptedVolume` claim in the stack — a stateful service whose state
+  lives anywhere else has no rollback protection.
+- ``no-debug-mode-on-aks``: a stack with an AKS cluster tolerates no ``debug-mode`` in any policy it
+  sconifies or uploads — debug enclaves can be inspected by the host.
+
+The checks are plain functions over (type, name, properties), so they are tested without an engine;
+:data:`POLICIES` wraps them for ``pulumi_policy``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    ReportViolation,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+from ..provider.policy import PolicyError, parse_session
+from ..provider.policy.builder import DEFAULT_TOLERATE
+from .volume import SESSION_ANNOTATION, VOLUME_ANNOTATION
+
+SCONIFIED_IMAGE = "pulumi-python:dynamic/sconify:SconifiedImage"
+CAS_SESSION = "pulumi-python:dynamic/sconify:CasSession"
+CLAIM = "kubernetes:core/v1:PersistentVolumeClaim"
+AKS = "azure-native:containerservice:ManagedCluster"
+DEBUG_MODE = "debug-mode"
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One resource of the stack as a rule sees it."""
+
+    type: str
+    name: str
+    props: Mapping[str, Any]
+
+
+def _claims(resources: Iterable[Planned]) -> set[tuple[str, str]]:
+    found = set()
+    for resource in resources:
+        if resource.type == CLAIM:
+            annotations = (resource.props.get("metadata") or {}).get("annotations") or {}
+            if VOLUME_ANNOTATION in annotations:
+                found.add((str(annotations.get(SESSION_ANNOTATION)), str(annotations[VOLUME_ANNOTATION])))
+    return found
+
+
+def unprotected_services(resources: list[Planned]) -> list[str]:
+    """Violations of ``confidential-service-needs-protected-volume``."""
+    claims = _claims(resources)
+    problems = []
+    for image in (r for r in resources if r.type == SCONIFIED_IMAGE):
+        volumes = image.props.get("volumes") or {}
+        session = f"{image.props.get('namespace')}/{image.props.get('session')}"
+        if not volumes:
+            problems.append(
+                f"{image.name}: the confidential service {session} has no rollback-protected volume"
+            )
+        for volume in sorted(volumes):
+            if (session, volume) not in claims:
+                problems.append(f"{image.name}: volume {volume} of {session} has no EncryptedVolume claim")
+    return problems
+
+
+def _session_tolerates(policy: Any) -> tuple[str, ...]:
+    if not isinstance(policy, str):
+        return ()  # unknown in a preview: the image's inputs say what it will tolerate
+    try:
+        session = parse_session(policy)
+    except PolicyError:
+        return ()
+    return session.security.attestation.tolerate if session.security else ()
+
+
+def debug_mode_on_aks(resources: list[Planned]) -> list[str]:
+    """Violations of ``no-debug-mode-on-aks``."""
+    if not any(r.type == AKS for r in resources):
+        return []
+    problems = []
+    for resource in resources:
+        if resource.type == SCONIFIED_IMAGE:
+            tolerate = resource.props.get("tolerate")
+            tolerated = DEFAULT_TOLERATE if tolerate is None else tuple(tolerate)
+            if DEBUG_MODE in tolerated:
+                default = " (the default; set tolerate without it)" if tolerate is None else ""
+                problems.append(f"{resource.name}: the policy tolerates {DEBUG_MODE}{default}")
+        elif resource.type == CAS_SESSION and DEBUG_MODE in _session_tolerates(resource.props.get("policy")):
+            problems.append(f"{resource.name}: the uploaded policy tolerates {DEBUG_MODE}")
+    return problems
+
+
+def _stack_policy(
+    name: str, description: str, check: Callable[[list[Planned]], list[str]]
+) -> StackValidationPolicy:
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        resources = [Planned(r.resource_type, r.name, r.props) for r in args.resources]
+        for problem in check(resources):
+            report_violation(problem, None)
+
+    return StackValidationPolicy(
+        name=name,
+        description=description,
+        enforcement_level=EnforcementLevel.MANDATORY,
+        validate=validate,
+    )
+
+
+POLICIES = [
+    _stack_policy(
+        "confidential-service-needs-protected-volume",
+        "A confidential stateful service keeps its state in rollback-protected policy volumes with claims.",
+        unprotected_services,
+    ),
+    _stack_policy(
+        "no-debug-mode-on-aks",
+        "Production (AKS) policies do not tolerate debug-mode enclaves.",
+        debug_mode_on_aks,
+    ),
+]

@@ -1,0 +1,10 @@
+"""The pulumi-sconify policy pack: ``pulumi preview --policy-pack policy-pack``.
+
+The rules live in :mod:`pulumi_sconify.components.policies`, where they are tested.
+"""
+
+from pulumi_policy import PolicyPack
+
+from pulumi_sconify.components.policies import POLICIES
+
+PolicyPack(name="pulumi-sconify", policies=POLICIES)
