@@ -6,8 +6,9 @@
    encrypted ones into their (memory-backed) paths.
 3. Open each volume from its ciphertext mount into its memory-backed path, anchored in the CAS.
 4. Run the policy's command — never the container's arguments — with exactly the policy's
-   environment and working directory, forwarding signals; then commit the volumes and exit with the
-   program's exit code.
+   environment and working directory, forwarding signals; commit the volumes every
+   ``SCONIFY_COMMIT_INTERVAL`` seconds while it runs, if the policy's environment sets that; then
+   commit them once more and exit with the program's exit code.
 
 Every refusal is one ``[SCONIFY|FATAL]`` line on standard error and a non-zero exit, with nothing
 committed. Standard library and ``cryptography`` only: this runs on the image's own Python.
@@ -15,10 +16,12 @@ committed. Standard library and ``cryptography`` only: this runs on the image's 
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,10 @@ from .measure import measure_with_digests
 CAS_PIN = Path("/sconify/cas-ca.pem")
 VOLUME_STORAGE = Path("/sconify/volumes")
 EXIT_REFUSED = 70
+COMMIT_INTERVAL = "SCONIFY_COMMIT_INTERVAL"
+"""Policy environment variable: seconds between commits of a running program's volumes. It is read from
+the policy (the CAS's answer), never from the container, so whoever starts the container cannot turn it
+off; the program sees it too."""
 
 
 class RefusedError(Exception):
@@ -76,8 +83,12 @@ def prepare(root: Path = Path("/")) -> tuple[dict[str, Any], list[Volume]]:
     if not config_id or not address:
         raise RefusedError("SCONE_CONFIG_ID and SCONE_CAS_ADDR must be set (the sconifier bakes them in)")
     if os.environ.get("SCONE_VERSION") == "1":
+        # SCONE_MODE chooses SCONE's enclave mode (hw, sim, auto); the open engine has no enclave and
+        # always attests with software evidence, which the policy must tolerate whatever the mode says.
+        mode = os.environ.get("SCONE_MODE") or "auto"
         print(
-            f"[SCONIFY] runtime {__version__}, config {config_id}, CAS {address}, software evidence",
+            f"[SCONIFY] runtime {__version__}, config {config_id}, CAS {address}, "
+            f"SCONE_MODE {mode} (open engine: software evidence), log {os.environ.get('SCONE_LOG', '')}",
             file=sys.stderr,
             flush=True,
         )
@@ -126,8 +137,37 @@ def prepare(root: Path = Path("/")) -> tuple[dict[str, Any], list[Volume]]:
     return configuration, volumes
 
 
-def run(configuration: dict[str, Any]) -> int:
-    """Step 4: the policy's command, environment and directory; signals forwarded; its exit code."""
+class PeriodicCommitError(Exception):
+    """A commit while the program ran failed in a way that must stop it (a refused or unknown swap)."""
+
+
+def commit_interval(configuration: dict[str, Any]) -> float | None:
+    """The policy's ``SCONIFY_COMMIT_INTERVAL`` in seconds, or None. Raises :class:`RefusedError` when it
+    is not a positive number (a policy mistake must not silently mean "never")."""
+    text = (configuration.get("environment") or {}).get(COMMIT_INTERVAL)
+    if text is None:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise RefusedError(f"{COMMIT_INTERVAL} in the policy: expected a positive number of seconds")
+    return seconds
+
+
+def commit_all(volumes: Sequence[Volume]) -> None:
+    for volume in volumes:
+        try:
+            volume.commit()
+        except (FspfError, CasError) as error:
+            raise PeriodicCommitError(f"volume {volume.name}: commit failed: {error}") from None
+
+
+def run(configuration: dict[str, Any], volumes: Sequence[Volume] = ()) -> int:
+    """Step 4: the policy's command, environment and directory; signals forwarded; periodic commits when
+    configured; its exit code. Raises :class:`PeriodicCommitError` (after stopping the program)."""
+    interval = commit_interval(configuration)
     process = subprocess.Popen(
         configuration["command"],
         env=dict(configuration.get("environment") or {}),
@@ -146,23 +186,41 @@ def run(configuration: dict[str, Any]) -> int:
         signal.SIGUSR2,
     ):
         signal.signal(number, forward)
-    return process.wait()
+    while True:
+        try:
+            return process.wait(timeout=interval)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            commit_all(volumes)
+            log(f"volumes committed while running (every {interval:g} s)")
+        except PeriodicCommitError:
+            # Another writer, or a CAS that cannot say whether the swap happened: stop the program
+            # rather than let it write what can no longer be committed.
+            process.terminate()
+            process.wait()
+            raise
+        except OSError as error:
+            # A file changed while it was read: not a refusal; the next interval (or the exit) commits.
+            log(f"commit postponed: {error}")
 
 
 def main() -> int:
     try:
         configuration, volumes = prepare()
+        commit_interval(configuration)
     except RefusedError as refusal:
         return fatal(str(refusal))
     try:
-        code = run(configuration)
+        code = run(configuration, volumes)
     except OSError as error:
         return fatal(f"cannot start {configuration['command'][0]}: {error.strerror}")
-    for volume in volumes:
-        try:
-            volume.commit()
-        except (FspfError, CasError) as error:
-            return fatal(f"volume {volume.name}: commit failed: {error}")
+    except PeriodicCommitError as error:
+        return fatal(str(error))
+    try:
+        commit_all(volumes)
+    except PeriodicCommitError as error:
+        return fatal(str(error))
     return code if code >= 0 else 128 - code
 
 
