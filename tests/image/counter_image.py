@@ -151,14 +151,16 @@ def _build(layout: Path) -> None:
 
 
 def counter_layout() -> Path:
-    """The cached OCI layout of the native counter image (built on first use)."""
+    """The cached OCI layout of the native counter image (built on first use, and again when the app
+    changes: the cache is named after the recipe and the app's digest)."""
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
-    layout = root / RECIPE
+    name = f"{RECIPE}-app-{hashlib.sha256(APP.read_bytes()).hexdigest()[:12]}"
+    layout = root / name
     with (root / f"{RECIPE}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (layout / "index.json").exists():
-            partial = root / f"{RECIPE}.partial"
+            partial = root / f"{name}.partial"
             shutil.rmtree(partial, ignore_errors=True)
             partial.mkdir()
             _build(partial)
