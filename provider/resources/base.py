@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pulumi.dynamic import CheckFailure
+from pulumi.dynamic import CheckFailure, CheckResult, DiffResult, ReadResult, ResourceProvider
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
@@ -66,3 +66,22 @@ def private_files(**contents: str) -> Iterator[dict[str, Path]]:
                 stream.write(content)
             paths[name] = path
         yield paths
+
+
+class KeyMaterialProvider(ResourceProvider):
+    """A provider whose resource is key material made once on create and kept only in Pulumi's state:
+    ``common_name`` (defaulting to :attr:`default_name`) and the provider version replace it, nothing
+    else changes it, and read echoes the state (there is nothing outside it to read)."""
+
+    default_name = "sconify"
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        news = {"common_name": self.default_name, "provider_version": PROVIDER_VERSION, **inputs_of(news)}
+        return CheckResult(news, required(news, ["common_name"]))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = changed(olds, news, ["common_name", "provider_version"])
+        return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        return ReadResult(id_=id_, outs=inputs_of(props))

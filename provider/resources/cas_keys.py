@@ -12,25 +12,19 @@ import secrets
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
+from pulumi.dynamic import CreateResult, Resource
 
 from ..cas.identity import new_certificate_authority
-from .base import PROVIDER_VERSION, changed, inputs_of, required
+from .base import PROVIDER_VERSION, KeyMaterialProvider, inputs_of
 
 SECRET_OUTPUTS = ["ca_key_pem", "master_key"]
 
 
-class CasKeysProvider(ResourceProvider):
-    """Makes a CA and a master key on create; they exist nowhere else, so read echoes the state."""
+class CasKeysProvider(KeyMaterialProvider):
+    """Makes a CA and a master key on create; they exist nowhere else, so read echoes the state. Only a
+    new name replaces them: new keys would orphan every pin and every sealed secret."""
 
-    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        news = {"common_name": "sconify CAS CA", "provider_version": PROVIDER_VERSION, **inputs_of(news)}
-        return CheckResult(news, required(news, ["common_name"]))
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        # A new CA or master key would orphan every pin and every sealed secret: only these replace.
-        replaces = changed(olds, news, ["common_name", "provider_version"])
-        return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
+    default_name = "sconify CAS CA"
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         certificate, key = new_certificate_authority(str(props["common_name"]))
@@ -41,9 +35,6 @@ class CasKeysProvider(ResourceProvider):
             "master_key": secrets.token_hex(32),
         }
         return CreateResult(id_=f"cas-keys-{secrets.token_hex(8)}", outs=outs)
-
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        return ReadResult(id_=id_, outs=inputs_of(props))
 
 
 class CasKeys(Resource, module="sconify", name="CasKeys"):

@@ -7,22 +7,16 @@ from typing import Any
 import pulumi
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
+from pulumi.dynamic import CreateResult, Resource
 
 from ..cas.identity import key_hash, self_signed_certificate
-from .base import PROVIDER_VERSION, changed, inputs_of, required
+from .base import PROVIDER_VERSION, KeyMaterialProvider, inputs_of
 
 
-class CreatorIdentityProvider(ResourceProvider):
+class CreatorIdentityProvider(KeyMaterialProvider):
     """Makes the key and certificate on create; nothing exists outside the state, so read echoes it."""
 
-    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        news = {"common_name": "sconify-client", "provider_version": PROVIDER_VERSION, **inputs_of(news)}
-        return CheckResult(news, required(news, ["common_name"]))
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = changed(olds, news, ["common_name", "provider_version"])
-        return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
+    default_name = "sconify-client"
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         key = ec.generate_private_key(ec.SECP256R1())
@@ -36,9 +30,6 @@ class CreatorIdentityProvider(ResourceProvider):
             "key_hash": key_hash(key.public_key()),
         }
         return CreateResult(id_=outs["key_hash"], outs=outs)
-
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        return ReadResult(id_=id_, outs=inputs_of(props))
 
 
 class CreatorIdentity(Resource, module="sconify", name="CreatorIdentity"):

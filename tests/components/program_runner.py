@@ -41,14 +41,16 @@ def _digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _plain(value: Any) -> Any:
-    """Inputs without secret markers (what a provider would see)."""
+def plain(value: Any) -> Any:
+    """Inputs as a provider sees them: without secret markers, the wire's floats whole numbers again."""
     if isinstance(value, dict):
         if SECRET in value:
-            return _plain(value.get("value"))
-        return {key: _plain(item) for key, item in value.items()}
+            return plain(value.get("value"))
+        return {key: plain(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_plain(item) for item in value]
+        return [plain(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
@@ -61,26 +63,26 @@ class ProgramMocks(pulumi.runtime.Mocks):
         outputs = dict(args.inputs)
         if self.preview:
             return "", outputs
-        plain = _plain(inputs)
+        given = plain(inputs)
         kind = args.typ.rsplit(":", 1)[-1]
-        digest = _digest(args.typ, args.name, plain)
+        digest = _digest(args.typ, args.name, given)
         if kind == "SconifiedImage":
-            repository = str(plain["target"]).rsplit(":", 1)[0]
-            mrenclave = _digest("mrenclave", plain["native_image"], plain["command"], plain["dirs"])
+            repository = str(given["target"]).rsplit(":", 1)[0]
+            mrenclave = _digest("mrenclave", given["native_image"], given["command"], given["dirs"])
             outputs.update(
                 image=f"{repository}@sha256:{digest}",
                 mrenclave=mrenclave,
                 fspf_key="f" * 64,
                 fspf_tag="e" * 32,
                 policy=(
-                    f"name: {plain['namespace']}/{plain['session']}\n"
+                    f"name: {given['namespace']}/{given['session']}\n"
                     f"mrenclave: {mrenclave}\nsecrets: FSPF-KEY-SECRET\n"
                 ),
-                session_name=f"{plain['namespace']}/{plain['session']}",
-                config_id=f"{plain['namespace']}/{plain['session']}/{plain['service']}",
+                session_name=f"{given['namespace']}/{given['session']}",
+                config_id=f"{given['namespace']}/{given['session']}/{given['service']}",
             )
         elif kind == "CasSession":
-            outputs.update(name=str(plain["policy"]).split("\n")[0].removeprefix("name: "), hash=digest)
+            outputs.update(name=str(given["policy"]).split("\n")[0].removeprefix("name: "), hash=digest)
         elif kind == "CreatorIdentity":
             outputs.update(
                 certificate_pem="CERTIFICATE", private_key_pem="IDENTITY-KEY-SECRET", key_hash=digest
@@ -90,9 +92,9 @@ class ProgramMocks(pulumi.runtime.Mocks):
                 ca_certificate_pem="CA", ca_key_pem="CA-KEY-SECRET", master_key="MASTER-KEY-SECRET"
             )
         elif kind == "CasImage":
-            outputs.update(image=f"{str(plain['target']).rsplit(':', 1)[0]}@sha256:{digest}")
+            outputs.update(image=f"{str(given['target']).rsplit(':', 1)[0]}@sha256:{digest}")
         elif args.typ == "command:local:Command":
-            create = str(plain.get("create", ""))
+            create = str(given.get("create", ""))
             stdout = (
                 FAKE_KUBECONFIG
                 if "config view" in create

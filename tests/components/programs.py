@@ -68,19 +68,6 @@ def root_program_copy(destination: Path) -> Path:
     return destination
 
 
-def plain(value: Any) -> Any:
-    """Inputs without secret markers, with the wire's floats made whole numbers again."""
-    if isinstance(value, dict):
-        if SECRET in value:
-            return plain(value.get("value"))
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
 def plaintext_secrets(value: Any, path: str = "") -> list[str]:
     """Paths where a mock's secret value (``...SECRET...``) appears without a secret marker."""
     if isinstance(value, dict):

@@ -19,7 +19,8 @@ from pulumi_sconify.components.policies import (
 )
 from pulumi_sconify.provider.policy import render_session
 from pulumi_sconify.provider.policy.builder import sconified_session
-from tests.components.programs import STACKS, plain, program_run
+from tests.components.program_runner import plain
+from tests.components.programs import STACKS, program_run
 
 IMAGE = {"namespace": "ns", "session": "counter-session", "volumes": {"V1": "/V1"}}
 

@@ -10,11 +10,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.components.program_runner import plain
 from tests.components.programs import (
     STACKS,
     Run,
     has_unknown,
-    plain,
     plaintext_secrets,
     program_run,
     root_program_copy,
