@@ -98,3 +98,15 @@ def test_wheel_installs_and_runs(wheel: Path, tmp_path: Path) -> None:
         timeout=60,
     )
     assert cli.stdout.startswith("sconify 0.")
+
+
+def test_the_package_re_exports_every_component_and_resource() -> None:
+    from pulumi_sconify import components
+    from pulumi_sconify.provider import resources
+
+    public = {name for name in components.__all__ if name not in ("CasEndpoint", "KubernetesCluster")}
+    public |= {name for name in resources.__all__ if not name.endswith("Provider")}
+    assert public <= set(pulumi_sconify.__all__)
+    for name in public:
+        home = components if name in components.__all__ else resources
+        assert getattr(pulumi_sconify, name) is getattr(home, name)
