@@ -57,14 +57,17 @@ def startup(base: Path) -> None:
         cas.stop()
 
 
-def _raw_seal(payload: bytes, cipher: AESGCM, nonce: bytes) -> list[bytes]:
-    return [cipher.encrypt(nonce, payload[o : o + MIB], None) for o in range(0, len(payload), MIB)]
+def _raw_seal(payload: bytes, cipher: AESGCM, nonce: bytes) -> None:
+    view = memoryview(payload)
+    for offset in range(0, len(payload), MIB):
+        cipher.encrypt(nonce, view[offset : offset + MIB], None)
 
 
-def _raw_store(sealed: list[bytes], path: Path) -> None:
+def _raw_store(payload: bytes, cipher: AESGCM, nonce: bytes, path: Path) -> None:
+    view = memoryview(payload)
     with path.open("wb") as sink:
-        for block in sealed:
-            sink.write(block)
+        for offset in range(0, len(payload), MIB):
+            sink.write(cipher.encrypt(nonce, view[offset : offset + MIB], None))
         sink.flush()
         os.fsync(sink.fileno())
 
@@ -87,12 +90,11 @@ def volumes(base: Path) -> None:
         cipher = AESGCM(generate_key())
         nonce = os.urandom(12)
         start = time.perf_counter()
-        sealed = _raw_seal(payload, cipher, nonce)
+        _raw_seal(payload, cipher, nonce)
         raw = time.perf_counter() - start
         start = time.perf_counter()
-        _raw_store(_raw_seal(payload, cipher, nonce), base / "raw.bin")
+        _raw_store(payload, cipher, nonce, base / "raw.bin")
         stored = time.perf_counter() - start
-        del sealed
         storage = base / f"storage-{size}"
         storage.mkdir()
         anchor = InMemoryAnchor()

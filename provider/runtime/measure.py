@@ -26,7 +26,6 @@ import json
 import os
 import stat
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..fspf.metadata import Entry, Protection, Region
@@ -40,14 +39,9 @@ def _file_sha256(location: Path) -> str:
         return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
-_HASHING_THREADS = max(1, min(4, os.cpu_count() or 1))
-"""Reading and hashing release the GIL: a measurement of thousands of library files uses every core."""
-
-
 def describe(root: Path, paths: Iterable[str]) -> list[list[object]]:
     """``[path, type, mode, size, sha256 or target]`` for each path (absolute, in the tree ``root``)."""
     rows: list[list[object]] = []
-    files: list[tuple[list[object], Path]] = []
     for path in sorted(set(paths)):
         location = root / path.lstrip("/")
         info = os.lstat(location)
@@ -57,11 +51,7 @@ def describe(root: Path, paths: Iterable[str]) -> list[list[object]]:
         elif stat.S_ISDIR(info.st_mode):
             rows.append([path, "dir", mode, 0, ""])
         else:
-            rows.append([path, "file", mode, info.st_size, ""])
-            files.append((rows[-1], location))
-    with ThreadPoolExecutor(_HASHING_THREADS) as pool:
-        for (row, _), digest in zip(files, pool.map(_file_sha256, [f for _, f in files]), strict=True):
-            row[4] = digest
+            rows.append([path, "file", mode, info.st_size, _file_sha256(location)])
     return rows
 
 
