@@ -8,13 +8,13 @@ from typing import Protocol
 
 import pulumi
 
+from ..provider.image.cas_image import DATA_DIRECTORY, STATE_DIRECTORY
 from ..provider.resources import CasKeys
 from .cluster import Placement
 from .kubernetes import object_resource, pending
 
 CLIENT_PORT = 8081
 ATTESTATION_PORT = 18765
-DATA_DIRECTORY = "/var/lib/sconify-cas"
 CA_DIRECTORY = "/etc/sconify-cas/ca"
 CAS_USER = 10001
 
@@ -177,7 +177,7 @@ class CasDeployment(pulumi.ComponentResource):
             in_namespace,
         )
         arguments = [
-            "cas", "serve", "--data-dir", DATA_DIRECTORY, "--ca-dir", CA_DIRECTORY,
+            "cas", "serve", "--data-dir", STATE_DIRECTORY, "--ca-dir", CA_DIRECTORY,
             "--listen", f"0.0.0.0:{CLIENT_PORT}", "--attest-listen", f"0.0.0.0:{ATTESTATION_PORT}",
             "--host", internal_host, "--host", f"{internal_host}.cluster.local",
             "--host", pending("external-host"),

@@ -30,6 +30,10 @@ from .transport import RegistryOptions, open_destination, open_source
 
 LIBRARY = "/opt/sconify/lib"
 DATA_DIRECTORY = "/var/lib/sconify-cas"
+"""Where the CAS's volume is mounted. Its state lives in a directory of its own below (``state``): a
+volume's root may belong to root (minikube's hostPath provisioner, plain ``-v`` mounts), and the CAS
+makes its state directory private (mode 700), which only its owner can."""
+STATE_DIRECTORY = f"{DATA_DIRECTORY}/state"
 USER = "10001:10001"
 REQUIREMENTS = ("twisted[tls]>=24.3", "pyopenssl>=24", "cryptography>=43", "pyyaml>=6.0.1", "httpx>=0.27")
 """What the CAS and the CLI import (``pyproject.toml`` lists the same, with Pulumi's SDKs besides)."""
@@ -40,7 +44,7 @@ DEFAULT_COMMAND = [
     "cas",
     "serve",
     "--data-dir",
-    DATA_DIRECTORY,
+    STATE_DIRECTORY,
     "--listen",
     "0.0.0.0:8081",
     "--attest-listen",

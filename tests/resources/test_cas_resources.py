@@ -3,6 +3,7 @@ pinned by clients to the CA that CasKeys made before the CAS ever started — as
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -10,8 +11,10 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from pulumi_sconify.components.cas import CA_DIRECTORY
 from pulumi_sconify.provider.cas.client import CasClient, CasRequestError
 from pulumi_sconify.provider.cas.identity import ClientIdentity
+from pulumi_sconify.provider.image.cas_image import DATA_DIRECTORY, STATE_DIRECTORY
 from pulumi_sconify.provider.resources.cas_image import CasImageProvider
 from pulumi_sconify.provider.resources.cas_keys import CasKeysProvider
 from tests.cas.harness import free_port
@@ -61,13 +64,16 @@ def test_cas_image_runs_the_cas_pinned_to_keys_made_before(
         assert host.diff(created.id, strip(created.outs), strip(inputs)).changes == DIFF_NONE
         assert host.create(inputs).outs["image"] == image  # the same base and engine, the same image
 
+    # As CasDeployment mounts them: the claim's root belongs to root (as minikube's hostPath provisioner
+    # makes it), the Secret's files are root's and readable by the CAS's group (fsGroup, mode 0440).
     ca_directory, data = tmp_path / "ca", tmp_path / "data"
     ca_directory.mkdir()
-    data.mkdir()
-    (ca_directory / "ca.pem").write_text(keys["ca_certificate_pem"])
-    (ca_directory / "ca-key.pem").write_text(keys["ca_key_pem"])
-    for path in (ca_directory, data, *ca_directory.iterdir()):
-        subprocess.run(["chown", "10001:10001", str(path)], check=True)
+    data.mkdir(mode=0o777)
+    data.chmod(0o777)
+    for name, content in (("ca.pem", keys["ca_certificate_pem"]), ("ca-key.pem", keys["ca_key_pem"])):
+        (ca_directory / name).write_text(content)
+        os.chown(ca_directory / name, 0, 10001)
+        (ca_directory / name).chmod(0o440)
     port, attest_port = free_port(), free_port()
     container = subprocess.Popen(
         [
@@ -77,16 +83,16 @@ def test_cas_image_runs_the_cas_pinned_to_keys_made_before(
             "-e",
             f"SCONIFY_CAS_MASTER_KEY={keys['master_key']}",
             "-v",
-            f"{data}:/var/lib/sconify-cas",
+            f"{data}:{DATA_DIRECTORY}",
             "-v",
-            f"{ca_directory}:/etc/sconify-cas/ca:ro",
+            f"{ca_directory}:{CA_DIRECTORY}:ro",
             image,
             "cas",
             "serve",
             "--data-dir",
-            "/var/lib/sconify-cas",
+            STATE_DIRECTORY,
             "--ca-dir",
-            "/etc/sconify-cas/ca",
+            CA_DIRECTORY,
             "--listen",
             f"127.0.0.1:{port}",
             "--attest-listen",
@@ -107,10 +113,16 @@ def test_cas_image_runs_the_cas_pinned_to_keys_made_before(
                 if error.status == 404:  # TLS with the pinned CA worked, and the CAS answered
                     break
                 if time.monotonic() > deadline or container.poll() is not None:
-                    raise AssertionError(f"the CAS did not come up: {error.status} {error.message}") from None
+                    _, stderr = (
+                        container.communicate(timeout=60) if container.poll() is not None else (b"", b"")
+                    )
+                    raise AssertionError(
+                        f"the CAS did not come up: {error.message} {stderr[-2000:]!r}"
+                    ) from None
                 time.sleep(0.5)
     finally:
         container.terminate()
         _, stderr = container.communicate(timeout=60)
     assert b"Traceback" not in stderr
-    assert not (data / "master.key").exists()  # the master key came from the Secret, not the disk
+    assert (data / "state" / "cas.db").exists() and (data / "state").stat().st_uid == 10001
+    assert not (data / "state" / "master.key").exists()  # the master key came from the Secret, not the disk
