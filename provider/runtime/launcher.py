@@ -211,6 +211,8 @@ def main() -> int:
         commit_interval(configuration)
     except RefusedError as refusal:
         return fatal(str(refusal))
+    except OSError as error:  # e.g. a memory mount the container's user may not write
+        return fatal(f"{error.filename or 'the image'}: {error.strerror or error}")
     try:
         code = run(configuration, volumes)
     except OSError as error:
@@ -221,6 +223,8 @@ def main() -> int:
         commit_all(volumes)
     except PeriodicCommitError as error:
         return fatal(str(error))
+    except OSError as error:
+        return fatal(f"volumes: commit failed: {error.filename or ''}: {error.strerror or error}")
     return code if code >= 0 else 128 - code
 
 

@@ -72,15 +72,16 @@ class ConfidentialCounter:
         self.storage = directory / "volume-V1"
         self.storage.mkdir()
 
-    def command(self, *options: str, arguments: tuple[str, ...] = ()) -> list[str]:
+    def command(self, *options: str, arguments: tuple[str, ...] = (), memory: str = "") -> list[str]:
         """The podman command line of one run: memory for /code and /V1, the volume's ciphertext mounted;
-        ``options`` go to podman, ``arguments`` to the container."""
+        ``options`` go to podman, ``arguments`` to the container, ``memory`` to both tmpfs mounts."""
+        suffix = f":{memory}" if memory else ""
         return [
             *PODMAN,
             "--tmpfs",
-            "/code",
+            "/code" + suffix,
             "--tmpfs",
-            "/V1",
+            "/V1" + suffix,
             "-v",
             f"{self.storage}:/sconify/volumes/V1",
             *options,
@@ -88,9 +89,11 @@ class ConfidentialCounter:
             *arguments,
         ]
 
-    def run(self, *options: str, arguments: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *options: str, arguments: tuple[str, ...] = (), memory: str = ""
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            self.command(*options, arguments=arguments),
+            self.command(*options, arguments=arguments, memory=memory),
             capture_output=True,
             text=True,
             timeout=300,

@@ -154,6 +154,22 @@ def test_another_configuration_or_environment_is_refused(counting: ConfidentialC
     )  # only the policy's env
 
 
+def test_runs_as_the_charts_non_root_user_on_a_read_only_root(
+    cas: RunningCas, owner: ClientIdentity, tmp_path: Path
+) -> None:
+    """As the chart's security context runs it: user 10001, read-only root file system, memory mounts the
+    user may write (Kubernetes' memory emptyDirs are), the claim's directory world-writable (hostPath)."""
+    counter = ConfidentialCounter(cas, owner, tmp_path, namespace="ns-non-root")
+    counter.storage.chmod(0o777)
+    as_the_chart = ("--user", "10001:10001", "--read-only")
+    assert count(counter.run(*as_the_chart, memory="rw,U")) == 0
+    assert count(counter.run(*as_the_chart, memory="rw,U")) == 1
+    # Memory the user may not write: one FATAL line naming the path, not a traceback; nothing lost.
+    refused = counter.run(*as_the_chart)
+    assert "/code/app.py: Permission denied" in fatal_line(refused)
+    assert count(counter.run(*as_the_chart, memory="rw,U")) == 2
+
+
 def test_bypassing_the_runtime_gets_no_plaintext(counting: ConfidentialCounter) -> None:
     bypass = counting.run("--entrypoint", "python3", counting.image, "/code/app.py")
     assert bypass.returncode != 0
