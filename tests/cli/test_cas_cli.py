@@ -1,4 +1,4 @@
-"""`sconify identity` and `sconify session create|update|read` against a running CAS."""
+"""`sconify identity` and `sconify session create|update|read` against a running CAS; `sconify cas image`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 from tests.cas.harness import RunningCas
 from tests.cas.policies import counter, namespace, text
 from tests.cli.test_session_cli import sconify
+from tests.image.counter_image import TAG, counter_layout
+from tests.image.images import Entry, write_layout
 
 
 def test_identity_and_session_commands(cas: RunningCas, tmp_path: Path) -> None:
@@ -53,3 +55,22 @@ def test_invalid_policy_problems_are_listed(cas: RunningCas, tmp_path: Path) -> 
     result = sconify("session", "create", str(tmp_path / "bad.yaml"), *connection)
     assert result.returncode == 1
     assert "version: must be a quoted string" in result.stderr
+
+
+def test_cas_image_builds_into_a_layout_and_refuses_a_base_without_python(tmp_path: Path) -> None:
+    built = sconify(
+        "cas", "image", "--from", f"oci:{counter_layout()}:{TAG}", "--to", f"oci:{tmp_path / 'cas'}:1"
+    )
+    assert built.returncode == 0, built.stderr
+    assert built.stdout.strip().startswith(f"oci:{tmp_path / 'cas'}@sha256:")
+    assert "Python 3.11 (glibc, x86_64) at /usr/bin/python3" in built.stderr
+
+    # A base image without Python is refused by name, with nothing written.
+    write_layout(tmp_path / "no-python", "1", [[Entry("etc/hostname", b"x\n")]])
+    refused = sconify(
+        "cas", "image", "--from", f"oci:{tmp_path / 'no-python'}:1", "--to", f"oci:{tmp_path / 'out'}:1"
+    )
+    assert refused.returncode == 2
+    assert "Traceback" not in refused.stderr
+    assert "has no /usr/local/bin/python3 or /usr/bin/python3" in refused.stderr
+    assert not (tmp_path / "out").exists()
