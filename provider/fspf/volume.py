@@ -290,12 +290,10 @@ class Volume:
             return Entry(path, "symlink", Protection.ENCRYPTED, mode=0o777, target=str(location.readlink()))
         if not stat.S_ISREG(info.st_mode):
             raise UsageError(f"volume {self.name}: {self._shown(path)} is not a file, directory or link")
-        if old is not None and old.type == "file" and old.size == info.st_size:
-            digest = hashlib.sha256()
+        if old is not None and old.type == "file" and old.size == info.st_size and old.key and old.digest:
             with os.fdopen(open_regular(location), "rb") as source:
-                for block in iter(lambda: source.read(1 << 20), b""):
-                    digest.update(block)
-            if digest.digest() == old.digest:
+                unchanged = chunks.chunk_tags_digest(old.key, path, source, info.st_size, self._chunk_size)
+            if hmac.compare_digest(unchanged, old.digest):
                 return Entry(
                     path,
                     "file",
@@ -308,11 +306,11 @@ class Volume:
                 )
         file_key = generate_key()
         blob = secrets.token_hex(16)
-        digest = hashlib.sha256()
+        tags = hashlib.sha256()
         target = data_dir / blob
         new_blobs.append(target)
         with os.fdopen(open_regular(location), "rb") as source, target.open("xb") as sink:
-            chunks.encrypt_file(file_key, path, source, sink, info.st_size, self._chunk_size, digest=digest)
+            chunks.encrypt_file(file_key, path, source, sink, info.st_size, self._chunk_size, tags=tags)
             sink.flush()
             os.fsync(sink.fileno())
         notify("blob-written")
@@ -324,7 +322,7 @@ class Volume:
             size=info.st_size,
             key=file_key,
             blob=blob,
-            digest=digest.digest(),
+            digest=tags.digest(),
         )
 
     def _collect_garbage(self, notify: Observer) -> None:

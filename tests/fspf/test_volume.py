@@ -113,6 +113,19 @@ def test_unchanged_files_keep_their_ciphertext(counter: Counter) -> None:
     assert len(counter.blobs()) == 2
 
 
+def test_a_file_changed_in_place_at_the_same_size_gets_new_ciphertext(counter: Counter) -> None:
+    volume = counter.open()
+    content = bytearray(b"x" * 200_000)
+    (volume.workdir / "big").write_bytes(content)
+    volume.commit()
+    first = counter.blobs()
+    content[150_000] ^= 1  # one bit, in the third chunk: the same size, other content
+    (volume.workdir / "big").write_bytes(content)
+    volume.commit()
+    assert counter.blobs().isdisjoint(first)
+    assert (counter.open().workdir / "big").read_bytes() == bytes(content)
+
+
 def test_old_ciphertext_is_removed_after_commit(counter: Counter) -> None:
     counter.run()
     first = counter.blobs()
