@@ -52,9 +52,9 @@ class DockerfileImage(pulumi.ComponentResource):
     def __init__(
         self, resource_name: str, args: DockerfileImageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("sconify:index:DockerfileImage", resource_name, None, opts)
         if not _NAME.fullmatch(resource_name):
             raise ValueError(f"{resource_name!r}: a DNS label names a DockerfileImage (it tags the image)")
+        super().__init__("sconify:index:DockerfileImage", resource_name, None, opts)
         self.context_digest = context_digest(args.context)
         tag = f"localhost/sconify-native/{resource_name}:{self.context_digest[:16]}"
         # Relative to the project, as Pulumi runs programs and providers from there: the same program

@@ -181,8 +181,8 @@ class ConfidentialStatefulService(pulumi.ComponentResource):
         args: ConfidentialStatefulServiceArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("sconify:index:ConfidentialStatefulService", resource_name, None, opts)
         objects = workload_objects(args, resource_name)  # validates the service name before anything exists
+        super().__init__("sconify:index:ConfidentialStatefulService", resource_name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         identity = args.identity or CreatorIdentity(
             "identity", common_name=f"{resource_name}-owner", opts=child

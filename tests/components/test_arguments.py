@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any, cast
 
@@ -11,7 +12,9 @@ import pytest
 from pulumi_sconify import (
     AksClusterArgs,
     CasDeploymentArgs,
+    ConfidentialStatefulService,
     ConfidentialStatefulServiceArgs,
+    DockerfileImage,
     DockerfileImageArgs,
     EncryptedVolumeArgs,
     MinikubeClusterArgs,
@@ -22,6 +25,7 @@ from pulumi_sconify.components.cas import CasEndpoint
 from pulumi_sconify.components.kubernetes import object_resource, pending, with_outputs
 from pulumi_sconify.components.service import service_spec, workload_objects
 from pulumi_sconify.provider.chart import ChartSpecError
+from tests.components.program_runner import ProgramMocks, RecordingMonitor
 
 
 def service(**changes: Any) -> ConfidentialStatefulServiceArgs:
@@ -120,3 +124,20 @@ def test_an_unknown_object_kind_is_refused() -> None:
         object_resource(
             "x", {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress"}, pulumi.ResourceOptions()
         )
+
+
+def test_bad_names_fail_before_anything_is_registered() -> None:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    monitor = RecordingMonitor(ProgramMocks(preview=False))
+    pulumi.runtime.set_mocks(monitor.mocks, project="p", stack="s", preview=False, monitor=monitor)
+    try:
+        with pytest.raises(ValueError, match="a DNS label names a DockerfileImage"):
+            DockerfileImage("Counter Image", DockerfileImageArgs(context=Path("examples/counter")))
+        with pytest.raises(ChartSpecError, match="DNS label"):
+            ConfidentialStatefulService("counter", service(service="Counter_Service"))
+        loop.run_until_complete(asyncio.sleep(0.2))  # let any registration that was started reach the monitor
+        assert monitor.registrations == []
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
