@@ -316,7 +316,7 @@ def _sconify(
 
     binary = _find_binary(rootfs, options.binary or argv[0], environment)
     stage = scratch / "layer"
-    _stage_runtime(stage, rootfs, options, str(config.get("architecture") or "amd64"))
+    _stage_runtime(stage, rootfs, options, str(config.get("architecture") or "amd64"), progress)
 
     regions = [Region(directory, Protection.ENCRYPTED) for directory in options.dirs]
     authenticated = {binary, RUNTIME_DIR, *options.authenticated}
@@ -389,11 +389,14 @@ def _sconify(
     return result, remember
 
 
-def _stage_runtime(stage: Path, rootfs: RootFilesystem, options: SconifyOptions, architecture: str) -> None:
+def _stage_runtime(
+    stage: Path, rootfs: RootFilesystem, options: SconifyOptions, architecture: str, progress: Progress
+) -> None:
     """Write what the new layer adds (besides /fspf) to ``stage`` and into the root file system."""
     try:
         library = rootfs.root / RUNTIME_LIBRARY.lstrip("/")
-        bundle.assemble(bundle.detect_target(rootfs.root, architecture), library)
+        target = bundle.detect_target(rootfs.root, architecture)
+        bundle.assemble(target, library, image_path=RUNTIME_LIBRARY, progress=progress)
     except bundle.BundleError as error:
         raise ImageError(str(error)) from None
     shutil.copytree(library, stage / RUNTIME_LIBRARY.lstrip("/"), symlinks=True)

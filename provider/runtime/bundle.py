@@ -6,6 +6,16 @@ Alpine) and its architecture. The runtime needs the standard library and ``crypt
 with ``cffi``); those come as binary wheels from PyPI for exactly that target (``manylinux`` for glibc,
 ``musllinux`` for musl), downloaded once and cached, and unpacked with the engine's own pure-Python
 modules into one directory of the image (``/sconify/lib``).
+
+The bundle also carries its bytecode: the runtime starts with every container and must not compile
+its modules each time (an image's root is read-only, and the runtime runs with ``-B`` anyway: a
+``__pycache__`` written at run time would change the measurement). Bytecode is specific to a Python
+minor version, so it is compiled by an interpreter of the image's version on the build machine when
+there is one (the one running the sconifier, or ``python3.X`` on ``PATH``); never by the image's own
+interpreter, which would run the image's code on the build machine. The ``.pyc`` files are
+*unchecked-hash* ones (PEP 552): valid whatever the files' times, and never compared with their source
+— sound here because both lie in the authenticated ``/sconify`` region and so are measured and
+verified. Without such an interpreter the image still works; its runtime compiles at each start.
 """
 
 from __future__ import annotations
@@ -15,16 +25,17 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..fspf.errors import FspfError
 from ..image.rootfs import resolve_inside
+from ..version import __version__
 
 DEPENDENCIES = ("cryptography", "cffi", "pycparser")
 ENGINE_PACKAGES = ("fspf", "runtime")
 """Engine subpackages the runtime imports (pure Python); nothing else of the engine goes into images."""
-ENGINE_MODULES = ("version.py",)
 _ARCHITECTURES = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
 _PYTHON_DIRECTORY = re.compile(r"python(3\.\d+)$")
 
@@ -152,9 +163,56 @@ def unpack_wheels(wheels: list[Path], destination: Path) -> None:
             archive.extractall(destination)
 
 
-def assemble(target: Target, destination: Path, cache: Path | None = None) -> None:
-    """Fill ``destination`` (the image's ``/sconify/lib``) with the dependencies and the engine's runtime
-    code."""
+def bytecode_compiler(target: Target) -> str | None:
+    """An interpreter on this machine that writes bytecode for ``target`` (same minor version), or None."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == target.python:
+        return sys.executable
+    candidate = shutil.which(f"python{target.python}")
+    if candidate is None:
+        return None
+    probe = subprocess.run(
+        [candidate, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # a pyenv shim for a version not selected exists but fails
+    return candidate if probe.returncode == 0 and probe.stdout.strip() == target.python else None
+
+
+def compile_bytecode(compiler: str, directory: Path, image_path: str) -> None:
+    """Compile every module under ``directory`` (the image's ``image_path``) to unchecked-hash bytecode."""
+    result = subprocess.run(
+        [
+            compiler,
+            "-I",
+            "-m",
+            "compileall",
+            "-q",
+            "--invalidation-mode",
+            "unchecked-hash",
+            "-d",
+            image_path,  # the file names tracebacks show are the image's
+            str(directory),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise BundleError(f"compiling the runtime's bytecode with {compiler} failed: {result.stdout.strip()}")
+
+
+def assemble(
+    target: Target,
+    destination: Path,
+    cache: Path | None = None,
+    image_path: str = "/sconify/lib",
+    progress: Callable[[str], None] = lambda _: None,
+) -> None:
+    """Fill ``destination`` (the image's ``image_path``) with the dependencies, the engine's runtime code
+    and, when an interpreter of the image's Python version is at hand, their bytecode."""
     unpack_wheels(fetch_wheels(target, cache), destination)
     engine = Path(__file__).resolve().parents[1]
     package = destination / "pulumi_sconify"
@@ -162,8 +220,8 @@ def assemble(target: Target, destination: Path, cache: Path | None = None) -> No
     provider.mkdir(parents=True, exist_ok=True)
     (package / "__init__.py").write_text('"""The parts of pulumi-sconify a confidential image carries."""\n')
     (provider / "__init__.py").write_text("")
-    for module in ENGINE_MODULES:
-        shutil.copy2(engine / module, provider / module)
+    # A constant, not importlib.metadata: that import alone costs the runtime ~20 ms at every start.
+    (provider / "version.py").write_text(f'"""The engine\'s version."""\n\n__version__ = {__version__!r}\n')
     for name in ENGINE_PACKAGES:
         # bundle.py is build-side (it needs the image package); everything else here runs in the image.
         shutil.copytree(
@@ -172,3 +230,12 @@ def assemble(target: Target, destination: Path, cache: Path | None = None) -> No
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "bundle.py", "image_regions.py"),
             dirs_exist_ok=True,
         )
+    compiler = bytecode_compiler(target)
+    if compiler is None:
+        progress(
+            f"no Python {target.python} on this machine: the runtime will compile its modules at every "
+            "start (slower); install python" + target.python + " to ship its bytecode"
+        )
+        return
+    compile_bytecode(compiler, destination, image_path)
+    progress(f"runtime bytecode compiled with {compiler} (Python {target.python})")

@@ -19,7 +19,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-RECIPE = "bookworm-minbase-python3-click-v1"
+RECIPE = "bookworm-minbase-python3-click-v2"
 TAG = "counter"
 APP = Path(__file__).parents[2] / "examples" / "counter" / "app.py"
 MIRROR = "http://deb.debian.org/debian"
@@ -51,7 +51,8 @@ def _layer(source: Path, target: Path, prefix: str = "") -> tuple[str, str, int]
             info = archive.gettarinfo(str(location), arcname=name)
             if not (info.isfile() or info.isdir() or info.issym() or info.islnk()):
                 continue
-            info.mtime = 1_700_000_000
+            # The files keep their own times, as in any image a Dockerfile builds: Python's cached
+            # bytecode records its source's mtime and is ignored (recompiled at every start) otherwise.
             if info.isfile():
                 with location.open("rb") as content:
                     archive.addfile(info, content)

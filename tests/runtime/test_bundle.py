@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,13 @@ from pulumi_sconify.provider.image.oci import Platform
 from pulumi_sconify.provider.image.reference import parse_reference
 from pulumi_sconify.provider.image.rootfs import RootFilesystem
 from pulumi_sconify.provider.image.transport import RegistryOptions, open_source
-from pulumi_sconify.provider.runtime.bundle import BundleError, Target, assemble, detect_target
+from pulumi_sconify.provider.runtime.bundle import (
+    BundleError,
+    Target,
+    assemble,
+    bytecode_compiler,
+    detect_target,
+)
 from tests.image.counter_image import TAG, counter_layout
 
 pytestmark = pytest.mark.slow
@@ -40,7 +47,9 @@ def test_target_of_the_debian_counter_image(counter_root: Path) -> None:
 def test_bundle_imports_on_the_images_python(counter_root: Path, tmp_path: Path) -> None:
     assert shutil.which("chroot")
     lib = counter_root / "sconify" / "lib"
-    assemble(detect_target(counter_root, "amd64"), lib, cache=tmp_path / "wheels")
+    said: list[str] = []
+    assemble(detect_target(counter_root, "amd64"), lib, cache=tmp_path / "wheels", progress=said.append)
+    assert any("runtime bytecode compiled" in line for line in said), said
     assert not (lib / "pulumi_sconify" / "provider" / "image").exists()  # only what the runtime needs
     program = (
         "import sys; sys.path.insert(0, '/sconify/lib')\n"
@@ -59,6 +68,40 @@ def test_bundle_imports_on_the_images_python(counter_root: Path, tmp_path: Path)
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "23 (3, 11)"
+
+
+def test_bundle_bytecode_is_what_the_images_python_loads(counter_root: Path) -> None:
+    """The runtime starts from shipped bytecode: unchecked-hash .pyc files (valid whatever the files'
+    times in the layer) that the image's own interpreter, run as the entrypoint runs it, loads."""
+    lib = counter_root / "sconify" / "lib"
+    if not (lib / "pulumi_sconify").exists():
+        assemble(detect_target(counter_root, "amd64"), lib)
+    cached = lib / "pulumi_sconify" / "provider" / "runtime" / "__pycache__" / "launcher.cpython-311.pyc"
+    assert int.from_bytes(cached.read_bytes()[4:8], "little") == 0b01  # hash-based, source not checked
+    result = subprocess.run(
+        [
+            "chroot",
+            str(counter_root),
+            "python3",
+            "-I",
+            "-B",
+            "-v",
+            "-c",
+            "import sys; sys.path.insert(0, '/sconify/lib'); import pulumi_sconify.provider.runtime.launcher",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "code object from '/sconify/lib/pulumi_sconify/provider/runtime/__pycache__/launcher" in result.stderr
+    assert "cryptography/hazmat/bindings/__pycache__/" in result.stderr  # the wheels' modules too
+
+
+def test_no_bytecode_without_an_interpreter_of_the_images_version() -> None:
+    assert bytecode_compiler(Target("3.99", "glibc", "x86_64")) is None
+    assert bytecode_compiler(Target(f"{sys.version_info.major}.{sys.version_info.minor}", "glibc", "x86_64"))
 
 
 def test_an_image_without_python_is_refused(tmp_path: Path) -> None:
