@@ -25,8 +25,9 @@ from . import chunks
 from .errors import UsageError
 from .keys import KEY_BYTES
 from .metadata import Entry, Manifest, Protection, Region, image_context, seal
-from .paths import host_path, is_within, open_regular, walk
-from .tree import DATA_DIR, METADATA_PATH, Protected, normalise_regions, region_for
+from .observation import RegionMap, protected_roots
+from .paths import host_path, open_regular, walk
+from .tree import DATA_DIR, METADATA_PATH, Protected, normalise_regions
 
 
 def _derive(key: bytes, label: bytes, *parts: bytes) -> bytes:
@@ -50,9 +51,9 @@ def protect_regions(
     normalised = normalise_regions(regions)
     data_dir = host_path(out, DATA_DIR)
     data_dir.mkdir(parents=True, exist_ok=True)
-    protected = [r.path for r in normalised if r.protection is not Protection.NOT_PROTECTED]
-    walk_roots = sorted(p for p in protected if not any(o != p and is_within(p, o) for o in protected))
+    walk_roots = protected_roots(normalised)
     entries: list[Entry] = []
+    region_map = RegionMap(normalised)
     for walk_root in walk_roots:
         try:
             root_info = os.lstat(host_path(root, walk_root))
@@ -62,7 +63,7 @@ def protect_regions(
         if stat.S_ISDIR(root_info.st_mode):
             paths += list(walk(root, walk_root))
         for path, info in paths:
-            protection = region_for(path, normalised).protection
+            protection = region_map.of(path).protection
             if protection is not Protection.NOT_PROTECTED:
                 entries.append(_protect_entry(root, data_dir, key, path, info, protection, chunk_size))
     manifest = Manifest(kind="image", chunk_size=chunk_size, regions=normalised, entries=tuple(entries))

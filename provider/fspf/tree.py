@@ -21,7 +21,7 @@ import os
 import secrets
 import shutil
 import stat
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +38,7 @@ from .metadata import (
     seal,
     unseal,
 )
+from .observation import Observation, RegionMap, protected_roots
 from .paths import check_tree_path, host_path, is_within, open_regular, walk
 
 FSPF_DIR = "/fspf"
@@ -68,11 +69,6 @@ def normalise_regions(regions: Iterable[Region]) -> tuple[Region, ...]:
         by_path[region.path] = region
     by_path.setdefault("/", Region("/", Protection.NOT_PROTECTED))
     return tuple(sorted(by_path.values(), key=lambda r: r.path))
-
-
-def region_for(path: str, regions: tuple[Region, ...]) -> Region:
-    """The region ``path`` belongs to: the one with the longest matching prefix."""
-    return max((r for r in regions if is_within(path, r.path)), key=lambda r: len(r.path))
 
 
 def _is_mount_point(path: str, regions: tuple[Region, ...]) -> bool:
@@ -113,8 +109,9 @@ def protect_tree(
     data_dir.mkdir(parents=True)
     entries: list[Entry] = []
     directory_modes: list[tuple[Path, int]] = []
+    region_map = RegionMap(normalised)
     for path, info in walk(source):
-        protection = region_for(path, normalised).protection
+        protection = region_map.of(path).protection
         origin = host_path(source, path)
         target = host_path(out, path)
         mode = stat.S_IMODE(info.st_mode)
@@ -202,28 +199,29 @@ def open_metadata(tree: Path, key: bytes, tag: bytes) -> Manifest:
     return unseal(read_metadata(tree), key, image_context(), METADATA_PATH, expected_tag=tag)
 
 
-def verify_tree(
-    tree: Path, key: bytes, tag: bytes, known_digests: Mapping[str, bytes] | None = None
-) -> Manifest:
+def verify_tree(tree: Path, key: bytes, tag: bytes, observation: Observation | None = None) -> Manifest:
     """Verify every protected entry of ``tree``; raise :class:`IntegrityError` at the first failure.
 
-    ``known_digests`` (path to SHA-256) are content digests the caller has just computed — the runtime
-    does while measuring. An authenticated file whose sealed metadata carries its digest is then checked
-    against that digest instead of being read a second time for its chunk tags.
+    ``observation`` is what the caller saw of ``tree`` a moment ago (the runtime, while measuring). When
+    it covers exactly the sealed regions, the protected regions are not walked again, and an
+    authenticated file whose sealed metadata carries its digest is checked against the observed digest
+    instead of being read a second time for its chunk tags.
     """
-    return _verified(tree, key, tag, known_digests, encrypted_files=True)
+    return _verified(tree, key, tag, observation, encrypted_files=True)
 
 
 def _verified(
-    tree: Path, key: bytes, tag: bytes, known_digests: Mapping[str, bytes] | None, encrypted_files: bool
+    tree: Path, key: bytes, tag: bytes, observation: Observation | None, encrypted_files: bool
 ) -> Manifest:
     """The metadata, after checking the layout and every entry (encrypted files only if asked: decryption
     verifies them as it goes, so checking them first would decrypt them twice)."""
     manifest = open_metadata(tree, key, tag)
-    _check_layout(tree, manifest)
+    if observation is not None and observation.regions != manifest.regions:
+        observation = None  # it saw other regions than the sealed ones: look again
+    _check_layout(tree, manifest, observation)
     for entry in manifest.entries:
         if encrypted_files or entry.protection is not Protection.ENCRYPTED or entry.type != "file":
-            _verify_entry(tree, manifest, entry, sink_root=None, known_digests=known_digests)
+            _verify_entry(tree, manifest, entry, sink_root=None, observation=observation)
     return manifest
 
 
@@ -233,15 +231,16 @@ def decrypt_tree(
     key: bytes,
     tag: bytes,
     before_writing: Callable[[Path], None] | None = None,
-    known_digests: Mapping[str, bytes] | None = None,
+    observation: Observation | None = None,
 ) -> Manifest:
     """Verify ``tree`` and write the plaintext of its encrypted regions below ``destination``.
 
     ``destination`` plays the role of ``/``: ``/code/app.py`` is written to ``destination/code/app.py``.
     ``before_writing`` is called with each encrypted region's directory before anything is written (the
-    runtime refuses there unless it is memory-backed). On failure, nothing this call wrote is left behind.
+    runtime refuses there unless it is memory-backed). ``observation`` as for :func:`verify_tree`. On
+    failure, nothing this call wrote is left behind.
     """
-    manifest = _verified(tree, key, tag, known_digests, encrypted_files=False)
+    manifest = _verified(tree, key, tag, observation, encrypted_files=False)
     if before_writing is not None:
         for region in manifest.regions:
             if region.protection is Protection.ENCRYPTED:
@@ -277,15 +276,20 @@ def _make_directories(root: Path, path: str, created: list[Path]) -> None:
             created.append(location)
 
 
-def _layout_paths(tree: Path, manifest: Manifest) -> Iterator[tuple[str, os.stat_result]]:
+def _layout_paths(
+    tree: Path, manifest: Manifest, observation: Observation | None
+) -> Iterator[tuple[str, os.stat_result]]:
     """The paths verification must account for: /fspf and every protected region, nothing else.
 
     A container's root holds /proc, /sys and more that no protection covers; only protected regions
-    (and /fspf) are walked, each once from its outermost protected root.
+    (and /fspf) are walked, each once from its outermost protected root — or taken from
+    ``observation``, which walked exactly these roots.
     """
-    protected = [r.path for r in manifest.regions if r.protection is not Protection.NOT_PROTECTED]
-    roots = [p for p in protected if not any(o != p and is_within(p, o) for o in protected)]
-    for root in sorted({FSPF_DIR, *roots}):
+    roots = {FSPF_DIR, *protected_roots(manifest.regions)}
+    if observation is not None:
+        yield from observation.stats.items()
+        roots = {FSPF_DIR}
+    for root in sorted(roots):
         try:
             info = os.lstat(host_path(tree, root))
         except FileNotFoundError:
@@ -296,15 +300,16 @@ def _layout_paths(tree: Path, manifest: Manifest) -> Iterator[tuple[str, os.stat
             yield from walk(tree, root)
 
 
-def _check_layout(tree: Path, manifest: Manifest) -> None:
+def _check_layout(tree: Path, manifest: Manifest, observation: Observation | None) -> None:
     """Everything present in a protected region must be listed, with the listed type."""
     entries = manifest.entry_map()
     blobs = {entry.blob for entry in manifest.entries if entry.blob is not None}
-    for path, info in _layout_paths(tree, manifest):
+    region_map = RegionMap(manifest.regions)
+    for path, info in _layout_paths(tree, manifest, observation):
         if is_within(path, FSPF_DIR):
             _check_fspf_entry(path, info, blobs)
             continue
-        region = region_for(path, manifest.regions)
+        region = region_map.of(path)
         if region.protection is Protection.NOT_PROTECTED:
             continue
         if region.protection is Protection.ENCRYPTED:
@@ -351,11 +356,10 @@ def _verify_entry(
     entry: Entry,
     sink_root: Path | None,
     created: list[Path] | None = None,
-    known_digests: Mapping[str, bytes] | None = None,
+    observation: Observation | None = None,
 ) -> None:
-    location = host_path(tree, entry.path)
     if entry.protection is Protection.AUTHENTICATED:
-        _verify_authenticated(location, manifest, entry, known_digests)
+        _verify_authenticated(tree, manifest, entry, observation)
     elif entry.type == "file":
         assert entry.blob is not None
         blob = host_path(tree, DATA_DIR) / entry.blob
@@ -388,32 +392,39 @@ def _verify_entry(
 
 
 def _verify_authenticated(
-    location: Path, manifest: Manifest, entry: Entry, known_digests: Mapping[str, bytes] | None
+    tree: Path, manifest: Manifest, entry: Entry, observation: Observation | None
 ) -> None:
-    try:
-        info = os.lstat(location)
-    except FileNotFoundError:
-        raise IntegrityError(f"Verification of {entry.path} failed: the {entry.type} is missing") from None
+    if observation is not None:
+        info = observation.stats.get(entry.path)
+        link = observation.links.get(entry.path)
+    else:
+        try:
+            info = os.lstat(host_path(tree, entry.path))
+        except FileNotFoundError:
+            info = None
+        link = str(host_path(tree, entry.path).readlink()) if info and stat.S_ISLNK(info.st_mode) else None
+    if info is None:
+        raise IntegrityError(f"Verification of {entry.path} failed: the {entry.type} is missing")
     if _type_of(info) != entry.type:
         raise IntegrityError(
             f"Verification of {entry.path} failed: expected a {entry.type}, found a {_type_of(info)}"
         )
     if entry.type == "symlink":
-        if str(location.readlink()) != entry.target:
+        if link != entry.target:
             raise IntegrityError(f"Verification of {entry.path} failed: the link points elsewhere")
         return
     if stat.S_IMODE(info.st_mode) != entry.mode:
         raise IntegrityError(f"Verification of {entry.path} failed: its permissions changed")
     if entry.type == "dir":
         return
-    known = known_digests.get(entry.path) if known_digests is not None and entry.digest else None
+    known = observation.digests.get(entry.path) if observation is not None and entry.digest else None
     if known is not None:
         if info.st_size != entry.size or not hmac.compare_digest(known, entry.digest):
             raise IntegrityError(
                 f"Verification of file {entry.path} failed: its content is not the protected one"
             )
         return
-    with os.fdopen(open_regular(location), "rb") as source:
+    with os.fdopen(open_regular(host_path(tree, entry.path)), "rb") as source:
         chunks.verify_authenticated_file(
             entry.key, entry.path, source, entry.size, manifest.chunk_size, entry.tags
         )

@@ -28,7 +28,7 @@ from typing import Any
 from ..fspf import FspfError, Volume, decrypt_tree
 from ..version import __version__
 from .cas import CasConnection, CasError, VolumeAnchor
-from .measure import measure_with_digests
+from .measure import measure_and_observe
 
 CAS_PIN = Path("/sconify/cas-ca.pem")
 VOLUME_STORAGE = Path("/sconify/volumes")
@@ -93,7 +93,7 @@ def prepare(root: Path = Path("/")) -> tuple[dict[str, Any], list[Volume]]:
             flush=True,
         )
     try:
-        measurement, digests = measure_with_digests(root)
+        measurement, observation = measure_and_observe(root)
     except (OSError, ValueError) as error:
         raise RefusedError(f"cannot measure the image: {error}") from None
     log(f"measurement {measurement}")
@@ -112,7 +112,7 @@ def prepare(root: Path = Path("/")) -> tuple[dict[str, Any], list[Volume]]:
                 bytes.fromhex(fspf["key"]),
                 bytes.fromhex(fspf["tag"]),
                 before_writing=lambda path: _require_memory(path, "encrypted region"),
-                known_digests=digests,  # measured a moment ago: not read twice
+                observation=observation,  # walked and hashed a moment ago: not again
             )
         except FspfError as error:
             raise RefusedError(str(error)) from None

@@ -23,35 +23,32 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import stat
 from collections.abc import Iterable
 from pathlib import Path
 
 from ..fspf.metadata import Entry, Protection, Region
+from ..fspf.observation import Observation, observe
 
 DOMAIN = b"sconify-measurement-v1\n"
 PLAN_PATH = "/sconify/measure.json"
 
 
-def _file_sha256(location: Path) -> str:
-    with location.open("rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
-
-
-def describe(root: Path, paths: Iterable[str]) -> list[list[object]]:
-    """``[path, type, mode, size, sha256 or target]`` for each path (absolute, in the tree ``root``)."""
+def rows_from_observation(observation: Observation) -> list[list[object]]:
+    """``[path, type, mode, size, sha256 or target]`` for each authenticated entry of ``observation``."""
     rows: list[list[object]] = []
-    for path in sorted(set(paths)):
-        location = root / path.lstrip("/")
-        info = os.lstat(location)
-        mode = stat.S_IMODE(info.st_mode)
+    for path in sorted(observation.stats):
+        if observation.protections[path] is not Protection.AUTHENTICATED:
+            continue
+        info = observation.stats[path]
         if stat.S_ISLNK(info.st_mode):
-            rows.append([path, "symlink", 0o777, 0, str(location.readlink())])
+            rows.append([path, "symlink", 0o777, 0, observation.links[path]])
         elif stat.S_ISDIR(info.st_mode):
-            rows.append([path, "dir", mode, 0, ""])
+            rows.append([path, "dir", stat.S_IMODE(info.st_mode), 0, ""])
         else:
-            rows.append([path, "file", mode, info.st_size, _file_sha256(location)])
+            rows.append(
+                [path, "file", stat.S_IMODE(info.st_mode), info.st_size, observation.digests[path].hex()]
+            )
     return rows
 
 
@@ -93,14 +90,14 @@ def measure_root(root: Path) -> str:
     Walks the authenticated regions the plan names — exactly the entries the sconifier protected — and
     hashes them; raises ``ValueError`` if the plan is missing or malformed.
     """
-    return measure_with_digests(root)[0]
+    return measure_and_observe(root)[0]
 
 
-def measure_with_digests(root: Path) -> tuple[str, dict[str, bytes]]:
-    """The measurement, and the SHA-256 of every authenticated file it read (so that verification need
-    not read them again)."""
-    from ..fspf.paths import host_path, is_within, walk  # noqa: PLC0415 - the runtime's import set
-    from ..fspf.tree import normalise_regions, region_for  # noqa: PLC0415
+def measure_and_observe(root: Path) -> tuple[str, Observation]:
+    """The measurement, and what the walk for it saw of the protected regions (so that verification need
+    not walk and read them again). Raises ``ValueError`` for a missing or malformed plan or a special file
+    in an authenticated region, ``OSError`` for what cannot be read."""
+    from ..fspf.tree import normalise_regions  # noqa: PLC0415 - the runtime's import set
 
     try:
         plan = json.loads((root / PLAN_PATH.lstrip("/")).read_bytes())
@@ -108,18 +105,5 @@ def measure_with_digests(root: Path) -> tuple[str, dict[str, bytes]]:
         binary, heap, stack = str(plan["binary"]), str(plan["heap"]), str(plan["stack"])
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{PLAN_PATH}: missing or malformed ({type(error).__name__})") from None
-    protected = [r.path for r in regions if r.protection is not Protection.NOT_PROTECTED]
-    roots = sorted(p for p in protected if not any(o != p and is_within(p, o) for o in protected))
-    paths: list[str] = []
-    for walk_root in roots:
-        location = host_path(root, walk_root)
-        if not (location.exists() or location.is_symlink()):
-            continue
-        if walk_root != "/":
-            paths.append(walk_root)
-        if location.is_dir() and not location.is_symlink():
-            paths += [path for path, _ in walk(root, walk_root)]
-    authenticated = [p for p in paths if region_for(p, regions).protection is Protection.AUTHENTICATED]
-    rows = describe(root, authenticated)
-    digests = {str(row[0]): bytes.fromhex(str(row[4])) for row in rows if row[1] == "file"}
-    return measurement(binary, rows, heap, stack), digests
+    observation = observe(root, regions)
+    return measurement(binary, rows_from_observation(observation), heap, stack), observation

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from pulumi_sconify.provider.fspf import (
     verify_tree,
 )
 from pulumi_sconify.provider.fspf.image_regions import protect_regions
+from pulumi_sconify.provider.fspf.observation import observe
+from pulumi_sconify.provider.fspf.tree import normalise_regions
 from tests.fspf.trees import SECRET_CODE, build_source
 
 REGIONS = [
@@ -83,22 +86,42 @@ def test_missing_region_is_a_usage_error(tmp_path: Path) -> None:
         protect_regions(source, tmp_path / "out", generate_key(), [Region("/app", Protection.ENCRYPTED)])
 
 
-def test_verification_can_use_digests_measured_a_moment_ago(tmp_path: Path) -> None:
-    import hashlib
-
+def test_verification_can_use_what_a_walk_saw_a_moment_ago(tmp_path: Path) -> None:
     source = build_source(tmp_path / "src")
     key = generate_key()
     result = protect_regions(source, tmp_path / "layer", key, REGIONS)
     image = image_from(source, tmp_path / "layer", tmp_path / "image")
-    digests = {
-        e.path: hashlib.sha256((image / e.path.lstrip("/")).read_bytes()).digest()
-        for e in result.manifest.entries
-        if e.protection is Protection.AUTHENTICATED and e.type == "file"
-    }
-    verify_tree(image, key, result.tag, known_digests=digests)
-    # A file changed after it was protected: its digest, however it was computed, is not the sealed one.
+    regions = result.manifest.regions
+    verify_tree(image, key, result.tag, observation=observe(image, regions))
+    # A file changed after it was protected: what the walk saw of it is not the sealed content.
     helper = image / "usr" / "bin" / "helper"
     helper.write_bytes(helper.read_bytes().replace(b"helper", b"HELPER"))  # same size
-    digests["/usr/bin/helper"] = hashlib.sha256(helper.read_bytes()).digest()
     with pytest.raises(IntegrityError, match="/usr/bin/helper failed: its content is not the protected one"):
-        verify_tree(image, key, result.tag, known_digests=digests)
+        verify_tree(image, key, result.tag, observation=observe(image, regions))
+    helper.write_bytes(helper.read_bytes().replace(b"HELPER", b"helper"))
+    # An entry added to an authenticated region, and plaintext left in an encrypted one, are in the walk.
+    (image / "usr" / "bin" / "added").write_bytes(b"#!/bin/sh\n")
+    with pytest.raises(IntegrityError, match="/usr/bin/added failed: unexpected entry in authenticated"):
+        verify_tree(image, key, result.tag, observation=observe(image, regions))
+    (image / "usr" / "bin" / "added").unlink()
+    (image / "code" / "app.py").write_bytes(b"print('plain')\n")
+    with pytest.raises(IntegrityError, match=r"/code/app\.py failed: unexpected entry in encrypted"):
+        decrypt_tree(image, tmp_path / "plain", key, result.tag, observation=observe(image, regions))
+
+
+def test_an_observation_of_other_regions_is_not_used(tmp_path: Path) -> None:
+    source = build_source(tmp_path / "src")
+    key = generate_key()
+    result = protect_regions(source, tmp_path / "layer", key, REGIONS)
+    image = image_from(source, tmp_path / "layer", tmp_path / "image")
+    stale = observe(image, normalise_regions([Region("/usr", Protection.AUTHENTICATED)]))
+    (image / "code" / "app.py").write_bytes(b"print('plain')\n")  # not seen by a walk of /usr only
+    with pytest.raises(IntegrityError, match=r"/code/app\.py failed: unexpected entry in encrypted"):
+        verify_tree(image, key, result.tag, observation=stale)
+
+
+def test_a_special_file_in_an_authenticated_region_is_not_read(tmp_path: Path) -> None:
+    source = build_source(tmp_path / "src")
+    os.mkfifo(source / "usr" / "bin" / "pipe")  # reading it would block for ever
+    with pytest.raises(ValueError, match="/usr/bin/pipe: a special file in authenticated region"):
+        observe(source, normalise_regions(REGIONS))

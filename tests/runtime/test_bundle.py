@@ -95,7 +95,8 @@ def test_bundle_bytecode_is_what_the_images_python_loads(counter_root: Path) -> 
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "code object from '/sconify/lib/pulumi_sconify/provider/runtime/__pycache__/launcher" in result.stderr
+    launcher = "/sconify/lib/pulumi_sconify/provider/runtime/__pycache__/launcher"
+    assert f"code object from '{launcher}" in result.stderr
     assert "cryptography/hazmat/bindings/__pycache__/" in result.stderr  # the wheels' modules too
 
 
