@@ -17,6 +17,7 @@ import mmap
 import os
 import stat
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,8 +80,8 @@ def observe(root: Path, regions: tuple[Region, ...]) -> Observation:
     by_path = {region.path: region.protection for region in regions}
     stats: dict[str, os.stat_result] = {}
     links: dict[str, str] = {}
-    digests: dict[str, bytes] = {}
     protections: dict[str, Protection] = {}
+    files: list[tuple[str, str, int]] = []
     for walk_root in protected_roots(regions):
         location = os.fspath(host_path(root, walk_root))
         outer = region_of(walk_root, regions).protection
@@ -90,12 +91,12 @@ def observe(root: Path, regions: tuple[Region, ...]) -> Observation:
             if protection is not Protection.AUTHENTICATED:
                 continue
             if stat.S_ISREG(info.st_mode):
-                digests[path] = _sha256(where)
+                files.append((path, where, info.st_size))
             elif stat.S_ISLNK(info.st_mode):
                 links[path] = os.readlink(where)  # noqa: PTH115 - plain strings throughout this walk
             elif not stat.S_ISDIR(info.st_mode):
                 raise ValueError(f"{path}: a special file in authenticated region")
-    return Observation(regions, stats, links, digests, protections)
+    return Observation(regions, stats, links, _sha256_all(files), protections)
 
 
 def _walk(
@@ -128,6 +129,30 @@ def _below(
         yield path, entry.path, info, inner
         if stat.S_ISDIR(info.st_mode):
             yield from _below(entry.path, path, inner, regions)
+
+
+def _sha256_all(files: list[tuple[str, str, int]]) -> dict[str, bytes]:
+    """The SHA-256 of each (path, location, size), keyed by path, on two cores when there are two.
+
+    Hashing a large file releases the GIL for the whole file, so a second thread that takes the largest
+    files (up to half of all bytes) runs truly in parallel with this one, which hashes the many small
+    files whose cost is mostly Python's. Measured at start of every container: 0.089 -> 0.058 s for the
+    counter image's 101 MB in 2,665 files.
+    """
+    if len(os.sched_getaffinity(0)) < 2:
+        return {path: _sha256(location) for path, location, _ in files}
+    largest_first = sorted(files, key=lambda file: file[2], reverse=True)
+    half = sum(size for _, _, size in files) / 2
+    count, share = 0, 0
+    while count < len(largest_first) and share < half:
+        share += largest_first[count][2]
+        count += 1
+    large, small = largest_first[:count], largest_first[count:]
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        pending = worker.submit(lambda: {path: _sha256(location) for path, location, _ in large})
+        digests = {path: _sha256(location) for path, location, _ in small}
+        digests.update(pending.result())
+    return digests
 
 
 def _sha256(location: str) -> bytes:
