@@ -21,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -92,11 +93,16 @@ def prepare(root: Path = Path("/")) -> tuple[dict[str, Any], list[Volume]]:
             file=sys.stderr,
             flush=True,
         )
+    started = time.monotonic()
     try:
         measurement, observation = measure_and_observe(root)
     except (OSError, ValueError) as error:
         raise RefusedError(f"cannot measure the image: {error}") from None
-    log(f"measurement {measurement}")
+    hashed = sum(observation.stats[path].st_size for path in observation.digests)
+    log(
+        f"measurement {measurement} ({len(observation.digests)} files, {hashed / 1e6:.0f} MB, "
+        f"{time.monotonic() - started:.3f} s)"
+    )
     connection = CasConnection(address, pin)
     try:
         grant = connection.attest(config_id, measurement, {"kind": "software", "runtime": __version__})
@@ -105,6 +111,7 @@ def prepare(root: Path = Path("/")) -> tuple[dict[str, Any], list[Volume]]:
     configuration: dict[str, Any] = grant["configuration"]
     fspf = configuration.get("fspf")
     if fspf:
+        started = time.monotonic()
         try:
             decrypt_tree(
                 root,
@@ -116,11 +123,13 @@ def prepare(root: Path = Path("/")) -> tuple[dict[str, Any], list[Volume]]:
             )
         except FspfError as error:
             raise RefusedError(str(error)) from None
+        log(f"protected regions verified and decrypted ({time.monotonic() - started:.3f} s)")
     anchor = VolumeAnchor(connection, grant["credential"])
     volumes = []
     for volume in configuration.get("volumes", []):
         plaintext = root / volume["path"].lstrip("/")
         _require_memory(plaintext, f"volume {volume['name']}")
+        started = time.monotonic()
         try:
             volumes.append(
                 Volume.open(
@@ -134,6 +143,10 @@ def prepare(root: Path = Path("/")) -> tuple[dict[str, Any], list[Volume]]:
             )
         except (FspfError, CasError) as error:
             raise RefusedError(str(error)) from None
+        log(
+            f"volume {volume['name']} opened at generation {volumes[-1].generation} "
+            f"({time.monotonic() - started:.3f} s)"
+        )
     return configuration, volumes
 
 
@@ -219,12 +232,15 @@ def main() -> int:
         return fatal(f"cannot start {configuration['command'][0]}: {error.strerror}")
     except PeriodicCommitError as error:
         return fatal(str(error))
+    started = time.monotonic()
     try:
         commit_all(volumes)
     except PeriodicCommitError as error:
         return fatal(str(error))
     except OSError as error:
         return fatal(f"volumes: commit failed: {error.filename or ''}: {error.strerror or error}")
+    if volumes:
+        log(f"volumes committed ({time.monotonic() - started:.3f} s)")
     return code if code >= 0 else 128 - code
 
 

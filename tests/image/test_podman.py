@@ -3,6 +3,8 @@ encrypted volume, anchored in a real CAS — and a rollback of the volume is ref
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -117,6 +119,17 @@ def test_changed_interpreter_is_detected(counting: ConfidentialCounter, tmp_path
     assert count(counting.run()) == 1
 
 
+def test_a_pipe_in_an_authenticated_region_is_refused_not_waited_on(
+    counting: ConfidentialCounter, tmp_path: Path
+) -> None:
+    """Reading a pipe would block the start for ever: the measurement names it instead."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    line = fatal_line(counting.run("-v", f"{pipe}:/usr/lib/python3/dist-packages/extra"))
+    assert "/usr/lib/python3/dist-packages/extra: a special file in authenticated region" in line
+    assert count(counting.run()) == 1
+
+
 def test_changed_volume_byte_is_detected(counting: ConfidentialCounter) -> None:
     (blob,) = (counting.storage / "data").iterdir()
     original = blob.read_bytes()
@@ -138,6 +151,16 @@ def test_deleted_volume_files_are_detected(counting: ConfidentialCounter, tmp_pa
     shutil.rmtree(counting.storage)
     shutil.copytree(keep, counting.storage)
     assert count(counting.run()) == 1
+
+
+def test_info_log_says_where_start_up_time_goes(counting: ConfidentialCounter) -> None:
+    result = counting.run("-e", "SCONE_LOG=INFO")
+    assert count(result) == 1
+    info = "\n".join(line for line in result.stderr.splitlines() if line.startswith("[SCONIFY|INFO]"))
+    assert re.search(r"measurement [0-9a-f]{64} \(\d+ files, \d+ MB, \d+\.\d{3} s\)", info), info
+    assert re.search(r"protected regions verified and decrypted \(\d+\.\d{3} s\)", info), info
+    assert re.search(r"volume V1 opened at generation 1 \(\d+\.\d{3} s\)", info), info
+    assert re.search(r"volumes committed \(\d+\.\d{3} s\)", info), info
 
 
 def test_arguments_cannot_redirect_the_program(counting: ConfidentialCounter) -> None:
