@@ -11,7 +11,8 @@ unless a region says otherwise:
 ``/fspf/fs.fspf`` seals the list of regions and every protected entry (path, type, mode, size, key,
 chunk tags or ciphertext name). Verification re-reads everything against it and also walks the tree,
 so that a file *added* to a protected region, a file replaced by a link, or plaintext left in an
-encrypted region are refused as surely as a changed byte.
+encrypted region are refused as surely as a changed byte. A caller that has just walked and hashed the
+regions itself (the runtime, measuring) hands over that :class:`~.observation.Observation` instead.
 """
 
 from __future__ import annotations
