@@ -2,7 +2,8 @@
 against raw AES-256-GCM over the same bytes.
 
 1. Start-up: the native counter image and its confidential version, each run to completion in podman
-   (runc) five times; the median wall time of each, and the ratio. The confidential run measures the
+   (runc) five times; the median wall time of each, and the ratio; for the Debian (glibc) counter and the
+   musl one (Alpine's kind, see tests/image/musl_image.py). The confidential run measures the
    image, attests to a local CAS, verifies and decrypts /code, opens and commits the volume.
 2. Volumes of 1, 100 and 1000 MiB (one file): commit (encrypt, write, fsync, anchor swap in memory) and
    open (read, verify, decrypt into tmpfs), against AES-256-GCM over as many bytes in memory, and against
@@ -32,6 +33,7 @@ from pulumi_sconify.provider.fspf import InMemoryAnchor, Volume, generate_key
 from tests.cas.harness import RunningCas, identity
 from tests.image.confidential_counter import PODMAN, ConfidentialCounter
 from tests.image.counter_image import TAG, counter_layout
+from tests.image.musl_image import musl_counter_layout
 
 MIB = 1024 * 1024
 
@@ -48,21 +50,27 @@ def median_seconds(command: list[str], runs: int = 5) -> float:
 def startup(base: Path) -> None:
     cas = RunningCas(base / "cas").start()
     try:
-        counter = ConfidentialCounter(cas, identity(base, "owner"), base, namespace="ns-bench")
-        native_layout = base / "native"  # podman cannot name an image from a path with a dot directory
-        shutil.copytree(counter_layout(), native_layout)
-        native = median_seconds([*PODMAN, "--tmpfs", "/V1", f"oci:{native_layout}:{TAG}"])
-        confidential = median_seconds(counter.command())
         print("start-up (median of 5 complete runs of the counter, podman included)")
-        print(f"  native image          {native:6.2f} s")
-        print(f"  confidential image    {confidential:6.2f} s   {confidential / native:5.2f} x native")
-        print("  where the runtime's time goes (one more run, with SCONE_LOG=INFO):")
-        logged = subprocess.run(
-            counter.command("--env", "SCONE_LOG=INFO"), check=True, capture_output=True, text=True
-        )
-        for line in logged.stderr.splitlines():
-            if line.startswith("[SCONIFY|INFO]") and "(" in line:
-                print("    " + line.removeprefix("[SCONIFY|INFO] "))
+        for name, layout in (("Debian (glibc)", counter_layout()), ("musl", musl_counter_layout())):
+            directory = base / name.split()[0].lower()
+            directory.mkdir()
+            owner = identity(directory, "owner")
+            namespace = f"ns-bench-{directory.name}"
+            counter = ConfidentialCounter(cas, owner, directory, namespace=namespace, native=layout)
+            native_layout = directory / "native"  # podman cannot name an image by a path with a dot directory
+            shutil.copytree(layout, native_layout)
+            native = median_seconds([*PODMAN, "--tmpfs", "/V1", f"oci:{native_layout}:{TAG}"])
+            confidential = median_seconds(counter.command())
+            print(f"  {name} image")
+            print(f"    native              {native:6.2f} s")
+            print(f"    confidential        {confidential:6.2f} s   {confidential / native:5.2f} x native")
+            print("    where the runtime's time goes (one more run, with SCONE_LOG=INFO):")
+            logged = subprocess.run(
+                counter.command("--env", "SCONE_LOG=INFO"), check=True, capture_output=True, text=True
+            )
+            for line in logged.stderr.splitlines():
+                if line.startswith("[SCONIFY|INFO]") and "(" in line:
+                    print("      " + line.removeprefix("[SCONIFY|INFO] "))
     finally:
         cas.stop()
 

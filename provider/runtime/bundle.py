@@ -86,11 +86,38 @@ def detect_target(root: Path, architecture: str, prefixes: tuple[str, ...] = ("/
     )
     if not versions:
         raise BundleError(f"no Python standard library under {prefix}/lib/python3.X in the image")
-    musl = any((root / "lib").glob("ld-musl-*.so.1"))
+    loaders = sorted((root / "lib").glob("ld-musl-*.so.1"))
+    musl = bool(loaders)
+    if musl:
+        _require_musl_with_relr(resolve_inside(root, "/lib/" + loaders[0].name, follow_last=True))
     machine = _ARCHITECTURES.get(architecture)
     if machine is None:
         raise BundleError(f"architecture {architecture!r} is not supported by the runtime bundle")
     return Target(versions[-1], "musl" if musl else "glibc", machine, f"{prefix}/bin/python3")
+
+
+MUSL_MINIMUM = (1, 2, 4)
+"""cryptography's ``musllinux`` wheels (and the ``libgcc_s`` they carry) have ``DT_RELR`` relocations, which
+musl's loader applies from 1.2.4 on (Alpine 3.18): an older one loads them unrelocated and crashes."""
+_MUSL_VERSION = re.compile(rb"\x00(1\.\d+\.\d+)\x00")
+
+
+def _require_musl_with_relr(loader: Path) -> None:
+    """Refuse an image whose musl is older than :data:`MUSL_MINIMUM` (its version string is in the loader,
+    which is also its C library); an image whose version cannot be read is let through."""
+    try:
+        found = _MUSL_VERSION.search(loader.read_bytes())
+    except OSError:
+        return
+    if found is None:
+        return
+    version = found.group(1).decode()
+    if tuple(int(part) for part in version.split(".")) < MUSL_MINIMUM:
+        minimum = ".".join(map(str, MUSL_MINIMUM))
+        raise BundleError(
+            f"the image's musl is {version}: the runtime's cryptography wheels need musl {minimum} or newer "
+            "(Alpine 3.18 or newer); rebuild the image on a newer base"
+        )
 
 
 def cache_directory() -> Path:

@@ -38,13 +38,20 @@ class ConfidentialCounter:
     """The counter image sconified into ``directory``, its policy in ``cas``, and an empty volume."""
 
     def __init__(
-        self, cas: RunningCas, owner: ClientIdentity, directory: Path, namespace: str = "ns-e2e"
+        self,
+        cas: RunningCas,
+        owner: ClientIdentity,
+        directory: Path,
+        namespace: str = "ns-e2e",
+        native: Path | None = None,
     ) -> None:
+        """``native``: the OCI layout of the native counter (default: the Debian one)."""
         assert shutil.which("podman"), "podman is installed by .ci/setup"
         key = generate_key()
         self.image = f"oci:{directory / 'confidential'}:1"
+        self.progress: list[str] = []
         options = SconifyOptions(
-            source=parse_reference(f"oci:{counter_layout()}:{TAG}"),
+            source=parse_reference(f"oci:{native or counter_layout()}:{TAG}"),
             destination=parse_reference(self.image),
             command="python3 /code/app.py",
             fspf_key=key,
@@ -55,7 +62,7 @@ class ConfidentialCounter:
             cas=cas.attest_address,
             cas_certificate=cas.ca.read_bytes(),
         )
-        self.result: SconifyResult = sconify(options)
+        self.result: SconifyResult = sconify(options, self.progress.append)
         session = confidential_session(
             namespace=namespace,
             session="python-session",

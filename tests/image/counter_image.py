@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 RECIPE = "bookworm-minbase-python3-click-v2"
@@ -65,6 +66,82 @@ def _layer(source: Path, target: Path, prefix: str = "") -> tuple[str, str, int]
     return _digest_file(target), diff_id, target.stat().st_size
 
 
+def write_layout(layout: Path, trees: list[Path], history: list[str]) -> None:
+    """An OCI layout at ``layout`` (tag :data:`TAG`) with one layer per tree and the counter's command."""
+    blobs = layout / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    layers = []
+    for index, tree in enumerate(trees):
+        digest, diff_id, size = _layer(tree, layout / f"layer-{index}.tar.gz")
+        shutil.move(layout / f"layer-{index}.tar.gz", blobs / digest.removeprefix("sha256:"))
+        layers.append((digest, diff_id, size))
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {
+                "Env": [
+                    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "LANG=C.UTF-8",
+                ],
+                "Cmd": ["python3", "/code/app.py"],
+                "WorkingDir": "/",
+            },
+            "rootfs": {"type": "layers", "diff_ids": [diff_id for _, diff_id, _ in layers]},
+            "history": [{"created_by": step} for step in history],
+        },
+        sort_keys=True,
+    ).encode()
+    config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    (blobs / config_digest.removeprefix("sha256:")).write_bytes(config)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest,
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": digest,
+                    "size": size,
+                }
+                for digest, _, size in layers
+            ],
+        },
+        sort_keys=True,
+    ).encode()
+    manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    (blobs / manifest_digest.removeprefix("sha256:")).write_bytes(manifest)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (layout / "index.json").write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "manifests": [
+                    {
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": manifest_digest,
+                        "size": len(manifest),
+                        "annotations": {"org.opencontainers.image.ref.name": TAG},
+                    }
+                ],
+            }
+        )
+    )
+
+
+def app_tree(work: Path) -> Path:
+    """A tree holding the counter at /code/app.py."""
+    app = work / "app" / "code"
+    app.mkdir(parents=True)
+    shutil.copy(APP, app / "app.py")
+    return work / "app"
+
+
 def _build(layout: Path) -> None:
     work = Path(tempfile.mkdtemp(prefix="counter-image-"))
     try:
@@ -82,91 +159,32 @@ def _build(layout: Path) -> None:
             capture_output=True,
             timeout=1800,
         )
-        app = work / "app" / "code"
-        app.mkdir(parents=True)
-        shutil.copy(APP, app / "app.py")
-        blobs = layout / "blobs" / "sha256"
-        blobs.mkdir(parents=True)
-        layers = [_layer(rootfs, work / "base.tar.gz"), _layer(work / "app", work / "app.tar.gz")]
-        for name, (digest, _, _) in zip(("base.tar.gz", "app.tar.gz"), layers, strict=True):
-            shutil.move(work / name, blobs / digest.removeprefix("sha256:"))
-        config = json.dumps(
-            {
-                "architecture": "amd64",
-                "os": "linux",
-                "config": {
-                    "Env": [
-                        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                        "LANG=C.UTF-8",
-                    ],
-                    "Cmd": ["python3", "/code/app.py"],
-                    "WorkingDir": "/",
-                },
-                "rootfs": {"type": "layers", "diff_ids": [diff_id for _, diff_id, _ in layers]},
-                "history": [{"created_by": f"debootstrap {RECIPE}"}, {"created_by": "COPY app.py /code/"}],
-            },
-            sort_keys=True,
-        ).encode()
-        config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
-        (blobs / config_digest.removeprefix("sha256:")).write_bytes(config)
-        manifest = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {
-                    "mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": config_digest,
-                    "size": len(config),
-                },
-                "layers": [
-                    {
-                        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                        "digest": digest,
-                        "size": size,
-                    }
-                    for digest, _, size in layers
-                ],
-            },
-            sort_keys=True,
-        ).encode()
-        manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
-        (blobs / manifest_digest.removeprefix("sha256:")).write_bytes(manifest)
-        (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-        (layout / "index.json").write_text(
-            json.dumps(
-                {
-                    "schemaVersion": 2,
-                    "manifests": [
-                        {
-                            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                            "digest": manifest_digest,
-                            "size": len(manifest),
-                            "annotations": {"org.opencontainers.image.ref.name": TAG},
-                        }
-                    ],
-                }
-            )
-        )
+        write_layout(layout, [rootfs, app_tree(work)], [f"debootstrap {RECIPE}", "COPY app.py /code/"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def counter_layout() -> Path:
-    """The cached OCI layout of the native counter image (built on first use, and again when the app
-    changes: the cache is named after the recipe and the app's digest)."""
+def cached_layout(recipe: str, build: Callable[[Path], None]) -> Path:
+    """The cached OCI layout ``build`` makes for ``recipe`` with the current counter app (built on first
+    use, and again when the app changes: the cache is named after the recipe and the app's digest)."""
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
-    name = f"{RECIPE}-app-{hashlib.sha256(APP.read_bytes()).hexdigest()[:12]}"
+    name = f"{recipe}-app-{hashlib.sha256(APP.read_bytes()).hexdigest()[:12]}"
     layout = root / name
-    with (root / f"{RECIPE}.lock").open("w") as lock:
+    with (root / f"{recipe}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (layout / "index.json").exists():
             partial = root / f"{name}.partial"
             shutil.rmtree(partial, ignore_errors=True)
             partial.mkdir()
-            _build(partial)
+            build(partial)
             partial.rename(layout)
     return layout
+
+
+def counter_layout() -> Path:
+    """The cached OCI layout of the native counter image (Debian bookworm)."""
+    return cached_layout(RECIPE, _build)
 
 
 if __name__ == "__main__":

@@ -105,6 +105,29 @@ def test_no_bytecode_without_an_interpreter_of_the_images_version() -> None:
     assert bytecode_compiler(Target(f"{sys.version_info.major}.{sys.version_info.minor}", "glibc", "x86_64"))
 
 
+def musl_root(root: Path, version: bytes) -> Path:
+    """A root with Python 3.12's layout and a musl loader announcing ``version`` as musl's does."""
+    (root / "usr" / "bin").mkdir(parents=True)
+    (root / "usr" / "bin" / "python3").write_bytes(b"")
+    (root / "usr" / "lib" / "python3.12").mkdir(parents=True)
+    (root / "usr" / "lib" / "python3.12" / "os.py").write_text("")
+    (root / "lib").mkdir()
+    (root / "lib" / "ld-musl-x86_64.so.1").write_bytes(b"\x7fELF...\x00" + version + b"\x00...")
+    return root
+
+
+def test_a_musl_image_gets_musllinux_wheels(tmp_path: Path) -> None:
+    target = detect_target(musl_root(tmp_path, b"1.2.5"), "amd64")
+    assert target == Target("3.12", "musl", "x86_64")
+    assert target.platforms == ("musllinux_1_2_x86_64", "musllinux_1_1_x86_64")
+
+
+def test_a_musl_too_old_for_the_wheels_is_refused(tmp_path: Path) -> None:
+    """musl before 1.2.4 cannot load the wheels (DT_RELR): a crash at every start, refused at build time."""
+    with pytest.raises(BundleError, match=r"the image's musl is 1\.2\.3: .* need musl 1\.2\.4 or newer"):
+        detect_target(musl_root(tmp_path, b"1.2.3"), "amd64")
+
+
 def test_an_image_without_python_is_refused(tmp_path: Path) -> None:
     (tmp_path / "usr" / "bin").mkdir(parents=True)
     with pytest.raises(BundleError, match="no /usr/bin/python3"):

@@ -1,0 +1,68 @@
+"""The runtime on a musl image, as Alpine's are: the image's own python3 (CPython on musl), cryptography's
+musllinux wheel, the counter counting across runs and refusing a rollback — in real containers."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pulumi_sconify.provider.cas.identity import ClientIdentity
+from pulumi_sconify.provider.image.layers import read_layer
+from pulumi_sconify.provider.image.oci import Platform
+from pulumi_sconify.provider.image.reference import parse_reference
+from pulumi_sconify.provider.image.rootfs import RootFilesystem
+from pulumi_sconify.provider.image.transport import RegistryOptions, open_source
+from pulumi_sconify.provider.runtime.bundle import Target, detect_target
+from tests.cas.harness import RunningCas
+from tests.image.confidential_counter import PODMAN, ConfidentialCounter
+from tests.image.counter_image import TAG
+from tests.image.musl_image import musl_counter_layout
+from tests.image.test_podman import count
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def musl_layout() -> Path:
+    return musl_counter_layout()
+
+
+def test_the_image_is_a_musl_one(musl_layout: Path, tmp_path: Path) -> None:
+    source = open_source(parse_reference(f"oci:{musl_layout}:{TAG}"), RegistryOptions())
+    image = source.resolve(Platform())
+    root = RootFilesystem(tmp_path / "root")
+    for index, layer in enumerate(image.manifest.layers):
+        root.apply(read_layer(source.blob(layer), layer.media_type, f"layer {index}"))
+    root.finish()
+    source.close()
+    assert detect_target(tmp_path / "root", "amd64") == Target("3.11", "musl", "x86_64")
+    assert not (tmp_path / "root" / "lib" / "x86_64-linux-gnu").exists()  # no glibc to fall back on
+
+
+def test_counts_on_musl_and_refuses_a_rollback(
+    cas: RunningCas, owner: ClientIdentity, tmp_path: Path, musl_layout: Path
+) -> None:
+    counter = ConfidentialCounter(cas, owner, tmp_path, namespace="ns-musl", native=musl_layout)
+    assert any("runtime bytecode compiled" in line for line in counter.progress), counter.progress
+    wheel = subprocess.run(
+        [*PODMAN, "--entrypoint", "/bin/sh", counter.image, "-c", "cat /sconify/lib/cryptography-*/WHEEL"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert "musllinux" in wheel.stdout and "manylinux" not in wheel.stdout
+
+    assert count(counter.run()) == 0
+    snapshot = tmp_path / "snapshot"
+    shutil.copytree(counter.storage, snapshot)
+    assert count(counter.run()) == 1
+    assert count(counter.run()) == 2
+    shutil.rmtree(counter.storage)
+    shutil.copytree(snapshot, counter.storage)
+    rolled_back = counter.run()
+    assert rolled_back.returncode == 70, rolled_back.stderr
+    assert "[SCONIFY|FATAL]" in rolled_back.stderr and "is missing" in rolled_back.stderr
