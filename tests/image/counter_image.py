@@ -20,6 +20,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from pulumi_sconify.provider.image.layers import read_layer
+from pulumi_sconify.provider.image.oci import Platform
+from pulumi_sconify.provider.image.reference import parse_reference
+from pulumi_sconify.provider.image.rootfs import RootFilesystem
+from pulumi_sconify.provider.image.transport import RegistryOptions, open_source
+
 RECIPE = "bookworm-minbase-python3-click-v2"
 TAG = "counter"
 APP = Path(__file__).parents[2] / "examples" / "counter" / "app.py"
@@ -180,6 +186,21 @@ def cached_layout(recipe: str, build: Callable[[Path], None]) -> Path:
             build(partial)
             partial.rename(layout)
     return layout
+
+
+def unpack_layout(layout: Path, root: Path) -> Path:
+    """The root file system of the image tagged :data:`TAG` in ``layout``, applied layer by layer into
+    ``root`` as the sconifier reads it."""
+    source = open_source(parse_reference(f"oci:{layout}:{TAG}"), RegistryOptions())
+    try:
+        image = source.resolve(Platform())
+        filesystem = RootFilesystem(root)
+        for index, layer in enumerate(image.manifest.layers):
+            filesystem.apply(read_layer(source.blob(layer), layer.media_type, f"layer {index}"))
+        filesystem.finish()
+    finally:
+        source.close()
+    return root
 
 
 def counter_layout() -> Path:

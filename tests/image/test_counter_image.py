@@ -12,7 +12,7 @@ import pytest
 
 from pulumi_sconify.provider.policy import parse_session
 from tests.cli.test_session_cli import sconify
-from tests.image.counter_image import APP, TAG, counter_layout
+from tests.image.counter_image import APP, TAG, counter_layout, unpack_layout
 from tests.image.images import layer_files, skopeo
 from tests.image.registry_harness import Registry
 
@@ -79,20 +79,7 @@ def test_counter_image_sconified_registry_to_registry(
 
 def test_native_image_still_runs_python(layout: Path, tmp_path: Path) -> None:
     """Sanity of the fixture: the base really has python3 and click (the runtime issue runs it)."""
-    rootfs = tmp_path / "rootfs"
-    from pulumi_sconify.provider.image.layers import read_layer
-    from pulumi_sconify.provider.image.oci import Platform
-    from pulumi_sconify.provider.image.reference import parse_reference
-    from pulumi_sconify.provider.image.rootfs import RootFilesystem
-    from pulumi_sconify.provider.image.transport import RegistryOptions, open_source
-
-    source = open_source(parse_reference(f"oci:{layout}:{TAG}"), RegistryOptions())
-    image = source.resolve(Platform())
-    filesystem = RootFilesystem(rootfs)
-    for index, layer in enumerate(image.manifest.layers):
-        filesystem.apply(read_layer(source.blob(layer), layer.media_type, f"layer {index}"))
-    filesystem.finish()
-    source.close()
+    rootfs = unpack_layout(layout, tmp_path / "rootfs")
     assert (rootfs / "code" / "app.py").read_bytes() == APP.read_bytes()
     assert list((rootfs / "usr" / "lib" / "python3" / "dist-packages").glob("click*"))
     assert (

@@ -10,15 +10,10 @@ from pathlib import Path
 import pytest
 
 from pulumi_sconify.provider.cas.identity import ClientIdentity
-from pulumi_sconify.provider.image.layers import read_layer
-from pulumi_sconify.provider.image.oci import Platform
-from pulumi_sconify.provider.image.reference import parse_reference
-from pulumi_sconify.provider.image.rootfs import RootFilesystem
-from pulumi_sconify.provider.image.transport import RegistryOptions, open_source
 from pulumi_sconify.provider.runtime.bundle import Target, detect_target
 from tests.cas.harness import RunningCas
 from tests.image.confidential_counter import PODMAN, ConfidentialCounter
-from tests.image.counter_image import TAG
+from tests.image.counter_image import unpack_layout
 from tests.image.musl_image import musl_counter_layout
 from tests.image.test_podman import count
 
@@ -31,15 +26,9 @@ def musl_layout() -> Path:
 
 
 def test_the_image_is_a_musl_one(musl_layout: Path, tmp_path: Path) -> None:
-    source = open_source(parse_reference(f"oci:{musl_layout}:{TAG}"), RegistryOptions())
-    image = source.resolve(Platform())
-    root = RootFilesystem(tmp_path / "root")
-    for index, layer in enumerate(image.manifest.layers):
-        root.apply(read_layer(source.blob(layer), layer.media_type, f"layer {index}"))
-    root.finish()
-    source.close()
-    assert detect_target(tmp_path / "root", "amd64") == Target("3.11", "musl", "x86_64")
-    assert not (tmp_path / "root" / "lib" / "x86_64-linux-gnu").exists()  # no glibc to fall back on
+    root = unpack_layout(musl_layout, tmp_path / "root")
+    assert detect_target(root, "amd64") == Target("3.11", "musl", "x86_64")
+    assert not (root / "lib" / "x86_64-linux-gnu").exists()  # no glibc to fall back on
 
 
 def test_counts_on_musl_and_refuses_a_rollback(

@@ -9,11 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.provider.image.layers import read_layer
-from pulumi_sconify.provider.image.oci import Platform
-from pulumi_sconify.provider.image.reference import parse_reference
-from pulumi_sconify.provider.image.rootfs import RootFilesystem
-from pulumi_sconify.provider.image.transport import RegistryOptions, open_source
 from pulumi_sconify.provider.runtime.bundle import (
     BundleError,
     Target,
@@ -21,22 +16,14 @@ from pulumi_sconify.provider.runtime.bundle import (
     bytecode_compiler,
     detect_target,
 )
-from tests.image.counter_image import TAG, counter_layout
+from tests.image.counter_image import counter_layout, unpack_layout
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def counter_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("counter-root")
-    source = open_source(parse_reference(f"oci:{counter_layout()}:{TAG}"), RegistryOptions())
-    image = source.resolve(Platform())
-    filesystem = RootFilesystem(root)
-    for index, layer in enumerate(image.manifest.layers):
-        filesystem.apply(read_layer(source.blob(layer), layer.media_type, f"layer {index}"))
-    filesystem.finish()
-    source.close()
-    return root
+    return unpack_layout(counter_layout(), tmp_path_factory.mktemp("counter-root"))
 
 
 def test_target_of_the_debian_counter_image(counter_root: Path) -> None:
