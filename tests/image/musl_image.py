@@ -181,7 +181,7 @@ def _run(command: list[str], directory: Path, log: Path, environment: dict[str, 
 
 def _unpack(tarball: Path, work: Path) -> Path:
     with tempfile.TemporaryDirectory(dir=work) as scratch:
-        shutil.unpack_archive(tarball, scratch)
+        shutil.unpack_archive(tarball, scratch, filter="data")  # nothing outside, no special files
         (top,) = Path(scratch).iterdir()
         return Path(shutil.move(top, work / top.name))
 
