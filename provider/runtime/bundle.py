@@ -20,6 +20,7 @@ verified. Without such an interpreter the image still works; its runtime compile
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -194,17 +195,22 @@ def bytecode_compiler(target: Target) -> str | None:
     """An interpreter on this machine that writes bytecode for ``target`` (same minor version), or None."""
     if f"{sys.version_info.major}.{sys.version_info.minor}" == target.python:
         return sys.executable
-    candidate = shutil.which(f"python{target.python}")
-    if candidate is None:
-        return None
-    probe = subprocess.run(
-        [candidate, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )  # a pyenv shim for a version not selected exists but fails
-    return candidate if probe.returncode == 0 and probe.stdout.strip() == target.python else None
+    seen: set[str] = set()
+    for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = shutil.which(f"python{target.python}", path=directory)
+        if candidate is None or candidate in seen:
+            continue
+        seen.add(candidate)
+        probe = subprocess.run(
+            [candidate, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )  # a pyenv shim for a version that is not selected is on PATH, but fails: try the next one
+        if probe.returncode == 0 and probe.stdout.strip() == target.python:
+            return candidate
+    return None
 
 
 def compile_bytecode(compiler: str, directory: Path, image_path: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -90,6 +91,23 @@ def test_bundle_bytecode_is_what_the_images_python_loads(counter_root: Path) -> 
 def test_no_bytecode_without_an_interpreter_of_the_images_version() -> None:
     assert bytecode_compiler(Target("3.99", "glibc", "x86_64")) is None
     assert bytecode_compiler(Target(f"{sys.version_info.major}.{sys.version_info.minor}", "glibc", "x86_64"))
+
+
+def test_a_broken_interpreter_first_on_path_is_passed_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a pyenv shim for a version that is not selected: found first, fails; the next one is used."""
+    broken, working = tmp_path / "shims", tmp_path / "bin"
+    broken.mkdir()
+    working.mkdir()
+    (broken / "python3.99").write_text("#!/bin/sh\necho 'pyenv: python3.99: not installed' >&2\nexit 127\n")
+    (working / "python3.99").write_text("#!/bin/sh\necho 3.99\n")  # answers the version probe
+    for script in (broken / "python3.99", working / "python3.99"):
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{broken}{os.pathsep}{working}")
+    assert bytecode_compiler(Target("3.99", "glibc", "x86_64")) == str(working / "python3.99")
+    monkeypatch.setenv("PATH", str(broken))
+    assert bytecode_compiler(Target("3.99", "glibc", "x86_64")) is None
 
 
 def musl_root(root: Path, version: bytes) -> Path:
