@@ -7,11 +7,11 @@ from the machines this is developed on, so the same kind of image is assembled f
   build's own directory: its loader and C library become ``/lib/ld-musl-x86_64.so.1``, as on Alpine. (Not
   bookworm's musl 1.2.3: its loader cannot relocate ``DT_RELR`` sections, which cryptography's current
   ``musllinux`` wheels carry; the runtime would crash on it, and so would it on Alpine before 3.18.)
-- OpenSSL and CPython 3.11 compiled against it from the upstream tarballs Debian ships.
+- OpenSSL and CPython 3.11 compiled against it from the upstream tarballs Debian ships;
+- BusyBox (statically linked) as ``/bin/sh``, click's wheel from PyPI, and the counter under ``/code``.
 
 Everything fetched from Debian is checked the way apt checks it: the suite's signed ``InRelease`` (``gpgv``
 with Debian's archive keyring), the index it names by SHA-256, and the file's SHA-256 in that index.
-- BusyBox (statically linked) as ``/bin/sh``, click's wheel from PyPI, and the counter under ``/code``.
 
 Built once (a few minutes: OpenSSL's libraries and CPython on two cores), then kept as an OCI layout next to
 the Debian counter image (:mod:`tests.image.counter_image`).
@@ -259,14 +259,16 @@ def _complete(rootfs: Path, work: Path, loader: Path) -> None:
     site_packages = library / "site-packages"
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(site_packages)
+    interpreter = rootfs / "usr" / "bin" / "python3.11"
+    in_image = "/usr/lib/python3.11/site-packages"  # the file names tracebacks show
     subprocess.run(  # the image's interpreter (ours, just built), as Alpine's package manager does
         [
-            str(rootfs / "usr" / "bin" / "python3.11"),
+            str(interpreter),
             "-m",
             "compileall",
             "-q",
             "-d",
-            "/usr/lib/python3.11/site-packages",
+            in_image,
             str(site_packages),
         ],
         check=True,
@@ -274,7 +276,7 @@ def _complete(rootfs: Path, work: Path, loader: Path) -> None:
         timeout=600,
         env={"PYTHONHOME": str(rootfs / "usr")},
     )
-    interpreter = rootfs / "usr" / "bin" / "python3.11"
+    # Built to run here through the unpacked loader; in the image, the loader is where Alpine has it.
     subprocess.run(
         ["patchelf", "--set-interpreter", "/lib/ld-musl-x86_64.so.1", str(interpreter)],
         check=True,
