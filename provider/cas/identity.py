@@ -56,17 +56,27 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def self_signed_certificate(key: ec.EllipticCurvePrivateKey, common_name: str) -> x509.Certificate:
-    """A self-signed client certificate, as SCONE's tooling makes them."""
+def _certificate(
+    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
+) -> x509.CertificateBuilder:
+    """What every certificate made here shares: a random serial number, and validity from five minutes
+    ago (clocks differ) for :data:`_VALIDITY`."""
     now = _now()
     return (
         x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(_name(common_name))
-        .public_key(key.public_key())
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + _VALIDITY)
+    )
+
+
+def self_signed_certificate(key: ec.EllipticCurvePrivateKey, common_name: str) -> x509.Certificate:
+    """A self-signed client certificate, as SCONE's tooling makes them."""
+    return (
+        _certificate(_name(common_name), _name(common_name), key.public_key())
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -147,15 +157,8 @@ class ServerPki:
 def new_certificate_authority(common_name: str = "sconify CAS CA") -> tuple[bytes, bytes]:
     """A fresh CA for a CAS's server certificates: ``(certificate PEM, private key PEM)``."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    now = _now()
     ca_certificate = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(_name(common_name))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + _VALIDITY)
+        _certificate(_name(common_name), _name(common_name), ca_key.public_key())
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -206,15 +209,8 @@ def ensure_server_pki(directory: Path, hosts: list[str], ca_directory: Path | No
         assert isinstance(ca_key_loaded, ec.EllipticCurvePrivateKey)
         ca_certificate = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
         server_key = ec.generate_private_key(ec.SECP256R1())
-        now = _now()
         certificate = (
-            x509.CertificateBuilder()
-            .subject_name(_name("sconify CAS"))
-            .issuer_name(ca_certificate.subject)
-            .public_key(server_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + _VALIDITY)
+            _certificate(_name("sconify CAS"), ca_certificate.subject, server_key.public_key())
             .add_extension(x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(ca_key_loaded, hashes.SHA256())
