@@ -232,3 +232,9 @@ def _names_of(certificate_path: Path) -> set[str]:
     certificate = x509.load_pem_x509_certificate(certificate_path.read_bytes())
     names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     return {str(n.value) for n in names}
+
+
+def cas_audience(ca_certificate: str | bytes) -> str:
+    """The audience a Kubernetes token for this CAS carries: the CA's key identity, so a token meant
+    for one CAS is refused by every other (another CAS that received it cannot pass it on)."""
+    return "sconify-cas:" + certificate_key_hash(ca_certificate)

@@ -22,8 +22,11 @@ from twisted.internet import reactor as _reactor
 from twisted.internet import ssl
 from twisted.web import http, resource, server
 
+from ..runtime.protocol import ATTEST_PATH, NONCE_PATH, SIGNATURE_HEADER
 from ..version import __version__
+from .credentials import CREDENTIAL_LIFETIME, runtime_key
 from .identity import key_hash
+from .kubernetes import JwksSource, KubernetesIssuer
 from .service import CasError, CasService
 
 reactor: Any = _reactor
@@ -156,8 +159,12 @@ def _body(request: server.Request) -> bytes:
 
 
 def _json_body(request: server.Request) -> dict[str, Any]:
+    return _json_object(_body(request))
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(_body(request) or b"null")
+        data = json.loads(body or b"null")
     except (ValueError, UnicodeDecodeError):
         raise CasError(400, "the body must be a JSON object") from None
     if not isinstance(data, dict):
@@ -202,30 +209,48 @@ class AttestationApi(_Api):
     """Port 18765: attestation, and volume freshness for attested runtimes."""
 
     def route(self, request: server.Request, method: str, path: str, client: str | None) -> tuple[int, Any]:
-        if method == "POST" and path == "/v1/attest":
-            body = _json_body(request)
-            config_id, measurement, evidence = (
-                body.get("config_id"),
-                body.get("measurement"),
-                body.get("evidence"),
+        if method == "POST" and path == NONCE_PATH:
+            config_id = _json_body(request).get("config_id")
+            if not isinstance(config_id, str):
+                raise CasError(400, "expected config_id (string)")
+            return 200, self.service.nonce(config_id)
+        if method == "POST" and path == ATTEST_PATH:
+            document = _json_body(request)
+            config_id, measurement, nonce, evidence = (
+                document.get("config_id"),
+                document.get("measurement"),
+                document.get("nonce"),
+                document.get("evidence"),
             )
             if (
                 not isinstance(config_id, str)
                 or not isinstance(measurement, str)
+                or not isinstance(nonce, str)
                 or not isinstance(evidence, dict)
             ):
-                raise CasError(400, "expected config_id (string), measurement (string) and evidence (object)")
-            return 200, self.service.attest(config_id, measurement, evidence)
+                raise CasError(
+                    400,
+                    "expected config_id, measurement, nonce and runtime_key (strings) and evidence (object)",
+                )
+            try:
+                key = runtime_key(document.get("runtime_key"))
+            except ValueError as error:
+                raise CasError(400, str(error)) from None
+            return 200, self.service.attest(config_id, measurement, nonce, key, evidence)
         if path.startswith("/v1/volumes/") and path.endswith("/state"):
             volume = path[len("/v1/volumes/") : -len("/state")]
-            token = self.bearer(request)
+            if method not in ("GET", "POST"):
+                raise CasError(405, "method not allowed here")
+            body = _body(request)
+            # The signature covers the path as sent (still quoted), exactly as the runtime signed it.
+            credential = self.service.authorize(
+                self.bearer(request), self.signature(request), method, request.path.decode("ascii"), body
+            )
             if method == "GET":
-                return 200, self.service.volume_state(token, volume)
-            if method == "POST":
-                expected, new = _swap_body(_json_body(request))
-                self.service.swap_volume(token, volume, expected, new)
-                return 200, {"volume": volume, "generation": new[0], "tag": new[1].hex()}
-            raise CasError(405, "method not allowed here")
+                return 200, self.service.volume_state(credential, volume)
+            expected, new = _swap_body(_json_object(body))
+            self.service.swap_volume(credential, volume, expected, new)
+            return 200, {"volume": volume, "generation": new[0], "tag": new[1].hex()}
         return super().route(request, method, path, client)
 
     @staticmethod
@@ -235,6 +260,13 @@ class AttestationApi(_Api):
         if scheme.lower() != "bearer" or not token:
             raise CasError(401, "a bearer credential from attestation is required")
         return token.strip()
+
+    @staticmethod
+    def signature(request: server.Request) -> str:
+        value = request.getHeader(SIGNATURE_HEADER.encode())
+        if not value:
+            raise CasError(401, f"a {SIGNATURE_HEADER} by the credential's runtime key is required")
+        return value.decode("ascii", "replace").strip()
 
 
 def _state(value: Any, what: str, tag_required: bool) -> tuple[int, bytes | None]:
@@ -292,12 +324,15 @@ def serve(
     hosts: list[str],
     master_key_file: Path | None = None,
     ca_directory: Path | None = None,
+    credential_lifetime: float = CREDENTIAL_LIFETIME,
+    kubernetes: tuple[str, JwksSource] | None = None,
 ) -> None:
     """Run a CAS until SIGTERM or SIGINT: make or reuse its state in ``data_dir``, serve both APIs.
 
     ``ca_directory`` holds a CA made elsewhere (``ca.pem``, ``ca-key.pem``): the server certificate is
-    then issued by it, so clients pinned that CA before this CAS first started."""
-    from .identity import ensure_server_pki  # noqa: PLC0415 - keep module import light for clients
+    then issued by it, so clients pinned that CA before this CAS first started. ``kubernetes`` is the
+    issuer whose service-account tokens this CAS accepts as evidence, and where its key set is read."""
+    from .identity import cas_audience, ensure_server_pki  # noqa: PLC0415 - keep imports light for clients
     from .store import Store, load_master_key  # noqa: PLC0415
 
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -306,7 +341,14 @@ def serve(
     pki = ensure_server_pki(data_dir / "tls", hosts, ca_directory)
     (data_dir / CA_FILE).write_bytes(pki.ca_certificate.read_bytes())
     store = Store(data_dir / "cas.db", master_key)
-    ports = listen(CasService(store), pki.certificate, pki.key, client_address, attest_address)
+    issuer = None
+    if kubernetes is not None:
+        audience = cas_audience(pki.ca_certificate.read_bytes())
+        issuer = KubernetesIssuer(kubernetes[0], kubernetes[1], audience, log=log)
+        issuer.start()
+        log("kubernetes_issuer", issuer=issuer.issuer, audience=audience)
+    service = CasService(store, credential_lifetime=credential_lifetime, kubernetes=issuer)
+    ports = listen(service, pki.certificate, pki.key, client_address, attest_address)
 
     def stop_listening() -> Any:
         from twisted.internet.defer import gatherResults  # noqa: PLC0415

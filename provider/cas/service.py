@@ -8,14 +8,10 @@ read is "not found", exactly like one that does not exist.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import shlex
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ..policy import (
@@ -30,17 +26,14 @@ from ..policy import (
     session_hash,
 )
 from ..policy.parse import PLACEHOLDER_RE
+from ..runtime.protocol import evidence_binding
 from . import secret_values
+from .credentials import CREDENTIAL_LIFETIME, Credential, CredentialAuthority, CredentialError
+from .evidence import EvidencePolicy, EvidenceRefusedError, InsecureSoftwareEvidence, KubernetesEvidence
 from .identity import IdentityError, certificate_key_hash
+from .kubernetes import KubernetesIssuer
+from .nonces import NonceError, NonceIssuer
 from .store import Store
-
-SOFTWARE_EVIDENCE = "software"
-SOFTWARE_TOLERATION = "software-evidence"
-"""The toleration a policy must list to accept self-reported (software) evidence; see docs/cas.md."""
-CREDENTIAL_LIFETIME = 900.0
-"""Seconds a volume credential from one attestation stays valid."""
-MAX_CREDENTIALS = 1_000_000
-"""Credentials kept at most (about 200 MB); beyond, the oldest stop working and runtimes re-attest."""
 
 
 class CasError(Exception):
@@ -78,34 +71,6 @@ def allowed(entries: tuple[str, ...], client: str, creator: str) -> bool:
     return False
 
 
-@dataclass(frozen=True)
-class Credential:
-    """What an attestation grants: volume-freshness operations for one service of one session."""
-
-    session: str
-    service: str
-    volumes: frozenset[str]
-    expires: float
-
-
-# Evidence verifiers by kind: each returns None when the evidence is acceptable under the policy, or
-# the reason it is not. Hardware reports (SEV-SNP, TDX) and Kubernetes service-account tokens plug in here.
-EvidenceVerifier = Callable[[Mapping[str, Any], Session], str | None]
-
-
-def _verify_software(evidence: Mapping[str, Any], session: Session) -> str | None:
-    tolerated = session.security.attestation.tolerate if session.security else ()
-    if SOFTWARE_TOLERATION not in tolerated:
-        return (
-            f"software evidence is self-reported; the policy does not accept it "
-            f"(security.attestation.tolerate lacks {SOFTWARE_TOLERATION})"
-        )
-    return None
-
-
-EVIDENCE_VERIFIERS: dict[str, EvidenceVerifier] = {SOFTWARE_EVIDENCE: _verify_software}
-
-
 class CasService:
     """The CAS's behaviour over a :class:`~.store.Store`."""
 
@@ -114,14 +79,15 @@ class CasService:
         store: Store,
         clock: Callable[[], float] = time.time,
         credential_lifetime: float = CREDENTIAL_LIFETIME,
+        kubernetes: KubernetesIssuer | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._credential_lifetime = credential_lifetime
-        # Insertion order is expiry order (one lifetime for all), so expired credentials are at the front.
-        self._credentials: OrderedDict[str, Credential] = OrderedDict()
+        self._credentials = CredentialAuthority(store.derived_key("volume credentials"))
+        self._nonces = NonceIssuer(clock)
+        self.evidence = EvidencePolicy([KubernetesEvidence(kubernetes), InsecureSoftwareEvidence()])
         self._parsed: dict[tuple[str, str], Session] = {}
-        self._lock = threading.Lock()
 
     # -- sessions ---------------------------------------------------------------------------------
 
@@ -143,6 +109,13 @@ class CasService:
             session = parse_session(body)
         except PolicyError as error:
             raise CasError(400, "invalid session policy", problems=[str(p) for p in error.problems]) from None
+        problems = self.evidence.admission_problems(session)
+        if problems:
+            raise CasError(
+                400,
+                "the policy asks for what this CAS cannot enforce",
+                problems=[f"{path}: {problem}" for path, problem in problems],
+            )
         digest = session_hash(session)
         store = self._store
         with store.transaction():
@@ -247,12 +220,27 @@ class CasService:
 
     # -- attestation ------------------------------------------------------------------------------
 
-    def attest(self, config_id: str, measurement: str, evidence: Mapping[str, Any]) -> dict[str, Any]:
-        """Check a runtime against its policy; on success return its configuration and a credential."""
-        session_name, _, service_name = config_id.rpartition("/")
+    def nonce(self, config_id: str) -> dict[str, Any]:
+        """A single-use nonce for one attestation, and the evidence kinds the service's policy accepts."""
+        session, service, _ = self._service(config_id)
+        return {
+            "nonce": self._nonces.issue(),
+            "expires_in": self._nonces.lifetime,
+            "accepts": self.evidence.accepted_kinds(session, service),
+        }
+
+    def attest(
+        self, config_id: str, measurement: str, nonce: str, runtime_key: bytes, evidence: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Check a runtime against its policy; on success return its configuration and a credential
+        bound to ``runtime_key``."""
         kind = str(evidence.get("kind", ""))
         try:
-            return self._attest(config_id, session_name, service_name, measurement.lower(), kind, evidence)
+            try:
+                self._nonces.redeem(nonce)
+            except NonceError as error:
+                raise CasError(401, f"nonce: {error}; ask for a new one") from None
+            return self._attest(config_id, measurement.lower(), nonce, runtime_key, kind, evidence)
         except CasError as refusal:
             with self._store.transaction(durable=False):
                 self._store.audit(
@@ -260,33 +248,33 @@ class CasService:
                 )
             raise
 
-    def _attest(
-        self,
-        config_id: str,
-        session_name: str,
-        service_name: str,
-        measurement: str,
-        kind: str,
-        evidence: Mapping[str, Any],
-    ) -> dict[str, Any]:
+    def _service(self, config_id: str) -> tuple[Session, Service, str]:
+        session_name, _, service_name = config_id.rpartition("/")
         active = self._store.active(session_name) if session_name else None
         if active is None:
             raise CasError(403, "unknown configuration id")
         session = self._session(active.name, active.hash)
         try:
-            service = session.service(service_name)
+            return session, session.service(service_name), active.hash
         except KeyError:
             raise CasError(403, "unknown configuration id") from None
+
+    def _attest(
+        self,
+        config_id: str,
+        measurement: str,
+        nonce: str,
+        runtime_key: bytes,
+        kind: str,
+        evidence: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        session, service, session_digest = self._service(config_id)
         if measurement not in service.measurements:
             raise CasError(403, "measurement not permitted by the policy")
-        verifier = EVIDENCE_VERIFIERS.get(kind)
-        if verifier is None:
-            raise CasError(
-                403, f"evidence kind not supported (supported: {', '.join(sorted(EVIDENCE_VERIFIERS))})"
-            )
-        reason = verifier(evidence, session)
-        if reason is not None:
-            raise CasError(403, reason)
+        try:
+            self.evidence.evaluate(kind, evidence, session, service, evidence_binding(nonce, runtime_key))
+        except EvidenceRefusedError as refusal:
+            raise CasError(403, str(refusal)) from None
 
         # Secrets and volume keys made on first use must be on disk before anyone receives them; once
         # they exist, a grant only appends to the audit log, which need not wait for the disk.
@@ -299,25 +287,25 @@ class CasService:
             self._store.audit(
                 "attestation.granted",
                 config_id=config_id,
-                session_hash=active.hash,
+                session_hash=session_digest,
                 evidence=kind,
                 measurement=measurement,
             )
-        token = secrets.token_urlsafe(32)
-        credential = Credential(
-            session.name,
-            service.name,
-            frozenset(v["name"] for v in volumes),
-            self._clock() + self._credential_lifetime,
+        credential = self._credentials.issue(
+            Credential(
+                session.name,
+                service.name,
+                frozenset(v["name"] for v in volumes),
+                runtime_key,
+                self._clock() + self._credential_lifetime,
+            )
         )
-        with self._lock:
-            self._expire_credentials()
-            self._credentials[_token_id(token)] = credential
         return {
             "session": session.name,
-            "session_hash": active.hash,
+            "session_hash": session_digest,
             "service": service.name,
-            "credential": token,
+            "evidence": kind,
+            "credential": credential,
             "credential_expires_in": self._credential_lifetime,
             "configuration": self._configuration(session, service, values, volumes),
         }
@@ -388,17 +376,22 @@ class CasService:
 
     # -- volume freshness -------------------------------------------------------------------------
 
-    def _credential(self, token: str, volume: str) -> Credential:
-        with self._lock:
-            credential = self._credentials.get(_token_id(token))
-        if credential is None or credential.expires < self._clock():
-            raise CasError(401, "no valid credential: attest first")
+    def authorize(self, token: str, signature: str, method: str, path: str, body: bytes) -> Credential:
+        """The credential of a volume request, checked with the request's signature (401 otherwise)."""
+        try:
+            return self._credentials.check(token, signature, method, path, body, self._clock())
+        except CredentialError as error:
+            raise CasError(401, str(error)) from None
+        except (ValueError, KeyError, TypeError):
+            raise CasError(401, "not a credential of this CAS: attest first") from None
+
+    @staticmethod
+    def _covers(credential: Credential, volume: str) -> None:
         if volume not in credential.volumes:
             raise CasError(403, "this credential does not cover that volume")
-        return credential
 
-    def volume_state(self, token: str, volume: str) -> dict[str, Any]:
-        credential = self._credential(token, volume)
+    def volume_state(self, credential: Credential, volume: str) -> dict[str, Any]:
+        self._covers(credential, volume)
         state = self._store.volume(credential.session, volume)
         assert state is not None
         return {
@@ -408,10 +401,10 @@ class CasService:
         }
 
     def swap_volume(
-        self, token: str, volume: str, expected: tuple[int, bytes | None], new: tuple[int, bytes]
+        self, credential: Credential, volume: str, expected: tuple[int, bytes | None], new: tuple[int, bytes]
     ) -> None:
         """Compare-and-swap a volume's committed (generation, tag); 409 if another state is current."""
-        credential = self._credential(token, volume)
+        self._covers(credential, volume)
         if new[0] != expected[0] + 1:
             raise CasError(409, "the new generation must follow the expected one")
         with self._store.transaction():
@@ -424,16 +417,3 @@ class CasService:
                 volume=volume,
                 generation=new[0],
             )
-
-    def _expire_credentials(self) -> None:
-        """Drop expired credentials, and the oldest beyond ``MAX_CREDENTIALS``: O(1) amortised."""
-        now = self._clock()
-        while self._credentials:
-            oldest = next(iter(self._credentials.values()))
-            if oldest.expires >= now and len(self._credentials) < MAX_CREDENTIALS:
-                break
-            self._credentials.popitem(last=False)
-
-
-def _token_id(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()

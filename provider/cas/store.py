@@ -143,12 +143,17 @@ class Store:
         # The audit chain is keyed: someone who can edit the database but lacks the master key cannot
         # recompute a consistent chain after an edit.
         self._audit_key = hashlib.sha256(b"sconify-cas-audit-v1\x00" + master_key).digest()
+        self._derivation_key = hashlib.sha256(b"sconify-cas-derive-v1\x00" + master_key).digest()
         self._lock = threading.RLock()
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
         self._check_master_key()
+
+    def derived_key(self, purpose: str) -> bytes:
+        """A 32-byte key for one purpose, derived from the master key (the same on every start)."""
+        return hmac.new(self._derivation_key, purpose.encode(), hashlib.sha256).digest()
 
     def close(self) -> None:
         with self._lock:

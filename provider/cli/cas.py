@@ -17,6 +17,16 @@ def host_port(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < 10**7:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = groups.add_parser(
         "cas",
@@ -61,6 +71,28 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         metavar="DIR",
         help="issue the server certificate from this CA (DIR/ca.pem, DIR/ca-key.pem) instead of a new one",
     )
+    serve.add_argument(
+        "--credential-lifetime",
+        type=positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="how long a volume credential from one attestation is valid (default 900); runtimes renew",
+    )
+    serve.add_argument(
+        "--kubernetes-issuer",
+        metavar="URL",
+        help="accept service-account tokens of this cluster's issuer as evidence (the tokens' iss)",
+    )
+    serve.add_argument(
+        "--kubernetes-jwks",
+        metavar="FILE|URL",
+        help="the issuer's key set: a file, or an https URL (default: ISSUER/openid/v1/jwks, reached "
+        "with the pod's service-account CA and token when the CAS runs in the cluster)",
+    )
+    serve.add_argument("--kubernetes-ca", type=Path, metavar="FILE", help="CA for an https key set URL")
+    serve.add_argument(
+        "--kubernetes-token-file", type=Path, metavar="FILE", help="bearer token for an https key set URL"
+    )
     serve.set_defaults(handler=_serve)
 
     image = commands.add_parser(
@@ -99,12 +131,36 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from ..cas.credentials import CREDENTIAL_LIFETIME  # noqa: PLC0415
     from ..cas.identity import IdentityError  # noqa: PLC0415
+    from ..cas.kubernetes import JwksSource, in_cluster_source  # noqa: PLC0415
     from ..cas.server import serve  # noqa: PLC0415 - Twisted is only needed to serve
     from ..cas.store import StoreError  # noqa: PLC0415
 
+    kubernetes = None
+    if args.kubernetes_issuer is not None:
+        if not args.kubernetes_issuer.startswith("https://"):
+            raise CliError("--kubernetes-issuer: expected an https:// URL (the tokens' iss)")
+        if args.kubernetes_jwks is None:
+            source = in_cluster_source(args.kubernetes_issuer)
+        else:
+            source = JwksSource(args.kubernetes_jwks, args.kubernetes_ca, args.kubernetes_token_file)
+        kubernetes = (args.kubernetes_issuer, source)
+    elif args.kubernetes_jwks or args.kubernetes_ca or args.kubernetes_token_file:
+        raise CliError(
+            "--kubernetes-jwks, --kubernetes-ca and --kubernetes-token-file need --kubernetes-issuer"
+        )
     try:
-        serve(args.data_dir, args.listen, args.attest_listen, args.host, args.master_key_file, args.ca_dir)
+        serve(
+            args.data_dir,
+            args.listen,
+            args.attest_listen,
+            args.host,
+            args.master_key_file,
+            args.ca_dir,
+            args.credential_lifetime or CREDENTIAL_LIFETIME,
+            kubernetes,
+        )
     except (StoreError, IdentityError) as error:
         raise CliError(str(error)) from None
     return 0

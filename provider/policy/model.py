@@ -48,6 +48,21 @@ class SecretKind(StrEnum):
     X509_CA = "x509-ca"
 
 
+KNOWN_TOLERATIONS: dict[str, str] = {
+    "insecure-software-evidence": "self-reported evidence from the runtime, which anyone can make up "
+    "(development only; refused on AKS by the policy pack)",
+    "debug-mode": "a TEE that can be debugged (SGX debug enclave, SEV-SNP or TDX debug policy)",
+    "hyperthreading": "simultaneous multithreading enabled on the TEE's cores",
+    "insecure-igpu": "an SGX platform with its integrated GPU enabled",
+    "outdated-tcb": "hardware whose trusted computing base is out of date",
+    "software-hardening-needed": "a TCB that needs software mitigations the workload may lack",
+    "insecure-configuration": "a platform whose configuration needs changes to be secure",
+}
+"""Every weakness a policy may tolerate, and what it admits: ``security.attestation.tolerate`` takes
+these names only. The evidence verifiers report the weaknesses they find; the CAS refuses evidence with
+a weakness its policy does not tolerate (see docs/cas.md)."""
+
+
 class AttestationMode(StrEnum):
     """``security.attestation.mode``: what evidence the CAS requires from a service."""
 
@@ -82,6 +97,18 @@ class ServiceAttestation:
 
 
 @dataclass(frozen=True)
+class KubernetesIdentity:
+    """``services[].kubernetes`` (our extension): the Kubernetes workload a service's pods run as. The
+    CAS accepts a projected service-account token for this CAS, signed by ``issuer``, of a pod in
+    ``namespace`` running as ``service_account``."""
+
+    issuer: str
+    """The cluster's service-account issuer (``iss``), e.g. ``https://kubernetes.default.svc.cluster.local``."""
+    namespace: str
+    service_account: str
+
+
+@dataclass(frozen=True)
 class Service:
     """A program the CAS configures: what it must measure as and how it is started."""
 
@@ -98,6 +125,8 @@ class Service:
     fspf_path: str | None = None
     fspf_key: str | None = field(default=None, repr=False)
     fspf_tag: str | None = None
+    kubernetes: KubernetesIdentity | None = None
+    """The Kubernetes workload identity whose token attests this service (our extension)."""
 
     @property
     def measurements(self) -> frozenset[str]:

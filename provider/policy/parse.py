@@ -23,6 +23,7 @@ from .loader import SourcedFloat, SourcedInt, load_yaml
 from .model import (
     ANY,
     CREATOR,
+    KNOWN_TOLERATIONS,
     NONE,
     SUPPORTED_VERSION,
     AccessPolicy,
@@ -31,6 +32,7 @@ from .model import (
     Image,
     ImageVolume,
     InjectionFile,
+    KubernetesIdentity,
     Secret,
     SecretKind,
     Security,
@@ -51,7 +53,11 @@ MAX_NAME_DEPTH = 16
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PLACEHOLDER_RE = re.compile(r"\$\$SCONE::([^$:]+)(?::[^$]*)?\$\$")
 """``$$SCONE::name$$`` or ``$$SCONE::name:format$$``: replaced by the CAS with a secret's value."""
-TOLERATION_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+ISSUER_RE = re.compile(r"https://[^\s?#]{1,2000}")
+DNS_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+DNS_SUBDOMAIN_RE = re.compile(
+    r"(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*"
+)
 ADVISORY_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MAX_SECRET_SIZE = 4096
 PEM_CERTIFICATE_PREFIX = "-----BEGIN CERTIFICATE-----"
@@ -84,7 +90,9 @@ _SERVICE_KEYS = (
     "fspf_path",
     "fspf_key",
     "fspf_tag",
+    "kubernetes",
 )
+_KUBERNETES_KEYS = ("issuer", "namespace", "service_account")
 _VOLUME_KEYS = ("name", "fspf_key", "fspf_tag", "update_policy")
 _IMAGE_KEYS = ("name", "volumes", "injection_files")
 _SECRET_KEYS = (
@@ -365,12 +373,35 @@ def _service(check: _Checker, value: Any, path: str) -> Service | None:
         fspf_path=check.absolute_path(fields.get("fspf_path"), _join(path, "fspf_path")),
         fspf_key=check.hex_string(fields.get("fspf_key"), _join(path, "fspf_key"), KEY_HEX),
         fspf_tag=check.hex_string(fields.get("fspf_tag"), _join(path, "fspf_tag"), TAG_HEX),
+        kubernetes=(
+            _kubernetes(check, fields["kubernetes"], _join(path, "kubernetes"))
+            if fields.get("kubernetes") is not None
+            else None
+        ),
     )
     present = {key for key in ("fspf_path", "fspf_key", "fspf_tag") if fields.get(key) is not None}
     if present and present != {"fspf_path", "fspf_key", "fspf_tag"}:
         for missing in sorted({"fspf_path", "fspf_key", "fspf_tag"} - present):
             check.fail(_join(path, missing), "required together with " + " and ".join(sorted(present)))
     return service if name else None
+
+
+def _kubernetes(check: _Checker, value: Any, path: str) -> KubernetesIdentity | None:
+    fields = check.mapping(value, path, _KUBERNETES_KEYS, required=_KUBERNETES_KEYS)
+    issuer = check.string(fields.get("issuer"), _join(path, "issuer"))
+    if issuer is not None and not ISSUER_RE.fullmatch(issuer):
+        check.fail(
+            _join(path, "issuer"), "expected an https:// URL without query or fragment (the token's iss)"
+        )
+    namespace = check.string(fields.get("namespace"), _join(path, "namespace"))
+    if namespace is not None and not DNS_LABEL_RE.fullmatch(namespace):
+        check.fail(_join(path, "namespace"), "expected a Kubernetes namespace: a DNS label")
+    account = check.string(fields.get("service_account"), _join(path, "service_account"))
+    if account is not None and not DNS_SUBDOMAIN_RE.fullmatch(account):
+        check.fail(_join(path, "service_account"), "expected a service account name: a DNS subdomain")
+    if issuer is None or namespace is None or account is None:
+        return None
+    return KubernetesIdentity(issuer, namespace, account)
 
 
 def _volume(check: _Checker, value: Any, path: str) -> Volume | None:
@@ -468,10 +499,18 @@ def _security(check: _Checker, value: Any, path: str) -> Security | None:
     tolerate_path = _join(att_path, "tolerate")
     tolerate = check.strings(att.get("tolerate"), tolerate_path)
     for index, item in enumerate(tolerate):
-        # Unknown tolerations are allowed (SCONE adds new ones): a misspelt one only makes the policy
-        # stricter, never looser. Their shape is still checked.
-        if not TOLERATION_RE.fullmatch(item):
-            check.fail(f"{tolerate_path}[{index}]", "expected a lower-case word such as debug-mode")
+        # Every toleration must mean something to the CAS: a misspelt or unknown one would be parsed and
+        # then never evaluated, which hides a mistake in a security policy.
+        if item not in KNOWN_TOLERATIONS:
+            hint = (
+                " (renamed insecure-software-evidence: self-reported evidence is insecure)"
+                if item == "software-evidence"
+                else ""
+            )
+            check.fail(
+                f"{tolerate_path}[{index}]",
+                f"unknown toleration{hint}; known: {', '.join(KNOWN_TOLERATIONS)}",
+            )
     _unique(check, tolerate_path, list(tolerate), "toleration")
     advisories = _advisories(check, att.get("ignore_advisories"), _join(att_path, "ignore_advisories"))
     return Security(Attestation(mode=mode, tolerate=tolerate, ignore_advisories=advisories))

@@ -67,6 +67,15 @@ def _service(service: Service) -> dict[str, Any]:
             "fspf_path": service.fspf_path,
             "fspf_key": service.fspf_key,
             "fspf_tag": service.fspf_tag,
+            "kubernetes": (
+                {
+                    "issuer": service.kubernetes.issuer,
+                    "namespace": service.kubernetes.namespace,
+                    "service_account": service.kubernetes.service_account,
+                }
+                if service.kubernetes is not None
+                else None
+            ),
         }
     )
 
