@@ -97,14 +97,8 @@ class CasClient(_Http):
 
 
 class AttestationClient(_Http):
-    """The attestation API, as a runtime uses it."""
+    """The attestation API without a runtime's key: health and version checks, and plain requests (the
+    runtime's own client, with its key and evidence, is :class:`~..runtime.cas.CasSession`)."""
 
     def __init__(self, address: str, ca_certificate: Path, timeout: float = 15.0) -> None:
         super().__init__(base_url(address, DEFAULT_ATTESTATION_PORT), pinned_context(ca_certificate), timeout)
-
-    def attest(self, config_id: str, measurement: str, evidence: dict[str, Any]) -> dict[str, Any]:
-        return self.request(
-            "POST",
-            "/v1/attest",
-            json={"config_id": config_id, "measurement": measurement, "evidence": evidence},
-        )

@@ -187,6 +187,8 @@ class KubernetesIssuer:
             raise TokenRefusedError("the token's audience is not this CAS") from None
         except jwt.InvalidIssuerError:
             raise TokenRefusedError("the token's issuer is not the pinned one") from None
+        except jwt.InvalidAlgorithmError:
+            raise TokenRefusedError("the token's algorithm does not match the issuer's key") from None
         except jwt.InvalidSignatureError:
             raise TokenRefusedError("the token's signature does not verify with the issuer's keys") from None
         except jwt.PyJWTError as error:

@@ -28,8 +28,8 @@ the old or the new committed state readable: never a false rollback alarm, never
 One writer at a time: a volume is opened by one runtime (ReadWriteOnce, or one replica). A second
 writer's commit fails at step 5 with :class:`~.errors.AnchorConflictError` and removes only what it wrote
 (state file names carry their tag, so no writer ever replaces another's file). If the swap fails in
-any other way its outcome is unknown: the volume object refuses further commits until it is opened
-again, and the next open follows whatever the anchor says.
+any other way its outcome is unknown: the next commit first asks the anchor whether it happened and
+continues from there (and the next open follows whatever the anchor says).
 """
 
 from __future__ import annotations
@@ -99,7 +99,8 @@ class Volume:
         self._chunk_size = chunk_size
         self._committed = committed
         self._manifest = manifest
-        self._outcome_unknown = False
+        self._unconfirmed: tuple[AnchorState, Manifest] | None = None
+        """A commit whose swap may or may not have happened (its answer was lost)."""
 
     def __repr__(self) -> str:  # the default would show the key
         return f"Volume(name={self.name!r}, storage={self.storage!s}, generation={self.generation})"
@@ -217,11 +218,9 @@ class Volume:
 
         Returns the new committed state, or the current one if nothing changed.
         """
-        if self._outcome_unknown:
-            raise UsageError(
-                f"volume {self.name}: the outcome of the last commit is unknown; open the volume again"
-            )
         notify = observer or _ignore
+        if self._unconfirmed is not None:
+            self._settle(notify)
         old_entries = self._manifest.entry_map() if self._manifest is not None else {}
         data_dir = self.storage / DATA
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -264,14 +263,26 @@ class Volume:
                 blob.unlink(missing_ok=True)
             raise
         except BaseException:
-            # The swap may or may not have happened: keep both states on disk; the next open
-            # follows whatever the anchor says.
-            self._outcome_unknown = True
+            # The swap may or may not have happened: keep both states on disk; the next commit (or
+            # the next open) follows whatever the anchor says.
+            self._unconfirmed = (new_state, manifest)
             raise
         notify("anchor-swapped")
         self._committed, self._manifest = new_state, manifest
         self._collect_garbage(notify)
         return new_state
+
+    def _settle(self, notify: Observer) -> None:
+        """Learn from the anchor whether the commit whose answer was lost happened."""
+        assert self._unconfirmed is not None
+        state, manifest = self._unconfirmed
+        current = self._anchor.current(self.name)
+        if current == state:
+            self._committed, self._manifest = state, manifest
+            self._collect_garbage(notify)
+        elif current != self._committed:
+            raise AnchorConflictError(f"volume {self.name}: another state was committed meanwhile")
+        self._unconfirmed = None
 
     def _snapshot(
         self,

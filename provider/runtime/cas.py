@@ -1,22 +1,49 @@
 """The runtime's side of the CAS: attestation, and volume freshness with the credential it grants.
 
-Standard library only (``http.client`` and ``ssl``), because this runs on the image's own Python. The
-CAS's identity is pinned: only its CA certificate is trusted, and the host name is checked.
+Standard library and ``cryptography`` only, because this runs on the image's own Python. The CAS's
+identity is pinned: only its CA certificate is trusted, and the host name is checked.
+
+A running service must not lose work to the CAS: :class:`CasSession` re-attests before its credential
+expires and whenever the CAS answers 401 (a restarted CAS, an expired credential), retries a CAS it
+cannot reach with bounded backoff for ``patience`` seconds, and settles a swap whose answer it never saw
+by reading the volume's state.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
 import ssl
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ..fspf import AnchorConflictError, AnchorState
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-DEFAULT_ATTESTATION_PORT = 18765
+from ..fspf import AnchorConflictError, AnchorState
+from .protocol import (
+    ATTEST_PATH,
+    ATTESTATION_PORT,
+    INSECURE_SOFTWARE_EVIDENCE,
+    KUBERNETES,
+    KUBERNETES_TOKEN_FILE,
+    NONCE_PATH,
+    SIGNATURE_HEADER,
+    VOLUME_STATE_PATH,
+    request_signing_input,
+)
+
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+DEFAULT_PATIENCE = 300.0
+"""Seconds the runtime keeps trying a CAS it cannot reach before it gives up on a step."""
+RENEW_AT = 2 / 3
+"""Fraction of a credential's lifetime after which it is renewed."""
+_BACKOFF_FIRST, _BACKOFF_MAX = 0.1, 5.0
 
 
 class CasError(Exception):
@@ -29,28 +56,25 @@ class CasError(Exception):
 
 
 class CasConnection:
-    """The attestation API of one CAS, reached over TLS with its CA pinned."""
+    """The attestation API of one CAS, reached over TLS with its CA pinned. One attempt per request."""
 
     def __init__(self, address: str, ca_certificate: Path, timeout: float = 30.0) -> None:
         host, _, port = address.rpartition(":") if address.count(":") == 1 else (address, "", "")
         self.host = host or address
-        self.port = int(port) if port else DEFAULT_ATTESTATION_PORT
+        self.port = int(port) if port else ATTESTATION_PORT
         self.timeout = timeout
         self.context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_certificate))
         self.context.minimum_version = ssl.TLSVersion.TLSv1_2
 
     def request(
-        self, method: str, path: str, body: dict[str, Any] | None = None, credential: str | None = None
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
     ) -> dict[str, Any]:
-        headers = {"content-type": "application/json"}
-        if credential is not None:
-            headers["authorization"] = f"Bearer {credential}"
         connection = http.client.HTTPSConnection(
             self.host, self.port, timeout=self.timeout, context=self.context
         )
         try:
             connection.request(
-                method, path, body=json.dumps(body).encode() if body is not None else None, headers=headers
+                method, path, body=body, headers={"content-type": "application/json", **(headers or {})}
             )
             response = connection.getresponse()
             data = response.read(MAX_RESPONSE_BYTES + 1)
@@ -65,51 +89,227 @@ class CasConnection:
         except ValueError:
             raise CasError(response.status, "response is not JSON") from None
         if response.status >= 400:
-            raise CasError(response.status, str(document.get("error", response.reason)))
+            reason = document.get("error", response.reason) if isinstance(document, dict) else response.reason
+            raise CasError(response.status, str(reason))
         if not isinstance(document, dict):
             raise CasError(response.status, "response is not a JSON object")
         return document
 
-    def attest(self, config_id: str, measurement: str, evidence: dict[str, Any]) -> dict[str, Any]:
-        """The service's configuration and a volume credential, if the CAS accepts this runtime."""
-        return self.request(
-            "POST", "/v1/attest", {"config_id": config_id, "measurement": measurement, "evidence": evidence}
+
+def _encode(body: dict[str, Any] | None) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode() if body is not None else b""
+
+
+def warn(message: str) -> None:
+    print(f"[SCONIFY|WARNING] {message}", file=sys.stderr, flush=True)
+
+
+class CasSession:
+    """One runtime's standing with the CAS: its key for this run, its credential, renewed as needed."""
+
+    def __init__(
+        self,
+        connection: CasConnection,
+        config_id: str,
+        measurement: str,
+        patience: float = DEFAULT_PATIENCE,
+        token_file: Path = Path(KUBERNETES_TOKEN_FILE),
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.connection = connection
+        self.config_id = config_id
+        self.measurement = measurement
+        self.patience = patience
+        self.token_file = token_file
+        self.evidence_kind = ""
+        self._clock = clock
+        self._sleep = sleep
+        self._key = Ed25519PrivateKey.generate()
+        self._public = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self._credential: str | None = None
+        self._renew_at = self._expires_at = 0.0
+
+    def __repr__(self) -> str:  # the credential and the key are secrets
+        return f"CasSession({self.connection.host}:{self.connection.port}, {self.config_id})"
+
+    def deadline(self) -> float:
+        """When a step that starts now must give up on an unreachable CAS (on this session's clock)."""
+        return self._clock() + self.patience
+
+    # -- attestation ------------------------------------------------------------------------------
+
+    def attest(self) -> dict[str, Any]:
+        """Attest (retrying an unreachable CAS and a stale nonce); returns the CAS's grant, whose
+        ``configuration`` the runtime runs. Raises :class:`CasError` for a refusal."""
+        return self._patiently(self._attest_once, retry_unauthorized=True)
+
+    def _attest_once(self) -> dict[str, Any]:
+        offer = self.connection.request("POST", NONCE_PATH, _encode({"config_id": self.config_id}))
+        kind = self._choose(list(offer.get("accepts") or []))
+        nonce = str(offer["nonce"])
+        started = self._clock()
+        grant = self.connection.request(
+            "POST",
+            ATTEST_PATH,
+            _encode(
+                {
+                    "config_id": self.config_id,
+                    "measurement": self.measurement,
+                    "nonce": nonce,
+                    "runtime_key": self._public.hex(),
+                    "evidence": self._evidence(kind),
+                }
+            ),
         )
+        lifetime = float(grant["credential_expires_in"])
+        self._credential = str(grant["credential"])
+        self._renew_at = started + lifetime * RENEW_AT
+        self._expires_at = started + lifetime
+        if kind != self.evidence_kind and kind == INSECURE_SOFTWARE_EVIDENCE:
+            warn(
+                f"attested with {INSECURE_SOFTWARE_EVIDENCE}: the CAS released this service's keys on "
+                "the runtime's own word, which anyone who reaches the CAS can give (development only)"
+            )
+        self.evidence_kind = kind
+        return grant
+
+    def _available(self) -> list[str]:
+        kinds = [KUBERNETES] if self.token_file.is_file() else []
+        return [*kinds, INSECURE_SOFTWARE_EVIDENCE]
+
+    def _choose(self, accepts: list[str]) -> str:
+        available = self._available()
+        for kind in accepts:
+            if kind in available:
+                return kind
+        if not accepts:
+            raise CasError(
+                403,
+                "the policy accepts no evidence for this service: pin a Kubernetes workload identity "
+                f"(services[].kubernetes) or tolerate {INSECURE_SOFTWARE_EVIDENCE}",
+            )
+        hint = f" (no service-account token at {self.token_file})" if KUBERNETES in accepts else ""
+        raise CasError(
+            403,
+            f"the policy accepts {', '.join(accepts)} evidence; this runtime can give "
+            f"{', '.join(available)}{hint}",
+        )
+
+    def _evidence(self, kind: str) -> dict[str, Any]:
+        if kind == KUBERNETES:
+            # Read every time: the kubelet rotates the token file before the token expires.
+            return {"kind": KUBERNETES, "token": self.token_file.read_text().strip()}
+        return {"kind": INSECURE_SOFTWARE_EVIDENCE}
+
+    # -- volume requests --------------------------------------------------------------------------
+
+    def volume_request(self, method: str, volume: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One signed volume request, renewing the credential when due and re-attesting on a 401; a CAS
+        that cannot be reached is retried for ``patience`` seconds when the request is a read."""
+        if method == "GET":
+            return self._patiently(lambda: self._signed(method, volume, body), retry_unauthorized=False)
+        return self._signed(method, volume, body)
+
+    def _signed(self, method: str, volume: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        self._renew_if_due()
+        try:
+            return self._send_signed(method, volume, body)
+        except CasError as error:
+            if error.status != 401:
+                raise
+        self._patiently(self._attest_once, retry_unauthorized=True)  # restarted CAS, expired credential
+        return self._send_signed(method, volume, body)
+
+    def _send_signed(self, method: str, volume: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        assert self._credential is not None, "attest first"
+        path = VOLUME_STATE_PATH.format(volume=quote(volume, safe=""))
+        payload = _encode(body)
+        signature = self._key.sign(request_signing_input(method, path, payload, self._credential))
+        return self.connection.request(
+            method,
+            path,
+            payload or None,
+            {"authorization": f"Bearer {self._credential}", SIGNATURE_HEADER: signature.hex()},
+        )
+
+    def _renew_if_due(self) -> None:
+        if self._credential is None or self._clock() < self._renew_at:
+            return
+        try:
+            self._attest_once()
+        except CasError as error:
+            # A credential that is still valid keeps working while the CAS is away; a refusal (the
+            # policy changed) is final.
+            if error.status != 0 or self._clock() >= self._expires_at:
+                raise
+
+    def _patiently(
+        self, attempt: Callable[[], dict[str, Any]], *, retry_unauthorized: bool
+    ) -> dict[str, Any]:
+        """``attempt`` until it succeeds, retrying an unreachable CAS (and a 401, once per try, when
+        asked) with backoff for at most ``patience`` seconds."""
+        deadline = self._clock() + self.patience
+        delay = _BACKOFF_FIRST
+        while True:
+            try:
+                return attempt()
+            except CasError as error:
+                retryable = error.status == 0 or (retry_unauthorized and error.status == 401)
+                if not retryable or self._clock() + delay > deadline:
+                    raise
+            self._sleep(delay)
+            delay = min(delay * 2, _BACKOFF_MAX)
+
+
+def patience_from_environment() -> float:
+    """``SCONIFY_CAS_PATIENCE`` (seconds), else :data:`DEFAULT_PATIENCE`. Only availability depends on it,
+    so the container's environment may set it."""
+    try:
+        value = float(os.environ.get("SCONIFY_CAS_PATIENCE", DEFAULT_PATIENCE))
+    except ValueError:
+        return DEFAULT_PATIENCE
+    return value if value >= 0 else DEFAULT_PATIENCE
 
 
 class VolumeAnchor:
-    """The CAS as a volume :class:`~pulumi_sconify.provider.fspf.FreshnessAnchor`, with an attestation's
-    credential (which covers the volumes of that service only)."""
+    """The CAS as a volume :class:`~pulumi_sconify.provider.fspf.FreshnessAnchor`, through an attested
+    :class:`CasSession` (whose credential covers the volumes of that service only)."""
 
-    def __init__(self, connection: CasConnection, credential: str) -> None:
-        self._connection = connection
-        self._credential = credential
+    def __init__(self, session: CasSession) -> None:
+        self._session = session
 
-    def __repr__(self) -> str:  # the credential is a secret
-        return f"VolumeAnchor({self._connection.host}:{self._connection.port})"
+    def __repr__(self) -> str:
+        return f"VolumeAnchor({self._session!r})"
 
     def current(self, volume: str) -> AnchorState | None:
-        body = self._connection.request(
-            "GET", f"/v1/volumes/{quote(volume, safe='')}/state", credential=self._credential
-        )
+        body = self._session.volume_request("GET", volume)
         if body.get("tag") is None:
             return None
         return AnchorState(int(body["generation"]), bytes.fromhex(body["tag"]))
 
     def compare_and_swap(self, volume: str, expected: AnchorState | None, new: AnchorState) -> None:
+        """The swap; when its answer is lost, the volume's state says whether it happened (retried for
+        the session's patience). Raises :class:`AnchorConflictError` if another state is current."""
         expected_json = (
             {"generation": expected.generation, "tag": expected.tag.hex()}
             if expected
             else {"generation": 0, "tag": None}
         )
-        try:
-            self._connection.request(
-                "POST",
-                f"/v1/volumes/{quote(volume, safe='')}/state",
-                {"expected": expected_json, "new": {"generation": new.generation, "tag": new.tag.hex()}},
-                credential=self._credential,
-            )
-        except CasError as error:
-            if error.status == 409:
-                raise AnchorConflictError(f"volume {volume}: {error.reason}") from None
-            raise
+        body = {"expected": expected_json, "new": {"generation": new.generation, "tag": new.tag.hex()}}
+        session = self._session
+        deadline = session.deadline()
+        while True:
+            try:
+                session.volume_request("POST", volume, body)
+                return
+            except CasError as error:
+                if error.status == 409:
+                    raise AnchorConflictError(f"volume {volume}: {error.reason}") from None
+                if error.status != 0 or session.deadline() - session.patience >= deadline:
+                    raise
+            current = self.current(volume)  # retried while the CAS is away
+            if current == new:
+                return  # the lost answer was a success
+            if current != expected:
+                raise AnchorConflictError(f"volume {volume}: another state was committed meanwhile")

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..fspf import FspfError, Volume, decrypt_tree
 from ..version import __version__
-from .cas import CasConnection, CasError, VolumeAnchor
+from .cas import CasConnection, CasError, CasSession, VolumeAnchor, patience_from_environment
 from .measure import measure_and_observe
 
 CAS_PIN = Path("/sconify/cas-ca.pem")
@@ -84,12 +84,12 @@ def prepare(root: Path = Path("/")) -> tuple[dict[str, Any], list[Volume]]:
     if not config_id or not address:
         raise RefusedError("SCONE_CONFIG_ID and SCONE_CAS_ADDR must be set (the sconifier bakes them in)")
     if os.environ.get("SCONE_VERSION") == "1":
-        # SCONE_MODE chooses SCONE's enclave mode (hw, sim, auto); the open engine has no enclave and
-        # always attests with software evidence, which the policy must tolerate whatever the mode says.
+        # SCONE_MODE chooses SCONE's enclave mode (hw, sim, auto); the open engine has no enclave: it
+        # attests with the evidence the policy accepts and the node offers, printed once attested.
         mode = os.environ.get("SCONE_MODE") or "auto"
         print(
             f"[SCONIFY] runtime {__version__}, config {config_id}, CAS {address}, "
-            f"SCONE_MODE {mode} (open engine: software evidence), log {os.environ.get('SCONE_LOG', '')}",
+            f"SCONE_MODE {mode} (open engine), log {os.environ.get('SCONE_LOG', '')}",
             file=sys.stderr,
             flush=True,
         )
@@ -103,11 +103,12 @@ def prepare(root: Path = Path("/")) -> tuple[dict[str, Any], list[Volume]]:
         f"measurement {measurement} ({len(observation.digests)} files, {hashed / 1e6:.0f} MB, "
         f"{time.monotonic() - started:.3f} s)"
     )
-    connection = CasConnection(address, pin)
+    cas = CasSession(CasConnection(address, pin), config_id, measurement, patience_from_environment())
     try:
-        grant = connection.attest(config_id, measurement, {"kind": "software", "runtime": __version__})
+        grant = cas.attest()
     except CasError as error:
-        raise RefusedError(f"attestation refused: {error.reason}") from None
+        raise RefusedError(f"attestation refused: {error.reason}" if error.status else str(error)) from None
+    log(f"attested with {cas.evidence_kind} evidence")
     configuration: dict[str, Any] = grant["configuration"]
     fspf = configuration.get("fspf")
     if fspf:
@@ -124,7 +125,7 @@ def prepare(root: Path = Path("/")) -> tuple[dict[str, Any], list[Volume]]:
         except FspfError as error:
             raise RefusedError(str(error)) from None
         log(f"protected regions verified and decrypted ({time.monotonic() - started:.3f} s)")
-    anchor = VolumeAnchor(connection, grant["credential"])
+    anchor = VolumeAnchor(cas)
     volumes = []
     for volume in configuration.get("volumes", []):
         plaintext = root / volume["path"].lstrip("/")
@@ -151,7 +152,11 @@ def prepare(root: Path = Path("/")) -> tuple[dict[str, Any], list[Volume]]:
 
 
 class PeriodicCommitError(Exception):
-    """A commit while the program ran failed in a way that must stop it (a refused or unknown swap)."""
+    """A commit while the program ran failed in a way that must stop it (a refused or conflicting swap)."""
+
+
+class CasAwayError(Exception):
+    """The CAS could not be reached for the runtime's whole patience: this commit did not happen."""
 
 
 def commit_interval(configuration: dict[str, Any]) -> float | None:
@@ -173,7 +178,14 @@ def commit_all(volumes: Sequence[Volume]) -> None:
     for volume in volumes:
         try:
             volume.commit()
-        except (FspfError, CasError) as error:
+        except CasError as error:
+            if error.status == 0:
+                raise CasAwayError(
+                    f"volume {volume.name}: not committed, {error} (committed generation "
+                    f"{volume.generation} is kept)"
+                ) from None
+            raise PeriodicCommitError(f"volume {volume.name}: commit failed: {error}") from None
+        except FspfError as error:
             raise PeriodicCommitError(f"volume {volume.name}: commit failed: {error}") from None
 
 
@@ -208,11 +220,14 @@ def run(configuration: dict[str, Any], volumes: Sequence[Volume] = ()) -> int:
             commit_all(volumes)
             log(f"volumes committed while running (every {interval:g} s)")
         except PeriodicCommitError:
-            # Another writer, or a CAS that cannot say whether the swap happened: stop the program
-            # rather than let it write what can no longer be committed.
+            # Another writer, or a refusal: stop the program rather than let it write what can no
+            # longer be committed.
             process.terminate()
             process.wait()
             raise
+        except CasAwayError as error:
+            # The CAS is away: the program goes on, and the next interval (or the exit) commits.
+            log(f"commit postponed: {error}")
         except OSError as error:
             # A file changed while it was read: not a refusal; the next interval (or the exit) commits.
             log(f"commit postponed: {error}")
@@ -235,7 +250,7 @@ def main() -> int:
     started = time.monotonic()
     try:
         commit_all(volumes)
-    except PeriodicCommitError as error:
+    except (PeriodicCommitError, CasAwayError) as error:
         return fatal(str(error))
     except OSError as error:
         return fatal(f"volumes: commit failed: {error.filename or ''}: {error.strerror or error}")

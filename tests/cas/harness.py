@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pulumi_sconify.provider.cas.client import AttestationClient, CasClient
 from pulumi_sconify.provider.cas.identity import ClientIdentity, create_client_identity
+from pulumi_sconify.provider.runtime.cas import CasConnection, CasSession
 
 
 def free_port() -> int:
@@ -36,6 +37,8 @@ class RunningCas:
     attest_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    options: list[str] = field(default_factory=list)
+    """More ``cas serve`` options (a Kubernetes issuer, a credential lifetime)."""
 
     @property
     def ca(self) -> Path:
@@ -63,6 +66,7 @@ class RunningCas:
                     f"127.0.0.1:{self.client_port}",
                     "--attest-listen",
                     f"127.0.0.1:{self.attest_port}",
+                    *self.options,
                 ],
                 stdout=log,
                 stderr=log,
@@ -100,6 +104,23 @@ class RunningCas:
 
     def attestation(self) -> AttestationClient:
         return AttestationClient(self.attest_address, self.ca)
+
+    def runtime(
+        self,
+        config_id: str = "ns-1/python-session/python-service",
+        measurement: str = "ab" * 32,
+        token_file: Path | None = None,
+        patience: float = 0.0,
+    ) -> CasSession:
+        """The runtime's own client, as it attests: its key, a nonce, evidence from ``token_file`` (a
+        projected token) when given, else the insecure kind."""
+        return CasSession(
+            CasConnection(self.attest_address, self.ca),
+            config_id,
+            measurement,
+            patience=patience,
+            token_file=token_file or self.data_dir.parent / "no-token",
+        )
 
 
 def identity(directory: Path, name: str = "client") -> ClientIdentity:

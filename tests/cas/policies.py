@@ -6,6 +6,7 @@ import dataclasses
 
 from pulumi_sconify.provider.policy import (
     Attestation,
+    KubernetesIdentity,
     Secret,
     SecretKind,
     Security,
@@ -26,10 +27,16 @@ def namespace(name: str = "ns-1") -> str:
 
 
 def counter(
-    namespace_name: str = "ns-1", *, software: bool = True, predecessor: str | None = None, **changes: object
+    namespace_name: str = "ns-1",
+    *,
+    insecure: bool = True,
+    kubernetes: KubernetesIdentity | None = None,
+    predecessor: str | None = None,
+    **changes: object,
 ) -> Session:
-    """The counter policy, with two generated secrets used through placeholders and an exported CA."""
-    tolerate = ("debug-mode", "software-evidence") if software else ("debug-mode",)
+    """The counter policy, with two generated secrets used through placeholders and an exported CA;
+    ``insecure`` tolerates self-reported evidence, ``kubernetes`` pins a workload identity."""
+    tolerate = ("debug-mode", "insecure-software-evidence") if insecure else ("debug-mode",)
     session = sconified_session(
         namespace=namespace_name,
         session="python-session",
@@ -44,6 +51,7 @@ def counter(
     )
     service = dataclasses.replace(
         session.services[0],
+        kubernetes=kubernetes,
         command="python3 /code/app.py --password $$SCONE::db_password$$",
         environment={"LANG": "C.UTF-8", "TOKEN": "$$SCONE::api_token$$"},
     )

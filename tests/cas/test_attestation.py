@@ -1,41 +1,40 @@
-"""The attestation API: who gets a configuration, what it holds, and volume freshness through the CAS."""
+"""The attestation API as a runtime uses it: who gets a configuration, what it holds, and volume freshness
+through the CAS with a credential bound to the runtime's key."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pulumi_sconify.provider.cas.client import CasRequestError
 from pulumi_sconify.provider.cas.identity import ClientIdentity
 from pulumi_sconify.provider.fspf import AnchorConflictError, AnchorState, RollbackError, Volume
-from pulumi_sconify.provider.runtime.cas import CasConnection, CasError, VolumeAnchor
+from pulumi_sconify.provider.runtime.cas import CasError, VolumeAnchor
 from tests.cas.harness import RunningCas
 from tests.cas.policies import FSPF_KEY, FSPF_TAG, MEASUREMENT, counter, namespace, text
 
 CONFIG_ID = "ns-1/python-session/python-service"
-SOFTWARE = {"kind": "software"}
 
 
-def upload(cas: RunningCas, owner: ClientIdentity, software: bool = True) -> str:
+def upload(cas: RunningCas, owner: ClientIdentity, insecure: bool = True) -> str:
     with cas.client(owner) as client:
         client.post_session(namespace())
-        return client.post_session(text(counter(software=software)))
+        return client.post_session(text(counter(insecure=insecure)))
 
 
-def refusal(cas: RunningCas, config_id: str, measurement: str, evidence: dict[str, Any]) -> str:
-    with cas.attestation() as attestation, pytest.raises(CasRequestError) as caught:
-        attestation.attest(config_id, measurement, evidence)
+def refusal(cas: RunningCas, config_id: str = CONFIG_ID, measurement: str = MEASUREMENT) -> str:
+    with pytest.raises(CasError) as caught:
+        cas.runtime(config_id, measurement).attest()
     assert caught.value.status == 403
-    return caught.value.message
+    return caught.value.reason
 
 
 def test_granted_configuration(cas: RunningCas, owner: ClientIdentity) -> None:
     digest = upload(cas, owner)
-    with cas.attestation() as attestation:
-        grant = attestation.attest(CONFIG_ID, MEASUREMENT, SOFTWARE)
+    grant = cas.runtime().attest()
     assert grant["session_hash"] == digest
+    assert grant["evidence"] == "insecure-software-evidence"
     configuration = grant["configuration"]
     command = configuration["command"]
     assert command[:3] == ["python3", "/code/app.py", "--password"]
@@ -47,32 +46,62 @@ def test_granted_configuration(cas: RunningCas, owner: ClientIdentity) -> None:
     assert (volume["name"], volume["path"], volume["generation"], volume["tag"]) == ("V1", "/V1", 0, None)
     assert len(volume["key"]) == 64
 
-    with cas.attestation() as attestation:
-        again = attestation.attest(CONFIG_ID, MEASUREMENT, SOFTWARE)["configuration"]
+    again = cas.runtime().attest()["configuration"]
     assert again["command"] == command  # generated once, kept
     assert again["volumes"][0]["key"] == volume["key"]
 
 
+def test_insecure_evidence_warns_on_standard_error(
+    cas: RunningCas, owner: ClientIdentity, capsys: pytest.CaptureFixture[str]
+) -> None:
+    upload(cas, owner)
+    cas.runtime().attest()
+    assert "[SCONIFY|WARNING] attested with insecure-software-evidence" in capsys.readouterr().err
+
+
 def test_refusals(cas: RunningCas, owner: ClientIdentity) -> None:
     upload(cas, owner)
-    assert refusal(cas, CONFIG_ID, "00" * 32, SOFTWARE) == "measurement not permitted by the policy"
-    assert refusal(cas, "ns-1/python-session/other", MEASUREMENT, SOFTWARE) == "unknown configuration id"
-    assert refusal(cas, "ns-1/missing/python-service", MEASUREMENT, SOFTWARE) == "unknown configuration id"
-    assert "evidence kind not supported" in refusal(cas, CONFIG_ID, MEASUREMENT, {"kind": "sgx-quote"})
+    assert refusal(cas, measurement="00" * 32) == "measurement not permitted by the policy"
+    assert refusal(cas, "ns-1/python-session/other") == "unknown configuration id"
+    assert refusal(cas, "ns-1/missing/python-service") == "unknown configuration id"
     events = [
         line for line in cas.log_lines() if line.get("event") == "request" and line.get("status") == 403
     ]
-    assert len(events) == 4
+    assert len(events) == 3
 
 
-def test_software_evidence_needs_the_policy_to_say_so(cas: RunningCas, owner: ClientIdentity) -> None:
-    upload(cas, owner, software=False)
-    assert "lacks software-evidence" in refusal(cas, CONFIG_ID, MEASUREMENT, SOFTWARE)
+def test_without_kubernetes_or_the_insecure_toleration_nothing_is_accepted(
+    cas: RunningCas, owner: ClientIdentity
+) -> None:
+    upload(cas, owner, insecure=False)
+    assert "the policy accepts no evidence for this service" in refusal(cas)
+    # The CAS says the same to a request that does not ask first.
+    with cas.attestation() as attestation:
+        nonce = attestation.request("POST", "/v1/attest/nonce", json={"config_id": CONFIG_ID})
+        assert nonce["accepts"] == []
+        with pytest.raises(CasRequestError) as caught:
+            attestation.request(
+                "POST",
+                "/v1/attest",
+                json={
+                    "config_id": CONFIG_ID,
+                    "measurement": MEASUREMENT,
+                    "nonce": nonce["nonce"],
+                    "runtime_key": "11" * 32,
+                    "evidence": {"kind": "insecure-software-evidence"},
+                },
+            )
+    assert caught.value.status == 403
+    assert "accepts no evidence" in caught.value.message
 
 
 def test_bad_attestation_bodies(cas: RunningCas) -> None:
     with cas.attestation() as attestation:
-        for body in ([1, 2], {"config_id": 3, "measurement": "x", "evidence": {}}):
+        for body in (
+            [1, 2],
+            {"config_id": 3, "measurement": "x", "evidence": {}},
+            {"config_id": CONFIG_ID, "measurement": "x", "nonce": "00", "evidence": {}, "runtime_key": "zz"},
+        ):
             with pytest.raises(CasRequestError) as caught:
                 attestation.request("POST", "/v1/attest", json=body)
             assert caught.value.status == 400
@@ -88,11 +117,8 @@ def test_counter_volume_anchored_in_the_cas(cas: RunningCas, owner: ClientIdenti
     snapshots = []
 
     def run(index: int) -> int:
-        # As the runtime does it: the standard-library client, the CA pinned.
-        connection = CasConnection(cas.attest_address, cas.ca)
-        grant = connection.attest(CONFIG_ID, MEASUREMENT, SOFTWARE)
-        (volume_config,) = grant["configuration"]["volumes"]
-        anchor = VolumeAnchor(connection, grant["credential"])
+        runtime = cas.runtime()
+        (volume_config,) = runtime.attest()["configuration"]["volumes"]
         workdir = tmp_path / f"run{index}"
         workdir.mkdir()
         volume = Volume.open(
@@ -100,7 +126,7 @@ def test_counter_volume_anchored_in_the_cas(cas: RunningCas, owner: ClientIdenti
             workdir,
             name="V1",
             key=bytes.fromhex(volume_config["key"]),
-            anchor=anchor,
+            anchor=VolumeAnchor(runtime),
             mount_path="/V1",
         )
         number = workdir / "num"
@@ -125,24 +151,20 @@ def test_counter_volume_anchored_in_the_cas(cas: RunningCas, owner: ClientIdenti
 
 def test_volume_credentials(cas: RunningCas, owner: ClientIdentity) -> None:
     upload(cas, owner)
-    connection = CasConnection(cas.attest_address, cas.ca)
-    with cas.attestation() as attestation:
-        grant = connection.attest(CONFIG_ID, MEASUREMENT, SOFTWARE)
-        anchor = VolumeAnchor(connection, grant["credential"])
-        assert anchor.current("V1") is None
-        anchor.compare_and_swap("V1", None, AnchorState(1, b"\x01" * 16))
-        with pytest.raises(AnchorConflictError):
-            anchor.compare_and_swap("V1", None, AnchorState(1, b"\x02" * 16))
-        with pytest.raises(AnchorConflictError):
-            anchor.compare_and_swap("V1", AnchorState(1, b"\x01" * 16), AnchorState(3, b"\x02" * 16))
-        assert anchor.current("V1") == AnchorState(1, b"\x01" * 16)
-        with pytest.raises(CasError) as other_volume:
-            anchor.current("V2")
-        assert other_volume.value.status == 403
-        with pytest.raises(CasError) as forged:
-            VolumeAnchor(connection, "forged-token").current("V1")
-        assert forged.value.status == 401
-        assert "forged" not in repr(VolumeAnchor(connection, "forged-token"))
-        with pytest.raises(CasRequestError) as missing:
-            attestation.request("GET", "/v1/volumes/V1/state")
-        assert missing.value.status == 401
+    runtime = cas.runtime()
+    runtime.attest()
+    anchor = VolumeAnchor(runtime)
+    assert anchor.current("V1") is None
+    anchor.compare_and_swap("V1", None, AnchorState(1, b"\x01" * 16))
+    with pytest.raises(AnchorConflictError):
+        anchor.compare_and_swap("V1", None, AnchorState(1, b"\x02" * 16))
+    with pytest.raises(AnchorConflictError):
+        anchor.compare_and_swap("V1", AnchorState(1, b"\x01" * 16), AnchorState(3, b"\x02" * 16))
+    assert anchor.current("V1") == AnchorState(1, b"\x01" * 16)
+    with pytest.raises(CasError) as other_volume:
+        anchor.current("V2")
+    assert other_volume.value.status == 403
+    assert "credential" not in repr(anchor) and "key" not in repr(runtime)
+    with cas.attestation() as attestation, pytest.raises(CasRequestError) as missing:
+        attestation.request("GET", "/v1/volumes/V1/state")
+    assert missing.value.status == 401

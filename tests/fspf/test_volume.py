@@ -289,11 +289,61 @@ def test_unknown_commit_outcome_keeps_both_states_and_the_anchor_decides(tmp_pat
     (volume.workdir / "num").write_text("1\n")
     with pytest.raises(ConnectionError):
         volume.commit()
-    with pytest.raises(UsageError, match="outcome of the last commit is unknown"):
-        volume.commit()
     anchor.lose_answers = False
     assert (counter.open().workdir / "num").read_text() == "1\n"  # it had committed
     assert counter.run() == 1
+
+
+def test_the_next_commit_learns_that_a_lost_swap_happened(tmp_path: Path) -> None:
+    anchor = FlakyAnchor()
+    counter = Counter(tmp_path, anchor=anchor)
+    volume = counter.open()
+    (volume.workdir / "num").write_text("1\n")
+    with pytest.raises(ConnectionError):
+        volume.commit()
+    anchor.lose_answers = False
+    (volume.workdir / "num").write_text("2\n")
+    assert volume.commit() == anchor.current(counter.name)
+    assert volume.generation == 2
+    assert (counter.open().workdir / "num").read_text() == "2\n"
+
+
+class DroppingAnchor(InMemoryAnchor):
+    """Loses the request itself (while ``drop``): the swap never happens, and the caller cannot know."""
+
+    drop = True
+
+    def compare_and_swap(self, volume: str, expected: AnchorState | None, new: AnchorState) -> None:
+        if self.drop:
+            raise ConnectionError("connection reset")
+        super().compare_and_swap(volume, expected, new)
+
+
+def test_the_next_commit_learns_that_a_lost_swap_did_not_happen(tmp_path: Path) -> None:
+    anchor = DroppingAnchor()
+    counter = Counter(tmp_path, anchor=anchor)
+    volume = counter.open()
+    (volume.workdir / "num").write_text("1\n")
+    with pytest.raises(ConnectionError):
+        volume.commit()
+    anchor.drop = False
+    (volume.workdir / "num").write_text("2\n")
+    volume.commit()
+    assert volume.generation == 1
+    assert (counter.open().workdir / "num").read_text() == "2\n"
+
+
+def test_a_lost_swap_then_another_writer_is_a_conflict(tmp_path: Path) -> None:
+    anchor = DroppingAnchor()
+    counter = Counter(tmp_path, anchor=anchor)
+    volume = counter.open()
+    (volume.workdir / "num").write_text("1\n")
+    with pytest.raises(ConnectionError):
+        volume.commit()
+    anchor.drop = False
+    anchor.compare_and_swap(counter.name, None, AnchorState(1, b"\x01" * 16))  # someone else
+    with pytest.raises(AnchorConflictError, match="another state was committed"):
+        volume.commit()
 
 
 def test_working_directory_must_be_empty(counter: Counter, tmp_path: Path) -> None:
