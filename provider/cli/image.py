@@ -22,6 +22,10 @@ from ..image.registry import RegistryError
 from ..image.sconify import SconifyOptions, sconify
 from ..image.transport import RegistryOptions, open_source
 from ..policy import (
+    DEFAULT_KUBERNETES_ISSUER as DEFAULT_ISSUER,
+)
+from ..policy import (
+    KubernetesIdentity,
     PolicyError,
     Session,
     namespace_session,
@@ -126,6 +130,32 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default=[],
         metavar="PATH",
         help="another path to authenticate (repeatable)",
+    )
+    attestation = parser.add_argument_group(
+        "attestation",
+        "How the service proves itself to the CAS. Pin the Kubernetes workload identity its pods run as; "
+        "without one, nothing is accepted unless --insecure-software-evidence says so.",
+    )
+    attestation.add_argument(
+        "--k8s-service-account", metavar="NAME", help="the service account the service's pods run as"
+    )
+    attestation.add_argument(
+        "--k8s-namespace",
+        default="default",
+        metavar="NS",
+        help="their Kubernetes namespace (default: default)",
+    )
+    attestation.add_argument(
+        "--k8s-issuer",
+        default=DEFAULT_ISSUER,
+        metavar="URL",
+        help=f"the cluster's service-account issuer (default: {DEFAULT_ISSUER})",
+    )
+    attestation.add_argument(
+        "--insecure-software-evidence",
+        action="store_true",
+        help="INSECURE: let the CAS release the keys on the runtime's own word, which anyone who reaches "
+        "the CAS can give (local development only)",
     )
     add_registry_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -234,6 +264,12 @@ def _run(args: argparse.Namespace) -> int:
         fspf_tag=result.fspf_tag,
         volumes=dict(volumes),
         environment=environment,
+        kubernetes=(
+            KubernetesIdentity(args.k8s_issuer, args.k8s_namespace, args.k8s_service_account)
+            if args.k8s_service_account
+            else None
+        ),
+        insecure_software_evidence=args.insecure_software_evidence,
     )
     session_hash = None
     if args.cas and args.identity and not args.dry_run:

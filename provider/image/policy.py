@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
-from ..policy import DEFAULT_TOLERATE, Session, default_environment, sconified_session
-
-SOFTWARE_EVIDENCE = "software-evidence"
-"""Toleration the open engine's runtime needs: it attests with self-reported software evidence."""
+from ..policy import (
+    DEFAULT_TOLERATE,
+    KubernetesIdentity,
+    Session,
+    default_environment,
+    sconified_session,
+    validate_session,
+)
+from ..runtime.protocol import INSECURE_SOFTWARE_EVIDENCE
 
 
 def confidential_session(
@@ -22,11 +28,19 @@ def confidential_session(
     volumes: Mapping[str, str],
     environment: Mapping[str, str] | None = None,
     tolerate: Sequence[str] = DEFAULT_TOLERATE,
+    kubernetes: KubernetesIdentity | None = None,
+    insecure_software_evidence: bool = False,
 ) -> Session:
-    """The policy for a sconified service; ``environment`` adds to (and overrides) the defaults."""
+    """The policy for a sconified service; ``environment`` adds to (and overrides) the defaults.
+
+    The service attests with the Kubernetes workload identity ``kubernetes``, if given; self-reported
+    evidence is accepted only when ``insecure_software_evidence`` says so (never by default)."""
     merged = default_environment()
     merged.update(environment or {})
-    return sconified_session(
+    tolerated = [t for t in tolerate if t != INSECURE_SOFTWARE_EVIDENCE]
+    if insecure_software_evidence:
+        tolerated.append(INSECURE_SOFTWARE_EVIDENCE)
+    policy = sconified_session(
         namespace=namespace,
         session=session,
         service=service,
@@ -36,5 +50,9 @@ def confidential_session(
         fspf_tag=fspf_tag,
         volumes=dict(volumes),
         environment=merged,
-        tolerate=(*dict.fromkeys([*tolerate, SOFTWARE_EVIDENCE]),),
+        tolerate=tuple(dict.fromkeys(tolerated)),
     )
+    if kubernetes is None:
+        return policy
+    pinned = dataclasses.replace(policy.services[0], kubernetes=kubernetes)
+    return validate_session(dataclasses.replace(policy, services=(pinned,)))

@@ -19,6 +19,7 @@ from .loader import MAX_DOCUMENT_BYTES
 from .model import (
     ANY,
     CREATOR,
+    DEFAULT_KUBERNETES_ISSUER,
     KNOWN_TOLERATIONS,
     NONE,
     SUPPORTED_VERSION,
@@ -45,6 +46,7 @@ __all__ = [
     "ANY",
     "CREATOR",
     "DEFAULT_FSPF_PATH",
+    "DEFAULT_KUBERNETES_ISSUER",
     "DEFAULT_TOLERATE",
     "KNOWN_TOLERATIONS",
     "MAX_DOCUMENT_BYTES",

@@ -96,6 +96,11 @@ class ServiceAttestation:
     mrenclaves: tuple[str, ...]
 
 
+DEFAULT_KUBERNETES_ISSUER = "https://kubernetes.default.svc.cluster.local"
+"""The service-account issuer of a cluster that sets none of its own (kubeadm, minikube, AKS without
+its OIDC issuer)."""
+
+
 @dataclass(frozen=True)
 class KubernetesIdentity:
     """``services[].kubernetes`` (our extension): the Kubernetes workload a service's pods run as. The

@@ -6,9 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.provider.cas import service as service_module
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from pulumi_sconify.provider.cas.credentials import Credential
 from pulumi_sconify.provider.cas.service import CasError, CasService
 from pulumi_sconify.provider.cas.store import Store
+from pulumi_sconify.provider.runtime.protocol import request_signing_input
 from tests.cas.policies import MEASUREMENT, counter, namespace, text
 
 OWNER = "0a" * 32
@@ -35,41 +38,88 @@ def cas(tmp_path: Path, clock: Clock) -> CasService:
     return service
 
 
-def attest(cas: CasService) -> str:
-    grant = cas.attest("ns-1/python-session/python-service", MEASUREMENT, {"kind": "software"})
-    return str(grant["credential"])
+CONFIG_ID = "ns-1/python-session/python-service"
+PATH = "/v1/volumes/V1/state"
+
+
+class Runtime:
+    """What a runtime holds after attesting: its key and its credential."""
+
+    def __init__(self, cas: CasService) -> None:
+        self.key = Ed25519PrivateKey.generate()
+        public = self.key.public_key().public_bytes_raw()
+        nonce = cas.nonce(CONFIG_ID)["nonce"]
+        evidence = {"kind": "insecure-software-evidence"}
+        self.token = str(cas.attest(CONFIG_ID, MEASUREMENT, nonce, public, evidence)["credential"])
+
+    def sign(self, method: str = "GET", path: str = PATH, body: bytes = b"") -> str:
+        return self.key.sign(request_signing_input(method, path, body, self.token)).hex()
+
+    def credential(self, cas: CasService) -> Credential:
+        return cas.authorize(self.token, self.sign(), "GET", PATH, b"")
 
 
 def test_credential_expires(cas: CasService, clock: Clock) -> None:
-    credential = attest(cas)
-    assert cas.volume_state(credential, "V1")["generation"] == 0
+    runtime = Runtime(cas)
+    assert cas.volume_state(runtime.credential(cas), "V1")["generation"] == 0
     clock.now += 61
     with pytest.raises(CasError) as caught:
-        cas.volume_state(credential, "V1")
+        runtime.credential(cas)
     assert caught.value.status == 401
+    assert "expired" in caught.value.message
+
+
+def test_credential_survives_a_new_cas_on_the_same_store(tmp_path: Path, cas: CasService, clock: Clock) -> None:
+    runtime = Runtime(cas)
+    again = CasService(Store(tmp_path / "cas.db", b"\x07" * 32), clock=clock)
+    assert again.volume_state(runtime.credential(again), "V1")["volume"] == "V1"
+    other_master = CasService(Store(tmp_path / "other.db", b"\x08" * 32), clock=clock)
+    with pytest.raises(CasError) as caught:
+        runtime.credential(other_master)
+    assert caught.value.status == 401
+
+
+def test_a_credential_needs_its_key_and_the_request_it_signed(cas: CasService) -> None:
+    runtime, other = Runtime(cas), Runtime(cas)
+    for token, signature, method in (
+        (runtime.token, other.sign(), "GET"),  # another runtime's key
+        (runtime.token, runtime.sign("POST"), "GET"),  # signed for another request
+        (other.token, runtime.sign(), "GET"),  # another credential
+        (runtime.token + "x", runtime.sign(), "GET"),
+        ("c1.e30.AAAA", runtime.sign(), "GET"),
+    ):
+        with pytest.raises(CasError) as caught:
+            cas.authorize(token, signature, method, PATH, b"")
+        assert caught.value.status == 401
 
 
 def test_credential_covers_only_its_service_volumes(cas: CasService) -> None:
     with pytest.raises(CasError) as caught:
-        cas.swap_volume(attest(cas), "V9", (0, None), (1, b"\x00" * 16))
+        cas.swap_volume(Runtime(cas).credential(cas), "V9", (0, None), (1, b"\x00" * 16))
     assert caught.value.status == 403
 
 
-def test_oldest_credentials_are_dropped_beyond_the_bound(
-    cas: CasService, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(service_module, "MAX_CREDENTIALS", 3)
-    first = attest(cas)
-    others = [attest(cas) for _ in range(3)]
-    with pytest.raises(CasError):
-        cas.volume_state(first, "V1")
-    assert cas.volume_state(others[-1], "V1")["volume"] == "V1"
+def test_a_nonce_is_used_once(cas: CasService) -> None:
+    nonce = cas.nonce(CONFIG_ID)["nonce"]
+    key, evidence = b"\x01" * 32, {"kind": "insecure-software-evidence"}
+    cas.attest(CONFIG_ID, MEASUREMENT, nonce, key, evidence)
+    with pytest.raises(CasError) as caught:
+        cas.attest(CONFIG_ID, MEASUREMENT, nonce, key, evidence)
+    assert caught.value.status == 401
+
+
+def test_a_nonce_expires(cas: CasService, clock: Clock) -> None:
+    nonce = cas.nonce(CONFIG_ID)["nonce"]
+    clock.now += 61
+    with pytest.raises(CasError) as caught:
+        cas.attest(CONFIG_ID, MEASUREMENT, nonce, b"\x01" * 32, {"kind": "insecure-software-evidence"})
+    assert caught.value.status == 401
+    assert "expired" in caught.value.message
 
 
 def test_generation_must_advance_by_one(cas: CasService) -> None:
-    credential = attest(cas)
     with pytest.raises(CasError) as caught:
-        cas.swap_volume(credential, "V1", (0, None), (2, b"\x00" * 16))
+        cas.swap_volume(Runtime(cas).credential(cas), "V1", (0, None), (2, b"\x00" * 16))
     assert caught.value.status == 409
 
 

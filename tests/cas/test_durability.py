@@ -15,7 +15,7 @@ from pulumi_sconify.provider.cas.client import CasRequestError
 from pulumi_sconify.provider.cas.identity import ClientIdentity
 from pulumi_sconify.provider.fspf import AnchorState
 from pulumi_sconify.provider.policy import namespace_session, render_session
-from pulumi_sconify.provider.runtime.cas import CasConnection, CasError, VolumeAnchor
+from pulumi_sconify.provider.runtime.cas import CasError, VolumeAnchor
 from tests.cas.harness import RunningCas, sconify_executable
 from tests.cas.policies import FSPF_KEY, MEASUREMENT, counter, namespace, text
 
@@ -30,8 +30,8 @@ def test_acknowledged_writes_survive_kill_9(cas: RunningCas, owner: ClientIdenti
     with cas.client(owner) as client:
         client.post_session(namespace())
         client.post_session(text(counter()))
-    with cas.attestation() as attestation:
-        credential = attestation.attest(CONFIG_ID, MEASUREMENT, {"kind": "software"})["credential"]
+    runtime = cas.runtime()
+    runtime.attest()
 
     def create_sessions() -> None:
         with cas.client(owner) as client:
@@ -45,7 +45,7 @@ def test_acknowledged_writes_survive_kill_9(cas: RunningCas, owner: ClientIdenti
                     return
 
     def swap_tags() -> None:
-        anchor = VolumeAnchor(CasConnection(cas.attest_address, cas.ca), credential)
+        anchor = VolumeAnchor(runtime)
         current = None
         for generation in range(1, 10_000):
             if stop.is_set():
@@ -72,11 +72,10 @@ def test_acknowledged_writes_survive_kill_9(cas: RunningCas, owner: ClientIdenti
     with cas.client(owner) as client:
         for name, digest in acknowledged.items():
             assert client.read_session(name)[1] == digest
-    with cas.attestation() as attestation:
-        grant = attestation.attest(CONFIG_ID, MEASUREMENT, {"kind": "software"})
-        (volume,) = grant["configuration"]["volumes"]
-        # The last acknowledged swap is there; at most one more (applied, answer lost in the kill).
-        assert volume["generation"] in {swaps[-1], swaps[-1] + 1}
+    grant = cas.runtime().attest()
+    (volume,) = grant["configuration"]["volumes"]
+    # The last acknowledged swap is there; at most one more (applied, answer lost in the kill).
+    assert volume["generation"] in {swaps[-1], swaps[-1] + 1}
 
 
 def audit_verify(cas: RunningCas) -> subprocess.CompletedProcess[str]:
@@ -93,10 +92,9 @@ def test_audit_log_records_and_detects_edits(cas: RunningCas, owner: ClientIdent
     with cas.client(owner) as client:
         client.post_session(namespace())
         client.post_session(text(counter()))
-    with cas.attestation() as attestation:
-        attestation.attest(CONFIG_ID, MEASUREMENT, {"kind": "software"})
-        with pytest.raises(CasRequestError):
-            attestation.attest(CONFIG_ID, "00" * 32, {"kind": "software"})
+    cas.runtime().attest()
+    with pytest.raises(CasError):
+        cas.runtime(measurement="00" * 32).attest()
     cas.stop()
 
     result = audit_verify(cas)
@@ -128,8 +126,7 @@ def test_secrets_at_rest_are_encrypted_and_a_wrong_master_key_is_refused(
     with cas.client(owner) as client:
         client.post_session(namespace())
         client.post_session(text(counter()))
-    with cas.attestation() as attestation:
-        configuration = attestation.attest(CONFIG_ID, MEASUREMENT, {"kind": "software"})["configuration"]
+    configuration = cas.runtime().attest()["configuration"]
     cas.stop()
     raw = b"".join(p.read_bytes() for p in cas.data_dir.iterdir() if p.name.startswith("cas.db"))
     assert FSPF_KEY.encode() not in raw
@@ -148,8 +145,7 @@ def test_no_generated_secret_in_any_client_response_or_log_line(
     with cas.client(owner) as client:
         client.post_session(namespace())
         digest = client.post_session(text(counter()))
-        with cas.attestation() as attestation:
-            configuration = attestation.attest(CONFIG_ID, MEASUREMENT, {"kind": "software"})["configuration"]
+        configuration = cas.runtime().attest()["configuration"]
         for method, path in (
             ("GET", "/v1/sessions/ns-1/python-session"),
             ("GET", "/v1/values/session=ns-1/python-session"),

@@ -152,7 +152,9 @@ def made_up_evidence(cas: RunningCas, cluster: Cluster) -> dict[str, Any]:
         "no pod binding": {
             "kind": "kubernetes",
             "token": cluster.token(
-                audience, **{"kubernetes.io": {"namespace": "default", "serviceaccount": {"name": "counter"}}}
+                audience,
+                WORKLOAD,
+                **{"kubernetes.io": {"namespace": "default", "serviceaccount": {"name": "counter"}}},
             ),
         },
         "a year long": {"kind": "kubernetes", "token": cluster.token(audience, lifetime=365 * 86400)},

@@ -13,7 +13,8 @@ from pulumi_sconify.provider.fspf import generate_key
 from pulumi_sconify.provider.image.policy import confidential_session
 from pulumi_sconify.provider.image.reference import parse_reference
 from pulumi_sconify.provider.image.sconify import SconifyOptions, SconifyResult, sconify
-from pulumi_sconify.provider.policy import namespace_session, render_session
+from pulumi_sconify.provider.policy import KubernetesIdentity, namespace_session, render_session
+from pulumi_sconify.provider.runtime.protocol import KUBERNETES_TOKEN_FILE
 from tests.cas.harness import RunningCas
 from tests.image.counter_image import TAG, counter_layout
 
@@ -44,8 +45,11 @@ class ConfidentialCounter:
         directory: Path,
         namespace: str = "ns-e2e",
         native: Path | None = None,
+        kubernetes: KubernetesIdentity | None = None,
     ) -> None:
-        """``native``: the OCI layout of the native counter (default: the Debian one)."""
+        """``native``: the OCI layout of the native counter (default: the Debian one). The policy pins
+        ``kubernetes`` as the workload identity; without one it accepts insecure software evidence, as
+        a local run without a cluster must (mount a token with ``token_mount`` for the former)."""
         assert shutil.which("podman"), "podman is installed by .ci/setup"
         key = generate_key()
         self.image = f"oci:{directory / 'confidential'}:1"
@@ -72,12 +76,19 @@ class ConfidentialCounter:
             fspf_key=key.hex(),
             fspf_tag=self.result.fspf_tag,
             volumes={"V1": "/V1"},
+            kubernetes=kubernetes,
+            insecure_software_evidence=kubernetes is None,
         )
         with cas.client(owner) as client:
             client.post_session(render_session(namespace_session(namespace)))
             client.post_session(render_session(session))
         self.storage = directory / "volume-V1"
         self.storage.mkdir()
+
+    @staticmethod
+    def token_mount(token_file: Path) -> tuple[str, str]:
+        """podman options that mount a projected service-account token where the kubelet would."""
+        return ("-v", f"{token_file}:{KUBERNETES_TOKEN_FILE}:ro")
 
     def command(self, *options: str, arguments: tuple[str, ...] = (), memory: str = "") -> list[str]:
         """The podman command line of one run: memory for /code and /V1, the volume's ciphertext mounted;

@@ -27,8 +27,10 @@ def count(result: subprocess.CompletedProcess[str]) -> int:
 def test_counts_across_runs_and_refuses_a_rollback(
     cas: RunningCas, owner: ClientIdentity, tmp_path: Path
 ) -> None:
-    counter = ConfidentialCounter(cas, owner, tmp_path)
-    assert count(counter.run()) == 0
+    counter = ConfidentialCounter(cas, owner, tmp_path)  # insecure software evidence: no cluster here
+    first = counter.run()
+    assert count(first) == 0
+    assert "[SCONIFY|WARNING] attested with insecure-software-evidence" in first.stderr
     snapshot = tmp_path / "snapshot"
     shutil.copytree(counter.storage, snapshot)  # the adversary keeps a copy after run 1
     assert count(counter.run()) == 1
