@@ -34,6 +34,7 @@ def chart_files(spec: ServiceSpec, workload: WorkloadType) -> dict[str, str]:
         "templates/_pod.tpl": templates.pod_template(spec, workload),
         f"templates/{workload.value}.yaml": templates.workload(spec, workload),
         "templates/cas-ca.yaml": templates.cas_certificate_config_map(),
+        "templates/serviceaccount.yaml": templates.service_account(),
     }
     if spec.volumes:
         files["templates/volumes.yaml"] = templates.persistent_volume_claims(spec)

@@ -10,11 +10,17 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from ..runtime.protocol import KUBERNETES_TOKEN_FILE
 from .spec import MountKind, ServiceSpec, WorkloadType
 from .values import nested_defaults, value_definitions, volume_key
 
 CAS_CA_DIRECTORY = "/etc/sconify"
 CAS_CA_FILE = "cas-ca.pem"
+TOKEN_DIRECTORY, _, TOKEN_FILE = KUBERNETES_TOKEN_FILE.rpartition("/")
+TOKEN_LIFETIME = 3600
+"""``expirationSeconds`` of the projected token: the longest the CAS accepts; the kubelet renews it."""
+ATTESTS_LABEL = {"sconify.io/attests": "true"}
+"""The label of pods that attest: the CAS's NetworkPolicy lets only these reach its attestation port."""
 
 SGX_RESOURCES: dict[str, dict[str, str | None]] = {
     "scone": {"sgx.k8s.io/sgx": "1"},
@@ -136,7 +142,30 @@ def pod_template(
             volumes.append({"name": _mount_name(index, spec), "emptyDir": {}})
     if has_certificate:
         volumes.append({"name": "cas-ca", "configMap": {"name": f"{name}-cas-ca"}})
+    kubernetes = values["attestation"]["kubernetes"]
     pod: dict[str, Any] = {"automountServiceAccountToken": False}
+    if kubernetes["serviceAccount"]:
+        # Only the token for the CAS, never one for the API server.
+        pod["serviceAccountName"] = kubernetes["serviceAccount"]
+        container["volumeMounts"].append(
+            {"name": "sconify-token", "mountPath": TOKEN_DIRECTORY, "readOnly": True}
+        )
+        volumes.append(
+            {
+                "name": "sconify-token",
+                "projected": {
+                    "sources": [
+                        {
+                            "serviceAccountToken": {
+                                "audience": kubernetes["audience"],
+                                "expirationSeconds": TOKEN_LIFETIME,
+                                "path": TOKEN_FILE,
+                            }
+                        }
+                    ]
+                },
+            }
+        )
     if values["imagePullSecrets"]:
         pod["imagePullSecrets"] = values["imagePullSecrets"]
     pod["securityContext"] = values["podSecurityContext"]
@@ -147,7 +176,10 @@ def pod_template(
             pod[key] = values[key]
     pod["containers"] = [container]
     pod["volumes"] = volumes
-    return {"metadata": {"labels": labels(release, spec.service, managed_by)}, "spec": pod}
+    return {
+        "metadata": {"labels": {**labels(release, spec.service, managed_by), **ATTESTS_LABEL}},
+        "spec": pod,
+    }
 
 
 def workload_object(
@@ -228,6 +260,19 @@ def kubernetes_objects(
                     persistence["storageClass"],
                 )
             )
+    kubernetes = merged["attestation"]["kubernetes"]
+    if kubernetes["serviceAccount"] and kubernetes["createServiceAccount"]:
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {
+                    "name": kubernetes["serviceAccount"],
+                    "labels": labels(release, spec.service, managed_by),
+                },
+                "automountServiceAccountToken": False,
+            }
+        )
     if merged["scone"]["casCertificate"]:
         objects.append(
             {

@@ -64,6 +64,11 @@ class ServiceSpec:
     heap: str = ""
     stack: str = ""
     log: str = "7"
+    service_account: str = ""
+    """The Kubernetes service account the policy pins (``services[].kubernetes``): the pods run as it and
+    get its projected token for the CAS. Empty when the policy pins none."""
+    cas_audience: str = ""
+    """The audience of that token: the CAS's (``sconify-cas:<CA key hash>``)."""
 
     def __post_init__(self) -> None:
         if not _SERVICE_NAME.fullmatch(self.service):
@@ -103,6 +108,8 @@ def service_from_sconifier_json(data: Mapping[str, Any]) -> ServiceSpec:
             cas_certificate=str(data.get("cas_certificate") or ""),
             heap=str(data.get("heap") or ""),
             stack=str(data.get("stack") or ""),
+            service_account=str((data.get("kubernetes") or {}).get("service_account") or ""),
+            cas_audience=str((data.get("kubernetes") or {}).get("audience") or ""),
         )
     except (KeyError, TypeError, ValueError) as error:
         if isinstance(error, ChartSpecError):

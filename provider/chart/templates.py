@@ -8,7 +8,7 @@ validate the model's objects against Kubernetes' schemas for every value combina
 
 from __future__ import annotations
 
-from .objects import CAS_CA_DIRECTORY, CAS_CA_FILE
+from .objects import ATTESTS_LABEL, CAS_CA_DIRECTORY, CAS_CA_FILE, TOKEN_DIRECTORY, TOKEN_FILE, TOKEN_LIFETIME
 from .spec import MountKind, ServiceSpec, WorkloadType
 from .values import volume_key
 
@@ -71,6 +71,19 @@ metadata:
 data:
   {CAS_CA_FILE}: {{{{ .Values.scone.casCertificate | quote }}}}
 {{{{- end }}}}
+"""
+
+
+def service_account() -> str:
+    return """{{- if and .Values.attestation.kubernetes.serviceAccount .Values.attestation.kubernetes.createServiceAccount }}
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ .Values.attestation.kubernetes.serviceAccount }}
+  labels:
+    {{- include "sconify.labels" . | nindent 4 }}
+automountServiceAccountToken: false
+{{- end }}
 """
 
 
@@ -159,12 +172,26 @@ def _mounts(spec: ServiceSpec) -> tuple[str, str]:
           mountPath: {CAS_CA_DIRECTORY}
           readOnly: true
         {{{{- end }}}}
+        {{{{- if .Values.attestation.kubernetes.serviceAccount }}}}
+        - name: sconify-token
+          mountPath: {TOKEN_DIRECTORY}
+          readOnly: true
+        {{{{- end }}}}
 """)
-    volumes.append("""    {{- if .Values.scone.casCertificate }}
+    volumes.append(f"""    {{{{- if .Values.scone.casCertificate }}}}
     - name: cas-ca
       configMap:
-        name: {{ include "sconify.fullname" . }}-cas-ca
-    {{- end }}
+        name: {{{{ include "sconify.fullname" . }}}}-cas-ca
+    {{{{- end }}}}
+    {{{{- if .Values.attestation.kubernetes.serviceAccount }}}}
+    - name: sconify-token
+      projected:
+        sources:
+          - serviceAccountToken:
+              audience: {{{{ .Values.attestation.kubernetes.audience | quote }}}}
+              expirationSeconds: {TOKEN_LIFETIME}
+              path: {TOKEN_FILE}
+    {{{{- end }}}}
 """)
     return "".join(mounts), "".join(volumes)
 
@@ -182,12 +209,17 @@ def pod_template(spec: ServiceSpec, workload: WorkloadType) -> str:
       {{- end }}
 """
     )
+    attests = "\n    ".join(f'{key}: "{value}"' for key, value in ATTESTS_LABEL.items())
     return f"""{{{{- define "sconify.podTemplate" -}}}}
 metadata:
   labels:
     {{{{- include "sconify.labels" . | nindent 4 }}}}
+    {attests}
 spec:
   automountServiceAccountToken: false
+  {{{{- with .Values.attestation.kubernetes.serviceAccount }}}}
+  serviceAccountName: {{{{ . }}}}
+  {{{{- end }}}}
   {{{{- with .Values.imagePullSecrets }}}}
   imagePullSecrets:
     {{{{- toYaml . | nindent 4 }}}}

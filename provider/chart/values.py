@@ -139,6 +139,26 @@ def value_definitions(spec: ServiceSpec, workload: WorkloadType) -> list[ValueDe
         ValueDefinition(
             "scone.stack", {"type": "string"}, spec.stack, "Stack size for the runtime (`SCONE_STACK`)."
         ),
+        ValueDefinition(
+            "attestation.kubernetes.serviceAccount",
+            {"type": "string", "pattern": r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$"},
+            spec.service_account,
+            "The service account the policy pins: the pods run as it and attest with its projected "
+            "token. Empty: no token is mounted, and the policy must accept other evidence.",
+        ),
+        ValueDefinition(
+            "attestation.kubernetes.createServiceAccount",
+            {"type": "boolean"},
+            True,
+            "Create that service account (without an API token of its own).",
+        ),
+        ValueDefinition(
+            "attestation.kubernetes.audience",
+            {"type": "string"},
+            spec.cas_audience,
+            "The token's audience: the CAS's (`sconify-cas:<CA key hash>`); a token for another "
+            "audience is refused.",
+        ),
     ]
     if workload is not WorkloadType.JOB:
         definitions += [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..cas.identity import cas_audience
 from ..policy import Session, render_session
 from .reference import ImageReference, Transport
 from .sconify import SconifyOptions, SconifyResult
@@ -21,6 +22,7 @@ def sconifier_output(
     result: SconifyResult, options: SconifyOptions, session: Session, session_hash: str | None = None
 ) -> dict[str, Any]:
     """The ``--json`` object. It holds the policy, and so the FSPF key: treat it as secret."""
+    pinned_identity = session.services[0].kubernetes if session.services else None
     return {
         "image": pinned(result.image),
         "native_image": pinned(result.native),
@@ -37,6 +39,16 @@ def sconifier_output(
         "heap": options.heap,
         "stack": options.stack,
         "mounts": [m.to_json() for m in result.mounts],
+        "kubernetes": (
+            {
+                "issuer": pinned_identity.issuer,
+                "namespace": pinned_identity.namespace,
+                "service_account": pinned_identity.service_account,
+                "audience": cas_audience(options.cas_certificate) if options.cas_certificate else "",
+            }
+            if pinned_identity is not None
+            else None
+        ),
         "blobs_uploaded": result.blobs_uploaded,
         "blobs_present": result.blobs_present,
     }

@@ -23,6 +23,12 @@ def sconifier_output() -> dict[str, Any]:
             {"path": "/V1", "kind": "tmpfs", "volume": "V1"},
             {"path": "/code", "kind": "tmpfs", "volume": None},
         ],
+        "kubernetes": {
+            "issuer": "https://kubernetes.default.svc.cluster.local",
+            "namespace": "default",
+            "service_account": "python-service",
+            "audience": "sconify-cas:" + "5e" * 32,
+        },
     }
 
 

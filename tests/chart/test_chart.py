@@ -67,6 +67,8 @@ VALUE_COMBINATIONS: dict[str, dict[str, Any]] = {
         "extraEnvVars": [{"name": "HTTP_PROXY", "value": "x"}],
     },
     "no-cas-pin": {"scone": {"casCertificate": ""}},
+    "no-workload-identity": {"attestation": {"kubernetes": {"serviceAccount": ""}}},
+    "existing-service-account": {"attestation": {"kubernetes": {"createServiceAccount": False}}},
     "service": {"service": {"enabled": True, "type": "NodePort", "port": 8080, "targetPort": 8080}},
 }
 
@@ -209,6 +211,7 @@ def test_regeneration_with_another_workload_type_leaves_no_stale_template(tmp_pa
         "_pod.tpl",
         "cas-ca.yaml",
         "job.yaml",
+        "serviceaccount.yaml",
         "volumes.yaml",
     ]
     assert lint(directory) == []

@@ -127,3 +127,40 @@ def test_service_only_when_enabled() -> None:
     service = by_kind(objects)["Service"]
     assert service["spec"]["ports"] == [{"name": "service", "port": 80, "targetPort": "service"}]
     assert container(objects, "StatefulSet")["ports"] == [{"name": "service", "containerPort": 8080}]
+
+
+def test_pods_attest_with_a_projected_token_for_the_cas_only() -> None:
+    objects = kubernetes_objects(counter(), WorkloadType.JOB, release="python-service-0")
+    account = by_kind(objects)["ServiceAccount"]
+    assert account["metadata"]["name"] == "python-service"
+    assert account["automountServiceAccountToken"] is False
+    template = by_kind(objects)["Job"]["spec"]["template"]
+    pod = template["spec"]
+    assert template["metadata"]["labels"]["sconify.io/attests"] == "true"
+    assert pod["serviceAccountName"] == "python-service"
+    assert pod["automountServiceAccountToken"] is False  # no token for the API server
+    (projected,) = [v["projected"] for v in pod["volumes"] if v["name"] == "sconify-token"]
+    assert projected["sources"] == [
+        {
+            "serviceAccountToken": {
+                "audience": "sconify-cas:" + "5e" * 32,
+                "expirationSeconds": 3600,
+                "path": "token",
+            }
+        }
+    ]
+    mounts = {m["name"]: m for m in container(objects, "Job")["volumeMounts"]}
+    assert mounts["sconify-token"] == {
+        "name": "sconify-token",
+        "mountPath": "/var/run/secrets/sconify.io",
+        "readOnly": True,
+    }
+
+
+def test_without_a_pinned_identity_no_token_is_mounted() -> None:
+    values = {"attestation": {"kubernetes": {"serviceAccount": ""}}}
+    objects = kubernetes_objects(counter(), WorkloadType.JOB, values, release="python-service-0")
+    assert "ServiceAccount" not in by_kind(objects)
+    pod = by_kind(objects)["Job"]["spec"]["template"]["spec"]
+    assert "serviceAccountName" not in pod
+    assert all(v["name"] != "sconify-token" for v in pod["volumes"])
