@@ -29,6 +29,7 @@ from pulumi_sconify import (
 )
 from pulumi_sconify.components.cas import CasEndpoint
 from pulumi_sconify.components.cluster import KubernetesCluster
+from pulumi_sconify.provider.policy import DEFAULT_KUBERNETES_ISSUER
 from pulumi_sconify.provider.resources import CasImage
 
 config = pulumi.Config()
@@ -78,8 +79,11 @@ else:
             insecure_registries=cluster.insecure_registries,
         ).image
     )
+    issuer = config.get("kubernetesIssuer") or DEFAULT_KUBERNETES_ISSUER
     if isinstance(cluster, MinikubeCluster):
-        exposure = CasDeploymentArgs(image=cas_image, external_host=cluster.node_address)
+        exposure = CasDeploymentArgs(
+            image=cas_image, external_host=cluster.node_address, kubernetes_issuer=issuer
+        )
     else:
         label = config.get("casDnsLabel") or f"{pulumi.get_project()}-{stack}-cas"
         location = pulumi.Config("azure-native").require("location")
@@ -90,6 +94,7 @@ else:
             service_annotations={"service.beta.kubernetes.io/azure-dns-label-name": label},
             storage_class="managed-csi",
             placement=cluster.placement,
+            kubernetes_issuer=issuer,
         )
     cas = CasDeployment("cas", exposure, opts=in_cluster)
 
@@ -110,6 +115,8 @@ counter = ConfidentialStatefulService(
         dirs=["/code"],
         volumes=[VolumeArgs("V1", "/V1", size=config.get("volumeSize") or "1Gi")],
         tolerate=config.get_object("tolerate"),
+        kubernetes_issuer=config.get("kubernetesIssuer") or DEFAULT_KUBERNETES_ISSUER,
+        insecure_software_evidence=config.get_bool("insecureSoftwareEvidence") or False,
         workload_type=config.get("workloadType") or "job",
         job_runs=config.get_int("jobRuns") or 3,
         storage=cluster.storage,

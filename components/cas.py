@@ -8,7 +8,9 @@ from typing import Protocol
 
 import pulumi
 
+from ..provider.chart.objects import ATTESTS_LABEL
 from ..provider.image.cas_image import DATA_DIRECTORY, STATE_DIRECTORY
+from ..provider.policy import DEFAULT_KUBERNETES_ISSUER
 from ..provider.resources import CasKeys
 from .cluster import Placement
 from .kubernetes import object_resource, pending
@@ -88,6 +90,13 @@ class CasDeploymentArgs:
     storage_size: str = "1Gi"
     placement: Placement = field(default_factory=Placement)
     """Where the CAS pod runs: it holds every service's secrets, so the confidential pool if any."""
+    kubernetes_issuer: pulumi.Input[str] = DEFAULT_KUBERNETES_ISSUER
+    """The cluster's service-account issuer, whose tokens the CAS accepts as evidence. It reads the
+    issuer's keys from ``<issuer>/openid/v1/jwks`` with its own service-account token."""
+    expose_attestation: bool = False
+    """Also expose the attestation API outside the cluster (on the client API's Service type). Off: only
+    attesting pods in the cluster reach it (a NetworkPolicy admits pods labelled
+    ``sconify.io/attests: "true"``, which the services' pods are)."""
 
     def __post_init__(self) -> None:
         if self.service_type not in ("NodePort", "LoadBalancer"):
@@ -172,7 +181,16 @@ class CasDeployment(pulumi.ComponentResource):
                 "apiVersion": "v1",
                 "kind": "Service",
                 "metadata": {**metadata, "name": f"{name}-client", "annotations": args.service_annotations},
-                "spec": {"type": args.service_type, "selector": labels, "ports": [exposed_port]},
+                "spec": {
+                    "type": args.service_type,
+                    "selector": labels,
+                    "ports": [exposed_port]
+                    + (
+                        [{"name": "attestation", "port": ATTESTATION_PORT, "targetPort": "attestation"}]
+                        if args.expose_attestation
+                        else []
+                    ),
+                },
             },
             in_namespace,
         )
@@ -180,10 +198,56 @@ class CasDeployment(pulumi.ComponentResource):
             "cas", "serve", "--data-dir", STATE_DIRECTORY, "--ca-dir", CA_DIRECTORY,
             "--listen", f"0.0.0.0:{CLIENT_PORT}", "--attest-listen", f"0.0.0.0:{ATTESTATION_PORT}",
             "--host", internal_host, "--host", f"{internal_host}.cluster.local",
-            "--host", pending("external-host"),
+            "--host", pending("external-host"), "--kubernetes-issuer", pending("issuer"),
         ]  # fmt: skip
+        account = object_resource(
+            "service-account",
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata},
+            in_namespace,
+        )
+        # Reading the issuer's key set is all the CAS may do with the API server.
+        discovery = object_resource(
+            "issuer-discovery",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": f"{name}-{args.namespace}-issuer-discovery", "labels": labels},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "system:service-account-issuer-discovery",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": args.namespace}],
+            },
+            in_namespace,
+        )
+        attesting_pods = {
+            "namespaceSelector": {},
+            "podSelector": {"matchLabels": dict(ATTESTS_LABEL)},
+        }
+        network_policy = object_resource(
+            "network-policy",
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": metadata,
+                "spec": {
+                    "podSelector": {"matchLabels": labels},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [
+                        {"ports": [{"port": CLIENT_PORT, "protocol": "TCP"}]},  # uploads, mutual TLS
+                        {
+                            "ports": [{"port": ATTESTATION_PORT, "protocol": "TCP"}],
+                            **({} if args.expose_attestation else {"from": [attesting_pods]}),
+                        },
+                    ],
+                },
+            },
+            in_namespace,
+        )
         pod: dict[str, object] = {
-            "automountServiceAccountToken": False,
+            "serviceAccountName": name,
+            "automountServiceAccountToken": True,  # to read the issuer's keys, nothing else (above)
             "securityContext": {
                 "runAsNonRoot": True,
                 "runAsUser": CAS_USER,
@@ -253,8 +317,14 @@ class CasDeployment(pulumi.ComponentResource):
                     "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": claim}],
                 },
             },
-            pulumi.ResourceOptions(parent=self, depends_on=[namespace, secret, internal]),
-            {pending("image"): args.image, pending("external-host"): args.external_host},
+            pulumi.ResourceOptions(
+                parent=self, depends_on=[namespace, secret, internal, account, discovery, network_policy]
+            ),
+            {
+                pending("image"): args.image,
+                pending("external-host"): args.external_host,
+                pending("issuer"): args.kubernetes_issuer,
+            },
         )
         external = pulumi.Output.from_input(args.external_host)
         port = args.node_port if args.service_type == "NodePort" else CLIENT_PORT

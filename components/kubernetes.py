@@ -20,6 +20,9 @@ _CLASSES: dict[tuple[str, str], Any] = {
     ("v1", "PersistentVolumeClaim"): k8s.core.v1.PersistentVolumeClaim,
     ("v1", "Secret"): k8s.core.v1.Secret,
     ("v1", "Service"): k8s.core.v1.Service,
+    ("v1", "ServiceAccount"): k8s.core.v1.ServiceAccount,
+    ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): k8s.rbac.v1.ClusterRoleBinding,
     ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
     ("apps/v1", "DaemonSet"): k8s.apps.v1.DaemonSet,
     ("apps/v1", "StatefulSet"): k8s.apps.v1.StatefulSet,
@@ -31,6 +34,9 @@ _ARGUMENTS = {
     "data": "data",
     "stringData": "string_data",
     "type": "type",
+    "automountServiceAccountToken": "automount_service_account_token",
+    "roleRef": "role_ref",
+    "subjects": "subjects",
 }
 """Top-level object fields and the keyword each resource class takes them as."""
 

@@ -3,8 +3,9 @@
 - ``confidential-service-needs-protected-volume``: every sconified image declares at least one policy
   volume, and each has its :class:`EncryptedVolume` claim in the stack — a stateful service whose state
   lives anywhere else has no rollback protection.
-- ``no-debug-mode-on-aks``: a stack with an AKS cluster tolerates no ``debug-mode`` in any policy it
-  sconifies or uploads — debug enclaves can be inspected by the host.
+- ``no-insecure-attestation-on-aks``: a stack with an AKS cluster accepts no self-reported evidence
+  (``insecure-software-evidence``: anyone who reaches the CAS could get the keys) and tolerates no
+  ``debug-mode`` (a debuggable TEE can be inspected by the host) in any policy it sconifies or uploads.
 
 The checks are plain functions over (type, name, properties), so they are tested without an engine;
 :data:`POLICIES` wraps them for ``pulumi_policy``.
@@ -25,6 +26,7 @@ from pulumi_policy import (
 
 from ..provider.policy import PolicyError, parse_session
 from ..provider.policy.builder import DEFAULT_TOLERATE
+from ..provider.runtime.protocol import INSECURE_SOFTWARE_EVIDENCE
 from .volume import SESSION_ANNOTATION, VOLUME_ANNOTATION
 
 SCONIFIED_IMAGE = "pulumi-python:dynamic/sconify:SconifiedImage"
@@ -32,6 +34,7 @@ CAS_SESSION = "pulumi-python:dynamic/sconify:CasSession"
 CLAIM = "kubernetes:core/v1:PersistentVolumeClaim"
 AKS = "azure-native:containerservice:ManagedCluster"
 DEBUG_MODE = "debug-mode"
+INSECURE = INSECURE_SOFTWARE_EVIDENCE
 
 
 @dataclass(frozen=True)
@@ -80,8 +83,8 @@ def _session_tolerates(policy: Any) -> tuple[str, ...]:
     return session.security.attestation.tolerate if session.security else ()
 
 
-def debug_mode_on_aks(resources: list[Planned]) -> list[str]:
-    """Violations of ``no-debug-mode-on-aks``."""
+def insecure_attestation_on_aks(resources: list[Planned]) -> list[str]:
+    """Violations of ``no-insecure-attestation-on-aks``."""
     if not any(r.type == AKS for r in resources):
         return []
     problems = []
@@ -89,11 +92,18 @@ def debug_mode_on_aks(resources: list[Planned]) -> list[str]:
         if resource.type == SCONIFIED_IMAGE:
             tolerate = resource.props.get("tolerate")
             tolerated = DEFAULT_TOLERATE if tolerate is None else tuple(tolerate)
+            if resource.props.get("insecure_software_evidence") is True or INSECURE in tolerated:
+                problems.append(f"{resource.name}: the policy accepts {INSECURE}")
             if DEBUG_MODE in tolerated:
                 default = " (the default; set tolerate without it)" if tolerate is None else ""
                 problems.append(f"{resource.name}: the policy tolerates {DEBUG_MODE}{default}")
-        elif resource.type == CAS_SESSION and DEBUG_MODE in _session_tolerates(resource.props.get("policy")):
-            problems.append(f"{resource.name}: the uploaded policy tolerates {DEBUG_MODE}")
+        elif resource.type == CAS_SESSION:
+            uploaded = _session_tolerates(resource.props.get("policy"))
+            problems.extend(
+                f"{resource.name}: the uploaded policy tolerates {weakness}"
+                for weakness in (INSECURE, DEBUG_MODE)
+                if weakness in uploaded
+            )
     return problems
 
 
@@ -120,8 +130,8 @@ POLICIES = [
         unprotected_services,
     ),
     _stack_policy(
-        "no-debug-mode-on-aks",
-        "Production (AKS) policies do not tolerate debug-mode enclaves.",
-        debug_mode_on_aks,
+        "no-insecure-attestation-on-aks",
+        "Production (AKS) policies accept no self-reported evidence and no debuggable TEE.",
+        insecure_attestation_on_aks,
     ),
 ]

@@ -11,11 +11,13 @@ from typing import Any
 
 import pulumi
 
+from ..provider.cas.identity import cas_audience
 from ..provider.chart import Mount, MountKind, ServiceSpec, WorkloadType, fullname, volume_key
 from ..provider.chart.objects import kubernetes_objects, labels
 from ..provider.image.sconify import mounts_for
-from ..provider.policy import namespace_session, render_session
+from ..provider.policy import DEFAULT_KUBERNETES_ISSUER, KNOWN_TOLERATIONS, namespace_session, render_session
 from ..provider.resources import CasSession, CreatorIdentity, SconifiedImage
+from ..provider.runtime.protocol import INSECURE_SOFTWARE_EVIDENCE
 from .cas import CasEndpoint
 from .cluster import Placement, StorageProfile
 from .kubernetes import object_resource, pending
@@ -23,6 +25,8 @@ from .volume import EncryptedVolume, EncryptedVolumeArgs
 
 PENDING_IMAGE = pending("image") + "@sha256:" + "0" * 64
 """The image in the workload model until the sconified image's digest is known."""
+PENDING_AUDIENCE = pending("audience")
+"""The token audience (the CAS's) until its CA certificate is known."""
 _VOLUME_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,39}")
 _CAS_NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 
@@ -63,8 +67,13 @@ class ConfidentialStatefulServiceArgs:
     """The program's environment, set by the policy (the container's own environment is ignored)."""
     tolerate: list[str] | None = None
     """The attestation weaknesses the policy tolerates; None for SCONE's defaults, which include
-    ``debug-mode`` (fine on minikube, refused on AKS by the policy pack). ``software-evidence`` is
-    always added: the open engine attests with it."""
+    ``debug-mode`` (fine on minikube, refused on AKS by the policy pack)."""
+    kubernetes_issuer: pulumi.Input[str] = DEFAULT_KUBERNETES_ISSUER
+    """The cluster's service-account issuer: the pods attest with a token it signed for their own
+    service account (``<name>-sconify-<service>``), which the policy pins."""
+    insecure_software_evidence: bool = False
+    """INSECURE, development only: the CAS also releases the keys on the runtime's own word, which
+    anyone who reaches the CAS can give. The policy pack refuses it on AKS."""
     workload_type: str = "job"
     """``job``, ``deployment`` or ``statefulset``."""
     job_runs: int = 1
@@ -111,6 +120,16 @@ class ConfidentialStatefulServiceArgs:
             )
         if self.job_runs < 1:
             problems.append("job_runs: at least 1")
+        if self.tolerate is not None:
+            problems.extend(
+                f"tolerate {name!r}: unknown (known: {', '.join(KNOWN_TOLERATIONS)})"
+                for name in self.tolerate
+                if name not in KNOWN_TOLERATIONS
+            )
+            if INSECURE_SOFTWARE_EVIDENCE in self.tolerate:
+                problems.append(
+                    f"tolerate {INSECURE_SOFTWARE_EVIDENCE!r}: set insecure_software_evidence=True instead"
+                )
         if problems:
             raise ValueError("ConfidentialStatefulServiceArgs: " + "; ".join(problems))
 
@@ -145,6 +164,7 @@ def workload_objects(args: ConfidentialStatefulServiceArgs, release: str) -> lis
         "resources": dict(args.resources),
         "service": {"enabled": args.port is not None}
         | ({"port": args.port, "targetPort": args.port} if args.port is not None else {}),
+        "attestation": {"kubernetes": {"serviceAccount": name, "audience": PENDING_AUDIENCE}},
     }
     for volume in args.volumes:
         values[volume_key(volume.name)] = {
@@ -184,6 +204,7 @@ class ConfidentialStatefulService(pulumi.ComponentResource):
         objects = workload_objects(args, resource_name)  # validates the service name before anything exists
         super().__init__("sconify:index:ConfidentialStatefulService", resource_name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        name = fullname(resource_name, args.service)
         identity = args.identity or CreatorIdentity(
             "identity", common_name=f"{resource_name}-owner", opts=child
         )
@@ -220,6 +241,12 @@ class ConfidentialStatefulService(pulumi.ComponentResource):
             volumes={volume.name: volume.path for volume in args.volumes},
             env=dict(args.env),
             tolerate=args.tolerate,
+            kubernetes={
+                "issuer": args.kubernetes_issuer,
+                "namespace": args.kubernetes_namespace,
+                "service_account": name,
+            },
+            insecure_software_evidence=args.insecure_software_evidence,
             cas=args.cas.attestation_address,
             cas_ca=args.cas.ca_certificate,
             registry_auth=args.registry_auth,
@@ -230,7 +257,6 @@ class ConfidentialStatefulService(pulumi.ComponentResource):
         session = cas_session(
             "session", image.policy, True, pulumi.ResourceOptions(parent=self, depends_on=after_namespace)
         )
-        name = fullname(resource_name, args.service)
         self.volumes = {
             volume.name: EncryptedVolume(
                 f"volume-{volume.name.lower()}",
@@ -248,7 +274,11 @@ class ConfidentialStatefulService(pulumi.ComponentResource):
             )
             for volume in args.volumes
         }
-        placeholders = {PENDING_IMAGE: image.image, pending("cas"): args.cas.attestation_address}
+        placeholders = {
+            PENDING_IMAGE: image.image,
+            pending("cas"): args.cas.attestation_address,
+            PENDING_AUDIENCE: args.cas.ca_certificate.apply(cas_audience),
+        }
         # The workload starts only after its policy is in the CAS and its claims exist.
         ready: list[pulumi.Resource] = [session, *self.volumes.values()]
         for kubernetes_object in objects:
@@ -266,12 +296,14 @@ class ConfidentialStatefulService(pulumi.ComponentResource):
                     )
                     ready = [previous]  # one run after the other: each continues the last one's count
             else:
-                object_resource(
+                created = object_resource(
                     kind,
                     kubernetes_object,
                     pulumi.ResourceOptions(parent=self, depends_on=ready),
                     placeholders,
                 )
+                if kind == "serviceaccount":
+                    ready = [*ready, created]  # pods are admitted only once their account exists
         self.image = image.image
         self.mrenclave = image.mrenclave
         self.session_name = session.name

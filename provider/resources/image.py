@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from ..image.reference import ReferenceError, parse_reference
 from ..image.registry import RegistryError
 from ..image.sconify import SconifyOptions, sconify
 from ..image.transport import RegistryOptions, open_destination, open_source
+from ..policy import KubernetesIdentity, PolicyError, Service, Session, validate_session
 from ..policy.builder import DEFAULT_TOLERATE
 from .base import PROVIDER_VERSION, changed, inputs_of, is_unknown, private_files, required, whole_numbers
 
@@ -45,6 +46,8 @@ UPDATE_ON = [
     "heap",
     "stack",
     "tolerate",
+    "kubernetes",
+    "insecure_software_evidence",
     "session",
     "service",
     "namespace",
@@ -105,6 +108,7 @@ class SconifiedImageProvider(ResourceProvider):
             isinstance(v, str) for v in news["volumes"].values()
         ):
             failures.append(CheckFailure("volumes", "a mapping of volume names to absolute paths"))
+        failures.extend(_kubernetes_failures(news.get("kubernetes")))
         native = news.get("native_image")
         if not failures and isinstance(native, str) and not is_unknown(native):
             # A tag is resolved now, so that a moved tag shows up in `pulumi preview`.
@@ -184,6 +188,8 @@ class SconifiedImageProvider(ResourceProvider):
             volumes=volumes,
             environment=dict(props.get("env") or {}),
             tolerate=tuple(props["tolerate"]) if props.get("tolerate") is not None else DEFAULT_TOLERATE,
+            kubernetes=KubernetesIdentity(**props["kubernetes"]) if props.get("kubernetes") else None,
+            insecure_software_evidence=bool(props.get("insecure_software_evidence")),
         )
         output = sconifier_output(result, options, session)
         outs = {
@@ -203,6 +209,28 @@ class SconifiedImageProvider(ResourceProvider):
         if props.get("chart_dir"):
             outs["chart_path"], outs["chart_digest"] = _chart(output, props)
         return outs
+
+
+def _kubernetes_failures(value: Any) -> list[CheckFailure]:
+    """The workload identity the policy will pin, checked by the policy's own rules (when known)."""
+    if value is None or is_unknown(value):
+        return []
+    fields = ("issuer", "namespace", "service_account")
+    if not isinstance(value, dict) or set(value) != set(fields):
+        return [CheckFailure("kubernetes", "expected issuer, namespace and service_account")]
+    if any(is_unknown(value[name]) for name in fields):
+        return []
+    try:
+        validate_session(
+            Session(name="check", services=(Service("check", kubernetes=KubernetesIdentity(**value)),))
+        )
+    except PolicyError as error:
+        return [
+            CheckFailure(
+                "kubernetes", "; ".join(f"{p.path.rpartition('.')[2]}: {p.message}" for p in error.problems)
+            )
+        ]
+    return []
 
 
 def _chart(output: dict[str, Any], props: dict[str, Any]) -> tuple[str, str]:
@@ -254,6 +282,8 @@ class SconifiedImage(Resource, module="sconify", name="SconifiedImage"):
         volumes: pulumi.Input[dict[str, str]] | None = None,
         env: pulumi.Input[dict[str, str]] | None = None,
         tolerate: pulumi.Input[Sequence[str]] | None = None,
+        kubernetes: pulumi.Input[Mapping[str, pulumi.Input[str]]] | None = None,
+        insecure_software_evidence: pulumi.Input[bool] = False,
         heap: pulumi.Input[str] = "",
         stack: pulumi.Input[str] = "",
         cas: pulumi.Input[str] = "",
@@ -282,6 +312,8 @@ class SconifiedImage(Resource, module="sconify", name="SconifiedImage"):
             "volumes": volumes or {},
             "env": env or {},
             "tolerate": tolerate,
+            "kubernetes": kubernetes,
+            "insecure_software_evidence": insecure_software_evidence,
             "heap": heap,
             "stack": stack,
             "cas": cas,

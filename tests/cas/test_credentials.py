@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pulumi_sconify.provider.cas.credentials import Credential
@@ -69,7 +68,9 @@ def test_credential_expires(cas: CasService, clock: Clock) -> None:
     assert "expired" in caught.value.message
 
 
-def test_credential_survives_a_new_cas_on_the_same_store(tmp_path: Path, cas: CasService, clock: Clock) -> None:
+def test_credential_survives_a_new_cas_on_the_same_store(
+    tmp_path: Path, cas: CasService, clock: Clock
+) -> None:
     runtime = Runtime(cas)
     again = CasService(Store(tmp_path / "cas.db", b"\x07" * 32), clock=clock)
     assert again.volume_state(runtime.credential(again), "V1")["volume"] == "V1"

@@ -17,7 +17,7 @@ from pulumi_sconify.provider.fspf import AnchorState
 from pulumi_sconify.provider.policy import namespace_session, render_session
 from pulumi_sconify.provider.runtime.cas import CasError, VolumeAnchor
 from tests.cas.harness import RunningCas, sconify_executable
-from tests.cas.policies import FSPF_KEY, MEASUREMENT, counter, namespace, text
+from tests.cas.policies import FSPF_KEY, counter, namespace, text
 
 CONFIG_ID = "ns-1/python-session/python-service"
 

@@ -217,7 +217,9 @@ def test_a_credential_without_its_key_opens_nothing(
     credential = legitimate[1]["credential"]
     outsider = Outsider(k8s_cas)
     path = "/v1/volumes/V1/state"
-    swap = json.dumps({"expected": {"generation": 0, "tag": None}, "new": {"generation": 9, "tag": "00" * 16}})
+    swap = json.dumps(
+        {"expected": {"generation": 0, "tag": None}, "new": {"generation": 9, "tag": "00" * 16}}
+    )
     attempts: list[dict[str, str]] = [
         {"authorization": f"Bearer {credential}"},
         {"authorization": f"Bearer {credential}", "sconify-signature": "00" * 64},

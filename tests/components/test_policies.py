@@ -14,7 +14,7 @@ from pulumi_sconify.components.policies import (
     POLICIES,
     SCONIFIED_IMAGE,
     Planned,
-    debug_mode_on_aks,
+    insecure_attestation_on_aks,
     unprotected_services,
 )
 from pulumi_sconify.provider.policy import render_session
@@ -67,11 +67,28 @@ def _policy(tolerate: tuple[str, ...]) -> str:
 
 def test_debug_mode_is_refused_only_on_aks() -> None:
     image = Planned(SCONIFIED_IMAGE, "image", IMAGE)  # no tolerate: SCONE's defaults, with debug-mode
-    assert debug_mode_on_aks([image]) == []
-    problems = debug_mode_on_aks([Planned(AKS, "cluster", {}), image])
+    assert insecure_attestation_on_aks([image]) == []
+    problems = insecure_attestation_on_aks([Planned(AKS, "cluster", {}), image])
     assert problems == ["image: the policy tolerates debug-mode (the default; set tolerate without it)"]
     narrowed = Planned(SCONIFIED_IMAGE, "image", {**IMAGE, "tolerate": ["hyperthreading"]})
-    assert debug_mode_on_aks([Planned(AKS, "cluster", {}), narrowed]) == []
+    assert insecure_attestation_on_aks([Planned(AKS, "cluster", {}), narrowed]) == []
+
+
+def test_insecure_software_evidence_is_refused_only_on_aks() -> None:
+    cluster = Planned(AKS, "cluster", {})
+    insecure = Planned(
+        SCONIFIED_IMAGE,
+        "image",
+        {**IMAGE, "tolerate": ["hyperthreading"], "insecure_software_evidence": True},
+    )
+    assert insecure_attestation_on_aks([insecure]) == []
+    assert insecure_attestation_on_aks([cluster, insecure]) == [
+        "image: the policy accepts insecure-software-evidence"
+    ]
+    uploaded = Planned(CAS_SESSION, "session", {"policy": _policy(("insecure-software-evidence",))})
+    assert insecure_attestation_on_aks([cluster, uploaded]) == [
+        "session: the uploaded policy tolerates insecure-software-evidence"
+    ]
 
 
 def test_an_uploaded_policy_that_tolerates_debug_mode_is_refused_on_aks() -> None:
@@ -79,8 +96,10 @@ def test_an_uploaded_policy_that_tolerates_debug_mode_is_refused_on_aks() -> Non
     debug = Planned(CAS_SESSION, "session", {"policy": _policy(("debug-mode", "hyperthreading"))})
     strict = Planned(CAS_SESSION, "session", {"policy": _policy(("hyperthreading",))})
     unknown = Planned(CAS_SESSION, "session", {"policy": None})
-    assert debug_mode_on_aks([cluster, debug]) == ["session: the uploaded policy tolerates debug-mode"]
-    assert debug_mode_on_aks([cluster, strict, unknown]) == []
+    assert insecure_attestation_on_aks([cluster, debug]) == [
+        "session: the uploaded policy tolerates debug-mode"
+    ]
+    assert insecure_attestation_on_aks([cluster, strict, unknown]) == []
 
 
 def _stack(program: str, stack: str, changes: dict[str, Any] | None = None) -> list[PolicyResource]:
