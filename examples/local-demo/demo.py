@@ -1,7 +1,9 @@
 """The seed's scenario on this machine, end to end: no cluster, no cloud, no licence.
 
 Builds the native counter image locally (Debian with python3 and click, cached), starts a local registry
-and a local CAS, sconifies the image registry to registry and uploads its policy, then runs the confidential
+and a local CAS, sconifies the image registry to registry and uploads its policy — which releases the keys
+only to a pod of one Kubernetes service account: the demo plays that cluster's token issuer, and mounts the
+pod's token where the kubelet would — then runs the confidential
 counter three times in fresh containers (podman) on one encrypted volume, rolls the volume back to an old
 copy and shows the runtime refuse it, restores the latest state and counts on.
 
@@ -20,6 +22,8 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPOSITORY))  # the counter image builder and server harnesses live with the tests
 
+from pulumi_sconify.provider.runtime.protocol import KUBERNETES_TOKEN_FILE  # noqa: E402
+from tests.cas.cluster import ISSUER, WORKLOAD, Cluster, audience_of  # noqa: E402
 from tests.cas.harness import RunningCas, identity  # noqa: E402
 from tests.image.confidential_counter import PODMAN as CONTAINER  # noqa: E402
 from tests.image.counter_image import TAG, counter_layout  # noqa: E402
@@ -38,9 +42,20 @@ def sconify(*arguments: str) -> str:
     return subprocess.run([executable, *arguments], check=True, capture_output=True, text=True).stdout
 
 
-def run_counter(image: str, storage: Path) -> int:
+def run_counter(image: str, storage: Path, token: Path) -> int:
     result = subprocess.run(
-        [*PODMAN, "--tmpfs", "/code", "--tmpfs", "/V1", "-v", f"{storage}:/sconify/volumes/V1", image],
+        [
+            *PODMAN,
+            "--tmpfs",
+            "/code",
+            "--tmpfs",
+            "/V1",
+            "-v",
+            f"{storage}:/sconify/volumes/V1",
+            "-v",
+            f"{token}:{KUBERNETES_TOKEN_FILE}:ro",  # where the kubelet projects it
+            image,
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -59,7 +74,15 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="sconify-demo-") as scratch:
         base = Path(scratch)
         registry = Registry(base / "registry").start()
-        cas = RunningCas(base / "cas").start()
+        # No cluster here: the demo plays the cluster's service-account issuer, whose keys the CAS trusts.
+        cluster = Cluster()
+        jwks = cluster.write_jwks(base / "jwks.json")
+        cas = RunningCas(
+            base / "cas", options=["--kubernetes-issuer", ISSUER, "--kubernetes-jwks", str(jwks)]
+        ).start()
+        token = base / "token"
+        token.write_text(cluster.token(audience_of(cas.ca), WORKLOAD))
+        token.chmod(0o644)
         try:
             say(f"a local registry on {registry.host}, a local CAS on {cas.address}")
             subprocess.run(
@@ -74,7 +97,10 @@ def main() -> int:
                 capture_output=True,
             )
             owner = identity(base, "owner")
-            say("sconify: /code encrypted, volume V1 rollback-protected, the policy uploaded to the CAS")
+            say(
+                "sconify: /code encrypted, volume V1 rollback-protected, the policy (which releases the keys "
+                f"only to pods of service account {WORKLOAD.namespace}/{WORKLOAD.service_account}) uploaded"
+            )
             output = json.loads(
                 sconify(
                     "image",
@@ -103,6 +129,10 @@ def main() -> int:
                     str(cas.ca),
                     "--identity",
                     str(owner.certificate.parent),
+                    "--k8s-service-account",
+                    WORKLOAD.service_account,
+                    "--k8s-namespace",
+                    WORKLOAD.namespace,
                     "--json",
                 )
             )
@@ -116,7 +146,7 @@ def main() -> int:
             snapshot = base / "volume-V1-after-run-1"
             for run in (1, 2, 3):
                 say(f"run {run}: a fresh container on the same encrypted volume")
-                if run_counter(image, storage) != 0:
+                if run_counter(image, storage, token) != 0:
                     return 1
                 if run == 1:
                     shutil.copytree(storage, snapshot)
@@ -125,13 +155,13 @@ def main() -> int:
             say("attack: the volume is restored from the copy taken after run 1 (a rollback)")
             shutil.rmtree(storage)
             shutil.copytree(snapshot, storage)
-            if run_counter(image, storage) == 0:
+            if run_counter(image, storage, token) == 0:
                 print("    the rollback was NOT detected")
                 return 1
             say("the latest state is restored: the count goes on, nothing was lost")
             shutil.rmtree(storage)
             shutil.copytree(latest, storage)
-            return run_counter(image, storage)
+            return run_counter(image, storage, token)
         finally:
             cas.stop()
             registry.stop()

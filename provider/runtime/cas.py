@@ -221,17 +221,29 @@ class CasSession:
         self._patiently(self._attest_once, retry_unauthorized=True)  # restarted CAS, expired credential
         return self._send_signed(method, volume, body)
 
+    def sign(self, method: str, path: str, body: bytes) -> str:
+        """This runtime key's signature (hex) of one volume request under the current credential."""
+        assert self._credential is not None, "attest first"
+        return self._key.sign(request_signing_input(method, path, body, self._credential)).hex()
+
     def _send_signed(self, method: str, volume: str, body: dict[str, Any] | None) -> dict[str, Any]:
         assert self._credential is not None, "attest first"
         path = VOLUME_STATE_PATH.format(volume=quote(volume, safe=""))
         payload = _encode(body)
-        signature = self._key.sign(request_signing_input(method, path, payload, self._credential))
         return self.connection.request(
             method,
             path,
             payload or None,
-            {"authorization": f"Bearer {self._credential}", SIGNATURE_HEADER: signature.hex()},
+            {
+                "authorization": f"Bearer {self._credential}",
+                SIGNATURE_HEADER: self.sign(method, path, payload),
+            },
         )
+
+    @property
+    def credential(self) -> str | None:
+        """The current credential (secret; worth nothing without this session's key)."""
+        return self._credential
 
     def _renew_if_due(self) -> None:
         if self._credential is None or self._clock() < self._renew_at:
