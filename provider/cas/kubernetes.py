@@ -11,6 +11,7 @@ token names a key id the set lacks), so an attestation never waits for the netwo
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -96,6 +97,20 @@ def parse_jwks(data: bytes) -> dict[str, jwt.PyJWK]:
     return keys
 
 
+def _header(token: str) -> dict[str, Any]:
+    """The token's JOSE header, read to choose the key. The library reads it again when it verifies (and
+    refuses what it cannot read); reading it here once, rather than with ``jwt.get_unverified_header``,
+    halves the library's base64 checking, which is most of an attestation's cost."""
+    encoded = token.partition(".")[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    except ValueError:
+        header = None
+    if not isinstance(header, dict):
+        raise TokenRefusedError("the token is not a JWT")
+    return header
+
+
 class KubernetesIssuer:
     """One cluster's issuer and its key set, kept fresh; verifies tokens for this CAS's audience."""
 
@@ -160,10 +175,7 @@ class KubernetesIssuer:
             raise TokenRefusedError("the policy pins another issuer than the cluster this CAS trusts")
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_BYTES:
             raise TokenRefusedError("evidence.token: expected a service-account token (a JWT)")
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise TokenRefusedError("the token is not a JWT") from None
+        header = _header(token)
         if header.get("alg") not in ALGORITHMS:
             raise TokenRefusedError(
                 f"the token's algorithm is not allowed (allowed: {', '.join(ALGORITHMS)})"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import yaml
+
 from pulumi_sconify.provider.cas.identity import ClientIdentity
-from pulumi_sconify.provider.policy import parse_session
+from pulumi_sconify.provider.policy import KubernetesIdentity, parse_session
 from tests.cas.harness import RunningCas
 from tests.cli.test_session_cli import sconify
 from tests.image.images import APP_LAYER, BASE_LAYER, push_layout, write_layout
@@ -47,6 +49,8 @@ def test_sconify_image_json_policy_and_chart(registry: Registry, tmp_path: Path)
         str(tmp_path / "charts"),
         "--k8s-helm-workload-type",
         "job",
+        "--k8s-service-account",
+        "counter",
         "--json",
     ]
     first = sconify(*arguments)
@@ -62,8 +66,15 @@ def test_sconify_image_json_policy_and_chart(registry: Registry, tmp_path: Path)
     assert service.mrenclaves == (output["mrenclave"],)
     assert service.fspf_tag == output["fspf_tag"]
     assert service.environment["GREETING"] == "hello"
-    assert "software-evidence" in session.security.attestation.tolerate  # type: ignore[union-attr]
+    assert session.security is not None
+    assert "insecure-software-evidence" not in session.security.attestation.tolerate  # never by default
+    assert service.kubernetes == KubernetesIdentity(
+        "https://kubernetes.default.svc.cluster.local", "default", "counter"
+    )
+    assert output["kubernetes"]["service_account"] == "counter"
     assert (Path(output["chart"]) / "templates" / "job.yaml").is_file()
+    values = yaml.safe_load((Path(output["chart"]) / "values.yaml").read_text())
+    assert values["attestation"]["kubernetes"]["serviceAccount"] == "counter"
     assert (tmp_path / "fspf.key").stat().st_mode & 0o777 == 0o600
 
     second = sconify(*arguments)
@@ -92,6 +103,26 @@ def test_default_command_and_bad_input(registry: Registry, tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     session = parse_session(json.loads(result.stdout)["session"])
     assert session.services[0].command == "python3 /code/app.py"  # from the image's Cmd
+    assert session.services[0].kubernetes is None
+    assert session.security is not None
+    assert "insecure-software-evidence" not in session.security.attestation.tolerate
+    insecure = sconify(
+        "image",
+        "--from",
+        native,
+        "--to",
+        f"oci:{tmp_path / 'o4'}:1",
+        "--insecure-software-evidence",
+        "--json",
+    )
+    assert insecure.returncode == 0, insecure.stderr
+    tolerated = parse_session(json.loads(insecure.stdout)["session"]).security
+    assert tolerated is not None and "insecure-software-evidence" in tolerated.attestation.tolerate
+    bad_account = sconify(
+        "image", "--from", native, "--to", f"oci:{tmp_path / 'o5'}:1", "--k8s-service-account", "Bad_Name"
+    )
+    assert bad_account.returncode == 1
+    assert "services[0].kubernetes.service_account" in bad_account.stderr
     bad = sconify("image", "--from", "docker://Upper/Case:1", "--to", f"oci:{tmp_path / 'o2'}", "--dry-run")
     assert bad.returncode == 1
     assert "invalid repository name" in bad.stderr
