@@ -35,7 +35,14 @@ volume's root may belong to root (minikube's hostPath provisioner, plain ``-v`` 
 makes its state directory private (mode 700), which only its owner can."""
 STATE_DIRECTORY = f"{DATA_DIRECTORY}/state"
 USER = "10001:10001"
-REQUIREMENTS = ("twisted[tls]>=24.3", "pyopenssl>=24", "cryptography>=43", "pyyaml>=6.0.1", "httpx>=0.27")
+REQUIREMENTS = (
+    "twisted[tls]>=24.3",
+    "pyopenssl>=24",
+    "cryptography>=43",
+    "pyyaml>=6.0.1",
+    "httpx>=0.27",
+    "pyjwt>=2.8",
+)
 """What the CAS and the CLI import (``pyproject.toml`` lists the same, with Pulumi's SDKs besides)."""
 LEFT_OUT = ("resources", "__pycache__", "*.pyc")
 """The Pulumi resources need Pulumi; the CAS never imports them."""

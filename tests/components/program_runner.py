@@ -34,6 +34,20 @@ from pulumi.runtime.sync_await import _sync_await
 
 UNKNOWN = "<unknown>"
 SECRET = "4dabf18193072939515e22adb298388d"
+MOCK_CA_CERTIFICATE = """\
+-----BEGIN CERTIFICATE-----
+MIIBUzCB+qADAgECAhQigQ+zZL4prIwm6GiQQnQx0XvdezAKBggqhkjOPQQDAjAW
+MRQwEgYDVQQDDAttb2NrIENBUyBDQTAeFw0yNjExMjgyMjI2MjRaFw0zNjExMjUy
+MjMxMjRaMBYxFDASBgNVBAMMC21vY2sgQ0FTIENBMFkwEwYHKoZIzj0CAQYIKoZI
+zj0DAQcDQgAEFQXVuJ7i+4aMhKaqiuDHpBbxxS02jaDRxzEllEH2k3ztnrGRPy3R
+nCVt1BX0S8lyxMVnyOX/VHH0HjNMvBkt6KMmMCQwEgYDVR0TAQH/BAgwBgEB/wIB
+ADAOBgNVHQ8BAf8EBAMCAQYwCgYIKoZIzj0EAwIDSAAwRQIhAL8K+OOwGhSrdTQj
+kiwq0SM4ATXdbPrFHlr+D2ieW16IAiBCOAsOT6Nz1/zpytncdEFH8QH+0lk10Kdl
+G53sGENnBQ==
+-----END CERTIFICATE-----
+"""
+"""What the mocked ``CasKeys`` gives as its CA: a real certificate (public only), because what is derived from
+it (the token audience the pods ask for) must parse as the real one does."""
 FAKE_KUBECONFIG = "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    token: KUBECONFIG-SECRET\n"
 
 
@@ -89,7 +103,9 @@ class ProgramMocks(pulumi.runtime.Mocks):
             )
         elif kind == "CasKeys":
             outputs.update(
-                ca_certificate_pem="CA", ca_key_pem="CA-KEY-SECRET", master_key="MASTER-KEY-SECRET"
+                ca_certificate_pem=MOCK_CA_CERTIFICATE,
+                ca_key_pem="CA-KEY-SECRET",
+                master_key="MASTER-KEY-SECRET",
             )
         elif kind == "CasImage":
             outputs.update(image=f"{str(given['target']).rsplit(':', 1)[0]}@sha256:{digest}")

@@ -70,8 +70,19 @@ def test_the_workload_follows_from_the_inputs_alone() -> None:
         ("/V1", "tmpfs", "V1"),
         ("/code", "tmpfs", None),
     ]
-    kinds = [o["kind"] for o in workload_objects(service(workload_type="deployment", port=8080), "r")]
-    assert kinds == ["Deployment", "Service"]  # the claims are the EncryptedVolumes'
+    objects = workload_objects(service(workload_type="deployment", port=8080), "r")
+    assert [o["kind"] for o in objects] == ["ServiceAccount", "Deployment", "Service"]  # claims: the volumes'
+    account, deployment = objects[0], objects[1]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == account["metadata"]["name"] == "r-sconify-counter"
+    assert deployment["spec"]["template"]["metadata"]["labels"]["sconify.io/attests"] == "true"
+
+
+def test_tolerations_are_checked_before_anything_is_declared() -> None:
+    with pytest.raises(ValueError, match="tolerate 'debug-mod': unknown"):
+        service(tolerate=["debug-mod"])
+    with pytest.raises(ValueError, match="set insecure_software_evidence=True instead"):
+        service(tolerate=["insecure-software-evidence"])
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.components.program_runner import plain
+from pulumi_sconify.provider.cas.identity import cas_audience
+from tests.components.program_runner import MOCK_CA_CERTIFICATE, plain
 from tests.components.programs import (
     STACKS,
     Run,
@@ -41,7 +42,11 @@ SERVICE_GRAPH = {
     ("CasSession", "session", "counter"),
     ("EncryptedVolume", "volume-v1", "counter"),
     ("PersistentVolumeClaim", "claim", "volume-v1"),
+    ("ServiceAccount", "serviceaccount", "counter"),
     ("CasDeployment", "cas", "{stack}"),
+    ("ServiceAccount", "service-account", "cas"),
+    ("ClusterRoleBinding", "issuer-discovery", "cas"),
+    ("NetworkPolicy", "network-policy", "cas"),
     ("CasKeys", "keys", "cas"),
     ("Namespace", "namespace", "cas"),
     ("Secret", "secret", "cas"),
@@ -232,3 +237,61 @@ def test_the_app_code_rebuilds_the_native_image_and_what_follows(baseline: Run, 
 def test_the_same_program_gives_the_same_inputs(baseline: Run, tmp_path: Path) -> None:
     root_program_copy(tmp_path)
     assert changed_resources(baseline, run_program(tmp_path, "dev")) == set()
+
+
+@pytest.mark.parametrize(("program", "stack"), STACKS)
+def test_pods_attest_as_their_own_service_account_and_nothing_else(program: str, stack: str) -> None:
+    """The policy pins the account the pods run as, the pods carry only a token for this CAS, and no stack
+    of the examples accepts the runtime's own word."""
+    run = program_run(program, stack)
+    image = plain(run.by_name("image", "SconifiedImage")["inputs"])
+    assert image["insecure_software_evidence"] is False
+    pinned = image["kubernetes"]
+    assert pinned["issuer"] == "https://kubernetes.default.svc.cluster.local"
+    accounts = {plain(r["inputs"])["metadata"]["name"] for r in run.of_type(":ServiceAccount")}
+    assert pinned["service_account"] in accounts
+    workloads = run.of_type(":Job") + run.of_type(":Deployment")
+    assert workloads
+    for workload in workloads:
+        template = plain(workload["inputs"])["spec"]["template"]
+        pod = template["spec"]
+        assert pod["serviceAccountName"] == pinned["service_account"]
+        assert pod["automountServiceAccountToken"] is False
+        assert template["metadata"]["labels"]["sconify.io/attests"] == "true"
+        (token,) = [v for v in pod["volumes"] if v["name"] == "sconify-token"]
+        source = token["projected"]["sources"][0]["serviceAccountToken"]
+        if program == "root":  # its CAS's keys are mocked with a real certificate
+            assert source["audience"] == cas_audience(MOCK_CA_CERTIFICATE)
+        assert source["expirationSeconds"] == 3600
+
+
+def test_only_attesting_pods_reach_the_attestation_port() -> None:
+    run = program_run("root", "dev")
+    policy = plain(run.by_name("network-policy")["inputs"])
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    client, attestation = policy["spec"]["ingress"]
+    assert client == {"ports": [{"port": 8081, "protocol": "TCP"}]}  # mutual TLS: open to uploads
+    assert attestation["ports"] == [{"port": 18765, "protocol": "TCP"}]
+    assert attestation["from"] == [
+        {"namespaceSelector": {}, "podSelector": {"matchLabels": {"sconify.io/attests": "true"}}}
+    ]
+    exposed = plain(run.by_name("client-service")["inputs"])
+    assert [port["name"] for port in exposed["spec"]["ports"]] == ["client"]
+    cas = plain(run.by_name("statefulset")["inputs"])["spec"]["template"]["spec"]
+    arguments = cas["containers"][0]["args"]
+    assert (
+        arguments[arguments.index("--kubernetes-issuer") + 1]
+        == "https://kubernetes.default.svc.cluster.local"
+    )
+    assert cas["serviceAccountName"] == "sconify-cas"
+    binding = plain(run.by_name("issuer-discovery")["inputs"])
+    assert binding["roleRef"]["name"] == "system:service-account-issuer-discovery"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "sconify-cas", "namespace": "sconify-cas"}
+    ]
+
+
+def test_insecure_evidence_is_an_explicit_input(tmp_path: Path) -> None:
+    _with_config(root_program_copy(tmp_path), insecureSoftwareEvidence="true")
+    run = run_program(tmp_path, "dev")
+    assert plain(run.by_name("image", "SconifiedImage")["inputs"])["insecure_software_evidence"] is True

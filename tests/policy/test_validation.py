@@ -293,16 +293,46 @@ CASES: list[tuple[str, Mutation, str, str]] = [
         "hardware, maa, none",
     ),
     (
-        "toleration shape",
+        "toleration unknown",
         setter(["security", "attestation", "tolerate"], ["Debug Mode"]),
         "security.attestation.tolerate[0]",
-        "lower-case",
+        "unknown toleration",
     ),
     (
         "advisories",
         setter(["security", "attestation", "ignore_advisories"], "all"),
         "security.attestation.ignore_advisories",
         '"*"',
+    ),
+    (
+        "toleration misspelt",
+        setter(["security", "attestation", "tolerate"], ["debug-mod"]),
+        "security.attestation.tolerate[0]",
+        "known: insecure-software-evidence, debug-mode",
+    ),
+    (
+        "kubernetes identity incomplete",
+        setter(["services", 0, "kubernetes"], {"issuer": "https://issuer.example"}),
+        "services[0].kubernetes.namespace",
+        "required",
+    ),
+    (
+        "kubernetes issuer",
+        setter(
+            ["services", 0, "kubernetes"],
+            {"issuer": "http://issuer.example", "namespace": "default", "service_account": "app"},
+        ),
+        "services[0].kubernetes.issuer",
+        "https://",
+    ),
+    (
+        "kubernetes namespace",
+        setter(
+            ["services", 0, "kubernetes"],
+            {"issuer": "https://issuer.example", "namespace": "Not_A_Label", "service_account": "app"},
+        ),
+        "services[0].kubernetes.namespace",
+        "DNS label",
     ),
     ("services list", setter(["services"], {"name": "app"}), "services", "expected a list"),
     ("service mapping", setter(["services", 0], "app"), "services[0]", "expected a mapping"),
