@@ -253,6 +253,11 @@ def test_the_client_api_gives_an_outsider_nothing(
                 request()
             assert getattr(caught.value, "status", None) == 404
             assert not any(secret in str(caught.value) for secret in secrets_of(legitimate[1]))
+        # The attestation API is not on the client port, whatever identity asks.
+        for path in ("/v1/attest", "/v1/attest/nonce", "/v1/volumes/V1/state"):
+            response = client._http.post(path, json={"config_id": CONFIG_ID})
+            assert response.status_code == 404
+            assert not any(secret in response.text for secret in secrets_of(legitimate[1]))
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"https://{k8s_cas.address}/v1/sessions/ns-1", verify=pinned_context(k8s_cas.ca))
 
