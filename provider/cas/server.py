@@ -243,8 +243,9 @@ class AttestationApi(_Api):
                 raise CasError(405, "method not allowed here")
             body = _body(request)
             # The signature covers the path as sent (still quoted), exactly as the runtime signed it.
+            signed_path = request.path.decode("ascii", "replace")
             credential = self.service.authorize(
-                self.bearer(request), self.signature(request), method, request.path.decode("ascii"), body
+                self.bearer(request), self.signature(request), method, signed_path, body
             )
             if method == "GET":
                 return 200, self.service.volume_state(credential, volume)

@@ -137,6 +137,9 @@ class CasSession:
         """When a step that starts now must give up on an unreachable CAS (on this session's clock)."""
         return self._clock() + self.patience
 
+    def past(self, deadline: float) -> bool:
+        return self._clock() >= deadline
+
     # -- attestation ------------------------------------------------------------------------------
 
     def attest(self) -> dict[str, Any]:
@@ -261,14 +264,14 @@ class CasSession:
     ) -> dict[str, Any]:
         """``attempt`` until it succeeds, retrying an unreachable CAS (and a 401, once per try, when
         asked) with backoff for at most ``patience`` seconds."""
-        deadline = self._clock() + self.patience
+        deadline = self.deadline()
         delay = _BACKOFF_FIRST
         while True:
             try:
                 return attempt()
             except CasError as error:
                 retryable = error.status == 0 or (retry_unauthorized and error.status == 401)
-                if not retryable or self._clock() + delay > deadline:
+                if not retryable or self.past(deadline - delay):
                     raise
             self._sleep(delay)
             delay = min(delay * 2, _BACKOFF_MAX)
@@ -318,7 +321,7 @@ class VolumeAnchor:
             except CasError as error:
                 if error.status == 409:
                     raise AnchorConflictError(f"volume {volume}: {error.reason}") from None
-                if error.status != 0 or session.deadline() - session.patience >= deadline:
+                if error.status != 0 or session.past(deadline):
                     raise
             current = self.current(volume)  # retried while the CAS is away
             if current == new:
