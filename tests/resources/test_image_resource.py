@@ -30,6 +30,11 @@ def inputs(registry: Registry, tmp_path: Path) -> dict[str, Any]:
         "dirs": ["/code"],
         "volumes": {"V1": "/V1"},
         "env": {"GREETING": "hello"},
+        "kubernetes": {
+            "issuer": "https://kubernetes.default.svc.cluster.local",
+            "namespace": "default",
+            "service_account": "counter",
+        },
         "chart_dir": str(tmp_path / "charts"),
     }
 
@@ -46,6 +51,10 @@ def test_sconified_image_lifecycle(registry: Registry, inputs: dict[str, Any], t
         session = parse_session(outs["policy"])
         assert session.service("python-service").mrenclaves == (outs["mrenclave"],)
         assert session.service("python-service").environment["GREETING"] == "hello"
+        pinned = session.service("python-service").kubernetes
+        assert pinned is not None and pinned.service_account == "counter"
+        assert session.security is not None
+        assert "insecure-software-evidence" not in session.security.attestation.tolerate
         assert Path(outs["chart_path"], "templates", "job.yaml").is_file()
 
         # Nothing secret outside the outputs the resource marks secret.
@@ -90,5 +99,11 @@ def test_bad_inputs_are_check_failures(inputs: dict[str, Any]) -> None:
         assert missing and missing[0][0] == "native_image" and "cannot resolve" in missing[0][1]
         _, scone = host.check({}, {**inputs, "engine": "scone"})
         assert ("engine", "only the open engine is available in this version") in scone
+        _, pinned = host.check(
+            {}, {**inputs, "kubernetes": {**inputs["kubernetes"], "namespace": "Not Valid"}}
+        )
+        assert pinned == [("kubernetes", "namespace: expected a Kubernetes namespace: a DNS label")]
+        _, partial = host.check({}, {**inputs, "kubernetes": {"issuer": "https://x"}})
+        assert partial == [("kubernetes", "expected issuer, namespace and service_account")]
         _, lacking = host.check({}, {"target": inputs["target"]})
         assert {name for name, _ in lacking} >= {"native_image", "command", "session", "namespace"}
