@@ -20,6 +20,7 @@ verified. Without such an interpreter the image still works; its runtime compile
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -133,10 +134,11 @@ def fetch_wheels(
     name: str = "runtime",
 ) -> list[Path]:
     """Wheels of ``requirements`` (and, ``with_dependencies``, all they need) for ``target``, from the
-    cache or from PyPI (then cached under ``name``)."""
-    directory = (cache or cache_directory()) / (target.tag if name == "runtime" else f"{name}-{target.tag}")
-    complete = directory / ".complete"
-    if complete.exists() or (name == "runtime" and len(list(directory.glob("*.whl"))) >= len(requirements)):
+    cache or from PyPI (then cached under ``name`` and the requirements, so a changed list is fetched
+    anew rather than served stale)."""
+    wanted = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:12]
+    directory = (cache or cache_directory()) / f"{name}-{wanted}-{target.tag}"
+    if (directory / ".complete").exists():
         return sorted(directory.glob("*.whl"))
     partial = directory.with_name(directory.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)

@@ -137,3 +137,27 @@ def test_an_image_without_python_is_refused(tmp_path: Path) -> None:
     (tmp_path / "usr" / "bin").mkdir(parents=True)
     with pytest.raises(BundleError, match="no /usr/bin/python3"):
         detect_target(tmp_path, "amd64")
+
+
+def test_the_wheel_cache_is_keyed_by_the_requirements(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A changed list of requirements is fetched anew, never served from the cache of the old list (a CAS
+    image built with a stale cache lacked a new dependency and could not start)."""
+    from pulumi_sconify.provider.runtime import bundle
+
+    target = bundle.Target("3.11", "glibc", "amd64", "/usr/bin/python3")
+    downloads: list[list[str]] = []
+
+    def download(command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        downloads.append(command)
+        destination = Path(command[command.index("-d") + 1])
+        (destination / f"w{len(downloads)}-1.0-py3-none-any.whl").write_bytes(b"")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(bundle.subprocess, "run", download)
+    first = bundle.fetch_wheels(target, tmp_path, ("one",), name="cas")
+    assert bundle.fetch_wheels(target, tmp_path, ("one",), name="cas") == first  # cached
+    second = bundle.fetch_wheels(target, tmp_path, ("one", "two"), name="cas")
+    assert len(downloads) == 2 and downloads[1][-2:] == ["one", "two"]
+    assert second != first
