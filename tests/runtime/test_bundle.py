@@ -155,7 +155,7 @@ def test_the_wheel_cache_is_keyed_by_the_requirements(
         (destination / f"w{len(downloads)}-1.0-py3-none-any.whl").write_bytes(b"")
         return subprocess.CompletedProcess(command, 0, "", "")
 
-    monkeypatch.setattr(bundle.subprocess, "run", download)
+    monkeypatch.setattr(subprocess, "run", download)
     first = bundle.fetch_wheels(target, tmp_path, ("one",), name="cas")
     assert bundle.fetch_wheels(target, tmp_path, ("one",), name="cas") == first  # cached
     second = bundle.fetch_wheels(target, tmp_path, ("one", "two"), name="cas")
