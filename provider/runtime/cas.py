@@ -56,7 +56,8 @@ class CasError(Exception):
 
 
 class CasConnection:
-    """The attestation API of one CAS, reached over TLS with its CA pinned. One attempt per request."""
+    """The attestation API of one CAS, reached over TLS with its CA pinned, on one kept-alive connection
+    (a runtime attests, renews and commits on it without a TLS handshake each time)."""
 
     def __init__(self, address: str, ca_certificate: Path, timeout: float = 30.0) -> None:
         host, _, port = address.rpartition(":") if address.count(":") == 1 else (address, "", "")
@@ -65,23 +66,46 @@ class CasConnection:
         self.timeout = timeout
         self.context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_certificate))
         self.context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self._connection: http.client.HTTPSConnection | None = None
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
     def request(
         self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
     ) -> dict[str, Any]:
-        connection = http.client.HTTPSConnection(
-            self.host, self.port, timeout=self.timeout, context=self.context
-        )
+        """One request. A kept-alive connection that the CAS closed meanwhile is replaced once — but only
+        for a request that may be repeated: a volume swap whose connection broke is reported (status 0)
+        for the caller to settle by reading the state, never sent twice."""
+        reused = self._connection is not None
         try:
-            connection.request(
+            return self._exchange(method, path, body, headers)
+        except CasError as error:
+            repeatable = method == "GET" or path in (NONCE_PATH, ATTEST_PATH)
+            if error.status != 0 or not reused or not repeatable:
+                raise
+        return self._exchange(method, path, body, headers)
+
+    def _exchange(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str] | None
+    ) -> dict[str, Any]:
+        if self._connection is None:
+            self._connection = http.client.HTTPSConnection(
+                self.host, self.port, timeout=self.timeout, context=self.context
+            )
+        try:
+            self._connection.request(
                 method, path, body=body, headers={"content-type": "application/json", **(headers or {})}
             )
-            response = connection.getresponse()
+            response = self._connection.getresponse()
             data = response.read(MAX_RESPONSE_BYTES + 1)
         except (OSError, http.client.HTTPException) as error:
+            self.close()
             raise CasError(0, f"{type(error).__name__}: {error}") from None
-        finally:
-            connection.close()
+        if response.will_close or len(data) > MAX_RESPONSE_BYTES:
+            self.close()
         if len(data) > MAX_RESPONSE_BYTES:
             raise CasError(response.status, "response too large")
         try:
