@@ -29,10 +29,12 @@ from pulumi_sconify import (
 )
 from pulumi_sconify.components.cas import CasEndpoint
 from pulumi_sconify.components.cluster import KubernetesCluster
+from pulumi_sconify.components.native_image import require_dockerfile
 from pulumi_sconify.provider.policy import DEFAULT_KUBERNETES_ISSUER
 from pulumi_sconify.provider.resources import CasImage
 
 config = pulumi.Config()
+COUNTER = require_dockerfile(Path("examples/counter"))  # checked before anything is declared
 stack = pulumi.get_stack()
 platform = config.require("platform")
 engine = config.get("engine") or "open"
@@ -100,7 +102,13 @@ else:
 
 native = DockerfileImage(
     "counter",
-    DockerfileImageArgs(context=Path("examples/counter"), builder=config.get("builder") or "docker"),
+    DockerfileImageArgs(
+        context=COUNTER,
+        registry=cluster.registry,
+        registry_auth=cluster.registry_auth,
+        insecure_registry=bool(cluster.insecure_registries),
+        builder=config.get("builder") or "docker",
+    ),
 )
 counter = ConfidentialStatefulService(
     "counter",

@@ -14,6 +14,7 @@ import pulumi_azure_native as azure
 import pulumi_kubernetes as k8s
 
 from .cluster import Placement, StorageProfile
+from .naming import Children
 
 ACR_PULL_ROLE = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 """Azure's built-in AcrPull role."""
@@ -88,10 +89,11 @@ class AksCluster(pulumi.ComponentResource):
         self, resource_name: str, args: AksClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("sconify:index:AksCluster", resource_name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        children = Children(self, resource_name)
+        self._children = children
         if args.resource_group_name is None:
             group: pulumi.Output[str] = azure.resources.ResourceGroup(
-                "group", location=args.location, opts=child
+                children.name("group"), location=args.location, opts=children.options("group")
             ).name
         else:
             group = pulumi.Output.from_input(args.resource_group_name)
@@ -103,7 +105,7 @@ class AksCluster(pulumi.ComponentResource):
                 enabled=True, config={"ACCSGXQuoteHelperEnabled": "true"}
             )
         cluster = containerservice.ManagedCluster(
-            "cluster",
+            children.name("cluster"),
             resource_group_name=group,
             location=args.location,
             dns_prefix=f"{pulumi.get_project()}-{pulumi.get_stack()}"[:54],
@@ -131,7 +133,7 @@ class AksCluster(pulumi.ComponentResource):
                 ),
             ],
             addon_profiles=addons,
-            opts=child,
+            opts=children.options("cluster"),
         )
         self.cluster_name = cluster.name
         self.resource_group_name = group
@@ -154,7 +156,9 @@ class AksCluster(pulumi.ComponentResource):
         self.insecure_registries = []
         if args.container_registry:
             self._registry(group, args.location, cluster)
-        self.provider = k8s.Provider("kubernetes", kubeconfig=self.kubeconfig, opts=child)
+        self.provider = k8s.Provider(
+            children.name("kubernetes"), kubeconfig=self.kubeconfig, opts=children.options("kubernetes")
+        )
         self.register_outputs(
             {
                 "kubeconfig": self.kubeconfig,
@@ -167,18 +171,18 @@ class AksCluster(pulumi.ComponentResource):
     def _registry(
         self, group: pulumi.Output[str], location: str, cluster: azure.containerservice.ManagedCluster
     ) -> None:
-        child = pulumi.ResourceOptions(parent=self)
+        children = self._children
         registry = azure.containerregistry.Registry(
-            "registry",
+            children.name("registry"),
             resource_group_name=group,
             location=location,
             sku={"name": "Basic"},
             admin_user_enabled=True,
-            opts=child,
+            opts=children.options("registry"),
         )
         subscription = azure.authorization.get_client_config_output().subscription_id
         azure.authorization.RoleAssignment(
-            "kubelet-acr-pull",
+            children.name("kubelet-acr-pull"),
             principal_id=cluster.identity_profile.apply(_kubelet_identity),
             principal_type="ServicePrincipal",
             role_definition_id=subscription.apply(
@@ -187,7 +191,7 @@ class AksCluster(pulumi.ComponentResource):
                 )
             ),
             scope=registry.id,
-            opts=child,
+            opts=children.options("kubelet-acr-pull"),
         )
         credentials = azure.containerregistry.list_registry_credentials_output(
             resource_group_name=group, registry_name=registry.name

@@ -14,6 +14,7 @@ from ..provider.policy import DEFAULT_KUBERNETES_ISSUER
 from ..provider.resources import CasKeys
 from .cluster import Placement
 from .kubernetes import object_resource, pending
+from .naming import Children
 
 CLIENT_PORT = 8081
 ATTESTATION_PORT = 18765
@@ -90,6 +91,10 @@ class CasDeploymentArgs:
     storage_size: str = "1Gi"
     placement: Placement = field(default_factory=Placement)
     """Where the CAS pod runs: it holds every service's secrets, so the confidential pool if any."""
+    protect: bool = False
+    """Pulumi refuses to delete the CAS's keys, and its database claim is kept when the StatefulSet goes
+    (production): the master key and the database hold every volume's key and latest state, so losing them
+    makes every volume unreadable. Lift the protection (``pulumi state unprotect``) to really delete."""
     kubernetes_issuer: pulumi.Input[str] = DEFAULT_KUBERNETES_ISSUER
     """The cluster's service-account issuer, whose tokens the CAS accepts as evidence. It reads the
     issuer's keys from ``<issuer>/openid/v1/jwks`` with its own service-account token."""
@@ -119,21 +124,23 @@ class CasDeployment(pulumi.ComponentResource):
         self, resource_name: str, args: CasDeploymentArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("sconify:index:CasDeployment", resource_name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        children = Children(self, resource_name)
         name = "sconify-cas"
         self.namespace = args.namespace
         internal_host = f"{name}.{args.namespace}.svc"
         labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": resource_name}
-        keys = CasKeys("keys", opts=child)
+        keys = CasKeys(children.name("keys"), opts=children.options("keys", protect=args.protect or None))
         namespace = object_resource(
-            "namespace",
+            *children("namespace"),
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": args.namespace}},
-            child,
         )
-        in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+
+        def in_namespace(child: str) -> tuple[str, pulumi.ResourceOptions]:
+            return children(child, depends_on=[namespace])
+
         metadata = {"name": name, "namespace": args.namespace, "labels": labels}
         secret = object_resource(
-            "secret",
+            *in_namespace("secret"),
             {
                 "apiVersion": "v1",
                 "kind": "Secret",
@@ -145,7 +152,6 @@ class CasDeployment(pulumi.ComponentResource):
                     "master-key": pending("master-key"),
                 },
             },
-            in_namespace,
             {
                 pending("ca"): keys.ca_certificate_pem,
                 pending("ca-key"): keys.ca_key_pem,
@@ -157,7 +163,7 @@ class CasDeployment(pulumi.ComponentResource):
             {"name": "attestation", "containerPort": ATTESTATION_PORT},
         ]
         internal = object_resource(
-            "service",
+            *in_namespace("service"),
             {
                 "apiVersion": "v1",
                 "kind": "Service",
@@ -170,13 +176,12 @@ class CasDeployment(pulumi.ComponentResource):
                     ],
                 },
             },
-            in_namespace,
         )
         exposed_port: dict[str, object] = {"name": "client", "port": CLIENT_PORT, "targetPort": "client"}
         if args.service_type == "NodePort":
             exposed_port["nodePort"] = args.node_port
         exposed = object_resource(
-            "client-service",
+            *in_namespace("client-service"),
             {
                 "apiVersion": "v1",
                 "kind": "Service",
@@ -192,7 +197,6 @@ class CasDeployment(pulumi.ComponentResource):
                     ),
                 },
             },
-            in_namespace,
         )
         arguments = [
             "cas", "serve", "--data-dir", STATE_DIRECTORY, "--ca-dir", CA_DIRECTORY,
@@ -201,13 +205,12 @@ class CasDeployment(pulumi.ComponentResource):
             "--host", pending("external-host"), "--kubernetes-issuer", pending("issuer"),
         ]  # fmt: skip
         account = object_resource(
-            "service-account",
+            *in_namespace("service-account"),
             {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata},
-            in_namespace,
         )
         # Reading the issuer's key set is all the CAS may do with the API server.
         discovery = object_resource(
-            "issuer-discovery",
+            *in_namespace("issuer-discovery"),
             {
                 "apiVersion": "rbac.authorization.k8s.io/v1",
                 "kind": "ClusterRoleBinding",
@@ -219,14 +222,13 @@ class CasDeployment(pulumi.ComponentResource):
                 },
                 "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": args.namespace}],
             },
-            in_namespace,
         )
         attesting_pods = {
             "namespaceSelector": {},
             "podSelector": {"matchLabels": dict(ATTESTS_LABEL)},
         }
         network_policy = object_resource(
-            "network-policy",
+            *in_namespace("network-policy"),
             {
                 "apiVersion": "networking.k8s.io/v1",
                 "kind": "NetworkPolicy",
@@ -243,7 +245,6 @@ class CasDeployment(pulumi.ComponentResource):
                     ],
                 },
             },
-            in_namespace,
         )
         pod: dict[str, object] = {
             "serviceAccountName": name,
@@ -304,7 +305,9 @@ class CasDeployment(pulumi.ComponentResource):
         if args.storage_class:
             claim["storageClassName"] = args.storage_class
         statefulset = object_resource(
-            "statefulset",
+            *children(
+                "statefulset", depends_on=[namespace, secret, internal, account, discovery, network_policy]
+            ),
             {
                 "apiVersion": "apps/v1",
                 "kind": "StatefulSet",
@@ -315,11 +318,11 @@ class CasDeployment(pulumi.ComponentResource):
                     "selector": {"matchLabels": labels},
                     "template": {"metadata": {"labels": labels}, "spec": pod},
                     "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": claim}],
+                    # The database's claim outlives the StatefulSet (a replace, a destroy): Kubernetes'
+                    # default, written out so that no later default can change it.
+                    "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
                 },
             },
-            pulumi.ResourceOptions(
-                parent=self, depends_on=[namespace, secret, internal, account, discovery, network_policy]
-            ),
             {
                 pending("image"): args.image,
                 pending("external-host"): args.external_host,

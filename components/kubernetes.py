@@ -63,8 +63,8 @@ def with_outputs(value: Any, placeholders: Mapping[str, pulumi.Input[Any]]) -> A
 
 def object_resource(
     resource_name: str,
-    kubernetes_object: Mapping[str, Any],
     opts: pulumi.ResourceOptions,
+    kubernetes_object: Mapping[str, Any],
     placeholders: Mapping[str, pulumi.Input[Any]] | None = None,
 ) -> pulumi.CustomResource:
     """Declare one object of the workload model (``apiVersion``, ``kind``, ``metadata``, ...)."""

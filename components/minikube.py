@@ -11,6 +11,7 @@ import pulumi_command as command
 import pulumi_kubernetes as k8s
 
 from .cluster import Placement, StorageProfile
+from .naming import Children
 
 _PROFILE = re.compile(r"[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?")
 REGISTRY_PORT = 5000
@@ -67,7 +68,7 @@ class MinikubeCluster(pulumi.ComponentResource):
         self, resource_name: str, args: MinikubeClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("sconify:index:MinikubeCluster", resource_name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        children = Children(self, resource_name)
         profile = shlex.quote(args.profile)
         start = ["minikube", "start", "--profile", args.profile, "--driver", args.driver]
         start += ["--cpus", str(args.cpus), "--memory", args.memory]
@@ -76,26 +77,28 @@ class MinikubeCluster(pulumi.ComponentResource):
         if args.registry:
             start += ["--addons", "registry", "--insecure-registry", args.insecure_registry_network]
         start += args.extra_args
+        # A changed flag replaces the profile. Delete before create: the old resource's delete names the
+        # same profile, so deleting it after the new one started would delete the new cluster.
         cluster = command.local.Command(
-            "start",
+            children.name("start"),
             create=shlex.join(start),
             delete=f"minikube delete --profile {profile}",
             triggers=[shlex.join(start)],
-            opts=child,
+            opts=children.options("start", delete_before_replace=True),
         )
-        after_start = pulumi.ResourceOptions(parent=self, depends_on=[cluster])
         kubeconfig = command.local.Command(
-            "kubeconfig",
+            children.name("kubeconfig"),
             create=f"minikube --profile {profile} kubectl -- config view --raw --flatten --minify "
             f"--context {profile}",
             logging=command.local.Logging.NONE,
             triggers=[cluster.id],
-            opts=pulumi.ResourceOptions.merge(
-                after_start, pulumi.ResourceOptions(additional_secret_outputs=["stdout"])
-            ),
+            opts=children.options("kubeconfig", depends_on=[cluster], additional_secret_outputs=["stdout"]),
         )
         address = command.local.Command(
-            "ip", create=f"minikube --profile {profile} ip", triggers=[cluster.id], opts=after_start
+            children.name("ip"),
+            create=f"minikube --profile {profile} ip",
+            triggers=[cluster.id],
+            opts=children.options("ip", depends_on=[cluster]),
         )
         self.kubeconfig = pulumi.Output.secret(kubeconfig.stdout)
         self.node_address = address.stdout.apply(str.strip)
@@ -106,7 +109,7 @@ class MinikubeCluster(pulumi.ComponentResource):
         )
         self.insecure_registries = [self.registry] if args.registry else []
         self.provider = k8s.Provider(
-            "kubernetes", kubeconfig=self.kubeconfig, opts=pulumi.ResourceOptions(parent=self)
+            children.name("kubernetes"), kubeconfig=self.kubeconfig, opts=children.options("kubernetes")
         )
         self.register_outputs(
             {"kubeconfig": self.kubeconfig, "node_address": self.node_address, "registry": self.registry}

@@ -1,4 +1,5 @@
-"""``DockerfileImage``: the native image, built from a Dockerfile on the machine that runs Pulumi."""
+"""``DockerfileImage``: the native image, built from a Dockerfile on the machine that runs Pulumi and pushed
+to a registry, so that what follows depends on no file of that machine."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from pathlib import Path
 import pulumi
 import pulumi_command as command
 
+from .naming import Children
+
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?")
+_AUTH_VARIABLE = "SCONIFY_REGISTRY_AUTH"
 
 
 def context_digest(context: Path) -> str:
@@ -24,56 +28,109 @@ def context_digest(context: Path) -> str:
     return digest.hexdigest()
 
 
+def require_dockerfile(context: Path) -> Path:
+    """``context``, if it holds a ``Dockerfile``; else a ``ValueError`` naming what is missing. A program
+    calls it first, so that a wrong path fails before anything is declared."""
+    if not (context / "Dockerfile").is_file():
+        raise ValueError(f"{context}: no Dockerfile there (the build context of a DockerfileImage)")
+    return context
+
+
 @dataclass(frozen=True, kw_only=True)
 class DockerfileImageArgs:
     context: Path
     """The build context (a directory with a ``Dockerfile``)."""
+    registry: pulumi.Input[str]
+    """Where the image is pushed (``host[:port]``, e.g. ``cluster.registry``): the sconifier reads it from
+    there by digest, so a later ``pulumi preview`` or ``up`` on another machine needs no file of this one."""
     builder: str = "docker"
     """``docker`` or ``podman``: whichever builds images on this machine."""
-    output_directory: Path = Path(".sconify")
-    """Where the image archive is written (one file per content digest)."""
+    registry_auth: pulumi.Input[str] | None = None
+    """A Docker ``config.json`` for the push (``cluster.registry_auth``). Secret. Without it the builder's
+    own login is used."""
+    insecure_registry: bool = False
+    """The registry speaks plain HTTP (minikube's registry add-on). podman is told so; docker must list the
+    registry under ``insecure-registries`` in its daemon's configuration."""
 
     def __post_init__(self) -> None:
         if self.builder not in ("docker", "podman"):
             raise ValueError(f"builder {self.builder!r}: expected docker or podman")
-        if not (self.context / "Dockerfile").is_file():
-            raise ValueError(f"{self.context}: no Dockerfile there")
+        require_dockerfile(self.context)
+
+
+def build_script(builder: str, context: Path, tag: str, insecure: bool, authenticated: bool) -> str:
+    """The shell script that builds ``tag``, pushes it and prints it pinned: ``repo@sha256:...``."""
+    repository = tag.rsplit(":", 1)[0]
+    lines = ["set -eu"]
+    auth: list[str] = []
+    if authenticated:
+        # The credentials reach the builder through a private file that lives as long as the script.
+        lines += [
+            "auth_dir=$(mktemp -d)",
+            "trap 'rm -rf \"$auth_dir\"' EXIT",
+            f'printf %s "${_AUTH_VARIABLE}" > "$auth_dir/config.json"',
+        ]
+        auth = ["--authfile", '"$auth_dir/config.json"'] if builder == "podman" else []
+        if builder == "docker":
+            lines.append('export DOCKER_CONFIG="$auth_dir"')
+    lines.append(shlex.join([builder, "build", "--quiet", "--tag", tag, str(context)]) + " >/dev/null")
+    if builder == "podman":
+        tls = ["--tls-verify=false"] if insecure else []
+        lines += [
+            "digest_file=$(mktemp)",
+            " ".join(
+                [builder, "push", "--quiet", *tls, *auth, "--digestfile", '"$digest_file"', shlex.quote(tag)]
+            ),
+            f'printf "%s@%s\\n" {shlex.quote(repository)} "$(cat "$digest_file")"',
+            'rm -f "$digest_file"',
+        ]
+    else:
+        lines += [
+            shlex.join([builder, "push", "--quiet", tag]) + " >/dev/null",
+            # The registry's digest of what was pushed, among the digests the image has in any registry.
+            shlex.join(
+                [builder, "image", "inspect", "--format", "{{range .RepoDigests}}{{println .}}{{end}}", tag]
+            )
+            + f" | grep -m1 '^{repository}@'",
+        ]
+    return "\n".join(lines)
 
 
 class DockerfileImage(pulumi.ComponentResource):
-    """Builds the image and saves it as a ``docker-archive``, which the sconifier reads directly: no
-    registry is needed for the native image. The archive's name carries the context's digest, so a
-    change to the app shows in ``pulumi preview`` as a new native image for :class:`SconifiedImage`."""
+    """Builds the image, pushes it to ``registry`` as ``sconify-native/<name>:<context digest>`` and gives
+    it pinned by digest. The tag carries the context's digest, so a change to the app shows in ``pulumi
+    preview`` as a new native image for :class:`SconifiedImage`; an unchanged context builds nothing."""
 
     image: pulumi.Output[str]
-    """``docker-archive:<path>`` once built."""
+    """``registry/sconify-native/<name>@sha256:...`` once pushed."""
     context_digest: str
 
     def __init__(
         self, resource_name: str, args: DockerfileImageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         if not _NAME.fullmatch(resource_name):
-            raise ValueError(f"{resource_name!r}: a DNS label names a DockerfileImage (it tags the image)")
+            raise ValueError(f"{resource_name!r}: a DNS label names a DockerfileImage (it names the image)")
         super().__init__("sconify:index:DockerfileImage", resource_name, None, opts)
+        children = Children(self, resource_name)
         self.context_digest = context_digest(args.context)
-        tag = f"localhost/sconify-native/{resource_name}:{self.context_digest[:16]}"
-        # Relative to the project, as Pulumi runs programs and providers from there: the same program
-        # gives the same inputs on every machine.
-        archive = args.output_directory / f"{resource_name}-{self.context_digest[:16]}.tar"
-        build = " && ".join(
-            [
-                f"mkdir -p {shlex.quote(str(archive.parent))}",
-                shlex.join([args.builder, "build", "--tag", tag, str(args.context)]),
-                f"rm -f {shlex.quote(str(archive))}",
-                shlex.join([args.builder, "save", "--output", str(archive), tag]),
-            ]
+        auth = args.registry_auth
+        authenticated = auth is not None
+        script = pulumi.Output.from_input(args.registry).apply(
+            lambda registry: build_script(
+                args.builder,
+                args.context,
+                f"{registry}/sconify-native/{resource_name}:{self.context_digest[:16]}",
+                args.insecure_registry,
+                authenticated,
+            )
         )
         built = command.local.Command(
-            "build",
-            create=build,
-            delete=f"rm -f {shlex.quote(str(archive))}",
-            triggers=[self.context_digest],
-            opts=pulumi.ResourceOptions(parent=self),
+            children.name("build"),
+            create=script,
+            environment={_AUTH_VARIABLE: pulumi.Output.secret(auth)} if auth is not None else None,
+            triggers=[self.context_digest, args.registry],
+            logging=command.local.Logging.STDOUT,
+            opts=children.options("build"),
         )
-        self.image = built.stdout.apply(lambda _: f"docker-archive:{archive}")
+        self.image = built.stdout.apply(str.strip)
         self.register_outputs({"image": self.image})

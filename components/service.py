@@ -21,7 +21,8 @@ from ..provider.runtime.protocol import INSECURE_SOFTWARE_EVIDENCE
 from .cas import CasEndpoint
 from .cluster import Placement, StorageProfile
 from .kubernetes import object_resource, pending
-from .volume import EncryptedVolume, EncryptedVolumeArgs
+from .naming import Children
+from .volume import QUANTITY, EncryptedVolume, EncryptedVolumeArgs
 
 PENDING_IMAGE = pending("image") + "@sha256:" + "0" * 64
 """The image in the workload model until the sconified image's digest is known."""
@@ -29,6 +30,9 @@ PENDING_AUDIENCE = pending("audience")
 """The token audience (the CAS's) until its CA certificate is known."""
 _VOLUME_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,39}")
 _CAS_NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+_RELEASE = re.compile(r"[a-z]([-a-z0-9]{0,18}[a-z0-9])?")
+"""A component's name: it starts ``<name>-sconify-<service>``, which must be a DNS label."""
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ class ConfidentialStatefulServiceArgs:
     """The native image: ``registry/repo:tag``, ``docker-archive:/path.tar`` or ``oci:/layout:tag``."""
     target: pulumi.Input[str]
     """Where the confidential image is pushed (``registry/repo:tag``); it is deployed by digest."""
-    command: str
+    command: pulumi.Input[str]
     """The command the policy runs (never the container's arguments), e.g. ``python3 /code/app.py``."""
     cas: CasEndpoint
     """Where the policy is uploaded and the service attests (:class:`CasDeployment`, :class:`ExternalCas`)."""
@@ -93,12 +97,21 @@ class ConfidentialStatefulServiceArgs:
     insecure_registries: list[pulumi.Input[str]] = field(default_factory=list)
     """Registries reached over plain HTTP (``cluster.insecure_registries``)."""
     kubernetes_namespace: str = "default"
-    """The Kubernetes namespace of the workload and its claims."""
+    """The Kubernetes namespace of the workload and its claims (it names objects at preview time, so it
+    is a plain string)."""
+    create_kubernetes_namespace: bool = False
+    """Create ``kubernetes_namespace`` (leave it to one service when several share a namespace)."""
     identity: CreatorIdentity | None = None
     """The CAS identity that owns the session; a new one is created when None."""
     create_cas_namespace: bool = True
+    """Upload the CAS namespace's session; one that exists already (another service's, another stack's) is
+    adopted, never deleted."""
+    adopt_session: bool = False
+    """A session of this name that exists in the CAS (a destroy that kept it, another stack) becomes this
+    one's predecessor instead of failing the create. The identity must be allowed to update it."""
     protect_volumes: bool = False
-    """Pulumi refuses to delete the volume claims (production stacks)."""
+    """Production: Pulumi refuses to delete the volume claims and the session (which holds the volumes'
+    keys), and a destroy after lifting the protection keeps the session in the CAS."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -110,9 +123,37 @@ class ConfidentialStatefulServiceArgs:
             problems.append("workload_type daemonset: a volume has a single writer, a DaemonSet has many")
         if not _CAS_NAMESPACE.fullmatch(self.namespace):
             problems.append(f"namespace {self.namespace!r}: letters, digits, - and _ (up to 63)")
+        if not all(
+            hasattr(self.cas, field) for field in ("address", "attestation_address", "ca_certificate")
+        ):
+            problems.append(
+                "cas: expected a CasDeployment or ExternalCas (address, attestation_address, "
+                f"ca_certificate), not a {type(self.cas).__name__}"
+            )
+        if not _DNS_LABEL.fullmatch(self.kubernetes_namespace):
+            problems.append(f"kubernetes_namespace {self.kubernetes_namespace!r}: a DNS label")
+        if not self.volumes:
+            problems.append("volumes: a stateful service needs at least one (its state lives there)")
+        seen: dict[str, str] = {}
         for volume in self.volumes:
             if not _VOLUME_NAME.fullmatch(volume.name):
                 problems.append(f"volume {volume.name!r}: a letter, then letters and digits")
+            elif volume.name.lower() in seen:
+                problems.append(
+                    f"volume {volume.name!r}: the same as {seen[volume.name.lower()]!r} but for case "
+                    "(volumes name claims, which are lower-case)"
+                )
+            seen.setdefault(volume.name.lower(), volume.name)
+            if not QUANTITY.fullmatch(volume.size):
+                problems.append(
+                    f"volume {volume.name!r} size {volume.size!r}: a whole number with Ki, Mi, Gi or Ti"
+                )
+            if not volume.path.startswith("/"):
+                problems.append(f"volume {volume.name!r} path {volume.path!r}: an absolute path")
+        if self.workload_type == "job" and self.port is not None:
+            problems.append(f"port {self.port}: a job has no Service; leave port unset or run a deployment")
+        if self.workload_type != "job" and self.job_runs != 1:
+            problems.append(f"job_runs {self.job_runs}: only for workload_type job")
         if self.volumes and self.replicas != 1:
             problems.append(
                 f"replicas {self.replicas}: a rollback-protected volume has a single writer, so a service "
@@ -201,36 +242,52 @@ class ConfidentialStatefulService(pulumi.ComponentResource):
         args: ConfidentialStatefulServiceArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        if not _RELEASE.fullmatch(resource_name):
+            raise ValueError(
+                f"ConfidentialStatefulService {resource_name!r}: the name starts the Kubernetes objects' "
+                "names (<name>-sconify-<service>): lower-case letters, digits and -, starting with a letter"
+            )
         objects = workload_objects(args, resource_name)  # validates the service name before anything exists
         super().__init__("sconify:index:ConfidentialStatefulService", resource_name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        children = Children(self, resource_name)
         name = fullname(resource_name, args.service)
         identity = args.identity or CreatorIdentity(
-            "identity", common_name=f"{resource_name}-owner", opts=child
+            children.name("identity"), common_name=f"{resource_name}-owner", opts=children.options("identity")
         )
 
         def cas_session(
-            name: str, policy: pulumi.Input[str], delete: bool, opts: pulumi.ResourceOptions
+            child: str, policy: pulumi.Input[str], delete: bool, adopt: bool, **options: Any
         ) -> CasSession:
             return CasSession(
-                name,
+                children.name(child),
                 cas=args.cas.address,
                 cas_ca=args.cas.ca_certificate,
                 identity_certificate=identity.certificate_pem,
                 identity_key=identity.private_key_pem,
                 policy=policy,
                 delete_on_destroy=delete,
-                opts=opts,
+                adopt=adopt,
+                opts=children.options(child, **options),
             )
 
         after_namespace: list[pulumi.Resource] = []
         if args.create_cas_namespace:
+            # Adopted when it exists (other services and stacks share it), and never deleted with this one.
+            namespace_policy = render_session(namespace_session(args.namespace))
+            after_namespace.append(cas_session("cas-namespace", namespace_policy, False, True))
+        if args.create_kubernetes_namespace:
             after_namespace.append(
-                # delete=False: other stacks' sessions may live in the namespace
-                cas_session("cas-namespace", render_session(namespace_session(args.namespace)), False, child)
+                object_resource(
+                    *children("kubernetes-namespace"),
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Namespace",
+                        "metadata": {"name": args.kubernetes_namespace},
+                    },
+                )
             )
         image = SconifiedImage(
-            "image",
+            children.name("image"),
             native_image=args.native_image,
             target=args.target,
             command=args.command,
@@ -252,14 +309,21 @@ class ConfidentialStatefulService(pulumi.ComponentResource):
             registry_auth=args.registry_auth,
             insecure_registries=args.insecure_registries,
             workload_type=args.workload_type,
-            opts=child,
+            opts=children.options("image"),
         )
+        # The session holds the volumes' keys and freshness: with protect_volumes it is protected and,
+        # once unprotected, still kept in the CAS on destroy (docs/components.md says how to delete it).
         session = cas_session(
-            "session", image.policy, True, pulumi.ResourceOptions(parent=self, depends_on=after_namespace)
+            "session",
+            image.policy,
+            not args.protect_volumes,
+            args.adopt_session,
+            depends_on=after_namespace,
+            protect=args.protect_volumes or None,
         )
         self.volumes = {
             volume.name: EncryptedVolume(
-                f"volume-{volume.name.lower()}",
+                children.name(f"volume-{volume.name.lower()}"),
                 EncryptedVolumeArgs(
                     claim_name=f"{name}-{volume_key(volume.name)}",
                     volume=volume.name,
@@ -270,7 +334,7 @@ class ConfidentialStatefulService(pulumi.ComponentResource):
                     labels=labels(resource_name, args.service, "Pulumi"),
                     protect=args.protect_volumes,
                 ),
-                opts=child,
+                opts=children.options(f"volume-{volume.name.lower()}", depends_on=after_namespace),
             )
             for volume in args.volumes
         }
@@ -289,18 +353,14 @@ class ConfidentialStatefulService(pulumi.ComponentResource):
                     if args.job_runs > 1:
                         job["metadata"]["name"] = f"{job['metadata']['name']}-run-{run}"
                     previous = object_resource(
-                        kind if args.job_runs == 1 else f"job-run-{run}",
+                        *children(kind if args.job_runs == 1 else f"job-run-{run}", depends_on=list(ready)),
                         job,
-                        pulumi.ResourceOptions(parent=self, depends_on=list(ready)),
                         placeholders,
                     )
                     ready = [previous]  # one run after the other: each continues the last one's count
             else:
                 created = object_resource(
-                    kind,
-                    kubernetes_object,
-                    pulumi.ResourceOptions(parent=self, depends_on=ready),
-                    placeholders,
+                    *children(kind, depends_on=[*ready, *after_namespace]), kubernetes_object, placeholders
                 )
                 if kind == "serviceaccount":
                     ready = [*ready, created]  # pods are admitted only once their account exists

@@ -10,10 +10,11 @@ import pulumi
 from ..provider.chart.objects import claim_object
 from .cluster import StorageProfile
 from .kubernetes import object_resource
+from .naming import Children
 
 VOLUME_ANNOTATION = "sconify.io/volume"
 SESSION_ANNOTATION = "sconify.io/session"
-_QUANTITY = re.compile(r"[1-9][0-9]*(Ki|Mi|Gi|Ti)")
+QUANTITY = re.compile(r"[1-9][0-9]*(Ki|Mi|Gi|Ti)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,7 +39,7 @@ class EncryptedVolumeArgs:
     volume's data, so production stacks set this and lift it on purpose before a destroy."""
 
     def __post_init__(self) -> None:
-        if not _QUANTITY.fullmatch(self.size):
+        if not QUANTITY.fullmatch(self.size):
             raise ValueError(f"size {self.size!r}: expected a whole number with Ki, Mi, Gi or Ti")
 
 
@@ -53,16 +54,15 @@ class EncryptedVolume(pulumi.ComponentResource):
         self, resource_name: str, args: EncryptedVolumeArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("sconify:index:EncryptedVolume", resource_name, None, opts)
+        children = Children(self, resource_name)
         claim = claim_object(
             args.claim_name, args.labels, args.size, [args.storage.access_mode], args.storage.storage_class
         )
         claim["metadata"]["namespace"] = args.namespace
         claim["metadata"]["annotations"] = {VOLUME_ANNOTATION: args.volume, SESSION_ANNOTATION: args.session}
-        resource = object_resource(
-            "claim",
-            claim,
-            pulumi.ResourceOptions(parent=self, protect=args.protect),
-        )
+        # protect=None inherits the component's protection (ResourceOptions(protect=True) on it or its
+        # parent): the claim holds the only copy of the data.
+        resource = object_resource(*children("claim", protect=args.protect or None), claim)
         self.volume = args.volume
         self.claim_name = resource.id.apply(lambda _: args.claim_name)
         self.register_outputs({"claim_name": self.claim_name})

@@ -19,8 +19,10 @@ from pulumi_sconify import (
     DockerfileImageArgs,
     VolumeArgs,
 )
+from pulumi_sconify.components.native_image import require_dockerfile
 
 config = pulumi.Config()
+COUNTER = require_dockerfile(Path("../counter"))  # checked before anything is declared
 location = pulumi.Config("azure-native").require("location")
 cluster = AksCluster("aks", AksClusterArgs(location=location, confidential_pool="sgx"))
 in_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
@@ -46,7 +48,14 @@ cas = CasDeployment(
 )
 
 native = DockerfileImage(
-    "counter", DockerfileImageArgs(context=Path("../counter"), builder=config.get("builder") or "docker")
+    "counter",
+    DockerfileImageArgs(
+        context=COUNTER,
+        registry=cluster.registry,
+        registry_auth=cluster.registry_auth,
+        insecure_registry=bool(cluster.insecure_registries),
+        builder=config.get("builder") or "docker",
+    ),
 )
 counter = ConfidentialStatefulService(
     "counter",

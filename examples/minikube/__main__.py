@@ -22,8 +22,10 @@ from pulumi_sconify import (
     MinikubeClusterArgs,
     VolumeArgs,
 )
+from pulumi_sconify.components.native_image import require_dockerfile
 
 config = pulumi.Config()
+COUNTER = require_dockerfile(Path("../counter"))  # checked before anything is declared
 cluster = MinikubeCluster("minikube", MinikubeClusterArgs(profile="sconify-example"))
 in_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
 
@@ -38,7 +40,14 @@ cas = CasDeployment(
 )
 
 native = DockerfileImage(
-    "counter", DockerfileImageArgs(context=Path("../counter"), builder=config.get("builder") or "docker")
+    "counter",
+    DockerfileImageArgs(
+        context=COUNTER,
+        registry=cluster.registry,
+        registry_auth=cluster.registry_auth,
+        insecure_registry=bool(cluster.insecure_registries),
+        builder=config.get("builder") or "docker",
+    ),
 )
 counter = ConfidentialStatefulService(
     "counter",

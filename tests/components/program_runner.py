@@ -19,6 +19,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import runpy
 import sys
 import traceback
@@ -111,11 +112,14 @@ class ProgramMocks(pulumi.runtime.Mocks):
             outputs.update(image=f"{str(given['target']).rsplit(':', 1)[0]}@sha256:{digest}")
         elif args.typ == "command:local:Command":
             create = str(given.get("create", ""))
+            pushed = re.search(r"--tag (\S+):[0-9a-f]{16} ", create)
             stdout = (
                 FAKE_KUBECONFIG
                 if "config view" in create
                 else "192.168.49.2\n"
                 if create.endswith(" ip")
+                else f"{pushed.group(1)}@sha256:{digest}\n"  # what the build script prints
+                if pushed
                 else ""
             )
             outputs.update(stdout=stdout, stderr="")
@@ -170,6 +174,72 @@ class RecordingMonitor(mocks.MockMonitor):
         return response
 
 
+class EngineRuleError(Exception):
+    """What the Pulumi engine would refuse, and the SDK's mock monitor lets through."""
+
+
+class StrictMonitor(RecordingMonitor):
+    """The recording monitor with the engine's rules that the SDK's mock does not apply
+    (``reference/pulumi.md``): no two resources of one URN, no alias of one resource that is another's
+    URN or alias, parents and providers that were registered before, and dependencies only on
+    registered resources. A program that breaks one fails as ``pulumi up`` would."""
+
+    def __init__(self, program_mocks: ProgramMocks) -> None:
+        super().__init__(program_mocks)
+        self.urns: dict[str, str] = {}
+        """Every URN registered, and every alias URN, with the URN of the resource that holds it."""
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type != "pulumi:pulumi:Stack":
+            self._check(request, urn)
+        response = super().RegisterResource(request)
+        aliases = self._aliases(request)
+        self.urns[urn] = urn
+        for alias in aliases:
+            self.urns[alias] = urn
+        if self.registrations and self.registrations[-1]["urn"] == urn:
+            self.registrations[-1]["aliases"] = aliases
+        return response
+
+    def _check(self, request: Any, urn: str) -> None:
+        if urn in self.urns:
+            holder = self.urns[urn]
+            what = "resource URN" if holder == urn else f"resource URN (an alias of {holder})"
+            raise EngineRuleError(f"Duplicate {what} '{urn}'; try giving it a unique name")
+        for alias_urn in self._aliases(request):
+            if alias_urn in self.urns:
+                raise EngineRuleError(
+                    f"resource {urn}: its alias {alias_urn} is the URN or alias of {self.urns[alias_urn]}"
+                )
+        if request.parent and request.parent not in self.urns:
+            raise EngineRuleError(f"resource {urn}: its parent {request.parent} is not registered")
+        if request.provider:
+            provider_urn = request.provider.rsplit("::", 1)[0]
+            kind = provider_urn.split("::")[2].split("$")[-1] if provider_urn.count("::") >= 3 else ""
+            if provider_urn not in self.urns or not kind.startswith("pulumi:providers:"):
+                raise EngineRuleError(
+                    f"resource {urn}: its provider {provider_urn} is not a registered provider"
+                )
+        dependencies = set(request.dependencies)
+        for property_dependencies in request.propertyDependencies.values():
+            dependencies.update(property_dependencies.urns)
+        for dependency in sorted(dependencies):
+            if dependency not in self.urns:
+                raise EngineRuleError(f"resource {urn}: it depends on {dependency}, which is not registered")
+
+    def _aliases(self, request: Any) -> list[str]:
+        return [*(self._alias_urn(request, alias) for alias in request.aliases), *request.aliasURNs]
+
+    def _alias_urn(self, request: Any, alias: Any) -> str:
+        """The URN an alias names (a URN, or a spec of name/type/parent that defaults to the resource's)."""
+        if alias.urn:
+            return str(alias.urn)
+        spec = alias.spec
+        parent = "" if spec.noParent else (spec.parentUrn or request.parent)
+        return self.make_urn(parent, spec.type or request.type, spec.name or request.name)
+
+
 def _json_default(value: Any) -> Any:
     return UNKNOWN if isinstance(value, pulumi.output.Unknown) else str(value)
 
@@ -200,7 +270,7 @@ def run(program: Path, stack: str, preview: bool) -> dict[str, Any]:
     config = yaml.safe_load((program / f"Pulumi.{stack}.yaml").read_text()).get("config") or {}
     pulumi.runtime.set_all_config({key: _config_text(value) for key, value in config.items()})
     asyncio.set_event_loop(asyncio.new_event_loop())
-    monitor = RecordingMonitor(ProgramMocks(preview))
+    monitor = StrictMonitor(ProgramMocks(preview))
     pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=preview, monitor=monitor)
     SETTINGS.rpc_manager.clear()
     os.chdir(program)

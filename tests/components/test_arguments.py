@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pulumi
@@ -27,13 +28,16 @@ from pulumi_sconify.components.service import service_spec, workload_objects
 from pulumi_sconify.provider.chart import ChartSpecError
 from tests.components.program_runner import ProgramMocks, RecordingMonitor
 
+CAS = SimpleNamespace(address="cas:8081", attestation_address="cas:18765", ca_certificate="PEM")
+"""What the argument checks read of a CAS: that it has the three outputs."""
+
 
 def service(**changes: Any) -> ConfidentialStatefulServiceArgs:
     arguments: dict[str, Any] = {
         "native_image": "registry.example/counter:1",
         "target": "registry.example/confidential:1",
         "command": "python3 /code/app.py",
-        "cas": cast(CasEndpoint, object()),  # argument checks never read it
+        "cas": cast(CasEndpoint, CAS),
         "namespace": "ns-test",
         "service": "counter",
         "volumes": [VolumeArgs("V1", "/V1")],
@@ -51,6 +55,18 @@ def service(**changes: Any) -> ConfidentialStatefulServiceArgs:
         ({"namespace": "ns/evil"}, "namespace 'ns/evil'"),
         ({"volumes": [VolumeArgs("V-1", "/V1")]}, "volume 'V-1'"),
         ({"job_runs": 0}, "job_runs: at least 1"),
+        ({"volumes": []}, "volumes: a stateful service needs at least one"),
+        (
+            {"volumes": [VolumeArgs("V1", "/V1"), VolumeArgs("v1", "/v1")]},
+            "volume 'v1': the same as 'V1' but for case",
+        ),
+        ({"volumes": [VolumeArgs("V1", "/V1", size="1GB")]}, "volume 'V1' size '1GB'"),
+        ({"volumes": [VolumeArgs("V1", "V1")]}, "volume 'V1' path 'V1': an absolute path"),
+        ({"port": 8080}, "port 8080: a job has no Service"),
+        ({"workload_type": "deployment", "job_runs": 3}, "job_runs 3: only for workload_type job"),
+        ({"cas": "host:8081"}, "cas: expected a CasDeployment or ExternalCas .* not a str"),
+        ({"kubernetes_namespace": "My_NS"}, "kubernetes_namespace 'My_NS': a DNS label"),
+        ({"tolerate": ["debug-mod"]}, "tolerate 'debug-mod': unknown"),
     ],
 )
 def test_service_arguments(changes: dict[str, Any], message: str) -> None:
@@ -113,9 +129,11 @@ def test_tolerations_are_checked_before_anything_is_declared() -> None:
             ),
             "size '1GB'",
         ),
-        (lambda: DockerfileImageArgs(context=Path("/nonexistent")), "no Dockerfile"),
+        (lambda: DockerfileImageArgs(context=Path("/nonexistent"), registry="r:5000"), "no Dockerfile"),
         (
-            lambda: DockerfileImageArgs(context=Path("examples/counter"), builder="buildah"),
+            lambda: DockerfileImageArgs(
+                context=Path("examples/counter"), registry="r:5000", builder="buildah"
+            ),
             "docker or podman",
         ),
     ],
@@ -133,7 +151,7 @@ def test_placeholders_are_replaced_wherever_they_are() -> None:
 def test_an_unknown_object_kind_is_refused() -> None:
     with pytest.raises(ValueError, match=r"networking\.k8s\.io/v1 Ingress: not an object kind"):
         object_resource(
-            "x", {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress"}, pulumi.ResourceOptions()
+            "x", pulumi.ResourceOptions(), {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress"}
         )
 
 
@@ -144,9 +162,14 @@ def test_bad_names_fail_before_anything_is_registered() -> None:
     pulumi.runtime.set_mocks(monitor.mocks, project="p", stack="s", preview=False, monitor=monitor)
     try:
         with pytest.raises(ValueError, match="a DNS label names a DockerfileImage"):
-            DockerfileImage("Counter Image", DockerfileImageArgs(context=Path("examples/counter")))
+            DockerfileImage(
+                "Counter Image",
+                DockerfileImageArgs(context=Path("examples/counter"), registry="registry:5000"),
+            )
         with pytest.raises(ChartSpecError, match="DNS label"):
             ConfidentialStatefulService("counter", service(service="Counter_Service"))
+        with pytest.raises(ValueError, match="ConfidentialStatefulService 'MyApp': the name starts"):
+            ConfidentialStatefulService("MyApp", service())
         loop.run_until_complete(asyncio.sleep(0.2))  # let any registration that was started reach the monitor
         assert monitor.registrations == []
     finally:

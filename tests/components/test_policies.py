@@ -106,7 +106,7 @@ def _stack(program: str, stack: str, changes: dict[str, Any] | None = None) -> l
     resources = []
     for registration in program_run(program, stack).registrations:
         props = plain(registration["inputs"])
-        if registration["name"] == "image" and changes:
+        if registration["name"] == "counter-image" and changes:
             props.update(changes)
         options = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
         resources.append(
@@ -139,4 +139,6 @@ def test_the_programs_pass_the_pack(program: str, stack: str) -> None:
 
 def test_the_aks_stack_with_default_tolerations_fails_the_pack() -> None:
     violations = _violations(_stack("root", "aks", {"tolerate": None}))
-    assert violations == ["image: the policy tolerates debug-mode (the default; set tolerate without it)"]
+    assert violations == [
+        "counter-image: the policy tolerates debug-mode (the default; set tolerate without it)"
+    ]

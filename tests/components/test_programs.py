@@ -36,42 +36,42 @@ def graph(run: Run) -> set[tuple[str, str, str]]:
 
 SERVICE_GRAPH = {
     ("ConfidentialStatefulService", "counter", "{stack}"),
-    ("CreatorIdentity", "identity", "counter"),
-    ("CasSession", "cas-namespace", "counter"),
-    ("SconifiedImage", "image", "counter"),
-    ("CasSession", "session", "counter"),
-    ("EncryptedVolume", "volume-v1", "counter"),
-    ("PersistentVolumeClaim", "claim", "volume-v1"),
-    ("ServiceAccount", "serviceaccount", "counter"),
+    ("CreatorIdentity", "counter-identity", "counter"),
+    ("CasSession", "counter-cas-namespace", "counter"),
+    ("SconifiedImage", "counter-image", "counter"),
+    ("CasSession", "counter-session", "counter"),
+    ("EncryptedVolume", "counter-volume-v1", "counter"),
+    ("PersistentVolumeClaim", "counter-volume-v1-claim", "counter-volume-v1"),
+    ("ServiceAccount", "counter-serviceaccount", "counter"),
     ("CasDeployment", "cas", "{stack}"),
-    ("ServiceAccount", "service-account", "cas"),
-    ("ClusterRoleBinding", "issuer-discovery", "cas"),
-    ("NetworkPolicy", "network-policy", "cas"),
-    ("CasKeys", "keys", "cas"),
-    ("Namespace", "namespace", "cas"),
-    ("Secret", "secret", "cas"),
-    ("Service", "service", "cas"),
-    ("Service", "client-service", "cas"),
-    ("StatefulSet", "statefulset", "cas"),
+    ("ServiceAccount", "cas-service-account", "cas"),
+    ("ClusterRoleBinding", "cas-issuer-discovery", "cas"),
+    ("NetworkPolicy", "cas-network-policy", "cas"),
+    ("CasKeys", "cas-keys", "cas"),
+    ("Namespace", "cas-namespace", "cas"),
+    ("Secret", "cas-secret", "cas"),
+    ("Service", "cas-service", "cas"),
+    ("Service", "cas-client-service", "cas"),
+    ("StatefulSet", "cas-statefulset", "cas"),
     ("CasImage", "cas-image", "{stack}"),
     ("DockerfileImage", "counter", "{stack}"),
-    ("Command", "build", "counter"),
+    ("Command", "counter-build", "counter"),
 }
-JOBS = {("Job", f"job-run-{n}", "counter") for n in (1, 2, 3)}
+JOBS = {("Job", f"counter-job-run-{n}", "counter") for n in (1, 2, 3)}
 MINIKUBE = {
     ("MinikubeCluster", "cluster", "{stack}"),
-    ("Command", "start", "cluster"),
-    ("Command", "kubeconfig", "cluster"),
-    ("Command", "ip", "cluster"),
-    ("kubernetes", "kubernetes", "cluster"),
+    ("Command", "cluster-start", "cluster"),
+    ("Command", "cluster-kubeconfig", "cluster"),
+    ("Command", "cluster-ip", "cluster"),
+    ("kubernetes", "cluster-kubernetes", "cluster"),
 }
 AKS = {
     ("AksCluster", "cluster", "{stack}"),
-    ("ResourceGroup", "group", "cluster"),
-    ("ManagedCluster", "cluster", "cluster"),
-    ("Registry", "registry", "cluster"),
-    ("RoleAssignment", "kubelet-acr-pull", "cluster"),
-    ("kubernetes", "kubernetes", "cluster"),
+    ("ResourceGroup", "cluster-group", "cluster"),
+    ("ManagedCluster", "cluster-cluster", "cluster"),
+    ("Registry", "cluster-registry", "cluster"),
+    ("RoleAssignment", "cluster-kubelet-acr-pull", "cluster"),
+    ("kubernetes", "cluster-kubernetes", "cluster"),
 }
 
 
@@ -100,18 +100,18 @@ def test_dependencies_order_the_deployment() -> None:
     depends = {
         r["name"] + ":" + r["type"].rsplit(":", 1)[-1]: set(r["dependencies"]) for r in run.registrations
     }
-    session, namespace = run.urn_of("session", "CasSession"), run.urn_of("cas-namespace", "CasSession")
+    session, namespace = run.urn_of("counter-session", "CasSession"), run.urn_of("counter-cas-namespace", "CasSession")
     # Depending on a component means depending on its children: the volume's claim.
-    volume, statefulset = run.urn_of("claim"), run.urn_of("statefulset")
-    assert namespace in depends["session:CasSession"]
-    assert {session, volume} <= depends["job-run-1:Job"]
-    assert run.urn_of("job-run-1") in depends["job-run-2:Job"]  # one run after the other
-    assert run.urn_of("job-run-2") in depends["job-run-3:Job"]
-    assert run.urn_of("secret") in depends["statefulset:StatefulSet"]
+    volume, statefulset = run.urn_of("counter-volume-v1-claim"), run.urn_of("cas-statefulset")
+    assert namespace in depends["counter-session:CasSession"]
+    assert {session, volume} <= depends["counter-job-run-1:Job"]
+    assert run.urn_of("counter-job-run-1") in depends["counter-job-run-2:Job"]  # one run after the other
+    assert run.urn_of("counter-job-run-2") in depends["counter-job-run-3:Job"]
+    assert run.urn_of("cas-secret") in depends["cas-statefulset:StatefulSet"]
     # Sessions are uploaded once the CAS is ready: the address they use waits for the StatefulSet.
-    assert statefulset in depends["cas-namespace:CasSession"]
+    assert statefulset in depends["counter-cas-namespace:CasSession"]
     # The image pins the CAS it will attest to (its CA comes from the CAS's keys).
-    assert run.urn_of("keys") in depends["image:SconifiedImage"]
+    assert run.urn_of("cas-keys") in depends["counter-image:SconifiedImage"]
 
 
 @pytest.mark.parametrize(("program", "stack"), STACKS)
@@ -134,42 +134,42 @@ def test_no_secret_reaches_the_engine_in_plaintext(program: str, stack: str) -> 
 
 def test_secret_outputs_are_declared() -> None:
     run = program_run("root", "dev")
-    assert set(run.by_name("keys")["additional_secret_outputs"]) >= {"ca_key_pem", "master_key"}
-    assert "stdout" in run.by_name("kubeconfig")["additional_secret_outputs"]
-    assert "fspf_key" in run.by_name("image", "SconifiedImage")["additional_secret_outputs"]
-    assert "private_key_pem" in run.by_name("identity")["additional_secret_outputs"]
+    assert set(run.by_name("cas-keys")["additional_secret_outputs"]) >= {"ca_key_pem", "master_key"}
+    assert "stdout" in run.by_name("cluster-kubeconfig")["additional_secret_outputs"]
+    assert "fspf_key" in run.by_name("counter-image", "SconifiedImage")["additional_secret_outputs"]
+    assert "private_key_pem" in run.by_name("counter-identity")["additional_secret_outputs"]
 
 
 def test_aks_cluster_has_a_confidential_pool_and_pull_rights() -> None:
     run = program_run("root", "aks")
-    cluster = plain(run.by_name("cluster", "ManagedCluster")["inputs"])
+    cluster = plain(run.by_name("cluster-cluster", "ManagedCluster")["inputs"])
     pools = {pool["name"]: pool for pool in cluster["agentPoolProfiles"]}
     assert pools["system"]["mode"] == "System"
     assert pools["confidential"]["vmSize"] == "Standard_DC4s_v3"
     assert pools["confidential"]["nodeTaints"] == ["sconify.io/confidential=true:NoSchedule"]
     assert cluster["addonProfiles"]["ACCSGXDevicePlugin"]["enabled"] is True
-    role = plain(run.by_name("kubelet-acr-pull")["inputs"])
+    role = plain(run.by_name("cluster-kubelet-acr-pull")["inputs"])
     assert role["roleDefinitionId"].endswith("/7f951dda-4ed3-4680-a7ca-43fe172d538d")
-    claim = plain(run.by_name("claim")["inputs"])
+    claim = plain(run.by_name("counter-volume-v1-claim")["inputs"])
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
     assert claim["spec"]["storageClassName"] == "azurefile-csi"
-    job = plain(run.by_name("job-run-1")["inputs"])["spec"]["template"]["spec"]
+    job = plain(run.by_name("counter-job-run-1")["inputs"])["spec"]["template"]["spec"]
     assert job["nodeSelector"] == {"sconify.io/confidential": "true"}
     assert job["containers"][0]["resources"]["limits"]["sgx.intel.com/epc"] == "64Mi"
 
 
 def test_minikube_claim_and_registry() -> None:
     run = program_run("root", "dev")
-    claim = plain(run.by_name("claim")["inputs"])
+    claim = plain(run.by_name("counter-volume-v1-claim")["inputs"])
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
     assert claim["metadata"]["annotations"] == {
         "sconify.io/volume": "V1",
         "sconify.io/session": "counter-dev/counter-session",
     }
-    image = plain(run.by_name("image", "SconifiedImage")["inputs"])
+    image = plain(run.by_name("counter-image", "SconifiedImage")["inputs"])
     assert image["insecure_registries"] == ["192.168.49.2:5000"]
     assert image["volumes"] == {"V1": "/V1"} and image["dirs"] == ["/code"]
-    job = plain(run.by_name("job-run-1")["inputs"])
+    job = plain(run.by_name("counter-job-run-1")["inputs"])
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == run.exports["image"]["value"]
     assert {"name": "SCONE_CAS_ADDR", "value": "sconify-cas.sconify-cas.svc:18765"} in container["env"]
@@ -179,10 +179,10 @@ def test_examples_run_the_counter_as_described() -> None:
     minikube = program_run("minikube", "dev")
     assert len(minikube.of_type(":Job")) == 3
     aks = program_run("aks", "prod")
-    assert [r["name"] for r in aks.of_type(":Deployment")] == ["deployment"]
-    deployment = plain(aks.by_name("deployment")["inputs"])
+    assert [r["name"] for r in aks.of_type(":Deployment")] == ["counter-deployment"]
+    deployment = plain(aks.by_name("counter-deployment")["inputs"])
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}  # never two writers of the volume
-    assert aks.by_name("claim")["protect"] is True
+    assert aks.by_name("counter-volume-v1-claim")["protect"] is True
 
 
 @pytest.mark.parametrize(("program", "stack"), STACKS)
@@ -201,7 +201,7 @@ def changed_resources(before: Run, after: Run) -> set[str]:
     old = {r["urn"]: plain(r["inputs"]) for r in before.registrations}
     new = {r["urn"]: plain(r["inputs"]) for r in after.registrations}
     assert old.keys() == new.keys()
-    return {urn.rsplit("::", 1)[-1] for urn in old if old[urn] != new[urn]}
+    return {urn.rsplit("::", 1)[-1].removeprefix("counter-") for urn in old if old[urn] != new[urn]}
 
 
 def _with_config(directory: Path, **changes: str) -> None:
@@ -218,7 +218,7 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> Run:
 
 def test_a_volume_size_changes_only_its_claim(baseline: Run, tmp_path: Path) -> None:
     _with_config(root_program_copy(tmp_path), volumeSize="2Gi")
-    assert changed_resources(baseline, run_program(tmp_path, "dev")) == {"claim"}
+    assert changed_resources(baseline, run_program(tmp_path, "dev")) == {"volume-v1-claim"}
 
 
 def test_the_command_changes_image_policy_and_workload(baseline: Run, tmp_path: Path) -> None:
@@ -244,7 +244,7 @@ def test_pods_attest_as_their_own_service_account_and_nothing_else(program: str,
     """The policy pins the account the pods run as, the pods carry only a token for this CAS, and no stack
     of the examples accepts the runtime's own word."""
     run = program_run(program, stack)
-    image = plain(run.by_name("image", "SconifiedImage")["inputs"])
+    image = plain(run.by_name("counter-image", "SconifiedImage")["inputs"])
     assert image["insecure_software_evidence"] is False
     pinned = image["kubernetes"]
     assert pinned["issuer"] == "https://kubernetes.default.svc.cluster.local"
@@ -267,7 +267,7 @@ def test_pods_attest_as_their_own_service_account_and_nothing_else(program: str,
 
 def test_only_attesting_pods_reach_the_attestation_port() -> None:
     run = program_run("root", "dev")
-    policy = plain(run.by_name("network-policy")["inputs"])
+    policy = plain(run.by_name("cas-network-policy")["inputs"])
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     client, attestation = policy["spec"]["ingress"]
     assert client == {"ports": [{"port": 8081, "protocol": "TCP"}]}  # mutual TLS: open to uploads
@@ -275,16 +275,16 @@ def test_only_attesting_pods_reach_the_attestation_port() -> None:
     assert attestation["from"] == [
         {"namespaceSelector": {}, "podSelector": {"matchLabels": {"sconify.io/attests": "true"}}}
     ]
-    exposed = plain(run.by_name("client-service")["inputs"])
+    exposed = plain(run.by_name("cas-client-service")["inputs"])
     assert [port["name"] for port in exposed["spec"]["ports"]] == ["client"]
-    cas = plain(run.by_name("statefulset")["inputs"])["spec"]["template"]["spec"]
+    cas = plain(run.by_name("cas-statefulset")["inputs"])["spec"]["template"]["spec"]
     arguments = cas["containers"][0]["args"]
     assert (
         arguments[arguments.index("--kubernetes-issuer") + 1]
         == "https://kubernetes.default.svc.cluster.local"
     )
     assert cas["serviceAccountName"] == "sconify-cas"
-    binding = plain(run.by_name("issuer-discovery")["inputs"])
+    binding = plain(run.by_name("cas-issuer-discovery")["inputs"])
     assert binding["roleRef"]["name"] == "system:service-account-issuer-discovery"
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "sconify-cas", "namespace": "sconify-cas"}
@@ -294,4 +294,4 @@ def test_only_attesting_pods_reach_the_attestation_port() -> None:
 def test_insecure_evidence_is_an_explicit_input(tmp_path: Path) -> None:
     _with_config(root_program_copy(tmp_path), insecureSoftwareEvidence="true")
     run = run_program(tmp_path, "dev")
-    assert plain(run.by_name("image", "SconifiedImage")["inputs"])["insecure_software_evidence"] is True
+    assert plain(run.by_name("counter-image", "SconifiedImage")["inputs"])["insecure_software_evidence"] is True
