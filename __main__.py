@@ -97,6 +97,7 @@ else:
             storage_class="managed-csi",
             placement=cluster.placement,
             kubernetes_issuer=issuer,
+            protect=config.get_bool("protectVolumes") or False,  # the CAS's keys decrypt every volume
         )
     cas = CasDeployment("cas", exposure, opts=in_cluster)
 

@@ -43,6 +43,7 @@ cas = CasDeployment(
         service_annotations={"service.beta.kubernetes.io/azure-dns-label-name": dns_label},
         storage_class="managed-csi",
         placement=cluster.placement,
+        protect=True,  # its keys and database decrypt every volume
     ),
     opts=in_cluster,
 )

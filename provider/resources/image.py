@@ -110,7 +110,11 @@ class SconifiedImageProvider(ResourceProvider):
             failures.append(CheckFailure("volumes", "a mapping of volume names to absolute paths"))
         failures.extend(_kubernetes_failures(news.get("kubernetes")))
         native = news.get("native_image")
-        if not failures and isinstance(native, str) and not is_unknown(native):
+        if not failures and isinstance(native, str) and not is_unknown(native) and "@sha256:" in native:
+            # Pinned by digest: nothing can move, so nothing is resolved — a preview on a machine that
+            # cannot reach the registry (a fresh CI runner) sees the same input and no diff.
+            news["native_digest"] = str(parse_reference(native))
+        elif not failures and isinstance(native, str) and not is_unknown(native):
             # A tag is resolved now, so that a moved tag shows up in `pulumi preview`.
             try:
                 with registry_options(news) as registry:

@@ -22,6 +22,7 @@ import os
 import re
 import runpy
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,8 @@ class RecordingMonitor(mocks.MockMonitor):
                     "dependencies": sorted(request.dependencies),
                     "provider": request.provider,
                     "protect": request.protect,
+                    "delete_before_replace": request.deleteBeforeReplace,
+                    "aliases": [],
                     "additional_secret_outputs": list(request.additionalSecretOutputs),
                     "inputs": rpc.deserialize_properties(request.object, keep_unknowns=True),
                 }
@@ -188,18 +191,23 @@ class StrictMonitor(RecordingMonitor):
         super().__init__(program_mocks)
         self.urns: dict[str, str] = {}
         """Every URN registered, and every alias URN, with the URN of the resource that holds it."""
+        # The SDK registers from several threads at once; the engine decides one registration at a time.
+        self._lock = threading.Lock()
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
         urn = self.make_urn(request.parent, request.type, request.name)
-        if request.type != "pulumi:pulumi:Stack":
-            self._check(request, urn)
+        with self._lock:
+            if request.type != "pulumi:pulumi:Stack":
+                self._check(request, urn)
+            aliases = self._aliases(request)
+            self.urns[urn] = urn
+            for alias in aliases:
+                self.urns[alias] = urn
         response = super().RegisterResource(request)
-        aliases = self._aliases(request)
-        self.urns[urn] = urn
-        for alias in aliases:
-            self.urns[alias] = urn
-        if self.registrations and self.registrations[-1]["urn"] == urn:
-            self.registrations[-1]["aliases"] = aliases
+        with self._lock:
+            for registration in self.registrations:
+                if registration["urn"] == urn:
+                    registration["aliases"] = aliases
         return response
 
     def _check(self, request: Any, urn: str) -> None:

@@ -43,15 +43,30 @@ class Run:
         return str(self.by_name(name, kind)["urn"])
 
 
-def run_program(directory: Path, stack: str, preview: bool = False) -> Run:
+STACKS_DIRECTORY = Path(__file__).resolve().parent / "stacks"
+"""Test programs that exercise the engine's rules (several services, an external CAS, a duplicate)."""
+
+
+def _run(directory: Path, stack: str, preview: bool) -> dict[str, Any]:
     command = [sys.executable, "-m", "tests.components.program_runner", str(directory), stack]
     if preview:
         command.append("--preview")
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPOSITORY, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
-    data = json.loads(result.stdout)
+    return dict(json.loads(result.stdout))
+
+
+def run_program(directory: Path, stack: str, preview: bool = False) -> Run:
+    data = _run(directory, stack, preview)
     assert data["error"] is None, data["error"]
     return Run(data["registrations"], data["exports"])
+
+
+def program_failure(directory: Path, stack: str) -> tuple[str, Run]:
+    """The error of a program that must fail, and what it registered before."""
+    data = _run(directory, stack, preview=False)
+    assert data["error"] is not None, "the program ran to its end"
+    return str(data["error"]), Run(data["registrations"], data["exports"])
 
 
 @functools.cache

@@ -100,7 +100,10 @@ def test_dependencies_order_the_deployment() -> None:
     depends = {
         r["name"] + ":" + r["type"].rsplit(":", 1)[-1]: set(r["dependencies"]) for r in run.registrations
     }
-    session, namespace = run.urn_of("counter-session", "CasSession"), run.urn_of("counter-cas-namespace", "CasSession")
+    session, namespace = (
+        run.urn_of("counter-session", "CasSession"),
+        run.urn_of("counter-cas-namespace", "CasSession"),
+    )
     # Depending on a component means depending on its children: the volume's claim.
     volume, statefulset = run.urn_of("counter-volume-v1-claim"), run.urn_of("cas-statefulset")
     assert namespace in depends["counter-session:CasSession"]
@@ -294,4 +297,6 @@ def test_only_attesting_pods_reach_the_attestation_port() -> None:
 def test_insecure_evidence_is_an_explicit_input(tmp_path: Path) -> None:
     _with_config(root_program_copy(tmp_path), insecureSoftwareEvidence="true")
     run = run_program(tmp_path, "dev")
-    assert plain(run.by_name("counter-image", "SconifiedImage")["inputs"])["insecure_software_evidence"] is True
+    assert (
+        plain(run.by_name("counter-image", "SconifiedImage")["inputs"])["insecure_software_evidence"] is True
+    )

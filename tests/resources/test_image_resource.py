@@ -107,3 +107,15 @@ def test_bad_inputs_are_check_failures(inputs: dict[str, Any]) -> None:
         assert partial == [("kubernetes", "expected issuer, namespace and service_account")]
         _, lacking = host.check({}, {"target": inputs["target"]})
         assert {name for name, _ in lacking} >= {"native_image", "command", "session", "namespace"}
+
+
+def test_a_native_image_pinned_by_digest_needs_no_registry_at_check(inputs: dict[str, Any]) -> None:
+    """A preview on a fresh machine (nothing local, the registry out of reach) sees the same native image:
+    a digest cannot move, so it is not resolved."""
+    pinned = "docker://127.0.0.1:9/native/counter@sha256:" + "ab" * 32  # nothing listens on port 9
+    with DynamicHost(SconifiedImageProvider(), "SconifiedImage") as host:
+        first, failures = host.check({}, {**inputs, "native_image": pinned})
+        assert failures == []
+        assert first["native_digest"] == pinned
+        again, _ = host.check(strip(first), {**inputs, "native_image": pinned})
+        assert host.diff("id", strip(first), strip(again)).changes == DIFF_NONE
