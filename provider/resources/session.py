@@ -118,6 +118,13 @@ class CasSessionProvider(ResourceProvider):
                         f"session {session.name} already exists in the CAS; set adopt=True to "
                         "manage it from Pulumi (its current version becomes the predecessor)"
                     )
+                text, _ = client.read_session(session.name)
+                current = render_session(dataclasses.replace(parse_session(text), predecessor=None))
+                if _meaning(current) == _meaning(props.get("policy")):
+                    # Already what we would upload (a namespace another service made): adopt it as it is.
+                    return CreateResult(
+                        id_=session.name, outs={**inputs_of(props), "name": session.name, "hash": active}
+                    )
                 session = dataclasses.replace(session, predecessor=active)
             digest = client.post_session(render_session(session))
         return CreateResult(id_=session.name, outs={**inputs_of(props), "name": session.name, "hash": digest})

@@ -120,13 +120,21 @@ def test_existing_session_needs_adopt(
     cas: RunningCas, owner: ClientIdentity, connection: dict[str, Any]
 ) -> None:
     with cas.client(owner) as client:
-        client.post_session(text(counter()))
+        existing = client.post_session(text(counter()))
     with DynamicHost(CasSessionProvider(), "CasSession") as host:
         inputs, _ = host.check({}, {**connection, "policy": text(counter())})
         with pytest.raises(grpc.RpcError, match="already exists in the CAS; set adopt=True"):
             host.create(inputs)
-        created = host.create({**inputs, "adopt": True})
-        assert created.id == "ns-1/python-session"
+        # The same policy: adopted as it is, no new version.
+        same = host.create({**inputs, "adopt": True})
+        assert same.id == "ns-1/python-session" and same.outs["hash"] == existing
+        # Another policy: the existing version becomes its predecessor.
+        changed, _ = host.check({}, {**connection, "policy": text(with_pwd(counter(), "/srv"))})
+        updated = host.create({**changed, "adopt": True})
+        assert updated.outs["hash"] != existing
+    with cas.client(owner) as client:
+        text_now, digest = client.read_session("ns-1/python-session")
+    assert digest == updated.outs["hash"] and f"predecessor: {existing}" in text_now
 
 
 def test_no_secret_in_the_pickled_provider(connection: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from pulumi_sconify import (
     VolumeArgs,
 )
 from pulumi_sconify.components.native_image import require_dockerfile
+from pulumi_sconify.provider.resources import CreatorIdentity
 
 # The repository's counter app, wherever this program was copied to.
 COUNTER = require_dockerfile(Path(pulumi_sconify.__file__).resolve().parents[1] / "examples" / "counter")
@@ -32,6 +33,8 @@ cas = CasDeployment(
     CasDeploymentArgs(image="registry.example/cas@sha256:" + "1" * 64, external_host=cluster.node_address),
     opts=in_cluster,
 )
+# Services that share a CAS namespace share the identity that owns it: only it may create sessions there.
+owner = CreatorIdentity("owner", common_name="shared-owner")
 services = {}
 for name, volumes in (
     ("alpha", [VolumeArgs("V1", "/V1", size="1Gi")]),
@@ -55,6 +58,7 @@ for name, volumes in (
             workload_type="deployment",
             storage=cluster.storage,
             insecure_registries=cluster.insecure_registries,
+            identity=owner,
         ),
         opts=in_cluster,
     )
