@@ -30,7 +30,7 @@ from pulumi_sconify import (
 from pulumi_sconify.components.cas import CasEndpoint
 from pulumi_sconify.components.cluster import KubernetesCluster
 from pulumi_sconify.components.native_image import require_dockerfile
-from pulumi_sconify.provider.policy import DEFAULT_KUBERNETES_ISSUER
+from pulumi_sconify.engine.policy import DEFAULT_KUBERNETES_ISSUER
 from pulumi_sconify.provider.resources import CasImage
 
 config = pulumi.Config()

@@ -34,7 +34,7 @@ import threading
 import time
 from pathlib import Path
 
-from pulumi_sconify.provider.policy import (
+from pulumi_sconify.engine.policy import (
     Attestation,
     Image,
     ImageVolume,
@@ -47,7 +47,7 @@ from pulumi_sconify.provider.policy import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test harness starts the CAS
-from pulumi_sconify.provider.runtime.cas import CasSession
+from pulumi_sconify.engine.runtime.cas import CasSession
 from tests.cas.cluster import ISSUER, WORKLOAD, Cluster, audience_of
 from tests.cas.harness import RunningCas, identity
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from pulumi_sconify.provider.fspf import (
+from pulumi_sconify.engine.fspf import (
     Protection,
     Region,
     decrypt_tree,

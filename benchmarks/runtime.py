@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the counter image and server harnesses
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from pulumi_sconify.provider.fspf import InMemoryAnchor, Volume, generate_key
+from pulumi_sconify.engine.fspf import InMemoryAnchor, Volume, generate_key
 from tests.cas.harness import RunningCas, identity
 from tests.image.confidential_counter import PODMAN, ConfidentialCounter
 from tests.image.counter_image import TAG, counter_layout

@@ -8,9 +8,9 @@ from typing import Protocol
 
 import pulumi
 
-from ..provider.chart.objects import ATTESTS_LABEL
-from ..provider.image.cas_image import DATA_DIRECTORY, STATE_DIRECTORY
-from ..provider.policy import DEFAULT_KUBERNETES_ISSUER
+from ..engine.chart.objects import ATTESTS_LABEL
+from ..engine.image.cas_image import DATA_DIRECTORY, STATE_DIRECTORY
+from ..engine.policy import DEFAULT_KUBERNETES_ISSUER
 from ..provider.resources import CasKeys
 from .cluster import Placement
 from .kubernetes import object_resource, pending

@@ -1,6 +1,6 @@
 """Kubernetes objects of the workload model as first-class Pulumi resources.
 
-The chart and the components build the same objects (:mod:`pulumi_sconify.provider.chart.objects`).
+The chart and the components build the same objects (:mod:`pulumi_sconify.engine.chart.objects`).
 Here each object becomes one typed ``pulumi_kubernetes`` resource, so ``pulumi preview`` shows a diff per
 object, and values that exist only after other resources (the image digest, the CAS address) are
 filled in as Pulumi outputs where the model holds a placeholder.

@@ -24,9 +24,9 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from ..provider.policy import PolicyError, parse_session
-from ..provider.policy.builder import DEFAULT_TOLERATE
-from ..provider.runtime.protocol import INSECURE_SOFTWARE_EVIDENCE
+from ..engine.policy import PolicyError, parse_session
+from ..engine.policy.builder import DEFAULT_TOLERATE
+from ..engine.runtime.protocol import INSECURE_SOFTWARE_EVIDENCE
 from .volume import SESSION_ANNOTATION, VOLUME_ANNOTATION
 
 SCONIFIED_IMAGE = "pulumi-python:dynamic/sconify:SconifiedImage"

@@ -11,13 +11,13 @@ from typing import Any
 
 import pulumi
 
-from ..provider.cas.identity import cas_audience
-from ..provider.chart import Mount, MountKind, ServiceSpec, WorkloadType, fullname, volume_key
-from ..provider.chart.objects import kubernetes_objects, labels
-from ..provider.image.sconify import mounts_for
-from ..provider.policy import DEFAULT_KUBERNETES_ISSUER, KNOWN_TOLERATIONS, namespace_session, render_session
+from ..engine.cas.identity import cas_audience
+from ..engine.chart import Mount, MountKind, ServiceSpec, WorkloadType, fullname, volume_key
+from ..engine.chart.objects import kubernetes_objects, labels
+from ..engine.image.sconify import mounts_for
+from ..engine.policy import DEFAULT_KUBERNETES_ISSUER, KNOWN_TOLERATIONS, namespace_session, render_session
+from ..engine.runtime.protocol import INSECURE_SOFTWARE_EVIDENCE
 from ..provider.resources import CasSession, CreatorIdentity, SconifiedImage
-from ..provider.runtime.protocol import INSECURE_SOFTWARE_EVIDENCE
 from .cas import CasEndpoint
 from .cluster import Placement, StorageProfile
 from .kubernetes import object_resource, pending

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from ..provider.chart.objects import claim_object
+from ..engine.chart.objects import claim_object
 from .cluster import StorageProfile
 from .kubernetes import object_resource
 from .naming import Children

@@ -14,7 +14,7 @@ never imports Pulumi).
 from importlib import import_module
 from typing import Any
 
-from pulumi_sconify.provider.version import __version__
+from pulumi_sconify.engine.version import __version__
 
 _RESOURCES = ("CasImage", "CasKeys", "CasSession", "CreatorIdentity", "SconifiedImage")
 _COMPONENTS = (

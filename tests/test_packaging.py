@@ -22,11 +22,12 @@ def _packages_in(folder: Path, prefix: str) -> set[str]:
 
 
 def test_editable_install_imports_from_the_checkout() -> None:
-    from pulumi_sconify import components
-    from pulumi_sconify.provider import policy
+    from pulumi_sconify import components, provider
+    from pulumi_sconify.engine import policy
 
     assert Path(pulumi_sconify.__file__).resolve().parent == (REPO / "pulumi_sconify").resolve()
-    assert Path(policy.__file__).resolve().is_relative_to(REPO / "provider")
+    assert Path(policy.__file__).resolve().is_relative_to(REPO / "engine")
+    assert Path(provider.__file__).resolve().is_relative_to(REPO / "provider")
     assert Path(components.__file__).resolve().is_relative_to(REPO / "components")
 
 
@@ -48,16 +49,17 @@ def test_wheel_holds_every_package_and_nothing_else(wheel: Path) -> None:
     modules = {n for n in names if n.endswith(".py")}
     packages = {n.rsplit("/", 1)[0].replace("/", ".") for n in modules if n.endswith("/__init__.py")}
     expected = (
-        _packages_in(REPO / "provider", "pulumi_sconify.provider")
+        _packages_in(REPO / "engine", "pulumi_sconify.engine")
+        | _packages_in(REPO / "provider", "pulumi_sconify.provider")
         | _packages_in(REPO / "components", "pulumi_sconify.components")
         | {"pulumi_sconify"}
     )
     assert packages == expected
     assert "pulumi_sconify/py.typed" in names
-    assert "pulumi_sconify/provider/policy/counter-example.yaml" in names
+    assert "pulumi_sconify/engine/policy/counter-example.yaml" in names
     assert not any(n.startswith(("tests/", "examples/", "benchmarks/")) for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "sconify = pulumi_sconify.provider.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "sconify = pulumi_sconify.engine.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_wheel_installs_and_runs(wheel: Path, tmp_path: Path) -> None:
@@ -72,7 +74,7 @@ def test_wheel_installs_and_runs(wheel: Path, tmp_path: Path) -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
     code = (
-        "import pulumi_sconify, pulumi_sconify.provider.policy as p; print(pulumi_sconify.__file__); "
+        "import pulumi_sconify, pulumi_sconify.engine.policy as p; print(pulumi_sconify.__file__); "
         "from importlib import resources; "
         "print(p.parse_session(resources.files(p).joinpath('counter-example.yaml').read_text()).name)"
     )
@@ -89,7 +91,7 @@ def test_wheel_installs_and_runs(wheel: Path, tmp_path: Path) -> None:
     assert Path(where).is_relative_to(target)
     assert name == "ns-4027319958162/python-session"
     cli = subprocess.run(
-        [sys.executable, "-m", "pulumi_sconify.provider.cli", "--version"],
+        [sys.executable, "-m", "pulumi_sconify.engine.cli", "--version"],
         env=env,
         capture_output=True,
         text=True,

@@ -22,7 +22,7 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPOSITORY))  # the counter image builder and server harnesses live with the tests
 
-from pulumi_sconify.provider.runtime.protocol import KUBERNETES_TOKEN_FILE  # noqa: E402
+from pulumi_sconify.engine.runtime.protocol import KUBERNETES_TOKEN_FILE  # noqa: E402
 from tests.cas.cluster import ISSUER, WORKLOAD, Cluster, audience_of  # noqa: E402
 from tests.cas.harness import RunningCas, identity  # noqa: E402
 from tests.image.confidential_counter import PODMAN as CONTAINER  # noqa: E402

@@ -16,13 +16,13 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from ..image.cas_image import CasImageOptions, build_cas_image
-from ..image.oci import ImageError, Platform
-from ..image.output import pinned
-from ..image.reference import ReferenceError, parse_reference
-from ..image.registry import RegistryError
-from ..image.transport import open_source
-from ..version import __version__
+from ...engine.image.cas_image import CasImageOptions, build_cas_image
+from ...engine.image.oci import ImageError, Platform
+from ...engine.image.output import pinned
+from ...engine.image.reference import ReferenceError, parse_reference
+from ...engine.image.registry import RegistryError
+from ...engine.image.transport import open_source
+from ...engine.version import __version__
 from .base import PROVIDER_VERSION, changed, inputs_of, is_unknown, required
 from .image import registry_options
 

@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, Resource
 
-from ..cas.identity import new_certificate_authority
+from ...engine.cas.identity import new_certificate_authority
 from .base import PROVIDER_VERSION, KeyMaterialProvider, inputs_of
 
 SECRET_OUTPUTS = ["ca_key_pem", "master_key"]

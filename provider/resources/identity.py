@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pulumi.dynamic import CreateResult, Resource
 
-from ..cas.identity import key_hash, self_signed_certificate
+from ...engine.cas.identity import key_hash, self_signed_certificate
 from .base import PROVIDER_VERSION, KeyMaterialProvider, inputs_of
 
 

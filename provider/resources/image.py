@@ -21,17 +21,17 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from ..chart import WorkloadType, service_from_sconifier_json, write_chart
-from ..fspf import generate_key
-from ..image.oci import ImageError, Platform
-from ..image.output import sconifier_output
-from ..image.policy import confidential_session
-from ..image.reference import ReferenceError, parse_reference
-from ..image.registry import RegistryError
-from ..image.sconify import SconifyOptions, sconify
-from ..image.transport import RegistryOptions, open_destination, open_source
-from ..policy import KubernetesIdentity, PolicyError, Service, Session, validate_session
-from ..policy.builder import DEFAULT_TOLERATE
+from ...engine.chart import WorkloadType, service_from_sconifier_json, write_chart
+from ...engine.fspf import generate_key
+from ...engine.image.oci import ImageError, Platform
+from ...engine.image.output import sconifier_output
+from ...engine.image.policy import confidential_session
+from ...engine.image.reference import ReferenceError, parse_reference
+from ...engine.image.registry import RegistryError
+from ...engine.image.sconify import SconifyOptions, sconify
+from ...engine.image.transport import RegistryOptions, open_destination, open_source
+from ...engine.policy import KubernetesIdentity, PolicyError, Service, Session, validate_session
+from ...engine.policy.builder import DEFAULT_TOLERATE
 from .base import PROVIDER_VERSION, changed, inputs_of, is_unknown, private_files, required, whole_numbers
 
 # How each input is diffed: these replace the resource, all others update it in place (docs/resources.md).

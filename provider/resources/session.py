@@ -20,9 +20,16 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from ..cas.client import CasClient, CasRequestError
-from ..cas.identity import ClientIdentity, IdentityError, certificate_key_hash
-from ..policy import PolicyError, Session, parse_session, render_session, session_from_data, session_hash
+from ...engine.cas.client import CasClient, CasRequestError
+from ...engine.cas.identity import ClientIdentity, IdentityError, certificate_key_hash
+from ...engine.policy import (
+    PolicyError,
+    Session,
+    parse_session,
+    render_session,
+    session_from_data,
+    session_hash,
+)
 from .base import PROVIDER_VERSION, changed, inputs_of, is_unknown, private_files, required, whole_numbers
 
 _REQUIRED = ["cas", "cas_ca", "identity_certificate", "identity_key", "policy"]

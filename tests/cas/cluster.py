@@ -13,8 +13,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from pulumi_sconify.provider.cas.identity import cas_audience
-from pulumi_sconify.provider.policy import KubernetesIdentity
+from pulumi_sconify.engine.cas.identity import cas_audience
+from pulumi_sconify.engine.policy import KubernetesIdentity
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 WORKLOAD = KubernetesIdentity(ISSUER, "default", "counter")

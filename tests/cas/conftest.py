@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.provider.cas.identity import ClientIdentity
+from pulumi_sconify.engine.cas.identity import ClientIdentity
 from tests.cas.harness import RunningCas, identity
 
 

@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pulumi_sconify.provider.cas.client import AttestationClient, CasClient
-from pulumi_sconify.provider.cas.identity import ClientIdentity, create_client_identity
-from pulumi_sconify.provider.runtime.cas import CasConnection, CasSession
+from pulumi_sconify.engine.cas.client import AttestationClient, CasClient
+from pulumi_sconify.engine.cas.identity import ClientIdentity, create_client_identity
+from pulumi_sconify.engine.runtime.cas import CasConnection, CasSession
 
 
 def free_port() -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from pulumi_sconify.provider.policy import (
+from pulumi_sconify.engine.policy import (
     Attestation,
     KubernetesIdentity,
     Secret,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.provider.cas.client import CasRequestError
-from pulumi_sconify.provider.cas.identity import ClientIdentity
-from pulumi_sconify.provider.fspf import AnchorConflictError, AnchorState, RollbackError, Volume
-from pulumi_sconify.provider.runtime.cas import CasError, VolumeAnchor
+from pulumi_sconify.engine.cas.client import CasRequestError
+from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.fspf import AnchorConflictError, AnchorState, RollbackError, Volume
+from pulumi_sconify.engine.runtime.cas import CasError, VolumeAnchor
 from tests.cas.harness import RunningCas
 from tests.cas.policies import FSPF_KEY, FSPF_TAG, MEASUREMENT, counter, namespace, text
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pulumi_sconify.provider.cas.credentials import Credential
-from pulumi_sconify.provider.cas.service import CasError, CasService
-from pulumi_sconify.provider.cas.store import Store
-from pulumi_sconify.provider.runtime.protocol import request_signing_input
+from pulumi_sconify.engine.cas.credentials import Credential
+from pulumi_sconify.engine.cas.service import CasError, CasService
+from pulumi_sconify.engine.cas.store import Store
+from pulumi_sconify.engine.runtime.protocol import request_signing_input
 from tests.cas.policies import MEASUREMENT, counter, namespace, text
 
 OWNER = "0a" * 32
@@ -125,8 +125,8 @@ def test_generation_must_advance_by_one(cas: CasService) -> None:
 
 
 def test_access_entries_by_certificate_and_key_hash(tmp_path: Path) -> None:
-    from pulumi_sconify.provider.cas.identity import create_client_identity
-    from pulumi_sconify.provider.cas.service import allowed
+    from pulumi_sconify.engine.cas.identity import create_client_identity
+    from pulumi_sconify.engine.cas.service import allowed
 
     me = create_client_identity(tmp_path / "me")
     pem = me.certificate.read_text()

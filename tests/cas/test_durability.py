@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.provider.cas.client import CasRequestError
-from pulumi_sconify.provider.cas.identity import ClientIdentity
-from pulumi_sconify.provider.fspf import AnchorState
-from pulumi_sconify.provider.policy import namespace_session, render_session
-from pulumi_sconify.provider.runtime.cas import CasError, VolumeAnchor
+from pulumi_sconify.engine.cas.client import CasRequestError
+from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.fspf import AnchorState
+from pulumi_sconify.engine.policy import namespace_session, render_session
+from pulumi_sconify.engine.runtime.cas import CasError, VolumeAnchor
 from tests.cas.harness import RunningCas, sconify_executable
 from tests.cas.policies import FSPF_KEY, counter, namespace, text
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.provider.cas.identity import ClientIdentity
+from pulumi_sconify.engine.cas.identity import ClientIdentity
 from tests.cas.harness import RunningCas
 from tests.cas.policies import counter, namespace, text
 
-OPENAPI = Path(__file__).parents[2] / "provider" / "cas" / "openapi.json"
+OPENAPI = Path(__file__).parents[2] / "engine" / "cas" / "openapi.json"
 
 
 def schemathesis(*args: str) -> subprocess.CompletedProcess[str]:

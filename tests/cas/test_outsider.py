@@ -21,11 +21,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from pulumi_sconify.provider.cas.client import pinned_context
-from pulumi_sconify.provider.cas.identity import ClientIdentity
-from pulumi_sconify.provider.policy import KubernetesIdentity
-from pulumi_sconify.provider.runtime.cas import CasError, CasSession, VolumeAnchor
-from pulumi_sconify.provider.runtime.protocol import request_signing_input
+from pulumi_sconify.engine.cas.client import pinned_context
+from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.policy import KubernetesIdentity
+from pulumi_sconify.engine.runtime.cas import CasError, CasSession, VolumeAnchor
+from pulumi_sconify.engine.runtime.protocol import request_signing_input
 from tests.cas.cluster import ISSUER, WORKLOAD, Cluster, audience_of, elliptic_key
 from tests.cas.harness import RunningCas, identity
 from tests.cas.policies import FSPF_KEY, MEASUREMENT, counter, namespace, text

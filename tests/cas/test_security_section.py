@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import pytest
 
-from pulumi_sconify.provider.cas.evidence import (
+from pulumi_sconify.engine.cas.evidence import (
     Attempt,
     EvidencePolicy,
     EvidenceRefusedError,
@@ -17,10 +17,10 @@ from pulumi_sconify.provider.cas.evidence import (
     InsecureSoftwareEvidence,
     KubernetesEvidence,
 )
-from pulumi_sconify.provider.cas.kubernetes import JwksSource, KubernetesIssuer
-from pulumi_sconify.provider.cas.service import CasError, CasService
-from pulumi_sconify.provider.cas.store import Store
-from pulumi_sconify.provider.policy import (
+from pulumi_sconify.engine.cas.kubernetes import JwksSource, KubernetesIssuer
+from pulumi_sconify.engine.cas.service import CasError, CasService
+from pulumi_sconify.engine.cas.store import Store
+from pulumi_sconify.engine.policy import (
     Attestation,
     AttestationMode,
     KubernetesIdentity,

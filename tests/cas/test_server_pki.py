@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from pulumi_sconify.provider.cas.identity import IdentityError, ensure_server_pki, new_certificate_authority
+from pulumi_sconify.engine.cas.identity import IdentityError, ensure_server_pki, new_certificate_authority
 
 
 def _issuer(path: Path) -> x509.Name:

@@ -10,13 +10,13 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from pulumi_sconify.provider.cas.client import CasRequestError
-from pulumi_sconify.provider.cas.identity import (
+from pulumi_sconify.engine.cas.client import CasRequestError
+from pulumi_sconify.engine.cas.identity import (
     ClientIdentity,
     load_client_identity,
     self_signed_certificate,
 )
-from pulumi_sconify.provider.policy import AccessPolicy, parse_session, render_session, session_hash
+from pulumi_sconify.engine.policy import AccessPolicy, parse_session, render_session, session_hash
 from tests.cas.harness import RunningCas
 from tests.cas.policies import counter, namespace, text, with_pwd
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pulumi_sconify.provider.chart import ServiceSpec, service_from_sconifier_json
+from pulumi_sconify.engine.chart import ServiceSpec, service_from_sconifier_json
 
 CAS_CERTIFICATE = "-----BEGIN CERTIFICATE-----\nMIIBexample\n-----END CERTIFICATE-----\n"
 

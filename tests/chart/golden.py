@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from pulumi_sconify.provider.chart import WorkloadType, chart_files
+from pulumi_sconify.engine.chart import WorkloadType, chart_files
 from tests.chart.counter import counter
 from tests.chart.test_chart import GOLDEN
 

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 import yaml
 
-from pulumi_sconify.provider.chart import (
+from pulumi_sconify.engine.chart import (
     ChartSpecError,
     WorkloadType,
     chart_files,
@@ -23,7 +23,7 @@ from pulumi_sconify.provider.chart import (
     value_definitions,
     write_chart,
 )
-from pulumi_sconify.provider.chart.objects import merged_values
+from pulumi_sconify.engine.chart.objects import merged_values
 from tests.chart.counter import counter, sconifier_output
 
 helm_sdkpy = pytest.importorskip("helm_sdkpy", reason="helm-sdkpy needs Python 3.12 or newer")

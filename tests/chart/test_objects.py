@@ -12,8 +12,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from pulumi_sconify.provider.chart import WorkloadType, kubernetes_objects
-from pulumi_sconify.provider.chart.objects import fullname
+from pulumi_sconify.engine.chart import WorkloadType, kubernetes_objects
+from pulumi_sconify.engine.chart.objects import fullname
 from tests.chart.counter import counter
 from tests.chart.test_chart import COMBINATIONS, VALUE_COMBINATIONS
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from pulumi_sconify.provider.cas.identity import ClientIdentity
-from pulumi_sconify.provider.policy import KubernetesIdentity, parse_session
+from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.policy import KubernetesIdentity, parse_session
 from tests.cas.harness import RunningCas
 from tests.cli.test_session_cli import sconify
 from tests.image.images import APP_LAYER, BASE_LAYER, push_layout, write_layout

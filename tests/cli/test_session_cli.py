@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pulumi_sconify.provider.policy import MAX_DOCUMENT_BYTES
+from pulumi_sconify.engine.policy import MAX_DOCUMENT_BYTES
 
 
 def sconify(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:

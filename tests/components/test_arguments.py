@@ -25,7 +25,7 @@ from pulumi_sconify import (
 from pulumi_sconify.components.cas import CasEndpoint
 from pulumi_sconify.components.kubernetes import object_resource, pending, with_outputs
 from pulumi_sconify.components.service import service_spec, workload_objects
-from pulumi_sconify.provider.chart import ChartSpecError
+from pulumi_sconify.engine.chart import ChartSpecError
 from tests.components.program_runner import ProgramMocks, RecordingMonitor
 
 CAS = SimpleNamespace(address="cas:8081", attestation_address="cas:18765", ca_certificate="PEM")

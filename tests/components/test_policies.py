@@ -17,8 +17,8 @@ from pulumi_sconify.components.policies import (
     insecure_attestation_on_aks,
     unprotected_services,
 )
-from pulumi_sconify.provider.policy import render_session
-from pulumi_sconify.provider.policy.builder import sconified_session
+from pulumi_sconify.engine.policy import render_session
+from pulumi_sconify.engine.policy.builder import sconified_session
 from tests.components.program_runner import plain
 from tests.components.programs import STACKS, program_run
 

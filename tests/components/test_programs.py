@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from pulumi_sconify.provider.cas.identity import cas_audience
+from pulumi_sconify.engine.cas.identity import cas_audience
 from tests.components.program_runner import MOCK_CA_CERTIFICATE, plain
 from tests.components.programs import (
     STACKS,

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from pulumi_sconify.provider.fspf import FileAnchor, Volume
+from pulumi_sconify.engine.fspf import FileAnchor, Volume
 
 NAME = "ns/counter/V1"
 

@@ -6,7 +6,7 @@ import hashlib
 import io
 import os
 
-from pulumi_sconify.provider.fspf import chunks, generate_key
+from pulumi_sconify.engine.fspf import chunks, generate_key
 
 
 def test_chunk_tags_digest_tells_same_from_changed_content() -> None:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.provider.fspf import FileAnchor, Volume, generate_key
-from pulumi_sconify.provider.fspf.volume import DATA
+from pulumi_sconify.engine.fspf import FileAnchor, Volume, generate_key
+from pulumi_sconify.engine.fspf.volume import DATA
 
 CHILD = Path(__file__).with_name("crash_child.py")
 NAME = "ns/counter/V1"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.provider.fspf import (
+from pulumi_sconify.engine.fspf import (
     IntegrityError,
     Protection,
     Region,

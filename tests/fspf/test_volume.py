@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.provider.fspf import (
+from pulumi_sconify.engine.fspf import (
     AnchorConflictError,
     AnchorState,
     FreshnessAnchor,
@@ -18,7 +18,7 @@ from pulumi_sconify.provider.fspf import (
     Volume,
     generate_key,
 )
-from pulumi_sconify.provider.fspf.volume import DATA
+from pulumi_sconify.engine.fspf.volume import DATA
 
 
 class Counter:

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pulumi_sconify.provider.fspf import Protected, Protection, Region, generate_key, protect_tree
+from pulumi_sconify.engine.fspf import Protected, Protection, Region, generate_key, protect_tree
 
 SECRET_CODE = b"print('the secret algorithm 7f3a9c')\n"
 CHUNK = 4096  # small chunks, so that modest files have several

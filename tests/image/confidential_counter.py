@@ -8,13 +8,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from pulumi_sconify.provider.cas.identity import ClientIdentity
-from pulumi_sconify.provider.fspf import generate_key
-from pulumi_sconify.provider.image.policy import confidential_session
-from pulumi_sconify.provider.image.reference import parse_reference
-from pulumi_sconify.provider.image.sconify import SconifyOptions, SconifyResult, sconify
-from pulumi_sconify.provider.policy import KubernetesIdentity, namespace_session, render_session
-from pulumi_sconify.provider.runtime.protocol import KUBERNETES_TOKEN_FILE
+from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.fspf import generate_key
+from pulumi_sconify.engine.image.policy import confidential_session
+from pulumi_sconify.engine.image.reference import parse_reference
+from pulumi_sconify.engine.image.sconify import SconifyOptions, SconifyResult, sconify
+from pulumi_sconify.engine.policy import KubernetesIdentity, namespace_session, render_session
+from pulumi_sconify.engine.runtime.protocol import KUBERNETES_TOKEN_FILE
 from tests.cas.harness import RunningCas
 from tests.image.counter_image import TAG, counter_layout
 

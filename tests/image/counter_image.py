@@ -20,11 +20,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from pulumi_sconify.provider.image.layers import read_layer
-from pulumi_sconify.provider.image.oci import Platform
-from pulumi_sconify.provider.image.reference import parse_reference
-from pulumi_sconify.provider.image.rootfs import RootFilesystem
-from pulumi_sconify.provider.image.transport import RegistryOptions, open_source
+from pulumi_sconify.engine.image.layers import read_layer
+from pulumi_sconify.engine.image.oci import Platform
+from pulumi_sconify.engine.image.reference import parse_reference
+from pulumi_sconify.engine.image.rootfs import RootFilesystem
+from pulumi_sconify.engine.image.transport import RegistryOptions, open_source
 
 RECIPE = "bookworm-minbase-python3-click-v2"
 TAG = "counter"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.provider.policy import parse_session
+from pulumi_sconify.engine.policy import parse_session
 from tests.cli.test_session_cli import sconify
 from tests.image.counter_image import APP, TAG, counter_layout, unpack_layout
 from tests.image.images import layer_files, skopeo

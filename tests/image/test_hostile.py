@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.provider.fspf import generate_key
-from pulumi_sconify.provider.image.oci import ImageError
-from pulumi_sconify.provider.image.reference import parse_reference
-from pulumi_sconify.provider.image.sconify import SconifyOptions, sconify
+from pulumi_sconify.engine.fspf import generate_key
+from pulumi_sconify.engine.image.oci import ImageError
+from pulumi_sconify.engine.image.reference import parse_reference
+from pulumi_sconify.engine.image.sconify import SconifyOptions, sconify
 from tests.image.images import APP_LAYER, BASE_LAYER, Entry, gz, push_layout, tar_bytes, write_layout
 from tests.image.registry_harness import Registry
 
@@ -105,7 +105,7 @@ def test_tampered_blob_in_the_registry(registry: Registry, tmp_path: Path) -> No
 
 
 def test_platform_selection(tmp_path: Path) -> None:
-    from pulumi_sconify.provider.image.oci import Platform
+    from pulumi_sconify.engine.image.oci import Platform
 
     layout = tmp_path / "multi"
     write_layout(layout, "1", [BASE_LAYER, APP_LAYER], architecture="arm64")

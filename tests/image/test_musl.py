@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.provider.cas.identity import ClientIdentity
-from pulumi_sconify.provider.runtime.bundle import Target, detect_target
+from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.image.bundle import Target, detect_target
 from tests.cas.harness import RunningCas
 from tests.image.confidential_counter import PODMAN, ConfidentialCounter
 from tests.image.counter_image import unpack_layout

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.provider.cas.identity import ClientIdentity
-from pulumi_sconify.provider.policy import KubernetesIdentity
+from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.policy import KubernetesIdentity
 from tests.cas.cluster import ISSUER, WORKLOAD, Cluster, audience_of
 from tests.cas.harness import RunningCas
 from tests.image.confidential_counter import ConfidentialCounter

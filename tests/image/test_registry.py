@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.provider.image.registry import (
+from pulumi_sconify.engine.image.registry import (
     RegistryClient,
     RegistryError,
     credentials_for,
@@ -95,7 +95,7 @@ def test_tls_and_basic_auth_from_docker_config(secure_registry: Registry) -> Non
 
 
 def test_wrong_password_and_untrusted_certificate(secure_registry: Registry, tmp_path: Path) -> None:
-    from pulumi_sconify.provider.image.registry import Credentials
+    from pulumi_sconify.engine.image.registry import Credentials
 
     with (
         RegistryClient(

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.provider.fspf import decrypt_tree, generate_key, verify_tree
-from pulumi_sconify.provider.image.oci import ImageError
-from pulumi_sconify.provider.image.reference import parse_reference
-from pulumi_sconify.provider.image.sconify import SconifyOptions, SconifyResult, sconify
+from pulumi_sconify.engine.fspf import decrypt_tree, generate_key, verify_tree
+from pulumi_sconify.engine.image.oci import ImageError
+from pulumi_sconify.engine.image.reference import parse_reference
+from pulumi_sconify.engine.image.sconify import SconifyOptions, SconifyResult, sconify
 from tests.image.images import (
     APP_LAYER,
     BASE_LAYER,
@@ -91,9 +91,9 @@ def test_no_blob_holds_the_plaintext_of_code(native: Registry, tmp_path: Path) -
 
 
 def test_protected_regions_verify_in_the_assembled_image(native: Registry, tmp_path: Path) -> None:
-    from pulumi_sconify.provider.image.layers import read_layer
-    from pulumi_sconify.provider.image.rootfs import RootFilesystem
-    from pulumi_sconify.provider.image.transport import RegistryOptions, open_source
+    from pulumi_sconify.engine.image.layers import read_layer
+    from pulumi_sconify.engine.image.rootfs import RootFilesystem
+    from pulumi_sconify.engine.image.transport import RegistryOptions, open_source
 
     key = generate_key()
     result = run(native, key)
@@ -220,7 +220,7 @@ def test_from_a_docker_archive(tmp_path: Path) -> None:
 
 
 def test_private_registry_with_tls_and_credentials(secure_registry: Registry, tmp_path: Path) -> None:
-    from pulumi_sconify.provider.image.transport import RegistryOptions
+    from pulumi_sconify.engine.image.transport import RegistryOptions
 
     write_layout(tmp_path / "native", "1", [BASE_LAYER, APP_LAYER])
     auth = secure_registry.auth_file()
@@ -258,10 +258,10 @@ def test_private_registry_with_tls_and_credentials(secure_registry: Registry, tm
 def test_the_runtime_recomputes_the_measurement(native: Registry, tmp_path: Path) -> None:
     """The measurement can be recomputed from the image's files alone (before the FSPF key is known),
     and any change to the program, its libraries or the measurement plan changes it."""
-    from pulumi_sconify.provider.image.layers import read_layer
-    from pulumi_sconify.provider.image.rootfs import RootFilesystem
-    from pulumi_sconify.provider.image.transport import RegistryOptions, open_source
-    from pulumi_sconify.provider.runtime.measure import measure_root
+    from pulumi_sconify.engine.image.layers import read_layer
+    from pulumi_sconify.engine.image.rootfs import RootFilesystem
+    from pulumi_sconify.engine.image.transport import RegistryOptions, open_source
+    from pulumi_sconify.engine.runtime.measure import measure_root
 
     result = run(native, generate_key(), heap="256M")
     source = open_source(result.image, RegistryOptions())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-from pulumi_sconify.provider.policy import (
+from pulumi_sconify.engine.policy import (
     CREATOR,
     DEFAULT_TOLERATE,
     UpdatePolicy,
@@ -83,7 +83,7 @@ def test_builder_defaults_follow_sconify_image_naming() -> None:
 
 
 def test_bundled_example_matches_the_published_shape(scone_counter_yaml: str) -> None:
-    text = resources.files("pulumi_sconify.provider.policy").joinpath("counter-example.yaml").read_text()
+    text = resources.files("pulumi_sconify.engine.policy").joinpath("counter-example.yaml").read_text()
     example = parse_session(text)
     published = parse_session(scone_counter_yaml)
     # Same structure; only the namespace and the example's own key, tag and measurement differ.

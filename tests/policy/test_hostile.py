@@ -6,8 +6,8 @@ import tracemalloc
 
 import pytest
 
-from pulumi_sconify.provider.policy import MAX_DOCUMENT_BYTES, PolicyError, parse_session
-from pulumi_sconify.provider.policy.loader import MAX_DEPTH, MAX_NODES
+from pulumi_sconify.engine.policy import MAX_DOCUMENT_BYTES, PolicyError, parse_session
+from pulumi_sconify.engine.policy.loader import MAX_DEPTH, MAX_NODES
 
 BILLION_LAUGHS = """\
 a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]

@@ -10,7 +10,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pulumi_sconify.provider.policy import (
+from pulumi_sconify.engine.policy import (
     AccessPolicy,
     Attestation,
     AttestationMode,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pulumi_sconify.provider.policy import PolicyError, parse_session, session_from_data
+from pulumi_sconify.engine.policy import PolicyError, parse_session, session_from_data
 
 Mutation = Callable[[dict[str, Any]], None]
 

@@ -12,9 +12,9 @@ import pytest
 from cryptography import x509
 
 from pulumi_sconify.components.cas import CA_DIRECTORY
-from pulumi_sconify.provider.cas.client import CasClient, CasRequestError
-from pulumi_sconify.provider.cas.identity import ClientIdentity
-from pulumi_sconify.provider.image.cas_image import DATA_DIRECTORY, STATE_DIRECTORY
+from pulumi_sconify.engine.cas.client import CasClient, CasRequestError
+from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.image.cas_image import DATA_DIRECTORY, STATE_DIRECTORY
 from pulumi_sconify.provider.resources.cas_image import CasImageProvider
 from pulumi_sconify.provider.resources.cas_keys import CasKeysProvider
 from tests.cas.harness import free_port

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pulumi_sconify.provider.policy import parse_session
+from pulumi_sconify.engine.policy import parse_session
 from pulumi_sconify.provider.resources.image import SECRET_OUTPUTS, SconifiedImageProvider
 from tests.image.images import APP_LAYER, BASE_LAYER, Entry, push_layout, write_layout
 from tests.image.registry_harness import Registry

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.provider.cas.identity import ClientIdentity
-from pulumi_sconify.provider.fspf import Volume
-from pulumi_sconify.provider.runtime.cas import VolumeAnchor
-from pulumi_sconify.provider.runtime.launcher import COMMIT_INTERVAL, commit_all, run
+from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.fspf import Volume
+from pulumi_sconify.engine.runtime.cas import VolumeAnchor
+from pulumi_sconify.engine.runtime.launcher import COMMIT_INTERVAL, commit_all, run
 from tests.cas.harness import RunningCas
 from tests.cas.policies import counter, namespace, text
 

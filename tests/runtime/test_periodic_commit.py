@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.provider.fspf import InMemoryAnchor, Volume, generate_key
-from pulumi_sconify.provider.runtime.launcher import (
+from pulumi_sconify.engine.fspf import InMemoryAnchor, Volume, generate_key
+from pulumi_sconify.engine.runtime.launcher import (
     COMMIT_INTERVAL,
     PeriodicCommitError,
     RefusedError,

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..fspf.errors import FspfError
-from ..image.rootfs import resolve_inside
 from ..version import __version__
+from .rootfs import resolve_inside
 
 DEPENDENCIES = ("cryptography", "cffi", "pycparser")
 ENGINE_PACKAGES = ("fspf", "runtime")
@@ -251,18 +251,18 @@ def assemble(
     unpack_wheels(fetch_wheels(target, cache), destination)
     engine = Path(__file__).resolve().parents[1]
     package = destination / "pulumi_sconify"
-    provider = package / "provider"
-    provider.mkdir(parents=True, exist_ok=True)
+    bundled = package / "engine"
+    bundled.mkdir(parents=True, exist_ok=True)
     (package / "__init__.py").write_text('"""The parts of pulumi-sconify a confidential image carries."""\n')
-    (provider / "__init__.py").write_text("")
+    (bundled / "__init__.py").write_text("")
     # A constant, not importlib.metadata: that import alone costs the runtime ~20 ms at every start.
-    (provider / "version.py").write_text(f'"""The engine\'s version."""\n\n__version__ = {__version__!r}\n')
+    (bundled / "version.py").write_text(f'"""The engine\'s version."""\n\n__version__ = {__version__!r}\n')
     for name in ENGINE_PACKAGES:
-        # bundle.py is build-side (it needs the image package); everything else here runs in the image.
+        # Whole: runtime/ and fspf/ hold only what runs in the image (the builders live in image/).
         shutil.copytree(
             engine / name,
-            provider / name,
-            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "bundle.py", "image_regions.py"),
+            bundled / name,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
             dirs_exist_ok=True,
         )
     compiler = bytecode_compiler(target)

@@ -5,7 +5,7 @@ code as confidential images, so no Dockerfile or Docker daemon is involved. The 
 ``/opt/sconify/lib``: wheels of the CAS's dependencies for the base image's Python, C library and
 architecture (from PyPI, cached, as for the runtime bundle) and this package's engine code (without the
 Pulumi resources, which the CAS never imports). The entrypoint is ``python3 -m
-pulumi_sconify.provider.cli`` on the base image's own interpreter; the container runs as user 10001.
+pulumi_sconify.engine.cli`` on the base image's own interpreter; the container runs as user 10001.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..runtime import bundle
 from ..version import __version__
+from . import bundle
 from .layers import read_layer, write_tree_layer
 from .oci import OCI_CONFIG, OCI_LAYER_GZIP, Descriptor, ImageError, Platform, manifest_json
 from .reference import ImageReference
@@ -44,7 +44,7 @@ REQUIREMENTS = (
     "pyjwt>=2.8",
 )
 """What the CAS and the CLI import (``pyproject.toml`` lists the same, with Pulumi's SDKs besides)."""
-LEFT_OUT = ("resources", "__pycache__", "*.pyc")
+LEFT_OUT = ("__pycache__", "*.pyc")
 """The Pulumi resources need Pulumi; the CAS never imports them."""
 _PYTHON_FILES = re.compile(r"/usr(/local)?/(bin/python3(\.\d+)?|lib/python3\.\d+/os\.py)|/lib/ld-musl-[^/]+")
 DEFAULT_COMMAND = [
@@ -127,7 +127,7 @@ def _copy_engine(library: Path) -> None:
     package = library / "pulumi_sconify"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text('"""pulumi-sconify, as the CAS image carries it."""\n')
-    shutil.copytree(engine, package / "provider", ignore=shutil.ignore_patterns(*LEFT_OUT))
+    shutil.copytree(engine, package / "engine", ignore=shutil.ignore_patterns(*LEFT_OUT))
 
 
 def _config(
@@ -139,7 +139,7 @@ def _config(
     runtime.update(
         {
             "Env": [*environment, f"PYTHONPATH={LIBRARY}", "PYTHONDONTWRITEBYTECODE=1"],
-            "Entrypoint": [executable, "-m", "pulumi_sconify.provider.cli"],
+            "Entrypoint": [executable, "-m", "pulumi_sconify.engine.cli"],
             "Cmd": DEFAULT_COMMAND,
             "User": USER,
             "ExposedPorts": {"8081/tcp": {}, "18765/tcp": {}},

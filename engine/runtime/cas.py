@@ -312,7 +312,7 @@ def patience_from_environment() -> float:
 
 
 class VolumeAnchor:
-    """The CAS as a volume :class:`~pulumi_sconify.provider.fspf.FreshnessAnchor`, through an attested
+    """The CAS as a volume :class:`~pulumi_sconify.engine.fspf.FreshnessAnchor`, through an attested
     :class:`CasSession` (whose credential covers the volumes of that service only)."""
 
     def __init__(self, session: CasSession) -> None:

@@ -92,7 +92,7 @@ class _Site(server.Site):
 
 
 def openapi_document() -> bytes:
-    return resources.files("pulumi_sconify.provider.cas").joinpath("openapi.json").read_bytes()
+    return resources.files("pulumi_sconify.engine.cas").joinpath("openapi.json").read_bytes()
 
 
 class _Api(resource.Resource):

@@ -143,5 +143,5 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _example(_: argparse.Namespace) -> int:
-    sys.stdout.write(resources.files("pulumi_sconify.provider.policy").joinpath(EXAMPLE_RESOURCE).read_text())
+    sys.stdout.write(resources.files("pulumi_sconify.engine.policy").joinpath(EXAMPLE_RESOURCE).read_text())
     return 0

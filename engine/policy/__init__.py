@@ -1,6 +1,6 @@
 """The session policy model: parse, validate, render and hash SCONE session YAML 0.3.
 
->>> from pulumi_sconify.provider.policy import parse_session, render_session, session_hash
+>>> from pulumi_sconify.engine.policy import parse_session, render_session, session_hash
 >>> session = parse_session(text)                # PolicyError names every bad field
 >>> parse_session(render_session(session)) == session
 True

@@ -99,7 +99,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "image",
         help="build the CAS's container image onto a base image with Python",
         description="Build the open engine's CAS image: BASE plus one layer with the CAS and its "
-        "dependencies for BASE's Python; entrypoint `python3 -m pulumi_sconify.provider.cli`, "
+        "dependencies for BASE's Python; entrypoint `python3 -m pulumi_sconify.engine.cli`, "
         "command `cas serve`, user 10001.",
     )
     image.add_argument("--from", dest="base", required=True, metavar="IMAGE", help="base image with python3")

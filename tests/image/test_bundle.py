@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.provider.runtime.bundle import (
+from pulumi_sconify.engine.image.bundle import (
     BundleError,
     Target,
     assemble,
@@ -38,13 +38,13 @@ def test_bundle_imports_on_the_images_python(counter_root: Path, tmp_path: Path)
     said: list[str] = []
     assemble(detect_target(counter_root, "amd64"), lib, cache=tmp_path / "wheels", progress=said.append)
     assert any("runtime bytecode compiled" in line for line in said), said
-    assert not (lib / "pulumi_sconify" / "provider" / "image").exists()  # only what the runtime needs
+    assert not (lib / "pulumi_sconify" / "engine" / "image").exists()  # only what the runtime needs
     program = (
         "import sys; sys.path.insert(0, '/sconify/lib')\n"
         "import os\n"
         "from cryptography.hazmat.primitives.ciphers.aead import AESGCM\n"
-        "from pulumi_sconify.provider.fspf import Volume, verify_tree\n"
-        "from pulumi_sconify.provider.runtime.measure import measure_root\n"
+        "from pulumi_sconify.engine.fspf import Volume, verify_tree\n"
+        "from pulumi_sconify.engine.runtime.measure import measure_root\n"
         "print(len(AESGCM(os.urandom(32)).encrypt(os.urandom(12), b'counter', None)), sys.version_info[:2])\n"
     )
     result = subprocess.run(
@@ -64,7 +64,7 @@ def test_bundle_bytecode_is_what_the_images_python_loads(counter_root: Path) -> 
     lib = counter_root / "sconify" / "lib"
     if not (lib / "pulumi_sconify").exists():
         assemble(detect_target(counter_root, "amd64"), lib)
-    cached = lib / "pulumi_sconify" / "provider" / "runtime" / "__pycache__" / "launcher.cpython-311.pyc"
+    cached = lib / "pulumi_sconify" / "engine" / "runtime" / "__pycache__" / "launcher.cpython-311.pyc"
     assert int.from_bytes(cached.read_bytes()[4:8], "little") == 0b01  # hash-based, source not checked
     result = subprocess.run(
         [
@@ -75,7 +75,7 @@ def test_bundle_bytecode_is_what_the_images_python_loads(counter_root: Path) -> 
             "-B",
             "-v",
             "-c",
-            "import sys; sys.path.insert(0, '/sconify/lib'); import pulumi_sconify.provider.runtime.launcher",
+            "import sys; sys.path.insert(0, '/sconify/lib'); import pulumi_sconify.engine.runtime.launcher",
         ],
         capture_output=True,
         text=True,
@@ -83,7 +83,7 @@ def test_bundle_bytecode_is_what_the_images_python_loads(counter_root: Path) -> 
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    launcher = "/sconify/lib/pulumi_sconify/provider/runtime/__pycache__/launcher"
+    launcher = "/sconify/lib/pulumi_sconify/engine/runtime/__pycache__/launcher"
     assert f"code object from '{launcher}" in result.stderr
     assert "cryptography/hazmat/bindings/__pycache__/" in result.stderr  # the wheels' modules too
 
@@ -144,7 +144,7 @@ def test_the_wheel_cache_is_keyed_by_the_requirements(
 ) -> None:
     """A changed list of requirements is fetched anew, never served from the cache of the old list (a CAS
     image built with a stale cache lacked a new dependency and could not start)."""
-    from pulumi_sconify.provider.runtime import bundle
+    from pulumi_sconify.engine.image import bundle
 
     target = bundle.Target("3.11", "glibc", "amd64", "/usr/bin/python3")
     downloads: list[list[str]] = []

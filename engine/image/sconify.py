@@ -26,12 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..fspf.image_regions import protect_regions
 from ..fspf.metadata import Protection, Region
 from ..fspf.paths import check_tree_path, is_within
-from ..runtime import bundle, measure
+from ..runtime import measure
 from ..version import __version__
-from . import cache
+from . import bundle, cache
 from .layers import (
     OPAQUE_WHITEOUT,
     WHITEOUT_PREFIX,
@@ -43,6 +42,7 @@ from .layers import (
 )
 from .oci import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, ImageError, Platform, manifest_json
 from .reference import ImageReference, Transport
+from .regions import protect_regions
 from .registry import sha256_digest
 from .rootfs import RootFilesystem, resolve_inside
 from .transport import (
@@ -70,7 +70,7 @@ RUNTIME_LIBRARY = "/sconify/lib"
 # a __pycache__ in a measured directory would change the measurement), on the runtime bundle.
 RUNTIME_LAUNCHER = """#!/bin/sh
 exec /usr/bin/python3 -I -B -c 'import sys; sys.path.insert(0, "/sconify/lib"); \\
-from pulumi_sconify.provider.runtime.launcher import main; sys.exit(main())'
+from pulumi_sconify.engine.runtime.launcher import main; sys.exit(main())'
 """
 
 Progress = Callable[[str], None]

@@ -21,13 +21,13 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from . import chunks
-from .errors import UsageError
-from .keys import KEY_BYTES
-from .metadata import Entry, Manifest, Protection, Region, image_context, seal
-from .observation import RegionMap, protected_roots
-from .paths import host_path, open_regular, walk
-from .tree import DATA_DIR, METADATA_PATH, Protected, normalise_regions
+from ..fspf import chunks
+from ..fspf.errors import UsageError
+from ..fspf.keys import KEY_BYTES
+from ..fspf.metadata import Entry, Manifest, Protection, Region, image_context, seal
+from ..fspf.observation import RegionMap, protected_roots
+from ..fspf.paths import host_path, open_regular, walk
+from ..fspf.tree import DATA_DIR, METADATA_PATH, Protected, normalise_regions
 
 
 def _derive(key: bytes, label: bytes, *parts: bytes) -> bytes:

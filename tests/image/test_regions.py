@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.provider.fspf import (
+from pulumi_sconify.engine.fspf import (
     IntegrityError,
     Protection,
     Region,
@@ -17,9 +17,9 @@ from pulumi_sconify.provider.fspf import (
     generate_key,
     verify_tree,
 )
-from pulumi_sconify.provider.fspf.image_regions import protect_regions
-from pulumi_sconify.provider.fspf.observation import observe
-from pulumi_sconify.provider.fspf.tree import normalise_regions
+from pulumi_sconify.engine.fspf.observation import observe
+from pulumi_sconify.engine.fspf.tree import normalise_regions
+from pulumi_sconify.engine.image.regions import protect_regions
 from tests.fspf.trees import SECRET_CODE, build_source
 
 REGIONS = [

@@ -1,0 +1,140 @@
+"""The layers go one way — components → provider → engine — and what runs in images stays small.
+
+Read from the source (every import statement, module-level or not), so a lazy import inside a function
+cannot slip past: the engine imports neither Pulumi nor the packages above it; the runtime and fspf (copied
+whole into confidential images) import only the standard library, ``cryptography`` and each other; the
+provider imports no component.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+PACKAGE = "pulumi_sconify"
+
+
+def imports(path: Path) -> set[str]:
+    """The absolute module names ``path`` (a module below the repository's root) imports."""
+    tree = ast.parse(path.read_text(), str(path))
+    parts = [PACKAGE, *path.relative_to(REPO).with_suffix("").parts]
+    package = parts[:-1]  # the package the module is in (for an __init__, the package itself)
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                assert len(base) >= 1, f"{path}: a relative import above {PACKAGE}"
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def modules(folder: str) -> list[Path]:
+    return sorted((REPO / folder).rglob("*.py"))
+
+
+def top(name: str) -> str:
+    return name.split(".", maxsplit=1)[0]
+
+
+@pytest.mark.parametrize("path", modules("engine"), ids=lambda p: str(p.relative_to(REPO)))
+def test_the_engine_imports_nothing_above_it(path: Path) -> None:
+    for name in imports(path):
+        pulumi_sdk = top(name) == "pulumi" or (top(name).startswith("pulumi_") and top(name) != PACKAGE)
+        assert not pulumi_sdk, f"{path}: imports {name}"
+        if top(name) == PACKAGE:
+            assert name.startswith(f"{PACKAGE}.engine"), f"{path}: imports {name}"
+
+
+IN_IMAGES = ("runtime", "fspf")
+ALLOWED_IN_IMAGES = {"cryptography"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for folder in IN_IMAGES for p in modules(f"engine/{folder}")],
+    ids=lambda p: str(p.relative_to(REPO)),
+)
+def test_what_runs_in_images_needs_only_the_standard_library_and_cryptography(path: Path) -> None:
+    inside = (*(f"{PACKAGE}.engine.{folder}" for folder in IN_IMAGES), f"{PACKAGE}.engine.version")
+    for name in imports(path):
+        if top(name) == PACKAGE:
+            assert name.startswith(inside) or name == f"{PACKAGE}.engine", f"{path}: imports {name}"
+        else:
+            assert (
+                top(name) in sys.stdlib_module_names
+                or top(name) in ALLOWED_IN_IMAGES
+                or top(name) == "__future__"
+            ), f"{path}: imports {name}"
+
+
+@pytest.mark.parametrize("path", modules("provider"), ids=lambda p: str(p.relative_to(REPO)))
+def test_the_provider_imports_no_component(path: Path) -> None:
+    for name in imports(path):
+        assert not name.startswith(f"{PACKAGE}.components"), f"{path}: imports {name}"
+
+
+def test_the_package_links_are_the_folders() -> None:
+    for folder in ("engine", "provider", "components"):
+        link = REPO / PACKAGE / folder
+        assert link.is_symlink() and link.resolve() == (REPO / folder).resolve()
+
+
+def test_every_folder_of_the_package_is_a_regular_package() -> None:
+    """A folder without ``__init__.py`` is a namespace package, found by accident and easy to lose."""
+    for folder in ("engine", "provider", "components"):
+        for directory in [REPO / folder, *(p for p in (REPO / folder).rglob("*") if p.is_dir())]:
+            if directory.name == "__pycache__" or not any(directory.glob("*.py")):
+                continue
+            assert (directory / "__init__.py").is_file(), f"{directory} is not a package"
+
+
+def python_files() -> list[Path]:
+    tracked = [p for p in REPO.rglob("*.py") if ".venv" not in p.parts and "build" not in p.parts]
+    return [p for p in tracked if not p.is_relative_to(REPO / PACKAGE)]
+
+
+def test_no_module_is_imported_by_its_folders_bare_name() -> None:
+    """From the repository's root ``engine``, ``provider`` and ``components`` are importable under their bare
+    names too, which loads a second copy of every module (``a.Session is b.Session`` is false): only
+    ``pulumi_sconify.<folder>`` may be imported."""
+    offenders = []
+    for path in python_files():
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and node.level == 0
+                else []
+            )
+            offenders += [
+                f"{path.relative_to(REPO)}: {n}"
+                for n in names
+                if top(n) in ("engine", "provider", "components")
+            ]
+    assert offenders == []
+
+
+def test_a_bare_name_import_would_be_found(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text("import engine.policy\nfrom provider import resources\n")
+    tree = ast.parse(probe.read_text())
+    found = [
+        n.names[0].name if isinstance(n, ast.Import) else n.module
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Import | ast.ImportFrom)
+    ]
+    assert [top(str(name)) for name in found] == ["engine", "provider"]
