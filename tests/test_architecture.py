@@ -67,7 +67,11 @@ ALLOWED_IN_IMAGES = {"cryptography"}
     ids=lambda p: str(p.relative_to(REPO)),
 )
 def test_what_runs_in_images_needs_only_the_standard_library_and_cryptography(path: Path) -> None:
-    inside = (*(f"{PACKAGE}.engine.{folder}" for folder in IN_IMAGES), f"{PACKAGE}.engine.version")
+    inside = (
+        *(f"{PACKAGE}.engine.{folder}" for folder in IN_IMAGES),
+        f"{PACKAGE}.engine.version",
+        f"{PACKAGE}.engine.errors",
+    )
     for name in imports(path):
         if top(name) == PACKAGE:
             assert name.startswith(inside) or name == f"{PACKAGE}.engine", f"{path}: imports {name}"
@@ -138,3 +142,23 @@ def test_a_bare_name_import_would_be_found(tmp_path: Path) -> None:
         if isinstance(n, ast.Import | ast.ImportFrom)
     ]
     assert [top(str(name)) for name in found] == ["engine", "provider"]
+
+
+def test_every_error_of_the_engine_is_a_sconify_error() -> None:
+    """One base, so a caller (the CLI, a Pulumi provider) can tell a worded refusal from a bug."""
+    import builtins
+    import importlib
+
+    from pulumi_sconify.engine.errors import SconifyError
+
+    checked = []
+    for path in modules("engine"):
+        module = ".".join([PACKAGE, *path.relative_to(REPO).with_suffix("").parts]).removesuffix(".__init__")
+        tree = ast.parse(path.read_text(), str(path))
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and node.name.endswith("Error"):
+                error = getattr(importlib.import_module(module), node.name)
+                assert issubclass(error, SconifyError), f"{module}.{node.name}"
+                assert not hasattr(builtins, node.name), f"{module}.{node.name} shadows a builtin"
+                checked.append(node.name)
+    assert len(checked) >= 20

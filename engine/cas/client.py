@@ -14,21 +14,12 @@ from urllib.parse import quote
 
 import httpx
 
+from ..errors import CasError
 from ..http import OwnsHttpClient
 from .identity import ClientIdentity
 
 DEFAULT_CLIENT_PORT = 8081
 DEFAULT_ATTESTATION_PORT = 18765
-
-
-class CasRequestError(Exception):
-    """The CAS refused a request (or could not be reached). ``status`` is 0 when unreachable."""
-
-    def __init__(self, status: int, message: str, body: dict[str, Any] | None = None) -> None:
-        super().__init__(f"CAS answered {status}: {message}" if status else f"CAS unreachable: {message}")
-        self.status = status
-        self.message = message
-        self.body = body or {}
 
 
 def base_url(address: str, default_port: int) -> str:
@@ -57,13 +48,18 @@ class _Http(OwnsHttpClient):
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as error:
-            raise CasRequestError(0, type(error).__name__) from None
+            raise CasError(0, type(error).__name__) from None
         try:
             body = response.json()
         except ValueError:
             body = {}
         if response.status_code >= 400:
-            raise CasRequestError(response.status_code, str(body.get("error", response.reason_phrase)), body)
+            details = (
+                {key: value for key, value in body.items() if key != "error"}
+                if isinstance(body, dict)
+                else {}
+            )
+            raise CasError(response.status_code, str(body.get("error", response.reason_phrase)), **details)
         return body if isinstance(body, dict) else {}
 
 

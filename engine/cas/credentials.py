@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from ..errors import SconifyError
 from ..runtime.protocol import RUNTIME_KEY_BYTES, request_signing_input
 
 CREDENTIAL_LIFETIME = 900.0
@@ -29,7 +30,7 @@ CREDENTIAL_LIFETIME = 900.0
 _VERSION = "c1"
 
 
-class CredentialError(Exception):
+class CredentialError(SconifyError):
     """A credential (or its signature) that does not authorise the request; the message says why."""
 
 

@@ -19,12 +19,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+from ..errors import SconifyError
 from ..policy import AttestationMode, Service, Session
 from ..runtime.protocol import INSECURE_SOFTWARE_EVIDENCE, KUBERNETES
 from .kubernetes import KubernetesIssuer, TokenRefusedError
 
 
-class EvidenceRefusedError(Exception):
+class EvidenceRefusedError(SconifyError):
     """Evidence the policy does not accept; the message names the check that failed."""
 
 

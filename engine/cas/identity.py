@@ -24,12 +24,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes, PublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ..errors import SconifyError
+
 CLIENT_CERT = "client.pem"
 CLIENT_KEY = "client-key.pem"
 _VALIDITY = datetime.timedelta(days=3650)
 
 
-class IdentityError(ValueError):
+class IdentityError(SconifyError, ValueError):
     """An identity that cannot be read or made."""
 
 

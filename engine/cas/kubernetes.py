@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import jwt
 
+from ..errors import SconifyError
 from ..policy import KubernetesIdentity
 
 ALGORITHMS = ("RS256", "ES256", "ES384")
@@ -42,7 +43,7 @@ IN_CLUSTER_CA = Path("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
 IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 
-class TokenRefusedError(Exception):
+class TokenRefusedError(SconifyError):
     """The token does not prove the pinned identity; the message names the check that failed."""
 
 

@@ -18,6 +18,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from ..errors import SconifyError
+
 NONCE_LIFETIME = 60.0
 """Seconds a nonce may be used after it was issued."""
 MAX_USED_NONCES = 1_000_000
@@ -25,7 +27,7 @@ MAX_USED_NONCES = 1_000_000
 _MAC_BYTES = 16
 
 
-class NonceError(Exception):
+class NonceError(SconifyError):
     """A nonce that is malformed, forged, expired, already used — or too many in flight."""
 
 

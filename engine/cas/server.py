@@ -22,12 +22,13 @@ from twisted.internet import reactor as _reactor
 from twisted.internet import ssl
 from twisted.web import http, resource, server
 
+from ..errors import CasError
 from ..runtime.protocol import ATTEST_PATH, NONCE_PATH, SIGNATURE_HEADER
 from ..version import __version__
 from .credentials import CREDENTIAL_LIFETIME, runtime_key
 from .identity import key_hash
 from .kubernetes import JwksSource, KubernetesIssuer
-from .service import CasError, CasService
+from .service import CasService
 
 reactor: Any = _reactor
 

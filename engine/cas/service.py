@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..errors import CasError
 from ..policy import (
     ANY,
     CREATOR,
@@ -34,17 +35,6 @@ from .identity import IdentityError, certificate_key_hash
 from .kubernetes import KubernetesIssuer
 from .nonces import NonceError, NonceIssuer
 from .store import Store
-
-
-class CasError(Exception):
-    """A refusal with its HTTP status. ``message`` is safe to show the caller."""
-
-    def __init__(self, status: int, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.extra = extra
-
 
 NOT_FOUND = "session not found (or not readable with this identity)"
 NOT_PERMITTED = "not permitted with this identity"

@@ -29,6 +29,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ..errors import SconifyError
 from .identity import write_private
 
 MASTER_KEY_ENV = "SCONIFY_CAS_MASTER_KEY"
@@ -76,7 +77,7 @@ CREATE TABLE IF NOT EXISTS audit (
 """
 
 
-class StoreError(Exception):
+class StoreError(SconifyError):
     """The store cannot be used: a wrong master key, or a database that does not verify."""
 
 

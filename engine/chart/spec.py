@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from ..errors import SconifyError
+
 
 class WorkloadType(StrEnum):
     """``--k8s-helm-workload-type``."""
@@ -38,7 +40,7 @@ class Mount:
     """For ciphertext volumes: the policy volume's name (``V1``)."""
 
 
-class ChartSpecError(ValueError):
+class ChartSpecError(SconifyError, ValueError):
     """Sconifier output that cannot become a chart."""
 
 

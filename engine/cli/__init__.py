@@ -9,9 +9,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ..errors import SconifyError
 from ..version import __version__
 from . import cas, chart, fspf, image, session
-from .common import CliError
+from .common import EXIT_INVALID, CliError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as error:
         print(f"sconify: {error}", file=sys.stderr)
         return error.exit_code
+    except SconifyError as error:  # any engine error a command did not word itself: its message is safe
+        print(f"sconify: {error}", file=sys.stderr)
+        return EXIT_INVALID
     return code
 
 

@@ -170,7 +170,7 @@ def _image(args: argparse.Namespace) -> int:
     from ..image.cas_image import CasImageOptions, build_cas_image  # noqa: PLC0415
     from ..image.oci import ImageError, Platform  # noqa: PLC0415
     from ..image.output import pinned  # noqa: PLC0415
-    from ..image.reference import ReferenceError, parse_reference  # noqa: PLC0415
+    from ..image.reference import ImageReferenceError, parse_reference  # noqa: PLC0415
     from ..image.registry import RegistryError  # noqa: PLC0415
 
     try:
@@ -181,7 +181,7 @@ def _image(args: argparse.Namespace) -> int:
             registry=registry_options(args),
         )
         image = build_cas_image(options, lambda message: print(f"sconify: {message}", file=sys.stderr))
-    except (ImageError, ReferenceError, RegistryError) as error:
+    except (ImageError, ImageReferenceError, RegistryError) as error:
         raise CliError(str(error)) from None
     print(pinned(image))
     return 0

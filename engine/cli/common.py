@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import SconifyError
+
 if TYPE_CHECKING:
     from ..image.transport import RegistryOptions
 
@@ -19,7 +21,7 @@ EXIT_USAGE = 2
 """The command could not do its work as asked (missing file, unreadable input, wrong arguments)."""
 
 
-class CliError(Exception):
+class CliError(SconifyError):
     """A failure to report as one line on standard error, with an exit code."""
 
     def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:

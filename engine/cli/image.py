@@ -17,7 +17,7 @@ from ..fspf import FspfError, generate_key, load_or_create_key_file
 from ..image.oci import ImageError, Platform
 from ..image.output import sconifier_output
 from ..image.policy import confidential_session
-from ..image.reference import ImageReference, ReferenceError, Transport, parse_reference
+from ..image.reference import ImageReference, ImageReferenceError, Transport, parse_reference
 from ..image.registry import RegistryError
 from ..image.sconify import SconifyOptions, sconify
 from ..image.transport import RegistryOptions, open_source
@@ -202,7 +202,7 @@ def _default_command(source: ImageReference, registry: RegistryOptions, platform
 def _image(args: argparse.Namespace) -> int:
     try:
         return _run(args)
-    except (ImageError, ReferenceError, RegistryError, FspfError, PolicyError) as error:
+    except (ImageError, ImageReferenceError, RegistryError, FspfError, PolicyError) as error:
         raise CliError(str(error), EXIT_INVALID) from None
 
 
@@ -303,8 +303,9 @@ def _run(args: argparse.Namespace) -> int:
 def _upload(
     session: Session, address: str, ca: Path, identity_path: Path, create_namespace: bool, progress: Any
 ) -> tuple[Session, str]:
-    from ..cas.client import CasClient, CasRequestError  # noqa: PLC0415 - only uploads need HTTP
+    from ..cas.client import CasClient  # noqa: PLC0415 - only uploads need HTTP
     from ..cas.identity import IdentityError, load_client_identity  # noqa: PLC0415
+    from ..errors import CasError  # noqa: PLC0415 - only uploads need HTTP
 
     try:
         identity = load_client_identity(identity_path)
@@ -317,7 +318,7 @@ def _upload(
                 try:
                     client.read_session(namespace)
                     progress(f"namespace {namespace} exists")
-                except CasRequestError as error:
+                except CasError as error:
                     if error.status != 404:
                         raise
                     client.post_session(render_session(namespace_session(namespace)))
@@ -326,11 +327,11 @@ def _upload(
                 _, active = client.read_session(session.name)
                 session = dataclasses.replace(session, predecessor=active)
                 progress(f"updating session {session.name} (predecessor {active[:12]})")
-            except CasRequestError as error:
+            except CasError as error:
                 if error.status != 404:
                     raise
             digest = client.post_session(render_session(session))
-        except CasRequestError as error:
-            problems = "".join(f"\n  {p}" for p in error.body.get("problems", []))
+        except CasError as error:
+            problems = "".join(f"\n  {p}" for p in error.extra.get("problems", []))
             raise CliError(f"{error}{problems}", EXIT_INVALID) from None
     return session, digest

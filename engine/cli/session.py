@@ -84,7 +84,7 @@ def _client(args: argparse.Namespace) -> CasClient:
 
 
 def _upload(args: argparse.Namespace) -> int:
-    from ..cas.client import CasRequestError  # noqa: PLC0415
+    from ..errors import CasError  # noqa: PLC0415
 
     text = read_bounded(args.file, MAX_DOCUMENT_BYTES).decode("utf-8", "replace")
     session = _parse(args.file, text)
@@ -94,19 +94,19 @@ def _upload(args: argparse.Namespace) -> int:
                 _, active = client.read_session(session.name)
                 text = render_session(dataclasses.replace(session, predecessor=active))
             print(client.post_session(text))
-        except CasRequestError as error:
-            details = "".join(f"\n  {problem}" for problem in error.body.get("problems", []))
+        except CasError as error:
+            details = "".join(f"\n  {problem}" for problem in error.extra.get("problems", []))
             raise CliError(f"{error}{details}", EXIT_INVALID) from None
     return 0
 
 
 def _read(args: argparse.Namespace) -> int:
-    from ..cas.client import CasRequestError  # noqa: PLC0415
+    from ..errors import CasError  # noqa: PLC0415
 
     with _client(args) as client:
         try:
             text, digest = client.read_session(args.name, args.hash)
-        except CasRequestError as error:
+        except CasError as error:
             raise CliError(str(error), EXIT_INVALID) from None
     sys.stdout.write(text)
     print(f"hash: {digest}", file=sys.stderr)

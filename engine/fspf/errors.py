@@ -7,8 +7,10 @@ FATAL line.
 
 from __future__ import annotations
 
+from ..errors import SconifyError
 
-class FspfError(Exception):
+
+class FspfError(SconifyError):
     """Anything file-system protection refuses to do."""
 
 

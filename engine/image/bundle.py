@@ -31,18 +31,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..fspf.errors import FspfError
+from ..errors import SconifyError
 from ..version import __version__
 from .rootfs import resolve_inside
 
 DEPENDENCIES = ("cryptography", "cffi", "pycparser")
 ENGINE_PACKAGES = ("fspf", "runtime")
+ENGINE_MODULES = ("errors.py",)
 """Engine subpackages the runtime imports (pure Python); nothing else of the engine goes into images."""
 _ARCHITECTURES = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
 _PYTHON_DIRECTORY = re.compile(r"python(3\.\d+)$")
 
 
-class BundleError(FspfError):
+class BundleError(SconifyError):
     """The image offers no Python the runtime can run on, or its dependencies cannot be had."""
 
 
@@ -257,6 +258,8 @@ def assemble(
     (bundled / "__init__.py").write_text("")
     # A constant, not importlib.metadata: that import alone costs the runtime ~20 ms at every start.
     (bundled / "version.py").write_text(f'"""The engine\'s version."""\n\n__version__ = {__version__!r}\n')
+    for name in ENGINE_MODULES:
+        shutil.copy2(engine / name, bundled / name)
     for name in ENGINE_PACKAGES:
         # Whole: runtime/ and fspf/ hold only what runs in the image (the builders live in image/).
         shutil.copytree(

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import SconifyError
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -24,7 +26,7 @@ LAYERS = (*GZIP_LAYERS, OCI_LAYER)
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
 
 
-class ImageError(Exception):
+class ImageError(SconifyError):
     """An image that cannot be used: malformed, unsupported, or not what its digests say."""
 
 

@@ -15,8 +15,10 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ..errors import SconifyError
 
-class ReferenceError(ValueError):
+
+class ImageReferenceError(SconifyError, ValueError):
     """A reference that cannot be parsed; the message says which part is wrong."""
 
 
@@ -72,7 +74,7 @@ class ImageReference:
     def pinned(self) -> str:
         """``host/repository@sha256:...`` (what Kubernetes and charts use)."""
         if self.digest is None:
-            raise ReferenceError(f"{self}: not pinned by digest")
+            raise ImageReferenceError(f"{self}: not pinned by digest")
         return f"{self.registry}/{self.repository}@{self.digest}"
 
 
@@ -84,29 +86,29 @@ def parse_reference(text: str) -> ImageReference:
         body = text[len("oci:") :]
         directory, separator, tag = body.rpartition(":") if ":" in body.rsplit("/", 1)[-1] else (body, "", "")
         if not directory:
-            raise ReferenceError(f"{text}: expected oci:DIRECTORY[:tag]")
+            raise ImageReferenceError(f"{text}: expected oci:DIRECTORY[:tag]")
         if separator and not _TAG.fullmatch(tag):
-            raise ReferenceError(f"{text}: invalid tag")
+            raise ImageReferenceError(f"{text}: invalid tag")
         return ImageReference(Transport.OCI, path=directory, tag=tag or None)
     if text.startswith("docker-archive:"):
         path = text[len("docker-archive:") :]
         if not path:
-            raise ReferenceError(f"{text}: expected docker-archive:FILE")
+            raise ImageReferenceError(f"{text}: expected docker-archive:FILE")
         return ImageReference(Transport.DOCKER_ARCHIVE, path=path)
     if "://" in text or text.split(":", 1)[0] in {"dir", "containers-storage", "docker-daemon"}:
-        raise ReferenceError(f"{text}: unsupported transport (use docker://, oci: or docker-archive:)")
+        raise ImageReferenceError(f"{text}: unsupported transport (use docker://, oci: or docker-archive:)")
     return _parse_docker(text, text)
 
 
 def _parse_docker(body: str, original: str) -> ImageReference:
     name, at, digest = body.partition("@")
     if at and not _DIGEST.fullmatch(digest):
-        raise ReferenceError(f"{original}: a digest is sha256: and 64 lower-case hex characters")
+        raise ImageReferenceError(f"{original}: a digest is sha256: and 64 lower-case hex characters")
     first, slash, rest = name.partition("/")
     if slash and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
         registry, remainder = first, rest
         if not _HOST.fullmatch(registry):
-            raise ReferenceError(f"{original}: invalid registry host")
+            raise ImageReferenceError(f"{original}: invalid registry host")
     else:
         registry, remainder = DEFAULT_REGISTRY, name
     repository, colon, tag = (
@@ -115,9 +117,11 @@ def _parse_docker(body: str, original: str) -> ImageReference:
     if registry == DEFAULT_REGISTRY and "/" not in repository:
         repository = f"library/{repository}"
     if not _REPOSITORY.fullmatch(repository) or len(repository) > 255:
-        raise ReferenceError(f"{original}: invalid repository name (lower-case letters, digits, . _ - and /)")
+        raise ImageReferenceError(
+            f"{original}: invalid repository name (lower-case letters, digits, . _ - and /)"
+        )
     if colon and not _TAG.fullmatch(tag):
-        raise ReferenceError(f"{original}: invalid tag")
+        raise ImageReferenceError(f"{original}: invalid tag")
     return ImageReference(
         Transport.DOCKER,
         registry=registry,

@@ -22,6 +22,7 @@ from typing import IO
 
 import httpx
 
+from ..errors import SconifyError
 from ..http import OwnsHttpClient
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
@@ -30,7 +31,7 @@ _LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]"}
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 
 
-class RegistryError(Exception):
+class RegistryError(SconifyError):
     """A registry refused, failed, or sent something that does not verify."""
 
 

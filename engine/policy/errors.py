@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import SconifyError
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -23,7 +25,7 @@ class Problem:
         return f"{self.path}: {self.message}"
 
 
-class PolicyError(ValueError):
+class PolicyError(SconifyError, ValueError):
     """A session policy that could not be parsed or did not validate.
 
     ``problems`` lists every problem found (validation does not stop at the first one), in document

@@ -25,6 +25,7 @@ from urllib.parse import quote
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from ..errors import CasError
 from ..fspf import AnchorConflictError, AnchorState
 from .protocol import (
     ATTEST_PATH,
@@ -44,15 +45,6 @@ DEFAULT_PATIENCE = 300.0
 RENEW_AT = 2 / 3
 """Fraction of a credential's lifetime after which it is renewed."""
 _BACKOFF_FIRST, _BACKOFF_MAX = 0.1, 5.0
-
-
-class CasError(Exception):
-    """The CAS refused (``status`` is its HTTP status) or could not be reached (``status`` 0)."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(f"CAS refused ({status}): {reason}" if status else f"CAS unreachable: {reason}")
-        self.status = status
-        self.reason = reason
 
 
 class CasConnection:

@@ -26,9 +26,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import CasError, SconifyError
 from ..fspf import FspfError, Volume, decrypt_tree
 from ..version import __version__
-from .cas import CasConnection, CasError, CasSession, VolumeAnchor, patience_from_environment
+from .cas import CasConnection, CasSession, VolumeAnchor, patience_from_environment
 from .measure import measure_and_observe
 
 CAS_PIN = Path("/sconify/cas-ca.pem")
@@ -40,7 +41,7 @@ the policy (the CAS's answer), never from the container, so whoever starts the c
 off; the program sees it too."""
 
 
-class RefusedError(Exception):
+class RefusedError(SconifyError):
     """A reason not to run, reported as the one FATAL line."""
 
 
@@ -151,11 +152,11 @@ def prepare(root: Path = Path("/")) -> tuple[dict[str, Any], list[Volume]]:
     return configuration, volumes
 
 
-class PeriodicCommitError(Exception):
+class PeriodicCommitError(SconifyError):
     """A commit while the program ran failed in a way that must stop it (a refused or conflicting swap)."""
 
 
-class CasAwayError(Exception):
+class CasAwayError(SconifyError):
     """The CAS could not be reached for the runtime's whole patience: this commit did not happen."""
 
 

@@ -19,7 +19,7 @@ from pulumi.dynamic import (
 from ...engine.image.cas_image import CasImageOptions, build_cas_image
 from ...engine.image.oci import ImageError, Platform
 from ...engine.image.output import pinned
-from ...engine.image.reference import ReferenceError, parse_reference
+from ...engine.image.reference import ImageReferenceError, parse_reference
 from ...engine.image.registry import RegistryError
 from ...engine.image.transport import open_source
 from ...engine.version import __version__
@@ -44,7 +44,7 @@ class CasImageProvider(ResourceProvider):
             if isinstance(value, str) and value and not is_unknown(value):
                 try:
                     parse_reference(value)
-                except ReferenceError as error:
+                except ImageReferenceError as error:
                     failures.append(CheckFailure(field, str(error)))
         base = news.get("base")
         if not failures and isinstance(base, str) and not is_unknown(base):
@@ -56,7 +56,7 @@ class CasImageProvider(ResourceProvider):
                         news["base_digest"] = resolved.manifest_digest  # a moved tag shows as a change
                     finally:
                         source.close()
-            except (ImageError, RegistryError, ReferenceError) as error:
+            except (ImageError, RegistryError, ImageReferenceError) as error:
                 failures.append(CheckFailure("base", f"cannot resolve: {error}"))
         return CheckResult(news, failures)
 

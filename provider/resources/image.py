@@ -26,7 +26,7 @@ from ...engine.fspf import generate_key
 from ...engine.image.oci import ImageError, Platform
 from ...engine.image.output import sconifier_output
 from ...engine.image.policy import confidential_session
-from ...engine.image.reference import ReferenceError, parse_reference
+from ...engine.image.reference import ImageReferenceError, parse_reference
 from ...engine.image.registry import RegistryError
 from ...engine.image.sconify import SconifyOptions, sconify
 from ...engine.image.transport import RegistryOptions, open_destination, open_source
@@ -102,7 +102,7 @@ class SconifiedImageProvider(ResourceProvider):
             if isinstance(value, str) and value and not is_unknown(value):
                 try:
                     parse_reference(value)
-                except ReferenceError as error:
+                except ImageReferenceError as error:
                     failures.append(CheckFailure(field, str(error)))
         if isinstance(news.get("volumes"), dict) and not all(
             isinstance(v, str) for v in news["volumes"].values()
@@ -125,7 +125,7 @@ class SconifiedImageProvider(ResourceProvider):
                         )
                     finally:
                         source.close()
-            except (ImageError, RegistryError, ReferenceError) as error:
+            except (ImageError, RegistryError, ImageReferenceError) as error:
                 failures.append(CheckFailure("native_image", f"cannot resolve: {error}"))
         return CheckResult(news, failures)
 

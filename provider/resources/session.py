@@ -20,8 +20,9 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from ...engine.cas.client import CasClient, CasRequestError
+from ...engine.cas.client import CasClient
 from ...engine.cas.identity import ClientIdentity, IdentityError, certificate_key_hash
+from ...engine.errors import CasError
 from ...engine.policy import (
     PolicyError,
     Session,
@@ -115,7 +116,7 @@ class CasSessionProvider(ResourceProvider):
         with _client(props) as client:
             try:
                 _, active = client.read_session(session.name)
-            except CasRequestError as error:
+            except CasError as error:
                 if error.status != 404:
                     raise
                 active = None
@@ -153,7 +154,7 @@ class CasSessionProvider(ResourceProvider):
         with _client(props) as client:
             try:
                 text, digest = client.read_session(id_)
-            except CasRequestError as error:
+            except CasError as error:
                 if error.status == 404:
                     return ReadResult(id_="", outs={})  # gone (or no longer readable): the engine drops it
                 raise
@@ -189,7 +190,7 @@ class CasSessionProvider(ResourceProvider):
             try:
                 _, active = client.read_session(id_)
                 client.delete_session(id_, active)
-            except CasRequestError as error:
+            except CasError as error:
                 if error.status == 404:
                     return  # already gone
                 if error.status == 405:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.engine.cas.client import CasRequestError
 from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.fspf import AnchorConflictError, AnchorState, RollbackError, Volume
-from pulumi_sconify.engine.runtime.cas import CasError, VolumeAnchor
+from pulumi_sconify.engine.runtime.cas import VolumeAnchor
 from tests.cas.harness import RunningCas
 from tests.cas.policies import FSPF_KEY, FSPF_TAG, MEASUREMENT, counter, namespace, text
 
@@ -79,7 +79,7 @@ def test_without_kubernetes_or_the_insecure_toleration_nothing_is_accepted(
     with cas.attestation() as attestation:
         nonce = attestation.request("POST", "/v1/attest/nonce", json={"config_id": CONFIG_ID})
         assert nonce["accepts"] == []
-        with pytest.raises(CasRequestError) as caught:
+        with pytest.raises(CasError) as caught:
             attestation.request(
                 "POST",
                 "/v1/attest",
@@ -102,7 +102,7 @@ def test_bad_attestation_bodies(cas: RunningCas) -> None:
             {"config_id": 3, "measurement": "x", "evidence": {}},
             {"config_id": CONFIG_ID, "measurement": "x", "nonce": "00", "evidence": {}, "runtime_key": "zz"},
         ):
-            with pytest.raises(CasRequestError) as caught:
+            with pytest.raises(CasError) as caught:
                 attestation.request("POST", "/v1/attest", json=body)
             assert caught.value.status == 400
         response = attestation._http.post("/v1/attest", content=b"{not json")
@@ -165,6 +165,6 @@ def test_volume_credentials(cas: RunningCas, owner: ClientIdentity) -> None:
         anchor.current("V2")
     assert other_volume.value.status == 403
     assert "credential" not in repr(anchor) and "key" not in repr(runtime)
-    with cas.attestation() as attestation, pytest.raises(CasRequestError) as missing:
+    with cas.attestation() as attestation, pytest.raises(CasError) as missing:
         attestation.request("GET", "/v1/volumes/V1/state")
     assert missing.value.status == 401

@@ -8,8 +8,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pulumi_sconify.engine.cas.credentials import Credential
-from pulumi_sconify.engine.cas.service import CasError, CasService
+from pulumi_sconify.engine.cas.service import CasService
 from pulumi_sconify.engine.cas.store import Store
+from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.runtime.protocol import request_signing_input
 from tests.cas.policies import MEASUREMENT, counter, namespace, text
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.engine.cas.client import CasRequestError
 from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.fspf import AnchorState
 from pulumi_sconify.engine.policy import namespace_session, render_session
-from pulumi_sconify.engine.runtime.cas import CasError, VolumeAnchor
+from pulumi_sconify.engine.runtime.cas import VolumeAnchor
 from tests.cas.harness import RunningCas, sconify_executable
 from tests.cas.policies import FSPF_KEY, counter, namespace, text
 
@@ -41,7 +41,7 @@ def test_acknowledged_writes_survive_kill_9(cas: RunningCas, owner: ClientIdenti
                 name = f"burst-{index}"
                 try:
                     acknowledged[name] = client.post_session(render_session(namespace_session(name)))
-                except CasRequestError:
+                except CasError:
                     return
 
     def swap_tags() -> None:

@@ -23,8 +23,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from pulumi_sconify.engine.cas.client import pinned_context
 from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.policy import KubernetesIdentity
-from pulumi_sconify.engine.runtime.cas import CasError, CasSession, VolumeAnchor
+from pulumi_sconify.engine.runtime.cas import CasSession, VolumeAnchor
 from pulumi_sconify.engine.runtime.protocol import request_signing_input
 from tests.cas.cluster import ISSUER, WORKLOAD, Cluster, audience_of, elliptic_key
 from tests.cas.harness import RunningCas, identity

@@ -18,8 +18,9 @@ from pulumi_sconify.engine.cas.evidence import (
     KubernetesEvidence,
 )
 from pulumi_sconify.engine.cas.kubernetes import JwksSource, KubernetesIssuer
-from pulumi_sconify.engine.cas.service import CasError, CasService
+from pulumi_sconify.engine.cas.service import CasService
 from pulumi_sconify.engine.cas.store import Store
+from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.policy import (
     Attestation,
     AttestationMode,

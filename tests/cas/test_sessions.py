@@ -10,12 +10,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from pulumi_sconify.engine.cas.client import CasRequestError
 from pulumi_sconify.engine.cas.identity import (
     ClientIdentity,
     load_client_identity,
     self_signed_certificate,
 )
+from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.policy import AccessPolicy, parse_session, render_session, session_hash
 from tests.cas.harness import RunningCas
 from tests.cas.policies import counter, namespace, text, with_pwd
@@ -23,7 +23,7 @@ from tests.cas.policies import counter, namespace, text, with_pwd
 
 def status_of(call: object) -> int:
     assert callable(call)
-    with pytest.raises(CasRequestError) as caught:
+    with pytest.raises(CasError) as caught:
         call()
     return caught.value.status
 
@@ -60,7 +60,7 @@ def test_update_needs_the_active_hash_as_predecessor(cas: RunningCas, owner: Cli
         stale = with_pwd(counter(predecessor=first), "/changed")
         assert status_of(lambda: client.post_session(text(stale))) == 409
         missing = counter(predecessor="0" * 64)
-        with pytest.raises(CasRequestError) as caught:
+        with pytest.raises(CasError) as caught:
             client.post_session(text(dataclasses.replace(missing, name="ns-1/other")))
         assert caught.value.status == 409
         assert "cannot have a predecessor" in caught.value.message
@@ -77,7 +77,7 @@ def test_concurrent_updates_with_one_predecessor_exactly_one_wins(
             try:
                 client.post_session(render_session(session))  # type: ignore[arg-type]
                 return 201
-            except CasRequestError as error:
+            except CasError as error:
                 return error.status
 
     with ThreadPoolExecutor(16) as pool:
@@ -168,11 +168,11 @@ def test_public_values_only_export_public(cas: RunningCas, owner: ClientIdentity
 
 
 def test_invalid_policy_is_a_400_naming_the_field(cas: RunningCas, owner: ClientIdentity) -> None:
-    with cas.client(owner) as client, pytest.raises(CasRequestError) as caught:
+    with cas.client(owner) as client, pytest.raises(CasError) as caught:
         client.post_session(text(counter()).replace("fspf_key: " + "cd" * 32, "fspf_key: nothex"))
     assert caught.value.status == 400
-    assert "services[0].fspf_key: expected 64 hex characters" in caught.value.body["problems"]
-    assert "nothex" not in str(caught.value.body)
+    assert "services[0].fspf_key: expected 64 hex characters" in caught.value.extra["problems"]
+    assert "nothex" not in str(caught.value.extra)
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,9 @@ import pytest
 from cryptography import x509
 
 from pulumi_sconify.components.cas import CA_DIRECTORY
-from pulumi_sconify.engine.cas.client import CasClient, CasRequestError
+from pulumi_sconify.engine.cas.client import CasClient
 from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.image.cas_image import DATA_DIRECTORY, STATE_DIRECTORY
 from pulumi_sconify.provider.resources.cas_image import CasImageProvider
 from pulumi_sconify.provider.resources.cas_keys import CasKeysProvider
@@ -109,7 +110,7 @@ def test_cas_image_runs_the_cas_pinned_to_keys_made_before(
             try:
                 with CasClient(f"127.0.0.1:{port}", pin, owner) as client:
                     client.read_session("no-such-namespace")
-            except CasRequestError as error:
+            except CasError as error:
                 if error.status == 404:  # TLS with the pinned CA worked, and the CAS answered
                     break
                 if time.monotonic() > deadline or container.poll() is not None:

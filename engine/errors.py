@@ -1,0 +1,35 @@
+"""The engine's errors: one base, and the CAS error both sides of its protocol share.
+
+Every error the engine raises on purpose is a :class:`SconifyError` (python-tuf's habit): its message names
+the problem — the field, the file, the check that failed — and never a secret, so the CLI prints it as it is
+and a Pulumi diagnostic may show it. Each part of the engine has its own subclasses (``PolicyError``,
+``FspfError``, ``ImageError``, ...); what is not a ``SconifyError`` is a bug.
+
+This module ships into confidential images with the runtime: standard library only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SconifyError(Exception):
+    """Base of every error the engine raises on purpose. ``str(error)`` is safe to show."""
+
+
+class CasError(SconifyError):
+    """A CAS refused a request, with its HTTP status — or could not be reached (``status`` 0).
+
+    The CAS raises it to answer (``message`` becomes the body's ``error``, ``extra`` its other fields); its
+    clients raise it for an answer they got (``extra`` then holds the rest of the body, e.g. ``problems``)."""
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(f"CAS refused ({status}): {message}" if status else f"CAS unreachable: {message}")
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+    @property
+    def reason(self) -> str:
+        """The CAS's own words (``message``), without the status."""
+        return self.message
