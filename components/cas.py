@@ -11,13 +11,12 @@ import pulumi
 from ..engine.chart.objects import ATTESTS_LABEL
 from ..engine.image.cas_image import DATA_DIRECTORY, STATE_DIRECTORY
 from ..engine.policy import DEFAULT_KUBERNETES_ISSUER
+from ..engine.runtime.protocol import ATTESTATION_PORT, CLIENT_PORT
 from ..provider.resources import CasKeys
 from .cluster import Placement
 from .kubernetes import object_resource, pending
 from .naming import Children
 
-CLIENT_PORT = 8081
-ATTESTATION_PORT = 18765
 CA_DIRECTORY = "/etc/sconify-cas/ca"
 CAS_USER = 10001
 

@@ -15,7 +15,14 @@ from ..engine.cas.identity import cas_audience
 from ..engine.chart import Mount, MountKind, ServiceSpec, WorkloadType, fullname, volume_key
 from ..engine.chart.objects import kubernetes_objects, labels
 from ..engine.image.sconify import mounts_for
-from ..engine.policy import DEFAULT_KUBERNETES_ISSUER, KNOWN_TOLERATIONS, namespace_session, render_session
+from ..engine.policy import (
+    DEFAULT_KUBERNETES_ISSUER,
+    KNOWN_TOLERATIONS,
+    VOLUME_NAME_RE,
+    VOLUME_NAME_RULE,
+    namespace_session,
+    render_session,
+)
 from ..engine.runtime.protocol import INSECURE_SOFTWARE_EVIDENCE
 from ..provider.resources import CasSession, CreatorIdentity, SconifiedImage
 from .cas import CasEndpoint
@@ -28,7 +35,6 @@ PENDING_IMAGE = pending("image") + "@sha256:" + "0" * 64
 """The image in the workload model until the sconified image's digest is known."""
 PENDING_AUDIENCE = pending("audience")
 """The token audience (the CAS's) until its CA certificate is known."""
-_VOLUME_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,39}")
 _CAS_NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 _RELEASE = re.compile(r"[a-z]([-a-z0-9]{0,18}[a-z0-9])?")
 """A component's name: it starts ``<name>-sconify-<service>``, which must be a DNS label."""
@@ -136,8 +142,8 @@ class ConfidentialStatefulServiceArgs:
             problems.append("volumes: a stateful service needs at least one (its state lives there)")
         seen: dict[str, str] = {}
         for volume in self.volumes:
-            if not _VOLUME_NAME.fullmatch(volume.name):
-                problems.append(f"volume {volume.name!r}: a letter, then letters and digits")
+            if not VOLUME_NAME_RE.fullmatch(volume.name):
+                problems.append(f"volume {volume.name!r}: {VOLUME_NAME_RULE}")
             elif volume.name.lower() in seen:
                 problems.append(
                     f"volume {volume.name!r}: the same as {seen[volume.name.lower()]!r} but for case "

@@ -16,10 +16,11 @@ import httpx
 
 from ..errors import CasError
 from ..http import OwnsHttpClient
+from ..runtime.protocol import ATTESTATION_PORT, CLIENT_PORT
 from .identity import ClientIdentity
 
-DEFAULT_CLIENT_PORT = 8081
-DEFAULT_ATTESTATION_PORT = 18765
+DEFAULT_CLIENT_PORT = CLIENT_PORT
+DEFAULT_ATTESTATION_PORT = ATTESTATION_PORT
 
 
 def base_url(address: str, default_port: int) -> str:

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from ..errors import SconifyError
+from ..policy.model import VOLUME_NAME_RE
 
 
 class WorkloadType(StrEnum):
@@ -45,7 +46,6 @@ class ChartSpecError(SconifyError, ValueError):
 
 
 _SERVICE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?")
-_VOLUME_NAME = re.compile(r"[A-Za-z0-9]{1,40}")
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class ServiceSpec:
         for mount in self.mounts:
             if not mount.path.startswith("/"):
                 raise ChartSpecError("mounts: every path must be absolute")
-            if mount.kind is MountKind.CIPHERTEXT_VOLUME and not _VOLUME_NAME.fullmatch(mount.volume or ""):
+            if mount.kind is MountKind.CIPHERTEXT_VOLUME and not VOLUME_NAME_RE.fullmatch(mount.volume or ""):
                 raise ChartSpecError("mounts: a ciphertext volume needs a name of letters and digits")
         paths = [mount.path for mount in self.mounts]
         if len(set(paths)) != len(paths):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..runtime.protocol import ATTESTATION_PORT
 from .spec import ServiceSpec, WorkloadType
 
 SGX_PLUGINS = ("scone", "enabled", "azure", "disabled")
@@ -104,7 +105,7 @@ def value_definitions(spec: ServiceSpec, workload: WorkloadType) -> list[ValueDe
         ValueDefinition(
             "scone.cas",
             {"type": "string", "minLength": 1},
-            spec.cas or "cas:18765",
+            spec.cas or f"cas:{ATTESTATION_PORT}",
             "Address of the CAS attestation API (`host:port`); becomes `SCONE_CAS_ADDR`.",
         ),
         ValueDefinition(

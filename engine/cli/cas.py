@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..cas.identity import IdentityError, create_client_identity
+from ..runtime.protocol import ATTESTATION_PORT, CLIENT_PORT
 from .common import EXIT_INVALID, CliError, add_registry_arguments, registry_options
 
 
@@ -42,16 +43,16 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     serve.add_argument(
         "--listen",
         type=host_port,
-        default=("127.0.0.1", 8081),
+        default=("127.0.0.1", CLIENT_PORT),
         metavar="HOST:PORT",
-        help="client API (default 127.0.0.1:8081)",
+        help=f"client API (default 127.0.0.1:{CLIENT_PORT})",
     )
     serve.add_argument(
         "--attest-listen",
         type=host_port,
-        default=("127.0.0.1", 18765),
+        default=("127.0.0.1", ATTESTATION_PORT),
         metavar="HOST:PORT",
-        help="attestation API (default 127.0.0.1:18765)",
+        help=f"attestation API (default 127.0.0.1:{ATTESTATION_PORT})",
     )
     serve.add_argument(
         "--host",

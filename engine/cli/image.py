@@ -32,10 +32,11 @@ from ..policy import (
     random_namespace,
     render_session,
 )
+from ..runtime.protocol import ATTESTATION_PORT, CLIENT_PORT
 from .common import EXIT_INVALID, CliError, add_registry_arguments, registry_options
 
-DEFAULT_ATTESTATION_PORT = 18765
-DEFAULT_CLIENT_PORT = 8081
+DEFAULT_ATTESTATION_PORT = ATTESTATION_PORT
+DEFAULT_CLIENT_PORT = CLIENT_PORT
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..runtime.protocol import ATTESTATION_PORT, CLIENT_PORT
 from ..version import __version__
 from . import bundle
 from .layers import read_layer, write_tree_layer
@@ -53,9 +54,9 @@ DEFAULT_COMMAND = [
     "--data-dir",
     STATE_DIRECTORY,
     "--listen",
-    "0.0.0.0:8081",
+    f"0.0.0.0:{CLIENT_PORT}",
     "--attest-listen",
-    "0.0.0.0:18765",
+    f"0.0.0.0:{ATTESTATION_PORT}",
 ]
 
 
@@ -142,7 +143,7 @@ def _config(
             "Entrypoint": [executable, "-m", "pulumi_sconify.engine.cli"],
             "Cmd": DEFAULT_COMMAND,
             "User": USER,
-            "ExposedPorts": {"8081/tcp": {}, "18765/tcp": {}},
+            "ExposedPorts": {f"{CLIENT_PORT}/tcp": {}, f"{ATTESTATION_PORT}/tcp": {}},
             "Volumes": {DATA_DIRECTORY: {}},
             "Labels": {
                 **(runtime.get("Labels") or {}),

@@ -28,6 +28,8 @@ from typing import Any
 
 from ..fspf.metadata import Protection, Region
 from ..fspf.paths import check_tree_path, is_within
+from ..fspf.tree import METADATA_PATH
+from ..policy.model import VOLUME_NAME_RE, VOLUME_NAME_RULE
 from ..runtime import measure
 from ..version import __version__
 from . import bundle, cache
@@ -59,7 +61,7 @@ RUNTIME_ENTRYPOINT = "/sconify/bin/sconify-run"
 CAS_PIN_PATH = "/sconify/cas-ca.pem"
 MEASUREMENT_PLAN = measure.PLAN_PATH
 VOLUME_CIPHERTEXT_DIR = "/sconify/volumes"
-FSPF_PATH = "/fspf/fs.fspf"
+FSPF_PATH = METADATA_PATH
 LIBRARY_DIRECTORIES = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib")
 """Authenticated when present: where shared libraries and interpreter modules live."""
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -139,8 +141,13 @@ def _check_paths(options: SconifyOptions) -> None:
                     f"{directory}: an encrypted directory cannot overlap volume path {volume_path}"
                 )
     names = [name for name, _ in options.volumes]
-    if len(set(names)) != len(names):
-        raise ImageError("--volume: the same volume name twice")
+    for name in names:
+        if not VOLUME_NAME_RE.fullmatch(name):
+            raise ImageError(f"--volume {name}: a volume's name is {VOLUME_NAME_RULE}")
+    if len({name.lower() for name in names}) != len(names):
+        raise ImageError(
+            "--volume: the same volume name twice (names that differ only in case are one volume)"
+        )
 
 
 def _below(path: str, directories: tuple[str, ...]) -> bool:

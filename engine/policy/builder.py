@@ -13,6 +13,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 
+from ..fspf.tree import METADATA_PATH
 from .model import (
     CREATOR,
     AccessPolicy,
@@ -26,7 +27,7 @@ from .model import (
 )
 from .parse import validate_session
 
-DEFAULT_FSPF_PATH = "/fspf/fs.fspf"
+DEFAULT_FSPF_PATH = METADATA_PATH
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_TOLERATE: tuple[str, ...] = (
     "debug-mode",

@@ -13,8 +13,15 @@ same model and have the same hash.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+VOLUME_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,39}")
+"""The name of a volume the engine mounts (``sconify image --volume``, charts, components): a letter, then
+letters and digits, up to 40. It names the volume's claim and chart values (lower-cased), so it is stricter
+than the session YAML's names, and two names that differ only in case are one volume."""
+VOLUME_NAME_RULE = "a letter, then letters and digits (up to 40)"
 
 SUPPORTED_VERSION = "0.3"
 """The session YAML version this model implements."""

@@ -17,6 +17,9 @@ from __future__ import annotations
 import hashlib
 
 ATTESTATION_PORT = 18765
+"""The CAS's attestation API (server-authenticated TLS), SCONE's port."""
+CLIENT_PORT = 8081
+"""The CAS's client API (mutual TLS: sessions), SCONE's port."""
 NONCE_PATH = "/v1/attest/nonce"
 ATTEST_PATH = "/v1/attest"
 VOLUME_STATE_PATH = "/v1/volumes/{volume}/state"

@@ -149,6 +149,14 @@ def test_missing_dir_and_binary_are_clear_errors(native: Registry) -> None:
         run(native, generate_key(), dirs=("/fspf",))
 
 
+def test_volume_names_follow_the_one_rule_that_charts_and_components_follow(native: Registry) -> None:
+    """``data_1`` used to sconify and then fail when the chart was made: it is refused here, by name."""
+    with pytest.raises(ImageError, match="--volume data_1: a volume's name is a letter"):
+        run(native, generate_key(), volumes=(("data_1", "/data"),))
+    with pytest.raises(ImageError, match="differ only in case are one volume"):
+        run(native, generate_key(), volumes=(("V1", "/V1"), ("v1", "/v1")))
+
+
 def test_remembered_result_needs_every_blob_at_the_destination(native: Registry, tmp_path: Path) -> None:
     key = generate_key()
     first = run(native, key, destination=parse_reference(f"oci:{tmp_path / 'a'}:1"))
