@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import hmac
 import json
@@ -12,14 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..chart import ChartSpecError, WorkloadType, service_from_sconifier_json, write_chart
+from ..chart import ChartSpecError, WorkloadType
 from ..fspf import FspfError, generate_key, load_or_create_key_file
 from ..image.oci import ImageError, Platform
 from ..image.output import sconifier_output
-from ..image.policy import confidential_session
 from ..image.reference import ImageReference, ImageReferenceError, Transport, parse_reference
 from ..image.registry import RegistryError
-from ..image.sconify import SconifyOptions, sconify
+from ..image.sconify import SconifyOptions
+from ..image.service import ServicePolicy, sconify_service, write_service_chart
 from ..image.transport import RegistryOptions, open_source
 from ..policy import (
     DEFAULT_KUBERNETES_ISSUER as DEFAULT_ISSUER,
@@ -28,9 +27,7 @@ from ..policy import (
     KubernetesIdentity,
     PolicyError,
     Session,
-    namespace_session,
     random_namespace,
-    render_session,
 )
 from ..runtime.protocol import ATTESTATION_PORT, CLIENT_PORT
 from .common import EXIT_INVALID, CliError, add_registry_arguments, registry_options
@@ -254,24 +251,22 @@ def _run(args: argparse.Namespace) -> int:
         registry=registry,
         dry_run=args.dry_run,
     )
-    result = sconify(options, progress)
-    session = confidential_session(
-        namespace=namespace,
-        session=session_name.rpartition("/")[2],
-        service=args.service_name,
-        mrenclave=result.mrenclave,
-        command=command,
-        fspf_key=key.hex(),
-        fspf_tag=result.fspf_tag,
-        volumes=dict(volumes),
-        environment=environment,
-        kubernetes=(
-            KubernetesIdentity(args.k8s_issuer, args.k8s_namespace, args.k8s_service_account)
-            if args.k8s_service_account
-            else None
+    made = sconify_service(
+        options,
+        ServicePolicy(
+            namespace=namespace,
+            session=session_name.rpartition("/")[2],
+            environment=environment,
+            kubernetes=(
+                KubernetesIdentity(args.k8s_issuer, args.k8s_namespace, args.k8s_service_account)
+                if args.k8s_service_account
+                else None
+            ),
+            insecure_software_evidence=args.insecure_software_evidence,
         ),
-        insecure_software_evidence=args.insecure_software_evidence,
+        progress,
     )
+    result, session = made.result, made.session
     session_hash = None
     if args.cas and args.identity and not args.dry_run:
         if not args.cas_ca:
@@ -282,11 +277,11 @@ def _run(args: argparse.Namespace) -> int:
     output = sconifier_output(result, options, session, session_hash)
     chart = None
     if args.k8s_helm_output_dir:
+        workload = WorkloadType(args.k8s_helm_workload_type)
         try:
-            spec = service_from_sconifier_json(output)
+            chart = str(write_service_chart(output, workload, args.k8s_helm_output_dir))
         except ChartSpecError as error:
             raise CliError(f"--k8s-helm-output-dir: {error}") from None
-        chart = str(write_chart(spec, WorkloadType(args.k8s_helm_workload_type), args.k8s_helm_output_dir))
     output["chart"] = chart
     if args.json:
         print(json.dumps(output, indent=2))
@@ -306,6 +301,7 @@ def _upload(
 ) -> tuple[Session, str]:
     from ..cas.client import CasClient  # noqa: PLC0415 - only uploads need HTTP
     from ..cas.identity import IdentityError, load_client_identity  # noqa: PLC0415
+    from ..cas.upload import ensure_namespace, upload_latest  # noqa: PLC0415
     from ..errors import CasError  # noqa: PLC0415 - only uploads need HTTP
 
     try:
@@ -316,22 +312,11 @@ def _upload(
     with CasClient(address, ca, identity) as client:
         try:
             if create_namespace and namespace:
-                try:
-                    client.read_session(namespace)
-                    progress(f"namespace {namespace} exists")
-                except CasError as error:
-                    if error.status != 404:
-                        raise
-                    client.post_session(render_session(namespace_session(namespace)))
-                    progress(f"created namespace {namespace}")
-            try:
-                _, active = client.read_session(session.name)
-                session = dataclasses.replace(session, predecessor=active)
-                progress(f"updating session {session.name} (predecessor {active[:12]})")
-            except CasError as error:
-                if error.status != 404:
-                    raise
-            digest = client.post_session(render_session(session))
+                created = ensure_namespace(client, namespace)
+                progress(f"created namespace {namespace}" if created else f"namespace {namespace} exists")
+            session, digest = upload_latest(client, session)
+            if session.predecessor:
+                progress(f"updated session {session.name} (predecessor {session.predecessor[:12]})")
         except CasError as error:
             problems = "".join(f"\n  {p}" for p in error.extra.get("problems", []))
             raise CliError(f"{error}{problems}", EXIT_INVALID) from None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from importlib import resources
 from pathlib import Path
@@ -84,6 +83,7 @@ def _client(args: argparse.Namespace) -> CasClient:
 
 
 def _upload(args: argparse.Namespace) -> int:
+    from ..cas.upload import active_version, upload  # noqa: PLC0415
     from ..errors import CasError  # noqa: PLC0415
 
     text = read_bounded(args.file, MAX_DOCUMENT_BYTES).decode("utf-8", "replace")
@@ -91,9 +91,15 @@ def _upload(args: argparse.Namespace) -> int:
     with _client(args) as client:
         try:
             if args.update and session.predecessor is None:
-                _, active = client.read_session(session.name)
-                text = render_session(dataclasses.replace(session, predecessor=active))
-            print(client.post_session(text))
+                current = active_version(client, session.name)
+                if current is None:
+                    raise CliError(
+                        f"{session.name}: no such session to update (create it first)", EXIT_INVALID
+                    )
+                _, digest = upload(client, session, current[1])
+            else:
+                digest = client.post_session(text)  # as written: a create, or the predecessor it names
+            print(digest)
         except CasError as error:
             details = "".join(f"\n  {problem}" for problem in error.extra.get("problems", []))
             raise CliError(f"{error}{details}", EXIT_INVALID) from None

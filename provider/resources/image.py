@@ -21,14 +21,13 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from ...engine.chart import WorkloadType, service_from_sconifier_json, write_chart
+from ...engine.chart import WorkloadType
 from ...engine.fspf import generate_key
 from ...engine.image.oci import ImageError, Platform
-from ...engine.image.output import sconifier_output
-from ...engine.image.policy import confidential_session
 from ...engine.image.reference import ImageReferenceError, parse_reference
 from ...engine.image.registry import RegistryError
-from ...engine.image.sconify import SconifyOptions, sconify
+from ...engine.image.sconify import SconifyOptions
+from ...engine.image.service import ServicePolicy, sconify_service, write_service_chart
 from ...engine.image.transport import RegistryOptions, open_destination, open_source
 from ...engine.policy import KubernetesIdentity, PolicyError, Service, Session, validate_session
 from ...engine.policy.builder import DEFAULT_TOLERATE
@@ -180,22 +179,21 @@ class SconifiedImageProvider(ResourceProvider):
                 platform=Platform.parse(str(props["platform"])),
                 registry=registry,
             )
-            result = sconify(options)
-        session = confidential_session(
-            namespace=namespace,
-            session=session_name,
-            service=service,
-            mrenclave=result.mrenclave,
-            command=str(props["command"]),
-            fspf_key=fspf_key,
-            fspf_tag=result.fspf_tag,
-            volumes=volumes,
-            environment=dict(props.get("env") or {}),
-            tolerate=tuple(props["tolerate"]) if props.get("tolerate") is not None else DEFAULT_TOLERATE,
-            kubernetes=KubernetesIdentity(**props["kubernetes"]) if props.get("kubernetes") else None,
-            insecure_software_evidence=bool(props.get("insecure_software_evidence")),
-        )
-        output = sconifier_output(result, options, session)
+            made = sconify_service(
+                options,
+                ServicePolicy(
+                    namespace=namespace,
+                    session=session_name,
+                    environment=dict(props.get("env") or {}),
+                    tolerate=tuple(props["tolerate"])
+                    if props.get("tolerate") is not None
+                    else DEFAULT_TOLERATE,
+                    kubernetes=KubernetesIdentity(**props["kubernetes"]) if props.get("kubernetes") else None,
+                    insecure_software_evidence=bool(props.get("insecure_software_evidence")),
+                ),
+            )
+        result, session = made.result, made.session
+        output = made.output()
         outs = {
             **inputs_of(props),
             "fspf_key": fspf_key,
@@ -238,8 +236,9 @@ def _kubernetes_failures(value: Any) -> list[CheckFailure]:
 
 
 def _chart(output: dict[str, Any], props: dict[str, Any]) -> tuple[str, str]:
-    spec = service_from_sconifier_json(output)
-    directory = write_chart(spec, WorkloadType(str(props["workload_type"])), Path(str(props["chart_dir"])))
+    directory = write_service_chart(
+        output, WorkloadType(str(props["workload_type"])), Path(str(props["chart_dir"]))
+    )
     digest = hashlib.sha256()
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         digest.update(json.dumps([path.relative_to(directory).as_posix(), path.read_text()]).encode())

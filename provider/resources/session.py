@@ -22,6 +22,7 @@ from pulumi.dynamic import (
 
 from ...engine.cas.client import CasClient
 from ...engine.cas.identity import ClientIdentity, IdentityError, certificate_key_hash
+from ...engine.cas.upload import active_version, upload
 from ...engine.errors import CasError
 from ...engine.policy import (
     PolicyError,
@@ -114,27 +115,21 @@ class CasSessionProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         session = _session(props)
         with _client(props) as client:
-            try:
-                _, active = client.read_session(session.name)
-            except CasError as error:
-                if error.status != 404:
-                    raise
-                active = None
-            if active is not None:
+            existing = active_version(client, session.name)
+            if existing is not None:
+                text, active = existing
                 if not props.get("adopt"):
                     raise RuntimeError(
                         f"session {session.name} already exists in the CAS; set adopt=True to "
                         "manage it from Pulumi (its current version becomes the predecessor)"
                     )
-                text, _ = client.read_session(session.name)
                 current = render_session(dataclasses.replace(parse_session(text), predecessor=None))
                 if _meaning(current) == _meaning(props.get("policy")):
                     # Already what we would upload (a namespace another service made): adopt it as it is.
                     return CreateResult(
                         id_=session.name, outs={**inputs_of(props), "name": session.name, "hash": active}
                     )
-                session = dataclasses.replace(session, predecessor=active)
-            digest = client.post_session(render_session(session))
+            _, digest = upload(client, session, existing[1] if existing else None)
         return CreateResult(id_=session.name, outs={**inputs_of(props), "name": session.name, "hash": digest})
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -147,7 +142,7 @@ class CasSessionProvider(ResourceProvider):
                     f"{active[:16]}, Pulumi last wrote {str(olds.get('hash'))[:16]}. Run `pulumi refresh` "
                     "to see the change, or set adopt=True to make the current version the predecessor."
                 )
-            digest = client.post_session(render_session(dataclasses.replace(session, predecessor=active)))
+            _, digest = upload(client, session, active)
         return UpdateResult(outs={**inputs_of(news), "name": session.name, "hash": digest})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
