@@ -123,7 +123,7 @@ def _stack_policy(
     )
 
 
-POLICIES = [
+POLICIES: list[StackValidationPolicy] = [
     _stack_policy(
         "confidential-service-needs-protected-volume",
         "A confidential stateful service keeps its state in rollback-protected policy volumes with claims.",

@@ -3,8 +3,9 @@
 The rules live in :mod:`pulumi_sconify.components.policies`, where they are tested.
 """
 
-from pulumi_policy import PolicyPack
+from pulumi_policy import Policy, PolicyPack
 
 from pulumi_sconify.components.policies import POLICIES
 
-PolicyPack(name="pulumi-sconify", policies=POLICIES)
+policies: list[Policy] = list(POLICIES)
+PolicyPack(name="pulumi-sconify", policies=policies)

@@ -1,10 +1,11 @@
 """pulumi-sconify: confidential stateful services from one Pulumi program.
 
-The distribution has two halves, each a subpackage:
+The distribution has three layers, each a subpackage, importing only downwards:
 
-- :mod:`pulumi_sconify.provider` — the open engine (policy, file-system protection, images, CAS,
-  runtime, charts) and the Pulumi resource providers over it. The engine never imports Pulumi, so
-  the runtime that goes into confidential images carries nothing of the build machine.
+- :mod:`pulumi_sconify.engine` — the open engine (policy, file-system protection, images, CAS, runtime,
+  charts, the ``sconify`` command). It never imports Pulumi, so the runtime that goes into confidential
+  images carries nothing of the build machine.
+- :mod:`pulumi_sconify.provider` — what serves Pulumi: the resource providers over the engine.
 - :mod:`pulumi_sconify.components` — the Pulumi component resources a program composes.
 
 The public Pulumi classes are re-exported here, imported on first use (so that using the engine alone
@@ -12,9 +13,39 @@ never imports Pulumi).
 """
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pulumi_sconify.engine.version import __version__
+
+if (
+    TYPE_CHECKING
+):  # the same names, typed and re-exported for type checkers; at run time imported on first use
+    from pulumi_sconify.components import (
+        AksCluster as AksCluster,
+        AksClusterArgs as AksClusterArgs,
+        CasDeployment as CasDeployment,
+        CasDeploymentArgs as CasDeploymentArgs,
+        ConfidentialStatefulService as ConfidentialStatefulService,
+        ConfidentialStatefulServiceArgs as ConfidentialStatefulServiceArgs,
+        DockerfileImage as DockerfileImage,
+        DockerfileImageArgs as DockerfileImageArgs,
+        EncryptedVolume as EncryptedVolume,
+        EncryptedVolumeArgs as EncryptedVolumeArgs,
+        ExternalCas as ExternalCas,
+        ExternalCasArgs as ExternalCasArgs,
+        MinikubeCluster as MinikubeCluster,
+        MinikubeClusterArgs as MinikubeClusterArgs,
+        Placement as Placement,
+        StorageProfile as StorageProfile,
+        VolumeArgs as VolumeArgs,
+    )
+    from pulumi_sconify.provider.resources import (
+        CasImage as CasImage,
+        CasKeys as CasKeys,
+        CasSession as CasSession,
+        CreatorIdentity as CreatorIdentity,
+        SconifiedImage as SconifiedImage,
+    )
 
 _RESOURCES = ("CasImage", "CasKeys", "CasSession", "CreatorIdentity", "SconifiedImage")
 _COMPONENTS = (

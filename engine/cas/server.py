@@ -18,8 +18,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from OpenSSL import SSL
-from twisted.internet import reactor as _reactor
-from twisted.internet import ssl
+from twisted.internet import reactor as _reactor, ssl
 from twisted.web import http, resource, server
 
 from ..errors import CasError

@@ -22,8 +22,6 @@ from ..image.service import ServicePolicy, sconify_service, write_service_chart
 from ..image.transport import RegistryOptions, open_source
 from ..policy import (
     DEFAULT_KUBERNETES_ISSUER as DEFAULT_ISSUER,
-)
-from ..policy import (
     KubernetesIdentity,
     PolicyError,
     Session,

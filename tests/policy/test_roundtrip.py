@@ -7,8 +7,7 @@ import hashlib
 import string
 
 import yaml
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from pulumi_sconify.engine.policy import (
     AccessPolicy,
