@@ -31,6 +31,7 @@ from ..fspf.paths import check_tree_path, is_within
 from ..fspf.tree import METADATA_PATH
 from ..policy.model import VOLUME_NAME_RE, VOLUME_NAME_RULE
 from ..runtime import measure
+from ..runtime.protocol import CAS_PIN_PATH, VOLUME_STORAGE_DIR
 from ..version import __version__
 from . import bundle, cache
 from .layers import (
@@ -58,9 +59,8 @@ from .transport import (
 
 RUNTIME_DIR = "/sconify"
 RUNTIME_ENTRYPOINT = "/sconify/bin/sconify-run"
-CAS_PIN_PATH = "/sconify/cas-ca.pem"
 MEASUREMENT_PLAN = measure.PLAN_PATH
-VOLUME_CIPHERTEXT_DIR = "/sconify/volumes"
+VOLUME_CIPHERTEXT_DIR = VOLUME_STORAGE_DIR
 FSPF_PATH = METADATA_PATH
 LIBRARY_DIRECTORIES = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib")
 """Authenticated when present: where shared libraries and interpreter modules live."""

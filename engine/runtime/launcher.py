@@ -31,9 +31,10 @@ from ..fspf import FspfError, Volume, decrypt_tree
 from ..version import __version__
 from .cas import CasConnection, CasSession, VolumeAnchor, patience_from_environment
 from .measure import measure_and_observe
+from .protocol import CAS_PIN_PATH, VOLUME_STORAGE_DIR
 
-CAS_PIN = Path("/sconify/cas-ca.pem")
-VOLUME_STORAGE = Path("/sconify/volumes")
+CAS_PIN = Path(CAS_PIN_PATH)
+VOLUME_STORAGE = Path(VOLUME_STORAGE_DIR)
 EXIT_REFUSED = 70
 COMMIT_INTERVAL = "SCONIFY_COMMIT_INTERVAL"
 """Policy environment variable: seconds between commits of a running program's volumes. It is read from

@@ -31,6 +31,10 @@ KUBERNETES = "kubernetes"
 INSECURE_SOFTWARE_EVIDENCE = "insecure-software-evidence"
 """Evidence *and* the toleration that admits it: the runtime's own word, which anyone can make up."""
 
+CAS_PIN_PATH = "/sconify/cas-ca.pem"
+"""Where a confidential image carries the CA certificate of its CAS (the runtime trusts nothing else)."""
+VOLUME_STORAGE_DIR = "/sconify/volumes"
+"""Where a confidential container finds each volume's ciphertext, ``<dir>/<volume name>``."""
 KUBERNETES_TOKEN_FILE = "/var/run/secrets/sconify.io/token"  # noqa: S105 - a path, not a secret
 """Where a confidential pod finds its projected service-account token for the CAS."""
 RUNTIME_KEY_BYTES = 32
