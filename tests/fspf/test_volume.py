@@ -294,13 +294,19 @@ def test_unknown_commit_outcome_keeps_both_states_and_the_anchor_decides(tmp_pat
     assert counter.run() == 1
 
 
-def test_the_next_commit_learns_that_a_lost_swap_happened(tmp_path: Path) -> None:
-    anchor = FlakyAnchor()
+def first_commit_lost(tmp_path: Path, anchor: InMemoryAnchor) -> tuple[Counter, Volume]:
+    """A volume whose first commit (``1``) failed with no answer from ``anchor``."""
     counter = Counter(tmp_path, anchor=anchor)
     volume = counter.open()
     (volume.workdir / "num").write_text("1\n")
     with pytest.raises(ConnectionError):
         volume.commit()
+    return counter, volume
+
+
+def test_the_next_commit_learns_that_a_lost_swap_happened(tmp_path: Path) -> None:
+    anchor = FlakyAnchor()
+    counter, volume = first_commit_lost(tmp_path, anchor)
     anchor.lose_answers = False
     (volume.workdir / "num").write_text("2\n")
     assert volume.commit() == anchor.current(counter.name)
@@ -321,11 +327,7 @@ class DroppingAnchor(InMemoryAnchor):
 
 def test_the_next_commit_learns_that_a_lost_swap_did_not_happen(tmp_path: Path) -> None:
     anchor = DroppingAnchor()
-    counter = Counter(tmp_path, anchor=anchor)
-    volume = counter.open()
-    (volume.workdir / "num").write_text("1\n")
-    with pytest.raises(ConnectionError):
-        volume.commit()
+    counter, volume = first_commit_lost(tmp_path, anchor)
     anchor.drop = False
     (volume.workdir / "num").write_text("2\n")
     volume.commit()
@@ -335,11 +337,7 @@ def test_the_next_commit_learns_that_a_lost_swap_did_not_happen(tmp_path: Path) 
 
 def test_a_lost_swap_then_another_writer_is_a_conflict(tmp_path: Path) -> None:
     anchor = DroppingAnchor()
-    counter = Counter(tmp_path, anchor=anchor)
-    volume = counter.open()
-    (volume.workdir / "num").write_text("1\n")
-    with pytest.raises(ConnectionError):
-        volume.commit()
+    counter, volume = first_commit_lost(tmp_path, anchor)
     anchor.drop = False
     anchor.compare_and_swap(counter.name, None, AnchorState(1, b"\x01" * 16))  # someone else
     with pytest.raises(AnchorConflictError, match="another state was committed"):
