@@ -34,6 +34,9 @@ reactor: Any = _reactor
 MAX_BODY_BYTES = 1024 * 1024 + 4096
 """Largest request body: a session policy (1 MiB) with room for JSON framing."""
 IDLE_TIMEOUT = 30
+MAX_GENERATION = 2**63 - 1
+"""The largest volume generation: what the store keeps in a signed 64-bit integer (a commit a second would
+take 292 billion years to reach it)."""
 API_VERSION = "sconify-cas/1"
 CA_FILE = "cas-ca.pem"
 """Where the CAS writes its CA certificate for clients to pin."""
@@ -167,6 +170,8 @@ def _json_object(body: bytes) -> dict[str, Any]:
         data = json.loads(body or b"null")
     except (ValueError, UnicodeDecodeError):
         raise CasError(400, "the body must be a JSON object") from None
+    except RecursionError:  # nesting deeper than the parser follows: a refusal, not a server error
+        raise CasError(400, "the body is nested too deeply") from None
     if not isinstance(data, dict):
         raise CasError(400, "the body must be a JSON object")
     return data
@@ -276,8 +281,12 @@ def _state(value: Any, what: str, tag_required: bool) -> tuple[int, bytes | None
     generation, tag = value.get("generation"), value.get("tag")
     if isinstance(generation, float) and generation.is_integer():
         generation = int(generation)
-    if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
-        raise CasError(400, f"{what}.generation must be a whole number")
+    if (
+        isinstance(generation, bool)
+        or not isinstance(generation, int)
+        or not 0 <= generation <= MAX_GENERATION
+    ):
+        raise CasError(400, f"{what}.generation must be a whole number from 0 to {MAX_GENERATION}")
     if tag is None and not tag_required:
         return generation, None
     try:

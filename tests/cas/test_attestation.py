@@ -168,3 +168,29 @@ def test_volume_credentials(cas: RunningCas, owner: ClientIdentity) -> None:
     with cas.attestation() as attestation, pytest.raises(CasError) as missing:
         attestation.request("GET", "/v1/volumes/V1/state")
     assert missing.value.status == 401
+
+
+def test_deep_nesting_and_huge_generations_are_refused_not_server_errors(
+    cas: RunningCas, owner: ClientIdentity
+) -> None:
+    """Each was a 500 (RecursionError, OverflowError): no input, with or without a credential, may be one."""
+    upload(cas, owner)
+    runtime = cas.runtime()
+    runtime.attest()
+    nested = b"[" * 100_000 + b"]" * 100_000
+    with cas.attestation() as attestation:
+        for path in ("/v1/attest", "/v1/attest/nonce"):
+            response = attestation._http.post(path, content=nested)
+            assert response.status_code == 400, response.text
+            assert "nested too deeply" in response.json()["error"]
+    huge = {
+        "expected": {"generation": 2**64, "tag": None},
+        "new": {"generation": 2**64 + 1, "tag": "00" * 16},
+    }
+    with pytest.raises(CasError) as caught:
+        runtime.volume_request("POST", "V1", huge)
+    assert caught.value.status == 400
+    assert "from 0 to 9223372036854775807" in caught.value.message
+    with cas.attestation() as attestation:
+        assert attestation.request("GET", "/health") == {"status": "ok"}  # still answering
+    assert not [line for line in cas.log_lines() if line.get("event") == "internal_error"]
