@@ -33,3 +33,13 @@ class CasError(SconifyError):
     def reason(self) -> str:
         """The CAS's own words (``message``), without the status."""
         return self.message
+
+
+class EvidenceRefusedError(SconifyError):
+    """Attestation evidence that is refused: forged, stale, from untrusted hardware, or not what the
+    policy asks for. ``check`` names the check that refused it (``signature``, ``chain``, ``tcb``,
+    ``measurement``, ``report-data``, ``policy``, ...) so that operators and tests can tell them apart."""
+
+    def __init__(self, message: str, check: str = "policy") -> None:
+        super().__init__(message)
+        self.check = check

@@ -202,6 +202,70 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class SnpTcb:
+    """An AMD SEV-SNP TCB version: the security patch level of each firmware component. Compared
+    component by component (:meth:`at_least`): a TCB is not one number."""
+
+    bootloader: int = 0
+    tee: int = 0
+    snp: int = 0
+    microcode: int = 0
+    fmc: int = 0
+    """Turin's FMC (first mutable code) level; always 0 on Milan and Genoa."""
+
+    def at_least(self, minimum: SnpTcb) -> bool:
+        return all(getattr(self, name) >= getattr(minimum, name) for name in SNP_TCB_COMPONENTS)
+
+
+SNP_TCB_COMPONENTS = ("bootloader", "tee", "snp", "microcode", "fmc")
+
+
+@dataclass(frozen=True)
+class SevSnpReference:
+    """``security.attestation.platforms.sev-snp`` (ours): what an SEV-SNP report must show."""
+
+    measurements: tuple[str, ...]
+    """Accepted launch measurements (96 hex digits each)."""
+    minimum_tcb: SnpTcb = field(default_factory=SnpTcb)
+    maximum_vmpl: int = 0
+    """The least privileged VMPL whose report is accepted (0 is the most privileged)."""
+
+
+@dataclass(frozen=True)
+class TdxReference:
+    """``security.attestation.platforms.tdx`` (ours): what a TDX quote must show."""
+
+    mrtd: tuple[str, ...]
+    """Accepted TD measurements (96 hex digits each)."""
+    rtmrs: tuple[tuple[int, str], ...] = ()
+    """Runtime measurement registers that must hold exactly these values: ``(index, 96 hex)``."""
+
+
+@dataclass(frozen=True)
+class AzureCvmReference:
+    """``security.attestation.platforms.azure-cvm`` (ours): what an Azure confidential VM's vTPM
+    evidence must show."""
+
+    pcrs: tuple[tuple[int, str], ...]
+    """SHA-256 PCRs that must hold exactly these values: ``(index, 64 hex)``; the quote covers them."""
+    measurements: tuple[str, ...] = ()
+    """Accepted hardware measurements of the VM's firmware (SNP launch measurement or TDX MRTD; empty:
+    any genuine Azure confidential VM)."""
+    minimum_tcb: SnpTcb = field(default_factory=SnpTcb)
+    """The minimum TCB of an SNP-based VM."""
+
+
+@dataclass(frozen=True)
+class Platforms:
+    """``security.attestation.platforms`` (ours): the hardware evidence the policy accepts and the
+    reference values each must match. A platform that is absent is not accepted."""
+
+    sev_snp: SevSnpReference | None = None
+    tdx: TdxReference | None = None
+    azure_cvm: AzureCvmReference | None = None
+
+
+@dataclass(frozen=True)
 class Attestation:
     """``security.attestation``: the evidence required and the weaknesses tolerated."""
 
@@ -209,6 +273,7 @@ class Attestation:
     tolerate: tuple[str, ...] = ()
     ignore_advisories: str | tuple[str, ...] | None = None
     """``"*"`` (all advisories) or a list of advisory ids."""
+    platforms: Platforms = field(default_factory=Platforms)
 
 
 @dataclass(frozen=True)
