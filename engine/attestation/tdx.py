@@ -54,6 +54,8 @@ _REFUSALS: tuple[tuple[str, str], ...] = (
     ("InvalidSignature", "signature"),
     ("hash mismatch", "signature"),
     ("UnknownIssuer", "chain"),
+    ("InvalidCrlSignature", "chain"),
+    ("root CA", "chain"),
     ("certificate chain", "chain"),
     ("PCK cert", "chain"),
     ("mismatch", "qe-identity"),
@@ -233,7 +235,10 @@ def verify_quote(
     try:
         verified = dcap_qvl.verify_with_root_ca(raw, collateral.for_dcap_qvl(), root_der, int(now.timestamp()))
     except (ValueError, KeyError) as error:
-        message = str(error).removeprefix("Verification failed: ")
+        # dcap-qvl's messages span lines ("...\n\nCaused by:\n    CertRevoked"): one line for a log.
+        message = " ".join(str(error).removeprefix("Verification failed: ").split()).replace(
+            " Caused by: ", ": "
+        )
         raise checks.refuse(_refusal_check(message), message) from None
     status = verified.status
     if status not in TCB_STATUS_WEAKNESSES:
