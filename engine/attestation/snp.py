@@ -79,7 +79,9 @@ def load_amd_certificate(data: bytes) -> x509.Certificate:
     ``cryptography`` releases warn about. The serial plays no part in this verification (nothing is
     looked up by it), so that one warning is silenced here, deliberately and only here."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*serial number.*", category=CryptographyDeprecationWarning)
+        warnings.filterwarnings(
+            "ignore", message=".*serial number.*", category=CryptographyDeprecationWarning
+        )
         if data.lstrip().startswith(b"-----BEGIN"):
             return x509.load_pem_x509_certificate(data)
         return x509.load_der_x509_certificate(data)
@@ -163,7 +165,8 @@ class SnpReport:
         version = u32(_VERSION)
         if version not in SUPPORTED_VERSIONS:
             raise checks.refuse(
-                "format", f"report version {version} (supported: {', '.join(map(str, sorted(SUPPORTED_VERSIONS)))})"
+                "format",
+                f"report version {version} (supported: {', '.join(map(str, sorted(SUPPORTED_VERSIONS)))})",
             )
         return cls(
             raw=raw,
@@ -234,7 +237,13 @@ def _vcek_extensions(vcek: x509.Certificate) -> tuple[dict[str, int], bytes]:
 
 
 def _tcb_json(tcb: SnpTcb) -> dict[str, int]:
-    return {"bootloader": tcb.bootloader, "tee": tcb.tee, "snp": tcb.snp, "microcode": tcb.microcode, "fmc": tcb.fmc}
+    return {
+        "bootloader": tcb.bootloader,
+        "tee": tcb.tee,
+        "snp": tcb.snp,
+        "microcode": tcb.microcode,
+        "fmc": tcb.fmc,
+    }
 
 
 def verify_report(
@@ -258,10 +267,13 @@ def verify_report(
     report = SnpReport.parse(raw)
     checks.passed_check("format")
     if report.signature_algorithm != ECDSA_P384_SHA384:
-        raise checks.refuse("format", f"signature algorithm {report.signature_algorithm} (expected 1, ECDSA P-384)")
+        raise checks.refuse(
+            "format", f"signature algorithm {report.signature_algorithm} (expected 1, ECDSA P-384)"
+        )
     if report.signing_key != 0:
         raise checks.refuse(
-            "chain", f"the report is signed by key type {report.signing_key}; only VCEK-signed reports (0) are accepted"
+            "chain",
+            f"the report is signed by key type {report.signing_key}; only the VCEK (0) is accepted",
         )
 
     ask_from_table = None
@@ -270,7 +282,9 @@ def verify_report(
         vcek = table.get(VCEK_GUID)
         ask_from_table = table.get(ASK_GUID)
     if vcek is None:
-        raise checks.refuse("chain", "no VCEK: the evidence carries no certificate table and none was supplied")
+        raise checks.refuse(
+            "chain", "no VCEK: the evidence carries no certificate table and none was supplied"
+        )
     try:
         vcek_certificate = load_amd_certificate(vcek)
     except ValueError as error:
@@ -281,7 +295,9 @@ def verify_report(
     trusted = anchors or AmdAnchors.pinned()
     anchor = trusted.by_ask_subject.get(vcek_certificate.issuer)
     if anchor is None:
-        raise checks.refuse("chain", f"the VCEK's issuer {vcek_certificate.issuer.rfc4514_string()} is not a trusted AMD ASK")
+        raise checks.refuse(
+            "chain", f"the VCEK's issuer {vcek_certificate.issuer.rfc4514_string()} is not a trusted AMD ASK"
+        )
     if ask_from_table is not None and load_amd_certificate(ask_from_table) != anchor.ask:
         raise checks.refuse("chain", f"the evidence's ASK is not AMD's {anchor.product} ASK")
     try:
@@ -316,7 +332,8 @@ def verify_report(
     mismatched = [name for name, level in vcek_tcb.items() if getattr(reported, name) != level]
     if mismatched or not vcek_tcb:
         raise checks.refuse(
-            "vcek-tcb", f"the VCEK was issued for another TCB ({', '.join(mismatched) or 'no TCB extensions'})"
+            "vcek-tcb",
+            f"the VCEK was issued for another TCB ({', '.join(mismatched) or 'no TCB extensions'})",
         )
     if not hwid or report.chip_id[: len(hwid)] != hwid or any(report.chip_id[len(hwid) :]):
         raise checks.refuse("vcek-tcb", "the VCEK was issued for another chip")
@@ -329,16 +346,20 @@ def verify_report(
         checks.skip("vmpl")
     else:
         if measurement not in reference.measurements:
-            raise checks.refuse("measurement", f"launch measurement {measurement} is not one the policy allows")
+            raise checks.refuse(
+                "measurement", f"launch measurement {measurement} is not one the policy allows"
+            )
         checks.passed_check("measurement")
         if not reported.at_least(reference.minimum_tcb):
             raise checks.refuse(
-                "minimum-tcb", f"reported TCB {_tcb_json(reported)} is below the policy's {_tcb_json(reference.minimum_tcb)}"
+                "minimum-tcb",
+                f"reported TCB {_tcb_json(reported)} is below the minimum {_tcb_json(reference.minimum_tcb)}",
             )
         checks.passed_check("minimum-tcb")
         if report.vmpl > reference.maximum_vmpl:
             raise checks.refuse(
-                "vmpl", f"the report comes from VMPL {report.vmpl}; the policy accepts VMPL {reference.maximum_vmpl} at most"
+                "vmpl",
+                f"the report is from VMPL {report.vmpl}; the policy accepts up to {reference.maximum_vmpl}",
             )
         checks.passed_check("vmpl")
     if report_data is None:

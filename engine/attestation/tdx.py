@@ -20,6 +20,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from ..errors import EvidenceRefusedError
 from ..policy.model import TdxReference
 from .verdict import Checks, Verdict
 
@@ -58,8 +59,21 @@ _REFUSALS: tuple[tuple[str, str], ...] = (
     ("root CA", "chain"),
     ("certificate chain", "chain"),
     ("PCK cert", "chain"),
+    ("Debug mode", "debug"),
     ("mismatch", "qe-identity"),
 )
+
+
+def _dcap_qvl() -> Any:
+    """dcap-qvl, imported when a TDX quote is first verified: PyPI has it for glibc only, and a CAS on a
+    musl image verifies every other kind of evidence without it."""
+    try:
+        import dcap_qvl  # noqa: PLC0415 - optional on musl, see above
+    except ImportError:
+        raise EvidenceRefusedError(
+            "this CAS cannot verify TDX quotes: dcap-qvl is not installed (it needs a glibc image)", "format"
+        ) from None
+    return dcap_qvl
 
 
 @cache
@@ -101,6 +115,7 @@ class Collateral:
         """The collateral cache an operator fills from Intel's PCS or a PCCS (docs/attestation.md):
         ``tcbinfo-<fmspc>.json``, ``qeidentity.json``, ``pckcrl-<ca>.der``, ``rootcrl.der`` and the three
         ``*-issuer-chain.pem``."""
+
         def read(name: str) -> bytes:
             path = directory / name
             try:
@@ -119,7 +134,7 @@ class Collateral:
         )
 
     def for_dcap_qvl(self) -> Any:
-        import dcap_qvl
+        dcap_qvl = _dcap_qvl()
 
         tcb_info = json.loads(self.tcb_info_response)
         qe_identity = json.loads(self.qe_identity_response)
@@ -156,11 +171,9 @@ class QuoteFacts:
 
 def parse_quote(raw: bytes) -> QuoteFacts:
     """The facts of a TDX quote; refuses SGX quotes and versions other than 4 and 5."""
-    import dcap_qvl
-
     checks = Checks(PLATFORM)
     try:
-        quote = dcap_qvl.parse_quote(raw)
+        quote = _dcap_qvl().parse_quote(raw)
     except ValueError as error:
         raise checks.refuse("format", f"not a quote ({error})") from None
     if not quote.is_tdx():
@@ -210,8 +223,7 @@ def verify_quote(
     The policy's checks (MRTD, RTMRs, report data) run on the parsed quote *before* ``dcap-qvl`` checks
     its signatures: a mismatch is refused either way, and it is the first thing a user pinning values
     needs to see. ``root`` replaces Intel's pinned root only in tests that build their own chain."""
-    import dcap_qvl
-
+    dcap_qvl = _dcap_qvl()
     checks = Checks(PLATFORM)
     facts = parse_quote(raw)
     checks.passed_check("format")
@@ -222,7 +234,9 @@ def verify_quote(
             raise checks.refuse("measurement", f"MRTD {facts.mrtd.hex()} is not one the policy allows")
         for index, expected in reference.rtmrs:
             if facts.rtmrs[index].hex() != expected:
-                raise checks.refuse("measurement", f"RTMR{index} is {facts.rtmrs[index].hex()}, not {expected}")
+                raise checks.refuse(
+                    "measurement", f"RTMR{index} is {facts.rtmrs[index].hex()}, not {expected}"
+                )
         checks.passed_check("measurement")
     if report_data is None:
         checks.skip("report-data")
@@ -233,7 +247,9 @@ def verify_quote(
 
     root_der = (root or intel_root()).public_bytes(serialization.Encoding.DER)
     try:
-        verified = dcap_qvl.verify_with_root_ca(raw, collateral.for_dcap_qvl(), root_der, int(now.timestamp()))
+        verified = dcap_qvl.verify_with_root_ca(
+            raw, collateral.for_dcap_qvl(), root_der, int(now.timestamp())
+        )
     except (ValueError, KeyError) as error:
         # dcap-qvl's messages span lines ("...\n\nCaused by:\n    CertRevoked"): one line for a log.
         message = " ".join(str(error).removeprefix("Verification failed: ").split()).replace(
@@ -249,9 +265,7 @@ def verify_quote(
     weaknesses = set(TCB_STATUS_WEAKNESSES[status])
     if int.from_bytes(facts.td_attributes, "little") & _TD_ATTRIBUTES_DEBUG:
         weaknesses.add("debug-mode")
-    return checks.verdict(
-        _claims(facts, status), frozenset(weaknesses), frozenset(verified.advisory_ids)
-    )
+    return checks.verdict(_claims(facts, status), frozenset(weaknesses), frozenset(verified.advisory_ids))
 
 
 def _claims(facts: QuoteFacts, status: str) -> dict[str, Any]:

@@ -53,7 +53,9 @@ class Checks:
         self.skipped.append(name)
 
     def refuse(self, check: str, message: str) -> EvidenceRefusedError:
-        return EvidenceRefusedError(f"{self.platform} evidence refused by the {check} check: {message}", check)
+        return EvidenceRefusedError(
+            f"{self.platform} evidence refused by the {check} check: {message}", check
+        )
 
     def verdict(
         self,
@@ -61,6 +63,4 @@ class Checks:
         weaknesses: frozenset[str] = frozenset(),
         advisories: frozenset[str] = frozenset(),
     ) -> Verdict:
-        return Verdict(
-            self.platform, claims, tuple(self.passed), weaknesses, advisories, tuple(self.skipped)
-        )
+        return Verdict(self.platform, claims, tuple(self.passed), weaknesses, advisories, tuple(self.skipped))

@@ -45,6 +45,9 @@ REQUIREMENTS = (
     "pyjwt>=2.8",
 )
 """What the CAS and the CLI import (``pyproject.toml`` lists the same, with Pulumi's SDKs besides)."""
+GLIBC_REQUIREMENTS = ("dcap-qvl>=0.7",)
+"""What the CAS imports only to verify TDX quotes, and PyPI has for glibc only: a CAS on a musl base
+verifies every other kind of evidence and says so if a policy asks for TDX."""
 LEFT_OUT = ("__pycache__", "*.pyc")
 """The Pulumi resources need Pulumi; the CAS never imports them."""
 _PYTHON_FILES = re.compile(r"/usr(/local)?/(bin/python3(\.\d+)?|lib/python3\.\d+/os\.py)|/lib/ld-musl-[^/]+")
@@ -96,7 +99,10 @@ def build_cas_image(options: CasImageOptions, progress: Progress = lambda _: Non
                 stage = scratch / "stage"
                 library = stage / LIBRARY.lstrip("/")
                 wheels = bundle.fetch_wheels(
-                    target, requirements=REQUIREMENTS, with_dependencies=True, name="cas"
+                    target,
+                    requirements=REQUIREMENTS + (GLIBC_REQUIREMENTS if target.libc == "glibc" else ()),
+                    with_dependencies=True,
+                    name="cas",
                 )
                 bundle.unpack_wheels(wheels, library)
             except bundle.BundleError as error:

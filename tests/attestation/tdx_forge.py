@@ -16,7 +16,7 @@ import hashlib
 import json
 import struct
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -53,10 +53,10 @@ def _oid(dotted: str) -> bytes:
     body = bytes([40 * arcs[0] + arcs[1]])
     for arc in arcs[2:]:
         chunk = [arc & 0x7F]
-        arc >>= 7
-        while arc:
-            chunk.append(0x80 | (arc & 0x7F))
-            arc >>= 7
+        rest = arc >> 7
+        while rest:
+            chunk.append(0x80 | (rest & 0x7F))
+            rest >>= 7
         body += bytes(reversed(chunk))
     return _der(0x06, body)
 
@@ -113,9 +113,15 @@ def _certificate(
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=not ca, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
-                encipher_only=False, decipher_only=False,
+                digital_signature=not ca,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=ca,
+                crl_sign=ca,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -184,14 +190,18 @@ def _sgx_report(report_data: bytes) -> bytes:
 class Hierarchy:
     """A root and everything under it that TDX evidence needs."""
 
-    root_key: ec.EllipticCurvePrivateKey = field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
+    root_key: ec.EllipticCurvePrivateKey = field(
+        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
+    )
     platform_ca_key: ec.EllipticCurvePrivateKey = field(
         default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
     )
     tcb_signer_key: ec.EllipticCurvePrivateKey = field(
         default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
     )
-    pck_key: ec.EllipticCurvePrivateKey = field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
+    pck_key: ec.EllipticCurvePrivateKey = field(
+        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
+    )
     cpu_svn: bytes = bytes([2] * 16)
     pce_svn: int = 11
 
@@ -200,9 +210,15 @@ class Hierarchy:
         self.platform_ca = _certificate(
             "Test SGX PCK Platform CA", self.platform_ca_key, self.root, self.root_key, ca=True
         )
-        self.tcb_signer = _certificate("Test SGX TCB Signing", self.tcb_signer_key, self.root, self.root_key, ca=False)
+        self.tcb_signer = _certificate(
+            "Test SGX TCB Signing", self.tcb_signer_key, self.root, self.root_key, ca=False
+        )
         self.pck = _certificate(
-            "Test SGX PCK Certificate", self.pck_key, self.platform_ca, self.platform_ca_key, ca=False,
+            "Test SGX PCK Certificate",
+            self.pck_key,
+            self.platform_ca,
+            self.platform_ca_key,
+            ca=False,
             extra=x509.UnrecognizedExtension(
                 x509.ObjectIdentifier(SGX_EXTENSION), sgx_extension(self.cpu_svn, self.pce_svn)
             ),
@@ -243,29 +259,51 @@ class Hierarchy:
         dates = {"issueDate": "2026-01-01T00:00:00Z", "nextUpdate": "2026-02-01T00:00:00Z"}
         level = {"tcbDate": "2025-12-01T00:00:00Z", "tcbStatus": status, "advisoryIDs": list(advisories)}
         tcb_info = {
-            "id": "TDX", "version": 3, **dates, "fmspc": FMSPC, "pceId": PCE_ID, "tcbType": 0,
+            "id": "TDX",
+            "version": 3,
+            **dates,
+            "fmspc": FMSPC,
+            "pceId": PCE_ID,
+            "tcbType": 0,
             "tcbEvaluationDataNumber": 17,
-            "tdxModule": {"mrsigner": (b"\x02" * 48).hex(), "attributes": "0000000000000000",
-                          "attributesMask": "FFFFFFFFFFFFFFFF"},
-            "tdxModuleIdentities": [{
-                "id": "TDX_01", "mrsigner": (b"\x02" * 48).hex(), "attributes": "0000000000000000",
+            "tdxModule": {
+                "mrsigner": (b"\x02" * 48).hex(),
+                "attributes": "0000000000000000",
                 "attributesMask": "FFFFFFFFFFFFFFFF",
-                "tcbLevels": [{"tcb": {"isvsvn": 1}, "tcbDate": "2025-12-01T00:00:00Z", "tcbStatus": "UpToDate"}],
-            }],
-            "tcbLevels": [{
-                "tcb": {
-                    "sgxtcbcomponents": [{"svn": svn} for svn in self.cpu_svn],
-                    "pcesvn": self.pce_svn,
-                    "tdxtcbcomponents": [{"svn": 1} for _ in range(16)],
-                },
-                **level,
-            }],
+            },
+            "tdxModuleIdentities": [
+                {
+                    "id": "TDX_01",
+                    "mrsigner": (b"\x02" * 48).hex(),
+                    "attributes": "0000000000000000",
+                    "attributesMask": "FFFFFFFFFFFFFFFF",
+                    "tcbLevels": [
+                        {"tcb": {"isvsvn": 1}, "tcbDate": "2025-12-01T00:00:00Z", "tcbStatus": "UpToDate"}
+                    ],
+                }
+            ],
+            "tcbLevels": [
+                {
+                    "tcb": {
+                        "sgxtcbcomponents": [{"svn": svn} for svn in self.cpu_svn],
+                        "pcesvn": self.pce_svn,
+                        "tdxtcbcomponents": [{"svn": 1} for _ in range(16)],
+                    },
+                    **level,
+                }
+            ],
         }
         qe_identity = {
-            "id": "TD_QE", "version": 2, **dates, "tcbEvaluationDataNumber": 17,
-            "miscselect": "00000000", "miscselectMask": "FFFFFFFF",
-            "attributes": "00000000000000000000000000000000", "attributesMask": "00000000000000000000000000000000",
-            "mrsigner": (bytes(32)).hex(), "isvprodid": 0,
+            "id": "TD_QE",
+            "version": 2,
+            **dates,
+            "tcbEvaluationDataNumber": 17,
+            "miscselect": "00000000",
+            "miscselectMask": "FFFFFFFF",
+            "attributes": "00000000000000000000000000000000",
+            "attributesMask": "00000000000000000000000000000000",
+            "mrsigner": (bytes(32)).hex(),
+            "isvprodid": 0,
             "tcbLevels": [{"tcb": {"isvsvn": 0}, "tcbDate": "2025-12-01T00:00:00Z", "tcbStatus": "UpToDate"}],
         }
         return Collateral(
@@ -295,6 +333,3 @@ def write_collateral(collateral: Collateral, directory: Path) -> Path:
     (directory / "pckcrl-issuer-chain.pem").write_text(collateral.pck_crl_issuer_chain)
     (directory / "rootcrl.der").write_bytes(collateral.root_ca_crl)
     return directory
-
-
-__all__ = ["DURING", "Hierarchy", "TdReport", "timedelta", "write_collateral"]
