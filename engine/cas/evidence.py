@@ -9,8 +9,9 @@ advisories that apply. The CAS then grants only if every weakness is tolerated a
 
 Kinds, strongest first: ``kubernetes`` (a pod's service-account token); ``insecure-software-evidence``
 (the runtime's own word: proves nothing, so only a policy that tolerates it by that name accepts it).
-Hardware reports (SEV-SNP, TDX, Azure confidential VMs) plug in as further verifiers with ``hardware``
-set.
+Hardware reports (SEV-SNP, TDX, Azure confidential VMs, :mod:`.hardware`) are further verifiers with
+``hardware`` set; a service that also pins a Kubernetes identity must send its token with them (the
+hardware proves a confidential VM, the token which workload on it).
 """
 
 from __future__ import annotations
@@ -19,14 +20,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from ..errors import SconifyError
+from ..errors import EvidenceRefusedError
 from ..policy import AttestationMode, Service, Session
 from ..runtime.protocol import INSECURE_SOFTWARE_EVIDENCE, KUBERNETES
 from .kubernetes import KubernetesIssuer, TokenRefusedError
-
-
-class EvidenceRefusedError(SconifyError):
-    """Evidence the policy does not accept; the message names the check that failed."""
 
 
 @dataclass(frozen=True)
@@ -191,7 +188,14 @@ class EvidencePolicy:
                 f"the policy does not accept {kind or 'untyped'} evidence for this service "
                 f"(it accepts: {', '.join(accepted)})"
             )
-        findings = self.verifiers[kind].verify(Attempt(evidence, session, service, binding))
+        attempt = Attempt(evidence, session, service, binding)
+        verifier = self.verifiers[kind]
+        findings = verifier.verify(attempt)
+        kubernetes = self.verifiers.get(KUBERNETES)
+        if verifier.hardware and kubernetes is not None and kubernetes.configured(session, service):
+            # A confidential VM proves its memory is sealed from the host, not whose pod runs in it:
+            # anyone can rent one. The pinned workload identity says that, so both must hold.
+            kubernetes.verify(attempt)
         untolerated = sorted(findings.weaknesses - set(tolerated(session)))
         if untolerated:
             raise EvidenceRefusedError(

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import CasError
+from ..errors import CasError, EvidenceRefusedError
 from ..policy import (
     ANY,
     CREATOR,
@@ -30,7 +30,8 @@ from ..policy.parse import PLACEHOLDER_RE
 from ..runtime.protocol import evidence_binding
 from . import secret_values
 from .credentials import CREDENTIAL_LIFETIME, Credential, CredentialAuthority, CredentialError
-from .evidence import EvidencePolicy, EvidenceRefusedError, InsecureSoftwareEvidence, KubernetesEvidence
+from .evidence import EvidencePolicy, InsecureSoftwareEvidence, KubernetesEvidence
+from .hardware import HardwareTrust, hardware_verifiers
 from .identity import IdentityError, certificate_key_hash
 from .kubernetes import KubernetesIssuer
 from .nonces import NonceError, NonceIssuer
@@ -70,13 +71,20 @@ class CasService:
         clock: Callable[[], float] = time.time,
         credential_lifetime: float = CREDENTIAL_LIFETIME,
         kubernetes: KubernetesIssuer | None = None,
+        hardware: HardwareTrust | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._credential_lifetime = credential_lifetime
         self._credentials = CredentialAuthority(store.derived_key("volume credentials"))
         self._nonces = NonceIssuer(clock)
-        self.evidence = EvidencePolicy([KubernetesEvidence(kubernetes), InsecureSoftwareEvidence()])
+        self.evidence = EvidencePolicy(
+            [
+                *hardware_verifiers(hardware or HardwareTrust(clock=clock)),
+                KubernetesEvidence(kubernetes),
+                InsecureSoftwareEvidence(),
+            ]
+        )
         self._parsed: dict[tuple[str, str], Session] = {}
 
     # -- sessions ---------------------------------------------------------------------------------

@@ -29,16 +29,21 @@ from .model import (
     AccessPolicy,
     Attestation,
     AttestationMode,
+    AzureCvmReference,
     Image,
     ImageVolume,
     InjectionFile,
     KubernetesIdentity,
+    Platforms,
     Secret,
     SecretKind,
     Security,
     Service,
     ServiceAttestation,
     Session,
+    SevSnpReference,
+    SnpTcb,
+    TdxReference,
     UpdatePolicy,
     Volume,
 )
@@ -492,7 +497,9 @@ def _security(check: _Checker, value: Any, path: str) -> Security | None:
         return None
     fields = check.mapping(value, path, ("attestation",))
     att_path = _join(path, "attestation")
-    att = check.mapping(fields.get("attestation", {}), att_path, ("mode", "tolerate", "ignore_advisories"))
+    att = check.mapping(
+        fields.get("attestation", {}), att_path, ("mode", "tolerate", "ignore_advisories", "platforms")
+    )
     mode = check.choice(
         att.get("mode"), _join(att_path, "mode"), AttestationMode, [m.value for m in AttestationMode]
     )
@@ -513,7 +520,126 @@ def _security(check: _Checker, value: Any, path: str) -> Security | None:
             )
     _unique(check, tolerate_path, list(tolerate), "toleration")
     advisories = _advisories(check, att.get("ignore_advisories"), _join(att_path, "ignore_advisories"))
-    return Security(Attestation(mode=mode, tolerate=tolerate, ignore_advisories=advisories))
+    platforms = _platforms(check, att.get("platforms"), _join(att_path, "platforms"))
+    if mode is AttestationMode.HARDWARE and platforms == Platforms():
+        check.fail(
+            _join(att_path, "platforms"),
+            "mode hardware needs the hardware it accepts and what that must measure: "
+            f"one or more of {', '.join(PLATFORM_KEYS)}",
+        )
+    return Security(
+        Attestation(mode=mode, tolerate=tolerate, ignore_advisories=advisories, platforms=platforms)
+    )
+
+
+PLATFORM_KEYS = ("sev-snp", "tdx", "azure-cvm")
+"""``security.attestation.platforms`` (ours): the hardware evidence a session accepts."""
+_TCB_KEYS = ("bootloader", "tee", "snp", "microcode", "fmc")
+SNP_MEASUREMENT_HEX = 96
+PCR_HEX = 64
+MAX_PCR = 23
+MAX_VMPL = 3
+
+
+def _platforms(check: _Checker, value: Any, path: str) -> Platforms:
+    if value is None:
+        return Platforms()
+    fields = check.mapping(value, path, PLATFORM_KEYS)
+    snp = fields.get("sev-snp")
+    tdx = fields.get("tdx")
+    azure = fields.get("azure-cvm")
+    return Platforms(
+        sev_snp=None if snp is None else _sev_snp(check, snp, _join(path, "sev-snp")),
+        tdx=None if tdx is None else _tdx(check, tdx, _join(path, "tdx")),
+        azure_cvm=None if azure is None else _azure_cvm(check, azure, _join(path, "azure-cvm")),
+    )
+
+
+def _hardware_measurements(check: _Checker, value: Any, path: str, *, required: bool) -> tuple[str, ...]:
+    found = check.items(value, path, lambda item, p: check.hex_string(item, p, SNP_MEASUREMENT_HEX))
+    if required and (value is None or value == []):
+        # Without a measurement, any genuine machine of this kind passes -- including one a stranger
+        # rents in the same cloud. A policy must say which code it trusts.
+        check.fail(path, "required: the measurements (96 hex characters each) the policy accepts")
+    if len(set(found)) != len(found):
+        check.fail(path, "lists a measurement twice")
+    return found
+
+
+def _small_int(check: _Checker, value: Any, path: str, maximum: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        check.fail(path, f"expected a whole number from 0 to {maximum}")
+        return None
+    return int(value)
+
+
+def _tcb(check: _Checker, value: Any, path: str) -> SnpTcb:
+    if value is None:
+        return SnpTcb()
+    fields = check.mapping(value, path, _TCB_KEYS)
+    levels = {key: _small_int(check, fields.get(key), _join(path, key), 255) for key in _TCB_KEYS}
+    return SnpTcb(**{key: level or 0 for key, level in levels.items()})
+
+
+def _registers(
+    check: _Checker, value: Any, path: str, maximum: int, length: int
+) -> tuple[tuple[int, str], ...]:
+    """A mapping of register index (a number, or its digits as a string) to its hex value."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        check.fail(path, "expected a mapping of register numbers to hex values")
+        return ()
+    registers = []
+    for key, item in value.items():
+        index = int(key) if isinstance(key, str) and key.isdigit() else key
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= maximum:
+            check.fail(path, f"register numbers are 0 to {maximum}, not {key!r}")
+            continue
+        text = check.hex_string(item, _join(path, str(index)), length)
+        if text is not None:
+            registers.append((index, text))
+    return tuple(sorted(registers))
+
+
+def _sev_snp(check: _Checker, value: Any, path: str) -> SevSnpReference:
+    fields = check.mapping(value, path, ("measurements", "minimum_tcb", "maximum_vmpl"))
+    return SevSnpReference(
+        measurements=_hardware_measurements(
+            check, fields.get("measurements"), _join(path, "measurements"), required=True
+        ),
+        minimum_tcb=_tcb(check, fields.get("minimum_tcb"), _join(path, "minimum_tcb")),
+        maximum_vmpl=_small_int(check, fields.get("maximum_vmpl"), _join(path, "maximum_vmpl"), MAX_VMPL)
+        or 0,
+    )
+
+
+def _tdx(check: _Checker, value: Any, path: str) -> TdxReference:
+    fields = check.mapping(value, path, ("mrtd", "rtmrs"))
+    return TdxReference(
+        mrtd=_hardware_measurements(check, fields.get("mrtd"), _join(path, "mrtd"), required=True),
+        rtmrs=_registers(check, fields.get("rtmrs"), _join(path, "rtmrs"), 3, SNP_MEASUREMENT_HEX),
+    )
+
+
+def _azure_cvm(check: _Checker, value: Any, path: str) -> AzureCvmReference:
+    fields = check.mapping(value, path, ("pcrs", "measurements", "minimum_tcb"))
+    pcrs = _registers(check, fields.get("pcrs"), _join(path, "pcrs"), MAX_PCR, PCR_HEX)
+    if not pcrs:
+        # The vTPM's PCRs are what identify the VM's boot chain and configuration; the hardware report
+        # only says "an Azure confidential VM", which anyone can rent.
+        check.fail(_join(path, "pcrs"), "required: the SHA-256 PCR values (64 hex characters) to pin")
+    return AzureCvmReference(
+        pcrs=pcrs,
+        measurements=_hardware_measurements(
+            check, fields.get("measurements"), _join(path, "measurements"), required=False
+        ),
+        minimum_tcb=_tcb(check, fields.get("minimum_tcb"), _join(path, "minimum_tcb")),
+    )
 
 
 def _advisories(check: _Checker, value: Any, path: str) -> str | tuple[str, ...] | None:

@@ -28,12 +28,15 @@ from typing import Any
 import yaml
 
 from .model import (
+    SNP_TCB_COMPONENTS,
     AccessPolicy,
     Image,
+    Platforms,
     Secret,
     Security,
     Service,
     Session,
+    SnpTcb,
     UpdatePolicy,
     Volume,
 )
@@ -127,9 +130,48 @@ def _security(security: Security) -> dict[str, Any]:
                 "mode": attestation.mode.value if attestation.mode is not None else None,
                 "tolerate": list(attestation.tolerate),
                 "ignore_advisories": list(advisories) if isinstance(advisories, tuple) else advisories,
+                "platforms": _platforms(attestation.platforms),
             }
         )
     }
+
+
+def _tcb(tcb: SnpTcb) -> dict[str, int]:
+    return {name: getattr(tcb, name) for name in SNP_TCB_COMPONENTS if getattr(tcb, name)}
+
+
+def _registers(registers: tuple[tuple[int, str], ...]) -> dict[str, str]:
+    # String keys: the same data must serialise to JSON (the session hash) and YAML alike.
+    return {str(index): value for index, value in registers}
+
+
+def _platforms(platforms: Platforms) -> dict[str, Any]:
+    snp, tdx, azure = platforms.sev_snp, platforms.tdx, platforms.azure_cvm
+    return _drop_empty(
+        {
+            "sev-snp": None
+            if snp is None
+            else _drop_empty(
+                {
+                    "measurements": list(snp.measurements),
+                    "minimum_tcb": _tcb(snp.minimum_tcb),
+                    "maximum_vmpl": snp.maximum_vmpl or None,
+                }
+            ),
+            "tdx": None
+            if tdx is None
+            else _drop_empty({"mrtd": list(tdx.mrtd), "rtmrs": _registers(tdx.rtmrs)}),
+            "azure-cvm": None
+            if azure is None
+            else _drop_empty(
+                {
+                    "pcrs": _registers(azure.pcrs),
+                    "measurements": list(azure.measurements),
+                    "minimum_tcb": _tcb(azure.minimum_tcb),
+                }
+            ),
+        }
+    )
 
 
 def session_to_data(session: Session) -> dict[str, Any]:

@@ -30,6 +30,15 @@ KUBERNETES = "kubernetes"
 """Evidence: the pod's projected service-account token, audience the CAS."""
 INSECURE_SOFTWARE_EVIDENCE = "insecure-software-evidence"
 """Evidence *and* the toleration that admits it: the runtime's own word, which anyone can make up."""
+SEV_SNP = "sev-snp"
+"""Evidence: an AMD SEV-SNP report (``report``, base64) with :func:`hardware_report_data`, and the
+extended report's certificate table (``certificates``) when the platform has one."""
+TDX = "tdx"
+"""Evidence: an Intel TDX quote (``quote``, base64) with :func:`hardware_report_data`."""
+AZURE_CVM = "azure-cvm"
+"""Evidence: an Azure confidential VM's HCL report (``hcl_report``), a vTPM quote (``quote``,
+``signature``) whose qualifying data is :func:`evidence_binding`, and the quoted PCRs (``pcrs``)."""
+HARDWARE_KINDS = (SEV_SNP, TDX, AZURE_CVM)
 
 CAS_PIN_PATH = "/sconify/cas-ca.pem"
 """Where a confidential image carries the CA certificate of its CAS (the runtime trusts nothing else)."""
@@ -44,6 +53,12 @@ RUNTIME_KEY_BYTES = 32
 def evidence_binding(nonce: str, runtime_key: bytes) -> bytes:
     """The 32 bytes evidence must carry to be bound to this attestation and this runtime key."""
     return hashlib.sha256(b"sconify-attestation-v1\x00" + bytes.fromhex(nonce) + runtime_key).digest()
+
+
+def hardware_report_data(binding: bytes) -> bytes:
+    """The 64-byte report-data of an SEV-SNP report or TDX quote for ``binding``: the binding, then
+    zeros."""
+    return binding + bytes(64 - len(binding))
 
 
 def request_signing_input(method: str, path: str, body: bytes, credential: str) -> bytes:

@@ -12,7 +12,6 @@ import pytest
 from pulumi_sconify.engine.cas.evidence import (
     Attempt,
     EvidencePolicy,
-    EvidenceRefusedError,
     Findings,
     InsecureSoftwareEvidence,
     KubernetesEvidence,
@@ -20,7 +19,7 @@ from pulumi_sconify.engine.cas.evidence import (
 from pulumi_sconify.engine.cas.kubernetes import JwksSource, KubernetesIssuer
 from pulumi_sconify.engine.cas.service import CasService
 from pulumi_sconify.engine.cas.store import Store
-from pulumi_sconify.engine.errors import CasError
+from pulumi_sconify.engine.errors import CasError, EvidenceRefusedError
 from pulumi_sconify.engine.policy import (
     Attestation,
     AttestationMode,
@@ -58,11 +57,23 @@ def refused(cas: CasService, session: Session) -> list[str]:
     return list(caught.value.extra["problems"])
 
 
-def test_mode_hardware_without_a_hardware_verifier_is_refused(cas: CasService) -> None:
+def test_mode_hardware_without_a_platform_is_refused(cas: CasService) -> None:
     problems = refused(cas, with_attestation(counter(insecure=False), mode=AttestationMode.HARDWARE))
     assert problems == [
-        "security.attestation.mode: hardware evidence is required, and this CAS verifies none "
-        "(it verifies: kubernetes, insecure-software-evidence)"
+        "security.attestation.platforms: mode hardware needs the hardware it accepts and what that must "
+        "measure: one or more of sev-snp, tdx, azure-cvm"
+    ]
+
+
+def test_a_cas_without_a_hardware_verifier_refuses_mode_hardware() -> None:
+    policy = EvidencePolicy([InsecureSoftwareEvidence()])
+    session = with_attestation(counter(insecure=False), mode=AttestationMode.HARDWARE)
+    assert policy.admission_problems(session) == [
+        (
+            "security.attestation.mode",
+            "hardware evidence is required, and this CAS verifies none (it verifies: "
+            "insecure-software-evidence)",
+        )
     ]
 
 

@@ -13,15 +13,20 @@ from pulumi_sconify.engine.policy import (
     AccessPolicy,
     Attestation,
     AttestationMode,
+    AzureCvmReference,
     Image,
     ImageVolume,
     InjectionFile,
+    Platforms,
     Secret,
     SecretKind,
     Security,
     Service,
     ServiceAttestation,
     Session,
+    SevSnpReference,
+    SnpTcb,
+    TdxReference,
     UpdatePolicy,
     Volume,
     parse_session,
@@ -36,6 +41,37 @@ names = st.text(NAME_CHARS, min_size=1, max_size=24).filter(lambda n: n not in {
 session_names = st.lists(names, min_size=1, max_size=3).map("/".join)
 hex64 = st.text("0123456789abcdef", min_size=64, max_size=64)
 hex32 = st.text("0123456789abcdef", min_size=32, max_size=32)
+hex96 = st.text("0123456789abcdef", min_size=96, max_size=96)
+levels = st.integers(0, 255)
+tcbs = st.builds(SnpTcb, bootloader=levels, tee=levels, snp=levels, microcode=levels, fmc=levels)
+measurement_lists = st.lists(hex96, min_size=1, max_size=2, unique=True).map(tuple)
+
+
+def registers(maximum: int, values: st.SearchStrategy[str]) -> st.SearchStrategy[tuple[tuple[int, str], ...]]:
+    return st.dictionaries(st.integers(0, maximum), values, max_size=3).map(
+        lambda r: tuple(sorted(r.items()))
+    )
+
+
+platforms = st.builds(
+    Platforms,
+    sev_snp=st.one_of(
+        st.none(),
+        st.builds(
+            SevSnpReference, measurements=measurement_lists, minimum_tcb=tcbs, maximum_vmpl=st.integers(0, 3)
+        ),
+    ),
+    tdx=st.one_of(st.none(), st.builds(TdxReference, mrtd=measurement_lists, rtmrs=registers(3, hex96))),
+    azure_cvm=st.one_of(
+        st.none(),
+        st.builds(
+            AzureCvmReference,
+            pcrs=registers(23, hex64).filter(bool),
+            measurements=st.lists(hex96, max_size=2, unique=True).map(tuple),
+            minimum_tcb=tcbs,
+        ),
+    ),
+)
 path_parts = st.text(string.ascii_letters + string.digits + "_-", min_size=1, max_size=12)
 paths = st.one_of(st.just("/"), st.lists(path_parts, min_size=1, max_size=4).map(lambda p: "/" + "/".join(p)))
 # Any text without the placeholder syntax: YAML must carry quotes, newlines, unicode and control
@@ -115,7 +151,15 @@ def sessions(draw: st.DrawFn) -> Session:
         st.one_of(
             st.none(),
             st.builds(
-                lambda mode, tolerate, advisories: Security(Attestation(mode, tolerate, advisories)),
+                lambda mode, tolerate, advisories, platforms: Security(
+                    Attestation(
+                        # mode hardware needs a platform (a parse rule the model does not carry).
+                        None if mode is AttestationMode.HARDWARE and platforms == Platforms() else mode,
+                        tolerate,
+                        advisories,
+                        platforms,
+                    )
+                ),
                 st.one_of(st.none(), st.sampled_from(AttestationMode)),
                 st.lists(st.sampled_from(["debug-mode", "hyperthreading", "outdated-tcb"]), unique=True).map(
                     tuple
@@ -125,6 +169,7 @@ def sessions(draw: st.DrawFn) -> Session:
                     st.just("*"),
                     st.lists(st.just("INTEL-SA-00334"), min_size=1, max_size=1).map(tuple),
                 ),
+                platforms,
             ),
         )
     )

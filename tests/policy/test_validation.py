@@ -44,7 +44,12 @@ def base() -> dict[str, Any]:
             {"name": "tls", "kind": "x509", "private_key": "tls_key", "issuer": "ca", "dns": ["app"]},
         ],
         "security": {
-            "attestation": {"mode": "hardware", "tolerate": ["debug-mode"], "ignore_advisories": "*"}
+            "attestation": {
+                "mode": "hardware",
+                "tolerate": ["debug-mode"],
+                "ignore_advisories": "*",
+                "platforms": {"sev-snp": {"measurements": ["ab" * 48]}},
+            }
         },
     }
 
