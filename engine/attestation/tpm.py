@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from ..errors import SconifyError
+
 TPM_GENERATED_VALUE = 0xFF544347
 TPM_ST_ATTEST_QUOTE = 0x8018
 TPM_ALG_SHA256 = 0x000B
@@ -27,7 +29,7 @@ TPM_ALG_ECDSA = 0x0018
 PCR_COUNT = 24
 
 
-class TpmFormatError(ValueError):
+class TpmFormatError(SconifyError, ValueError):
     """Bytes that are not the TPM structure they should be."""
 
 
