@@ -8,27 +8,22 @@ nonce and runtime key, so a report is worth one attestation by one runtime.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from cryptography import x509
 
 from ..attestation import azure, snp, tdx
 from ..attestation.verdict import Verdict
+from ..attestation.wire import blob, parse_azure_evidence
 from ..errors import EvidenceRefusedError
 from ..policy import Service, Session
 from ..runtime.protocol import AZURE_CVM, SEV_SNP, TDX, hardware_report_data
 from .evidence import Attempt, Findings
-
-MAX_EVIDENCE_FIELD = 64 * 1024
-"""The largest field of hardware evidence this CAS decodes (an extended report's certificates are a few
-KiB; nothing legitimate is near this)."""
 
 
 @dataclass(frozen=True)
@@ -72,21 +67,6 @@ class HardwareTrust:
             return tdx.Collateral.from_directory(self.tdx_collateral, facts.fmspc, facts.ca)
         except FileNotFoundError as missing:
             raise EvidenceRefusedError(f"tdx evidence: {missing}", "collateral") from None
-
-
-def blob(evidence: Mapping[str, Any], name: str, *, required: bool = True) -> bytes | None:
-    """A base64 field of the evidence, decoded; refused when malformed, too large, or missing."""
-    value = evidence.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or len(value) > MAX_EVIDENCE_FIELD * 4 // 3 + 4:
-        raise EvidenceRefusedError(
-            f"evidence field {name}: expected base64 of at most {MAX_EVIDENCE_FIELD} bytes", "format"
-        )
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise EvidenceRefusedError(f"evidence field {name}: not base64", "format") from None
 
 
 def _findings(verdict: Verdict) -> Findings:
@@ -213,34 +193,6 @@ class AzureCvmEvidence:
 
     def admission_problems(self, session: Session) -> list[tuple[str, str]]:
         return []
-
-
-def parse_azure_evidence(evidence: Mapping[str, Any]) -> azure.AzureEvidence:
-    """The wire form of azure-cvm evidence: base64 fields and the PCRs as ``{"index": hex}``."""
-    pcrs_field = evidence.get("pcrs")
-    if not isinstance(pcrs_field, dict) or len(pcrs_field) > 24:
-        raise EvidenceRefusedError("evidence field pcrs: expected a mapping of PCR numbers to hex", "format")
-    pcrs: dict[int, bytes] = {}
-    for key, value in pcrs_field.items():
-        if not (isinstance(key, str) and key.isdigit() and int(key) < 24) or not isinstance(value, str):
-            raise EvidenceRefusedError(
-                "evidence field pcrs: expected PCR numbers 0-23 and hex values", "format"
-            )
-        try:
-            pcrs[int(key)] = bytes.fromhex(value)
-        except ValueError:
-            raise EvidenceRefusedError(f"evidence field pcrs.{key}: not hex", "format") from None
-    hcl, quote, signature = (blob(evidence, name) for name in ("hcl_report", "quote", "signature"))
-    assert hcl is not None and quote is not None and signature is not None
-    return azure.AzureEvidence(
-        hcl,
-        quote,
-        signature,
-        pcrs,
-        blob(evidence, "vcek", required=False),
-        blob(evidence, "certificates", required=False),
-        blob(evidence, "td_quote", required=False),
-    )
 
 
 def hardware_verifiers(trust: HardwareTrust) -> list[SevSnpEvidence | TdxEvidence | AzureCvmEvidence]:

@@ -25,6 +25,7 @@ from ..errors import CasError
 from ..runtime.protocol import ATTEST_PATH, NONCE_PATH, SIGNATURE_HEADER
 from ..version import __version__
 from .credentials import CREDENTIAL_LIFETIME, runtime_key
+from .hardware import HardwareTrust
 from .identity import key_hash
 from .kubernetes import JwksSource, KubernetesIssuer
 from .service import CasService
@@ -338,6 +339,7 @@ def serve(
     ca_directory: Path | None = None,
     credential_lifetime: float = CREDENTIAL_LIFETIME,
     kubernetes: tuple[str, JwksSource] | None = None,
+    hardware: HardwareTrust | None = None,
 ) -> None:
     """Run a CAS until SIGTERM or SIGINT: make or reuse its state in ``data_dir``, serve both APIs.
 
@@ -359,7 +361,13 @@ def serve(
         issuer = KubernetesIssuer(kubernetes[0], kubernetes[1], audience, log=log)
         issuer.start()
         log("kubernetes_issuer", issuer=issuer.issuer, audience=audience)
-    service = CasService(store, credential_lifetime=credential_lifetime, kubernetes=issuer)
+    if hardware is not None:
+        log(
+            "hardware_evidence",
+            snp_vcek_dir=str(hardware.vcek_directory or ""),
+            tdx_collateral=str(hardware.tdx_collateral or ""),
+        )
+    service = CasService(store, credential_lifetime=credential_lifetime, kubernetes=issuer, hardware=hardware)
     ports = listen(service, pki.certificate, pki.key, client_address, attest_address)
 
     def stop_listening() -> Any:

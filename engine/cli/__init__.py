@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from ..errors import SconifyError
 from ..version import __version__
-from . import cas, chart, fspf, image, session
+from . import cas, chart, evidence, fspf, image, session
 from .common import EXIT_INVALID, CliError
 
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     cas.register(groups)
     chart.register(groups)
     image.register(groups)
+    evidence.register(groups)
     summary = "the runtime of a confidential container (images run it as their entrypoint)"
     run = groups.add_parser("run", help=summary, description=summary + "; configured by SCONE_* variables")
     run.set_defaults(handler=_run)

@@ -94,6 +94,19 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     serve.add_argument(
         "--kubernetes-token-file", type=Path, metavar="FILE", help="bearer token for an https key set URL"
     )
+    serve.add_argument(
+        "--snp-vcek-dir",
+        type=Path,
+        metavar="DIR",
+        help="VCEK certificates from AMD's KDS, for SEV-SNP reports sent without their certificate table",
+    )
+    serve.add_argument(
+        "--tdx-collateral",
+        type=Path,
+        metavar="DIR",
+        help="Intel's TDX collateral (TCB info, QE identity, CRLs; docs/attestation.md): without it TDX "
+        "evidence is refused",
+    )
     serve.set_defaults(handler=_serve)
 
     image = commands.add_parser(
@@ -133,6 +146,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 def _serve(args: argparse.Namespace) -> int:
     from ..cas.credentials import CREDENTIAL_LIFETIME  # noqa: PLC0415
+    from ..cas.hardware import HardwareTrust  # noqa: PLC0415
     from ..cas.identity import IdentityError  # noqa: PLC0415
     from ..cas.kubernetes import JwksSource, in_cluster_source  # noqa: PLC0415
     from ..cas.server import serve  # noqa: PLC0415 - Twisted is only needed to serve
@@ -151,6 +165,10 @@ def _serve(args: argparse.Namespace) -> int:
         raise CliError(
             "--kubernetes-jwks, --kubernetes-ca and --kubernetes-token-file need --kubernetes-issuer"
         )
+    for flag, directory in (("--snp-vcek-dir", args.snp_vcek_dir), ("--tdx-collateral", args.tdx_collateral)):
+        if directory is not None and not directory.is_dir():
+            raise CliError(f"{flag}: not a directory: {directory}")
+    hardware = HardwareTrust(vcek_directory=args.snp_vcek_dir, tdx_collateral=args.tdx_collateral)
     try:
         serve(
             args.data_dir,
@@ -161,6 +179,7 @@ def _serve(args: argparse.Namespace) -> int:
             args.ca_dir,
             args.credential_lifetime or CREDENTIAL_LIFETIME,
             kubernetes,
+            hardware,
         )
     except (StoreError, IdentityError) as error:
         raise CliError(str(error)) from None

@@ -26,7 +26,7 @@ def sconify(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProce
 def test_help_lists_every_group() -> None:
     result = sconify("--help")
     assert result.returncode == 0
-    for group in ("session", "fspf", "cas", "identity", "image", "chart", "run"):
+    for group in ("session", "fspf", "cas", "identity", "image", "chart", "evidence", "run"):
         assert group in result.stdout
 
 
