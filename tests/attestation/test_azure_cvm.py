@@ -1,0 +1,162 @@
+"""Azure confidential VM evidence end to end with a real software TPM: the runtime's TPM client reads
+the HCL report and quotes the PCRs; the verifier follows the chain hardware report → runtime data →
+attestation key → quote, and refuses every broken link."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pulumi_sconify.engine.attestation.azure import (
+    ATTESTATION_KEY_HANDLE,
+    HCL_REPORT_NV_INDEX,
+    AzureEvidence,
+    HclReport,
+    verify_evidence,
+)
+from pulumi_sconify.engine.errors import EvidenceRefusedError
+from pulumi_sconify.engine.policy import AzureCvmReference
+from pulumi_sconify.engine.runtime.tpm import SocketTransport, Tpm, TpmError
+from tests.attestation.snp_forge import ForgedMilan
+from tests.attestation.swtpm import AzureVtpm, Simulator, expected_pcr, hcl_report, provision, running_swtpm
+
+NOW = datetime(2026, 1, 15, tzinfo=UTC)
+BINDING = bytes(range(32))
+
+
+@pytest.fixture(scope="module")
+def forger() -> ForgedMilan:
+    return ForgedMilan()
+
+
+@pytest.fixture(scope="module")
+def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
+    yield from running_swtpm(tmp_path_factory.mktemp("swtpm"))
+
+
+@pytest.fixture(scope="module")
+def vtpm(simulator: Simulator, forger: ForgedMilan) -> AzureVtpm:
+    return provision(simulator, forger)
+
+
+def collect(vtpm: AzureVtpm, binding: bytes = BINDING) -> AzureEvidence:
+    """What the runtime collects on the VM, through its own TPM client."""
+    tpm = Tpm(SocketTransport("127.0.0.1", vtpm.simulator.port))
+    try:
+        hcl = tpm.nv_read(HCL_REPORT_NV_INDEX)
+        pcrs = tpm.pcr_read(range(24))
+        quote, signature = tpm.quote(ATTESTATION_KEY_HANDLE, binding, range(24))
+    finally:
+        tpm.close()
+    return AzureEvidence(hcl, quote, signature, pcrs)
+
+
+def pinned(*indexes: int, measurement: bytes | None = None) -> AzureCvmReference:
+    return AzureCvmReference(
+        pcrs=tuple((index, expected_pcr(index).hex()) for index in indexes),
+        measurements=(measurement.hex(),) if measurement else (),
+    )
+
+
+def verify(evidence: AzureEvidence, forger: ForgedMilan, **kwargs: object) -> object:
+    arguments: dict[str, object] = {
+        "now": NOW,
+        "reference": pinned(0, 7, 11),
+        "qualifying_data": BINDING,
+        "amd_anchors": forger.anchors,
+    } | kwargs
+    return verify_evidence(dataclasses.replace(evidence, vcek=forger.vcek_der), **arguments)  # type: ignore[arg-type]
+
+
+def refused(evidence: AzureEvidence, forger: ForgedMilan, **kwargs: object) -> EvidenceRefusedError:
+    with pytest.raises(EvidenceRefusedError) as refusal:
+        verify(evidence, forger, **kwargs)
+    return refusal.value
+
+
+def test_the_runtime_reads_what_azure_provisions(vtpm: AzureVtpm) -> None:
+    evidence = collect(vtpm)
+    report = HclReport.parse(evidence.hcl_report)
+    assert report.runtime_data == vtpm.runtime_data
+    assert evidence.pcrs[7] == expected_pcr(7)
+    assert evidence.pcrs[3] == bytes(32)
+    assert len(evidence.pcrs) == 24
+
+
+def test_genuine_bound_evidence_is_accepted(vtpm: AzureVtpm, forger: ForgedMilan) -> None:
+    verdict = verify(collect(vtpm), forger, reference=pinned(0, 7, 11, measurement=vtpm.launch_measurement))
+    assert "tpm-quote" in verdict.checks and "qualifying-data" in verdict.checks and "pcrs" in verdict.checks  # type: ignore[attr-defined]
+    assert "sev-snp:report-data" in verdict.checks  # type: ignore[attr-defined]
+    assert verdict.claims["pcrs"]["7"] == expected_pcr(7).hex()  # type: ignore[attr-defined]
+
+
+def test_a_quote_for_another_attestation_is_refused(vtpm: AzureVtpm, forger: ForgedMilan) -> None:
+    assert refused(collect(vtpm, binding=b"\x01" * 32), forger).check == "qualifying-data"
+
+
+def test_pcr_values_other_than_the_quoted_ones_are_refused(vtpm: AzureVtpm, forger: ForgedMilan) -> None:
+    evidence = collect(vtpm)
+    lied = dataclasses.replace(evidence, pcrs=dict(evidence.pcrs) | {7: bytes(32)})
+    refusal = refused(lied, forger)
+    assert refusal.check == "pcrs"
+    assert "not the ones the TPM quoted" in str(refusal)
+
+
+def test_a_pcr_the_policy_pins_differently_is_refused(vtpm: AzureVtpm, forger: ForgedMilan) -> None:
+    other = AzureCvmReference(pcrs=((7, "00" * 32),))
+    refusal = refused(collect(vtpm), forger, reference=other)
+    assert refusal.check == "pcrs"
+    assert "PCR 7 is" in str(refusal)
+
+
+def test_a_wrong_firmware_measurement_is_refused(vtpm: AzureVtpm, forger: ForgedMilan) -> None:
+    refusal = refused(collect(vtpm), forger, reference=pinned(7, measurement=b"\x00" * 48))
+    assert refusal.check == "measurement"
+
+
+def test_a_quote_by_a_key_the_hardware_report_does_not_name_is_refused(
+    vtpm: AzureVtpm, forger: ForgedMilan, tmp_path: Path
+) -> None:
+    # Another TPM (the attacker's), quoting with its own key: the HCL report names the VM's key.
+    evidence = collect(vtpm)
+    for other in running_swtpm(tmp_path / "other"):
+        foreign = collect(provision(other, ForgedMilan()))
+        refusal = refused(
+            dataclasses.replace(evidence, quote=foreign.quote, signature=foreign.signature), forger
+        )
+        assert refusal.check in {"tpm-quote", "qualifying-data"}
+
+
+def test_runtime_data_swapped_for_the_attackers_key_breaks_the_hardware_binding(
+    vtpm: AzureVtpm, forger: ForgedMilan
+) -> None:
+    evidence = collect(vtpm)
+    report = HclReport.parse(evidence.hcl_report)
+    document = json.loads(report.runtime_data)
+    document["keys"][0]["n"] = document["keys"][0]["n"][::-1]
+    swapped = hcl_report(json.dumps(document).encode(), report.hardware_report)
+    refusal = refused(dataclasses.replace(evidence, hcl_report=swapped), forger)
+    assert refusal.check == "report-data"
+
+
+def test_an_hcl_report_under_a_self_made_root_is_refused(vtpm: AzureVtpm, forger: ForgedMilan) -> None:
+    assert refused(collect(vtpm), forger, amd_anchors=None).check == "chain"
+
+
+@pytest.mark.parametrize("garbage", [b"", b"HCLA" + bytes(100), b"XXXX" + bytes(2000)])
+def test_what_is_not_an_hcl_report_is_refused(vtpm: AzureVtpm, forger: ForgedMilan, garbage: bytes) -> None:
+    assert refused(dataclasses.replace(collect(vtpm), hcl_report=garbage), forger).check == "format"
+
+
+def test_the_tpm_client_names_a_refusal(simulator: Simulator) -> None:
+    tpm = Tpm(SocketTransport("127.0.0.1", simulator.port))
+    try:
+        with pytest.raises(TpmError, match="refused command 0x169"):
+            tpm.nv_read(0x01400099)
+    finally:
+        tpm.close()
