@@ -27,15 +27,18 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ..errors import CasError
 from ..fspf import AnchorConflictError, AnchorState
+from .hardware import HardwareEvidenceError, HardwareSources
 from .protocol import (
     ATTEST_PATH,
     ATTESTATION_PORT,
+    HARDWARE_KINDS,
     INSECURE_SOFTWARE_EVIDENCE,
     KUBERNETES,
     KUBERNETES_TOKEN_FILE,
     NONCE_PATH,
     SIGNATURE_HEADER,
     VOLUME_STATE_PATH,
+    evidence_binding,
     request_signing_input,
 )
 
@@ -132,12 +135,14 @@ class CasSession:
         token_file: Path = Path(KUBERNETES_TOKEN_FILE),
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        hardware: HardwareSources | None = None,
     ) -> None:
         self.connection = connection
         self.config_id = config_id
         self.measurement = measurement
         self.patience = patience
         self.token_file = token_file
+        self.hardware = hardware or HardwareSources()
         self.evidence_kind = ""
         self._clock = clock
         self._sleep = sleep
@@ -177,7 +182,7 @@ class CasSession:
                     "measurement": self.measurement,
                     "nonce": nonce,
                     "runtime_key": self._public.hex(),
-                    "evidence": self._evidence(kind),
+                    "evidence": self._evidence(kind, nonce),
                 }
             ),
         )
@@ -193,12 +198,14 @@ class CasSession:
         self.evidence_kind = kind
         return grant
 
-    def _available(self) -> list[str]:
+    def _available(self, accepts: list[str]) -> list[str]:
+        """What this runtime can give, strongest first (the node's TEE asked only when it matters)."""
+        hardware = self.hardware.available() if set(accepts) & set(HARDWARE_KINDS) else []
         kinds = [KUBERNETES] if self.token_file.is_file() else []
-        return [*kinds, INSECURE_SOFTWARE_EVIDENCE]
+        return [*hardware, *kinds, INSECURE_SOFTWARE_EVIDENCE]
 
     def _choose(self, accepts: list[str]) -> str:
-        available = self._available()
+        available = self._available(accepts)
         for kind in accepts:
             if kind in available:
                 return kind
@@ -215,10 +222,19 @@ class CasSession:
             f"{', '.join(available)}{hint}",
         )
 
-    def _evidence(self, kind: str) -> dict[str, Any]:
+    def _evidence(self, kind: str, nonce: str) -> dict[str, Any]:
+        # The token is read every time: the kubelet rotates the file before the token expires.
         if kind == KUBERNETES:
-            # Read every time: the kubelet rotates the token file before the token expires.
             return {"kind": KUBERNETES, "token": self.token_file.read_text().strip()}
+        if kind in HARDWARE_KINDS:
+            try:
+                evidence = self.hardware.collect(kind, evidence_binding(nonce, self._public))
+            except HardwareEvidenceError as error:
+                raise CasError(403, f"cannot collect {kind} evidence on this node: {error}") from None
+            if self.token_file.is_file():
+                # A service that pins its workload identity needs both: the VM, and who runs in it.
+                evidence["token"] = self.token_file.read_text().strip()
+            return evidence
         return {"kind": INSECURE_SOFTWARE_EVIDENCE}
 
     # -- volume requests --------------------------------------------------------------------------

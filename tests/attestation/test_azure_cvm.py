@@ -19,11 +19,14 @@ from pulumi_sconify.engine.attestation.azure import (
     HclReport,
     verify_evidence,
 )
-from pulumi_sconify.engine.errors import EvidenceRefusedError
-from pulumi_sconify.engine.policy import AzureCvmReference
+from pulumi_sconify.engine.cas.hardware import HardwareTrust
+from pulumi_sconify.engine.errors import CasError, EvidenceRefusedError
+from pulumi_sconify.engine.policy import AzureCvmReference, Platforms
+from pulumi_sconify.engine.runtime.hardware import HardwareSources
 from pulumi_sconify.engine.runtime.tpm import SocketTransport, Tpm, TpmError
 from tests.attestation.snp_forge import ForgedMilan
 from tests.attestation.swtpm import AzureVtpm, Simulator, expected_pcr, hcl_report, provision, running_swtpm
+from tests.cas.test_hardware_evidence import Runtime, hardware_session, make_cas
 
 NOW = datetime(2026, 1, 15, tzinfo=UTC)
 BINDING = bytes(range(32))
@@ -160,3 +163,25 @@ def test_the_tpm_client_names_a_refusal(simulator: Simulator) -> None:
             tpm.nv_read(0x01400099)
     finally:
         tpm.close()
+
+
+def test_the_cas_grants_on_the_evidence_the_runtime_collects(
+    vtpm: AzureVtpm, forger: ForgedMilan, tmp_path: Path
+) -> None:
+    vceks = tmp_path / "vceks"
+    vceks.mkdir()
+    (vceks / "milan.der").write_bytes(forger.vcek_der)
+    platforms = Platforms(azure_cvm=pinned(0, 7, 11))
+    sources = HardwareSources(tpm=lambda: Tpm(SocketTransport("127.0.0.1", vtpm.simulator.port)))
+    assert "azure-cvm" in sources.available()
+    for trusted, cas_directory in ((forger.anchors, "cas"), (None, "pinned-cas")):
+        trust = HardwareTrust(vcek_directory=vceks, amd_anchors=trusted, clock=NOW.timestamp)
+        runtime = Runtime(make_cas(tmp_path / cas_directory, trust, hardware_session(platforms)))
+        nonce, binding = runtime.nonce()
+        evidence = sources.collect("azure-cvm", binding)
+        if trusted is not None:
+            assert runtime.attest(nonce, evidence)["evidence"] == "azure-cvm"
+        else:
+            # Against AMD's real roots, the tests' own hardware is what an attacker has: nothing.
+            with pytest.raises(CasError, match="chain check"):
+                runtime.attest(nonce, evidence)
