@@ -55,8 +55,8 @@ elif platform == "aks":
         "cluster",
         AksClusterArgs(
             location=pulumi.Config("azure-native").require("location"),
-            confidential_pool=config.get("confidentialPool") or "sgx",
-            confidential_vm_size=config.get("confidentialVmSize") or "Standard_DC4s_v3",
+            confidential_pool=config.get("confidentialPool") or "cvm",
+            confidential_vm_size=config.get("confidentialVmSize") or "",
             confidential_node_count=config.get_int("confidentialNodeCount") or 1,
         ),
     )
@@ -126,6 +126,11 @@ counter = ConfidentialStatefulService(
         tolerate=config.get_object("tolerate"),
         kubernetes_issuer=config.get("kubernetesIssuer") or DEFAULT_KUBERNETES_ISSUER,
         insecure_software_evidence=config.get_bool("insecureSoftwareEvidence") or False,
+        # On confidential VMs the keys go only to a pod whose VM proves (vTPM, AMD or Intel) it booted
+        # with these PCRs: `sconify evidence collect azure-cvm` on a node shows them (docs/attestation.md).
+        hardware_attestation={"azure-cvm": {"pcrs": config.require_object("cvmPcrs")}}
+        if isinstance(cluster, AksCluster) and cluster.placement.device_resources
+        else None,
         workload_type=config.get("workloadType") or "job",
         job_runs=config.get_int("jobRuns") or 3,
         storage=cluster.storage,

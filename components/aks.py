@@ -14,23 +14,42 @@ import pulumi_azure_native as azure
 import pulumi_kubernetes as k8s
 
 from .cluster import Placement, StorageProfile
+from .kubernetes import object_resource
 from .naming import Children
 
 ACR_PULL_ROLE = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 """Azure's built-in AcrPull role."""
 CONFIDENTIAL_LABEL = "sconify.io/confidential"
-POOL_SIZES = {"sgx": re.compile(r"Standard_DC\d+s_v3"), "cvm": re.compile(r"Standard_DC\d+as_v5")}
-"""SGX enclaves (Intel, DCsv3) or confidential VMs (AMD SEV-SNP, DCasv5)."""
+POOL_SIZES = {
+    "sgx": re.compile(r"Standard_DC\d+s_v3"),
+    "cvm": re.compile(r"Standard_(DC|EC)\d+(as|ads|es|eds)_v[56]"),
+}
+"""SGX enclaves (Intel, DCsv3), or confidential VMs: AMD SEV-SNP (DCasv5, ECasv5 and their ``ads`` and v6
+siblings) or Intel TDX (DCesv5, ECesv5, ...)."""
+DEFAULT_VM_SIZES = {"sgx": "Standard_DC4s_v3", "cvm": "Standard_DC4as_v5"}
+VTPM_DOMAIN = "sconify.io"
+VTPM_RESOURCE = f"{VTPM_DOMAIN}/tpmrm0"
+"""The extended resource that gives a container the confidential VM's vTPM (``/dev/tpmrm0``)."""
+DEVICE_PLUGIN_IMAGE = "docker.io/squat/generic-device-plugin:latest"
+"""squat/generic-device-plugin, which advertises the vTPM as :data:`VTPM_RESOURCE` so that pods get the
+device without running privileged. Its publisher tags only ``latest``: pin it by digest in production
+(``AksClusterArgs.vtpm_device_plugin_image``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class AksClusterArgs:
     location: str
     """The Azure region, e.g. ``westeurope`` (it must offer the confidential VM size)."""
-    confidential_pool: str = "sgx"
-    """``sgx`` (Intel SGX nodes with the ``ACCSGXDevicePlugin`` add-on) or ``cvm`` (confidential VMs)."""
-    confidential_vm_size: str = "Standard_DC4s_v3"
-    """``Standard_DC*s_v3`` for ``sgx``, ``Standard_DC*as_v5`` for ``cvm``."""
+    confidential_pool: str = "cvm"
+    """``cvm`` (confidential VMs: memory sealed from the host, attested with the vTPM's ``azure-cvm``
+    evidence) or ``sgx`` (Intel SGX nodes with the ``ACCSGXDevicePlugin`` add-on; the open engine does
+    not use the enclaves, only SCONE does)."""
+    confidential_vm_size: str = ""
+    """Empty for the pool's default (``Standard_DC4as_v5``, ``Standard_DC4s_v3``); for ``cvm``
+    ``Standard_DC*as_v5`` (SEV-SNP) or ``Standard_DC*es_v5`` (TDX) and their siblings, for ``sgx``
+    ``Standard_DC*s_v3``."""
+    vtpm_device_plugin_image: str = DEVICE_PLUGIN_IMAGE
+    """The device plugin that gives confidential pods the vTPM (``cvm`` only); pin it by digest."""
     confidential_node_count: int = 1
     system_vm_size: str = "Standard_D2s_v5"
     system_node_count: int = 1
@@ -44,7 +63,9 @@ class AksClusterArgs:
     def __post_init__(self) -> None:
         pattern = POOL_SIZES.get(self.confidential_pool)
         if pattern is None:
-            raise ValueError(f"confidential_pool {self.confidential_pool!r}: expected sgx or cvm")
+            raise ValueError(f"confidential_pool {self.confidential_pool!r}: expected cvm or sgx")
+        if not self.confidential_vm_size:
+            object.__setattr__(self, "confidential_vm_size", DEFAULT_VM_SIZES[self.confidential_pool])
         if not pattern.fullmatch(self.confidential_vm_size):
             raise ValueError(
                 f"confidential_vm_size {self.confidential_vm_size!r} is not a {self.confidential_pool} size "
@@ -150,6 +171,7 @@ class AksCluster(pulumi.ComponentResource):
                 {"key": CONFIDENTIAL_LABEL, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
             ],
             sgx_device_plugin="azure" if args.confidential_pool == "sgx" else "disabled",
+            device_resources={VTPM_RESOURCE: "1"} if args.confidential_pool == "cvm" else {},
         )
         self.registry = pulumi.Output.from_input("")
         self.registry_auth = None
@@ -159,6 +181,8 @@ class AksCluster(pulumi.ComponentResource):
         self.provider = k8s.Provider(
             children.name("kubernetes"), kubeconfig=self.kubeconfig, opts=children.options("kubernetes")
         )
+        if args.confidential_pool == "cvm":
+            self._vtpm_device_plugin(args.vtpm_device_plugin_image)
         self.register_outputs(
             {
                 "kubeconfig": self.kubeconfig,
@@ -202,3 +226,61 @@ class AksCluster(pulumi.ComponentResource):
                 lambda parts: _docker_config(parts[0], parts[1], parts[2][0]["value"])
             )
         )
+
+    def _vtpm_device_plugin(self, image: str) -> None:
+        """The vTPM of each confidential node, offered to pods as :data:`VTPM_RESOURCE`.
+
+        A pod that mounts ``/dev/tpmrm0`` from the host still may not open it (the container's device
+        cgroup refuses) unless it runs privileged, which would hand it the whole node. A device plugin
+        is the least privilege that works: it runs privileged on the node, and a pod that asks for one
+        unit of the resource gets that one device node, readable and writable, and nothing else."""
+        children = self._children
+        name = children.name("vtpm-device-plugin")
+        object_resource(
+            name,
+            pulumi.ResourceOptions.merge(
+                children.options("vtpm-device-plugin"), pulumi.ResourceOptions(provider=self.provider)
+            ),
+            vtpm_device_plugin(image, self.placement),
+        )
+
+
+def vtpm_device_plugin(image: str, placement: Placement) -> dict[str, Any]:
+    """The DaemonSet that advertises each confidential node's ``/dev/tpmrm0`` as :data:`VTPM_RESOURCE`
+    (up to 16 pods per node share it: the kernel's resource manager keeps their sessions apart)."""
+    labels = {"app.kubernetes.io/name": "sconify-vtpm-device-plugin"}
+    device = json.dumps({"name": "tpmrm0", "groups": [{"paths": [{"path": "/dev/tpmrm0"}], "count": 16}]})
+    plugin_directory = "/var/lib/kubelet/device-plugins"
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "sconify-vtpm-device-plugin", "namespace": "kube-system", "labels": labels},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "priorityClassName": "system-node-critical",
+                    "nodeSelector": placement.node_selector,
+                    "tolerations": placement.tolerations,
+                    "containers": [
+                        {
+                            "name": "device-plugin",
+                            "image": image,
+                            "args": ["--domain", VTPM_DOMAIN, "--device", device],
+                            "securityContext": {"privileged": True},
+                            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                            "volumeMounts": [
+                                {"name": "device-plugins", "mountPath": plugin_directory},
+                                {"name": "dev", "mountPath": "/dev"},
+                            ],
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "device-plugins", "hostPath": {"path": plugin_directory}},
+                        {"name": "dev", "hostPath": {"path": "/dev"}},
+                    ],
+                },
+            },
+        },
+    }

@@ -29,6 +29,9 @@ class Placement:
     tolerations: list[dict[str, Any]] = field(default_factory=list)
     sgx_device_plugin: str = "disabled"
     """``useSGXDevPlugin`` of the workload model: ``azure`` asks for EPC on AKS's SGX pool."""
+    device_resources: dict[str, str] = field(default_factory=dict)
+    """Extended resources each confidential container asks for: the device it collects hardware
+    evidence from (``sconify.io/tpmrm0`` for an Azure confidential VM's vTPM)."""
 
 
 class KubernetesCluster(Protocol):

@@ -20,7 +20,9 @@ from ..engine.policy import (
     KNOWN_TOLERATIONS,
     VOLUME_NAME_RE,
     VOLUME_NAME_RULE,
+    PolicyError,
     namespace_session,
+    platforms_from_data,
     render_session,
 )
 from ..engine.runtime.protocol import INSECURE_SOFTWARE_EVIDENCE
@@ -84,6 +86,10 @@ class ConfidentialStatefulServiceArgs:
     insecure_software_evidence: bool = False
     """INSECURE, development only: the CAS also releases the keys on the runtime's own word, which
     anyone who reaches the CAS can give. The policy pack refuses it on AKS."""
+    hardware_attestation: Mapping[str, Any] | None = None
+    """The hardware the pods must prove they run on, and what it must measure: the session's
+    ``security.attestation.platforms`` (docs/attestation.md), e.g. ``{"azure-cvm": {"pcrs": {"7":
+    "<64 hex>"}}}``. The policy then requires hardware evidence *and* the pods' token."""
     workload_type: str = "job"
     """``job``, ``deployment`` or ``statefulset``."""
     job_runs: int = 1
@@ -167,6 +173,13 @@ class ConfidentialStatefulServiceArgs:
             )
         if self.job_runs < 1:
             problems.append("job_runs: at least 1")
+        if self.hardware_attestation is not None:
+            try:
+                platforms_from_data(self.hardware_attestation, "hardware_attestation")
+            except PolicyError as error:
+                problems.extend(str(problem) for problem in error.problems)
+            if self.insecure_software_evidence:
+                problems.append("insecure_software_evidence: excluded by hardware_attestation")
         if self.tolerate is not None:
             problems.extend(
                 f"tolerate {name!r}: unknown (known: {', '.join(KNOWN_TOLERATIONS)})"
@@ -208,7 +221,7 @@ def workload_objects(args: ConfidentialStatefulServiceArgs, release: str) -> lis
         "useSGXDevPlugin": args.placement.sgx_device_plugin,
         "nodeSelector": args.placement.node_selector,
         "tolerations": args.placement.tolerations,
-        "resources": dict(args.resources),
+        "resources": _with_devices(args.resources, args.placement.device_resources),
         "service": {"enabled": args.port is not None}
         | ({"port": args.port, "targetPort": args.port} if args.port is not None else {}),
         "attestation": {"kubernetes": {"serviceAccount": name, "audience": PENDING_AUDIENCE}},
@@ -221,6 +234,15 @@ def workload_objects(args: ConfidentialStatefulServiceArgs, release: str) -> lis
     for kubernetes_object in objects:
         kubernetes_object["metadata"]["namespace"] = args.kubernetes_namespace
     return objects
+
+
+def _with_devices(resources: Mapping[str, Any], devices: Mapping[str, str]) -> dict[str, Any]:
+    """The container's resources with the platform's devices (an extended resource is requested by its
+    limit; Kubernetes sets the request equal)."""
+    merged = copy.deepcopy(dict(resources))
+    if devices:
+        merged["limits"] = {**merged.get("limits", {}), **devices}
+    return merged
 
 
 class ConfidentialStatefulService(pulumi.ComponentResource):
@@ -310,6 +332,7 @@ class ConfidentialStatefulService(pulumi.ComponentResource):
                 "service_account": name,
             },
             insecure_software_evidence=args.insecure_software_evidence,
+            hardware_attestation=args.hardware_attestation,
             cas=args.cas.attestation_address,
             cas_ca=args.cas.ca_certificate,
             registry_auth=args.registry_auth,

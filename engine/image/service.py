@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..chart import WorkloadType, service_from_sconifier_json, write_chart
-from ..policy import DEFAULT_TOLERATE, KubernetesIdentity, Session
+from ..policy import DEFAULT_TOLERATE, KubernetesIdentity, Platforms, Session
 from .output import sconifier_output
 from .policy import confidential_session
 from .sconify import Progress, SconifyOptions, SconifyResult, sconify
@@ -30,6 +30,8 @@ class ServicePolicy:
     kubernetes: KubernetesIdentity | None = None
     """The workload identity the service attests with."""
     insecure_software_evidence: bool = False
+    platforms: Platforms | None = None
+    """Hardware the service must attest on, and its reference values (``mode: hardware``)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ def sconify_service(
         tolerate=policy.tolerate,
         kubernetes=policy.kubernetes,
         insecure_software_evidence=policy.insecure_software_evidence,
+        platforms=policy.platforms,
     )
     return ConfidentialService(options, result, session)
 

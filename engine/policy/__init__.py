@@ -46,7 +46,7 @@ from .model import (
     UpdatePolicy,
     Volume,
 )
-from .parse import parse_session, session_from_data, validate_session
+from .parse import parse_session, platforms_from_data, session_from_data, validate_session
 from .render import canonical_json, render_session, session_hash, session_to_data
 
 __all__ = [
@@ -87,6 +87,7 @@ __all__ = [
     "default_environment",
     "namespace_session",
     "parse_session",
+    "platforms_from_data",
     "random_namespace",
     "render_session",
     "sconified_session",

@@ -541,6 +541,16 @@ MAX_PCR = 23
 MAX_VMPL = 3
 
 
+def platforms_from_data(value: Any, path: str = "security.attestation.platforms") -> Platforms:
+    """``security.attestation.platforms`` from plain data (a component's input); raises
+    :class:`PolicyError` naming each problem by its path."""
+    check = _Checker()
+    platforms = _platforms(check, value, path)
+    if check.problems:
+        raise PolicyError(check.problems)
+    return platforms
+
+
 def _platforms(check: _Checker, value: Any, path: str) -> Platforms:
     if value is None:
         return Platforms()

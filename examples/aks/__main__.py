@@ -1,6 +1,11 @@
-"""SCONE's counter example, confidential, on AKS: an SGX node pool, the CAS behind a load balancer,
-images in an Azure Container Registry, the volume on ``azurefile-csi`` (ReadWriteMany) and the counter
-as a Deployment — it counts on each restart, and a rescheduled pod continues the count.
+"""SCONE's counter example, confidential, on AKS: a confidential-VM node pool (AMD SEV-SNP, DCasv5),
+the CAS behind a load balancer, images in an Azure Container Registry, the volume on ``azurefile-csi``
+(ReadWriteMany) and the counter as a Deployment — it counts on each restart, and a rescheduled pod
+continues the count.
+
+The counter's keys are released only to a pod that proves, with its VM's vTPM and AMD's signature, that it
+runs in a confidential VM whose boot measurements (PCRs) are the ones in ``cvmPcrs`` — and whose
+service-account token is this deployment's. Software evidence is refused.
 """
 
 from pathlib import Path
@@ -24,7 +29,11 @@ from pulumi_sconify.components.native_image import require_dockerfile
 config = pulumi.Config()
 COUNTER = require_dockerfile(Path("../counter"))  # checked before anything is declared
 location = pulumi.Config("azure-native").require("location")
-cluster = AksCluster("aks", AksClusterArgs(location=location, confidential_pool="sgx"))
+cluster = AksCluster("aks", AksClusterArgs(location=location, confidential_pool="cvm"))
+# The confidential nodes' boot measurements, which the policy pins: read them from a node with
+# `sconify evidence collect azure-cvm | sconify evidence verify azure-cvm -` (docs/attestation.md). A node
+# image upgrade changes them; `pulumi preview` then shows the policy's new values for review.
+cvm_pcrs = config.require_object("cvmPcrs")
 in_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
 
 dns_label = config.require("casDnsLabel")
@@ -70,6 +79,7 @@ counter = ConfidentialStatefulService(
         dirs=["/code"],
         volumes=[VolumeArgs("V1", "/V1", size="1Gi")],
         tolerate=["hyperthreading", "outdated-tcb"],  # production: no debug-mode
+        hardware_attestation={"azure-cvm": {"pcrs": cvm_pcrs}},
         workload_type="deployment",
         resources={"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
         storage=cluster.storage,

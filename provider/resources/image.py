@@ -29,7 +29,14 @@ from ...engine.image.registry import RegistryError
 from ...engine.image.sconify import SconifyOptions
 from ...engine.image.service import ServicePolicy, sconify_service, write_service_chart
 from ...engine.image.transport import RegistryOptions, open_destination, open_source
-from ...engine.policy import KubernetesIdentity, PolicyError, Service, Session, validate_session
+from ...engine.policy import (
+    KubernetesIdentity,
+    PolicyError,
+    Service,
+    Session,
+    platforms_from_data,
+    validate_session,
+)
 from ...engine.policy.builder import DEFAULT_TOLERATE
 from .base import PROVIDER_VERSION, changed, inputs_of, is_unknown, private_files, required, whole_numbers
 
@@ -47,6 +54,7 @@ UPDATE_ON = [
     "tolerate",
     "kubernetes",
     "insecure_software_evidence",
+    "hardware_attestation",
     "session",
     "service",
     "namespace",
@@ -108,6 +116,20 @@ class SconifiedImageProvider(ResourceProvider):
         ):
             failures.append(CheckFailure("volumes", "a mapping of volume names to absolute paths"))
         failures.extend(_kubernetes_failures(news.get("kubernetes")))
+        hardware = news.get("hardware_attestation")
+        if hardware and not is_unknown(hardware):
+            try:
+                platforms_from_data(hardware, "hardware_attestation")
+            except PolicyError as error:
+                failures.extend(
+                    CheckFailure("hardware_attestation", str(problem)) for problem in error.problems
+                )
+            if news.get("insecure_software_evidence") is True:
+                failures.append(
+                    CheckFailure(
+                        "insecure_software_evidence", "excluded by hardware_attestation: one or the other"
+                    )
+                )
         native = news.get("native_image")
         if not failures and isinstance(native, str) and not is_unknown(native) and "@sha256:" in native:
             # Pinned by digest: nothing can move, so nothing is resolved — a preview on a machine that
@@ -190,6 +212,9 @@ class SconifiedImageProvider(ResourceProvider):
                     else DEFAULT_TOLERATE,
                     kubernetes=KubernetesIdentity(**props["kubernetes"]) if props.get("kubernetes") else None,
                     insecure_software_evidence=bool(props.get("insecure_software_evidence")),
+                    platforms=platforms_from_data(props["hardware_attestation"])
+                    if props.get("hardware_attestation")
+                    else None,
                 ),
             )
         result, session = made.result, made.session
@@ -287,6 +312,7 @@ class SconifiedImage(Resource, module="sconify", name="SconifiedImage"):
         tolerate: pulumi.Input[Sequence[str]] | None = None,
         kubernetes: pulumi.Input[Mapping[str, pulumi.Input[str]]] | None = None,
         insecure_software_evidence: pulumi.Input[bool] = False,
+        hardware_attestation: pulumi.Input[Mapping[str, Any]] | None = None,
         heap: pulumi.Input[str] = "",
         stack: pulumi.Input[str] = "",
         cas: pulumi.Input[str] = "",
@@ -317,6 +343,7 @@ class SconifiedImage(Resource, module="sconify", name="SconifiedImage"):
             "tolerate": tolerate,
             "kubernetes": kubernetes,
             "insecure_software_evidence": insecure_software_evidence,
+            "hardware_attestation": hardware_attestation,
             "heap": heap,
             "stack": stack,
             "cas": cas,

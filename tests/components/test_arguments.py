@@ -67,6 +67,17 @@ def service(**changes: Any) -> ConfidentialStatefulServiceArgs:
         ({"cas": "host:8081"}, "cas: expected a CasDeployment or ExternalCas .* not a str"),
         ({"kubernetes_namespace": "My_NS"}, "kubernetes_namespace 'My_NS': a DNS label"),
         ({"tolerate": ["debug-mod"]}, "tolerate 'debug-mod': unknown"),
+        (
+            {"hardware_attestation": {"azure-cvm": {"pcrs": {"7": "ab"}}}},
+            r"hardware_attestation\.azure-cvm\.pcrs\.7: expected 64 hex characters",
+        ),
+        (
+            {
+                "hardware_attestation": {"azure-cvm": {"pcrs": {"7": "ab" * 32}}},
+                "insecure_software_evidence": True,
+            },
+            "insecure_software_evidence: excluded by hardware_attestation",
+        ),
     ],
 )
 def test_service_arguments(changes: dict[str, Any], message: str) -> None:
@@ -106,9 +117,15 @@ def test_tolerations_are_checked_before_anything_is_declared() -> None:
     [
         (lambda: MinikubeClusterArgs(profile="Dev Profile"), "profile 'Dev Profile'"),
         (lambda: MinikubeClusterArgs(cpus=1), "at least 2"),
-        (lambda: AksClusterArgs(location="westeurope", confidential_pool="tdx"), "expected sgx or cvm"),
+        (lambda: AksClusterArgs(location="westeurope", confidential_pool="tdx"), "expected cvm or sgx"),
         (
             lambda: AksClusterArgs(location="westeurope", confidential_vm_size="Standard_D4s_v5"),
+            "is not a cvm size",
+        ),
+        (
+            lambda: AksClusterArgs(
+                location="x", confidential_pool="sgx", confidential_vm_size="Standard_DC4as_v5"
+            ),
             "is not a sgx size",
         ),
         (

@@ -10,7 +10,12 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from pulumi_sconify.engine.cas.evidence import EvidencePolicy, InsecureSoftwareEvidence, KubernetesEvidence
+from pulumi_sconify.engine.cas.hardware import HardwareTrust, hardware_verifiers
 from pulumi_sconify.engine.cas.identity import cas_audience
+from pulumi_sconify.engine.errors import EvidenceRefusedError
+from pulumi_sconify.engine.image.policy import confidential_session
+from pulumi_sconify.engine.policy import AttestationMode, KubernetesIdentity, platforms_from_data
 from tests.components.program_runner import MOCK_CA_CERTIFICATE, plain
 from tests.components.programs import (
     STACKS,
@@ -72,6 +77,7 @@ AKS = {
     ("Registry", "cluster-registry", "cluster"),
     ("RoleAssignment", "cluster-kubelet-acr-pull", "cluster"),
     ("kubernetes", "cluster-kubernetes", "cluster"),
+    ("DaemonSet", "cluster-vtpm-device-plugin", "cluster"),
 }
 
 
@@ -148,9 +154,9 @@ def test_aks_cluster_has_a_confidential_pool_and_pull_rights() -> None:
     cluster = plain(run.by_name("cluster-cluster", "ManagedCluster")["inputs"])
     pools = {pool["name"]: pool for pool in cluster["agentPoolProfiles"]}
     assert pools["system"]["mode"] == "System"
-    assert pools["confidential"]["vmSize"] == "Standard_DC4s_v3"
+    assert pools["confidential"]["vmSize"] == "Standard_DC4as_v5"  # AMD SEV-SNP confidential VMs
     assert pools["confidential"]["nodeTaints"] == ["sconify.io/confidential=true:NoSchedule"]
-    assert cluster["addonProfiles"]["ACCSGXDevicePlugin"]["enabled"] is True
+    assert "ACCSGXDevicePlugin" not in (cluster.get("addonProfiles") or {})
     role = plain(run.by_name("cluster-kubelet-acr-pull")["inputs"])
     assert role["roleDefinitionId"].endswith("/7f951dda-4ed3-4680-a7ca-43fe172d538d")
     claim = plain(run.by_name("counter-volume-v1-claim")["inputs"])
@@ -158,7 +164,46 @@ def test_aks_cluster_has_a_confidential_pool_and_pull_rights() -> None:
     assert claim["spec"]["storageClassName"] == "azurefile-csi"
     job = plain(run.by_name("counter-job-run-1")["inputs"])["spec"]["template"]["spec"]
     assert job["nodeSelector"] == {"sconify.io/confidential": "true"}
-    assert job["containers"][0]["resources"]["limits"]["sgx.intel.com/epc"] == "64Mi"
+    # The pod gets the VM's vTPM through the device plugin, not by running privileged.
+    assert job["containers"][0]["resources"]["limits"] == {"sconify.io/tpmrm0": "1"}
+    assert "securityContext" not in job["containers"][0] or not job["containers"][0]["securityContext"].get(
+        "privileged"
+    )
+    plugin = plain(run.by_name("cluster-vtpm-device-plugin", "DaemonSet")["inputs"])
+    assert plugin["spec"]["template"]["spec"]["nodeSelector"] == {"sconify.io/confidential": "true"}
+    assert "sconify.io" in plugin["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+@pytest.mark.parametrize(("program", "stack"), [("root", "aks"), ("aks", "prod")])
+def test_the_aks_stacks_accept_only_hardware_evidence(program: str, stack: str) -> None:
+    run = program_run(program, stack)
+    image = plain(run.by_name("counter-image", "SconifiedImage")["inputs"])
+    assert image["insecure_software_evidence"] is False
+    pcrs = image["hardware_attestation"]["azure-cvm"]["pcrs"]
+    assert set(pcrs) == {"0", "7", "11"}
+    # The policy the provider writes from these inputs (the same function), as the CAS applies it.
+    session = confidential_session(
+        namespace="ns",
+        session="counter-session",
+        service="counter",
+        mrenclave="ab" * 32,
+        command="python3 /code/app.py",
+        fspf_key="cd" * 32,
+        fspf_tag="ef" * 16,
+        volumes=image["volumes"],
+        tolerate=image["tolerate"],
+        kubernetes=KubernetesIdentity(**image["kubernetes"]),
+        platforms=platforms_from_data(image["hardware_attestation"]),
+    )
+    assert session.security is not None and session.security.attestation.mode is AttestationMode.HARDWARE
+    cas = EvidencePolicy(
+        [*hardware_verifiers(HardwareTrust()), KubernetesEvidence(None), InsecureSoftwareEvidence()]
+    )
+    assert cas.accepted_kinds(session, session.services[0]) == ["azure-cvm"]
+    with pytest.raises(EvidenceRefusedError, match="does not accept insecure-software-evidence"):
+        cas.evaluate("insecure-software-evidence", {}, session, session.services[0], b"")
+    with pytest.raises(EvidenceRefusedError, match="does not accept kubernetes"):
+        cas.evaluate("kubernetes", {"token": "x"}, session, session.services[0], b"")
 
 
 def test_minikube_claim_and_registry() -> None:
