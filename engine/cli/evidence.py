@@ -12,7 +12,8 @@ from ..attestation.offline import OfflineOptions, verify_file
 from ..attestation.verdict import Verdict
 from ..errors import EvidenceRefusedError
 from ..policy import PolicyError, parse_session
-from ..runtime.protocol import HARDWARE_KINDS
+from ..runtime.hardware import HardwareEvidenceError, HardwareSources
+from ..runtime.protocol import HARDWARE_KINDS, evidence_binding
 from .common import EXIT_INVALID, CliError, read_bounded
 
 MAX_EVIDENCE_FILE = 1024 * 1024
@@ -54,6 +55,24 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     verify.add_argument("--json", action="store_true", help="print the verdict as JSON")
     verify.set_defaults(handler=_verify)
+
+    collect = commands.add_parser(
+        "collect",
+        help="collect this node's hardware evidence (run it on a confidential VM)",
+        description="Collect KIND evidence from this node's TEE (configfs-tsm, /dev/sev-guest, or an Azure "
+        "confidential VM's vTPM) and print it as the JSON a runtime sends; give it to `sconify evidence "
+        "verify` to read the measurements and PCRs a policy should pin. Without --nonce the report is "
+        "bound to nothing and no CAS accepts it.",
+    )
+    collect.add_argument("kind", metavar="KIND", choices=HARDWARE_KINDS, help=", ".join(HARDWARE_KINDS))
+    collect.add_argument("--nonce", metavar="HEX", default="", help="a CAS nonce to bind the evidence to")
+    collect.add_argument(
+        "--runtime-key",
+        metavar="HEX",
+        default="00" * 32,
+        help="the Ed25519 key it is bound to (32 bytes, hex)",
+    )
+    collect.set_defaults(handler=_collect)
 
 
 def _moment(text: str | None) -> datetime:
@@ -130,3 +149,22 @@ def _flatten(claims: dict[str, Any], prefix: str = "") -> list[str]:
         else:
             lines.append(f"{prefix}{key}: {value}")
     return lines
+
+
+def _collect(args: argparse.Namespace) -> int:
+    try:
+        binding = evidence_binding(args.nonce, bytes.fromhex(args.runtime_key))
+    except ValueError:
+        raise CliError("--nonce and --runtime-key: hex") from None
+    sources = HardwareSources()
+    if args.kind not in sources.available():
+        raise CliError(
+            f"this node offers no {args.kind} evidence (found: {', '.join(sources.available()) or 'no TEE'})",
+            EXIT_INVALID,
+        )
+    try:
+        evidence = sources.collect(args.kind, binding)
+    except HardwareEvidenceError as error:
+        raise CliError(str(error), EXIT_INVALID) from None
+    print(json.dumps(evidence, indent=2))
+    return 0

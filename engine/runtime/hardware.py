@@ -21,8 +21,11 @@ import base64
 import ctypes
 import errno
 import fcntl
+import http.client
+import json
 import os
 import struct
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,16 @@ _SNP_RESPONSE_SIZE = 4000
 _SNP_REPORT_OFFSET = 32  # MSG_REPORT_RSP: status, report_size, reserved[24], then the report
 SNP_REPORT_SIZE = 1184
 
+AZURE_IMDS = "169.254.169.254"
+"""Azure's instance metadata service (link-local; reachable from a VM and, unless a network policy
+forbids it, from its pods)."""
+IMDS_TIMEOUT = 10.0
+MAX_IMDS_ANSWER = 256 * 1024
+_HCL_HEADER = 32
+_HCL_REPORT_TYPE_OFFSET = 32 + 1184 + 8
+_HCL_SNP, _HCL_TDX = 2, 4
+_TD_REPORT_SIZE = 1024
+
 
 class HardwareEvidenceError(SconifyError):
     """The node's TEE interface failed to give a report."""
@@ -71,6 +84,7 @@ class HardwareSources:
         tpm: Callable[[], Tpm] | None = None,
         tpm_device: Path = Path(TPM_DEVICE),
         ioctl: Ioctl = fcntl.ioctl,
+        azure_imds: str | None = AZURE_IMDS,
     ) -> None:
         self.tsm_reports = tsm_reports
         self.sev_guest = sev_guest
@@ -78,6 +92,7 @@ class HardwareSources:
         self._tpm = tpm or (lambda: Tpm(DeviceTransport(str(self.tpm_device))))
         self._tpm_given = tpm is not None
         self._ioctl = ioctl
+        self.azure_imds = azure_imds
 
     # -- what is there ----------------------------------------------------------------------------
 
@@ -193,10 +208,61 @@ class HardwareSources:
             raise HardwareEvidenceError(f"vTPM: {error} (is this an Azure confidential VM?)") from None
         finally:
             tpm.close()
-        return {
+        evidence = {
             "kind": AZURE_CVM,
             "hcl_report": _b64(hcl_report),
             "quote": _b64(quote),
             "signature": _b64(signature),
             "pcrs": {str(index): value.hex() for index, value in sorted(pcrs.items())},
         }
+        if self.azure_imds:
+            evidence.update(self._from_imds(hcl_report))
+        return evidence
+
+    def _from_imds(self, hcl_report: bytes) -> dict[str, str]:
+        """What Azure's instance metadata service adds to the HCL report: the VCEK for an SEV-SNP VM (so
+        that the CAS needs no cache), the TD quote for a TDX VM (only a quoting enclave can make one).
+        Neither is trusted for itself: the CAS verifies the VCEK's chain and the quote's. Without the
+        service (not on Azure) there is nothing to add."""
+        report_type = (
+            struct.unpack_from("<I", hcl_report, _HCL_REPORT_TYPE_OFFSET)[0] if len(hcl_report) > 1240 else 0
+        )
+        try:
+            if report_type == _HCL_SNP:
+                answer = self._imds("GET", "/metadata/THIM/amd/certification", None)
+                certificates = str(answer.get("vcekCert", "")) + str(answer.get("certificateChain", ""))
+                return {"vcek": _b64(certificates.encode())} if certificates else {}
+            if report_type == _HCL_TDX:
+                td_report = hcl_report[_HCL_HEADER : _HCL_HEADER + _TD_REPORT_SIZE]
+                request = {"report": base64.urlsafe_b64encode(td_report).rstrip(b"=").decode()}
+                answer = self._imds("POST", "/acc/tdquote", request)
+                quote = str(answer.get("quote", ""))
+                return {"td_quote": _b64(base64.urlsafe_b64decode(quote + "=" * (-len(quote) % 4)))}
+        except (OSError, ValueError, http.client.HTTPException) as error:
+            # Not fatal: a CAS with a VCEK cache (cas serve --snp-vcek-dir) needs nothing more.
+            print(
+                f"[SCONIFY|WARNING] Azure's metadata service did not answer ({error}): the evidence goes "
+                "without the VCEK or TD quote it would add",
+                file=sys.stderr,
+                flush=True,
+            )
+        return {}
+
+    def _imds(self, method: str, path: str, body: dict[str, str] | None) -> dict[str, Any]:
+        assert self.azure_imds is not None
+        host, _, port = self.azure_imds.partition(":")
+        connection = http.client.HTTPConnection(host, int(port or 80), timeout=IMDS_TIMEOUT)
+        try:
+            payload = json.dumps(body).encode() if body is not None else None
+            headers = {"Metadata": "true"} | ({"Content-Type": "application/json"} if payload else {})
+            connection.request(method, path, payload, headers)
+            response = connection.getresponse()
+            data = response.read(MAX_IMDS_ANSWER + 1)
+            if response.status != 200 or len(data) > MAX_IMDS_ANSWER:
+                raise ValueError(f"{method} {path}: status {response.status}")
+            answer = json.loads(data)
+            if not isinstance(answer, dict):
+                raise ValueError(f"{method} {path}: not a JSON object")
+            return answer
+        finally:
+            connection.close()

@@ -5,12 +5,15 @@ attestation key → quote, and refuses every broken link."""
 from __future__ import annotations
 
 import dataclasses
+import http.server
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from pulumi_sconify.engine.attestation.azure import (
     ATTESTATION_KEY_HANDLE,
@@ -172,7 +175,9 @@ def test_the_cas_grants_on_the_evidence_the_runtime_collects(
     vceks.mkdir()
     (vceks / "milan.der").write_bytes(forger.vcek_der)
     platforms = Platforms(azure_cvm=pinned(0, 7, 11))
-    sources = HardwareSources(tpm=lambda: Tpm(SocketTransport("127.0.0.1", vtpm.simulator.port)))
+    sources = HardwareSources(
+        tpm=lambda: Tpm(SocketTransport("127.0.0.1", vtpm.simulator.port)), azure_imds=None
+    )
     assert "azure-cvm" in sources.available()
     for trusted, cas_directory in ((forger.anchors, "cas"), (None, "pinned-cas")):
         trust = HardwareTrust(vcek_directory=vceks, amd_anchors=trusted, clock=NOW.timestamp)
@@ -185,3 +190,45 @@ def test_the_cas_grants_on_the_evidence_the_runtime_collects(
             # Against AMD's real roots, the tests' own hardware is what an attacker has: nothing.
             with pytest.raises(CasError, match="chain check"):
                 runtime.attest(nonce, evidence)
+
+
+class FakeImds(http.server.BaseHTTPRequestHandler):
+    """Azure's instance metadata service as far as a confidential VM uses it: the VCEK of its chip."""
+
+    certificates = ""
+
+    def do_GET(self) -> None:
+        if self.path != "/metadata/THIM/amd/certification" or self.headers.get("Metadata") != "true":
+            self.send_error(404)
+            return
+        body = json.dumps({"vcekCert": self.certificates, "certificateChain": ""}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_the_vcek_comes_from_azures_metadata_service(
+    vtpm: AzureVtpm, forger: ForgedMilan, tmp_path: Path
+) -> None:
+    FakeImds.certificates = forger.vcek.public_bytes(serialization.Encoding.PEM).decode()
+    server = http.server.HTTPServer(("127.0.0.1", 0), FakeImds)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        sources = HardwareSources(
+            tpm=lambda: Tpm(SocketTransport("127.0.0.1", vtpm.simulator.port)),
+            azure_imds=f"127.0.0.1:{server.server_address[1]}",
+        )
+        trust = HardwareTrust(amd_anchors=forger.anchors, clock=NOW.timestamp)  # no VCEK cache
+        runtime = Runtime(make_cas(tmp_path, trust, hardware_session(Platforms(azure_cvm=pinned(7)))))
+        nonce, binding = runtime.nonce()
+        evidence = sources.collect("azure-cvm", binding)
+        assert "vcek" in evidence
+        assert runtime.attest(nonce, evidence)["evidence"] == "azure-cvm"
+    finally:
+        server.shutdown()
+        thread.join()

@@ -118,3 +118,12 @@ def test_bad_arguments_are_named() -> None:
     no_vcek = sconify("evidence", "verify", "sev-snp", str(REPORT))
     assert no_vcek.returncode == 1
     assert "no VCEK" in no_vcek.stderr
+
+
+def test_collecting_on_a_node_without_a_tee_says_so() -> None:
+    # This machine has no SEV-SNP, TDX or Azure vTPM; the collection itself is tested against fakes of
+    # the kernel's interfaces and a real swtpm (tests/runtime, tests/attestation).
+    result = sconify("evidence", "collect", "sev-snp")
+    assert result.returncode == 1
+    assert "this node offers no sev-snp evidence" in result.stderr
+    assert sconify("evidence", "collect", "tdx", "--nonce", "zz").returncode == 2
