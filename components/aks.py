@@ -32,8 +32,8 @@ VTPM_RESOURCE = f"{VTPM_DOMAIN}/tpmrm0"
 """The extended resource that gives a container the confidential VM's vTPM (``/dev/tpmrm0``)."""
 DEVICE_PLUGIN_IMAGE = "docker.io/squat/generic-device-plugin:latest"
 """squat/generic-device-plugin, which advertises the vTPM as :data:`VTPM_RESOURCE` so that pods get the
-device without running privileged. Its publisher tags only ``latest``: pin it by digest in production
-(``AksClusterArgs.vtpm_device_plugin_image``)."""
+device without running privileged. Named by its ``latest`` tag here (this project cannot resolve the
+registry to pin it): pin it by digest in production (``AksClusterArgs.vtpm_device_plugin_image``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
