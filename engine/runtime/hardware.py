@@ -18,7 +18,6 @@ This module ships into images: standard library only.
 from __future__ import annotations
 
 import base64
-import ctypes
 import errno
 import fcntl
 import http.client
@@ -170,6 +169,9 @@ class HardwareSources:
 
     def sev_guest_report(self, report_data: bytes) -> bytes:
         """An SEV-SNP report from ``/dev/sev-guest`` (``SNP_GET_REPORT``, VMPL 0)."""
+        # The ioctl takes the addresses of its buffers. ctypes is imported here, not at the top: some
+        # images' Python is built without it (a minimal musl build), and only this interface needs it.
+        import ctypes  # noqa: PLC0415
         request = ctypes.create_string_buffer(
             _SNP_REPORT_REQUEST.pack(report_data, 0), _SNP_REPORT_REQUEST.size
         )
