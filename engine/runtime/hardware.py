@@ -172,6 +172,7 @@ class HardwareSources:
         # The ioctl takes the addresses of its buffers. ctypes is imported here, not at the top: some
         # images' Python is built without it (a minimal musl build), and only this interface needs it.
         import ctypes  # noqa: PLC0415
+
         request = ctypes.create_string_buffer(
             _SNP_REPORT_REQUEST.pack(report_data, 0), _SNP_REPORT_REQUEST.size
         )
