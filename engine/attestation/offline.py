@@ -3,6 +3,7 @@ finds out why an attestation was refused (``sconify evidence verify``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import string
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EvidenceRefusedError, SconifyError
-from ..policy import Session
+from ..policy import AzureCvmReference, Platforms, Session, SevSnpReference, TdxReference
 from ..runtime.protocol import AZURE_CVM, HARDWARE_KINDS, SEV_SNP, TDX
 from . import azure, snp, tdx
 from .verdict import Verdict
@@ -57,23 +58,45 @@ def _bundle(data: bytes, kind: str) -> dict[str, Any] | None:
     return bundle
 
 
+Reference = SevSnpReference | TdxReference | AzureCvmReference
+
+
+def _reference(kind: str, session: Session | None) -> Reference | None:
+    """The session's reference values for ``kind``; ``None`` without a session."""
+    if session is None:
+        return None
+    platforms = session.security.attestation.platforms if session.security else Platforms()
+    reference: Reference | None = {
+        SEV_SNP: platforms.sev_snp,
+        TDX: platforms.tdx,
+        AZURE_CVM: platforms.azure_cvm,
+    }[kind]
+    if reference is None:
+        raise EvidenceFileError(
+            f"the policy does not accept {kind} evidence (security.attestation.platforms)"
+        )
+    return reference
+
+
+def _collateral(quote: bytes, directory: Path | None) -> tdx.Collateral:
+    if directory is None:
+        raise EvidenceFileError("a TDX quote is verified with Intel's collateral: --collateral DIR")
+    facts = tdx.parse_quote(quote)
+    try:
+        return tdx.Collateral.from_directory(directory, facts.fmspc, facts.ca)
+    except FileNotFoundError as missing:
+        raise EvidenceFileError(str(missing)) from None
+
+
 def verify_file(kind: str, data: bytes, options: OfflineOptions) -> Verdict:
     """Verify ``data`` (a raw report or quote, its hex, or an evidence bundle) as evidence of ``kind``;
     raises :class:`~..errors.EvidenceRefusedError` naming the refusing check."""
     if kind not in HARDWARE_KINDS:
         raise EvidenceFileError(f"unknown evidence kind {kind!r} (known: {', '.join(HARDWARE_KINDS)})")
-    platforms = (
-        options.session.security.attestation.platforms
-        if options.session and options.session.security
-        else None
-    )
+    reference = _reference(kind, options.session)
     bundle = _bundle(data, kind)
     if kind == SEV_SNP:
-        reference = platforms.sev_snp if platforms else None
-        if options.session is not None and reference is None:
-            raise EvidenceFileError(
-                "the policy does not accept sev-snp evidence (security.attestation.platforms)"
-            )
+        assert reference is None or isinstance(reference, SevSnpReference)
         report = blob(bundle, "report") if bundle else _bytes(data)
         certificates = blob(bundle, "certificates", required=False) if bundle else options.certificates
         assert report is not None
@@ -81,49 +104,27 @@ def verify_file(kind: str, data: bytes, options: OfflineOptions) -> Verdict:
             report, now=options.at, vcek=options.vcek, certificates=certificates, reference=reference
         )
     if kind == TDX:
-        reference_tdx = platforms.tdx if platforms else None
-        if options.session is not None and reference_tdx is None:
-            raise EvidenceFileError(
-                "the policy does not accept tdx evidence (security.attestation.platforms)"
-            )
+        assert reference is None or isinstance(reference, TdxReference)
         quote = blob(bundle, "quote") if bundle else _bytes(data)
         assert quote is not None
-        if options.collateral is None:
-            raise EvidenceFileError("a TDX quote is verified with Intel's collateral: --collateral DIR")
-        facts = tdx.parse_quote(quote)
-        try:
-            collateral = tdx.Collateral.from_directory(options.collateral, facts.fmspc, facts.ca)
-        except FileNotFoundError as missing:
-            raise EvidenceFileError(str(missing)) from None
-        return tdx.verify_quote(quote, collateral, now=options.at, reference=reference_tdx)
-    assert kind == AZURE_CVM
-    reference_azure = platforms.azure_cvm if platforms else None
-    if options.session is not None and reference_azure is None:
-        raise EvidenceFileError(
-            "the policy does not accept azure-cvm evidence (security.attestation.platforms)"
+        return tdx.verify_quote(
+            quote, _collateral(quote, options.collateral), now=options.at, reference=reference
         )
+    assert reference is None or isinstance(reference, AzureCvmReference)
     if bundle is None:
         raise EvidenceFileError(
             "azure-cvm evidence is a bundle: the JSON a runtime sends (hcl_report, quote, ...)"
         )
     evidence = parse_azure_evidence(bundle)
-    collateral_for_td = None
-    if evidence.td_quote is not None and options.collateral is not None:
-        facts = tdx.parse_quote(evidence.td_quote)
-        collateral_for_td = tdx.Collateral.from_directory(options.collateral, facts.fmspc, facts.ca)
+    if options.vcek is not None:
+        evidence = dataclasses.replace(evidence, vcek=options.vcek)
     return azure.verify_evidence(
-        azure.AzureEvidence(
-            evidence.hcl_report,
-            evidence.quote,
-            evidence.signature,
-            evidence.pcrs,
-            options.vcek or evidence.vcek,
-            evidence.certificates,
-            evidence.td_quote,
-        ),
+        evidence,
         now=options.at,
-        reference=reference_azure,
-        tdx_collateral=collateral_for_td,
+        reference=reference,
+        tdx_collateral=None
+        if evidence.td_quote is None
+        else _collateral(evidence.td_quote, options.collateral),
     )
 
 

@@ -9,7 +9,6 @@ signature is a ``TPMT_SIGNATURE`` by the attestation key.
 from __future__ import annotations
 
 import hashlib
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from ..errors import SconifyError
+from ..runtime.tpm import TpmReader
 
 TPM_GENERATED_VALUE = 0xFF544347
 TPM_ST_ATTEST_QUOTE = 0x8018
@@ -31,38 +31,6 @@ PCR_COUNT = 24
 
 class TpmFormatError(SconifyError, ValueError):
     """Bytes that are not the TPM structure they should be."""
-
-
-class _Reader:
-    def __init__(self, data: bytes, what: str) -> None:
-        self.data, self.offset, self.what = data, 0, what
-
-    def take(self, count: int) -> bytes:
-        if self.offset + count > len(self.data):
-            raise TpmFormatError(f"{self.what} ends early")
-        chunk = self.data[self.offset : self.offset + count]
-        self.offset += count
-        return chunk
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def u16(self) -> int:
-        return int(struct.unpack(">H", self.take(2))[0])
-
-    def u32(self) -> int:
-        return int(struct.unpack(">I", self.take(4))[0])
-
-    def u64(self) -> int:
-        return int(struct.unpack(">Q", self.take(8))[0])
-
-    def sized(self) -> bytes:
-        """A ``TPM2B_*``: a 16-bit size and that many bytes."""
-        return self.take(self.u16())
-
-    def end(self) -> None:
-        if self.offset != len(self.data):
-            raise TpmFormatError(f"{self.what} has {len(self.data) - self.offset} bytes too many")
 
 
 @dataclass(frozen=True)
@@ -82,7 +50,7 @@ class Quote:
 
     @classmethod
     def parse(cls, raw: bytes) -> Quote:
-        reader = _Reader(raw, "the quote (TPMS_ATTEST)")
+        reader = TpmReader(raw, "the quote (TPMS_ATTEST)", TpmFormatError)
         if reader.u32() != TPM_GENERATED_VALUE:
             raise TpmFormatError("the quote was not made by a TPM (magic is not TPM_GENERATED_VALUE)")
         if reader.u16() != TPM_ST_ATTEST_QUOTE:
@@ -107,7 +75,7 @@ def verify_quote_signature(
 ) -> None:
     """Check a ``TPMT_SIGNATURE`` over ``quote`` by ``key``; raises :class:`InvalidSignature` or
     :class:`TpmFormatError`."""
-    reader = _Reader(signature, "the quote's signature (TPMT_SIGNATURE)")
+    reader = TpmReader(signature, "the quote's signature (TPMT_SIGNATURE)", TpmFormatError)
     algorithm, digest = reader.u16(), reader.u16()
     if digest != TPM_ALG_SHA256:
         raise TpmFormatError(f"the quote is signed with hash algorithm {digest:#06x}, not SHA-256")

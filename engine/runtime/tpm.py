@@ -13,7 +13,6 @@ import os
 import socket
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Protocol
 
 from ..errors import SconifyError
@@ -115,14 +114,16 @@ _PASSWORD_SESSION = struct.pack(">IHBH", TPM_RS_PW, 0, 0, 0)
 """The empty password: what the vTPM's HCL index and attestation key are used with."""
 
 
-@dataclass
-class _Response:
-    data: bytes
-    offset: int = 0
+class TpmReader:
+    """Reads TPM structures (big-endian integers, ``TPM2B_*`` sized buffers) off ``data``; ``error`` is
+    raised for bytes that end early or run on."""
+
+    def __init__(self, data: bytes, what: str, error: type[Exception] = TpmError) -> None:
+        self.data, self.offset, self.what, self.error = data, 0, what, error
 
     def take(self, count: int) -> bytes:
         if self.offset + count > len(self.data):
-            raise TpmError("the TPM's response ends early")
+            raise self.error(f"{self.what} ends early")
         chunk = self.data[self.offset : self.offset + count]
         self.offset += count
         return chunk
@@ -136,8 +137,16 @@ class _Response:
     def u32(self) -> int:
         return int(struct.unpack(">I", self.take(4))[0])
 
+    def u64(self) -> int:
+        return int(struct.unpack(">Q", self.take(8))[0])
+
     def sized(self) -> bytes:
+        """A ``TPM2B_*``: a 16-bit size and that many bytes."""
         return self.take(self.u16())
+
+    def end(self) -> None:
+        if self.offset != len(self.data):
+            raise self.error(f"{self.what} has {len(self.data) - self.offset} bytes too many")
 
 
 class Tpm:
@@ -151,7 +160,7 @@ class Tpm:
 
     def _command(
         self, code: int, handles: Iterable[int], parameters: bytes, *, authorised: bool
-    ) -> _Response:
+    ) -> TpmReader:
         body = b"".join(struct.pack(">I", handle) for handle in handles)
         if authorised:
             body += struct.pack(">I", len(_PASSWORD_SESSION)) + _PASSWORD_SESSION
@@ -159,7 +168,7 @@ class Tpm:
         tag = TPM_ST_SESSIONS if authorised else TPM_ST_NO_SESSIONS
         command = struct.pack(">HII", tag, 10 + len(body), code) + body
         for _ in range(MAX_RETRIES):
-            response = _Response(self.transport.exchange(command))
+            response = TpmReader(self.transport.exchange(command), "the TPM's response")
             _, size, status = struct.unpack(">HII", response.take(10))
             if status not in RETRY_CODES:
                 break
@@ -174,7 +183,7 @@ class Tpm:
     def nv_read(self, index: int) -> bytes:
         """The whole content of NV index ``index``."""
         public = self._command(TPM_CC_NV_READ_PUBLIC, [index], b"", authorised=False)
-        nv_public = _Response(public.sized())
+        nv_public = TpmReader(public.sized(), "the NV index's public area")
         nv_public.u32()  # nvIndex
         nv_public.u16()  # nameAlg
         attributes = nv_public.u32()

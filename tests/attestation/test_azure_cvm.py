@@ -30,6 +30,7 @@ from pulumi_sconify.engine.runtime.tpm import SocketTransport, Tpm, TpmError
 from tests.attestation.snp_forge import ForgedMilan
 from tests.attestation.swtpm import AzureVtpm, Simulator, expected_pcr, hcl_report, provision, running_swtpm
 from tests.cas.test_hardware_evidence import Runtime, hardware_session, make_cas
+from tests.cli.test_session_cli import sconify
 
 NOW = datetime(2026, 1, 15, tzinfo=UTC)
 BINDING = bytes(range(32))
@@ -232,3 +233,23 @@ def test_the_vcek_comes_from_azures_metadata_service(
     finally:
         server.shutdown()
         thread.join()
+
+
+def test_the_cli_reads_an_azure_bundle_and_names_the_refusing_link(
+    vtpm: AzureVtpm, forger: ForgedMilan, tmp_path: Path
+) -> None:
+    sources = HardwareSources(
+        tpm=lambda: Tpm(SocketTransport("127.0.0.1", vtpm.simulator.port)), azure_imds=None
+    )
+    bundle = tmp_path / "evidence.json"
+    bundle.write_text(json.dumps(sources.collect("azure-cvm", BINDING)))
+    vcek = tmp_path / "vcek.der"
+    vcek.write_bytes(forger.vcek_der)
+    # The bundle parses and the HCL report is read; its SNP half is the tests' hierarchy, which AMD's
+    # pinned roots refuse.
+    result = sconify("evidence", "verify", "azure-cvm", str(bundle), "--vcek", str(vcek), "--json")
+    assert result.returncode == 1
+    refusal = json.loads(result.stdout)["refused"]
+    assert refusal["check"] == "chain" and "not signed by AMD's Milan ASK" in refusal["reason"]
+    raw = sconify("evidence", "verify", "azure-cvm", str(vcek))
+    assert raw.returncode == 1 and "azure-cvm evidence is a bundle" in raw.stderr
