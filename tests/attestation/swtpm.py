@@ -30,6 +30,7 @@ from pulumi_sconify.engine.attestation.azure import (
     HARDWARE_REPORT_SIZE,
     HCL_REPORT_NV_INDEX,
     REPORT_TYPE_SNP,
+    REPORT_TYPE_TDX,
 )
 from tests.attestation.snp_forge import ForgedMilan
 
@@ -88,10 +89,10 @@ def start_swtpm(state: Path) -> Simulator:
     raise RuntimeError("swtpm did not start: " + (process.stderr.read().decode() if process.stderr else ""))
 
 
-def hcl_report(runtime_data: bytes, hardware_report: bytes) -> bytes:
+def hcl_report(runtime_data: bytes, hardware_report: bytes, report_type: int = REPORT_TYPE_SNP) -> bytes:
     """An HCL report as Azure's paravisor writes it: header, hardware report, HCL data, runtime data."""
     header = b"HCLA" + struct.pack("<IIII", 2, 0, 2, 0) + bytes(12)
-    hcl_data = struct.pack("<IIIII", 20 + len(runtime_data), 1, REPORT_TYPE_SNP, 1, len(runtime_data))
+    hcl_data = struct.pack("<IIIII", 20 + len(runtime_data), 1, report_type, 1, len(runtime_data))
     return header + hardware_report.ljust(HARDWARE_REPORT_SIZE, b"\0") + hcl_data + runtime_data
 
 
@@ -110,9 +111,11 @@ class AzureVtpm:
 
 
 def provision(
-    simulator: Simulator, forger: ForgedMilan, *, launch_measurement: bytes = b"\x5a" * 48
+    simulator: Simulator, forger: ForgedMilan | None, *, launch_measurement: bytes = b"\x5a" * 48
 ) -> AzureVtpm:
-    """Give the simulator what an Azure CVM's vTPM has: the attestation key, the HCL report, measured PCRs."""
+    """Give the simulator what an Azure CVM's vTPM has: the attestation key, the HCL report, measured PCRs.
+    With ``forger`` the VM is SEV-SNP-based, its report signed by that hierarchy; without, TDX-based: the
+    hardware field holds a TDREPORT (zeros but its report-data), which Azure's metadata service quotes."""
     with ESAPI(simulator.tcti) as esapi:
         template = TPM2B_PUBLIC.parse(
             "rsa2048:rsassa-sha256:null",
@@ -136,11 +139,14 @@ def provision(
                 "user-data": "",
             }
         ).encode()
-        report = forger.report(
-            measurement=launch_measurement,
-            report_data=hashlib.sha256(runtime_data).digest() + bytes(32),
-        )
-        content = hcl_report(runtime_data, report)
+        report_data = hashlib.sha256(runtime_data).digest() + bytes(32)
+        if forger is not None:
+            content = hcl_report(
+                runtime_data, forger.report(measurement=launch_measurement, report_data=report_data)
+            )
+        else:
+            td_report = bytes(128) + report_data + bytes(1024 - 192)
+            content = hcl_report(runtime_data, td_report, REPORT_TYPE_TDX)
         nv = esapi.nv_define_space(
             b"",
             TPM2B_NV_PUBLIC(

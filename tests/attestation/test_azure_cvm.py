@@ -4,11 +4,13 @@ attestation key → quote, and refuses every broken link."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import http.server
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,7 +30,16 @@ from pulumi_sconify.engine.policy import AzureCvmReference, Platforms
 from pulumi_sconify.engine.runtime.hardware import HardwareSources
 from pulumi_sconify.engine.runtime.tpm import SocketTransport, Tpm, TpmError
 from tests.attestation.snp_forge import ForgedMilan
-from tests.attestation.swtpm import AzureVtpm, Simulator, expected_pcr, hcl_report, provision, running_swtpm
+from tests.attestation.swtpm import (
+    AzureVtpm,
+    Simulator,
+    expected_pcr,
+    hcl_report,
+    provision,
+    running_swtpm,
+    start_swtpm,
+)
+from tests.attestation.tdx_forge import DURING, Hierarchy, TdReport, write_collateral
 from tests.cas.test_hardware_evidence import Runtime, hardware_session, make_cas
 from tests.cli.test_session_cli import sconify
 
@@ -194,15 +205,29 @@ def test_the_cas_grants_on_the_evidence_the_runtime_collects(
 
 
 class FakeImds(http.server.BaseHTTPRequestHandler):
-    """Azure's instance metadata service as far as a confidential VM uses it: the VCEK of its chip."""
+    """Azure's instance metadata service as far as a confidential VM uses it: the VCEK of its chip, and a
+    TD quote of a TDREPORT (made here by the tests' Intel-like hierarchy)."""
 
     certificates = ""
+    hierarchy: Hierarchy | None = None
 
     def do_GET(self) -> None:
         if self.path != "/metadata/THIM/amd/certification" or self.headers.get("Metadata") != "true":
             self.send_error(404)
             return
-        body = json.dumps({"vcekCert": self.certificates, "certificateChain": ""}).encode()
+        self._answer({"vcekCert": self.certificates, "certificateChain": ""})
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.path != "/acc/tdquote" or self.hierarchy is None or self.headers.get("Metadata") != "true":
+            self.send_error(404)
+            return
+        td_report = base64.urlsafe_b64decode(body["report"] + "=" * (-len(body["report"]) % 4))
+        quote = self.hierarchy.quote(TdReport(report_data=td_report[128:192]))
+        self._answer({"quote": base64.urlsafe_b64encode(quote).rstrip(b"=").decode()})
+
+    def _answer(self, document: dict[str, str]) -> None:
+        body = json.dumps(document).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -212,17 +237,25 @@ class FakeImds(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_the_vcek_comes_from_azures_metadata_service(
-    vtpm: AzureVtpm, forger: ForgedMilan, tmp_path: Path
-) -> None:
-    FakeImds.certificates = forger.vcek.public_bytes(serialization.Encoding.PEM).decode()
+@contextmanager
+def fake_imds() -> Iterator[str]:
     server = http.server.HTTPServer(("127.0.0.1", 0), FakeImds)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+def test_the_vcek_comes_from_azures_metadata_service(
+    vtpm: AzureVtpm, forger: ForgedMilan, tmp_path: Path
+) -> None:
+    FakeImds.certificates = forger.vcek.public_bytes(serialization.Encoding.PEM).decode()
+    with fake_imds() as imds:
         sources = HardwareSources(
-            tpm=lambda: Tpm(SocketTransport("127.0.0.1", vtpm.simulator.port)),
-            azure_imds=f"127.0.0.1:{server.server_address[1]}",
+            tpm=lambda: Tpm(SocketTransport("127.0.0.1", vtpm.simulator.port)), azure_imds=imds
         )
         trust = HardwareTrust(amd_anchors=forger.anchors, clock=NOW.timestamp)  # no VCEK cache
         runtime = Runtime(make_cas(tmp_path, trust, hardware_session(Platforms(azure_cvm=pinned(7)))))
@@ -230,9 +263,28 @@ def test_the_vcek_comes_from_azures_metadata_service(
         evidence = sources.collect("azure-cvm", binding)
         assert "vcek" in evidence
         assert runtime.attest(nonce, evidence)["evidence"] == "azure-cvm"
+
+
+def test_a_tdx_based_vm_gets_its_td_quote_from_azure(tmp_path: Path) -> None:
+    FakeImds.hierarchy = hierarchy = Hierarchy()
+    simulator = start_swtpm(tmp_path / "swtpm")
+    try:
+        tdx_vm = provision(simulator, None)
+        collateral = write_collateral(hierarchy.collateral(), tmp_path / "collateral")
+        trust = HardwareTrust(tdx_collateral=collateral, intel_root=hierarchy.root, clock=DURING.timestamp)
+        reference = AzureCvmReference(pcrs=((7, expected_pcr(7).hex()),), measurements=("03" * 48,))
+        runtime = Runtime(make_cas(tmp_path / "cas", trust, hardware_session(Platforms(azure_cvm=reference))))
+        with fake_imds() as imds:
+            sources = HardwareSources(
+                tpm=lambda: Tpm(SocketTransport("127.0.0.1", simulator.port)), azure_imds=imds
+            )
+            nonce, binding = runtime.nonce()
+            evidence = sources.collect("azure-cvm", binding)
     finally:
-        server.shutdown()
-        thread.join()
+        simulator.stop()
+    assert "td_quote" in evidence
+    assert HclReport.parse(base64.b64decode(evidence["hcl_report"])).runtime_data == tdx_vm.runtime_data
+    assert runtime.attest(nonce, evidence)["evidence"] == "azure-cvm"
 
 
 def test_the_cli_reads_an_azure_bundle_and_names_the_refusing_link(
