@@ -176,6 +176,8 @@ def parse_quote(raw: bytes) -> QuoteFacts:
         quote = _dcap_qvl().parse_quote(raw)
     except ValueError as error:
         raise checks.refuse("format", f"not a quote ({error})") from None
+    except BaseException as error:
+        raise _panic(error, checks) from None
     if not quote.is_tdx():
         raise checks.refuse("format", f"a {quote.quote_type()} quote, not a TDX quote")
     if quote.header.version not in SUPPORTED_VERSIONS:
@@ -199,6 +201,14 @@ def parse_quote(raw: bytes) -> QuoteFacts:
         mr_owner=report.mr_owner,
         tee_tcb_svn=report.tee_tcb_svn,
     )
+
+
+def _panic(error: BaseException, checks: Checks) -> BaseException:
+    """A Rust panic in dcap-qvl arrives as pyo3's ``PanicException``, a ``BaseException``: for one quote
+    it is a refusal of that quote, not the end of the CAS. Anything else (KeyboardInterrupt) goes on."""
+    if type(error).__name__ == "PanicException":
+        return checks.refuse("quote", "the quote verifier failed on this quote")
+    return error
 
 
 def _refusal_check(message: str) -> str:
@@ -256,6 +266,8 @@ def verify_quote(
             " Caused by: ", ": "
         )
         raise checks.refuse(_refusal_check(message), message) from None
+    except BaseException as error:
+        raise _panic(error, checks) from None
     status = verified.status
     if status not in TCB_STATUS_WEAKNESSES:
         raise checks.refuse("tcb", f"the platform's TCB status is {status}")

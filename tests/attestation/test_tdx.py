@@ -184,3 +184,19 @@ def test_the_signed_body_is_cut_out_byte_for_byte() -> None:
 def test_a_missing_collateral_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"no tcbinfo-b0c06f000000\.json"):
         Collateral.from_directory(tmp_path, "B0C06F000000", "platform")
+
+
+def test_a_panic_in_the_verifier_refuses_that_quote(monkeypatch: pytest.MonkeyPatch) -> None:
+    class PanicException(BaseException):  # what pyo3 raises for a Rust panic
+        pass
+
+    class Panicking:
+        @staticmethod
+        def parse_quote(raw: bytes) -> None:
+            raise PanicException("index out of bounds")
+
+    monkeypatch.setattr("pulumi_sconify.engine.attestation.tdx._dcap_qvl", lambda: Panicking)
+    with pytest.raises(EvidenceRefusedError) as refusal:
+        parse_quote(ACCEPTED)
+    assert refusal.value.check == "quote"
+    assert "index out of bounds" not in str(refusal.value)
