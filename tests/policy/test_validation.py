@@ -341,6 +341,62 @@ CASES: list[tuple[str, Mutation, str, str]] = [
     ),
     ("services list", setter(["services"], {"name": "app"}), "services", "expected a list"),
     ("service mapping", setter(["services", 0], "app"), "services[0]", "expected a mapping"),
+    (
+        "mode hardware without a platform",
+        deleter(["security", "attestation", "platforms"]),
+        "security.attestation.platforms",
+        "mode hardware needs",
+    ),
+    (
+        "platform unknown",
+        setter(["security", "attestation", "platforms", "nitro"], {}),
+        "security.attestation.platforms.nitro",
+        "unknown key",
+    ),
+    (
+        "snp measurements required",
+        setter(["security", "attestation", "platforms", "sev-snp"], {"minimum_tcb": {"snp": 8}}),
+        "security.attestation.platforms.sev-snp.measurements",
+        "required",
+    ),
+    (
+        "snp measurement length",
+        setter(["security", "attestation", "platforms", "sev-snp", "measurements"], ["ab" * 32]),
+        "security.attestation.platforms.sev-snp.measurements[0]",
+        "96 hex",
+    ),
+    (
+        "snp tcb level",
+        setter(["security", "attestation", "platforms", "sev-snp", "minimum_tcb"], {"microcode": 256}),
+        "security.attestation.platforms.sev-snp.minimum_tcb.microcode",
+        "0 to 255",
+    ),
+    (
+        "snp vmpl",
+        setter(["security", "attestation", "platforms", "sev-snp", "maximum_vmpl"], 4),
+        "security.attestation.platforms.sev-snp.maximum_vmpl",
+        "0 to 3",
+    ),
+    (
+        "tdx rtmr index",
+        setter(
+            ["security", "attestation", "platforms", "tdx"], {"mrtd": ["ab" * 48], "rtmrs": {4: "ab" * 48}}
+        ),
+        "security.attestation.platforms.tdx.rtmrs",
+        "0 to 3",
+    ),
+    (
+        "azure pcrs required",
+        setter(["security", "attestation", "platforms", "azure-cvm"], {"measurements": []}),
+        "security.attestation.platforms.azure-cvm.pcrs",
+        "required",
+    ),
+    (
+        "azure pcr value",
+        setter(["security", "attestation", "platforms", "azure-cvm"], {"pcrs": {"7": "xyz"}}),
+        "security.attestation.platforms.azure-cvm.pcrs.7",
+        "64 hex",
+    ),
 ]
 
 
