@@ -6,6 +6,9 @@
 - ``no-insecure-attestation-on-aks``: a stack with an AKS cluster accepts no self-reported evidence
   (``insecure-software-evidence``: anyone who reaches the CAS could get the keys) and tolerates no
   ``debug-mode`` (a debuggable TEE can be inspected by the host) in any policy it sconifies or uploads.
+- ``hardware-evidence-on-confidential-vms``: a stack whose AKS cluster has a confidential-VM pool gives its
+  services' keys only for hardware evidence (``hardware_attestation``): otherwise the pods attest with
+  their tokens alone and the confidential VMs protect nothing the CAS relies on.
 
 The checks are plain functions over (type, name, properties), so they are tested without an engine;
 :data:`POLICIES` wraps them for ``pulumi_policy``.
@@ -13,6 +16,7 @@ The checks are plain functions over (type, name, properties), so they are tested
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -107,6 +111,29 @@ def insecure_attestation_on_aks(resources: list[Planned]) -> list[str]:
     return problems
 
 
+CVM_SIZE = re.compile(r"Standard_(DC|EC)\d+(as|ads|es|eds)_v[56]")
+
+
+def _has_confidential_vms(resource: Planned) -> bool:
+    pools = resource.props.get("agentPoolProfiles") or resource.props.get("agent_pool_profiles") or []
+    return any(
+        isinstance(pool, Mapping) and CVM_SIZE.fullmatch(str(pool.get("vmSize") or pool.get("vm_size") or ""))
+        for pool in pools
+    )
+
+
+def unattested_confidential_vms(resources: list[Planned]) -> list[str]:
+    """Violations of ``hardware-evidence-on-confidential-vms``."""
+    if not any(r.type == AKS and _has_confidential_vms(r) for r in resources):
+        return []
+    return [
+        f"{resource.name}: the cluster runs confidential VMs, but the policy accepts no hardware evidence "
+        "(set hardware_attestation, e.g. {'azure-cvm': {'pcrs': ...}})"
+        for resource in resources
+        if resource.type == SCONIFIED_IMAGE and not resource.props.get("hardware_attestation")
+    ]
+
+
 def _stack_policy(
     name: str, description: str, check: Callable[[list[Planned]], list[str]]
 ) -> StackValidationPolicy:
@@ -133,5 +160,10 @@ POLICIES: list[StackValidationPolicy] = [
         "no-insecure-attestation-on-aks",
         "Production (AKS) policies accept no self-reported evidence and no debuggable TEE.",
         insecure_attestation_on_aks,
+    ),
+    _stack_policy(
+        "hardware-evidence-on-confidential-vms",
+        "On confidential VMs, services' keys are released for hardware evidence only.",
+        unattested_confidential_vms,
     ),
 ]

@@ -15,6 +15,7 @@ from pulumi_sconify.components.policies import (
     SCONIFIED_IMAGE,
     Planned,
     insecure_attestation_on_aks,
+    unattested_confidential_vms,
     unprotected_services,
 )
 from pulumi_sconify.engine.policy import render_session
@@ -141,4 +142,30 @@ def test_the_aks_stack_with_default_tolerations_fails_the_pack() -> None:
     violations = _violations(_stack("root", "aks", {"tolerate": None}))
     assert violations == [
         "counter-image: the policy tolerates debug-mode (the default; set tolerate without it)"
+    ]
+
+
+def test_services_on_confidential_vms_must_ask_for_hardware_evidence() -> None:
+    cvm = Planned(
+        AKS, "cluster", {"agentPoolProfiles": [{"name": "confidential", "vmSize": "Standard_DC4as_v5"}]}
+    )
+    sgx = Planned(
+        AKS, "cluster", {"agentPoolProfiles": [{"name": "confidential", "vmSize": "Standard_DC4s_v3"}]}
+    )
+    bare = Planned(SCONIFIED_IMAGE, "image", IMAGE)
+    pinned = Planned(SCONIFIED_IMAGE, "image", IMAGE | {"hardware_attestation": {"azure-cvm": {"pcrs": {}}}})
+    assert unattested_confidential_vms([cvm, bare]) == [
+        "image: the cluster runs confidential VMs, but the policy accepts no hardware evidence "
+        "(set hardware_attestation, e.g. {'azure-cvm': {'pcrs': ...}})"
+    ]
+    assert unattested_confidential_vms([cvm, pinned]) == []
+    assert unattested_confidential_vms([sgx, bare]) == []
+    assert unattested_confidential_vms([bare]) == []
+
+
+def test_the_aks_stack_without_hardware_evidence_fails_the_pack() -> None:
+    violations = _violations(_stack("root", "aks", {"hardware_attestation": None}))
+    assert violations == [
+        "counter-image: the cluster runs confidential VMs, but the policy accepts no hardware evidence "
+        "(set hardware_attestation, e.g. {'azure-cvm': {'pcrs': ...}})"
     ]
