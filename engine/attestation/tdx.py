@@ -60,6 +60,8 @@ _REFUSALS: tuple[tuple[str, str], ...] = (
     ("certificate chain", "chain"),
     ("PCK cert", "chain"),
     ("Debug mode", "debug"),
+    ("Unsupported", "format"),
+    ("Unknown QE vendor", "format"),
     ("mismatch", "qe-identity"),
 )
 
