@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import EvidenceRefusedError
 from . import azure
 
-MAX_EVIDENCE_FIELD = 64 * 1024
+MAX_EVIDENCE_FIELD = 40 * 1024
 """The largest field of hardware evidence that is decoded (an extended report's certificates are a few
 KiB; nothing legitimate is near this)."""
 

@@ -33,6 +33,10 @@ from .service import CasService
 reactor: Any = _reactor
 
 MAX_BODY_BYTES = 1024 * 1024 + 4096
+"""The client API's largest body: a policy of 1 MiB, and framing."""
+MAX_ATTESTATION_BODY_BYTES = 64 * 1024
+"""The attestation API's largest body: evidence is a few KiB (an SNP report with its certificates, a TDX
+quote, an Azure vTPM bundle), and this API answers anyone who reaches it."""
 """Largest request body: a session policy (1 MiB) with room for JSON framing."""
 IDLE_TIMEOUT = 30
 MAX_GENERATION = 2**63 - 1
@@ -74,15 +78,19 @@ class _BoundedRequest(server.Request):
     too_large = False
     _received = 0
 
+    @property
+    def max_body(self) -> int:
+        return int(getattr(getattr(self.channel, "site", None), "max_body", MAX_BODY_BYTES))
+
     def gotLength(self, length: int | None) -> None:  # noqa: N802 - Twisted's interface
-        if length is not None and length > MAX_BODY_BYTES:
+        if length is not None and length > self.max_body:
             self.too_large = True
             length = 0
         super().gotLength(length)
 
     def handleContentChunk(self, data: bytes) -> None:  # noqa: N802 - Twisted's interface
         self._received += len(data)
-        if self._received > MAX_BODY_BYTES:
+        if self._received > self.max_body:
             self.too_large = True
             return
         super().handleContentChunk(data)
@@ -90,6 +98,7 @@ class _BoundedRequest(server.Request):
 
 class _Site(server.Site):
     requestFactory = _BoundedRequest  # noqa: N815 - Twisted's attribute
+    max_body = MAX_BODY_BYTES
 
     def log(self, request: http.Request) -> None:  # our own structured log instead of Twisted's
         return None
@@ -116,7 +125,7 @@ class _Api(resource.Resource):
         client: str | None = None
         try:
             if getattr(request, "too_large", False):
-                raise CasError(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+                raise CasError(413, f"request body larger than {getattr(request, 'max_body', 0)} bytes")
             client = self.client(request)
             status, body = self.route(request, method, path, client)
         except CasError as error:
@@ -315,14 +324,15 @@ def listen(
 ) -> list[Any]:
     """Open both ports on the reactor; returns the listening ports."""
     ports = []
-    for api, address, mutual in (
-        (ClientApi(service, "client"), client_address, True),
-        (AttestationApi(service, "attestation"), attest_address, False),
+    for api, address, mutual, max_body in (
+        (ClientApi(service, "client"), client_address, True, MAX_BODY_BYTES),
+        (AttestationApi(service, "attestation"), attest_address, False, MAX_ATTESTATION_BODY_BYTES),
     ):
         # Both APIs take JSON or YAML bodies, never forms: Twisted's parsing of every Content-Type for form
         # fields (through the email package) cost a seventh of the CAS's time under attestation load.
         site = _Site(api, timeout=IDLE_TIMEOUT, parsePOSTFormSubmission=False)
         site.displayTracebacks = False
+        site.max_body = max_body
         ports.append(
             reactor.listenSSL(address[1], site, _TlsContext(certificate, key, mutual), interface=address[0])
         )

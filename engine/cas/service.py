@@ -8,6 +8,7 @@ read is "not found", exactly like one that does not exist.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import shlex
 import time
@@ -26,7 +27,7 @@ from ..policy import (
     parse_session,
     session_hash,
 )
-from ..policy.parse import PLACEHOLDER_RE
+from ..policy.parse import MAX_NAME_DEPTH, NAME_RE, PLACEHOLDER_RE
 from ..runtime.protocol import evidence_binding
 from . import secret_values
 from .credentials import CREDENTIAL_LIFETIME, Credential, CredentialAuthority, CredentialError
@@ -60,6 +61,22 @@ def allowed(entries: tuple[str, ...], client: str, creator: str) -> bool:
         elif entry == client:
             return True
     return False
+
+
+MAX_CONFIG_ID = (MAX_NAME_DEPTH + 1) * 129
+"""The longest configuration id: a session name of up to 16 names, a slash, a service name."""
+
+
+def check_config_id(config_id: str) -> None:
+    """Refuse (400) a configuration id that cannot name a service, before it costs a lookup or an audit
+    entry: ``<session>/<service>``, each name 1 to 128 of the policy's name characters."""
+    parts = config_id.split("/") if len(config_id) <= MAX_CONFIG_ID else []
+    if not 2 <= len(parts) <= MAX_NAME_DEPTH + 1 or not all(
+        NAME_RE.fullmatch(part) and part not in {".", ".."} for part in parts
+    ):
+        raise CasError(
+            400, "config_id: expected <session>/<service>, names of 1 to 128 letters, digits, _ - . ~"
+        )
 
 
 class CasService:
@@ -220,6 +237,7 @@ class CasService:
 
     def nonce(self, config_id: str) -> dict[str, Any]:
         """A single-use nonce for one attestation, and the evidence kinds the service's policy accepts."""
+        check_config_id(config_id)
         session, service, _ = self._service(config_id)
         return {
             "nonce": self._nonces.issue(),
@@ -232,7 +250,11 @@ class CasService:
     ) -> dict[str, Any]:
         """Check a runtime against its policy; on success return its configuration and a credential
         bound to ``runtime_key``."""
-        kind = str(evidence.get("kind", ""))
+        check_config_id(config_id)
+        kind = evidence.get("kind")
+        # Only a kind this CAS knows reaches an error message or the audit log: the rest is the caller's
+        # text, of any length.
+        kind = kind if isinstance(kind, str) and kind in self.evidence.verifiers else "unknown"
         try:
             try:
                 self._nonces.redeem(nonce)
@@ -240,11 +262,23 @@ class CasService:
                 raise CasError(401, f"nonce: {error}; ask for a new one") from None
             return self._attest(config_id, measurement.lower(), nonce, runtime_key, kind, evidence)
         except CasError as refusal:
+            # A configuration id that names no service is the caller's (bounded) text: the audit log keeps
+            # its digest, so refusals cannot write what an outsider chooses.
+            named = (
+                {"config_id": config_id}
+                if self._names_a_service(config_id)
+                else {"config_id_sha256": hashlib.sha256(config_id.encode()).hexdigest()}
+            )
             with self._store.transaction(durable=False):
-                self._store.audit(
-                    "attestation.refused", config_id=config_id, evidence=kind, reason=refusal.message
-                )
+                self._store.audit("attestation.refused", **named, evidence=kind, reason=refusal.message)
             raise
+
+    def _names_a_service(self, config_id: str) -> bool:
+        try:
+            self._service(config_id)
+        except CasError:
+            return False
+        return True
 
     def _service(self, config_id: str) -> tuple[Session, Service, str]:
         session_name, _, service_name = config_id.rpartition("/")

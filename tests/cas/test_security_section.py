@@ -4,6 +4,7 @@ it: mode, each toleration, ignore_advisories, and the Kubernetes identity a serv
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import ClassVar
 
@@ -185,3 +186,30 @@ def test_kubernetes_evidence_is_offered_only_where_pinned(cas: CasService) -> No
     assert offer["accepts"] == ["kubernetes", "insecure-software-evidence"]
     verifier = KubernetesEvidence(None)
     assert not verifier.configured(counter(), counter().services[0])
+
+
+@pytest.mark.parametrize(
+    "config_id",
+    ["", "no-slash", "a/", "/b", "ns/../svc", "ns/bad name/svc", "x" * 5000 + "/svc", "/".join(["n"] * 18)],
+)
+def test_a_config_id_that_cannot_name_a_service_is_refused_before_anything(
+    cas: CasService, config_id: str
+) -> None:
+    audited = len(cas._store.audit_entries())
+    for ask in (lambda: cas.nonce(config_id), lambda: cas.attest(config_id, "ab" * 32, "00", b"k" * 32, {})):
+        with pytest.raises(CasError) as refused:
+            ask()
+        assert refused.value.status == 400
+        assert "config_id: expected <session>/<service>" in refused.value.message
+    assert len(cas._store.audit_entries()) == audited
+
+
+def test_refusals_audit_a_digest_of_what_names_nothing_and_no_unknown_kind(cas: CasService) -> None:
+    stranger = "ns-1/" + "x" * 128 + "/" + "y" * 128
+    with pytest.raises(CasError):
+        cas.attest(stranger, "ab" * 32, "00" * 16, b"k" * 32, {"kind": "z" * 10_000})
+    entry = cas._store.audit_entries()[-1]
+    assert entry["event"] == "attestation.refused"
+    assert "config_id" not in entry and len(entry["config_id_sha256"]) == 64
+    assert entry["evidence"] == "unknown"
+    assert "zzz" not in json.dumps(entry) and "xxx" not in json.dumps(entry)
