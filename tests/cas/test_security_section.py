@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -196,7 +197,11 @@ def test_a_config_id_that_cannot_name_a_service_is_refused_before_anything(
     cas: CasService, config_id: str
 ) -> None:
     audited = len(cas._store.audit_entries())
-    for ask in (lambda: cas.nonce(config_id), lambda: cas.attest(config_id, "ab" * 32, "00", b"k" * 32, {})):
+    asks: list[Callable[[], object]] = [
+        lambda: cas.nonce(config_id),
+        lambda: cas.attest(config_id, "ab" * 32, "00", b"k" * 32, {}),
+    ]
+    for ask in asks:
         with pytest.raises(CasError) as refused:
             ask()
         assert refused.value.status == 400
