@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes, PublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -39,6 +39,37 @@ def key_hash(public_key: PublicKeyTypes) -> str:
     """The identity of a public key: SHA-256 of its DER SubjectPublicKeyInfo, 64 hex."""
     der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(der).hexdigest()
+
+
+STRONG_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
+MIN_RSA_BITS = 2048
+
+
+def client_identity(certificate: x509.Certificate, now: datetime.datetime) -> str:
+    """The identity (key hash) of a client certificate, if it may be one: a key at least as strong as
+    P-256 or RSA-2048 (Ed25519 and Ed448 too), in a certificate valid at ``now``. SCONE keys identities
+    on the public key alone; refusing weak keys and certificates outside their validity is this CAS's
+    choice (docs/cas.md)."""
+    key = certificate.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < MIN_RSA_BITS:
+            raise IdentityError(
+                f"an RSA key of {key.key_size} bits is too weak for an identity (2048 at least)"
+            )
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        if key.curve.name not in STRONG_CURVES:
+            raise IdentityError(
+                f"the curve {key.curve.name} is not accepted for an identity (P-256 or stronger)"
+            )
+    elif not isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        raise IdentityError(
+            f"a {type(key).__name__.removesuffix('PublicKey')} key is not accepted for an identity"
+        )
+    if now < certificate.not_valid_before_utc:
+        raise IdentityError("the client certificate is not valid yet")
+    if now > certificate.not_valid_after_utc:
+        raise IdentityError("the client certificate has expired")
+    return key_hash(key)
 
 
 def certificate_key_hash(pem: str | bytes) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from ..runtime.protocol import ATTEST_PATH, NONCE_PATH, SIGNATURE_HEADER
 from ..version import __version__
 from .credentials import CREDENTIAL_LIFETIME, runtime_key
 from .hardware import HardwareTrust
-from .identity import key_hash
+from .identity import IdentityError, client_identity
 from .kubernetes import JwksSource, KubernetesIssuer
 from .service import CasService
 
@@ -43,6 +44,8 @@ MAX_GENERATION = 2**63 - 1
 """The largest volume generation: what the store keeps in a signed 64-bit integer (a commit a second would
 take 292 billion years to reach it)."""
 API_VERSION = "sconify-cas/1"
+TLS12_CIPHERS = b"ECDHE+AESGCM:ECDHE+CHACHA20"
+"""OpenSSL's names for the TLS 1.2 suites offered: ECDHE key exchange, AES-GCM or ChaCha20-Poly1305."""
 CA_FILE = "cas-ca.pem"
 """Where the CAS writes its CA certificate for clients to pin."""
 
@@ -60,6 +63,8 @@ class _TlsContext(ssl.ContextFactory):
     def __init__(self, certificate: Path, key: Path, require_client_certificate: bool) -> None:
         context = SSL.Context(SSL.TLS_SERVER_METHOD)
         context.set_min_proto_version(SSL.TLS1_2_VERSION)
+        # TLS 1.2 with forward secrecy and AEAD only (TLS 1.3's suites are all of that kind already).
+        context.set_cipher_list(TLS12_CIPHERS)
         context.use_certificate_chain_file(str(certificate))
         context.use_privatekey_file(str(key))
         context.check_privatekey()
@@ -199,7 +204,10 @@ class ClientApi(_Api):
         certificate = request.transport.getPeerCertificate() if request.transport else None
         if certificate is None:
             raise CasError(401, "a client certificate is required")
-        return key_hash(certificate.to_cryptography().public_key())
+        try:
+            return client_identity(certificate.to_cryptography(), datetime.now(UTC))
+        except IdentityError as refusal:
+            raise CasError(401, str(refusal)) from None
 
     def route(self, request: server.Request, method: str, path: str, client: str | None) -> tuple[int, Any]:
         assert client is not None
