@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .metadata import Protection, Region
-from .paths import child, host_path, is_within
+from .paths import child, host_path, is_within, open_regular
 
 _MMAP_FROM = 64 * 1024
 """Files at least this large are hashed from a memory map (no copy into Python); smaller ones are read."""
@@ -159,7 +159,7 @@ def _sha256(location: str) -> bytes:
     # A memory map spares copying the file into Python (a fifth of the hashing time at start). A file
     # truncated while mapped ends the process with SIGBUS; only someone who can stop the container
     # anyway can do that, and nothing is committed.
-    fd = os.open(location, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = open_regular(Path(location))
     try:
         size = os.fstat(fd).st_size
         if size < _MMAP_FROM:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -60,12 +61,30 @@ def _walk(directory: str, start: str) -> Iterator[tuple[str, os.stat_result]]:
             yield from _walk(entry.path, path)
 
 
+class NotRegularFileError(OSError):
+    """Something other than a regular file where one must be (a FIFO, a device, a socket, a directory)."""
+
+
+FILE_TYPES = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a directory",
+}
+
+
 def open_regular(location: Path) -> int:
-    """Open a file for reading without following a symbolic link in its last component."""
-    fd = os.open(location, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    """Open a regular file for reading, without following a symbolic link in its last component.
+
+    ``O_NONBLOCK``, so that a FIFO put in a file's place cannot make the open wait forever for a writer;
+    the type is checked before anything is read (for a regular file the flag changes nothing)."""
+    fd = os.open(location, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
         os.close(fd)
-        raise IsADirectoryError(str(location))
+        kind = FILE_TYPES.get(stat.S_IFMT(mode), "not a regular file")
+        raise NotRegularFileError(errno.EINVAL, f"{kind}, not a regular file", str(location))
     return fd
 
 

@@ -40,7 +40,7 @@ from .metadata import (
     unseal,
 )
 from .observation import Observation, RegionMap, protected_roots
-from .paths import check_tree_path, host_path, is_within, open_regular, walk
+from .paths import NotRegularFileError, check_tree_path, host_path, is_within, open_regular, walk
 
 FSPF_DIR = "/fspf"
 METADATA_PATH = "/fspf/fs.fspf"
@@ -186,6 +186,8 @@ def read_metadata(tree: Path) -> bytes:
             data = stream.read(MAX_METADATA_BYTES + 1)
     except FileNotFoundError:
         raise IntegrityError(f"Verification of {METADATA_PATH} failed: the file is missing") from None
+    except NotRegularFileError as error:
+        raise IntegrityError(f"Verification of {METADATA_PATH} failed: {error.strerror}") from None
     except OSError:
         raise IntegrityError(f"Verification of {METADATA_PATH} failed: not a readable file") from None
     if len(data) > MAX_METADATA_BYTES:
