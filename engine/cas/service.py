@@ -12,6 +12,7 @@ import hashlib
 import secrets
 import shlex
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -63,6 +64,9 @@ def allowed(entries: tuple[str, ...], client: str, creator: str) -> bool:
     return False
 
 
+PARSED_CACHE_BYTES = 16 * 1024 * 1024
+"""The parsed sessions kept for attestation, counted by their policies' text (a 1 MiB policy, the largest,
+parses to a model of some MiB)."""
 MAX_CONFIG_ID = (MAX_NAME_DEPTH + 1) * 129
 """The longest configuration id: a session name of up to 16 names, a slash, a service name."""
 
@@ -102,21 +106,28 @@ class CasService:
                 InsecureSoftwareEvidence(),
             ]
         )
-        self._parsed: dict[tuple[str, str], Session] = {}
+        self._parsed: OrderedDict[tuple[str, str], tuple[Session, int]] = OrderedDict()
+        self._parsed_bytes = 0
 
     # -- sessions ---------------------------------------------------------------------------------
 
     def _session(self, name: str, digest: str) -> Session:
         key = (name, digest)
         cached = self._parsed.get(key)
-        if cached is None:
-            version = self._store.version(name, digest)
-            assert version is not None, "an active hash always has its version"
-            cached = parse_session(version.text)
-            if len(self._parsed) > 4096:
-                self._parsed.clear()
-            self._parsed[key] = cached
-        return cached
+        if cached is not None:
+            self._parsed.move_to_end(key)
+            return cached[0]
+        version = self._store.version(name, digest)
+        assert version is not None, "an active hash always has its version"
+        session = parse_session(version.text)
+        # Bounded by the policies' text, the measure of what their models hold: least recently used go.
+        size = len(version.text)
+        self._parsed[key] = (session, size)
+        self._parsed_bytes += size
+        while self._parsed_bytes > PARSED_CACHE_BYTES and len(self._parsed) > 1:
+            _, (_, evicted) = self._parsed.popitem(last=False)
+            self._parsed_bytes -= evicted
+        return session
 
     def post_session(self, body: bytes, client: str) -> str:
         """Create or update a session; returns its hash. Raises :class:`CasError`."""

@@ -53,6 +53,9 @@ T = TypeVar("T")
 NAME_RE = re.compile(r"[A-Za-z0-9_.~-]{1,128}")
 """One name component: letters, digits and ``_ - . ~``, 1 to 128 characters."""
 NAME_RULE = "1 to 128 letters, digits or _ - . ~"
+MAX_ITEMS = 1024
+"""The most items of any list in a policy (services, secrets, volumes, images, measurements, ...) and the
+most variables of a service's environment."""
 MAX_NAME_DEPTH = 16
 """Most ``/``-separated components of a session name."""
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -155,8 +158,13 @@ class _Checker:
         return value
 
     def items(self, value: Any, path: str, read: Callable[[Any, str], T | None]) -> tuple[T, ...]:
-        """Read every element of a list with ``read``, dropping those that failed."""
-        results = (read(item, f"{path}[{index}]") for index, item in enumerate(self.sequence(value, path)))
+        """Read every element of a list with ``read``, dropping those that failed. A list longer than
+        :data:`MAX_ITEMS` is refused unread: what a policy costs to parse and to keep is bounded."""
+        sequence = self.sequence(value, path)
+        if len(sequence) > MAX_ITEMS:
+            self.fail(path, f"at most {MAX_ITEMS} items")
+            return ()
+        results = (read(item, f"{path}[{index}]") for index, item in enumerate(sequence))
         return tuple(item for item in results if item is not None)
 
     # -- scalars --------------------------------------------------------------------------------
@@ -335,6 +343,9 @@ def _environment(check: _Checker, value: Any, path: str) -> dict[str, str]:
         return {}
     if not isinstance(value, dict):
         check.fail(path, "expected a mapping of variable names to strings")
+        return {}
+    if len(value) > MAX_ITEMS:
+        check.fail(path, f"at most {MAX_ITEMS} variables")
         return {}
     environment: dict[str, str] = {}
     for key, item in value.items():

@@ -8,6 +8,7 @@ import pytest
 
 from pulumi_sconify.engine.policy import MAX_DOCUMENT_BYTES, PolicyError, parse_session
 from pulumi_sconify.engine.policy.loader import MAX_DEPTH, MAX_NODES
+from pulumi_sconify.engine.policy.parse import MAX_ITEMS
 
 BILLION_LAUGHS = """\
 a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
@@ -99,3 +100,19 @@ def test_syntax_errors_report_position_without_quoting_text() -> None:
     message = refused('name: x\nversion: "0.3"\nservices: [\n  {fspf_key: 0f1e2d3c4b5a6978 ,,, }\n')
     assert message.startswith("(document): line ")
     assert "0f1e2d3c4b5a6978" not in message
+
+
+@pytest.mark.parametrize("section", ["services", "secrets", "volumes", "images"])
+def test_lists_longer_than_the_bound_are_refused_unread(section: str) -> None:
+    items = "".join(f"  - {{name: n{index}}}\n" for index in range(MAX_ITEMS + 1))
+    text = f'name: s\nversion: "0.3"\n{section}:\n{items}'
+    assert len(text) < MAX_DOCUMENT_BYTES
+    message = refused(text)
+    assert f"{section}: at most {MAX_ITEMS} items" in message
+    assert f"{section}[0]" not in message  # not one item was read
+
+
+def test_an_environment_larger_than_the_bound_is_refused() -> None:
+    variables = "".join(f"      V{index}: x\n" for index in range(MAX_ITEMS + 1))
+    text = f'name: s\nversion: "0.3"\nservices:\n  - name: app\n    environment:\n{variables}'
+    assert f"services[0].environment: at most {MAX_ITEMS} variables" in refused(text)
