@@ -243,6 +243,9 @@ def main() -> None:
                 str(jwks),
                 "--credential-lifetime",
                 "3600",
+                # wrk's clients and the probe all come from 127.0.0.1: above the default per-address cap.
+                "--max-connections-per-address",
+                str(max(CLIENTS) + 16),
             ],
         ).start()
         try:

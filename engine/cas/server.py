@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -20,6 +21,8 @@ from urllib.parse import unquote
 
 from OpenSSL import SSL
 from twisted.internet import reactor as _reactor, ssl
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
 from twisted.web import http, resource, server
 
 from ..errors import CasError
@@ -40,6 +43,8 @@ MAX_ATTESTATION_BODY_BYTES = 64 * 1024
 quote, an Azure vTPM bundle), and this API answers anyone who reaches it."""
 """Largest request body: a session policy (1 MiB) with room for JSON framing."""
 IDLE_TIMEOUT = 30
+REQUEST_DEADLINE = 30.0
+MAX_CONNECTIONS_PER_ADDRESS = 64
 MAX_GENERATION = 2**63 - 1
 """The largest volume generation: what the store keeps in a signed 64-bit integer (a commit a second would
 take 292 billion years to reach it)."""
@@ -101,9 +106,83 @@ class _BoundedRequest(server.Request):
         super().handleContentChunk(data)
 
 
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """What one client connection may take of the CAS (docs/cas.md, "Limits")."""
+
+    request_deadline: float = REQUEST_DEADLINE
+    """Seconds a connection has to deliver each whole request (headers and body), counted from its
+    start or the previous request's end: a client that trickles bytes is cut off, however steadily."""
+    per_address: int = MAX_CONNECTIONS_PER_ADDRESS
+    """Open connections from one IP address; more are closed as they arrive."""
+
+
+class _DeadlineChannel(http.HTTPChannel):
+    """An HTTP connection that must deliver each request whole within the site's deadline (Twisted's
+    idle timeout restarts with every byte, so a slow client would stay for ever)."""
+
+    _deadline: Any = None
+
+    def connectionMade(self) -> None:  # noqa: N802 - Twisted's interface
+        super().connectionMade()
+        self._arm()
+
+    def _arm(self) -> None:
+        self._disarm()
+        deadline = getattr(getattr(self, "site", None), "limits", ConnectionLimits()).request_deadline
+        self._deadline = reactor.callLater(deadline, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if self.transport is not None:
+            self.transport.abortConnection()
+
+    def allContentReceived(self) -> None:  # noqa: N802 - Twisted's interface
+        super().allContentReceived()
+        self._arm()  # the next request on this connection gets a deadline of its own
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802 - Twisted's interface
+        self._disarm()
+        site = getattr(self, "site", None)
+        if isinstance(site, _Site):
+            site.forget(self)
+        super().connectionLost(reason)
+
+
 class _Site(server.Site):
     requestFactory = _BoundedRequest  # noqa: N815 - Twisted's attribute
+    # HTTP/1.1 only (Twisted's default wraps channels for HTTP/2, which neither API speaks).
+    protocol = _DeadlineChannel  # type: ignore[assignment]
     max_body = MAX_BODY_BYTES
+    limits = ConnectionLimits()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._open: dict[str, int] = {}
+        self._address_of: dict[int, str] = {}
+
+    def buildProtocol(self, addr: Any) -> Any:  # noqa: N802 - Twisted's interface
+        host = str(getattr(addr, "host", ""))
+        if self._open.get(host, 0) >= self.limits.per_address:
+            log("connection_refused", reason="too many connections from one address")
+            return None  # Twisted closes the connection
+        channel = super().buildProtocol(addr)
+        if channel is not None:
+            self._open[host] = self._open.get(host, 0) + 1
+            self._address_of[id(channel)] = host
+        return channel
+
+    def forget(self, channel: Any) -> None:
+        host = self._address_of.pop(id(channel), None)
+        if host is not None:
+            self._open[host] -= 1
+            if not self._open[host]:
+                del self._open[host]
 
     def log(self, request: http.Request) -> None:  # our own structured log instead of Twisted's
         return None
@@ -329,6 +408,7 @@ def listen(
     key: Path,
     client_address: tuple[str, int],
     attest_address: tuple[str, int],
+    limits: ConnectionLimits | None = None,
 ) -> list[Any]:
     """Open both ports on the reactor; returns the listening ports."""
     ports = []
@@ -341,6 +421,7 @@ def listen(
         site = _Site(api, timeout=IDLE_TIMEOUT, parsePOSTFormSubmission=False)
         site.displayTracebacks = False
         site.max_body = max_body
+        site.limits = limits or ConnectionLimits()
         ports.append(
             reactor.listenSSL(address[1], site, _TlsContext(certificate, key, mutual), interface=address[0])
         )
@@ -358,6 +439,7 @@ def serve(
     credential_lifetime: float = CREDENTIAL_LIFETIME,
     kubernetes: tuple[str, JwksSource] | None = None,
     hardware: HardwareTrust | None = None,
+    limits: ConnectionLimits | None = None,
 ) -> None:
     """Run a CAS until SIGTERM or SIGINT: make or reuse its state in ``data_dir``, serve both APIs.
 
@@ -386,7 +468,7 @@ def serve(
             tdx_collateral=str(hardware.tdx_collateral or ""),
         )
     service = CasService(store, credential_lifetime=credential_lifetime, kubernetes=issuer, hardware=hardware)
-    ports = listen(service, pki.certificate, pki.key, client_address, attest_address)
+    ports = listen(service, pki.certificate, pki.key, client_address, attest_address, limits)
 
     def stop_listening() -> Any:
         from twisted.internet.defer import gatherResults  # noqa: PLC0415

@@ -28,6 +28,12 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def positive_count(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 1000000, got {text!r}")
+    return int(text)
+
+
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = groups.add_parser(
         "cas",
@@ -95,6 +101,20 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--kubernetes-token-file", type=Path, metavar="FILE", help="bearer token for an https key set URL"
     )
     serve.add_argument(
+        "--request-deadline",
+        type=positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="how long a connection has to send each whole request (default 30); slower ones are cut off",
+    )
+    serve.add_argument(
+        "--max-connections-per-address",
+        type=positive_count,
+        default=None,
+        metavar="N",
+        help="open connections one IP address may hold (default 64); more are closed",
+    )
+    serve.add_argument(
         "--snp-vcek-dir",
         type=Path,
         metavar="DIR",
@@ -149,7 +169,12 @@ def _serve(args: argparse.Namespace) -> int:
     from ..cas.hardware import HardwareTrust  # noqa: PLC0415
     from ..cas.identity import IdentityError  # noqa: PLC0415
     from ..cas.kubernetes import JwksSource, in_cluster_source  # noqa: PLC0415
-    from ..cas.server import serve  # noqa: PLC0415 - Twisted is only needed to serve
+    from ..cas.server import (  # noqa: PLC0415 - Twisted is only needed to serve
+        MAX_CONNECTIONS_PER_ADDRESS,
+        REQUEST_DEADLINE,
+        ConnectionLimits,
+        serve,
+    )
     from ..cas.store import StoreError  # noqa: PLC0415
 
     kubernetes = None
@@ -180,6 +205,10 @@ def _serve(args: argparse.Namespace) -> int:
             args.credential_lifetime or CREDENTIAL_LIFETIME,
             kubernetes,
             hardware,
+            ConnectionLimits(
+                request_deadline=args.request_deadline or REQUEST_DEADLINE,
+                per_address=args.max_connections_per_address or MAX_CONNECTIONS_PER_ADDRESS,
+            ),
         )
     except (StoreError, IdentityError) as error:
         raise CliError(str(error)) from None
