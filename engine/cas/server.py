@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -20,9 +21,10 @@ from typing import Any
 from urllib.parse import unquote
 
 from OpenSSL import SSL
-from twisted.internet import reactor as _reactor, ssl
+from twisted.internet import reactor as _reactor, ssl, threads
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
 from twisted.web import http, resource, server
 
 from ..errors import CasError
@@ -45,6 +47,12 @@ quote, an Azure vTPM bundle), and this API answers anyone who reaches it."""
 IDLE_TIMEOUT = 30
 REQUEST_DEADLINE = 30.0
 MAX_CONNECTIONS_PER_ADDRESS = 64
+WORKERS = 1
+"""Threads that parse uploaded policies. One: Python runs one thread at a time, and every further parsing
+thread takes turns from the event loop (measured by benchmarks/cas_stall.py: with two, a health check's
+p99 during an upload storm was five times that with one)."""
+MAX_QUEUED_WORK = 16
+"""Uploads being checked or waiting for a worker; more are answered 429 at once."""
 MAX_GENERATION = 2**63 - 1
 """The largest volume generation: what the store keeps in a signed 64-bit integer (a commit a second would
 take 292 billion years to reach it)."""
@@ -188,6 +196,41 @@ class _Site(server.Site):
         return None
 
 
+@dataclass(frozen=True)
+class Offloaded:
+    """An answer computed in two steps: ``work`` in the worker pool (it must touch no shared state), then
+    ``then`` with its result on the event loop."""
+
+    work: Callable[[], Any]
+    then: Callable[[Any], tuple[int, Any]]
+
+
+class WorkerPool:
+    """The threads that parse and validate uploaded policies, so that a large upload never holds up
+    health checks and attestations; and how much work waits for them."""
+
+    def __init__(self, size: int = WORKERS) -> None:
+        self.threads = ThreadPool(minthreads=1, maxthreads=size, name="cas-workers")
+        self.pending = 0
+
+    def start(self) -> None:
+        self.threads.start()
+
+    def stop(self) -> None:
+        self.threads.stop()
+
+
+Answer = tuple[int, Any] | Offloaded
+
+
+def _error_answer(error: BaseException, api: str) -> tuple[int, Any]:
+    if isinstance(error, CasError):
+        return error.status, {"error": error.message, **error.extra}
+    # A bug must not leak details; it is logged by type only.
+    log("internal_error", api=api, type=type(error).__name__)
+    return 500, {"error": "internal error"}
+
+
 def openapi_document() -> bytes:
     return resources.files("pulumi_sconify.engine.cas").joinpath("openapi.json").read_bytes()
 
@@ -202,7 +245,7 @@ class _Api(resource.Resource):
         self.service = service
         self.name = name
 
-    def render(self, request: server.Request) -> bytes:
+    def render(self, request: server.Request) -> bytes | int:
         started = time.perf_counter()
         method = request.method.decode("ascii", "replace")
         path = unquote(request.path.decode("utf-8", "replace"))
@@ -211,21 +254,60 @@ class _Api(resource.Resource):
             if getattr(request, "too_large", False):
                 raise CasError(413, f"request body larger than {getattr(request, 'max_body', 0)} bytes")
             client = self.client(request)
-            status, body = self.route(request, method, path, client)
-        except CasError as error:
-            status, body = error.status, {"error": error.message, **error.extra}
-        except Exception as error:  # a bug must not leak details; it is logged by type only
-            log("internal_error", api=self.name, type=type(error).__name__)
-            status, body = 500, {"error": "internal error"}
+            answer = self.route(request, method, path, client)
+        except Exception as error:
+            answer = _error_answer(error, self.name)
+        if isinstance(answer, Offloaded):
+            return self._offload(request, answer, (method, path, client, started))
+        return self._respond(request, answer, (method, path, client, started))
+
+    def _offload(self, request: server.Request, work: Offloaded, context: tuple[Any, ...]) -> bytes | int:
+        """Run ``work`` in the worker pool, so the event loop keeps answering; refuse (429) when the
+        pool's queue is full rather than let waiting uploads pile up in memory."""
+        pool = self.workers
+        if pool is None:  # no pool (a test's server): in line
+            try:
+                return self._respond(request, work.then(work.work()), context)
+            except Exception as error:
+                return self._respond(request, _error_answer(error, self.name), context)
+        if pool.pending >= MAX_QUEUED_WORK:
+            busy = (429, {"error": "busy: too many uploads are being checked; retry"})
+            return self._respond(request, busy, context)
+        gone: list[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+        pool.pending += 1
+
+        def finish(answer: tuple[int, Any]) -> None:
+            if not gone:
+                request.write(self._respond(request, answer, context))
+                request.finish()
+
+        def run_then(prepared: Any) -> tuple[int, Any]:
+            try:
+                return work.then(prepared)
+            except Exception as error:
+                return _error_answer(error, self.name)
+
+        def settle(result: Any) -> Any:
+            pool.pending -= 1
+            return result
+
+        deferred = threads.deferToThreadPool(reactor, pool.threads, work.work)
+        deferred.addBoth(settle)
+        deferred.addCallbacks(run_then, lambda failure: _error_answer(failure.value, self.name))
+        deferred.addCallback(finish)
+        return server.NOT_DONE_YET
+
+    def _respond(self, request: server.Request, answer: tuple[int, Any], context: tuple[Any, ...]) -> bytes:
+        method, path, client, started = context
+        status, body = answer
         request.setResponseCode(status)
         if status == 401:
             request.setHeader(b"www-authenticate", b"Bearer")
-        if isinstance(body, bytes):
-            request.setHeader(b"content-type", b"application/json")
-            payload = body
-        else:
-            request.setHeader(b"content-type", b"application/json")
-            payload = json.dumps(body).encode()
+        if status == 429:
+            request.setHeader(b"retry-after", b"1")
+        request.setHeader(b"content-type", b"application/json")
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
         request.setHeader(b"cache-control", b"no-store")
         log(
             "request",
@@ -238,10 +320,12 @@ class _Api(resource.Resource):
         )
         return payload
 
+    workers: WorkerPool | None = None
+
     def client(self, request: server.Request) -> str | None:
         return None
 
-    def route(self, request: server.Request, method: str, path: str, client: str | None) -> tuple[int, Any]:
+    def route(self, request: server.Request, method: str, path: str, client: str | None) -> Answer:
         if method == "GET" and path in {"/health", "/healthz"}:
             return 200, {"status": "ok"}
         if method == "GET" and path == "/v1/version":
@@ -288,10 +372,14 @@ class ClientApi(_Api):
         except IdentityError as refusal:
             raise CasError(401, str(refusal)) from None
 
-    def route(self, request: server.Request, method: str, path: str, client: str | None) -> tuple[int, Any]:
+    def route(self, request: server.Request, method: str, path: str, client: str | None) -> Answer:
         assert client is not None
         if method == "POST" and path in {"/v1/sessions", "/session"}:
-            return 201, {"hash": self.service.post_session(_body(request), client)}
+            body = _body(request)
+            return Offloaded(
+                lambda: self.service.prepare_session(body),
+                lambda prepared: (201, {"hash": self.service.commit_session(prepared, client)}),
+            )
         if path.startswith("/v1/sessions/") and len(path) > len("/v1/sessions/"):
             name = path[len("/v1/sessions/") :]
             if method == "GET":
@@ -310,7 +398,7 @@ class ClientApi(_Api):
 class AttestationApi(_Api):
     """Port 18765: attestation, and volume freshness for attested runtimes."""
 
-    def route(self, request: server.Request, method: str, path: str, client: str | None) -> tuple[int, Any]:
+    def route(self, request: server.Request, method: str, path: str, client: str | None) -> Answer:
         if method == "POST" and path == NONCE_PATH:
             config_id = _json_body(request).get("config_id")
             if not isinstance(config_id, str):
@@ -409,6 +497,7 @@ def listen(
     client_address: tuple[str, int],
     attest_address: tuple[str, int],
     limits: ConnectionLimits | None = None,
+    workers: WorkerPool | None = None,
 ) -> list[Any]:
     """Open both ports on the reactor; returns the listening ports."""
     ports = []
@@ -421,6 +510,7 @@ def listen(
         site = _Site(api, timeout=IDLE_TIMEOUT, parsePOSTFormSubmission=False)
         site.displayTracebacks = False
         site.max_body = max_body
+        api.workers = workers
         site.limits = limits or ConnectionLimits()
         ports.append(
             reactor.listenSSL(address[1], site, _TlsContext(certificate, key, mutual), interface=address[0])
@@ -468,7 +558,9 @@ def serve(
             tdx_collateral=str(hardware.tdx_collateral or ""),
         )
     service = CasService(store, credential_lifetime=credential_lifetime, kubernetes=issuer, hardware=hardware)
-    ports = listen(service, pki.certificate, pki.key, client_address, attest_address, limits)
+    workers = WorkerPool()
+    workers.start()
+    ports = listen(service, pki.certificate, pki.key, client_address, attest_address, limits, workers)
 
     def stop_listening() -> Any:
         from twisted.internet.defer import gatherResults  # noqa: PLC0415
@@ -477,6 +569,7 @@ def serve(
         return gatherResults([port.stopListening() for port in ports])
 
     def close() -> None:
+        workers.stop()  # waits for a policy being checked; its commit never runs, the reactor is gone
         store.close()
         log("stopped")
 

@@ -14,7 +14,7 @@ import shlex
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import CasError, EvidenceRefusedError
 from ..policy import (
@@ -83,6 +83,14 @@ def check_config_id(config_id: str) -> None:
         )
 
 
+class PreparedSession(NamedTuple):
+    """A posted policy, parsed and validated, not yet stored."""
+
+    session: Session
+    digest: str
+    text: str
+
+
 class CasService:
     """The CAS's behaviour over a :class:`~.store.Store`."""
 
@@ -131,6 +139,11 @@ class CasService:
 
     def post_session(self, body: bytes, client: str) -> str:
         """Create or update a session; returns its hash. Raises :class:`CasError`."""
+        return self.commit_session(self.prepare_session(body), client)
+
+    def prepare_session(self, body: bytes) -> PreparedSession:
+        """Parse, validate and hash a posted policy: the costly part of an upload, which touches no state
+        of this CAS, so the server runs it off its event loop. Raises :class:`CasError`."""
         try:
             session = parse_session(body)
         except PolicyError as error:
@@ -142,7 +155,11 @@ class CasService:
                 "the policy asks for what this CAS cannot enforce",
                 problems=[f"{path}: {problem}" for path, problem in problems],
             )
-        digest = session_hash(session)
+        return PreparedSession(session, session_hash(session), body.decode("utf-8"))
+
+    def commit_session(self, prepared: PreparedSession, client: str) -> str:
+        """Store a prepared session for ``client``, if it may; returns its hash. Raises :class:`CasError`."""
+        session, digest, body_text = prepared
         store = self._store
         with store.transaction():
             active = store.active(session.name)
@@ -164,7 +181,7 @@ class CasService:
                     )
                 creator = active.creator
                 event = "session.updated"
-            store.put_version(session.name, digest, session.predecessor, body.decode("utf-8"), creator)
+            store.put_version(session.name, digest, session.predecessor, body_text, creator)
             self._secret_values(session, generate_missing=True)
             store.audit(event, session=session.name, hash=digest, client=client)
         return digest
