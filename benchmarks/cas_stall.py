@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cas-stall-") as directory:
         base = Path(directory)
-        cas = RunningCas(base / "cas").start()
+        cas = RunningCas(base / "cas", options=["--client-rate", "0"]).start()
         try:
             idle = probe(cas, args.probes)
             identities = [identity(base, f"uploader-{index}") for index in range(args.uploaders)]

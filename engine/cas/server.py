@@ -34,6 +34,7 @@ from .credentials import CREDENTIAL_LIFETIME, runtime_key
 from .hardware import HardwareTrust
 from .identity import IdentityError, client_identity
 from .kubernetes import JwksSource, KubernetesIssuer
+from .ratelimit import RateLimiter
 from .service import CasService
 
 reactor: Any = _reactor
@@ -51,12 +52,16 @@ WORKERS = 1
 """Threads that parse uploaded policies. One: Python runs one thread at a time, and every further parsing
 thread takes turns from the event loop (measured by benchmarks/cas_stall.py: with two, a health check's
 p99 during an upload storm was five times that with one)."""
+CLIENT_RATE = 100.0
+ATTESTATION_RATE = 500.0
 MAX_QUEUED_WORK = 16
 """Uploads being checked or waiting for a worker; more are answered 429 at once."""
 MAX_GENERATION = 2**63 - 1
 """The largest volume generation: what the store keeps in a signed 64-bit integer (a commit a second would
 take 292 billion years to reach it)."""
 API_VERSION = "sconify-cas/1"
+HEALTH_PATHS = frozenset({"/health", "/healthz"})
+"""Probes: never rate-limited (a cluster's kubelet asks often, and must get an answer)."""
 TLS12_CIPHERS = b"ECDHE+AESGCM:ECDHE+CHACHA20"
 """OpenSSL's names for the TLS 1.2 suites offered: ECDHE key exchange, AES-GCM or ChaCha20-Poly1305."""
 CA_FILE = "cas-ca.pem"
@@ -123,6 +128,10 @@ class ConnectionLimits:
     start or the previous request's end: a client that trickles bytes is cut off, however steadily."""
     per_address: int = MAX_CONNECTIONS_PER_ADDRESS
     """Open connections from one IP address; more are closed as they arrive."""
+    client_rate: float = CLIENT_RATE
+    """Requests per second one identity may make of the client API (bursts of twice that); 0: no limit."""
+    attestation_rate: float = ATTESTATION_RATE
+    """Requests per second one address may make of the attestation API (bursts of twice that); 0: none."""
 
 
 class _DeadlineChannel(http.HTTPChannel):
@@ -223,6 +232,13 @@ class WorkerPool:
 Answer = tuple[int, Any] | Offloaded
 
 
+def _audit_refusals(service: CasService, api: str) -> Callable[[str, int, float], None]:
+    def report(client: str, refused: int, seconds: float) -> None:
+        service.audit_rate_limited(api, client, refused, seconds)
+
+    return report
+
+
 def _error_answer(error: BaseException, api: str) -> tuple[int, Any]:
     if isinstance(error, CasError):
         return error.status, {"error": error.message, **error.extra}
@@ -254,6 +270,10 @@ class _Api(resource.Resource):
             if getattr(request, "too_large", False):
                 raise CasError(413, f"request body larger than {getattr(request, 'max_body', 0)} bytes")
             client = self.client(request)
+            if path not in HEALTH_PATHS and self.limiter is not None:
+                who = client or str(getattr(request.getClientAddress(), "host", ""))
+                if not self.limiter.allow(who):
+                    raise CasError(429, "too many requests: slow down")
             answer = self.route(request, method, path, client)
         except Exception as error:
             answer = _error_answer(error, self.name)
@@ -321,12 +341,13 @@ class _Api(resource.Resource):
         return payload
 
     workers: WorkerPool | None = None
+    limiter: RateLimiter | None = None
 
     def client(self, request: server.Request) -> str | None:
         return None
 
     def route(self, request: server.Request, method: str, path: str, client: str | None) -> Answer:
-        if method == "GET" and path in {"/health", "/healthz"}:
+        if method == "GET" and path in HEALTH_PATHS:
             return 200, {"status": "ok"}
         if method == "GET" and path == "/v1/version":
             return 200, {"version": __version__, "api": API_VERSION}
@@ -498,9 +519,12 @@ def listen(
     attest_address: tuple[str, int],
     limits: ConnectionLimits | None = None,
     workers: WorkerPool | None = None,
+    limiters: list[RateLimiter] | None = None,
 ) -> list[Any]:
-    """Open both ports on the reactor; returns the listening ports."""
+    """Open both ports on the reactor; returns the listening ports (and keeps each API's rate limiter in
+    ``limiters``, for their last report at shutdown)."""
     ports = []
+    limiters = [] if limiters is None else limiters
     for api, address, mutual, max_body in (
         (ClientApi(service, "client"), client_address, True, MAX_BODY_BYTES),
         (AttestationApi(service, "attestation"), attest_address, False, MAX_ATTESTATION_BODY_BYTES),
@@ -512,6 +536,9 @@ def listen(
         site.max_body = max_body
         api.workers = workers
         site.limits = limits or ConnectionLimits()
+        rate = site.limits.client_rate if mutual else site.limits.attestation_rate
+        api.limiter = RateLimiter(rate, 2 * rate, _audit_refusals(service, api.name))
+        limiters.append(api.limiter)
         ports.append(
             reactor.listenSSL(address[1], site, _TlsContext(certificate, key, mutual), interface=address[0])
         )
@@ -560,7 +587,10 @@ def serve(
     service = CasService(store, credential_lifetime=credential_lifetime, kubernetes=issuer, hardware=hardware)
     workers = WorkerPool()
     workers.start()
-    ports = listen(service, pki.certificate, pki.key, client_address, attest_address, limits, workers)
+    limiters: list[RateLimiter] = []
+    ports = listen(
+        service, pki.certificate, pki.key, client_address, attest_address, limits, workers, limiters
+    )
 
     def stop_listening() -> Any:
         from twisted.internet.defer import gatherResults  # noqa: PLC0415
@@ -569,6 +599,8 @@ def serve(
         return gatherResults([port.stopListening() for port in ports])
 
     def close() -> None:
+        for limiter in limiters:
+            limiter.flush()
         workers.stop()  # waits for a policy being checked; its commit never runs, the reactor is gone
         store.close()
         log("stopped")

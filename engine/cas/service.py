@@ -64,6 +64,10 @@ def allowed(entries: tuple[str, ...], client: str, creator: str) -> bool:
     return False
 
 
+MAX_SESSIONS_PER_IDENTITY = 1024
+"""Sessions one identity may own (create, and keep by updating): its namespace, and those in it."""
+MAX_BYTES_PER_IDENTITY = 256 * 1024 * 1024
+"""Stored policy versions of the sessions one identity owns (every version is kept: updates count)."""
 PARSED_CACHE_BYTES = 16 * 1024 * 1024
 """The parsed sessions kept for attestation, counted by their policies' text (a 1 MiB policy, the largest,
 parses to a model of some MiB)."""
@@ -181,10 +185,22 @@ class CasService:
                     )
                 creator = active.creator
                 event = "session.updated"
+            self._check_quota(creator, active is None, len(body_text.encode("utf-8")))
             store.put_version(session.name, digest, session.predecessor, body_text, creator)
             self._secret_values(session, generate_missing=True)
             store.audit(event, session=session.name, hash=digest, client=client)
         return digest
+
+    def _check_quota(self, creator: str, new_session: bool, size: int) -> None:
+        """Each identity owns at most :data:`MAX_SESSIONS_PER_IDENTITY` sessions and
+        :data:`MAX_BYTES_PER_IDENTITY` of stored versions: one self-made identity cannot fill the disk."""
+        sessions, stored = self._store.usage(creator)
+        if new_session and sessions >= MAX_SESSIONS_PER_IDENTITY:
+            raise CasError(403, f"quota: an identity may own {MAX_SESSIONS_PER_IDENTITY} sessions")
+        if stored + size > MAX_BYTES_PER_IDENTITY:
+            raise CasError(
+                403, f"quota: the sessions of one identity may hold {MAX_BYTES_PER_IDENTITY // 2**20} MiB"
+            )
 
     def _check_create(self, session: Session, client: str) -> None:
         namespace = session.namespace
@@ -300,6 +316,13 @@ class CasService:
             with self._store.transaction(durable=False):
                 self._store.audit("attestation.refused", **named, evidence=kind, reason=refusal.message)
             raise
+
+    def audit_rate_limited(self, api: str, client: str, refused: int, seconds: float) -> None:
+        """One audit entry for a client's refused requests over a stretch of time (not one per request)."""
+        with self._store.transaction(durable=False):
+            self._store.audit(
+                "rate_limited", api=api, client=client[:64], refused=refused, seconds=round(seconds)
+            )
 
     def _names_a_service(self, config_id: str) -> bool:
         try:

@@ -66,6 +66,8 @@ CREATE TABLE IF NOT EXISTS volumes (
     tag TEXT,
     PRIMARY KEY (session, name)
 );
+CREATE INDEX IF NOT EXISTS session_versions_by_creator ON session_versions (creator);
+CREATE INDEX IF NOT EXISTS active_sessions_by_creator ON active_sessions (creator);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY,
     time REAL NOT NULL,
@@ -225,6 +227,18 @@ class Store:
             return None
         text = self._open(row[3], "session", row[0], row[1]).decode("utf-8")
         return SessionVersion(row[0], row[1], row[2], text, row[4])
+
+    def usage(self, creator: str) -> tuple[int, int]:
+        """What sessions owned by ``creator`` hold: how many are active, and the bytes of all their stored
+        versions."""
+        with self._lock:
+            (sessions,) = self._db.execute(
+                "SELECT COUNT(*) FROM active_sessions WHERE creator = ?", (creator,)
+            ).fetchone()
+            (stored,) = self._db.execute(
+                "SELECT COALESCE(SUM(LENGTH(body)), 0) FROM session_versions WHERE creator = ?", (creator,)
+            ).fetchone()
+        return int(sessions), int(stored)
 
     def put_version(self, name: str, digest: str, predecessor: str | None, text: str, creator: str) -> None:
         self._db.execute(

@@ -28,6 +28,16 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 10**6:
+        raise argparse.ArgumentTypeError(f"expected a number of requests per second from 0, got {text!r}")
+    return value
+
+
 def positive_count(text: str) -> int:
     if not text.isdigit() or not 0 < int(text) <= 1_000_000:
         raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 1000000, got {text!r}")
@@ -115,6 +125,21 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="open connections one IP address may hold (default 64); more are closed",
     )
     serve.add_argument(
+        "--client-rate",
+        type=rate,
+        default=None,
+        metavar="PER_SECOND",
+        help="requests per second one identity may make of the client API (default 100, bursts of twice "
+        "that; 0: no limit)",
+    )
+    serve.add_argument(
+        "--attestation-rate",
+        type=rate,
+        default=None,
+        metavar="PER_SECOND",
+        help="requests per second one address may make of the attestation API (default 500; 0: no limit)",
+    )
+    serve.add_argument(
         "--snp-vcek-dir",
         type=Path,
         metavar="DIR",
@@ -170,6 +195,8 @@ def _serve(args: argparse.Namespace) -> int:
     from ..cas.identity import IdentityError  # noqa: PLC0415
     from ..cas.kubernetes import JwksSource, in_cluster_source  # noqa: PLC0415
     from ..cas.server import (  # noqa: PLC0415 - Twisted is only needed to serve
+        ATTESTATION_RATE,
+        CLIENT_RATE,
         MAX_CONNECTIONS_PER_ADDRESS,
         REQUEST_DEADLINE,
         ConnectionLimits,
@@ -208,6 +235,8 @@ def _serve(args: argparse.Namespace) -> int:
             ConnectionLimits(
                 request_deadline=args.request_deadline or REQUEST_DEADLINE,
                 per_address=args.max_connections_per_address or MAX_CONNECTIONS_PER_ADDRESS,
+                client_rate=CLIENT_RATE if args.client_rate is None else args.client_rate,
+                attestation_rate=ATTESTATION_RATE if args.attestation_rate is None else args.attestation_rate,
             ),
         )
     except (StoreError, IdentityError) as error:
