@@ -29,6 +29,10 @@ from ..errors import SconifyError
 CLIENT_CERT = "client.pem"
 CLIENT_KEY = "client-key.pem"
 _VALIDITY = datetime.timedelta(days=3650)
+SERVER_VALIDITY = datetime.timedelta(days=90)
+"""The server certificate's life: months, not the CA's ten years (a leaked server key is worth little)."""
+RENEW_BEFORE = datetime.timedelta(days=30)
+"""A server certificate with less than this left is renewed (at start, and by the running CAS)."""
 
 
 class IdentityError(SconifyError, ValueError):
@@ -90,10 +94,13 @@ def _name(common_name: str) -> x509.Name:
 
 
 def _certificate(
-    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
+    subject: x509.Name,
+    issuer: x509.Name,
+    public_key: ec.EllipticCurvePublicKey,
+    validity: datetime.timedelta = _VALIDITY,
 ) -> x509.CertificateBuilder:
     """What every certificate made here shares: a random serial number, and validity from five minutes
-    ago (clocks differ) for :data:`_VALIDITY`."""
+    ago (clocks differ) for ``validity``."""
     now = _now()
     return (
         x509.CertificateBuilder()
@@ -102,7 +109,7 @@ def _certificate(
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + _VALIDITY)
+        .not_valid_after(now + validity)
     )
 
 
@@ -237,13 +244,15 @@ def ensure_server_pki(directory: Path, hosts: list[str], ca_directory: Path | No
         cert_path.unlink(missing_ok=True)  # a new CA was handed in: issue a new server certificate
         issuer_marker.write_bytes(ca_cert_path.read_bytes())
     names = sorted({"localhost", "127.0.0.1", *hosts})
-    if not cert_path.exists() or _names_of(cert_path) != set(names):
+    if not cert_path.exists() or _names_of(cert_path) != set(names) or _due_for_renewal(cert_path):
         ca_key_loaded = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
         assert isinstance(ca_key_loaded, ec.EllipticCurvePrivateKey)
         ca_certificate = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
         server_key = ec.generate_private_key(ec.SECP256R1())
         certificate = (
-            _certificate(_name("sconify CAS"), ca_certificate.subject, server_key.public_key())
+            _certificate(
+                _name("sconify CAS"), ca_certificate.subject, server_key.public_key(), SERVER_VALIDITY
+            )
             .add_extension(x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(ca_key_loaded, hashes.SHA256())
@@ -252,6 +261,14 @@ def ensure_server_pki(directory: Path, hosts: list[str], ca_directory: Path | No
         write_private(key_path, _private_pem(server_key))
         cert_path.write_bytes(_pem(certificate))
     return ServerPki(ca_cert_path, cert_path, key_path)
+
+
+def _due_for_renewal(certificate_path: Path) -> bool:
+    """Whether the server certificate ends within :data:`RENEW_BEFORE`, or was made to last longer than
+    :data:`SERVER_VALIDITY` (by an earlier version, for ten years)."""
+    certificate = x509.load_pem_x509_certificate(certificate_path.read_bytes())
+    ends, starts = certificate.not_valid_after_utc, certificate.not_valid_before_utc
+    return ends - _now() < RENEW_BEFORE or ends - starts > SERVER_VALIDITY + datetime.timedelta(days=1)
 
 
 def _general_name(name: str) -> x509.GeneralName:

@@ -23,6 +23,7 @@ from urllib.parse import unquote
 from OpenSSL import SSL
 from twisted.internet import reactor as _reactor, ssl, threads
 from twisted.internet.protocol import connectionDone
+from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from twisted.web import http, resource, server
@@ -52,6 +53,8 @@ WORKERS = 1
 """Threads that parse uploaded policies. One: Python runs one thread at a time, and every further parsing
 thread takes turns from the event loop (measured by benchmarks/cas_stall.py: with two, a health check's
 p99 during an upload storm was five times that with one)."""
+RENEWAL_CHECK = 6 * 3600.0
+"""How often the running CAS checks whether its server certificate is due for renewal."""
 CLIENT_RATE = 100.0
 ATTESTATION_RATE = 500.0
 MAX_QUEUED_WORK = 16
@@ -79,6 +82,15 @@ class _TlsContext(ssl.ContextFactory):
     """TLS 1.2+ with the CAS's server certificate; optionally requiring any client certificate."""
 
     def __init__(self, certificate: Path, key: Path, require_client_certificate: bool) -> None:
+        self._files = (certificate, key, require_client_certificate)
+        self._context = self._make(certificate, key, require_client_certificate)
+
+    def reload(self) -> None:
+        """Take the certificate and key files again (after renewal): new connections get them."""
+        self._context = self._make(*self._files)
+
+    @staticmethod
+    def _make(certificate: Path, key: Path, require_client_certificate: bool) -> SSL.Context:
         context = SSL.Context(SSL.TLS_SERVER_METHOD)
         context.set_min_proto_version(SSL.TLS1_2_VERSION)
         # TLS 1.2 with forward secrecy and AEAD only (TLS 1.3's suites are all of that kind already).
@@ -89,7 +101,7 @@ class _TlsContext(ssl.ContextFactory):
         if require_client_certificate:
             # Any certificate: the handshake proves possession of its key, and the key is the identity.
             context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, lambda *_: True)
-        self._context = context
+        return context
 
     def getContext(self) -> SSL.Context:  # noqa: N802 - Twisted's interface
         return self._context
@@ -520,6 +532,7 @@ def listen(
     limits: ConnectionLimits | None = None,
     workers: WorkerPool | None = None,
     limiters: list[RateLimiter] | None = None,
+    contexts: list[_TlsContext] | None = None,
 ) -> list[Any]:
     """Open both ports on the reactor; returns the listening ports (and keeps each API's rate limiter in
     ``limiters``, for their last report at shutdown)."""
@@ -539,9 +552,10 @@ def listen(
         rate = site.limits.client_rate if mutual else site.limits.attestation_rate
         api.limiter = RateLimiter(rate, 2 * rate, _audit_refusals(service, api.name))
         limiters.append(api.limiter)
-        ports.append(
-            reactor.listenSSL(address[1], site, _TlsContext(certificate, key, mutual), interface=address[0])
-        )
+        tls = _TlsContext(certificate, key, mutual)
+        if contexts is not None:
+            contexts.append(tls)
+        ports.append(reactor.listenSSL(address[1], site, tls, interface=address[0]))
         log("listening", api=api.name, address=f"{address[0]}:{ports[-1].getHost().port}")
     return ports
 
@@ -588,9 +602,26 @@ def serve(
     workers = WorkerPool()
     workers.start()
     limiters: list[RateLimiter] = []
+    contexts: list[_TlsContext] = []
     ports = listen(
-        service, pki.certificate, pki.key, client_address, attest_address, limits, workers, limiters
+        service, pki.certificate, pki.key, client_address, attest_address, limits, workers, limiters, contexts
     )
+
+    def renew() -> None:
+        before = pki.certificate.read_bytes()
+        try:
+            ensure_server_pki(data_dir / "tls", hosts, ca_directory)
+        except (IdentityError, OSError) as error:  # keep serving with the current one; say so
+            log("server_certificate_renewal_failed", reason=str(error))
+            return
+        if pki.certificate.read_bytes() != before:
+            for context in contexts:
+                context.reload()
+            log("server_certificate_renewed")
+
+    renewal = LoopingCall(renew)
+    renewal.clock = reactor
+    renewal.start(RENEWAL_CHECK, now=False)
 
     def stop_listening() -> Any:
         from twisted.internet.defer import gatherResults  # noqa: PLC0415
