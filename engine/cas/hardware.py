@@ -8,6 +8,7 @@ nonce and runtime key, so a report is worth one attestation by one runtime.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from ..attestation import azure, snp, tdx
 from ..attestation.verdict import Verdict
 from ..attestation.wire import blob, parse_azure_evidence
 from ..errors import EvidenceRefusedError
-from ..policy import Service, Session
+from ..policy import AzureCvmReference, Platforms, Service, Session, SevSnpReference, TdxReference
 from ..runtime.protocol import AZURE_CVM, SEV_SNP, TDX, hardware_report_data
 from .evidence import Attempt, Findings
 
@@ -73,22 +74,41 @@ def _findings(verdict: Verdict) -> Findings:
     return Findings(weaknesses=verdict.weaknesses, advisories=verdict.advisories)
 
 
-class SevSnpEvidence:
-    """An SEV-SNP attestation report with the binding in its report-data, and its certificate table
-    (or a VCEK the operator cached)."""
+def _platforms(session: Session) -> Platforms:
+    return session.security.attestation.platforms if session.security else Platforms()
 
-    kind: ClassVar[str] = SEV_SNP
+
+class _HardwareVerifier:
+    """What the three hardware kinds share: the CAS's trust, and acceptance where the session's
+    ``platforms`` names the kind."""
+
     hardware: ClassVar[bool] = True
 
     def __init__(self, trust: HardwareTrust) -> None:
         self.trust = trust
 
+    def reference(self, session: Session) -> object | None:
+        raise NotImplementedError
+
     def configured(self, session: Session, service: Service) -> bool:
-        return bool(session.security and session.security.attestation.platforms.sev_snp)
+        return self.reference(session) is not None
+
+    def admission_problems(self, session: Session) -> list[tuple[str, str]]:
+        return []
+
+
+class SevSnpEvidence(_HardwareVerifier):
+    """An SEV-SNP attestation report with the binding in its report-data, and its certificate table
+    (or a VCEK the operator cached)."""
+
+    kind: ClassVar[str] = SEV_SNP
+
+    def reference(self, session: Session) -> SevSnpReference | None:
+        return _platforms(session).sev_snp
 
     def verify(self, attempt: Attempt) -> Findings:
-        platforms = attempt.session.security.attestation.platforms if attempt.session.security else None
-        assert platforms is not None and platforms.sev_snp is not None, "only called when configured"
+        reference = self.reference(attempt.session)
+        assert reference is not None, "only called when configured"
         report = blob(attempt.evidence, "report")
         assert report is not None
         certificates = blob(attempt.evidence, "certificates", required=False)
@@ -98,31 +118,24 @@ class SevSnpEvidence:
                 now=self.trust.now(),
                 vcek=None if certificates else self.trust.vcek_for(report),
                 certificates=certificates,
-                reference=platforms.sev_snp,
+                reference=reference,
                 report_data=hardware_report_data(attempt.binding),
                 anchors=self.trust.amd_anchors,
             )
         )
 
-    def admission_problems(self, session: Session) -> list[tuple[str, str]]:
-        return []
 
-
-class TdxEvidence:
+class TdxEvidence(_HardwareVerifier):
     """An Intel TDX quote with the binding in its report-data, verified with the cached collateral."""
 
     kind: ClassVar[str] = TDX
-    hardware: ClassVar[bool] = True
 
-    def __init__(self, trust: HardwareTrust) -> None:
-        self.trust = trust
-
-    def configured(self, session: Session, service: Service) -> bool:
-        return bool(session.security and session.security.attestation.platforms.tdx)
+    def reference(self, session: Session) -> TdxReference | None:
+        return _platforms(session).tdx
 
     def verify(self, attempt: Attempt) -> Findings:
-        platforms = attempt.session.security.attestation.platforms if attempt.session.security else None
-        assert platforms is not None and platforms.tdx is not None, "only called when configured"
+        reference = self.reference(attempt.session)
+        assert reference is not None, "only called when configured"
         quote = blob(attempt.evidence, "quote")
         assert quote is not None
         return _findings(
@@ -130,15 +143,14 @@ class TdxEvidence:
                 quote,
                 self.trust.collateral_for(quote),
                 now=self.trust.now(),
-                reference=platforms.tdx,
+                reference=reference,
                 report_data=hardware_report_data(attempt.binding),
                 root=self.trust.intel_root,
             )
         )
 
     def admission_problems(self, session: Session) -> list[tuple[str, str]]:
-        platforms = session.security.attestation.platforms if session.security else None
-        if platforms and platforms.tdx and self.trust.tdx_collateral is None:
+        if self.reference(session) is not None and self.trust.tdx_collateral is None:
             return [
                 (
                     "security.attestation.platforms.tdx",
@@ -148,51 +160,37 @@ class TdxEvidence:
         return []
 
 
-class AzureCvmEvidence:
+class AzureCvmEvidence(_HardwareVerifier):
     """An Azure confidential VM's HCL report and a vTPM quote over its PCRs with the binding."""
 
     kind: ClassVar[str] = AZURE_CVM
-    hardware: ClassVar[bool] = True
 
-    def __init__(self, trust: HardwareTrust) -> None:
-        self.trust = trust
-
-    def configured(self, session: Session, service: Service) -> bool:
-        return bool(session.security and session.security.attestation.platforms.azure_cvm)
+    def reference(self, session: Session) -> AzureCvmReference | None:
+        return _platforms(session).azure_cvm
 
     def verify(self, attempt: Attempt) -> Findings:
-        platforms = attempt.session.security.attestation.platforms if attempt.session.security else None
-        assert platforms is not None and platforms.azure_cvm is not None, "only called when configured"
+        reference = self.reference(attempt.session)
+        assert reference is not None, "only called when configured"
         evidence = parse_azure_evidence(attempt.evidence)
         hcl = azure.HclReport.parse(evidence.hcl_report)
-        collateral = None
-        if evidence.td_quote is not None:
-            collateral = self.trust.collateral_for(evidence.td_quote)
-        vcek = evidence.vcek
-        if vcek is None and evidence.certificates is None and hcl.report_type == azure.REPORT_TYPE_SNP:
-            vcek = self.trust.vcek_for(hcl.hardware_report)
+        collateral = None if evidence.td_quote is None else self.trust.collateral_for(evidence.td_quote)
+        if (
+            evidence.vcek is None
+            and evidence.certificates is None
+            and hcl.report_type == azure.REPORT_TYPE_SNP
+        ):
+            evidence = dataclasses.replace(evidence, vcek=self.trust.vcek_for(hcl.hardware_report))
         return _findings(
             azure.verify_evidence(
-                azure.AzureEvidence(
-                    evidence.hcl_report,
-                    evidence.quote,
-                    evidence.signature,
-                    evidence.pcrs,
-                    vcek,
-                    evidence.certificates,
-                    evidence.td_quote,
-                ),
+                evidence,
                 now=self.trust.now(),
-                reference=platforms.azure_cvm,
+                reference=reference,
                 qualifying_data=attempt.binding,
                 amd_anchors=self.trust.amd_anchors,
                 tdx_collateral=collateral,
                 intel_root=self.trust.intel_root,
             )
         )
-
-    def admission_problems(self, session: Session) -> list[tuple[str, str]]:
-        return []
 
 
 def hardware_verifiers(trust: HardwareTrust) -> list[SevSnpEvidence | TdxEvidence | AzureCvmEvidence]:

@@ -95,6 +95,14 @@ class RunningCas:
             self.process.send_signal(sig)
         return self.process.wait(timeout=30)
 
+    def rss(self) -> int:
+        """The CAS process's resident memory, in bytes."""
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS")
+
     def log_lines(self) -> list[dict[str, object]]:
         assert self.log_path is not None
         return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.startswith("{")]

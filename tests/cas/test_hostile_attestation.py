@@ -5,7 +5,6 @@ memory under a stated bound."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -57,13 +56,6 @@ HOSTILE: list[tuple[str, str, bytes]] = [
 ]
 
 
-def rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
 def test_hostile_bodies_get_answers_never_server_errors(cas: RunningCas, owner: ClientIdentity) -> None:
     with cas.client(owner) as client:
         client.post_session(namespace())
@@ -76,7 +68,7 @@ def test_hostile_bodies_get_answers_never_server_errors(cas: RunningCas, owner: 
             assert 400 <= response.status_code < 500, (name, response.status_code, response.text[:200])
             assert "error" in response.json()
             assert attestation.request("GET", "/health") == {"status": "ok"}, name
-    assert cas.process is not None and rss(cas.process.pid) < RSS_BOUND
+    assert cas.rss() < RSS_BOUND
     assert not [line for line in cas.log_lines() if line.get("event") == "internal_error"]
 
 
