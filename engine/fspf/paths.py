@@ -8,7 +8,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import FspfError, UsageError
 
 
 def check_tree_path(path: str, what: str) -> str:
@@ -61,8 +61,9 @@ def _walk(directory: str, start: str) -> Iterator[tuple[str, os.stat_result]]:
             yield from _walk(entry.path, path)
 
 
-class NotRegularFileError(OSError):
-    """Something other than a regular file where one must be (a FIFO, a device, a socket, a directory)."""
+class NotRegularFileError(FspfError, OSError):
+    """Something other than a regular file where one must be (a FIFO, a device, a socket, a directory).
+    An ``OSError`` too, so that callers reading a file handle it with every other failure to read one."""
 
 
 FILE_TYPES = {
