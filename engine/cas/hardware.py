@@ -44,18 +44,26 @@ class HardwareTrust:
         return datetime.fromtimestamp(self.clock(), UTC)
 
     def vcek_for(self, report: bytes) -> bytes | None:
-        """The cached VCEK issued for this report's chip, if the operator put one there."""
+        """The cached VCEK issued for this report's chip and reported TCB (a chip has one VCEK per TCB:
+        after a firmware update the cache may hold several), if the operator put one there."""
         if self.vcek_directory is None or len(report) != snp.REPORT_SIZE:
             return None
-        chip_id = snp.SnpReport.parse(report).chip_id
+        parsed = snp.SnpReport.parse(report)
         for path in sorted(self.vcek_directory.iterdir()):
             try:
-                certificate = snp.load_amd_certificate(path.read_bytes())
+                data = path.read_bytes()
+                certificate = snp.load_amd_certificate(data)
+                tcb, hwid = snp.vcek_extensions(certificate)
             except (OSError, ValueError):
                 continue
-            _, hwid = snp.vcek_extensions(certificate)
-            if hwid and chip_id.startswith(hwid):
-                return path.read_bytes()
+            product = certificate.issuer.rfc4514_string().partition("CN=SEV-")[2].partition(",")[0]
+            reported = snp.decode_tcb(parsed.reported_tcb, product)
+            if (
+                hwid
+                and parsed.chip_id.startswith(hwid)
+                and all(getattr(reported, k) == v for k, v in tcb.items())
+            ):
+                return data
         return None
 
     def collateral_for(self, quote: bytes) -> tdx.Collateral:

@@ -217,3 +217,23 @@ def test_tdx_without_collateral_is_refused_at_upload(tmp_path: Path) -> None:
         "security.attestation.platforms.tdx: this CAS has no TDX collateral to verify quotes with "
         "(cas serve --tdx-collateral)"
     ]
+
+
+def test_the_vcek_cache_gives_the_vcek_of_the_reports_chip_and_tcb(
+    tmp_path: Path, forger: ForgedMilan
+) -> None:
+    from pulumi_sconify.engine.policy import SnpTcb
+
+    older = ForgedMilan(
+        vcek_tcb=SnpTcb(bootloader=3, snp=7, microcode=115)
+    )  # the same chip, before an update
+    other_chip = ForgedMilan(vcek_chip_id=bytes([9] * 64))
+    cache = tmp_path / "vceks"
+    cache.mkdir()
+    (cache / "a-older.der").write_bytes(older.vcek_der)
+    (cache / "b-other-chip.der").write_bytes(other_chip.vcek_der)
+    (cache / "c-current.der").write_bytes(forger.vcek_der)
+    (cache / "d-not-a-certificate").write_bytes(b"junk")
+    trust = HardwareTrust(vcek_directory=cache)
+    assert trust.vcek_for(forger.report()) == forger.vcek_der
+    assert HardwareTrust(vcek_directory=tmp_path / "vceks").vcek_for(b"short") is None
