@@ -17,6 +17,8 @@ from pulumi_sconify.engine.cas.client import AttestationClient, CasClient
 from pulumi_sconify.engine.cas.identity import ClientIdentity, create_client_identity
 from pulumi_sconify.engine.runtime.cas import CasConnection, CasSession
 
+START_SAFETY_NET = 300
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -72,7 +74,9 @@ class RunningCas:
                 stderr=log,
                 env={**os.environ, **(extra_env or {})},
             )
-        deadline = time.monotonic() + 30
+        # Waiting for a state (the CAS answers, or has exited); the deadline is only a safety net, generous
+        # enough for a machine under load (a CPU hog beside the suite once made 30 s too short).
+        deadline = time.monotonic() + START_SAFETY_NET
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"CAS exited with {self.process.returncode}: {self.log_path.read_text()}")
