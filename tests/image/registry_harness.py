@@ -115,7 +115,7 @@ class Registry:
                 [registry_binary(), "serve", str(self.directory / "config.yml")], stdout=log, stderr=log
             )
         scheme = "https" if self.tls else "http"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 300  # a safety net: the loop waits for the registry to answer
         while time.monotonic() < deadline:
             try:
                 verify = ssl.create_default_context(cafile=str(self.certificate)) if self.tls else False
