@@ -10,6 +10,7 @@ gives the reports real hardware would not hand a test: a debug policy, another V
 from __future__ import annotations
 
 import struct
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -134,3 +135,14 @@ class ForgedMilan:
         r, s = decode_dss_signature(self.vcek_key.sign(bytes(body), ec.ECDSA(hashes.SHA384())))
         signature = r.to_bytes(72, "little") + s.to_bytes(72, "little") + bytes(512 - 144)
         return bytes(body) + signature
+
+
+def certificate_table(*entries: tuple[uuid.UUID, bytes]) -> bytes:
+    """An extended report's certificate table (the GHCB specification's layout): GUID, offset, length
+    entries, a zero entry, then the certificates."""
+    header_size = 24 * (len(entries) + 1)
+    headers, data = b"", b""
+    for guid, blob in entries:
+        headers += guid.bytes_le + struct.pack("<II", header_size + len(data), len(blob))
+        data += blob
+    return headers + bytes(24) + data

@@ -33,6 +33,7 @@ from pulumi_sconify.engine.attestation.azure import (
     REPORT_TYPE_TDX,
 )
 from tests.attestation.snp_forge import ForgedMilan
+from tests.cas.harness import free_port
 
 PCR_EVENTS = {0: b"firmware", 7: b"secure boot policy", 11: b"unified kernel image"}
 """What the tests' "boot" extends into the SHA-256 bank, like a VM's firmware and bootloader."""
@@ -52,12 +53,6 @@ class Simulator:
         self.process.wait()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _accepting(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port)):
@@ -71,7 +66,7 @@ def start_swtpm(state: Path) -> Simulator:
     was given was taken meanwhile)."""
     state.mkdir(parents=True, exist_ok=True)
     for _ in range(5):
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(
             [
                 "swtpm", "socket", "--tpm2", "--tpmstate", f"dir={state}",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from pulumi_sconify.engine.attestation.snp import (
 )
 from pulumi_sconify.engine.errors import EvidenceRefusedError
 from pulumi_sconify.engine.policy.model import SevSnpReference, SnpTcb
-from tests.attestation.snp_forge import DEBUG, ForgedMilan
+from tests.attestation.snp_forge import DEBUG, ForgedMilan, certificate_table
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "attestation" / "sev-snp"
 REPORT = bytes.fromhex((FIXTURES / "report_milan.hex").read_text().strip())
@@ -39,16 +37,6 @@ def refusal(**kwargs: object) -> EvidenceRefusedError:
     with pytest.raises(EvidenceRefusedError) as refused:
         verify_report(raw, **arguments)  # type: ignore[arg-type]
     return refused.value
-
-
-def table(*entries: tuple[uuid.UUID, bytes]) -> bytes:
-    """An extended report's certificate table: GUID, offset, length entries, a zero entry, the data."""
-    header_size = 24 * (len(entries) + 1)
-    headers, data = b"", b""
-    for guid, blob in entries:
-        headers += guid.bytes_le + struct.pack("<II", header_size + len(data), len(blob))
-        data += blob
-    return headers + bytes(24) + data
 
 
 def test_the_real_report_is_accepted_with_its_claims() -> None:
@@ -127,7 +115,9 @@ def test_a_self_made_root_with_amds_names_is_refused() -> None:
 
 def test_a_forged_ask_in_the_certificate_table_is_refused() -> None:
     forger = ForgedMilan()
-    forged_table = table((VCEK_GUID, VCEK), (ASK_GUID, forger.ask.public_bytes(serialization.Encoding.DER)))
+    forged_table = certificate_table(
+        (VCEK_GUID, VCEK), (ASK_GUID, forger.ask.public_bytes(serialization.Encoding.DER))
+    )
     assert refusal(vcek=None, certificates=forged_table).check == "chain"
 
 
@@ -135,7 +125,7 @@ def test_the_vcek_and_ask_from_the_certificate_table_are_used() -> None:
     ask_pem, ark_pem = (FIXTURES / "cert_chain_milan").read_bytes().split(b"-----END CERTIFICATE-----")[:2]
     ask = load_amd_certificate(ask_pem + b"-----END CERTIFICATE-----\n")
     ark = load_amd_certificate(ark_pem.strip() + b"\n-----END CERTIFICATE-----\n")
-    certificates = table(
+    certificates = certificate_table(
         (VCEK_GUID, VCEK),
         (ASK_GUID, ask.public_bytes(serialization.Encoding.DER)),
         (ARK_GUID, ark.public_bytes(serialization.Encoding.DER)),
@@ -218,4 +208,4 @@ def test_a_report_of_the_wrong_size_is_refused(size: int) -> None:
 
 
 def test_a_certificate_table_without_its_end_is_refused() -> None:
-    assert refusal(vcek=None, certificates=table((VCEK_GUID, VCEK))[:24]).check == "format"
+    assert refusal(vcek=None, certificates=certificate_table((VCEK_GUID, VCEK))[:24]).check == "format"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import struct
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from pulumi_sconify.engine.policy import (
     TdxReference,
 )
 from pulumi_sconify.engine.runtime.protocol import evidence_binding, hardware_report_data
-from tests.attestation.snp_forge import DEBUG, ForgedMilan
+from tests.attestation.snp_forge import DEBUG, ForgedMilan, certificate_table
 from tests.attestation.tdx_forge import DURING, Hierarchy, TdReport, write_collateral
 from tests.cas.cluster import ISSUER, WORKLOAD
 from tests.cas.policies import MEASUREMENT, counter, namespace, text
@@ -45,10 +44,6 @@ REAL_REPORT = bytes.fromhex(
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-def certificate_table(vcek: bytes) -> bytes:
-    return VCEK_GUID.bytes_le + struct.pack("<II", 48, len(vcek)) + bytes(24) + vcek
 
 
 def hardware_session(platforms: Platforms, *, tolerate: tuple[str, ...] = (), **service_changes: Any) -> str:
@@ -101,7 +96,11 @@ def snp_evidence(forger: ForgedMilan, binding: bytes, **report: Any) -> dict[str
     raw = forger.report(
         measurement=bytes.fromhex(LAUNCH), report_data=hardware_report_data(binding), **report
     )
-    return {"kind": "sev-snp", "report": b64(raw), "certificates": b64(certificate_table(forger.vcek_der))}
+    return {
+        "kind": "sev-snp",
+        "report": b64(raw),
+        "certificates": b64(certificate_table((VCEK_GUID, forger.vcek_der))),
+    }
 
 
 def test_a_bound_snp_report_is_granted(tmp_path: Path, forger: ForgedMilan) -> None:
@@ -138,7 +137,11 @@ def test_an_outsider_with_a_genuine_public_report_gets_nothing(tmp_path: Path) -
     cas = make_cas(tmp_path, trust, hardware_session(platforms, tolerate=("hyperthreading",)))
     outsider = Runtime(cas)
     nonce, _ = outsider.nonce()
-    evidence = {"kind": "sev-snp", "report": b64(REAL_REPORT), "certificates": b64(certificate_table(vcek))}
+    evidence = {
+        "kind": "sev-snp",
+        "report": b64(REAL_REPORT),
+        "certificates": b64(certificate_table((VCEK_GUID, vcek))),
+    }
     with pytest.raises(CasError, match="report-data check"):
         outsider.attest(nonce, evidence)
 

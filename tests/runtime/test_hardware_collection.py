@@ -18,7 +18,7 @@ from pulumi_sconify.engine.attestation.snp import VCEK_GUID, verify_report
 from pulumi_sconify.engine.attestation.tdx import verify_quote
 from pulumi_sconify.engine.runtime.hardware import SNP_GET_REPORT, HardwareEvidenceError, HardwareSources
 from pulumi_sconify.engine.runtime.protocol import evidence_binding, hardware_report_data
-from tests.attestation.snp_forge import ForgedMilan
+from tests.attestation.snp_forge import ForgedMilan, certificate_table
 from tests.attestation.tdx_forge import DURING, Hierarchy, TdReport
 from tests.runtime.tsm_fake import TsmFake, mounted
 
@@ -31,16 +31,12 @@ def forger() -> ForgedMilan:
     return ForgedMilan()
 
 
-def certificate_table(vcek: bytes) -> bytes:
-    return VCEK_GUID.bytes_le + struct.pack("<II", 48, len(vcek)) + bytes(24) + vcek
-
-
 @pytest.fixture
 def snp_fake(forger: ForgedMilan) -> TsmFake:
     return TsmFake(
         "sev_guest",
         lambda report_data: forger.report(report_data=report_data),
-        auxblob=certificate_table(forger.vcek_der),
+        auxblob=certificate_table((VCEK_GUID, forger.vcek_der)),
     )
 
 
