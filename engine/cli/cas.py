@@ -195,10 +195,6 @@ def _serve(args: argparse.Namespace) -> int:
     from ..cas.identity import IdentityError  # noqa: PLC0415
     from ..cas.kubernetes import JwksSource, in_cluster_source  # noqa: PLC0415
     from ..cas.server import (  # noqa: PLC0415 - Twisted is only needed to serve
-        ATTESTATION_RATE,
-        CLIENT_RATE,
-        MAX_CONNECTIONS_PER_ADDRESS,
-        REQUEST_DEADLINE,
         ConnectionLimits,
         serve,
     )
@@ -221,6 +217,13 @@ def _serve(args: argparse.Namespace) -> int:
         if directory is not None and not directory.is_dir():
             raise CliError(f"{flag}: not a directory: {directory}")
     hardware = HardwareTrust(vcek_directory=args.snp_vcek_dir, tdx_collateral=args.tdx_collateral)
+    given = {
+        "request_deadline": args.request_deadline,
+        "per_address": args.max_connections_per_address,
+        "client_rate": args.client_rate,
+        "attestation_rate": args.attestation_rate,
+    }
+    limits = ConnectionLimits(**{name: value for name, value in given.items() if value is not None})
     try:
         serve(
             args.data_dir,
@@ -232,12 +235,7 @@ def _serve(args: argparse.Namespace) -> int:
             args.credential_lifetime or CREDENTIAL_LIFETIME,
             kubernetes,
             hardware,
-            ConnectionLimits(
-                request_deadline=args.request_deadline or REQUEST_DEADLINE,
-                per_address=args.max_connections_per_address or MAX_CONNECTIONS_PER_ADDRESS,
-                client_rate=CLIENT_RATE if args.client_rate is None else args.client_rate,
-                attestation_rate=ATTESTATION_RATE if args.attestation_rate is None else args.attestation_rate,
-            ),
+            limits,
         )
     except (StoreError, IdentityError) as error:
         raise CliError(str(error)) from None
