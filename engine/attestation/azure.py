@@ -30,22 +30,20 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..policy.model import AzureCvmReference, SevSnpReference, TdxReference
+from ..runtime.hardware import (
+    HARDWARE_REPORT_SIZE,
+    HCL_DATA_HEADER_SIZE,
+    HCL_HEADER_SIZE,
+    REPORT_TYPE_SNP,
+    REPORT_TYPE_TDX,
+)
 from . import snp, tdx
 from .tpm import Quote, TpmFormatError, pcr_digest, verify_quote_signature
 from .verdict import Checks, Verdict
 
 PLATFORM = "azure-cvm"
 HCL_MAGIC = b"HCLA"
-HEADER_SIZE = 32
-HARDWARE_REPORT_SIZE = 1184
-HCL_DATA_HEADER_SIZE = 20
-REPORT_TYPE_SNP = 2
-REPORT_TYPE_TDX = 4
 HASH_TYPE_SHA256 = 1
-HCL_REPORT_NV_INDEX = 0x01400001
-"""Where the vTPM keeps the HCL report."""
-ATTESTATION_KEY_HANDLE = 0x81000003
-"""The vTPM's persistent attestation key (the key ``HCLAkPub`` in the runtime data names)."""
 MAX_RUNTIME_DATA = 64 * 1024
 
 
@@ -60,9 +58,9 @@ class HclReport:
     @classmethod
     def parse(cls, raw: bytes) -> HclReport:
         checks = Checks(PLATFORM)
-        if len(raw) < HEADER_SIZE + HARDWARE_REPORT_SIZE + HCL_DATA_HEADER_SIZE or raw[:4] != HCL_MAGIC:
+        if len(raw) < HCL_HEADER_SIZE + HARDWARE_REPORT_SIZE + HCL_DATA_HEADER_SIZE or raw[:4] != HCL_MAGIC:
             raise checks.refuse("format", "not an HCL report (no HCLA header, or too short)")
-        offset = HEADER_SIZE + HARDWARE_REPORT_SIZE
+        offset = HCL_HEADER_SIZE + HARDWARE_REPORT_SIZE
         _, _, report_type, hash_type, size = struct.unpack_from("<IIIII", raw, offset)
         start = offset + HCL_DATA_HEADER_SIZE
         if size > MAX_RUNTIME_DATA or start + size > len(raw):
@@ -71,7 +69,7 @@ class HclReport:
             raise checks.refuse("format", f"runtime data hash type {hash_type} (expected 1, SHA-256)")
         if report_type not in (REPORT_TYPE_SNP, REPORT_TYPE_TDX):
             raise checks.refuse("format", f"hardware report type {report_type} (expected 2 SNP or 4 TDX)")
-        return cls(report_type, raw[HEADER_SIZE:offset], raw[start : start + size])
+        return cls(report_type, raw[HCL_HEADER_SIZE:offset], raw[start : start + size])
 
     @property
     def expected_report_data(self) -> bytes:

@@ -23,6 +23,7 @@ from ..attestation.verdict import Verdict
 from ..attestation.wire import blob, parse_azure_evidence
 from ..errors import EvidenceRefusedError
 from ..policy import AzureCvmReference, Platforms, Service, Session, SevSnpReference, TdxReference
+from ..runtime.hardware import REPORT_TYPE_SNP
 from ..runtime.protocol import AZURE_CVM, SEV_SNP, TDX, hardware_report_data
 from .evidence import Attempt, Findings
 
@@ -182,11 +183,7 @@ class AzureCvmEvidence(_HardwareVerifier):
         evidence = parse_azure_evidence(attempt.evidence)
         hcl = azure.HclReport.parse(evidence.hcl_report)
         collateral = None if evidence.td_quote is None else self.trust.collateral_for(evidence.td_quote)
-        if (
-            evidence.vcek is None
-            and evidence.certificates is None
-            and hcl.report_type == azure.REPORT_TYPE_SNP
-        ):
+        if evidence.vcek is None and evidence.certificates is None and hcl.report_type == REPORT_TYPE_SNP:
             evidence = dataclasses.replace(evidence, vcek=self.trust.vcek_for(hcl.hardware_report))
         return _findings(
             azure.verify_evidence(

@@ -35,8 +35,6 @@ from .tpm import DEVICE as TPM_DEVICE, DeviceTransport, Tpm, TpmError
 
 TSM_REPORT_DIR = "/sys/kernel/config/tsm/report"
 SEV_GUEST_DEVICE = "/dev/sev-guest"
-HCL_REPORT_NV_INDEX = 0x01400001
-ATTESTATION_KEY_HANDLE = 0x81000003
 QUOTED_PCRS = range(24)
 """Every PCR of the SHA-256 bank: the CAS checks the ones the session pins."""
 TSM_ATTEMPTS = 16
@@ -55,10 +53,21 @@ AZURE_IMDS = "169.254.169.254"
 forbids it, from its pods)."""
 IMDS_TIMEOUT = 10.0
 MAX_IMDS_ANSWER = 256 * 1024
-_HCL_HEADER = 32
-_HCL_REPORT_TYPE_OFFSET = 32 + 1184 + 8
-_HCL_SNP, _HCL_TDX = 2, 4
-_TD_REPORT_SIZE = 1024
+
+# An Azure confidential VM's HCL report (Microsoft's "attestation report format"), which the runtime reads and
+# the CAS's verifier (engine/attestation/azure.py) parses: written once, here, in the module that ships.
+HCL_REPORT_NV_INDEX = 0x01400001
+"""Where the vTPM keeps the HCL report."""
+ATTESTATION_KEY_HANDLE = 0x81000003
+"""The vTPM's persistent attestation key (the key ``HCLAkPub`` in the runtime data names)."""
+HCL_HEADER_SIZE = 32
+HARDWARE_REPORT_SIZE = 1184
+"""The hardware report's field: an SNP report, or a TDREPORT (:data:`TD_REPORT_SIZE`) and padding."""
+HCL_DATA_HEADER_SIZE = 20
+"""Size, version, report type, hash type and the runtime data's size, each 32 bits."""
+REPORT_TYPE_SNP, REPORT_TYPE_TDX = 2, 4
+TD_REPORT_SIZE = 1024
+_REPORT_TYPE_OFFSET = HCL_HEADER_SIZE + HARDWARE_REPORT_SIZE + 8
 
 
 class HardwareEvidenceError(SconifyError):
@@ -228,15 +237,17 @@ class HardwareSources:
         Neither is trusted for itself: the CAS verifies the VCEK's chain and the quote's. Without the
         service (not on Azure) there is nothing to add."""
         report_type = (
-            struct.unpack_from("<I", hcl_report, _HCL_REPORT_TYPE_OFFSET)[0] if len(hcl_report) > 1240 else 0
+            struct.unpack_from("<I", hcl_report, _REPORT_TYPE_OFFSET)[0]
+            if len(hcl_report) >= _REPORT_TYPE_OFFSET + 4
+            else 0
         )
         try:
-            if report_type == _HCL_SNP:
+            if report_type == REPORT_TYPE_SNP:
                 answer = self._imds("GET", "/metadata/THIM/amd/certification", None)
                 certificates = str(answer.get("vcekCert", "")) + str(answer.get("certificateChain", ""))
                 return {"vcek": _b64(certificates.encode())} if certificates else {}
-            if report_type == _HCL_TDX:
-                td_report = hcl_report[_HCL_HEADER : _HCL_HEADER + _TD_REPORT_SIZE]
+            if report_type == REPORT_TYPE_TDX:
+                td_report = hcl_report[HCL_HEADER_SIZE : HCL_HEADER_SIZE + TD_REPORT_SIZE]
                 request = {"report": base64.urlsafe_b64encode(td_report).rstrip(b"=").decode()}
                 answer = self._imds("POST", "/acc/tdquote", request)
                 quote = str(answer.get("quote", ""))

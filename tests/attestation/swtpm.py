@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tpm2_pytss import ESAPI, TPM2B_NV_PUBLIC, TPM2B_PUBLIC, TPMS_NV_PUBLIC
 from tpm2_pytss.constants import ESYS_TR, TPM2_ALG, TPMA_NV, TPMA_OBJECT
 
-from pulumi_sconify.engine.attestation.azure import (
+from pulumi_sconify.engine.runtime.hardware import (
     ATTESTATION_KEY_HANDLE,
     HARDWARE_REPORT_SIZE,
     HCL_REPORT_NV_INDEX,

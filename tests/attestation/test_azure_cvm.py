@@ -17,17 +17,15 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from pulumi_sconify.engine.attestation.azure import (
-    ATTESTATION_KEY_HANDLE,
-    HCL_REPORT_NV_INDEX,
-    AzureEvidence,
-    HclReport,
-    verify_evidence,
-)
+from pulumi_sconify.engine.attestation.azure import AzureEvidence, HclReport, verify_evidence
 from pulumi_sconify.engine.cas.hardware import HardwareTrust
 from pulumi_sconify.engine.errors import CasError, EvidenceRefusedError
 from pulumi_sconify.engine.policy import AzureCvmReference, Platforms
-from pulumi_sconify.engine.runtime.hardware import HardwareSources
+from pulumi_sconify.engine.runtime.hardware import (
+    ATTESTATION_KEY_HANDLE,
+    HCL_REPORT_NV_INDEX,
+    HardwareSources,
+)
 from pulumi_sconify.engine.runtime.tpm import SocketTransport, Tpm, TpmError
 from tests.attestation.snp_forge import ForgedMilan
 from tests.attestation.swtpm import (
