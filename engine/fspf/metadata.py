@@ -1,14 +1,18 @@
 """The FSPF metadata file: what a protected tree or volume state holds, sealed under one key.
 
-Format version 1 (documented in ``docs/fspf.md``)::
+Format version 2 (documented in ``docs/fspf.md``)::
 
-    header  = "SCONIFY-FSPF" (12 bytes)  format version (u16 = 1)  kind (u8: 1 image, 2 volume)  nonce (12)
+    header  = "SCONIFY-FSPF" (12 bytes)  format version (u16 = 2)  kind (u8: 1 image, 2 volume)  nonce (12)
     file    = header  AES-256-GCM(key, nonce, manifest JSON, aad = header || context)  (ciphertext || tag)
 
 The 16-byte GCM tag at the end of the file is the *tag* of the protected state: a policy names it as
 ``fspf_tag`` and a freshness anchor records it per volume generation. ``context`` is not stored; the
 reader supplies what it expects (for a volume: its name and generation), so a state file cannot be
 presented as another volume's or another generation's.
+
+Version 2 added each entry's owner, group and extended attributes. Volume states of version 1 are still
+read (their entries have no owners to check); image metadata of version 1 is refused, since it does not
+seal what the image's files may do beyond their content and mode.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ from typing import Any, Literal
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from .attributes import ROOT_OWNED, Attributes
 from .chunks import TAG_SIZE
 from .errors import IntegrityError
 
 MAGIC = b"SCONIFY-FSPF"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VOLUME_VERSIONS = (1, 2)
 KIND_IMAGE = 1
 KIND_VOLUME = 2
 _HEADER = struct.Struct(">12sHB12s")
@@ -74,6 +80,9 @@ class Entry:
     """Symbolic links: where the link points."""
     digest: bytes = field(default=b"", repr=False)
     """Volume files: SHA-256 of the plaintext, so unchanged files keep their ciphertext across commits."""
+    attributes: Attributes = ROOT_OWNED
+    """Authenticated entries: the owner, group and extended attributes the image gives them. (Encrypted
+    files are written afresh by the runtime, as the user it runs as.)"""
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,10 @@ def _entry_to_json(entry: Entry) -> dict[str, Any]:
         data["target"] = entry.target
     if entry.digest:
         data["digest"] = entry.digest.hex()
+    if entry.protection is Protection.AUTHENTICATED:  # what stays in place is what needs owners
+        data["uid"], data["gid"] = entry.attributes.uid, entry.attributes.gid
+    if entry.attributes.xattrs:
+        data["xattrs"] = {name: value.hex() for name, value in entry.attributes.xattrs}
     return data
 
 
@@ -132,6 +145,11 @@ def _entry_from_json(data: dict[str, Any]) -> Entry:
         tags=bytes.fromhex(data.get("tags", "")),
         target=data.get("target"),
         digest=bytes.fromhex(data.get("digest", "")),
+        attributes=Attributes.of(
+            int(data.get("uid", 0)),
+            int(data.get("gid", 0)),
+            {str(name): bytes.fromhex(value) for name, value in data.get("xattrs", {}).items()},
+        ),
     )
 
 
@@ -150,7 +168,7 @@ def manifest_to_json(manifest: Manifest) -> bytes:
 
 def manifest_from_json(text: bytes) -> Manifest:
     data = json.loads(text)
-    if data.get("format") != FORMAT_VERSION:
+    if data.get("format") not in READABLE_VOLUME_VERSIONS:
         raise ValueError("unsupported format")
     return Manifest(
         kind=data["kind"],
@@ -203,7 +221,12 @@ def unseal(data: bytes, key: bytes, context: bytes, name: str, expected_tag: byt
             f"Verification of {name} failed: it is not the protected state the policy names (tag mismatch)"
         )
     _, version, kind, nonce = _HEADER.unpack_from(data)
-    if version != FORMAT_VERSION:
+    if version == 1 and kind == KIND_IMAGE:
+        raise IntegrityError(
+            f"Verification of {name} failed: format version 1 does not seal owners and extended "
+            "attributes; protect the image again with this version"
+        )
+    if version not in READABLE_VOLUME_VERSIONS:
         raise IntegrityError(f"Verification of {name} failed: unsupported format version {version}")
     header = data[: _HEADER.size]
     try:

@@ -9,9 +9,10 @@ unless a region says otherwise:
   the region's (empty) directory stays, as the mount point for the plaintext at run time.
 
 ``/fspf/fs.fspf`` seals the list of regions and every protected entry (path, type, mode, size, key,
-chunk tags or ciphertext name). Verification re-reads everything against it and also walks the tree,
-so that a file *added* to a protected region, a file replaced by a link, or plaintext left in an
-encrypted region are refused as surely as a changed byte. A caller that has just walked and hashed the
+chunk tags or ciphertext name; for authenticated entries also owner, group and extended attributes).
+Verification re-reads everything against it and also walks the tree, so that a file *added* to a
+protected region, a file replaced by a link, or plaintext left in an encrypted region are refused as
+surely as a changed byte. A caller that has just walked and hashed the
 regions itself (the runtime, measuring) hands over that :class:`~.observation.Observation` instead.
 """
 
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import chunks
+from .attributes import Attributes, apply_attributes, check_attributes, read_attributes
 from .errors import IntegrityError, UsageError
 from .keys import KEY_BYTES, generate_key
 from .metadata import (
@@ -120,13 +122,21 @@ def protect_tree(
             if protection is not Protection.ENCRYPTED or _is_mount_point(path, normalised):
                 target.mkdir()
                 directory_modes.append((target, mode))
-            if protection is not Protection.NOT_PROTECTED:
+            if protection is Protection.AUTHENTICATED:
+                attributes = _copy_attributes(origin, target, path, info)
+                entries.append(Entry(path, "dir", protection, mode=mode, attributes=attributes))
+            elif protection is Protection.ENCRYPTED:
                 entries.append(Entry(path, "dir", protection, mode=mode))
         elif stat.S_ISLNK(info.st_mode):
             link = str(origin.readlink())
             if protection is not Protection.ENCRYPTED:
                 target.symlink_to(link)
-            if protection is not Protection.NOT_PROTECTED:
+            if protection is Protection.AUTHENTICATED:
+                attributes = _copy_attributes(origin, target, path, info)
+                entries.append(
+                    Entry(path, "symlink", protection, mode=0o777, target=link, attributes=attributes)
+                )
+            elif protection is Protection.ENCRYPTED:
                 entries.append(Entry(path, "symlink", protection, mode=0o777, target=link))
         elif stat.S_ISREG(info.st_mode):
             entries.extend(_protect_file(origin, target, data_dir, path, info, protection, chunk_size))
@@ -161,12 +171,37 @@ def _protect_file(
         if protection is Protection.AUTHENTICATED:
             with target.open("xb") as sink:
                 tags = chunks.authenticate_file(file_key, path, source, info.st_size, chunk_size, sink)
-            shutil.copystat(origin, target, follow_symlinks=False)
-            return [Entry(path, "file", protection, mode=mode, size=info.st_size, key=file_key, tags=tags)]
+            attributes = _copy_attributes(origin, target, path, info)
+            shutil.copystat(origin, target, follow_symlinks=False)  # the mode after the owner: see there
+            return [
+                Entry(
+                    path,
+                    "file",
+                    protection,
+                    mode=mode,
+                    size=info.st_size,
+                    key=file_key,
+                    tags=tags,
+                    attributes=attributes,
+                )
+            ]
         blob = secrets.token_hex(16)
         with (data_dir / blob).open("xb") as sink:
             chunks.encrypt_file(file_key, path, source, sink, info.st_size, chunk_size)
     return [Entry(path, "file", protection, mode=mode, size=info.st_size, key=file_key, blob=blob)]
+
+
+def _copy_attributes(origin: Path, target: Path, path: str, info: os.stat_result) -> Attributes:
+    """Give ``target`` the owner and extended attributes of ``origin``; returns them, to be sealed."""
+    attributes = read_attributes(origin, info)
+    try:
+        apply_attributes(target, attributes, is_link=stat.S_ISLNK(info.st_mode))
+    except PermissionError:
+        raise UsageError(
+            f"{path}: cannot give the protected copy its owner {attributes.uid}:{attributes.gid} and "
+            "extended attributes; protect the tree as root (or as the owner of every file in it)"
+        ) from None
+    return attributes
 
 
 def _write_durably(location: Path, data: bytes) -> None:
@@ -412,6 +447,8 @@ def _verify_authenticated(
         raise IntegrityError(
             f"Verification of {entry.path} failed: expected a {entry.type}, found a {_type_of(info)}"
         )
+    location = host_path(tree, entry.path)
+    check_attributes(entry.path, entry.type, entry.attributes, read_attributes(location, info))
     if entry.type == "symlink":
         if link != entry.target:
             raise IntegrityError(f"Verification of {entry.path} failed: the link points elsewhere")

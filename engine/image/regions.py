@@ -18,10 +18,12 @@ import hashlib
 import hmac
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from ..fspf import chunks
+from ..fspf.attributes import Attributes, read_attributes
 from ..fspf.errors import UsageError
 from ..fspf.keys import KEY_BYTES
 from ..fspf.metadata import Entry, Manifest, Protection, Region, image_context, seal
@@ -42,10 +44,26 @@ def _content_digest(location: Path) -> bytes:
     return digest.digest()
 
 
+AttributeSource = Callable[[str, os.stat_result], Attributes]
+"""The owner, group and extended attributes the image gives a path (given its ``lstat`` in the tree)."""
+
+
 def protect_regions(
-    root: Path, out: Path, key: bytes, regions: Iterable[Region], chunk_size: int = chunks.DEFAULT_CHUNK_SIZE
+    root: Path,
+    out: Path,
+    key: bytes,
+    regions: Iterable[Region],
+    chunk_size: int = chunks.DEFAULT_CHUNK_SIZE,
+    attributes: AttributeSource | None = None,
 ) -> Protected:
-    """Protect the protected regions of the tree ``root``; write ``/fspf`` below ``out``."""
+    """Protect the protected regions of the tree ``root``; write ``/fspf`` below ``out``.
+
+    ``attributes`` says what owner and extended attributes each authenticated entry has in the image;
+    by default, what ``root`` has on disk. (A tree extracted without privilege has neither: the
+    sconifier takes them from the layers' tar headers instead.)
+    """
+    if attributes is None:
+        attributes = lambda path, info: read_attributes(host_path(root, path), info)  # noqa: E731
     if len(key) != KEY_BYTES:
         raise UsageError(f"key: expected {KEY_BYTES} bytes")
     normalised = normalise_regions(regions)
@@ -65,7 +83,10 @@ def protect_regions(
         for path, info in paths:
             protection = region_map.of(path).protection
             if protection is not Protection.NOT_PROTECTED:
-                entries.append(_protect_entry(root, data_dir, key, path, info, protection, chunk_size))
+                entry = _protect_entry(root, data_dir, key, path, info, protection, chunk_size)
+                if protection is Protection.AUTHENTICATED:
+                    entry = replace(entry, attributes=attributes(path, info))
+                entries.append(entry)
     manifest = Manifest(kind="image", chunk_size=chunk_size, regions=normalised, entries=tuple(entries))
     sealed, tag = seal(manifest, key, image_context(), deterministic=True)
     host_path(out, METADATA_PATH).write_bytes(sealed)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..fspf.attributes import ROOT_OWNED
 from ..fspf.metadata import Protection, Region
 from ..fspf.paths import check_tree_path, is_within
 from ..fspf.tree import METADATA_PATH
@@ -339,8 +340,10 @@ def _sconify(
     plan = measure.plan_json(binary, regions, options.heap, options.stack)
     for base in (stage, rootfs.root):
         (base / MEASUREMENT_PLAN.lstrip("/")).write_bytes(plan)
+    for location in stage.rglob("*"):  # the layer it becomes gives all it holds to root
+        rootfs.replace_attributes("/" + location.relative_to(stage).as_posix(), ROOT_OWNED)
     progress("protecting regions")
-    protected = protect_regions(rootfs.root, stage, options.fspf_key, regions)
+    protected = protect_regions(rootfs.root, stage, options.fspf_key, regions, attributes=rootfs.attributes)
     rows = measure.rows_from_entries(
         e for e in protected.manifest.entries if e.protection is Protection.AUTHENTICATED
     )

@@ -17,6 +17,7 @@ from pulumi_sconify.engine.fspf import (
     UsageError,
     Volume,
     generate_key,
+    metadata as metadata_module,
 )
 from pulumi_sconify.engine.fspf.volume import DATA
 
@@ -374,3 +375,20 @@ def test_open_only_reads_the_storage(counter: Counter) -> None:
     before = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in counter.storage.rglob("*")}
     counter.open()
     assert {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in counter.storage.rglob("*")} == before
+
+
+def test_states_of_format_1_still_open(counter: Counter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Format 2 added owners for image entries; a volume committed before it holds the service's data and
+    must stay readable (and the next commit writes format 2)."""
+
+    def versions() -> set[int]:
+        states = [p for p in counter.storage.iterdir() if p.is_file()]
+        return {int.from_bytes(state.read_bytes()[12:14], "big") for state in states}
+
+    monkeypatch.setattr(metadata_module, "FORMAT_VERSION", 1)
+    assert [counter.run() for _ in range(2)] == [0, 1]
+    assert versions() == {1}
+    monkeypatch.undo()
+    assert counter.run() == 2
+    assert counter.run() == 3
+    assert 2 in versions()

@@ -188,13 +188,14 @@ def cached_layout(recipe: str, build: Callable[[Path], None]) -> Path:
     return layout
 
 
-def unpack_layout(layout: Path, root: Path) -> Path:
-    """The root file system of the image tagged :data:`TAG` in ``layout``, applied layer by layer into
-    ``root`` as the sconifier reads it."""
-    source = open_source(parse_reference(f"oci:{layout}:{TAG}"), RegistryOptions())
+def unpack_layout(layout: Path, root: Path, tag: str = TAG, apply_owners: bool = False) -> Path:
+    """The root file system of the image tagged ``tag`` in ``layout``, applied layer by layer into
+    ``root`` as the sconifier reads it (``apply_owners``: and with the owners and extended attributes
+    the layers declare, as a container runtime unpacks it)."""
+    source = open_source(parse_reference(f"oci:{layout}:{tag}"), RegistryOptions())
     try:
         image = source.resolve(Platform())
-        filesystem = RootFilesystem(root)
+        filesystem = RootFilesystem(root, apply_owners=apply_owners)
         for index, layer in enumerate(image.manifest.layers):
             filesystem.apply(read_layer(source.blob(layer), layer.media_type, f"layer {index}"))
         filesystem.finish()

@@ -171,3 +171,36 @@ def layer_files(registry_host: str, image: str, target: Path) -> dict[str, bytes
         data = path.read_bytes()
         blobs[path.name] = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
     return blobs
+
+
+def append_layer(layout: Path, tag: str, entries: list[Entry], out: Path) -> None:
+    """A copy of the OCI layout ``layout`` at ``out`` whose image ``tag`` has one more layer on top (what
+    anyone who can push to a registry can do to an image)."""
+    shutil.copytree(layout, out)
+    blobs = out / "blobs" / "sha256"
+    index = json.loads((out / "index.json").read_text())
+    descriptor = next(
+        m
+        for m in index["manifests"]
+        if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag
+    )
+    manifest = json.loads((blobs / descriptor["digest"].removeprefix("sha256:")).read_bytes())
+    config = json.loads((blobs / manifest["config"]["digest"].removeprefix("sha256:")).read_bytes())
+    tar = tar_bytes(entries)
+    compressed = gz(tar)
+    (blobs / digest(compressed).removeprefix("sha256:")).write_bytes(compressed)
+    manifest["layers"].append(
+        {
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": digest(compressed),
+            "size": len(compressed),
+        }
+    )
+    config["rootfs"]["diff_ids"].append(digest(tar))
+    config_bytes = json.dumps(config).encode()
+    (blobs / digest(config_bytes).removeprefix("sha256:")).write_bytes(config_bytes)
+    manifest["config"] = {**manifest["config"], "digest": digest(config_bytes), "size": len(config_bytes)}
+    manifest_bytes = json.dumps(manifest).encode()
+    (blobs / digest(manifest_bytes).removeprefix("sha256:")).write_bytes(manifest_bytes)
+    descriptor.update(digest=digest(manifest_bytes), size=len(manifest_bytes))
+    (out / "index.json").write_text(json.dumps(index))
