@@ -36,6 +36,7 @@ from .hardware import HardwareTrust
 from .identity import IdentityError, client_identity
 from .kubernetes import JwksSource, KubernetesIssuer
 from .ratelimit import RateLimiter
+from .refusals import WINDOW as REFUSAL_WINDOW
 from .service import CasService
 
 reactor: Any = _reactor
@@ -622,6 +623,9 @@ def serve(
     renewal = LoopingCall(renew)
     renewal.clock = reactor
     renewal.start(RENEWAL_CHECK, now=False)
+    refusal_counts = LoopingCall(service.refusals.flush)
+    refusal_counts.clock = reactor
+    refusal_counts.start(REFUSAL_WINDOW, now=False)
 
     def stop_listening() -> Any:
         from twisted.internet.defer import gatherResults  # noqa: PLC0415
@@ -632,6 +636,7 @@ def serve(
     def close() -> None:
         for limiter in limiters:
             limiter.flush()
+        service.refusals.flush(force=True)
         workers.stop()  # waits for a policy being checked; its commit never runs, the reactor is gone
         store.close()
         log("stopped")

@@ -37,6 +37,7 @@ from .hardware import HardwareTrust, hardware_verifiers
 from .identity import IdentityError, certificate_key_hash
 from .kubernetes import KubernetesIssuer
 from .nonces import NonceError, NonceIssuer
+from .refusals import RefusalLog
 from .store import Store
 
 NOT_FOUND = "session not found (or not readable with this identity)"
@@ -120,6 +121,9 @@ class CasService:
         )
         self._parsed: OrderedDict[tuple[str, str], tuple[Session, int]] = OrderedDict()
         self._parsed_bytes = 0
+        self.refusals = RefusalLog(self._audit_refusals)
+        """Refused attestations, audited the first of each kind at once and the rest counted: call its
+        ``flush`` every minute and ``flush(force=True)`` at shutdown."""
 
     # -- sessions ---------------------------------------------------------------------------------
 
@@ -308,14 +312,21 @@ class CasService:
         except CasError as refusal:
             # A configuration id that names no service is the caller's (bounded) text: the audit log keeps
             # its digest, so refusals cannot write what an outsider chooses.
-            named = (
+            named = config_id if self._names_a_service(config_id) else None
+            identified = (
                 {"config_id": config_id}
-                if self._names_a_service(config_id)
+                if named is not None
                 else {"config_id_sha256": hashlib.sha256(config_id.encode()).hexdigest()}
             )
-            with self._store.transaction(durable=False):
-                self._store.audit("attestation.refused", **named, evidence=kind, reason=refusal.message)
+            self.refusals.refused(
+                (named, kind, refusal.message), {**identified, "evidence": kind, "reason": refusal.message}
+            )
             raise
+
+    def _audit_refusals(self, entries: list[dict[str, Any]]) -> None:
+        with self._store.transaction(durable=False):
+            for details in entries:
+                self._store.audit("attestation.refused", **details)
 
     def audit_rate_limited(self, api: str, client: str, refused: int, seconds: float) -> None:
         """One audit entry for a client's refused requests over a stretch of time (not one per request)."""

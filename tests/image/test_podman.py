@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import pytest
 from pulumi_sconify.engine.cas.identity import ClientIdentity
 from tests.cas.harness import RunningCas
 from tests.image.confidential_counter import PODMAN, ConfidentialCounter
+from tests.image.counter_image import TAG, counter_layout
+from tests.image.images import Entry, append_layer
 
 pytestmark = pytest.mark.slow
 
@@ -130,6 +133,69 @@ def test_a_pipe_in_an_authenticated_region_is_refused_not_waited_on(
     line = fatal_line(counting.run("-v", f"{pipe}:/usr/lib/python3/dist-packages/extra"))
     assert "/usr/lib/python3/dist-packages/extra: a special file in authenticated region" in line
     assert count(counting.run()) == 1
+
+
+OWNED = "/usr/lib/python3/dist-packages/owned.txt"
+"""A file of the authenticated /usr/lib that the image gives to an application user, with a capability
+and an attribute of its own."""
+OWNED_CONTENT = b"data the application user owns\n"
+NET_RAW = struct.pack("<IIIII", 0x02000001, 1 << 13, 0, 0, 0)
+
+
+@pytest.fixture
+def with_owners(cas: RunningCas, owner: ClientIdentity, tmp_path: Path) -> ConfidentialCounter:
+    """The counter built on a native image with one more layer: :data:`OWNED`, as the layer declares it."""
+    native = tmp_path / "native-with-owners"
+    header = {"uid": 4242, "gid": 4243, "pax_headers": {"SCHILY.xattr.user.origin": "wheel 1.0"}}
+    append_layer(counter_layout(), TAG, [Entry(OWNED.lstrip("/"), OWNED_CONTENT, extra=header)], native)
+    counter = ConfidentialCounter(cas, owner, tmp_path / "sconified", native=native)
+    assert count(counter.run()) == 0  # podman unpacked the owner and attribute the sconifier sealed
+    return counter
+
+
+def owned_copy(tmp_path: Path, uid: int, gid: int, **xattrs: bytes) -> Path:
+    copy = tmp_path / f"owned-{uid}-{len(xattrs)}"
+    copy.write_bytes(OWNED_CONTENT)
+    copy.chmod(0o644)
+    os.chown(copy, uid, gid)
+    for name, value in xattrs.items():
+        os.setxattr(copy, name.replace("__", "."), value)
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("uid", "gid", "xattrs", "refusal"),
+    [
+        pytest.param(
+            0,
+            0,
+            {"user__origin": b"wheel 1.0"},
+            "the file's owner changed (sealed 4242:4243, found 0:0)",
+            id="owner",
+        ),
+        pytest.param(
+            4242,
+            4243,
+            {"user__origin": b"wheel 1.0", "security__capability": NET_RAW},
+            "file capabilities (security.capability) added",
+            id="capability",
+        ),
+        pytest.param(4242, 4243, {}, "extended attribute user.origin removed", id="attribute"),
+    ],
+)
+def test_a_changed_owner_capability_or_attribute_is_refused_by_name(
+    with_owners: ConfidentialCounter,
+    tmp_path: Path,
+    uid: int,
+    gid: int,
+    xattrs: dict[str, bytes],
+    refusal: str,
+) -> None:
+    """Same content and mode, so the same measurement: the CAS answers, and the sealed metadata refuses."""
+    copy = owned_copy(tmp_path, uid, gid, **xattrs)
+    line = fatal_line(with_owners.run("-v", f"{copy}:{OWNED}:ro"))
+    assert f"Verification of {OWNED} failed: {refusal}" in line
+    assert count(with_owners.run()) == 1
 
 
 def test_changed_volume_byte_is_detected(counting: ConfidentialCounter) -> None:
