@@ -37,7 +37,7 @@ from .identity import IdentityError, client_identity
 from .kubernetes import JwksSource, KubernetesIssuer
 from .ratelimit import RateLimiter
 from .refusals import WINDOW as REFUSAL_WINDOW
-from .service import CasService
+from .service import MAX_STORED_BYTES, CasService
 
 reactor: Any = _reactor
 
@@ -572,6 +572,7 @@ def serve(
     kubernetes: tuple[str, JwksSource] | None = None,
     hardware: HardwareTrust | None = None,
     limits: ConnectionLimits | None = None,
+    max_stored_bytes: int = MAX_STORED_BYTES,
 ) -> None:
     """Run a CAS until SIGTERM or SIGINT: make or reuse its state in ``data_dir``, serve both APIs.
 
@@ -599,7 +600,13 @@ def serve(
             snp_vcek_dir=str(hardware.vcek_directory or ""),
             tdx_collateral=str(hardware.tdx_collateral or ""),
         )
-    service = CasService(store, credential_lifetime=credential_lifetime, kubernetes=issuer, hardware=hardware)
+    service = CasService(
+        store,
+        credential_lifetime=credential_lifetime,
+        kubernetes=issuer,
+        hardware=hardware,
+        max_stored_bytes=max_stored_bytes,
+    )
     workers = WorkerPool()
     workers.start()
     limiters: list[RateLimiter] = []

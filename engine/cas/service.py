@@ -69,6 +69,9 @@ MAX_SESSIONS_PER_IDENTITY = 1024
 """Sessions one identity may own (create, and keep by updating): its namespace, and those in it."""
 MAX_BYTES_PER_IDENTITY = 256 * 1024 * 1024
 """Stored policy versions of the sessions one identity owns (every version is kept: updates count)."""
+MAX_STORED_BYTES = 4 * 1024**3
+"""Stored policy versions of all identities together. Identities cost nothing to make, so the quotas per
+identity alone do not bound the disk; this does (``cas serve --max-stored-mib``)."""
 PARSED_CACHE_BYTES = 16 * 1024 * 1024
 """The parsed sessions kept for attestation, counted by their policies' text (a 1 MiB policy, the largest,
 parses to a model of some MiB)."""
@@ -106,8 +109,10 @@ class CasService:
         credential_lifetime: float = CREDENTIAL_LIFETIME,
         kubernetes: KubernetesIssuer | None = None,
         hardware: HardwareTrust | None = None,
+        max_stored_bytes: int = MAX_STORED_BYTES,
     ) -> None:
         self._store = store
+        self._max_stored_bytes = max_stored_bytes
         self._clock = clock
         self._credential_lifetime = credential_lifetime
         self._credentials = CredentialAuthority(store.derived_key("volume credentials"))
@@ -197,13 +202,20 @@ class CasService:
 
     def _check_quota(self, creator: str, new_session: bool, size: int) -> None:
         """Each identity owns at most :data:`MAX_SESSIONS_PER_IDENTITY` sessions and
-        :data:`MAX_BYTES_PER_IDENTITY` of stored versions: one self-made identity cannot fill the disk."""
+        :data:`MAX_BYTES_PER_IDENTITY` of stored versions: one self-made identity cannot fill the disk; and
+        all together at most ``max_stored_bytes``: many cannot either."""
         sessions, stored = self._store.usage(creator)
         if new_session and sessions >= MAX_SESSIONS_PER_IDENTITY:
             raise CasError(403, f"quota: an identity may own {MAX_SESSIONS_PER_IDENTITY} sessions")
         if stored + size > MAX_BYTES_PER_IDENTITY:
             raise CasError(
                 403, f"quota: the sessions of one identity may hold {MAX_BYTES_PER_IDENTITY // 2**20} MiB"
+            )
+        if self._store.stored_bytes() + size > self._max_stored_bytes:
+            raise CasError(
+                403,
+                f"quota: this CAS holds at most {self._max_stored_bytes // 2**20} MiB of policies, "
+                "and it is full; its operator can raise the limit",
             )
 
     def _check_create(self, session: Session, client: str) -> None:

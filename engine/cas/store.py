@@ -240,6 +240,14 @@ class Store:
             ).fetchone()
         return int(sessions), int(stored)
 
+    def stored_bytes(self) -> int:
+        """The bytes of every stored policy version, of every identity."""
+        with self._lock:
+            (stored,) = self._db.execute(
+                "SELECT COALESCE(SUM(LENGTH(body)), 0) FROM session_versions"
+            ).fetchone()
+        return int(stored)
+
     def put_version(self, name: str, digest: str, predecessor: str | None, text: str, creator: str) -> None:
         self._db.execute(
             "INSERT INTO session_versions (name, hash, predecessor, body, creator, created) "

@@ -140,6 +140,14 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="requests per second one address may make of the attestation API (default 500; 0: no limit)",
     )
     serve.add_argument(
+        "--max-stored-mib",
+        type=positive_count,
+        default=None,
+        metavar="MIB",
+        help="policy versions this CAS stores, of all identities together (default 4096); beyond it "
+        "uploads are refused",
+    )
+    serve.add_argument(
         "--snp-vcek-dir",
         type=Path,
         metavar="DIR",
@@ -236,6 +244,7 @@ def _serve(args: argparse.Namespace) -> int:
             kubernetes,
             hardware,
             limits,
+            **({"max_stored_bytes": args.max_stored_mib * 2**20} if args.max_stored_mib else {}),
         )
     except (StoreError, IdentityError) as error:
         raise CliError(str(error)) from None

@@ -46,6 +46,35 @@ def test_an_identity_holds_a_bounded_number_of_bytes(tmp_path: Path, monkeypatch
         cas.post_session(namespace("ns-2"), OWNER)
 
 
+def test_many_identities_together_cannot_pass_the_cas_wide_bound(tmp_path: Path) -> None:
+    """Identities cost nothing to make: a thousand of them, each far inside its own quota, still find
+    the CAS full at its bound — and nothing of a refused upload is stored."""
+    store = Store(tmp_path / "cas.db", b"\x07" * 32)
+    for index in range(5):
+        CasService(store).post_session(namespace(f"ns-{index:04}"), f"{index:064x}")
+    bound = store.stored_bytes()  # five sessions' worth, as stored (encrypted)
+    cas = CasService(store, max_stored_bytes=bound)
+    audited = len(store.audit_entries())
+    for index in range(5, 1000):
+        with pytest.raises(CasError, match="quota: this CAS holds at most 0 MiB of policies, and it is full"):
+            cas.post_session(namespace(f"ns-{index:04}"), f"{index:064x}")
+    assert store.stored_bytes() == bound
+    assert len(store.audit_entries()) == audited
+
+
+def test_the_cas_wide_bound_is_an_option_of_cas_serve(tmp_path: Path) -> None:
+    cas = RunningCas(tmp_path / "cas", options=["--max-stored-mib", "1"]).start()
+    try:
+        big = render_session(namespace_session("ns-big")) + "\n#" + "-" * (900 * 1024) + "\n"  # a comment
+        with cas.client(identity(tmp_path, "first")) as client:
+            client.post_session(big)
+        with cas.client(identity(tmp_path, "second")) as client, pytest.raises(CasError) as refused:
+            client.post_session(big.replace("ns-big", "ns-bog"))
+        assert refused.value.status == 403 and "at most 1 MiB of policies" in refused.value.message
+    finally:
+        cas.stop()
+
+
 def test_the_rate_limiter_refuses_beyond_the_burst_and_reports_per_minute() -> None:
     now = [0.0]
     reports: list[tuple[str, int, float]] = []
