@@ -573,8 +573,10 @@ def serve(
     hardware: HardwareTrust | None = None,
     limits: ConnectionLimits | None = None,
     max_stored_bytes: int = MAX_STORED_BYTES,
+    database: Path | str | None = None,
 ) -> None:
-    """Run a CAS until SIGTERM or SIGINT: make or reuse its state in ``data_dir``, serve both APIs.
+    """Run a CAS until SIGTERM or SIGINT: make or reuse its state in ``data_dir`` (its database there, or
+    at ``database``: a ``postgresql://`` URL, which replicas share), serve both APIs.
 
     ``ca_directory`` holds a CA made elsewhere (``ca.pem``, ``ca-key.pem``): the server certificate is
     then issued by it, so clients pinned that CA before this CAS first started. ``kubernetes`` is the
@@ -587,7 +589,7 @@ def serve(
     master_key = load_master_key(data_dir, master_key_file)
     pki = ensure_server_pki(data_dir / "tls", hosts, ca_directory)
     (data_dir / CA_FILE).write_bytes(pki.ca_certificate.read_bytes())
-    store = Store(data_dir / "cas.db", master_key)
+    store = Store(database if database is not None else data_dir / "cas.db", master_key)
     issuer = None
     if kubernetes is not None:
         audience = cas_audience(pki.ca_certificate.read_bytes())

@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import json
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import SconifyError
+from .database import open_database
 from .identity import write_private
 
 MASTER_KEY_ENV = "SCONIFY_CAS_MASTER_KEY"
@@ -141,17 +141,17 @@ class VolumeState:
 class Store:
     """All durable CAS state. Methods that change state are meant to run inside :meth:`transaction`."""
 
-    def __init__(self, path: Path, master_key: bytes) -> None:
+    def __init__(self, location: Path | str, master_key: bytes) -> None:
+        """``location``: a SQLite file, or a ``postgresql://`` URL (:mod:`.database`)."""
+        self.location = location
         self._aead = AESGCM(master_key)
         # The audit chain is keyed: someone who can edit the database but lacks the master key cannot
         # recompute a consistent chain after an edit.
         self._audit_key = hashlib.sha256(b"sconify-cas-audit-v1\x00" + master_key).digest()
         self._derivation_key = hashlib.sha256(b"sconify-cas-derive-v1\x00" + master_key).digest()
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_database(location)
+        self._db.script(_SCHEMA)
         self._check_master_key()
 
     def derived_key(self, purpose: str) -> bytes:
@@ -192,20 +192,8 @@ class Store:
         order but reach the disk with the next durable transaction or checkpoint, so a crash may lose
         the last few of them — never a session, a secret, a volume key or a tag swap.
         """
-        with self._lock:
-            if not durable:
-                self._db.execute("PRAGMA synchronous=NORMAL")
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            finally:
-                if not durable:
-                    self._db.execute("PRAGMA synchronous=FULL")
+        with self._lock, self._db.transaction(durable):
+            yield
 
     # -- sessions ---------------------------------------------------------------------------------
 
@@ -357,7 +345,7 @@ class Store:
         with self._lock:
             rows = self._db.execute(
                 "SELECT seq, time, event, details, previous, hash FROM audit ORDER BY seq"
-            )
+            ).fetchall()
             for seq, moment, event, text, stored_previous, digest in rows:
                 if seq != expected_seq or stored_previous != previous:
                     raise AuditError(

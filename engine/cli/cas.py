@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -38,6 +39,45 @@ def rate(text: str) -> float:
     return value
 
 
+STORE_VARIABLE = "SCONIFY_CAS_STORE"
+
+
+def store_url(text: str) -> str:
+    """A PostgreSQL URL without a password (the command line is visible to every process)."""
+    from ..cas.database import POSTGRES_SCHEMES  # noqa: PLC0415
+
+    if not text.startswith(POSTGRES_SCHEMES):
+        raise argparse.ArgumentTypeError("expected a postgresql:// URL (without it, the CAS uses SQLite)")
+    userinfo = text.split("://", 1)[1].split("@", 1)[0] if "@" in text else ""
+    if ":" in userinfo or "password=" in text:
+        raise argparse.ArgumentTypeError(
+            "the URL holds a password: give it in PGPASSWORD or a password file (PGPASSFILE) instead; "
+            "a command line is visible to every process"
+        )
+    return text
+
+
+def _store_location(args: argparse.Namespace) -> Path | str:
+    """``--store``, else ``$SCONIFY_CAS_STORE``, else SQLite in the data directory."""
+    given = args.store or os.environ.get(STORE_VARIABLE)
+    if given:
+        try:
+            return store_url(given)
+        except argparse.ArgumentTypeError as error:
+            raise CliError(f"--store / ${STORE_VARIABLE}: {error}") from None
+    return Path(args.data_dir) / "cas.db"
+
+
+def _add_store_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        type=store_url,
+        metavar="URL",
+        help=f"keep the state in PostgreSQL at this postgresql:// URL (or ${STORE_VARIABLE}); password "
+        "in PGPASSWORD or PGPASSFILE. Default: SQLite in the data directory",
+    )
+
+
 def positive_count(text: str) -> int:
     if not text.isdigit() or not 0 < int(text) <= 1_000_000:
         raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 1000000, got {text!r}")
@@ -56,6 +96,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     serve.add_argument(
         "--data-dir", type=Path, required=True, help="state, keys and TLS files (made on first start)"
     )
+    _add_store_argument(serve)
     serve.add_argument(
         "--listen",
         type=host_port,
@@ -180,6 +221,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "verify", help="check that no audit entry was edited, removed or reordered"
     )
     verify.add_argument("data_dir", metavar="DIR", type=Path)
+    _add_store_argument(verify)
     verify.add_argument("--master-key-file", type=Path)
     verify.set_defaults(handler=_audit_verify)
 
@@ -199,6 +241,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 def _serve(args: argparse.Namespace) -> int:
     from ..cas.credentials import CREDENTIAL_LIFETIME  # noqa: PLC0415
+    from ..cas.database import DatabaseError  # noqa: PLC0415
     from ..cas.hardware import HardwareTrust  # noqa: PLC0415
     from ..cas.identity import IdentityError  # noqa: PLC0415
     from ..cas.kubernetes import JwksSource, in_cluster_source  # noqa: PLC0415
@@ -244,9 +287,10 @@ def _serve(args: argparse.Namespace) -> int:
             kubernetes,
             hardware,
             limits,
+            database=_store_location(args),
             **({"max_stored_bytes": args.max_stored_mib * 2**20} if args.max_stored_mib else {}),
         )
-    except (StoreError, IdentityError) as error:
+    except (StoreError, DatabaseError, IdentityError) as error:
         raise CliError(str(error)) from None
     return 0
 
@@ -273,10 +317,11 @@ def _image(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
+    from ..cas.database import DatabaseError  # noqa: PLC0415
     from ..cas.store import Store, StoreError, load_master_key  # noqa: PLC0415
 
-    database = args.data_dir / "cas.db"
-    if not database.is_file():
+    database = _store_location(args)
+    if isinstance(database, Path) and not database.is_file():
         raise CliError(f"{args.data_dir}: no CAS database here")
     try:
         store = Store(database, load_master_key(args.data_dir, args.master_key_file))
@@ -284,7 +329,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
             count = store.verify_audit()
         finally:
             store.close()
-    except StoreError as error:
+    except (StoreError, DatabaseError) as error:
         raise CliError(f"FATAL: {error}", EXIT_INVALID) from None
     print(f"audit log of {args.data_dir}: {count} entries, chain intact")
     return 0

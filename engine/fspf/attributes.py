@@ -19,7 +19,9 @@ from __future__ import annotations
 import errno
 import hmac
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import IntegrityError
 
@@ -74,7 +76,7 @@ def read_xattrs(location: str | os.PathLike[str]) -> dict[str, bytes]:
     """The extended attributes of ``location`` itself (a link's own, not its target's), host labels
     left out; none where the file system keeps none."""
     try:
-        names = os.listxattr(location, follow_symlinks=False)
+        names = _list(location)
     except OSError as error:
         if error.errno in _UNSUPPORTED:
             return {}
@@ -84,11 +86,79 @@ def read_xattrs(location: str | os.PathLike[str]) -> dict[str, bytes]:
         if host_assigned(name):
             continue
         try:
-            values[name] = os.getxattr(location, name, follow_symlinks=False)
+            values[name] = _get(location, name)
         except OSError as error:
             if error.errno != errno.ENODATA:  # removed between the two calls: it is not there
                 raise
     return values
+
+
+def _list(location: str | os.PathLike[str]) -> list[str]:
+    if hasattr(os, "listxattr"):
+        return os.listxattr(location, follow_symlinks=False)
+    return _LibcXattrs.instance().list(os.fsencode(location))
+
+
+def _get(location: str | os.PathLike[str], name: str) -> bytes:
+    if hasattr(os, "getxattr"):
+        return os.getxattr(location, name, follow_symlinks=False)
+    return _LibcXattrs.instance().get(os.fsencode(location), os.fsencode(name))
+
+
+class _LibcXattrs:
+    """``llistxattr``/``lgetxattr`` through the C library, for a Python built without them (CPython
+    before 3.11.3 on musl, as in older Alpine images): the runtime must see the attributes of what it
+    verifies, whatever Python the image has."""
+
+    _instance: _LibcXattrs | None = None
+
+    def __init__(self) -> None:
+        try:
+            import ctypes  # noqa: PLC0415 - only where os lacks the calls
+        except ImportError:
+            # Then nothing can tell whether a file gained a capability: refuse, rather than not look.
+            raise IntegrityError(
+                "Verification failed: this image's Python can read no extended attributes (it has "
+                "neither os.listxattr nor ctypes), so a capability added to a file would go unseen"
+            ) from None
+        libc = ctypes.CDLL(None, use_errno=True)
+        self._ctypes = ctypes
+        self._list_call, self._get_call = libc.llistxattr, libc.lgetxattr
+        for call in (self._list_call, self._get_call):
+            call.restype = ctypes.c_ssize_t
+        self._list_call.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t]
+        self._get_call.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
+
+    @classmethod
+    def instance(cls) -> _LibcXattrs:
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+    def _sized(self, call: Callable[[Any, int], int], path: bytes) -> bytes:
+        while True:  # ask for the size, then read; again if it grew in between
+            size = self._checked(call(None, 0), path)
+            buffer = self._ctypes.create_string_buffer(max(size, 1))
+            try:
+                length = self._checked(call(buffer, size), path)
+            except OSError as error:
+                if error.errno != errno.ERANGE:
+                    raise
+                continue
+            return buffer.raw[:length]
+
+    def _checked(self, result: int, path: bytes) -> int:
+        if result < 0:
+            number = self._ctypes.get_errno()
+            raise OSError(number, os.strerror(number), os.fsdecode(path))
+        return result
+
+    def list(self, path: bytes) -> list[str]:
+        names = self._sized(lambda buffer, size: self._list_call(path, buffer, size), path)
+        return [os.fsdecode(name) for name in names.split(b"\x00") if name]
+
+    def get(self, path: bytes, name: bytes) -> bytes:
+        return self._sized(lambda buffer, size: self._get_call(path, name, buffer, size), path)
 
 
 def read_attributes(location: str | os.PathLike[str], info: os.stat_result) -> Attributes:

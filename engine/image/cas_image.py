@@ -43,6 +43,7 @@ REQUIREMENTS = (
     "pyyaml>=6.0.1",
     "httpx>=0.27",
     "pyjwt>=2.8",
+    "psycopg[binary]>=3.2",
 )
 """What the CAS and the CLI import (``pyproject.toml`` lists the same, with Pulumi's SDKs besides)."""
 GLIBC_REQUIREMENTS = ("dcap-qvl>=0.7",)

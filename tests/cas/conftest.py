@@ -1,4 +1,4 @@
-"""Fixtures: a running CAS and a few client identities."""
+"""Fixtures: a running CAS and a few client identities; each test on both stores."""
 
 from __future__ import annotations
 
@@ -9,6 +9,14 @@ import pytest
 
 from pulumi_sconify.engine.cas.identity import ClientIdentity
 from tests.cas.harness import RunningCas, identity
+from tests.cas.postgres import BACKEND_VARIABLE
+
+
+@pytest.fixture(autouse=True, params=["sqlite", "postgresql"])
+def store_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every CAS test runs on both stores: SQLite (a CAS's default) and a real PostgreSQL server."""
+    monkeypatch.setenv(BACKEND_VARIABLE, request.param)
+    return str(request.param)
 
 
 @pytest.fixture

@@ -41,6 +41,17 @@ class RunningCas:
     log_path: Path | None = None
     options: list[str] = field(default_factory=list)
     """More ``cas serve`` options (a Kubernetes issuer, a credential lifetime)."""
+    database: Path | str = ""
+    """Where its state is: ``data_dir/cas.db``, or (``SCONIFY_TEST_STORE=postgresql``) a fresh database of
+    the run's PostgreSQL server, kept across restarts of this CAS."""
+
+    def __post_init__(self) -> None:
+        from tests.cas.postgres import store_location
+
+        if not self.database:
+            self.database = store_location(self.data_dir)
+        if isinstance(self.database, str) and "--store" not in self.options:
+            self.options = [*self.options, "--store", self.database]
 
     @property
     def ca(self) -> Path:

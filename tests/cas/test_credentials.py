@@ -13,6 +13,7 @@ from pulumi_sconify.engine.cas.store import Store
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.runtime.protocol import request_signing_input
 from tests.cas.policies import MEASUREMENT, counter, namespace, text
+from tests.cas.postgres import store_location
 
 OWNER = "0a" * 32
 
@@ -32,7 +33,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def cas(tmp_path: Path, clock: Clock) -> CasService:
-    service = CasService(Store(tmp_path / "cas.db", b"\x07" * 32), clock=clock, credential_lifetime=60)
+    service = CasService(Store(store_location(tmp_path), b"\x07" * 32), clock=clock, credential_lifetime=60)
     service.post_session(namespace().encode(), OWNER)
     service.post_session(text(counter()).encode(), OWNER)
     return service
@@ -73,9 +74,9 @@ def test_credential_survives_a_new_cas_on_the_same_store(
     tmp_path: Path, cas: CasService, clock: Clock
 ) -> None:
     runtime = Runtime(cas)
-    again = CasService(Store(tmp_path / "cas.db", b"\x07" * 32), clock=clock)
+    again = CasService(Store(cas._store.location, b"\x07" * 32), clock=clock)
     assert again.volume_state(runtime.credential(again), "V1")["volume"] == "V1"
-    other_master = CasService(Store(tmp_path / "other.db", b"\x08" * 32), clock=clock)
+    other_master = CasService(Store(store_location(tmp_path / "other"), b"\x08" * 32), clock=clock)
     with pytest.raises(CasError) as caught:
         runtime.credential(other_master)
     assert caught.value.status == 401

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
 import subprocess
 import threading
 import time
@@ -18,6 +17,7 @@ from pulumi_sconify.engine.policy import namespace_session, render_session
 from pulumi_sconify.engine.runtime.cas import VolumeAnchor
 from tests.cas.harness import RunningCas, sconify_executable
 from tests.cas.policies import FSPF_KEY, counter, namespace, text
+from tests.cas.postgres import database_bytes, query, store_option
 
 CONFIG_ID = "ns-1/python-session/python-service"
 
@@ -82,7 +82,7 @@ def test_acknowledged_writes_survive_kill_9(cas: RunningCas, owner: ClientIdenti
 
 def audit_verify(cas: RunningCas) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sconify_executable(), "cas", "audit", "verify", str(cas.data_dir)],
+        [sconify_executable(), "cas", "audit", "verify", str(cas.data_dir), *store_option(cas)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -102,21 +102,18 @@ def test_audit_log_records_and_detects_edits(cas: RunningCas, owner: ClientIdent
     result = audit_verify(cas)
     assert result.returncode == 0, result.stderr
     assert "4 entries, chain intact" in result.stdout
-    database = cas.data_dir / "cas.db"
-    with sqlite3.connect(database) as db:
-        events = [row[0] for row in db.execute("SELECT event FROM audit ORDER BY seq")]
+    events = [row[0] for row in query(cas.database, "SELECT event FROM audit ORDER BY seq")]
     assert events == ["session.created", "session.created", "attestation.granted", "attestation.refused"]
 
-    with sqlite3.connect(database) as db:
-        db.execute(
-            "UPDATE audit SET details = replace(details, 'measurement not', 'measurement was') WHERE seq = 4"
-        )
+    query(
+        cas.database,
+        "UPDATE audit SET details = replace(details, 'measurement not', 'measurement was') WHERE seq = 4",
+    )
     edited = audit_verify(cas)
     assert edited.returncode == 1
     assert "FATAL: audit entry 4: its content was changed" in edited.stderr
 
-    with sqlite3.connect(database) as db:
-        db.execute("DELETE FROM audit WHERE seq = 2")
+    query(cas.database, "DELETE FROM audit WHERE seq = 2")
     removed = audit_verify(cas)
     assert removed.returncode == 1
     assert "audit entry 3: the chain is broken before it" in removed.stderr
@@ -130,7 +127,7 @@ def test_secrets_at_rest_are_encrypted_and_a_wrong_master_key_is_refused(
         client.post_session(text(counter()))
     configuration = cas.runtime().attest()["configuration"]
     cas.stop()
-    raw = b"".join(p.read_bytes() for p in cas.data_dir.iterdir() if p.name.startswith("cas.db"))
+    raw = database_bytes(cas.database)
     assert FSPF_KEY.encode() not in raw
     assert configuration["volumes"][0]["key"].encode() not in raw
     assert configuration["environment"]["TOKEN"].encode() not in raw

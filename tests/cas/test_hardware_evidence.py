@@ -32,6 +32,7 @@ from tests.attestation.snp_forge import DEBUG, ForgedMilan, certificate_table
 from tests.attestation.tdx_forge import DURING, Hierarchy, TdReport, write_collateral
 from tests.cas.cluster import ISSUER, WORKLOAD
 from tests.cas.policies import MEASUREMENT, counter, namespace, text
+from tests.cas.postgres import store_location
 
 OWNER = "0a" * 32
 CONFIG_ID = "ns-1/python-session/python-service"
@@ -75,7 +76,7 @@ class Runtime:
 def make_cas(tmp_path: Path, trust: HardwareTrust, session: str) -> CasService:
     tmp_path.mkdir(parents=True, exist_ok=True)
     issuer = KubernetesIssuer(ISSUER, JwksSource(str(tmp_path / "absent.json")), "sconify-cas:test")
-    service = CasService(Store(tmp_path / "cas.db", b"\x07" * 32), kubernetes=issuer, hardware=trust)
+    service = CasService(Store(store_location(tmp_path), b"\x07" * 32), kubernetes=issuer, hardware=trust)
     service.post_session(namespace().encode(), OWNER)
     service.post_session(session.encode(), OWNER)
     return service

@@ -3,7 +3,6 @@ second per client — each refused by name, the refusals audited in aggregate.""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from pulumi_sconify.engine.cas.store import Store
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.policy import namespace_session, render_session
 from tests.cas.harness import RunningCas, identity
+from tests.cas.postgres import query, store_location
 
 OWNER = "0a" * 32
 
@@ -26,7 +26,7 @@ def test_an_identity_owns_a_bounded_number_of_sessions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("pulumi_sconify.engine.cas.service.MAX_SESSIONS_PER_IDENTITY", 3)
-    cas = CasService(Store(tmp_path / "cas.db", b"\x07" * 32))
+    cas = CasService(Store(store_location(tmp_path), b"\x07" * 32))
     for index in range(3):
         cas.post_session(namespace(f"ns-{index}"), OWNER)
     with pytest.raises(CasError, match="quota: an identity may own 3 sessions") as refused:
@@ -39,7 +39,7 @@ def test_an_identity_holds_a_bounded_number_of_bytes(tmp_path: Path, monkeypatch
     monkeypatch.setattr(
         "pulumi_sconify.engine.cas.service.MAX_BYTES_PER_IDENTITY", 3 * len(namespace("ns-0"))
     )
-    cas = CasService(Store(tmp_path / "cas.db", b"\x07" * 32))
+    cas = CasService(Store(store_location(tmp_path), b"\x07" * 32))
     cas.post_session(namespace("ns-0"), OWNER)
     cas.post_session(namespace("ns-1"), OWNER)
     with pytest.raises(CasError, match="quota: the sessions of one identity may hold"):
@@ -49,7 +49,7 @@ def test_an_identity_holds_a_bounded_number_of_bytes(tmp_path: Path, monkeypatch
 def test_many_identities_together_cannot_pass_the_cas_wide_bound(tmp_path: Path) -> None:
     """Identities cost nothing to make: a thousand of them, each far inside its own quota, still find
     the CAS full at its bound — and nothing of a refused upload is stored."""
-    store = Store(tmp_path / "cas.db", b"\x07" * 32)
+    store = Store(store_location(tmp_path), b"\x07" * 32)
     for index in range(5):
         CasService(store).post_session(namespace(f"ns-{index:04}"), f"{index:064x}")
     bound = store.stored_bytes()  # five sessions' worth, as stored (encrypted)
@@ -106,6 +106,5 @@ def test_a_client_beyond_its_rate_gets_429_and_one_audit_entry(tmp_path: Path) -
             assert all(attestation.request("GET", "/health") == {"status": "ok"} for _ in range(20))
     finally:
         cas.stop()
-    with sqlite3.connect(cas.data_dir / "cas.db") as db:
-        rows = [row[0] for row in db.execute("SELECT details FROM audit WHERE event = 'rate_limited'")]
+    rows = [row[0] for row in query(cas.database, "SELECT details FROM audit WHERE event = 'rate_limited'")]
     assert len(rows) == 1 and '"api":"client"' in rows[0]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from pulumi_sconify.engine.cas.identity import ClientIdentity
 from pulumi_sconify.engine.cas.refusals import WINDOW as REFUSAL_WINDOW, RefusalLog
 from tests.cas.harness import RunningCas
 from tests.cas.policies import counter, namespace, text
+from tests.cas.postgres import query
 
 
 class Clock:
@@ -109,8 +109,8 @@ def test_thousands_of_refusals_from_outside_write_a_handful_of_entries(
     with cas.client(owner) as client:
         client.post_session(namespace())
         client.post_session(text(counter()))
-    before = _audited(cas.data_dir)
-    size_before = _size(cas.data_dir)
+    before = _audited(cas.database)
+    size_before = _size(cas.database)
     refused = 0
     started = time.monotonic()
     with cas.attestation() as attestation:
@@ -129,21 +129,23 @@ def test_thousands_of_refusals_from_outside_write_a_handful_of_entries(
     # Two kinds of refusal: the first of each at once, then one count of each per minute (a slow machine
     # may take more than one) and at shutdown.
     windows = 1 + int((time.monotonic() - started) // REFUSAL_WINDOW)
-    assert 2 <= len(_audited(cas.data_dir)) - len(before) <= 4 * windows - 2
+    assert 2 <= len(_audited(cas.database)) - len(before) <= 4 * windows - 2
     cas.stop()
     new = [
-        details for event, details in _audited(cas.data_dir)[len(before) :] if event == "attestation.refused"
+        details for event, details in _audited(cas.database)[len(before) :] if event == "attestation.refused"
     ]
     assert 4 <= len(new) <= 4 * windows
     assert refused > 1000 and sum(details.get("count", 1) for details in new) == refused
-    assert _size(cas.data_dir) - size_before < 64 * 1024
+    assert _size(cas.database) - size_before < 64 * 1024
 
 
-def _audited(data_dir: Path) -> list[tuple[str, dict[str, Any]]]:
-    with sqlite3.connect(data_dir / "cas.db") as db:
-        rows = db.execute("SELECT event, details FROM audit ORDER BY seq").fetchall()
+def _audited(database: Path | str) -> list[tuple[str, dict[str, Any]]]:
+    rows = query(database, "SELECT event, details FROM audit ORDER BY seq")
     return [(event, json.loads(details)) for event, details in rows]
 
 
-def _size(data_dir: Path) -> int:
-    return sum(path.stat().st_size for path in data_dir.glob("cas.db*"))
+def _size(database: Path | str) -> int:
+    """What the audit log takes on disk."""
+    if isinstance(database, str):
+        return int(query(database, "SELECT pg_total_relation_size('audit')")[0][0])
+    return sum(path.stat().st_size for path in database.parent.glob(database.name + "*"))

@@ -34,6 +34,7 @@ from pulumi_sconify.engine.policy import (
 )
 from tests.cas.cluster import ISSUER, WORKLOAD
 from tests.cas.policies import counter, namespace, text
+from tests.cas.postgres import store_location
 
 OWNER = "0a" * 32
 
@@ -41,7 +42,7 @@ OWNER = "0a" * 32
 @pytest.fixture
 def cas(tmp_path: Path) -> CasService:
     issuer = KubernetesIssuer(ISSUER, JwksSource(str(tmp_path / "absent.json")), "sconify-cas:test")
-    service = CasService(Store(tmp_path / "cas.db", b"\x07" * 32), kubernetes=issuer)
+    service = CasService(Store(store_location(tmp_path), b"\x07" * 32), kubernetes=issuer)
     service.post_session(namespace().encode(), OWNER)
     return service
 
@@ -108,7 +109,7 @@ def test_a_kubernetes_identity_of_an_untrusted_issuer_is_refused(cas: CasService
 
 
 def test_a_kubernetes_identity_without_any_trusted_issuer_is_refused(tmp_path: Path) -> None:
-    plain = CasService(Store(tmp_path / "plain.db", b"\x07" * 32))
+    plain = CasService(Store(store_location(tmp_path / "plain"), b"\x07" * 32))
     plain.post_session(namespace().encode(), OWNER)
     (problem,) = refused(plain, counter(insecure=False, kubernetes=WORKLOAD))
     assert "trusts no Kubernetes issuer" in problem
@@ -223,7 +224,7 @@ def test_refusals_audit_a_digest_of_what_names_nothing_and_no_unknown_kind(cas: 
 def test_the_parsed_session_cache_is_bounded_by_bytes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    service = CasService(Store(tmp_path / "cas.db", b"\x07" * 32))
+    service = CasService(Store(store_location(tmp_path), b"\x07" * 32))
     service.post_session(namespace().encode(), OWNER)
     monkeypatch.setattr("pulumi_sconify.engine.cas.service.PARSED_CACHE_BYTES", 3 * len(text(counter())))
     for index in range(8):

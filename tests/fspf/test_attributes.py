@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from pulumi_sconify.engine.fspf import (
     IntegrityError,
     Protection,
     Region,
+    attributes,
     generate_key,
     metadata as metadata_module,
     protect_tree,
@@ -207,4 +209,39 @@ def test_image_metadata_of_format_1_is_refused_by_name(
     metadata.unlink()
     metadata.write_bytes(sealed)
     with pytest.raises(IntegrityError, match="format version 1 does not seal owners and extended attributes"):
+        verify_tree(out, key, tag)
+
+
+def test_a_python_without_xattr_calls_reads_them_through_the_c_library(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alpine's Python has no os.listxattr: the runtime in such an image must see attributes all the same."""
+    from pulumi_sconify.engine.fspf import attributes
+
+    source = build(tmp_path / "source")
+    paths = [
+        source / "usr/bin/server",
+        source / "usr/share/notes.txt",
+        source / "usr/bin/srv",
+        source / "code",
+    ]
+    expected = [attributes.read_xattrs(path) for path in paths]
+    monkeypatch.delattr(os, "listxattr")
+    monkeypatch.delattr(os, "getxattr")
+    os.setxattr(source / "usr/share/notes.txt", "user.large", b"x" * 3000)
+    expected[1]["user.large"] = b"x" * 3000
+    assert [attributes.read_xattrs(path) for path in paths] == expected
+    assert expected[0] == {CAPABILITY: capability(NET_BIND_SERVICE)}
+    with pytest.raises(FileNotFoundError):
+        attributes.read_xattrs(source / "missing")
+
+
+def test_a_python_that_can_read_no_attributes_refuses_rather_than_looks_away(
+    protected: tuple[Path, bytes, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out, key, tag = protected
+    monkeypatch.delattr(os, "listxattr")
+    monkeypatch.setattr(attributes._LibcXattrs, "_instance", None)
+    monkeypatch.setitem(sys.modules, "ctypes", None)  # import ctypes now raises ImportError
+    with pytest.raises(IntegrityError, match="can read no extended attributes"):
         verify_tree(out, key, tag)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from tests.image.counter_image import app_tree, cached_layout, write_layout
 
-RECIPE = "musl1.2.5-python3.11-click-v2"
+RECIPE = "musl1.2.5-python3.11-xattrs-click-v3"
 ARCHIVE = "http://deb.debian.org/debian"
 SUITE = "bookworm"
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
@@ -206,8 +206,26 @@ def _build_openssl(tarball: Path, work: Path, compiler: Path) -> Path:
     return prefix
 
 
+_NOT_HURD = " && !defined(__FreeBSD_kernel__) && !defined(__GNU__)\n"
+XATTR_CONDITION = "#if defined(HAVE_SYS_XATTR_H) && defined(__GLIBC__)" + _NOT_HURD
+XATTR_CONDITION_MUSL = (
+    "#if defined(HAVE_SYS_XATTR_H) && defined(__linux__)" + _NOT_HURD + "#  include <linux/limits.h>\n"
+)
+
+
+def _enable_xattrs(source: Path) -> None:
+    """CPython before 3.11.3 offers ``os.listxattr`` and its kin only with glibc; Alpine's Pythons have them
+    (CPython's own fix, gh-101858, applied here to Debian's 3.11.2 as it was upstream)."""
+    module = source / "Modules" / "posixmodule.c"
+    text = module.read_text()
+    if XATTR_CONDITION not in text:
+        raise RuntimeError(f"{module}: the xattr condition of CPython 3.11.2 is not there")
+    module.write_text(text.replace(XATTR_CONDITION, XATTR_CONDITION_MUSL, 1))
+
+
 def _build_python(tarball: Path, work: Path, compiler: Path, openssl: Path, rootfs: Path) -> None:
     source, log = _unpack(tarball, work), work / "python.log"
+    _enable_xattrs(source)
     # No pkg-config: it would offer the build machine's (glibc) zlib, libffi and others, which musl
     # cannot link; modules without their library are left out, as the ones Alpine splits off.
     environment = {**os.environ, "CC": str(compiler), "PKG_CONFIG_LIBDIR": str(work / "no-pkg-config")}

@@ -3,6 +3,7 @@ musllinux wheel, the counter counting across runs and refusing a rollback — in
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -46,6 +47,20 @@ def test_counts_on_musl_and_refuses_a_rollback(
     assert "musllinux" in wheel.stdout and "manylinux" not in wheel.stdout
 
     assert count(counter.run()) == 0
+    # CPython on musl before 3.11.3 has no os.listxattr: the runtime must still see an attribute added.
+    marked = tmp_path / "os.py"
+    with marked.open("wb") as sink:
+        subprocess.run(
+            [*PODMAN, "--entrypoint", "cat", counter.image, "/usr/lib/python3.11/os.py"],
+            stdout=sink,
+            timeout=300,
+            check=True,
+        )
+    marked.chmod(0o644)
+    os.setxattr(marked, "user.planted", b"1")
+    refused = counter.run("-v", f"{marked}:/usr/lib/python3.11/os.py:ro")
+    assert refused.returncode == 70, refused.stderr
+    assert "os.py failed: extended attribute user.planted added" in refused.stderr
     snapshot = tmp_path / "snapshot"
     shutil.copytree(counter.storage, snapshot)
     assert count(counter.run()) == 1
