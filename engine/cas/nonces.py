@@ -1,10 +1,10 @@
-"""Single-use attestation nonces of short life.
+"""Single-use attestation nonces of short life, good on every replica of a CAS.
 
-A nonce is issued without keeping anything: it is the time it expires, 16 random bytes and a MAC over
-both under a key this CAS process made at start. Only a nonce that was *used* is remembered, until it
-expires — so requests for nonces cost no memory, and the memory of used nonces is bounded by the rate of
-attestations times the nonce lifetime. A restart makes every outstanding nonce invalid (the runtime asks
-for a new one), which is what keeps a nonce single-use across restarts.
+A nonce is issued without keeping anything: it is the store's current *epoch*, the time it expires, 16
+random bytes and a MAC over them under a key derived from the master key — so any replica can check a
+nonce another issued. A nonce that is *used* is recorded in the store (until it expires), so it is used
+once across all replicas. Every CAS start moves the epoch on, which makes every outstanding nonce invalid
+(the runtime asks for a new one): a used nonce whose record a crash lost cannot be used again after it.
 """
 
 from __future__ import annotations
@@ -13,36 +13,46 @@ import hashlib
 import hmac
 import os
 import struct
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
+from typing import Protocol
 
 from ..errors import SconifyError
 
 NONCE_LIFETIME = 60.0
 """Seconds a nonce may be used after it was issued."""
-MAX_USED_NONCES = 1_000_000
-"""Used nonces remembered at most (about 100 MB): beyond, attestations wait for older ones to expire."""
+_BODY = struct.Struct(">Qd16s")
 _MAC_BYTES = 16
 
 
 class NonceError(SconifyError):
-    """A nonce that is malformed, forged, expired, already used — or too many in flight."""
+    """A nonce that is malformed, forged, expired or already used."""
+
+
+class NonceLedger(Protocol):
+    """Where used nonces are recorded: the store, shared by the replicas."""
+
+    def nonce_epoch(self) -> int: ...
+
+    def use_nonce(self, nonce: str, expires: float, now: float) -> bool:
+        """Record ``nonce`` as used; ``False`` if it was already."""
+        ...
 
 
 class NonceIssuer:
-    """Issues and redeems nonces (thread-safe)."""
+    """Issues and redeems nonces (thread-safe: the ledger serialises)."""
 
-    def __init__(self, clock: Callable[[], float] = time.time, lifetime: float = NONCE_LIFETIME) -> None:
-        self._key = os.urandom(32)
-        self._clock = clock
-        self.lifetime = lifetime
-        self._used: OrderedDict[bytes, float] = OrderedDict()  # issue order is expiry order
-        self._lock = threading.Lock()
+    def __init__(
+        self,
+        key: bytes,
+        ledger: NonceLedger,
+        clock: Callable[[], float] = time.time,
+        lifetime: float = NONCE_LIFETIME,
+    ) -> None:
+        self._key, self._ledger, self._clock, self.lifetime = key, ledger, clock, lifetime
 
     def issue(self) -> str:
-        body = struct.pack(">d", self._clock() + self.lifetime) + os.urandom(16)
+        body = _BODY.pack(self._ledger.nonce_epoch(), self._clock() + self.lifetime, os.urandom(16))
         return (body + self._mac(body)).hex()
 
     def redeem(self, nonce: str) -> None:
@@ -51,20 +61,17 @@ class NonceIssuer:
             raw = bytes.fromhex(nonce)
         except ValueError:
             raw = b""
-        if len(raw) != 24 + _MAC_BYTES or not hmac.compare_digest(raw[24:], self._mac(raw[:24])):
-            raise NonceError("not a nonce of this CAS (or it was issued before the CAS restarted)")
-        (expires,) = struct.unpack(">d", raw[:8])
+        body = raw[: _BODY.size]
+        if len(raw) != _BODY.size + _MAC_BYTES or not hmac.compare_digest(raw[_BODY.size :], self._mac(body)):
+            raise NonceError("not a nonce of this CAS")
+        epoch, expires, _ = _BODY.unpack(body)
+        if epoch != self._ledger.nonce_epoch():
+            raise NonceError("the nonce was issued before the CAS restarted")
         now = self._clock()
         if expires < now:
             raise NonceError("the nonce expired")
-        with self._lock:
-            while self._used and next(iter(self._used.values())) < now:
-                self._used.popitem(last=False)
-            if raw in self._used:
-                raise NonceError("the nonce was used already")
-            if len(self._used) >= MAX_USED_NONCES:
-                raise NonceError("too many attestations in flight; retry")
-            self._used[raw] = expires
+        if not self._ledger.use_nonce(raw.hex(), expires, now):
+            raise NonceError("the nonce was used already")
 
     def _mac(self, body: bytes) -> bytes:
         return hmac.new(self._key, body, hashlib.sha256).digest()[:_MAC_BYTES]

@@ -38,6 +38,7 @@ from .kubernetes import JwksSource, KubernetesIssuer
 from .ratelimit import RateLimiter
 from .refusals import WINDOW as REFUSAL_WINDOW
 from .service import MAX_STORED_BYTES, CasService
+from .store import TamperedError
 
 reactor: Any = _reactor
 
@@ -255,6 +256,10 @@ def _audit_refusals(service: CasService, api: str) -> Callable[[str, int, float]
 def _error_answer(error: BaseException, api: str) -> tuple[int, Any]:
     if isinstance(error, CasError):
         return error.status, {"error": error.message, **error.extra}
+    if isinstance(error, TamperedError):
+        # The operator must learn what was edited; a client learns only that the CAS cannot answer.
+        log("state_tampered", api=api, reason=str(error))
+        return 500, {"error": "internal error: the CAS's state does not verify"}
     # A bug must not leak details; it is logged by type only.
     log("internal_error", api=api, type=type(error).__name__)
     return 500, {"error": "internal error"}
@@ -590,6 +595,7 @@ def serve(
     pki = ensure_server_pki(data_dir / "tls", hosts, ca_directory)
     (data_dir / CA_FILE).write_bytes(pki.ca_certificate.read_bytes())
     store = Store(database if database is not None else data_dir / "cas.db", master_key)
+    store.next_nonce_epoch()  # nonces issued before this start are void (see nonces.py)
     issuer = None
     if kubernetes is not None:
         audience = cas_audience(pki.ca_certificate.read_bytes())

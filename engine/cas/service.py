@@ -116,7 +116,7 @@ class CasService:
         self._clock = clock
         self._credential_lifetime = credential_lifetime
         self._credentials = CredentialAuthority(store.derived_key("volume credentials"))
-        self._nonces = NonceIssuer(clock)
+        self._nonces = NonceIssuer(store.derived_key("attestation nonces"), store, clock)
         self.evidence = EvidencePolicy(
             [
                 *hardware_verifiers(hardware or HardwareTrust(clock=clock)),
@@ -432,6 +432,7 @@ class CasService:
                 policy_key = declared[mount.name].fspf_key
                 key = bytes.fromhex(policy_key) if policy_key else secrets.token_bytes(32)
                 self._store.create_volume(session.name, mount.name, key)
+                self._store.audit("volume.created", session=session.name, volume=mount.name)
                 state = self._store.volume(session.name, mount.name)
                 assert state is not None
             result.append(
@@ -522,4 +523,5 @@ class CasService:
                 service=credential.service,
                 volume=volume,
                 generation=new[0],
+                tag=new[1].hex(),
             )

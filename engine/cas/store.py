@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -29,12 +30,15 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import SconifyError
-from .database import open_database
+from .database import DatabaseError, open_database
 from .identity import write_private
+from .integrity import STATE_EVENTS, StateKeys, differences, replay
 
 MASTER_KEY_ENV = "SCONIFY_CAS_MASTER_KEY"
 MASTER_KEY_FILE = "master.key"
 _AUDIT_GENESIS = "0" * 64
+SEALED_EVENT = "store.sealed"
+_EDITED = ": the database was changed behind the CAS's back"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS session_versions (
@@ -49,7 +53,8 @@ CREATE TABLE IF NOT EXISTS session_versions (
 CREATE TABLE IF NOT EXISTS active_sessions (
     name TEXT PRIMARY KEY,
     hash TEXT NOT NULL,
-    creator TEXT NOT NULL
+    creator TEXT NOT NULL,
+    mac TEXT
 );
 CREATE TABLE IF NOT EXISTS generated_secrets (
     session TEXT NOT NULL,
@@ -64,6 +69,7 @@ CREATE TABLE IF NOT EXISTS volumes (
     key BLOB NOT NULL,
     generation INTEGER NOT NULL,
     tag TEXT,
+    mac TEXT,
     PRIMARY KEY (session, name)
 );
 CREATE INDEX IF NOT EXISTS session_versions_by_creator ON session_versions (creator);
@@ -76,7 +82,18 @@ CREATE TABLE IF NOT EXISTS audit (
     previous TEXT NOT NULL,
     hash TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS used_nonces (
+    nonce TEXT PRIMARY KEY,
+    expires REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS used_nonces_by_expiry ON used_nonces (expires);
 """
+_ADDED_COLUMNS = (("active_sessions", "mac"), ("volumes", "mac"))
+"""Columns a database made before they existed gets at start (then sealed: see _check_integrity)."""
 
 
 class StoreError(SconifyError):
@@ -85,6 +102,10 @@ class StoreError(SconifyError):
 
 class AuditError(StoreError):
     """The audit chain is broken at an entry."""
+
+
+class TamperedError(StoreError):
+    """The database holds state the CAS did not write: it was edited behind the CAS's back."""
 
 
 def load_master_key(data_dir: Path, key_file: Path | None = None) -> bytes:
@@ -149,10 +170,14 @@ class Store:
         # recompute a consistent chain after an edit.
         self._audit_key = hashlib.sha256(b"sconify-cas-audit-v1\x00" + master_key).digest()
         self._derivation_key = hashlib.sha256(b"sconify-cas-derive-v1\x00" + master_key).digest()
+        self._state = StateKeys(self.derived_key("state integrity"))
         self._lock = threading.RLock()
         self._db = open_database(location)
         self._db.script(_SCHEMA)
+        self._add_columns()
         self._check_master_key()
+        with self.transaction():
+            self._check_integrity()
 
     def derived_key(self, purpose: str) -> bytes:
         """A 32-byte key for one purpose, derived from the master key (the same on every start)."""
@@ -200,9 +225,13 @@ class Store:
     def active(self, name: str) -> ActiveSession | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT name, hash, creator FROM active_sessions WHERE name = ?", (name,)
+                "SELECT name, hash, creator, mac FROM active_sessions WHERE name = ?", (name,)
             ).fetchone()
-        return ActiveSession(*row) if row else None
+        if row is None:
+            return None
+        if not StateKeys.matches(self._state.session(row[0], row[1], row[2]), row[3]):
+            raise TamperedError(f"session {name}: its active version was not set by this CAS{_EDITED}")
+        return ActiveSession(row[0], row[1], row[2])
 
     def version(self, name: str, digest: str) -> SessionVersion | None:
         with self._lock:
@@ -250,9 +279,9 @@ class Store:
             ),
         )
         self._db.execute(
-            "INSERT INTO active_sessions (name, hash, creator) VALUES (?, ?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET hash = excluded.hash",
-            (name, digest, creator),
+            "INSERT INTO active_sessions (name, hash, creator, mac) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, mac = excluded.mac",
+            (name, digest, creator, self._state.session(name, digest, creator)),
         )
 
     def delete_session(self, name: str) -> None:
@@ -293,18 +322,28 @@ class Store:
     def volume(self, session: str, name: str) -> VolumeState | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT key, generation, tag FROM volumes WHERE session = ? AND name = ?", (session, name)
+                "SELECT key, generation, tag, mac FROM volumes WHERE session = ? AND name = ?",
+                (session, name),
             ).fetchone()
         if row is None:
             return None
+        if not StateKeys.matches(self._state.volume(session, name, row[1], row[2]), row[3]):
+            raise TamperedError(
+                f"volume {name} of session {session}: its state was not set by this CAS{_EDITED}"
+            )
         return VolumeState(
             self._open(row[0], "volume", session, name), row[1], bytes.fromhex(row[2]) if row[2] else None
         )
 
     def create_volume(self, session: str, name: str, key: bytes) -> None:
         self._db.execute(
-            "INSERT INTO volumes (session, name, key, generation, tag) VALUES (?, ?, ?, 0, NULL)",
-            (session, name, self._seal(key, "volume", session, name)),
+            "INSERT INTO volumes (session, name, key, generation, tag, mac) VALUES (?, ?, ?, 0, NULL, ?)",
+            (
+                session,
+                name,
+                self._seal(key, "volume", session, name),
+                self._state.volume(session, name, 0, None),
+            ),
         )
 
     def swap_volume(
@@ -312,12 +351,51 @@ class Store:
     ) -> bool:
         """Compare-and-swap of a volume's (generation, tag); ``True`` if it swapped."""
         expected_tag = expected[1].hex() if expected[1] is not None else None
+        if self.volume(session, name) is None:  # also checks the row is the CAS's own
+            return False
         cursor = self._db.execute(
-            "UPDATE volumes SET generation = ?, tag = ? WHERE session = ? AND name = ? AND generation = ? "
-            "AND tag IS ?",
-            (new[0], new[1].hex(), session, name, expected[0], expected_tag),
+            "UPDATE volumes SET generation = ?, tag = ?, mac = ? WHERE session = ? AND name = ? "
+            "AND generation = ? AND tag IS ?",
+            (
+                new[0],
+                new[1].hex(),
+                self._state.volume(session, name, new[0], new[1].hex()),
+                session,
+                name,
+                expected[0],
+                expected_tag,
+            ),
         )
         return cursor.rowcount == 1
+
+    # -- nonces -----------------------------------------------------------------------------------
+
+    def nonce_epoch(self) -> int:
+        """The epoch nonces are issued in; :meth:`next_nonce_epoch` moves it on at every CAS start."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE name = 'nonce_epoch'").fetchone()
+        return int(row[0]) if row else 0
+
+    def next_nonce_epoch(self) -> int:
+        with self.transaction():
+            epoch = self.nonce_epoch() + 1
+            self._db.execute(
+                "INSERT INTO meta (name, value) VALUES ('nonce_epoch', ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (str(epoch),),
+            )
+        return epoch
+
+    def use_nonce(self, nonce: str, expires: float, now: float) -> bool:
+        """Record a used nonce (forgetting the expired ones); ``False`` if it was used already. Not
+        waiting for the disk: the epoch, moved on durably at every start, covers what a crash loses."""
+        with self.transaction(durable=False):
+            self._db.execute("DELETE FROM used_nonces WHERE expires < ?", (now,))
+            inserted = self._db.execute(
+                "INSERT INTO used_nonces (nonce, expires) VALUES (?, ?) ON CONFLICT (nonce) DO NOTHING",
+                (nonce, expires),
+            )
+        return inserted.rowcount == 1
 
     # -- audit ------------------------------------------------------------------------------------
 
@@ -332,6 +410,15 @@ class Store:
             "INSERT INTO audit (seq, time, event, details, previous, hash) VALUES (?, ?, ?, ?, ?, ?)",
             (seq, moment, event, text, previous, digest),
         )
+        self._seal_head(seq, digest)
+
+    def _seal_head(self, seq: int, digest: str) -> None:
+        head = json.dumps({"seq": seq, "hash": digest, "mac": self._state.head(seq, digest)})
+        self._db.execute(
+            "INSERT INTO meta (name, value) VALUES ('audit_head', ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (head,),
+        )
 
     def audit_entries(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -339,25 +426,105 @@ class Store:
         return [{"seq": r[0], "time": r[1], "event": r[2], **json.loads(r[3])} for r in rows]
 
     def verify_audit(self) -> int:
-        """Check the whole chain; return the number of entries, or raise :class:`AuditError`."""
+        """Check the whole chain and its sealed head; return the number of entries, or raise
+        :class:`AuditError`."""
+        with self._lock:
+            count, _ = self._verified_chain()
+        return count
+
+    def _verified_chain(self) -> tuple[int, list[tuple[str, dict[str, Any]]]]:
+        """The number of entries and the state-changing ones (event, details), after checking every
+        entry's MAC and link, and the seal of the last."""
         previous = _AUDIT_GENESIS
         expected_seq = 1
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT seq, time, event, details, previous, hash FROM audit ORDER BY seq"
-            ).fetchall()
-            for seq, moment, event, text, stored_previous, digest in rows:
-                if seq != expected_seq or stored_previous != previous:
-                    raise AuditError(
-                        f"audit entry {seq}: the chain is broken before it (an entry was removed)"
-                    )
-                if not hmac.compare_digest(
-                    _audit_hash(self._audit_key, seq, moment, event, text, previous), digest
-                ):
-                    raise AuditError(f"audit entry {seq}: its content was changed")
-                previous = digest
-                expected_seq += 1
-        return expected_seq - 1
+        changes: list[tuple[str, dict[str, Any]]] = []
+        rows = self._db.execute(
+            "SELECT seq, time, event, details, previous, hash FROM audit ORDER BY seq"
+        ).fetchall()
+        for seq, moment, event, text, stored_previous, digest in rows:
+            if seq != expected_seq or stored_previous != previous:
+                raise AuditError(f"audit entry {seq}: the chain is broken before it (an entry was removed)")
+            if not hmac.compare_digest(
+                _audit_hash(self._audit_key, seq, moment, event, text, previous), digest
+            ):
+                raise AuditError(f"audit entry {seq}: its content was changed")
+            if event in STATE_EVENTS or event == SEALED_EVENT:
+                changes.append((event, json.loads(text)))
+            previous = digest
+            expected_seq += 1
+        last = expected_seq - 1
+        head = self._db.execute("SELECT value FROM meta WHERE name = 'audit_head'").fetchone()
+        if head is None:
+            if any(event == SEALED_EVENT for event, _ in changes):
+                raise AuditError("the audit log's seal was removed")
+            return last, changes  # a database from before the seal: _check_integrity seals it
+        sealed = json.loads(head[0])
+        if not StateKeys.matches(self._state.head(sealed["seq"], sealed["hash"]), sealed.get("mac")):
+            raise AuditError("the audit log's seal was not written by this CAS")
+        if sealed["seq"] > last:
+            raise AuditError(
+                f"the audit log ends at entry {last} but was sealed at entry {sealed['seq']}: "
+                "entries were removed"
+            )
+        if sealed["seq"] != last or sealed["hash"] != previous:
+            raise AuditError(f"the audit log's seal names entry {sealed['seq']}, not its last entry {last}")
+        return last, changes
+
+    # -- integrity --------------------------------------------------------------------------------
+
+    def _add_columns(self) -> None:
+        for table, column in _ADDED_COLUMNS:
+            try:
+                self._db.execute(f"SELECT {column} FROM {table} LIMIT 0")  # noqa: S608 - fixed names
+            except (sqlite3.OperationalError, DatabaseError):
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+
+    def _check_integrity(self) -> None:
+        """Refuse a database edited behind the CAS's back (see :mod:`.integrity`); seal one written
+        before the seal existed, once."""
+        count, changes = self._verified_chain()
+        if self._db.execute("SELECT 1 FROM meta WHERE name = 'audit_head'").fetchone() is None:
+            self._seal_legacy(count)
+        sessions: dict[str, str] = {}
+        for name, digest, creator, mac in self._db.execute(
+            "SELECT name, hash, creator, mac FROM active_sessions"
+        ).fetchall():
+            if not StateKeys.matches(self._state.session(name, digest, creator), mac):
+                raise TamperedError(f"session {name}: its active version was not set by this CAS{_EDITED}")
+            sessions[name] = digest
+        volumes: dict[tuple[str, str], tuple[int, str | None]] = {}
+        for session, name, generation, tag, mac in self._db.execute(
+            "SELECT session, name, generation, tag, mac FROM volumes"
+        ).fetchall():
+            if not StateKeys.matches(self._state.volume(session, name, generation, tag), mac):
+                raise TamperedError(
+                    f"volume {name} of session {session}: its state was not set by this CAS{_EDITED}"
+                )
+            volumes[(session, name)] = (generation, tag)
+        found = differences(replay(changes), sessions, volumes)
+        if found:
+            more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+            raise TamperedError(f"{found[0]}{more}{_EDITED}")
+
+    def _seal_legacy(self, count: int) -> None:
+        """A new database, or one from before rows and the audit head were sealed: seal what it holds,
+        once, and say so in the audit log (a later removal of the seal is then refused)."""
+        for name, digest, creator in self._db.execute(
+            "SELECT name, hash, creator FROM active_sessions"
+        ).fetchall():
+            self._db.execute(
+                "UPDATE active_sessions SET mac = ? WHERE name = ?",
+                (self._state.session(name, digest, creator), name),
+            )
+        for session, name, generation, tag in self._db.execute(
+            "SELECT session, name, generation, tag FROM volumes"
+        ).fetchall():
+            self._db.execute(
+                "UPDATE volumes SET mac = ? WHERE session = ? AND name = ?",
+                (self._state.volume(session, name, generation, tag), session, name),
+            )
+        # The seal is itself an entry: once the log holds one, a missing head is a removed one.
+        self.audit(SEALED_EVENT, entries=count)
 
 
 def _audit_hash(key: bytes, seq: int, moment: float, event: str, details: str, previous: str) -> str:

@@ -101,22 +101,29 @@ def test_audit_log_records_and_detects_edits(cas: RunningCas, owner: ClientIdent
 
     result = audit_verify(cas)
     assert result.returncode == 0, result.stderr
-    assert "4 entries, chain intact" in result.stdout
+    assert "6 entries, chain intact" in result.stdout
     events = [row[0] for row in query(cas.database, "SELECT event FROM audit ORDER BY seq")]
-    assert events == ["session.created", "session.created", "attestation.granted", "attestation.refused"]
+    assert events == [
+        "store.sealed",
+        "session.created",
+        "session.created",
+        "volume.created",
+        "attestation.granted",
+        "attestation.refused",
+    ]
 
     query(
         cas.database,
-        "UPDATE audit SET details = replace(details, 'measurement not', 'measurement was') WHERE seq = 4",
+        "UPDATE audit SET details = replace(details, 'measurement not', 'measurement was') WHERE seq = 6",
     )
     edited = audit_verify(cas)
     assert edited.returncode == 1
-    assert "FATAL: audit entry 4: its content was changed" in edited.stderr
+    assert "FATAL: audit entry 6: its content was changed" in edited.stderr
 
-    query(cas.database, "DELETE FROM audit WHERE seq = 2")
+    query(cas.database, "DELETE FROM audit WHERE seq = 3")
     removed = audit_verify(cas)
     assert removed.returncode == 1
-    assert "audit entry 3: the chain is broken before it" in removed.stderr
+    assert "audit entry 4: the chain is broken before it" in removed.stderr
 
 
 def test_secrets_at_rest_are_encrypted_and_a_wrong_master_key_is_refused(

@@ -1,0 +1,121 @@
+"""State that cannot be edited behind the CAS's back.
+
+Someone who can write the database but does not hold the master key — a backup operator, a database
+administrator, whoever gets the disk — must not be able to point a session back at an older policy, set a
+volume back to an earlier generation, or drop audit entries, unnoticed. Three things see to it:
+
+- **Row MACs.** Each active-session row (name, version, creator) and each volume row (session, name,
+  generation, tag) carries an HMAC under a key derived from the master key, checked whenever the row is
+  read: a value never written by the CAS is refused at once.
+- **A sealed audit head.** The audit chain already binds every entry to the one before it; the store also
+  keeps the MAC of the chain's last entry, updated in the same transaction as the entry. Removing entries
+  from the end, which leaves a chain that verifies, no longer matches the seal.
+- **Replay at start.** The audit log records every change of state (``session.created``,
+  ``session.updated``, ``session.deleted``, ``volume.created``, ``volume.swapped``). At start the store
+  replays it and requires the rows to be exactly its result: a row put back from an older copy of the
+  database — carrying its old, valid MAC — disagrees with the log's later entries and is named.
+
+What this cannot catch is the *whole* database put back to an earlier moment (a disk snapshot): every
+row, the log and its seal then agree with each other. Detecting that needs a counter the database does not
+hold — docs/cas.md says what the product does about it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+GENESIS = "0" * 64
+STATE_EVENTS = frozenset(
+    {"session.created", "session.updated", "session.deleted", "volume.created", "volume.swapped"}
+)
+
+
+class StateKeys:
+    """The MACs of rows and of the audit head, under keys derived from the master key."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def _mac(self, label: str, *fields: object) -> str:
+        record = json.dumps([label, *fields], separators=(",", ":"))
+        return hmac.new(self._key, record.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def session(self, name: str, digest: str, creator: str) -> str:
+        return self._mac("active-session", name, digest, creator)
+
+    def volume(self, session: str, name: str, generation: int, tag: str | None) -> str:
+        return self._mac("volume", session, name, generation, tag)
+
+    def head(self, seq: int, digest: str) -> str:
+        return self._mac("audit-head", seq, digest)
+
+    @staticmethod
+    def matches(expected: str, given: str | None) -> bool:
+        return given is not None and hmac.compare_digest(expected, given)
+
+
+@dataclass
+class Replayed:
+    """The state the audit log says the CAS is in."""
+
+    sessions: dict[str, str] = field(default_factory=dict)
+    """Active session name -> version hash."""
+    volumes: dict[tuple[str, str], tuple[int, str | None]] = field(default_factory=dict)
+    """(session, volume) -> (generation, tag, or None where the log predates recording it)."""
+
+
+def replay(entries: Iterable[tuple[str, dict[str, Any]]]) -> Replayed:
+    """The state after ``entries`` (event, details), in order."""
+    state = Replayed()
+    for event, details in entries:
+        if event in ("session.created", "session.updated"):
+            state.sessions[details["session"]] = details["hash"]
+        elif event == "session.deleted":
+            name = details["session"]
+            state.sessions.pop(name, None)
+            for key in [key for key in state.volumes if key[0] == name]:
+                del state.volumes[key]
+        elif event == "volume.created":
+            state.volumes[(details["session"], details["volume"])] = (0, None)
+        elif event == "volume.swapped":
+            state.volumes[(details["session"], details["volume"])] = (
+                int(details["generation"]),
+                details.get("tag"),
+            )
+    return state
+
+
+def differences(
+    replayed: Replayed,
+    sessions: dict[str, str],
+    volumes: dict[tuple[str, str], tuple[int, str | None]],
+) -> list[str]:
+    """How the rows differ from the replayed state, one sentence each (empty: they agree)."""
+    found: list[str] = []
+    for name in sorted(replayed.sessions.keys() | sessions.keys()):
+        logged, stored = replayed.sessions.get(name), sessions.get(name)
+        if stored is None:
+            found.append(f"session {name}: the audit log has it active, the database has no such row")
+        elif logged is None:
+            found.append(f"session {name}: active in the database, but not according to the audit log")
+        elif logged != stored:
+            found.append(f"session {name}: the database's active version is not the audit log's latest")
+    for key in sorted(replayed.volumes.keys() | volumes.keys()):
+        name = f"volume {key[1]} of session {key[0]}"
+        logged_state, stored_state = replayed.volumes.get(key), volumes.get(key)
+        if stored_state is None:
+            found.append(f"{name}: the audit log has it, the database has no such row")
+        elif logged_state is None:
+            if stored_state[0] != 0:  # a volume made before volume.created was logged starts at 0
+                found.append(f"{name}: at generation {stored_state[0]} with no swap in the audit log")
+        elif logged_state[0] != stored_state[0] or logged_state[1] not in (None, stored_state[1]):
+            found.append(
+                f"{name}: the database has generation {stored_state[0]}, the audit log's latest swap "
+                f"{logged_state[0]}"
+            )
+    return found
