@@ -139,16 +139,25 @@ class Postgres:
         except ImportError:  # pragma: no cover - a dependency of the package
             raise DatabaseError("PostgreSQL needs psycopg (pip install 'psycopg[binary]')") from None
         self._psycopg = psycopg
-        try:
-            self._db = psycopg.connect(url, autocommit=True)
-        except psycopg.Error as error:
-            raise DatabaseError(f"cannot connect to PostgreSQL: {_first_line(error)}") from None
+        self._url = url
+        self._db = self._connect()
         info = self._db.info
         self.name = f"postgresql://{info.host}:{info.port}/{info.dbname}"
         self._lock = threading.RLock()
+        self._in_transaction = False
+
+    def _connect(self) -> Any:
+        try:
+            return self._psycopg.connect(self._url, autocommit=True)
+        except self._psycopg.Error as error:
+            raise DatabaseError(f"cannot connect to PostgreSQL: {_first_line(error)}") from None
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Rows:
         with self._lock:
+            if self._db.closed and not self._in_transaction:
+                # The server restarted or a failover happened: a new connection, between transactions
+                # only (a transaction cut in two is not resumed; its caller sees the failure).
+                self._db = self._connect()
             try:
                 cursor = self._db.execute(postgres_sql(sql), tuple(parameters))
                 rows = cursor.fetchall() if cursor.description is not None else []
@@ -165,6 +174,7 @@ class Postgres:
     def transaction(self, durable: bool) -> Iterator[None]:
         with self._lock:
             self.execute("BEGIN")
+            self._in_transaction = True
             try:
                 if not durable:
                     self.execute("SET LOCAL synchronous_commit = off")
@@ -173,7 +183,10 @@ class Postgres:
             except BaseException:
                 self._rollback()
                 raise
-            self.execute("COMMIT")
+            else:
+                self.execute("COMMIT")
+            finally:
+                self._in_transaction = False
 
     def _rollback(self) -> None:
         # If the connection is gone, the server rolls back on its own.

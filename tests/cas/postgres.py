@@ -55,7 +55,10 @@ class PostgresServer:
         self._user = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
 
     def _as_owner(self, command: list[str]) -> list[str]:
-        return ["runuser", "-u", "postgres", "--", *command] if self._user else command
+        # setpriv executes the command in place (runuser would stay its parent): the process started is
+        # the postmaster itself, which kill() must reach.
+        owner = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
+        return [*owner, *command] if self._user else command
 
     def initialise(self) -> PostgresServer:
         self.data.mkdir()
@@ -117,8 +120,10 @@ class PostgresServer:
         return self.url(name)
 
     def kill(self) -> None:
-        """``kill -9`` of the postmaster (its backends end with it)."""
+        """``kill -9`` of the postmaster; its backends notice and end (the next start recovers)."""
         assert self.process is not None
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        assert postmaster == self.process.pid, "the started process is the postmaster"
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
 
