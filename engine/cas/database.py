@@ -59,6 +59,11 @@ class Database(Protocol):
     @contextmanager
     def transaction(self, durable: bool) -> Iterator[None]: ...
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads in the block see one consistent state, while others go on writing (an online backup)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -98,6 +103,14 @@ class Sqlite:
         finally:
             if not durable:
                 self._db.execute("PRAGMA synchronous=FULL")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        self._db.execute("BEGIN")  # deferred: the first read fixes the snapshot, writers go on (WAL)
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()
@@ -187,6 +200,17 @@ class Postgres:
                 self.execute("COMMIT")
             finally:
                 self._in_transaction = False
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        with self._lock:
+            self.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            self._in_transaction = True
+            try:
+                yield
+            finally:
+                self._in_transaction = False
+                self._rollback()
 
     def _rollback(self) -> None:
         # If the connection is gone, the server rolls back on its own.

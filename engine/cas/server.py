@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from OpenSSL import SSL
 from twisted.internet import reactor as _reactor, ssl, threads
 from twisted.internet.protocol import connectionDone
@@ -36,6 +37,7 @@ from .hardware import HardwareTrust
 from .identity import IdentityError, client_identity
 from .kubernetes import JwksSource, KubernetesIssuer
 from .ratelimit import RateLimiter
+from .recovery import fingerprint, seal_master_key
 from .refusals import WINDOW as REFUSAL_WINDOW
 from .service import MAX_STORED_BYTES, CasService
 from .store import TamperedError
@@ -579,13 +581,16 @@ def serve(
     limits: ConnectionLimits | None = None,
     max_stored_bytes: int = MAX_STORED_BYTES,
     database: Path | str | None = None,
+    recovery_keys: Sequence[X25519PublicKey] = (),
 ) -> None:
     """Run a CAS until SIGTERM or SIGINT: make or reuse its state in ``data_dir`` (its database there, or
     at ``database``: a ``postgresql://`` URL, which replicas share), serve both APIs.
 
-    ``ca_directory`` holds a CA made elsewhere (``ca.pem``, ``ca-key.pem``): the server certificate is
-    then issued by it, so clients pinned that CA before this CAS first started. ``kubernetes`` is the
-    issuer whose service-account tokens this CAS accepts as evidence, and where its key set is read."""
+    ``recovery_keys``: the master key is sealed to each (and only these are kept; none given: the store's
+    are left as they are). ``ca_directory`` holds a CA made elsewhere (``ca.pem``, ``ca-key.pem``): the
+    server certificate is then issued by it, so clients pinned that CA before this CAS first started.
+    ``kubernetes`` is the issuer whose service-account tokens this CAS accepts as evidence, and where its
+    key set is read."""
     from .identity import cas_audience, ensure_server_pki  # noqa: PLC0415 - keep imports light for clients
     from .store import Store, load_master_key  # noqa: PLC0415
 
@@ -596,6 +601,15 @@ def serve(
     (data_dir / CA_FILE).write_bytes(pki.ca_certificate.read_bytes())
     store = Store(database if database is not None else data_dir / "cas.db", master_key)
     store.next_nonce_epoch()  # nonces issued before this start are void (see nonces.py)
+    if recovery_keys:
+        with store.transaction():
+            present = store.recovery_copies()
+            store.set_recovery_copies(
+                {
+                    name: present.get(name) or seal_master_key(master_key, key)
+                    for name, key in ((fingerprint(key), key) for key in recovery_keys)
+                }
+            )
     issuer = None
     if kubernetes is not None:
         audience = cas_audience(pki.ca_certificate.read_bytes())

@@ -20,7 +20,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +93,16 @@ CREATE TABLE IF NOT EXISTS used_nonces (
 CREATE INDEX IF NOT EXISTS used_nonces_by_expiry ON used_nonces (expires);
 """
 _ADDED_COLUMNS = (("active_sessions", "mac"), ("volumes", "mac"))
+BACKUP_TABLES: dict[str, tuple[str, ...]] = {
+    "session_versions": ("name", "hash", "predecessor", "body", "creator", "created"),
+    "active_sessions": ("name", "hash", "creator", "mac"),
+    "generated_secrets": ("session", "name", "kind", "value"),
+    "volumes": ("session", "name", "key", "generation", "tag", "mac"),
+    "audit": ("seq", "time", "event", "details", "previous", "hash"),
+    "meta": ("name", "value"),
+}
+"""What a backup holds: everything but used nonces."""
+RESTORED_EVENT = "store.restored"
 """Columns a database made before they existed gets at start (then sealed: see _check_integrity)."""
 
 
@@ -106,6 +116,20 @@ class AuditError(StoreError):
 
 class TamperedError(StoreError):
     """The database holds state the CAS did not write: it was edited behind the CAS's back."""
+
+
+def read_recovery_copies(location: Path | str) -> dict[str, str]:
+    """The sealed copies of the master key in a store, read without the master key (to recover it)."""
+    if isinstance(location, Path) and not location.is_file():
+        raise StoreError(f"{location}: no CAS database here")
+    database = open_database(location)
+    try:
+        rows = database.execute("SELECT name, value FROM meta WHERE name LIKE ?", ("recovery:%",)).fetchall()
+    except (sqlite3.Error, DatabaseError):
+        raise StoreError(f"{database.name}: holds no CAS state") from None
+    finally:
+        database.close()
+    return {name.removeprefix("recovery:"): value for name, value in rows}
 
 
 def load_master_key(data_dir: Path, key_file: Path | None = None) -> bytes:
@@ -367,6 +391,72 @@ class Store:
             ),
         )
         return cursor.rowcount == 1
+
+    # -- recovery keys and backups -----------------------------------------------------------------
+
+    def recovery_copies(self) -> dict[str, str]:
+        """The master key sealed to each recovery key: fingerprint -> sealed copy."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT name, value FROM meta WHERE name LIKE ?", ("recovery:%",)
+            ).fetchall()
+        return {name.removeprefix("recovery:"): value for name, value in rows}
+
+    def set_recovery_copies(self, copies: dict[str, str]) -> None:
+        """Keep exactly these sealed copies (in a transaction; audited by fingerprint)."""
+        present = self.recovery_copies()
+        for name in sorted(present.keys() - copies.keys()):
+            self._db.execute("DELETE FROM meta WHERE name = ?", ("recovery:" + name,))
+            self.audit("recovery_key.removed", fingerprint=name)
+        for name in sorted(copies.keys() - present.keys()):
+            self._db.execute(
+                "INSERT INTO meta (name, value) VALUES (?, ?)", ("recovery:" + name, copies[name])
+            )
+            self.audit("recovery_key.added", fingerprint=name)
+
+    def export_rows(self) -> Iterator[tuple[str, tuple[Any, ...]]]:
+        """Every row that makes the CAS's state, as of one moment while others go on writing:
+        (table, row). Used nonces are left out (the epoch moves on at a restore)."""
+        with self._lock, self._db.snapshot():
+            for table, columns in BACKUP_TABLES.items():
+                sql = f"SELECT {', '.join(columns)} FROM {table}"  # noqa: S608 - fixed names
+                for row in self._db.execute(sql).fetchall():
+                    yield table, tuple(row)
+
+    def audit_hash_at(self, seq: int) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT hash FROM audit WHERE seq = ?", (seq,)).fetchone()
+        return str(row[0]) if row else None
+
+    def audit_head(self) -> tuple[int, str]:
+        with self._lock:
+            row = self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        return (int(row[0]), str(row[1])) if row else (0, _AUDIT_GENESIS)
+
+    def holds_state(self) -> bool:
+        """Anything besides the seal a new store starts with."""
+        with self._lock:
+            sessions = self._db.execute("SELECT 1 FROM active_sessions LIMIT 1").fetchone()
+            versions = self._db.execute("SELECT 1 FROM session_versions LIMIT 1").fetchone()
+        return bool(sessions or versions) or self.audit_head()[0] > 1
+
+    def replace_rows(self, rows: Iterable[tuple[str, tuple[Any, ...]]], record: dict[str, Any]) -> None:
+        """Replace the whole state with ``rows`` (a backup's) and append ``store.restored`` with ``record``
+        — in one transaction, then checked as at start. Raises :class:`TamperedError` (and changes nothing)
+        if the rows do not verify under this master key."""
+        with self.transaction():
+            for table in BACKUP_TABLES:
+                self._db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+            self._db.execute("DELETE FROM used_nonces")
+            for table, row in rows:
+                columns = BACKUP_TABLES[table]
+                marks = ", ".join("?" for _ in columns)
+                self._db.execute(
+                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",  # noqa: S608
+                    row,
+                )
+            self._check_integrity()
+            self.audit(RESTORED_EVENT, **record)
 
     # -- nonces -----------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..cas.identity import IdentityError, create_client_identity
 from ..runtime.protocol import ATTESTATION_PORT, CLIENT_PORT
@@ -189,6 +190,15 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "uploads are refused",
     )
     serve.add_argument(
+        "--recovery-key",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PUBLIC.pem",
+        help="seal the master key to this recovery public key (sconify cas recovery-key create), kept in the "
+        "store and in every backup; repeat for several holders. When given, exactly these are kept",
+    )
+    serve.add_argument(
         "--snp-vcek-dir",
         type=Path,
         metavar="DIR",
@@ -214,6 +224,52 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     image.add_argument("--to", dest="target", required=True, metavar="IMAGE", help="where to push the image")
     add_registry_arguments(image)
     image.set_defaults(handler=_image)
+
+    recovery = commands.add_parser("recovery-key", help="recovery keys for the master key")
+    recovery_commands = recovery.add_subparsers(dest="recovery_command", metavar="COMMAND", required=True)
+    recovery_create = recovery_commands.add_parser(
+        "create", help="write DIR/recovery-key.pem (private, mode 600: keep it offline) and its public key"
+    )
+    recovery_create.add_argument("--out", type=Path, required=True, metavar="DIR")
+    recovery_create.set_defaults(handler=_recovery_key_create)
+
+    recover = commands.add_parser(
+        "recover",
+        help="recover the master key with a recovery private key, from the store or a backup",
+        description="Open the master key a CAS sealed to a recovery key (cas serve --recovery-key) and write "
+        "it to a new file, for a new CAS on the same state (--master-key-file).",
+    )
+    recover.add_argument("--recovery-key", type=Path, required=True, metavar="PRIVATE.pem")
+    source = recover.add_mutually_exclusive_group(required=True)
+    source.add_argument("--backup", type=Path, metavar="FILE", help="a backup (sconify cas backup create)")
+    source.add_argument("--data-dir", type=Path, metavar="DIR", help="the data directory of the store")
+    _add_store_argument(recover)
+    recover.add_argument("--out", type=Path, required=True, metavar="FILE", help="the master key (mode 600)")
+    recover.set_defaults(handler=_recover)
+
+    backup = commands.add_parser("backup", help="consistent, encrypted backups of a CAS, taken while it runs")
+    backup_commands = backup.add_subparsers(dest="backup_command", metavar="COMMAND", required=True)
+    backup_create = backup_commands.add_parser("create", help="write a backup of the CAS's state")
+    backup_verify = backup_commands.add_parser("verify", help="check a backup completely")
+    backup_restore = backup_commands.add_parser(
+        "restore", help="replace a CAS's state with a backup's (never a rollback without --allow-rollback)"
+    )
+    for command in (backup_create, backup_verify, backup_restore):
+        command.add_argument("--data-dir", type=Path, required=True, metavar="DIR")
+        command.add_argument("--master-key-file", type=Path)
+    for command in (backup_create, backup_restore):
+        _add_store_argument(command)
+    backup_create.add_argument("--out", type=Path, required=True, metavar="FILE")
+    backup_create.set_defaults(handler=_backup_create)
+    backup_verify.add_argument("backup", type=Path, metavar="FILE")
+    backup_verify.set_defaults(handler=_backup_verify)
+    backup_restore.add_argument("backup", type=Path, metavar="FILE")
+    backup_restore.add_argument(
+        "--allow-rollback",
+        action="store_true",
+        help="restore even if the store went on past the backup, or holds nothing (audit-logged)",
+    )
+    backup_restore.set_defaults(handler=_backup_restore)
 
     audit = commands.add_parser("audit", help="work with the audit log")
     audit_commands = audit.add_subparsers(dest="audit_command", metavar="COMMAND", required=True)
@@ -288,6 +344,7 @@ def _serve(args: argparse.Namespace) -> int:
             hardware,
             limits,
             database=_store_location(args),
+            recovery_keys=[_public_recovery_key(path) for path in args.recovery_key],
             **({"max_stored_bytes": args.max_stored_mib * 2**20} if args.max_stored_mib else {}),
         )
     except (StoreError, DatabaseError, IdentityError) as error:
@@ -332,6 +389,117 @@ def _audit_verify(args: argparse.Namespace) -> int:
     except (StoreError, DatabaseError) as error:
         raise CliError(f"FATAL: {error}", EXIT_INVALID) from None
     print(f"audit log of {args.data_dir}: {count} entries, chain intact")
+    return 0
+
+
+def _public_recovery_key(path: Path) -> Any:
+    from ..cas.recovery import RecoveryError, load_public_key  # noqa: PLC0415
+
+    try:
+        return load_public_key(path)
+    except RecoveryError as error:
+        raise CliError(f"--recovery-key: {error}") from None
+
+
+def _recovery_key_create(args: argparse.Namespace) -> int:
+    from ..cas.recovery import RecoveryError, create_recovery_key  # noqa: PLC0415
+
+    try:
+        files = create_recovery_key(args.out)
+    except RecoveryError as error:
+        raise CliError(str(error)) from None
+    print(f"private key: {files.private} (mode 600; keep it offline, away from the CAS)")
+    print(f"public key: {files.public} (give it to cas serve --recovery-key)")
+    print(f"fingerprint: {files.fingerprint}")
+    return 0
+
+
+def _recover(args: argparse.Namespace) -> int:
+    from ..cas.backup import BackupError, read_header  # noqa: PLC0415
+    from ..cas.database import DatabaseError  # noqa: PLC0415
+    from ..cas.identity import write_private  # noqa: PLC0415
+    from ..cas.recovery import RecoveryError, fingerprint, load_private_key, open_master_key  # noqa: PLC0415
+    from ..cas.store import read_recovery_copies  # noqa: PLC0415
+
+    try:
+        private = load_private_key(args.recovery_key)
+        if args.backup is not None:
+            copies = dict(read_header(args.backup)["recovery"])
+            source = str(args.backup)
+        else:
+            location = _store_location(args)
+            copies = read_recovery_copies(location)
+            source = str(location)
+        name = fingerprint(private.public_key())
+        if name not in copies:
+            raise CliError(f"{source}: holds no master key sealed to recovery key {name[:16]}")
+        master = open_master_key(copies[name], private)
+    except (RecoveryError, BackupError, DatabaseError) as error:
+        raise CliError(str(error)) from None
+    try:
+        write_private(args.out, master.hex().encode() + b"\n")
+    except FileExistsError:
+        raise CliError(f"{args.out}: exists; refusing to overwrite it") from None
+    print(f"master key recovered into {args.out} (mode 600): start the CAS with --master-key-file {args.out}")
+    return 0
+
+
+def _master_key(args: argparse.Namespace) -> bytes:
+    from ..cas.store import StoreError, load_master_key  # noqa: PLC0415
+
+    try:
+        return load_master_key(args.data_dir, args.master_key_file)
+    except StoreError as error:
+        raise CliError(str(error)) from None
+
+
+def _backup_create(args: argparse.Namespace) -> int:
+    from ..cas.backup import BackupError, write_backup  # noqa: PLC0415
+    from ..cas.database import DatabaseError  # noqa: PLC0415
+    from ..cas.store import Store, StoreError  # noqa: PLC0415
+
+    master = _master_key(args)
+    try:
+        store = Store(_store_location(args), master)
+        try:
+            header = write_backup(store, master, args.out)
+        finally:
+            store.close()
+    except (BackupError, StoreError, DatabaseError) as error:
+        raise CliError(str(error)) from None
+    print(f"backup written to {args.out}: up to audit entry {header['audit_head']['seq']}")
+    return 0
+
+
+def _backup_verify(args: argparse.Namespace) -> int:
+    from ..cas.backup import BackupError, verify_backup  # noqa: PLC0415
+    from ..cas.store import StoreError  # noqa: PLC0415
+
+    try:
+        header = verify_backup(args.backup, _master_key(args))
+    except (BackupError, StoreError) as error:
+        raise CliError(f"FATAL: {error}", EXIT_INVALID) from None
+    print(f"backup {args.backup}: up to audit entry {header['audit_head']['seq']}, verified")
+    return 0
+
+
+def _backup_restore(args: argparse.Namespace) -> int:
+    from ..cas.backup import BackupError, restore_backup  # noqa: PLC0415
+    from ..cas.database import DatabaseError  # noqa: PLC0415
+    from ..cas.store import Store, StoreError  # noqa: PLC0415
+
+    master = _master_key(args)
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        store = Store(_store_location(args), master)
+        try:
+            record = restore_backup(args.backup, master, store, args.allow_rollback)
+        finally:
+            store.close()
+    except (BackupError, StoreError, DatabaseError) as error:
+        raise CliError(str(error)) from None
+    rolled = " (a rollback, allowed and audit-logged)" if record["rollback_allowed"] else ""
+    print(f"restored {args.backup}: the store is at the backup's audit entry {record['backup_seq']}{rolled}")
     return 0
 
 
