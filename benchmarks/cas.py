@@ -15,7 +15,12 @@ server is measured rather than a Python load generator; both share this machine'
 - ``tag swap``: each client swaps the tag of its own volume, one generation after another, as a runtime
   does; every request is signed by the runtime key (signatures are made before the run, as Lua cannot).
 
-Run: ``.venv/bin/python benchmarks/cas.py [--seconds 5]``. Not a test: it prints figures.
+Then the stores side by side (``--stores``, default ``sqlite,postgresql,postgresql-2``): the insecure
+attestation and the tag swap on SQLite, on PostgreSQL, and on two replicas sharing one PostgreSQL (the load
+split over both, rates summed), each as a ratio against SQLite in the same run. PostgreSQL is a real server
+started for the run (Debian's ``postgresql``).
+
+Run: ``.venv/bin/python benchmarks/cas.py [--seconds 5] [--stores ...]``. Not a test: it prints figures.
 """
 
 from __future__ import annotations
@@ -47,9 +52,11 @@ from pulumi_sconify.engine.policy import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test harness starts the CAS
+from pulumi_sconify.engine.cas.identity import new_certificate_authority
 from pulumi_sconify.engine.runtime.cas import CasSession
 from tests.cas.cluster import ISSUER, WORKLOAD, Cluster, audience_of
 from tests.cas.harness import RunningCas, identity
+from tests.cas.postgres import PostgresServer
 
 CLIENTS = tuple(int(c) for c in os.environ.get("CAS_BENCH_CLIENTS", "1,16,64").split(","))
 MEASUREMENT = "ab" * 32
@@ -227,6 +234,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--stores", default="sqlite,postgresql,postgresql-2")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed (apt-get install wrk)")
@@ -234,26 +242,162 @@ def main() -> None:
         base = Path(directory)
         cluster = Cluster()
         jwks = cluster.write_jwks(base / "jwks.json")
-        cas = RunningCas(
-            base / "cas",
-            options=[
-                "--kubernetes-issuer",
-                ISSUER,
-                "--kubernetes-jwks",
-                str(jwks),
-                "--credential-lifetime",
-                "3600",
-                # wrk's clients and the probe all come from 127.0.0.1: above the default per-address cap.
-                "--max-connections-per-address",
-                str(max(CLIENTS) + 16),
-                "--attestation-rate",
-                "0",  # this measures the CAS's throughput, not its rate limit
-            ],
-        ).start()
+        options = [
+            "--kubernetes-issuer",
+            ISSUER,
+            "--kubernetes-jwks",
+            str(jwks),
+            "--credential-lifetime",
+            "3600",
+            # wrk's clients and the probe all come from 127.0.0.1: above the default per-address cap.
+            "--max-connections-per-address",
+            str(max(CLIENTS) + 16),
+            "--attestation-rate",
+            "0",  # this measures the CAS's throughput, not its rate limit
+            "--client-rate",
+            "0",
+        ]
+        cas = RunningCas(base / "cas", database=base / "cas" / "cas.db", options=options).start()
         try:
             run(cas, cluster, base, args.seconds)
         finally:
             cas.stop()
+        compare_stores(base, options, args.stores.split(","), args.seconds)
+
+
+def start_store(base: Path, name: str, options: list[str], server: PostgresServer | None) -> list[RunningCas]:
+    """The CAS processes of one store configuration: SQLite, PostgreSQL, or two replicas on PostgreSQL."""
+    if name == "sqlite":
+        return [RunningCas(base / name, database=base / name / "cas.db", options=options).start()]
+    assert server is not None
+    authority = base / f"{name}-ca"
+    authority.mkdir()
+    certificate, key = new_certificate_authority()
+    (authority / "ca.pem").write_bytes(certificate)
+    (authority / "ca-key.pem").write_bytes(key)
+    database = server.new_database()
+    count = 2 if name.endswith("-2") else 1
+    return [
+        RunningCas(
+            base / f"{name}-{index}", database=database, options=[*options, "--ca-dir", str(authority)]
+        ).start(extra_env={"SCONIFY_CAS_MASTER_KEY": "7c" * 32})
+        for index in range(count)
+    ]
+
+
+def compare_stores(base: Path, options: list[str], stores: list[str], seconds: int) -> None:
+    server = PostgresServer().initialise().start() if any(s != "sqlite" for s in stores) else None
+    rates: dict[tuple[str, str, int], float] = {}
+    try:
+        for store in stores:
+            replicas = start_store(base, store, options, server)
+            try:
+                rates.update(store_rates(base / f"{store}-work", store, replicas, seconds))
+            finally:
+                for replica in replicas:
+                    replica.stop()
+    finally:
+        if server is not None:
+            server.remove()
+    print(f"\nstores side by side, {seconds} s per run (rates per second; ratio against sqlite)")
+    print(f"{'clients':>7}  {'workload':<16} " + " ".join(f"{store:>22}" for store in stores))
+    for clients in CLIENTS:
+        for workload in ("attest insecure", "tag swap"):
+            cells = []
+            for store in stores:
+                rate = rates[(store, workload, clients)]
+                ratio = (
+                    rate / rates[("sqlite", workload, clients)]
+                    if ("sqlite", workload, clients) in rates
+                    else 1
+                )
+                cells.append(f"{rate:>13.0f} ({ratio:>5.2f})")
+            print(f"{clients:>7}  {workload:<16} " + " ".join(f"{cell:>22}" for cell in cells))
+
+
+def store_rates(
+    work: Path, store: str, replicas: list[RunningCas], seconds: int
+) -> dict[tuple[str, str, int], float]:
+    """Insecure attestations and tag swaps per second on ``replicas`` (the load split over them)."""
+    work.mkdir()
+    owner = identity(work, "owner")
+    with replicas[0].client(owner) as client:
+        client.post_session(render_session(namespace_session("ns-bench")))
+        client.post_session(policy(sum(CLIENTS)))
+    swapper = replicas[0].runtime(SWAPPER_ID, MEASUREMENT)
+    swapper.attest()
+    credential = swapper.credential
+    assert credential is not None
+    attest_script = work / "attest.lua"
+    attest_script.write_text(
+        ATTEST_SCRIPT
+        % {
+            "config_id": CONFIG_ID,
+            "measurement": MEASUREMENT,
+            "key": "11" * 32,
+            "evidence": json.dumps({"kind": "insecure-software-evidence"}),
+        }
+    )
+    found: dict[tuple[str, str, int], float] = {}
+    offset = 0
+    for clients in CLIENTS:
+        shares = [max(1, clients // len(replicas))] * len(replicas)
+        outputs = _concurrently(
+            [
+                (f"https://{r.attest_address}", share, attest_script)
+                for r, share in zip(replicas, shares, strict=True)
+            ],
+            seconds,
+        )
+        attested = 0
+        for output in outputs:
+            match = re.search(r"ATTESTED (\d+) FAILED (\d+)", output)
+            assert match is not None and match.group(2) == "0", output
+            attested += int(match.group(1))
+        found[(store, "attest insecure", clients)] = attested / seconds
+        loads = []
+        for replica, share in zip(replicas, shares, strict=True):
+            signatures = work / f"signatures-{offset}.txt"
+            presign(
+                swapper,
+                range(offset, offset + share),
+                max(200, int(SWAPS_PER_RUN * seconds / share)),
+                signatures,
+            )
+            script = work / f"swap-{offset}.lua"
+            script.write_text(
+                SWAP_SCRIPT
+                % {
+                    "offset": offset,
+                    "per_thread": share // wrk_threads(share),
+                    "credential": credential,
+                    "signatures": signatures,
+                }
+            )
+            loads.append((f"https://{replica.attest_address}", share, script))
+            offset += share
+        found[(store, "tag swap", clients)] = sum(
+            float(match.group(1))
+            for output in _concurrently(loads, seconds)
+            if (match := _WRK_RATE.search(output))
+        )
+    return found
+
+
+def _concurrently(loads: list[tuple[str, int, Path]], seconds: int) -> list[str]:
+    """One wrk per (url, clients, script), all at once; their outputs."""
+    outputs: list[str] = [""] * len(loads)
+
+    def one(index: int) -> None:
+        url, clients, script = loads[index]
+        outputs[index] = wrk_output(url, clients, seconds, script)
+
+    threads = [threading.Thread(target=one, args=(index,)) for index in range(len(loads))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outputs
 
 
 def attestations(url: str, clients: int, seconds: int, script: Path, probe: CasSession) -> Result:

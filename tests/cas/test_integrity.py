@@ -5,7 +5,6 @@ both stores."""
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 
 import pytest
 
@@ -14,9 +13,10 @@ from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.fspf import AnchorState
 from pulumi_sconify.engine.policy import render_session
 from pulumi_sconify.engine.runtime.cas import VolumeAnchor
-from tests.cas.harness import RunningCas, sconify_executable
+from tests.cas.harness import RunningCas
 from tests.cas.policies import MEASUREMENT, counter, namespace, text
-from tests.cas.postgres import query, store_option
+from tests.cas.postgres import query
+from tests.cas.test_durability import audit_verify
 
 REVOKED = "cd" * 32
 """A measurement the first version of the policy accepts and the second revokes."""
@@ -35,16 +35,6 @@ def refused_start(cas: RunningCas) -> str:
     with pytest.raises(RuntimeError) as failed:
         cas.start()
     return str(failed.value)
-
-
-def audit_verify(cas: RunningCas) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sconify_executable(), "cas", "audit", "verify", str(cas.data_dir), *store_option(cas)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.fixture

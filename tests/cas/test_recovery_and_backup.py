@@ -38,6 +38,11 @@ def tag(generation: int) -> bytes:
     return generation.to_bytes(16, "big")
 
 
+def backup(cas: RunningCas, out: Path) -> None:
+    """A backup of ``cas``'s state, taken with the CLI as an operator does."""
+    ok("cas", "backup", "create", "--data-dir", str(cas.data_dir), *store_option(cas), "--out", str(out))
+
+
 def serving_counter(cas: RunningCas, owner: ClientIdentity, generations: int) -> tuple[str, VolumeAnchor]:
     """The counter's policy in ``cas`` and its volume committed up to ``generations``; returns the
     volume's key and an anchor to go on with."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pulumi_sconify.engine.cas.identity import ClientIdentity, new_certificate_authority
+from pulumi_sconify.engine.cas.identity import load_client_identity, new_certificate_authority
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.fspf import AnchorConflictError, AnchorState
 from pulumi_sconify.engine.policy import render_session
@@ -45,6 +45,13 @@ def replicas(tmp_path: Path) -> Iterator[tuple[RunningCas, RunningCas]]:
             replica.stop()
 
 
+def counter_in(replica: RunningCas, tmp_path: Path) -> str:
+    """The counter's policy, uploaded through ``replica``; returns its hash."""
+    with replica.client(identity(tmp_path, "owner")) as client:
+        client.post_session(namespace())
+        return client.post_session(text(counter()))
+
+
 def status(action: Callable[[], Any]) -> int:
     try:
         action()
@@ -56,10 +63,8 @@ def status(action: Callable[[], Any]) -> int:
 def test_updates_naming_one_predecessor_have_one_winner_across_replicas(
     replicas: tuple[RunningCas, RunningCas], tmp_path: Path
 ) -> None:
-    owner = identity(tmp_path, "owner")
-    with replicas[0].client(owner) as client:
-        client.post_session(namespace())
-        first = client.post_session(text(counter()))
+    first = counter_in(replicas[0], tmp_path)
+    owner = load_client_identity(tmp_path / "owner")
 
     def update(index: int) -> int:
         session = counter(predecessor=first)
@@ -76,10 +81,7 @@ def test_updates_naming_one_predecessor_have_one_winner_across_replicas(
 def test_tag_swaps_from_one_state_have_one_winner_across_replicas(
     replicas: tuple[RunningCas, RunningCas], tmp_path: Path
 ) -> None:
-    owner = identity(tmp_path, "owner")
-    with replicas[0].client(owner) as client:
-        client.post_session(namespace())
-        client.post_session(text(counter()))
+    counter_in(replicas[0], tmp_path)
     runtimes = [replicas[index % 2].runtime() for index in range(RACERS)]  # a connection each
     for runtime in runtimes:
         runtime.attest()
@@ -96,10 +98,7 @@ def test_tag_swaps_from_one_state_have_one_winner_across_replicas(
 def test_a_nonce_of_one_replica_is_good_on_the_other_and_only_once(
     replicas: tuple[RunningCas, RunningCas], tmp_path: Path
 ) -> None:
-    owner = identity(tmp_path, "owner")
-    with replicas[0].client(owner) as client:
-        client.post_session(namespace())
-        client.post_session(text(counter()))
+    counter_in(replicas[0], tmp_path)
     with replicas[0].attestation() as first:
         nonce = first.request("POST", "/v1/attest/nonce", json={"config_id": CONFIG_ID})
     body = {
@@ -121,10 +120,7 @@ def test_a_nonce_of_one_replica_is_good_on_the_other_and_only_once(
 def test_a_credential_of_one_replica_is_honoured_by_the_other(
     replicas: tuple[RunningCas, RunningCas], tmp_path: Path
 ) -> None:
-    owner: ClientIdentity = identity(tmp_path, "owner")
-    with replicas[1].client(owner) as client:
-        client.post_session(namespace())
-        client.post_session(text(counter()))
+    counter_in(replicas[1], tmp_path)
     runtime = replicas[0].runtime()
     runtime.attest()
     runtime.connection = CasConnection(replicas[1].attest_address, replicas[1].ca)  # now the other one
@@ -137,10 +133,7 @@ def test_a_credential_of_one_replica_is_honoured_by_the_other(
 def test_a_restart_of_either_replica_voids_outstanding_nonces_everywhere(
     replicas: tuple[RunningCas, RunningCas], tmp_path: Path
 ) -> None:
-    owner = identity(tmp_path, "owner")
-    with replicas[0].client(owner) as client:
-        client.post_session(namespace())
-        client.post_session(text(counter()))
+    counter_in(replicas[0], tmp_path)
     with replicas[0].attestation() as first:
         nonce = first.request("POST", "/v1/attest/nonce", json={"config_id": CONFIG_ID})
     replicas[1].stop()
