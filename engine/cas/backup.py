@@ -93,20 +93,24 @@ def write_backup(store: Store, master_key: bytes, out: Path) -> dict[str, Any]:
     }
     header = json.dumps(header_fields, sort_keys=True).encode() + b"\n"
     aead = _key(master_key, salt)
+    if out.exists():
+        raise BackupError(f"{out}: exists; refusing to overwrite it")
     partial = out.with_name(out.name + ".partial")
     try:
-        with partial.open("xb") as sink:
+        sink = partial.open("xb")
+    except FileExistsError:
+        raise BackupError(f"{partial}: exists (another backup being written?)") from None
+    try:
+        with sink:
             sink.write(MAGIC + header)
             _write_chunks(sink, aead, header, b"".join(lines))
             sink.flush()
             os.fsync(sink.fileno())
-        if out.exists():
-            raise BackupError(f"{out}: exists; refusing to overwrite it")
-        partial.rename(out)
+        os.link(partial, out)  # never replaces a file that appeared meanwhile
     except FileExistsError:
-        raise BackupError(f"{partial}: exists (another backup is being written?)") from None
+        raise BackupError(f"{out}: exists; refusing to overwrite it") from None
     finally:
-        partial.unlink(missing_ok=True)
+        partial.unlink()
     return header_fields
 
 

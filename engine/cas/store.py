@@ -1,4 +1,4 @@
-"""The CAS's durable state: SQLite in WAL mode with ``synchronous=FULL``.
+"""The CAS's durable state, in SQLite or PostgreSQL (:mod:`.database`: one behaviour on both).
 
 Every change that the API acknowledges (a 201 for a session, a 200 for a volume tag swap) is committed
 — and fsynced — before the answer is sent, so it survives ``kill -9``. Everything secret is encrypted
@@ -8,7 +8,11 @@ FSPF keys), generated secret values, volume keys.
 The audit log lives in the same database and is written in the same transaction as the change it
 records. Each entry carries the HMAC (keyed from the master key) of itself and the previous entry's,
 so editing, deleting or reordering any entry breaks the chain (:meth:`Store.verify_audit`), and
-without the master key the chain cannot be recomputed after an edit.
+without the master key the chain cannot be recomputed after an edit. The chain's head is sealed, the rows
+that say which policy is active and where each volume stands carry MACs, and the rows must equal what the
+log replays to (:mod:`.integrity`): state edited behind the CAS's back is refused at start and on read.
+Used nonces, the nonce epoch, the recovery keys' sealed copies of the master key (:mod:`.recovery`) and
+the audit head live here too; a backup (:mod:`.backup`) holds all but the used nonces.
 """
 
 from __future__ import annotations
@@ -93,6 +97,7 @@ CREATE TABLE IF NOT EXISTS used_nonces (
 CREATE INDEX IF NOT EXISTS used_nonces_by_expiry ON used_nonces (expires);
 """
 _ADDED_COLUMNS = (("active_sessions", "mac"), ("volumes", "mac"))
+"""Columns a database made before they existed gets at start (then sealed: see _check_integrity)."""
 BACKUP_TABLES: dict[str, tuple[str, ...]] = {
     "session_versions": ("name", "hash", "predecessor", "body", "creator", "created"),
     "active_sessions": ("name", "hash", "creator", "mac"),
@@ -103,7 +108,6 @@ BACKUP_TABLES: dict[str, tuple[str, ...]] = {
 }
 """What a backup holds: everything but used nonces."""
 RESTORED_EVENT = "store.restored"
-"""Columns a database made before they existed gets at start (then sealed: see _check_integrity)."""
 
 
 class StoreError(SconifyError):

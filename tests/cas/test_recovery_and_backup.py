@@ -289,3 +289,21 @@ def test_a_damaged_backup_is_refused_by_verify_and_restore(
         "--allow-rollback",
     )
     assert restored.returncode != 0 and message in restored.stderr
+
+
+def test_a_backup_never_overwrites_a_file(cas: RunningCas, tmp_path: Path) -> None:
+    backup(cas, tmp_path / "b")
+    first = (tmp_path / "b").read_bytes()
+    again = sconify(
+        "cas",
+        "backup",
+        "create",
+        "--data-dir",
+        str(cas.data_dir),
+        *store_option(cas),
+        "--out",
+        str(tmp_path / "b"),
+    )
+    assert again.returncode != 0 and "exists; refusing to overwrite it" in again.stderr
+    assert (tmp_path / "b").read_bytes() == first
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("b")) == ["b"]  # no partial left
