@@ -25,6 +25,7 @@ from pulumi_sconify import (
     ExternalCasArgs,
     MinikubeCluster,
     MinikubeClusterArgs,
+    PostgresStore,
     VolumeArgs,
 )
 from pulumi_sconify.components.cas import CasEndpoint
@@ -82,9 +83,20 @@ else:
         ).image
     )
     issuer = config.get("kubernetesIssuer") or DEFAULT_KUBERNETES_ISSUER
+    # The CAS's state: SQLite on its claim unless a PostgreSQL database is given (then replicas).
+    store = (
+        PostgresStore(url=config.require("casStore"), password=config.require_secret("casStorePassword"))
+        if config.get("casStore")
+        else None
+    )
+    durability = {
+        "store": store,
+        "replicas": config.get_int("casReplicas") or 0,
+        "recovery_public_key": config.get("casRecoveryKey"),  # sconify cas recovery-key create
+    }
     if isinstance(cluster, MinikubeCluster):
         exposure = CasDeploymentArgs(
-            image=cas_image, external_host=cluster.node_address, kubernetes_issuer=issuer
+            image=cas_image, external_host=cluster.node_address, kubernetes_issuer=issuer, **durability
         )
     else:
         label = config.get("casDnsLabel") or f"{pulumi.get_project()}-{stack}-cas"
@@ -98,6 +110,7 @@ else:
             placement=cluster.placement,
             kubernetes_issuer=issuer,
             protect=config.get_bool("protectVolumes") or False,  # the CAS's keys decrypt every volume
+            **durability,
         )
     cas = CasDeployment("cas", exposure, opts=in_cluster)
 

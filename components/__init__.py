@@ -12,7 +12,14 @@ Type tokens are ``sconify:index:<Name>``.
 """
 
 from .aks import AksCluster, AksClusterArgs
-from .cas import CasDeployment, CasDeploymentArgs, CasEndpoint, ExternalCas, ExternalCasArgs
+from .cas import (
+    CasDeployment,
+    CasDeploymentArgs,
+    CasEndpoint,
+    ExternalCas,
+    ExternalCasArgs,
+    PostgresStore,
+)
 from .cluster import KubernetesCluster, Placement, StorageProfile
 from .minikube import MinikubeCluster, MinikubeClusterArgs
 from .native_image import DockerfileImage, DockerfileImageArgs
@@ -37,6 +44,7 @@ __all__ = [
     "MinikubeCluster",
     "MinikubeClusterArgs",
     "Placement",
+    "PostgresStore",
     "StorageProfile",
     "VolumeArgs",
 ]

@@ -18,6 +18,7 @@ from .kubernetes import object_resource, pending
 from .naming import Children
 
 CA_DIRECTORY = "/etc/sconify-cas/ca"
+RECOVERY_DIRECTORY = "/etc/sconify-cas/recovery"
 CAS_USER = 10001
 
 
@@ -71,6 +72,26 @@ class ExternalCas(pulumi.ComponentResource):
 
 
 @dataclass(frozen=True, kw_only=True)
+class PostgresStore:
+    """A PostgreSQL database for the CAS's state (instead of SQLite on its claim): what lets it run as
+    replicas, and outlive its pods, disks and zone when the database does (a zone-redundant server)."""
+
+    url: pulumi.Input[str]
+    """``postgresql://user@host:5432/database``, without a password (``?sslmode=require`` for a remote
+    server)."""
+    password: pulumi.Input[str]
+    """The user's password: kept in the CAS's Secret, given to the CAS as ``PGPASSWORD``. Secret."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.url, str):
+            if not self.url.startswith(("postgresql://", "postgres://")):
+                raise ValueError("store.url: expected a postgresql:// URL")
+            userinfo = self.url.split("://", 1)[1].split("@", 1)[0] if "@" in self.url else ""
+            if ":" in userinfo or "password=" in self.url:
+                raise ValueError("store.url: holds a password; give it as store.password (a secret)")
+
+
+@dataclass(frozen=True, kw_only=True)
 class CasDeploymentArgs:
     image: pulumi.Input[str]
     """The CAS image (``sconify cas image`` builds it from this package onto a base image with Python)."""
@@ -101,8 +122,23 @@ class CasDeploymentArgs:
     """Also expose the attestation API outside the cluster (on the client API's Service type). Off: only
     attesting pods in the cluster reach it (a NetworkPolicy admits pods labelled
     ``sconify.io/attests: "true"``, which the services' pods are)."""
+    store: PostgresStore | None = None
+    """Where the CAS keeps its state: None for SQLite on its claim (one pod), or a PostgreSQL database
+    (replicas; see docs/cas.md#replicas)."""
+    replicas: int = 0
+    """CAS pods: 0 for the store's default — 1 on SQLite (one writer), 2 on PostgreSQL, with a
+    PodDisruptionBudget that keeps one up through node drains."""
+    recovery_public_key: pulumi.Input[str] | None = None
+    """An X25519 public key (PEM, ``sconify cas recovery-key create``): the CAS seals its master key to
+    it, so whoever holds the private key can rebuild the CAS (docs/cas.md, the recovery runbook)."""
 
     def __post_init__(self) -> None:
+        if self.replicas < 0:
+            raise ValueError("replicas: 0 (the store's default) or more")
+        if self.store is None and self.replicas > 1:
+            raise ValueError(
+                "replicas: SQLite has one writer; give a PostgresStore for more than one CAS pod"
+            )
         if self.service_type not in ("NodePort", "LoadBalancer"):
             raise ValueError(f"service_type {self.service_type!r}: expected NodePort or LoadBalancer")
         if not 30000 <= self.node_port <= 32767:
@@ -149,14 +185,47 @@ class CasDeployment(pulumi.ComponentResource):
                     "ca.pem": pending("ca"),
                     "ca-key.pem": pending("ca-key"),
                     "master-key": pending("master-key"),
+                    **({"store-password": pending("store-password")} if args.store else {}),
                 },
             },
             {
                 pending("ca"): keys.ca_certificate_pem,
                 pending("ca-key"): keys.ca_key_pem,
                 pending("master-key"): keys.master_key,
+                **(
+                    {pending("store-password"): pulumi.Output.secret(args.store.password)}
+                    if args.store
+                    else {}
+                ),
             },
         )
+        replicas = args.replicas or (2 if args.store else 1)
+        extra: list[pulumi.Resource] = []
+        if args.recovery_public_key is not None:
+            extra.append(
+                object_resource(
+                    *in_namespace("recovery-key"),
+                    {
+                        "apiVersion": "v1",
+                        "kind": "ConfigMap",
+                        "metadata": {**metadata, "name": f"{name}-recovery-key"},
+                        "data": {"recovery-key.pub.pem": pending("recovery-key")},
+                    },
+                    {pending("recovery-key"): args.recovery_public_key},
+                )
+            )
+        if replicas > 1:
+            extra.append(
+                object_resource(
+                    *in_namespace("disruption-budget"),
+                    {
+                        "apiVersion": "policy/v1",
+                        "kind": "PodDisruptionBudget",
+                        "metadata": metadata,
+                        "spec": {"minAvailable": 1, "selector": {"matchLabels": labels}},
+                    },
+                )
+            )
         ports = [
             {"name": "client", "containerPort": CLIENT_PORT},
             {"name": "attestation", "containerPort": ATTESTATION_PORT},
@@ -203,6 +272,10 @@ class CasDeployment(pulumi.ComponentResource):
             "--host", internal_host, "--host", f"{internal_host}.cluster.local",
             "--host", pending("external-host"), "--kubernetes-issuer", pending("issuer"),
         ]  # fmt: skip
+        if args.store is not None:
+            arguments += ["--store", pending("store")]
+        if args.recovery_public_key is not None:
+            arguments += ["--recovery-key", f"{RECOVERY_DIRECTORY}/recovery-key.pub.pem"]
         account = object_resource(
             *in_namespace("service-account"),
             {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata},
@@ -264,7 +337,19 @@ class CasDeployment(pulumi.ComponentResource):
                         {
                             "name": "SCONIFY_CAS_MASTER_KEY",
                             "valueFrom": {"secretKeyRef": {"name": f"{name}-keys", "key": "master-key"}},
-                        }
+                        },
+                        *(
+                            [
+                                {
+                                    "name": "PGPASSWORD",
+                                    "valueFrom": {
+                                        "secretKeyRef": {"name": f"{name}-keys", "key": "store-password"}
+                                    },
+                                }
+                            ]
+                            if args.store
+                            else []
+                        ),
                     ],
                     "ports": ports,
                     "readinessProbe": {"tcpSocket": {"port": "client"}, "periodSeconds": 5},
@@ -276,6 +361,11 @@ class CasDeployment(pulumi.ComponentResource):
                     "volumeMounts": [
                         {"name": "data", "mountPath": DATA_DIRECTORY},
                         {"name": "ca", "mountPath": CA_DIRECTORY, "readOnly": True},
+                        *(
+                            [{"name": "recovery-key", "mountPath": RECOVERY_DIRECTORY, "readOnly": True}]
+                            if args.recovery_public_key is not None
+                            else []
+                        ),
                     ],
                 }
             ],
@@ -290,7 +380,12 @@ class CasDeployment(pulumi.ComponentResource):
                             {"key": "ca-key.pem", "path": "ca-key.pem"},
                         ],
                     },
-                }
+                },
+                *(
+                    [{"name": "recovery-key", "configMap": {"name": f"{name}-recovery-key"}}]
+                    if args.recovery_public_key is not None
+                    else []
+                ),
             ],
         }
         if args.placement.node_selector:
@@ -305,7 +400,8 @@ class CasDeployment(pulumi.ComponentResource):
             claim["storageClassName"] = args.storage_class
         statefulset = object_resource(
             *children(
-                "statefulset", depends_on=[namespace, secret, internal, account, discovery, network_policy]
+                "statefulset",
+                depends_on=[namespace, secret, internal, account, discovery, network_policy, *extra],
             ),
             {
                 "apiVersion": "apps/v1",
@@ -313,7 +409,8 @@ class CasDeployment(pulumi.ComponentResource):
                 "metadata": metadata,
                 "spec": {
                     "serviceName": name,
-                    "replicas": 1,  # one writer of the database; the anchor of every volume lives here
+                    # SQLite: one writer, the anchor of every volume. PostgreSQL: replicas on one database.
+                    "replicas": replicas,
                     "selector": {"matchLabels": labels},
                     "template": {"metadata": {"labels": labels}, "spec": pod},
                     "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": claim}],
@@ -326,6 +423,7 @@ class CasDeployment(pulumi.ComponentResource):
                 pending("image"): args.image,
                 pending("external-host"): args.external_host,
                 pending("issuer"): args.kubernetes_issuer,
+                **({pending("store"): args.store.url} if args.store else {}),
             },
         )
         external = pulumi.Output.from_input(args.external_host)

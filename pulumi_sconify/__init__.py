@@ -36,6 +36,7 @@ if (
         MinikubeCluster as MinikubeCluster,
         MinikubeClusterArgs as MinikubeClusterArgs,
         Placement as Placement,
+        PostgresStore as PostgresStore,
         StorageProfile as StorageProfile,
         VolumeArgs as VolumeArgs,
     )
@@ -64,6 +65,7 @@ _COMPONENTS = (
     "MinikubeCluster",
     "MinikubeClusterArgs",
     "Placement",
+    "PostgresStore",
     "StorageProfile",
     "VolumeArgs",
 )

@@ -19,6 +19,7 @@ from pulumi_sconify import (
     DockerfileImageArgs,
     EncryptedVolumeArgs,
     MinikubeClusterArgs,
+    PostgresStore,
     StorageProfile,
     VolumeArgs,
 )
@@ -136,6 +137,12 @@ def test_tolerations_are_checked_before_anything_is_declared() -> None:
         ),
         (lambda: CasDeploymentArgs(image="i", external_host="h", service_type="Ingress"), "NodePort or"),
         (lambda: CasDeploymentArgs(image="i", external_host="h", node_port=8081), "30000-32767"),
+        (lambda: CasDeploymentArgs(image="i", external_host="h", replicas=2), "SQLite has one writer"),
+        (
+            lambda: PostgresStore(url="postgresql://cas:hunter2@db:5432/cas", password="hunter2"),
+            "holds a password; give it as store.password",
+        ),
+        (lambda: PostgresStore(url="mysql://db/cas", password="p"), "expected a postgresql:// URL"),
         (
             lambda: EncryptedVolumeArgs(
                 claim_name="c",

@@ -13,6 +13,7 @@ import yaml
 from pulumi_sconify.engine.cas.evidence import EvidencePolicy, InsecureSoftwareEvidence, KubernetesEvidence
 from pulumi_sconify.engine.cas.hardware import HardwareTrust, hardware_verifiers
 from pulumi_sconify.engine.cas.identity import cas_audience
+from pulumi_sconify.engine.cas.recovery import create_recovery_key
 from pulumi_sconify.engine.errors import EvidenceRefusedError
 from pulumi_sconify.engine.image.policy import confidential_session
 from pulumi_sconify.engine.policy import AttestationMode, KubernetesIdentity, platforms_from_data
@@ -345,3 +346,46 @@ def test_insecure_evidence_is_an_explicit_input(tmp_path: Path) -> None:
     assert (
         plain(run.by_name("counter-image", "SconifiedImage")["inputs"])["insecure_software_evidence"] is True
     )
+
+
+def test_a_postgresql_store_runs_replicas_with_a_disruption_budget_and_a_recovery_key(tmp_path: Path) -> None:
+    """docs/cas.md#replicas from the stack's configuration: the CAS on PostgreSQL as two pods that keep one
+    up through drains, the password only in the CAS's Secret, the master key sealed to the owner's key."""
+    recovery = create_recovery_key(tmp_path / "owner")
+    url = "postgresql://cas@db.example.com:5432/cas?sslmode=require"
+    (tmp_path / "program").mkdir()
+    program = root_program_copy(tmp_path / "program")
+    _with_config(
+        program,
+        casStore=url,
+        casStorePassword="SECRET-db-password",
+        casRecoveryKey=recovery.public.read_text(),
+    )
+    run = run_program(program, "dev")
+    spec = plain(run.by_name("cas-statefulset")["inputs"])["spec"]
+    assert spec["replicas"] == 2
+    (container,) = spec["template"]["spec"]["containers"]
+    arguments = container["args"]
+    assert arguments[arguments.index("--store") + 1] == url
+    assert (
+        arguments[arguments.index("--recovery-key") + 1] == "/etc/sconify-cas/recovery/recovery-key.pub.pem"
+    )
+    assert {
+        "name": "PGPASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": "sconify-cas-keys", "key": "store-password"}},
+    } in container["env"]
+    budget = plain(run.by_name("cas-disruption-budget")["inputs"])["spec"]
+    assert budget["minAvailable"] == 1
+    assert budget["selector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    key_map = plain(run.by_name("cas-recovery-key")["inputs"])
+    assert key_map["data"]["recovery-key.pub.pem"] == recovery.public.read_text()
+    for registration in run.registrations:
+        assert plaintext_secrets(registration["inputs"]) == [], registration["name"]
+        if registration["type"].startswith("kubernetes:"):
+            kubernetes_validate.validate(plain(registration["inputs"]), KUBERNETES_VERSION, strict=True)
+
+
+def test_sqlite_keeps_one_cas_pod_and_no_budget(baseline: Run) -> None:
+    spec = plain(baseline.by_name("cas-statefulset")["inputs"])["spec"]
+    assert spec["replicas"] == 1 and "--store" not in spec["template"]["spec"]["containers"][0]["args"]
+    assert not baseline.of_type(":PodDisruptionBudget")
