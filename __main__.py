@@ -89,14 +89,16 @@ else:
         if config.get("casStore")
         else None
     )
-    durability = {
-        "store": store,
-        "replicas": config.get_int("casReplicas") or 0,
-        "recovery_public_key": config.get("casRecoveryKey"),  # sconify cas recovery-key create
-    }
+    replicas = config.get_int("casReplicas") or 0
+    recovery_key = config.get("casRecoveryKey")  # the public key of `sconify cas recovery-key create`
     if isinstance(cluster, MinikubeCluster):
         exposure = CasDeploymentArgs(
-            image=cas_image, external_host=cluster.node_address, kubernetes_issuer=issuer, **durability
+            image=cas_image,
+            external_host=cluster.node_address,
+            kubernetes_issuer=issuer,
+            store=store,
+            replicas=replicas,
+            recovery_public_key=recovery_key,
         )
     else:
         label = config.get("casDnsLabel") or f"{pulumi.get_project()}-{stack}-cas"
@@ -110,7 +112,9 @@ else:
             placement=cluster.placement,
             kubernetes_issuer=issuer,
             protect=config.get_bool("protectVolumes") or False,  # the CAS's keys decrypt every volume
-            **durability,
+            store=store,
+            replicas=replicas,
+            recovery_public_key=recovery_key,
         )
     cas = CasDeployment("cas", exposure, opts=in_cluster)
 
