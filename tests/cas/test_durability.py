@@ -61,7 +61,9 @@ def test_acknowledged_writes_survive_kill_9(cas: RunningCas, owner: ClientIdenti
     workers = [threading.Thread(target=create_sessions), threading.Thread(target=swap_tags)]
     for worker in workers:
         worker.start()
-    time.sleep(1.5)
+    deadline = time.monotonic() + 300  # waiting for the burst to be under way; a safety net only
+    while not (len(acknowledged) > 10 and len(swaps) > 10) and time.monotonic() < deadline:
+        time.sleep(0.01)
     cas.stop(signal.SIGKILL)
     stop.set()
     for worker in workers:
