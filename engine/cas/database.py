@@ -186,12 +186,12 @@ class Postgres:
     @contextmanager
     def transaction(self, durable: bool) -> Iterator[None]:
         with self._lock:
-            self.execute("BEGIN")
+            # One round trip for all three (no parameters: the simple query protocol takes several
+            # statements): on a network every round trip is time the CAS's event loop waits.
+            durability = "" if durable else "SET LOCAL synchronous_commit = off; "
+            self.execute(f"BEGIN; {durability}SELECT pg_advisory_xact_lock({_WRITE_LOCK})")
             self._in_transaction = True
             try:
-                if not durable:
-                    self.execute("SET LOCAL synchronous_commit = off")
-                self.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
                 yield
             except BaseException:
                 self._rollback()
