@@ -203,6 +203,28 @@ def presign(runtime: CasSession, volumes: range, generations: int, path: Path) -
                 out.write(f"{volume} {generation} {signature}\n")
 
 
+def swap_script(
+    swapper: CasSession, credential: str, directory: Path, offset: int, clients: int, seconds: int
+) -> Path:
+    """wrk's script for ``clients`` connections swapping volumes ``offset`` and up, with the signatures of
+    every swap it may send (``SWAPS_PER_RUN`` a second at most, and at least 200 per volume)."""
+    signatures = directory / f"signatures-{offset}.txt"
+    presign(
+        swapper, range(offset, offset + clients), max(200, int(SWAPS_PER_RUN * seconds / clients)), signatures
+    )
+    script = directory / f"swap-{offset}.lua"
+    script.write_text(
+        SWAP_SCRIPT
+        % {
+            "offset": offset,
+            "per_thread": clients // wrk_threads(clients),
+            "credential": credential,
+            "signatures": signatures,
+        }
+    )
+    return script
+
+
 @dataclasses.dataclass
 class Result:
     rate: float
@@ -357,23 +379,7 @@ def store_rates(
         found[(store, "attest insecure", clients)] = attested / seconds
         loads = []
         for replica, share in zip(replicas, shares, strict=True):
-            signatures = work / f"signatures-{offset}.txt"
-            presign(
-                swapper,
-                range(offset, offset + share),
-                max(200, int(SWAPS_PER_RUN * seconds / share)),
-                signatures,
-            )
-            script = work / f"swap-{offset}.lua"
-            script.write_text(
-                SWAP_SCRIPT
-                % {
-                    "offset": offset,
-                    "per_thread": share // wrk_threads(share),
-                    "credential": credential,
-                    "signatures": signatures,
-                }
-            )
+            script = swap_script(swapper, credential, work, offset, share, seconds)
             loads.append((f"https://{replica.attest_address}", share, script))
             offset += share
         found[(store, "tag swap", clients)] = sum(
@@ -464,24 +470,12 @@ def run(cas: RunningCas, cluster: Cluster, base: Path, seconds: int) -> None:
         baseline = wrk(f"{url}/health", clients, seconds, None)
         insecure = attestations(url, clients, seconds, scripts["insecure"], probe)
         kubernetes = attestations(url, clients, seconds, scripts["k8s"], probe)
-        signatures = base / f"signatures-{clients}.txt"
-        per_volume = max(200, int(SWAPS_PER_RUN * seconds / clients))
-        presign(swapper, range(offset, offset + clients), per_volume, signatures)
-        swap_script = base / f"swap-{clients}.lua"
-        swap_script.write_text(
-            SWAP_SCRIPT
-            % {
-                "offset": offset,
-                "per_thread": clients // wrk_threads(clients),
-                "credential": credential,
-                "signatures": signatures,
-            }
-        )
+        swap = swap_script(swapper, credential, base, offset, clients, seconds)
         rows = [
             ("/health", baseline),
             ("attest insecure", insecure),
             ("attest k8s", kubernetes),
-            ("tag swap", wrk(url, clients, seconds, swap_script)),
+            ("tag swap", wrk(url, clients, seconds, swap)),
         ]
         for name, result in rows:
             versus_insecure = f"{result.rate / insecure.rate:>11.2f}" if name.startswith("attest") else ""

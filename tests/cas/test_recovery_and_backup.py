@@ -72,16 +72,7 @@ def test_a_cas_deleted_is_rebuilt_from_the_recovery_key_alone(
         tmp_path / "cas", options=["--recovery-key", str(tmp_path / "owner-keys" / "recovery-key.pub.pem")]
     ).start()
     key, _ = serving_counter(cas, owner, generations=3)
-    ok(
-        "cas",
-        "backup",
-        "create",
-        "--data-dir",
-        str(cas.data_dir),
-        *store_option(cas),
-        "--out",
-        str(tmp_path / "b"),
-    )
+    backup(cas, tmp_path / "b")
     cas.stop()
     shutil.rmtree(cas.data_dir)  # the master key, the TLS files — and with SQLite the database — are gone
 
@@ -115,16 +106,7 @@ def test_recovery_needs_the_matching_private_key(tmp_path: Path, owner: ClientId
         tmp_path / "cas", options=["--recovery-key", str(tmp_path / "held/recovery-key.pub.pem")]
     )
     cas.start()
-    ok(
-        "cas",
-        "backup",
-        "create",
-        "--data-dir",
-        str(cas.data_dir),
-        *store_option(cas),
-        "--out",
-        str(tmp_path / "b"),
-    )
+    backup(cas, tmp_path / "b")
     cas.stop()
     refused = sconify(
         "cas", "recover", "--recovery-key", str(tmp_path / "other/recovery-key.pem"),
@@ -153,16 +135,7 @@ def test_a_backup_taken_under_load_restores_on_a_fresh_store(
     worker = threading.Thread(target=swap)
     worker.start()
     try:
-        ok(
-            "cas",
-            "backup",
-            "create",
-            "--data-dir",
-            str(cas.data_dir),
-            *store_option(cas),
-            "--out",
-            str(tmp_path / "b"),
-        )
+        backup(cas, tmp_path / "b")
     finally:
         stop.set()
         worker.join()
@@ -209,16 +182,7 @@ def test_a_restore_older_than_the_latest_commit_is_refused_unless_allowed(
     cas: RunningCas, owner: ClientIdentity, tmp_path: Path
 ) -> None:
     _, anchor = serving_counter(cas, owner, generations=1)
-    ok(
-        "cas",
-        "backup",
-        "create",
-        "--data-dir",
-        str(cas.data_dir),
-        *store_option(cas),
-        "--out",
-        str(tmp_path / "b"),
-    )
+    backup(cas, tmp_path / "b")
     anchor.compare_and_swap("V1", AnchorState(1, tag(1)), AnchorState(2, tag(2)))
     cas.stop()
     restore = [
@@ -263,26 +227,17 @@ def test_a_damaged_backup_is_refused_by_verify_and_restore(
     cas: RunningCas, owner: ClientIdentity, tmp_path: Path, damage: object, message: str
 ) -> None:
     serving_counter(cas, owner, generations=1)
-    ok(
-        "cas",
-        "backup",
-        "create",
-        "--data-dir",
-        str(cas.data_dir),
-        *store_option(cas),
-        "--out",
-        str(tmp_path / "b"),
-    )
+    backup(cas, tmp_path / "b")
     cas.stop()
-    backup = tmp_path / "b"
-    backup.write_bytes(damage(backup.read_bytes()))  # type: ignore[operator]
-    verified = sconify("cas", "backup", "verify", str(backup), "--data-dir", str(cas.data_dir))
+    damaged = tmp_path / "b"
+    damaged.write_bytes(damage(damaged.read_bytes()))  # type: ignore[operator]
+    verified = sconify("cas", "backup", "verify", str(damaged), "--data-dir", str(cas.data_dir))
     assert verified.returncode != 0 and message in verified.stderr
     restored = sconify(
         "cas",
         "backup",
         "restore",
-        str(backup),
+        str(damaged),
         "--data-dir",
         str(cas.data_dir),
         *store_option(cas),

@@ -52,6 +52,24 @@ def counter_in(replica: RunningCas, tmp_path: Path) -> str:
         return client.post_session(text(counter()))
 
 
+def assert_one_winner(racer: Callable[[int], int]) -> None:
+    """Run :data:`RACERS` racers at once: exactly one succeeds, every other is told of a conflict."""
+    with ThreadPoolExecutor(RACERS) as pool:
+        statuses = list(pool.map(racer, range(RACERS)))
+    assert statuses.count(200) == 1 and statuses.count(409) == RACERS - 1
+
+
+def attestation_body(nonce: str) -> dict[str, Any]:
+    """An attestation of the counter with ``nonce`` and self-reported evidence (its policy accepts it)."""
+    return {
+        "config_id": CONFIG_ID,
+        "measurement": "ab" * 32,
+        "nonce": nonce,
+        "runtime_key": "ab" * 32,
+        "evidence": {"kind": "insecure-software-evidence"},
+    }
+
+
 def status(action: Callable[[], Any]) -> int:
     try:
         action()
@@ -73,9 +91,7 @@ def test_updates_naming_one_predecessor_have_one_winner_across_replicas(
         with replicas[index % 2].client(owner) as client:
             return status(lambda: client.post_session(body))
 
-    with ThreadPoolExecutor(RACERS) as pool:
-        statuses = list(pool.map(update, range(RACERS)))
-    assert statuses.count(200) == 1 and statuses.count(409) == RACERS - 1
+    assert_one_winner(update)
 
 
 def test_tag_swaps_from_one_state_have_one_winner_across_replicas(
@@ -90,9 +106,7 @@ def test_tag_swaps_from_one_state_have_one_winner_across_replicas(
         anchor = VolumeAnchor(runtimes[index])
         return status(lambda: anchor.compare_and_swap("V1", None, AnchorState(1, index.to_bytes(16, "big"))))
 
-    with ThreadPoolExecutor(RACERS) as pool:
-        statuses = list(pool.map(swap, range(RACERS)))
-    assert statuses.count(200) == 1 and statuses.count(409) == RACERS - 1
+    assert_one_winner(swap)
 
 
 def test_a_nonce_of_one_replica_is_good_on_the_other_and_only_once(
@@ -101,13 +115,7 @@ def test_a_nonce_of_one_replica_is_good_on_the_other_and_only_once(
     counter_in(replicas[0], tmp_path)
     with replicas[0].attestation() as first:
         nonce = first.request("POST", "/v1/attest/nonce", json={"config_id": CONFIG_ID})
-    body = {
-        "config_id": CONFIG_ID,
-        "measurement": "ab" * 32,
-        "nonce": nonce["nonce"],
-        "runtime_key": "ab" * 32,
-        "evidence": {"kind": "insecure-software-evidence"},
-    }
+    body = attestation_body(nonce["nonce"])
     with replicas[1].attestation() as second:
         granted = second.request("POST", "/v1/attest", json=body)
     assert granted["service"] == "python-service"
@@ -138,13 +146,7 @@ def test_a_restart_of_either_replica_voids_outstanding_nonces_everywhere(
         nonce = first.request("POST", "/v1/attest/nonce", json={"config_id": CONFIG_ID})
     replicas[1].stop()
     replicas[1].start(extra_env={"SCONIFY_CAS_MASTER_KEY": MASTER_KEY})
-    body = {
-        "config_id": CONFIG_ID,
-        "measurement": "ab" * 32,
-        "nonce": nonce["nonce"],
-        "runtime_key": "ab" * 32,
-        "evidence": {"kind": "insecure-software-evidence"},
-    }
+    body = attestation_body(nonce["nonce"])
     with replicas[0].attestation() as again, pytest.raises(CasError) as refused:
         again.request("POST", "/v1/attest", json=body)
     assert "issued before the CAS restarted" in refused.value.message
