@@ -15,6 +15,8 @@ import pulumi
 from pulumi_sconify import (
     AksCluster,
     AksClusterArgs,
+    AzurePostgres,
+    AzurePostgresArgs,
     CasDeployment,
     CasDeploymentArgs,
     ConfidentialStatefulService,
@@ -23,6 +25,8 @@ from pulumi_sconify import (
     DockerfileImageArgs,
     ExternalCas,
     ExternalCasArgs,
+    InClusterPostgres,
+    InClusterPostgresArgs,
     MinikubeCluster,
     MinikubeClusterArgs,
     PostgresStore,
@@ -83,14 +87,36 @@ else:
         ).image
     )
     issuer = config.get("kubernetesIssuer") or DEFAULT_KUBERNETES_ISSUER
-    # The CAS's state: SQLite on its claim unless a PostgreSQL database is given (then replicas).
-    store = (
-        PostgresStore(url=config.require("casStore"), password=config.require_secret("casStorePassword"))
-        if config.get("casStore")
-        else None
-    )
+    # The CAS's state (docs/cas.md#stores): SQLite on its claim (one pod), or PostgreSQL — in the cluster,
+    # Azure's zone-redundant flexible server (the AKS default), or a database given by URL — with replicas.
+    store_kind = config.get("casStore") or ("azure" if isinstance(cluster, AksCluster) else "sqlite")
+    store: PostgresStore | None = None
+    if store_kind == "in-cluster":
+        store = InClusterPostgres(
+            "cas-store", InClusterPostgresArgs(placement=cluster.placement), opts=in_cluster
+        ).store
+    elif store_kind == "azure":
+        if not isinstance(cluster, AksCluster):
+            raise ValueError("casStore azure: needs the aks platform (Azure's PostgreSQL in its network)")
+        store = AzurePostgres(
+            "cas-store",
+            AzurePostgresArgs(
+                network=cluster.database_network, protect=config.get_bool("protectVolumes") or False
+            ),
+        ).store
+    elif store_kind.startswith(("postgresql://", "postgres://")):
+        store = PostgresStore(
+            url=store_kind,
+            password=config.require_secret("casStorePassword"),
+            ca_certificate=config.get("casStoreCa"),
+        )
+    elif store_kind != "sqlite":
+        raise ValueError(
+            f"casStore {store_kind!r}: expected sqlite, in-cluster, azure or a postgresql:// URL"
+        )
     replicas = config.get_int("casReplicas") or 0
-    recovery_key = config.get("casRecoveryKey")  # the public key of `sconify cas recovery-key create`
+    # The owner's public key (`sconify cas recovery-key create`); without one Pulumi makes the key pair.
+    recovery_key = config.get("casRecoveryKey")
     if isinstance(cluster, MinikubeCluster):
         exposure = CasDeploymentArgs(
             image=cas_image,
@@ -163,6 +189,9 @@ pulumi.export("platform", platform)
 pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("casAddress", cas.address)
 pulumi.export("casCaCertificate", cas.ca_certificate)
+if isinstance(cas, CasDeployment) and cas.recovery_private_key is not None:
+    # Secret. Keep a copy offline: `pulumi stack output casRecoveryKey --show-secrets` (docs/cas.md).
+    pulumi.export("casRecoveryKey", cas.recovery_private_key)
 pulumi.export("image", counter.image)
 pulumi.export("mrenclave", counter.mrenclave)
 pulumi.export("session", counter.session_name)

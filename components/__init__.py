@@ -7,28 +7,34 @@ Type tokens are ``sconify:index:<Name>``.
 - :class:`ConfidentialStatefulService` — native image in, confidential workload with volumes out;
 - :class:`EncryptedVolume` — the claim holding one policy volume's ciphertext;
 - :class:`CasDeployment` / :class:`ExternalCas` — where services attest;
+- :class:`InClusterPostgres` / :class:`AzurePostgres` — the CAS's database (dev / production), giving a
+  :class:`PostgresStore`;
 - :class:`MinikubeCluster` / :class:`AksCluster` — the dev and production platforms;
 - :class:`DockerfileImage` — the native image, built locally from a Dockerfile.
 """
 
 from .aks import AksCluster, AksClusterArgs
+from .azure_postgres import AzureDatabaseNetwork, AzurePostgres, AzurePostgresArgs
 from .cas import (
     CasDeployment,
     CasDeploymentArgs,
     CasEndpoint,
     ExternalCas,
     ExternalCasArgs,
-    PostgresStore,
 )
 from .cluster import KubernetesCluster, Placement, StorageProfile
 from .minikube import MinikubeCluster, MinikubeClusterArgs
 from .native_image import DockerfileImage, DockerfileImageArgs
+from .postgres import InClusterPostgres, InClusterPostgresArgs, PostgresStore
 from .service import ConfidentialStatefulService, ConfidentialStatefulServiceArgs, VolumeArgs
 from .volume import EncryptedVolume, EncryptedVolumeArgs
 
 __all__ = [
     "AksCluster",
     "AksClusterArgs",
+    "AzureDatabaseNetwork",
+    "AzurePostgres",
+    "AzurePostgresArgs",
     "CasDeployment",
     "CasDeploymentArgs",
     "CasEndpoint",
@@ -40,6 +46,8 @@ __all__ = [
     "EncryptedVolumeArgs",
     "ExternalCas",
     "ExternalCasArgs",
+    "InClusterPostgres",
+    "InClusterPostgresArgs",
     "KubernetesCluster",
     "MinikubeCluster",
     "MinikubeClusterArgs",

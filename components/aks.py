@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -13,6 +14,7 @@ import pulumi
 import pulumi_azure_native as azure
 import pulumi_kubernetes as k8s
 
+from .azure_postgres import AzureDatabaseNetwork
 from .cluster import Placement, StorageProfile
 from .kubernetes import object_resource
 from .naming import Children
@@ -30,6 +32,14 @@ DEFAULT_VM_SIZES = {"sgx": "Standard_DC4s_v3", "cvm": "Standard_DC4as_v5"}
 VTPM_DOMAIN = "sconify.io"
 VTPM_RESOURCE = f"{VTPM_DOMAIN}/tpmrm0"
 """The extended resource that gives a container the confidential VM's vTPM (``/dev/tpmrm0``)."""
+NETWORK_CONTRIBUTOR_ROLE = "4d97b98b-1d4f-4787-a291-c67834d212e7"
+"""Azure's built-in Network Contributor role: what AKS's identity needs on a subnet it did not make."""
+POD_CIDR = "10.244.0.0/16"
+SERVICE_CIDR = "10.0.0.0/16"
+DNS_SERVICE_IP = "10.0.0.10"
+"""Azure CNI overlay: pods and services get addresses outside the virtual network, which they must not
+overlap."""
+POSTGRES_DELEGATION = "Microsoft.DBforPostgreSQL/flexibleServers"
 DEVICE_PLUGIN_IMAGE = "docker.io/squat/generic-device-plugin:latest"
 """squat/generic-device-plugin, which advertises the vTPM as :data:`VTPM_RESOURCE` so that pods get the
 device without running privileged. Named by its ``latest`` tag here (this project cannot resolve the
@@ -59,6 +69,15 @@ class AksClusterArgs:
     """Create an Azure Container Registry the cluster may pull from (AcrPull for its kubelet identity)."""
     resource_group_name: str | None = None
     """An existing resource group; a new one is created when None."""
+    zones: tuple[str, ...] = ("1", "2", "3")
+    """The availability zones both node pools span (and a zone-redundant database uses): what lets the
+    CAS and the services survive a zone. Empty for a region without zones (the confidential VM size must
+    be offered in every zone named). Changing it replaces the pools."""
+    address_space: str = "10.240.0.0/16"
+    """The cluster's virtual network; its node subnet and database subnet are cut from it."""
+    node_subnet: str = "10.240.0.0/20"
+    database_subnet: str = "10.240.16.0/24"
+    """Delegated to Azure Database for PostgreSQL (:class:`~.azure_postgres.AzurePostgres`)."""
 
     def __post_init__(self) -> None:
         pattern = POOL_SIZES.get(self.confidential_pool)
@@ -73,11 +92,56 @@ class AksClusterArgs:
             )
         if self.confidential_node_count < 1 or self.system_node_count < 1:
             raise ValueError("node counts: at least 1")
+        if any(zone not in ("1", "2", "3") for zone in self.zones) or len(set(self.zones)) != len(self.zones):
+            raise ValueError(f'zones {list(self.zones)}: distinct Azure availability zones, "1" to "3"')
+        _check_network(
+            self.address_space, {"node_subnet": self.node_subnet, "database_subnet": self.database_subnet}
+        )
+
+
+def _check_network(address_space: str, subnets: dict[str, str]) -> None:
+    """Subnets inside the address space, apart from each other and from the overlay's pod and service
+    ranges (an overlap is refused by Azure only after minutes of ``pulumi up``)."""
+    try:
+        space = ipaddress.ip_network(address_space)
+        ranges = {name: ipaddress.ip_network(text) for name, text in subnets.items()}
+    except ValueError as error:
+        raise ValueError(f"network: {error}") from None
+    reserved = {
+        "the pod range": ipaddress.ip_network(POD_CIDR),
+        "the service range": ipaddress.ip_network(SERVICE_CIDR),
+    }
+    for name, subnet in ranges.items():
+        if not subnet.subnet_of(space):  # type: ignore[arg-type]
+            raise ValueError(f"{name} {subnet}: not inside address_space {space}")
+    for name, subnet in ranges.items():
+        for other, taken in [*((n, r) for n, r in ranges.items() if n > name), *reserved.items()]:
+            if subnet.overlaps(taken):
+                raise ValueError(f"{name} {subnet}: overlaps {other} ({taken})")
+    for what, taken in reserved.items():
+        if space.overlaps(taken):
+            raise ValueError(f"address_space {space}: overlaps {what} ({taken})")
 
 
 def _docker_config(server: str, username: str, password: str) -> str:
     auth = base64.b64encode(f"{username}:{password}".encode()).decode()
     return json.dumps({"auths": {server: {"auth": auth}}})
+
+
+def _role(role: str) -> pulumi.Output[str]:
+    """The ARM id of a built-in role in the current subscription."""
+    subscription = azure.authorization.get_client_config_output().subscription_id
+    return subscription.apply(
+        lambda sub: f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{role}"
+    )
+
+
+def _cluster_identity(identity: Mapping[str, Any] | None) -> str:
+    """The object id of the cluster's own (system-assigned) identity."""
+    principal = (identity or {}).get("principal_id")
+    if not principal:
+        raise ValueError("the managed cluster reports no identity: cannot grant it its subnet")
+    return str(principal)
 
 
 def _kubelet_identity(profile: Mapping[str, Any] | None) -> str:
@@ -105,6 +169,9 @@ class AksCluster(pulumi.ComponentResource):
     provider: k8s.Provider
     storage = StorageProfile(storage_class="azurefile-csi", access_mode="ReadWriteMany")
     placement: Placement
+    database_network: AzureDatabaseNetwork
+    """Where :class:`~.azure_postgres.AzurePostgres` puts the CAS's database: a delegated subnet and a
+    private DNS zone of the cluster's network."""
 
     def __init__(
         self, resource_name: str, args: AksClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -119,6 +186,7 @@ class AksCluster(pulumi.ComponentResource):
         else:
             group = pulumi.Output.from_input(args.resource_group_name)
         taint = f"{CONFIDENTIAL_LABEL}=true:NoSchedule"
+        nodes = self._network(group, args)
         containerservice = azure.containerservice
         addons: dict[str, containerservice.ManagedClusterAddonProfileArgs] = {}
         if args.confidential_pool == "sgx":
@@ -142,6 +210,8 @@ class AksCluster(pulumi.ComponentResource):
                     count=args.system_node_count,
                     vm_size=args.system_vm_size,
                     os_type="Linux",
+                    vnet_subnet_id=nodes.id,
+                    availability_zones=list(args.zones) or None,
                 ),
                 containerservice.ManagedClusterAgentPoolProfileArgs(
                     name="confidential",
@@ -151,13 +221,37 @@ class AksCluster(pulumi.ComponentResource):
                     os_type="Linux",
                     node_labels={CONFIDENTIAL_LABEL: "true"},
                     node_taints=[taint],
+                    vnet_subnet_id=nodes.id,
+                    availability_zones=list(args.zones) or None,
                 ),
             ],
+            # Azure CNI overlay with Cilium: NetworkPolicies are enforced (the CAS's attestation port is
+            # closed to all but attesting pods, its database to all but the CAS); without a policy
+            # engine AKS would accept them and enforce nothing.
+            network_profile=containerservice.ContainerServiceNetworkProfileArgs(
+                network_plugin="azure",
+                network_plugin_mode="overlay",
+                network_dataplane="cilium",
+                network_policy="cilium",
+                pod_cidr=POD_CIDR,
+                service_cidr=SERVICE_CIDR,
+                dns_service_ip=DNS_SERVICE_IP,
+            ),
             addon_profiles=addons,
             opts=children.options("cluster"),
         )
         self.cluster_name = cluster.name
         self.resource_group_name = group
+        # AKS's own identity manages the load balancer's and the nodes' addresses in a subnet it did not
+        # make (the CLI grants this itself; an ARM deployment must).
+        azure.authorization.RoleAssignment(
+            children.name("cluster-network-contributor"),
+            principal_id=cluster.identity.apply(_cluster_identity),
+            principal_type="ServicePrincipal",
+            role_definition_id=_role(NETWORK_CONTRIBUTOR_ROLE),
+            scope=nodes.id,
+            opts=children.options("cluster-network-contributor"),
+        )
         # Output types are dicts keyed by their Python names: ["value"] reads typed and plain results alike.
         credentials = azure.containerservice.list_managed_cluster_user_credentials_output(
             resource_group_name=group, resource_name=cluster.name
@@ -204,16 +298,11 @@ class AksCluster(pulumi.ComponentResource):
             admin_user_enabled=True,
             opts=children.options("registry"),
         )
-        subscription = azure.authorization.get_client_config_output().subscription_id
         azure.authorization.RoleAssignment(
             children.name("kubelet-acr-pull"),
             principal_id=cluster.identity_profile.apply(_kubelet_identity),
             principal_type="ServicePrincipal",
-            role_definition_id=subscription.apply(
-                lambda sub: (
-                    f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{ACR_PULL_ROLE}"
-                )
-            ),
+            role_definition_id=_role(ACR_PULL_ROLE),
             scope=registry.id,
             opts=children.options("kubelet-acr-pull"),
         )
@@ -226,6 +315,60 @@ class AksCluster(pulumi.ComponentResource):
                 lambda parts: _docker_config(parts[0], parts[1], parts[2][0]["value"])
             )
         )
+
+    def _network(self, group: pulumi.Output[str], args: AksClusterArgs) -> azure.network.Subnet:
+        """The cluster's virtual network: the nodes' subnet (returned), and a subnet delegated to Azure
+        Database for PostgreSQL with the private DNS zone its servers are named in."""
+        children = self._children
+        network = azure.network.VirtualNetwork(
+            children.name("network"),
+            resource_group_name=group,
+            location=args.location,
+            address_space=azure.network.AddressSpaceArgs(address_prefixes=[args.address_space]),
+            opts=children.options("network"),
+        )
+        nodes = azure.network.Subnet(
+            children.name("nodes"),
+            resource_group_name=group,
+            virtual_network_name=network.name,
+            address_prefix=args.node_subnet,
+            opts=children.options("nodes"),
+        )
+        databases = azure.network.Subnet(
+            children.name("databases"),
+            resource_group_name=group,
+            virtual_network_name=network.name,
+            address_prefix=args.database_subnet,
+            delegations=[azure.network.DelegationArgs(name="postgres", service_name=POSTGRES_DELEGATION)],
+            opts=children.options("databases", depends_on=[nodes]),  # Azure changes one subnet at a time
+        )
+        # A flexible server's private zone must end in ".postgres.database.azure.com"; one per stack.
+        prefix = re.sub(r"[^a-z0-9-]", "-", f"{pulumi.get_project()}-{pulumi.get_stack()}".lower())[:50]
+        zone = azure.privatedns.PrivateZone(
+            children.name("database-dns"),
+            resource_group_name=group,
+            location="global",
+            private_zone_name=f"{prefix}.private.postgres.database.azure.com",
+            opts=children.options("database-dns"),
+        )
+        link = azure.privatedns.VirtualNetworkLink(
+            children.name("database-dns-link"),
+            resource_group_name=group,
+            location="global",
+            private_zone_name=zone.name,
+            virtual_network=azure.privatedns.SubResourceArgs(id=network.id),
+            registration_enabled=False,
+            opts=children.options("database-dns-link"),
+        )
+        self.database_network = AzureDatabaseNetwork(
+            resource_group_name=group,
+            location=args.location,
+            subnet_id=databases.id,
+            # The server may be created only once its zone resolves in the network.
+            private_dns_zone_id=pulumi.Output.all(zone.id, link.id).apply(lambda ids: ids[0]),
+            zones=tuple(args.zones),
+        )
+        return nodes
 
     def _vtpm_device_plugin(self, image: str) -> None:
         """The vTPM of each confidential node, offered to pods as :data:`VTPM_RESOURCE`.

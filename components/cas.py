@@ -12,13 +12,16 @@ from ..engine.chart.objects import ATTESTS_LABEL
 from ..engine.image.cas_image import DATA_DIRECTORY, STATE_DIRECTORY
 from ..engine.policy import DEFAULT_KUBERNETES_ISSUER
 from ..engine.runtime.protocol import ATTESTATION_PORT, CLIENT_PORT
-from ..provider.resources import CasKeys
+from ..provider.resources import CasKeys, CasRecoveryKey
 from .cluster import Placement
 from .kubernetes import object_resource, pending
 from .naming import Children
+from .postgres import CAS_POD_LABELS, PostgresStore
 
 CA_DIRECTORY = "/etc/sconify-cas/ca"
 RECOVERY_DIRECTORY = "/etc/sconify-cas/recovery"
+STORE_CA_DIRECTORY = "/etc/sconify-cas/store-ca"
+ZONE_LABEL = "topology.kubernetes.io/zone"
 CAS_USER = 10001
 
 
@@ -72,26 +75,6 @@ class ExternalCas(pulumi.ComponentResource):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PostgresStore:
-    """A PostgreSQL database for the CAS's state (instead of SQLite on its claim): what lets it run as
-    replicas, and outlive its pods, disks and zone when the database does (a zone-redundant server)."""
-
-    url: pulumi.Input[str]
-    """``postgresql://user@host:5432/database``, without a password (``?sslmode=require`` for a remote
-    server)."""
-    password: pulumi.Input[str]
-    """The user's password: kept in the CAS's Secret, given to the CAS as ``PGPASSWORD``. Secret."""
-
-    def __post_init__(self) -> None:
-        if isinstance(self.url, str):
-            if not self.url.startswith(("postgresql://", "postgres://")):
-                raise ValueError("store.url: expected a postgresql:// URL")
-            userinfo = self.url.split("://", 1)[1].split("@", 1)[0] if "@" in self.url else ""
-            if ":" in userinfo or "password=" in self.url:
-                raise ValueError("store.url: holds a password; give it as store.password (a secret)")
-
-
-@dataclass(frozen=True, kw_only=True)
 class CasDeploymentArgs:
     image: pulumi.Input[str]
     """The CAS image (``sconify cas image`` builds it from this package onto a base image with Python)."""
@@ -107,14 +90,17 @@ class CasDeploymentArgs:
     service_annotations: dict[str, str] = field(default_factory=dict)
     """Annotations of the exposed Service, e.g. ``service.beta.kubernetes.io/azure-dns-label-name``."""
     storage_class: str = ""
-    """The claim of the CAS database: block storage (SQLite wants it), empty for the cluster default."""
+    """The claim of the CAS database on SQLite: block storage (SQLite wants it), empty for the cluster
+    default. A CAS on PostgreSQL has no claim."""
     storage_size: str = "1Gi"
+    """The claim's size (SQLite only)."""
     placement: Placement = field(default_factory=Placement)
     """Where the CAS pod runs: it holds every service's secrets, so the confidential pool if any."""
     protect: bool = False
-    """Pulumi refuses to delete the CAS's keys, and its database claim is kept when the StatefulSet goes
-    (production): the master key and the database hold every volume's key and latest state, so losing them
-    makes every volume unreadable. Lift the protection (``pulumi state unprotect``) to really delete."""
+    """Pulumi refuses to delete the CAS's keys and the recovery key it made (production): the master key
+    and the database hold every volume's key and latest state, so losing them makes every volume
+    unreadable. Lift the protection (``pulumi state unprotect``) to really delete. The SQLite claim
+    outlives the StatefulSet in any case."""
     kubernetes_issuer: pulumi.Input[str] = DEFAULT_KUBERNETES_ISSUER
     """The cluster's service-account issuer, whose tokens the CAS accepts as evidence. It reads the
     issuer's keys from ``<issuer>/openid/v1/jwks`` with its own service-account token."""
@@ -124,13 +110,17 @@ class CasDeploymentArgs:
     ``sconify.io/attests: "true"``, which the services' pods are)."""
     store: PostgresStore | None = None
     """Where the CAS keeps its state: None for SQLite on its claim (one pod), or a PostgreSQL database
-    (replicas; see docs/cas.md#replicas)."""
+    (:class:`~.postgres.InClusterPostgres`, :class:`~.azure_postgres.AzurePostgres`, or one given) —
+    then the CAS runs as replicas spread over zones, with no claim of its own (docs/cas.md#replicas)."""
     replicas: int = 0
     """CAS pods: 0 for the store's default — 1 on SQLite (one writer), 2 on PostgreSQL, with a
     PodDisruptionBudget that keeps one up through node drains."""
     recovery_public_key: pulumi.Input[str] | None = None
-    """An X25519 public key (PEM, ``sconify cas recovery-key create``): the CAS seals its master key to
-    it, so whoever holds the private key can rebuild the CAS (docs/cas.md, the recovery runbook)."""
+    """An X25519 public key (PEM) the CAS seals its master key to, so whoever holds the private key can
+    rebuild the CAS (docs/cas.md, the recovery runbook). None: Pulumi makes the key pair
+    (:class:`CasRecoveryKey`, protected with :attr:`protect`) and the private key is the secret output
+    ``recovery_private_key``. Give your own (``sconify cas recovery-key create``) to keep the private key
+    out of Pulumi's state."""
 
     def __post_init__(self) -> None:
         if self.replicas < 0:
@@ -154,6 +144,11 @@ class CasDeployment(pulumi.ComponentResource):
     attestation_address: pulumi.Output[str]
     ca_certificate: pulumi.Output[str]
     namespace: str
+    recovery_public_key: pulumi.Output[str]
+    """The public key the CAS seals its master key to."""
+    recovery_private_key: pulumi.Output[str] | None
+    """The recovery private key that Pulumi made (PKCS#8 PEM), None when a public key was given. Secret:
+    export it to offline storage (``pulumi stack output ... --show-secrets``)."""
 
     def __init__(
         self, resource_name: str, args: CasDeploymentArgs, opts: pulumi.ResourceOptions | None = None
@@ -163,8 +158,17 @@ class CasDeployment(pulumi.ComponentResource):
         name = "sconify-cas"
         self.namespace = args.namespace
         internal_host = f"{name}.{args.namespace}.svc"
-        labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": resource_name}
+        labels = {**CAS_POD_LABELS, "app.kubernetes.io/instance": resource_name}
         keys = CasKeys(children.name("keys"), opts=children.options("keys", protect=args.protect or None))
+        if args.recovery_public_key is None:
+            recovery = CasRecoveryKey(
+                children.name("recovery"), opts=children.options("recovery", protect=args.protect or None)
+            )
+            self.recovery_public_key = recovery.public_key_pem
+            self.recovery_private_key = recovery.private_key_pem
+        else:
+            self.recovery_public_key = pulumi.Output.from_input(args.recovery_public_key)
+            self.recovery_private_key = None
         namespace = object_resource(
             *children("namespace"),
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": args.namespace}},
@@ -200,18 +204,30 @@ class CasDeployment(pulumi.ComponentResource):
             },
         )
         replicas = args.replicas or (2 if args.store else 1)
-        extra: list[pulumi.Resource] = []
-        if args.recovery_public_key is not None:
+        store_ca = args.store.ca_certificate if args.store else None
+        extra: list[pulumi.Resource] = [
+            object_resource(
+                *in_namespace("recovery-key"),
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {**metadata, "name": f"{name}-recovery-key"},
+                    "data": {"recovery-key.pub.pem": pending("recovery-key")},
+                },
+                {pending("recovery-key"): self.recovery_public_key},
+            )
+        ]
+        if store_ca is not None:
             extra.append(
                 object_resource(
-                    *in_namespace("recovery-key"),
+                    *in_namespace("store-ca"),
                     {
                         "apiVersion": "v1",
                         "kind": "ConfigMap",
-                        "metadata": {**metadata, "name": f"{name}-recovery-key"},
-                        "data": {"recovery-key.pub.pem": pending("recovery-key")},
+                        "metadata": {**metadata, "name": f"{name}-store-ca"},
+                        "data": {"ca.pem": pending("store-ca")},
                     },
-                    {pending("recovery-key"): args.recovery_public_key},
+                    {pending("store-ca"): store_ca},
                 )
             )
         if replicas > 1:
@@ -274,8 +290,7 @@ class CasDeployment(pulumi.ComponentResource):
         ]  # fmt: skip
         if args.store is not None:
             arguments += ["--store", pending("store")]
-        if args.recovery_public_key is not None:
-            arguments += ["--recovery-key", f"{RECOVERY_DIRECTORY}/recovery-key.pub.pem"]
+        arguments += ["--recovery-key", f"{RECOVERY_DIRECTORY}/recovery-key.pub.pem"]
         account = object_resource(
             *in_namespace("service-account"),
             {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata},
@@ -318,6 +333,42 @@ class CasDeployment(pulumi.ComponentResource):
                 },
             },
         )
+
+        def from_keys(variable: str, key: str) -> dict[str, object]:
+            return {"name": variable, "valueFrom": {"secretKeyRef": {"name": f"{name}-keys", "key": key}}}
+
+        environment = [from_keys("SCONIFY_CAS_MASTER_KEY", "master-key")]
+        mounts: list[dict[str, object]] = [
+            {"name": "data", "mountPath": DATA_DIRECTORY},
+            {"name": "ca", "mountPath": CA_DIRECTORY, "readOnly": True},
+            {"name": "recovery-key", "mountPath": RECOVERY_DIRECTORY, "readOnly": True},
+        ]
+        volumes: list[dict[str, object]] = [
+            {
+                "name": "ca",
+                "secret": {
+                    "secretName": f"{name}-keys",
+                    "defaultMode": 0o440,  # group-readable: the CAS user reads it through fsGroup
+                    "items": [
+                        {"key": "ca.pem", "path": "ca.pem"},
+                        {"key": "ca-key.pem", "path": "ca-key.pem"},
+                    ],
+                },
+            },
+            {"name": "recovery-key", "configMap": {"name": f"{name}-recovery-key"}},
+        ]
+        if args.store is not None:
+            environment.append(from_keys("PGPASSWORD", "store-password"))
+            # The CAS keeps nothing on disk but what it makes again from its keys at start (its server
+            # certificate): without a claim, a replica moves to another zone as freely as a stateless pod.
+            volumes.append({"name": "data", "emptyDir": {}})
+        if store_ca is not None:
+            environment += [
+                {"name": "PGSSLROOTCERT", "value": f"{STORE_CA_DIRECTORY}/ca.pem"},
+                {"name": "PGSSLMODE", "value": "verify-full"},  # a sslmode in the URL takes precedence
+            ]
+            mounts.append({"name": "store-ca", "mountPath": STORE_CA_DIRECTORY, "readOnly": True})
+            volumes.append({"name": "store-ca", "configMap": {"name": f"{name}-store-ca"}})
         pod: dict[str, object] = {
             "serviceAccountName": name,
             "automountServiceAccountToken": True,  # to read the issuer's keys, nothing else (above)
@@ -333,24 +384,7 @@ class CasDeployment(pulumi.ComponentResource):
                     "name": "cas",
                     "image": pending("image"),
                     "args": arguments,
-                    "env": [
-                        {
-                            "name": "SCONIFY_CAS_MASTER_KEY",
-                            "valueFrom": {"secretKeyRef": {"name": f"{name}-keys", "key": "master-key"}},
-                        },
-                        *(
-                            [
-                                {
-                                    "name": "PGPASSWORD",
-                                    "valueFrom": {
-                                        "secretKeyRef": {"name": f"{name}-keys", "key": "store-password"}
-                                    },
-                                }
-                            ]
-                            if args.store
-                            else []
-                        ),
-                    ],
+                    "env": environment,
                     "ports": ports,
                     "readinessProbe": {"tcpSocket": {"port": "client"}, "periodSeconds": 5},
                     "securityContext": {
@@ -358,46 +392,41 @@ class CasDeployment(pulumi.ComponentResource):
                         "readOnlyRootFilesystem": True,
                         "capabilities": {"drop": ["ALL"]},
                     },
-                    "volumeMounts": [
-                        {"name": "data", "mountPath": DATA_DIRECTORY},
-                        {"name": "ca", "mountPath": CA_DIRECTORY, "readOnly": True},
-                        *(
-                            [{"name": "recovery-key", "mountPath": RECOVERY_DIRECTORY, "readOnly": True}]
-                            if args.recovery_public_key is not None
-                            else []
-                        ),
-                    ],
+                    "volumeMounts": mounts,
                 }
             ],
-            "volumes": [
-                {
-                    "name": "ca",
-                    "secret": {
-                        "secretName": f"{name}-keys",
-                        "defaultMode": 0o440,  # group-readable: the CAS user reads it through fsGroup
-                        "items": [
-                            {"key": "ca.pem", "path": "ca.pem"},
-                            {"key": "ca-key.pem", "path": "ca-key.pem"},
-                        ],
-                    },
-                },
-                *(
-                    [{"name": "recovery-key", "configMap": {"name": f"{name}-recovery-key"}}]
-                    if args.recovery_public_key is not None
-                    else []
-                ),
-            ],
+            "volumes": volumes,
         }
         if args.placement.node_selector:
             pod["nodeSelector"] = args.placement.node_selector
         if args.placement.tolerations:
             pod["tolerations"] = args.placement.tolerations
-        claim: dict[str, object] = {
-            "accessModes": ["ReadWriteOnce"],
-            "resources": {"requests": {"storage": args.storage_size}},
-        }
-        if args.storage_class:
-            claim["storageClassName"] = args.storage_class
+        if replicas > 1:
+            # Apart where the cluster allows it, never held back where it does not: a zone or node lost
+            # must not keep its replica from starting in one that is left.
+            pod["topologySpreadConstraints"] = [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": key,
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": labels},
+                }
+                for key in (ZONE_LABEL, "kubernetes.io/hostname")
+            ]
+        storage: dict[str, object] = {}
+        if args.store is None:
+            claim: dict[str, object] = {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": args.storage_size}},
+            }
+            if args.storage_class:
+                claim["storageClassName"] = args.storage_class
+            storage = {
+                "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": claim}],
+                # The database's claim outlives the StatefulSet (a replace, a destroy): Kubernetes'
+                # default, written out so that no later default can change it.
+                "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+            }
         statefulset = object_resource(
             *children(
                 "statefulset",
@@ -413,10 +442,7 @@ class CasDeployment(pulumi.ComponentResource):
                     "replicas": replicas,
                     "selector": {"matchLabels": labels},
                     "template": {"metadata": {"labels": labels}, "spec": pod},
-                    "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": claim}],
-                    # The database's claim outlives the StatefulSet (a replace, a destroy): Kubernetes'
-                    # default, written out so that no later default can change it.
-                    "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+                    **storage,
                 },
             },
             {
@@ -440,5 +466,6 @@ class CasDeployment(pulumi.ComponentResource):
                 "address": self.address,
                 "attestation_address": self.attestation_address,
                 "ca_certificate": self.ca_certificate,
+                "recovery_public_key": self.recovery_public_key,
             }
         )

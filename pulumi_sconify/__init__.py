@@ -23,6 +23,9 @@ if (
     from pulumi_sconify.components import (
         AksCluster as AksCluster,
         AksClusterArgs as AksClusterArgs,
+        AzureDatabaseNetwork as AzureDatabaseNetwork,
+        AzurePostgres as AzurePostgres,
+        AzurePostgresArgs as AzurePostgresArgs,
         CasDeployment as CasDeployment,
         CasDeploymentArgs as CasDeploymentArgs,
         ConfidentialStatefulService as ConfidentialStatefulService,
@@ -33,6 +36,8 @@ if (
         EncryptedVolumeArgs as EncryptedVolumeArgs,
         ExternalCas as ExternalCas,
         ExternalCasArgs as ExternalCasArgs,
+        InClusterPostgres as InClusterPostgres,
+        InClusterPostgresArgs as InClusterPostgresArgs,
         MinikubeCluster as MinikubeCluster,
         MinikubeClusterArgs as MinikubeClusterArgs,
         Placement as Placement,
@@ -43,15 +48,19 @@ if (
     from pulumi_sconify.provider.resources import (
         CasImage as CasImage,
         CasKeys as CasKeys,
+        CasRecoveryKey as CasRecoveryKey,
         CasSession as CasSession,
         CreatorIdentity as CreatorIdentity,
         SconifiedImage as SconifiedImage,
     )
 
-_RESOURCES = ("CasImage", "CasKeys", "CasSession", "CreatorIdentity", "SconifiedImage")
+_RESOURCES = ("CasImage", "CasKeys", "CasRecoveryKey", "CasSession", "CreatorIdentity", "SconifiedImage")
 _COMPONENTS = (
     "AksCluster",
     "AksClusterArgs",
+    "AzureDatabaseNetwork",
+    "AzurePostgres",
+    "AzurePostgresArgs",
     "CasDeployment",
     "CasDeploymentArgs",
     "ConfidentialStatefulService",
@@ -62,6 +71,8 @@ _COMPONENTS = (
     "EncryptedVolumeArgs",
     "ExternalCas",
     "ExternalCasArgs",
+    "InClusterPostgres",
+    "InClusterPostgresArgs",
     "MinikubeCluster",
     "MinikubeClusterArgs",
     "Placement",

@@ -52,25 +52,40 @@ class RecoveryKeyFiles:
     fingerprint: str
 
 
+@dataclass(frozen=True)
+class RecoveryKeyPair:
+    private_pem: bytes
+    """PKCS#8 PEM, unencrypted: whoever holds it can open the sealed master key."""
+    public_pem: bytes
+    """SubjectPublicKeyInfo PEM: what ``serve --recovery-key`` takes."""
+    fingerprint: str
+
+
+def new_recovery_key() -> RecoveryKeyPair:
+    """A new X25519 recovery key, as PEM (``create_recovery_key`` writes one to files; the components keep
+    one as a Pulumi secret)."""
+    key = X25519PrivateKey.generate()
+    return RecoveryKeyPair(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+        fingerprint(key.public_key()),
+    )
+
+
 def create_recovery_key(directory: Path) -> RecoveryKeyFiles:
     """A new recovery key: the private key (mode 600; keep it offline) and its public key."""
     directory.mkdir(parents=True, exist_ok=True)
     private, public = directory / PRIVATE_FILE, directory / PUBLIC_FILE
     if private.exists() or public.exists():
         raise RecoveryError(f"{directory}: already holds a recovery key; refusing to overwrite it")
-    key = X25519PrivateKey.generate()
-    write_private(
-        private,
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ),
-    )
-    public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return RecoveryKeyFiles(private, public, fingerprint(key.public_key()))
+    pair = new_recovery_key()
+    write_private(private, pair.private_pem)
+    public.write_bytes(pair.public_pem)
+    return RecoveryKeyFiles(private, public, pair.fingerprint)
 
 
 def load_public_key(path: Path) -> X25519PublicKey:

@@ -15,6 +15,8 @@ import pulumi
 from pulumi_sconify import (
     AksCluster,
     AksClusterArgs,
+    AzurePostgres,
+    AzurePostgresArgs,
     CasDeployment,
     CasDeploymentArgs,
     CasImage,
@@ -29,7 +31,11 @@ from pulumi_sconify.components.native_image import require_dockerfile
 config = pulumi.Config()
 COUNTER = require_dockerfile(Path("../counter"))  # checked before anything is declared
 location = pulumi.Config("azure-native").require("location")
-cluster = AksCluster("aks", AksClusterArgs(location=location, confidential_pool="cvm"))
+# Two confidential nodes, in different zones (the pools span zones 1-3): the CAS's two replicas and the
+# counter survive the loss of a zone, and so does the CAS's database (zone-redundant, below).
+cluster = AksCluster(
+    "aks", AksClusterArgs(location=location, confidential_pool="cvm", confidential_node_count=2)
+)
 # The confidential nodes' boot measurements, which the policy pins: read them from a node with
 # `sconify evidence collect azure-cvm | sconify evidence verify azure-cvm -` (docs/attestation.md). A node
 # image upgrade changes them; `pulumi preview` then shows the policy's new values for review.
@@ -43,6 +49,8 @@ cas_image = CasImage(
     target=pulumi.Output.concat(cluster.registry, "/sconify/cas:example"),
     registry_auth=cluster.registry_auth,
 )
+# The CAS's state on Azure's PostgreSQL, private to the cluster's network, kept by a `pulumi destroy`.
+store = AzurePostgres("cas-store", AzurePostgresArgs(network=cluster.database_network, protect=True))
 cas = CasDeployment(
     "cas",
     CasDeploymentArgs(
@@ -50,9 +58,9 @@ cas = CasDeployment(
         external_host=f"{dns_label}.{location}.cloudapp.azure.com",
         service_type="LoadBalancer",
         service_annotations={"service.beta.kubernetes.io/azure-dns-label-name": dns_label},
-        storage_class="managed-csi",
         placement=cluster.placement,
-        protect=True,  # its keys and database decrypt every volume
+        store=store.store,
+        protect=True,  # its keys, recovery key and database decrypt every volume
     ),
     opts=in_cluster,
 )
@@ -92,5 +100,7 @@ counter = ConfidentialStatefulService(
 
 pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("casAddress", cas.address)
+if cas.recovery_private_key is not None:  # keep a copy offline (docs/cas.md, the recovery runbook)
+    pulumi.export("casRecoveryKey", cas.recovery_private_key)
 pulumi.export("image", counter.image)
 pulumi.export("sessionHash", counter.session_hash)

@@ -1,5 +1,5 @@
 """Pulumi resources over the open engine (dynamic providers): CreatorIdentity, SconifiedImage, CasSession,
-CasKeys, CasImage.
+CasKeys, CasRecoveryKey, CasImage.
 
 See docs/resources.md for each input's diff behaviour. This is the only part of the engine that imports
 Pulumi.
@@ -9,6 +9,7 @@ from .cas_image import CasImage, CasImageProvider
 from .cas_keys import CasKeys, CasKeysProvider
 from .identity import CreatorIdentity, CreatorIdentityProvider
 from .image import SconifiedImage, SconifiedImageProvider
+from .recovery_key import CasRecoveryKey, CasRecoveryKeyProvider
 from .session import CasSession, CasSessionProvider
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "CasImageProvider",
     "CasKeys",
     "CasKeysProvider",
+    "CasRecoveryKey",
+    "CasRecoveryKeyProvider",
     "CasSession",
     "CasSessionProvider",
     "CreatorIdentity",

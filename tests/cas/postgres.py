@@ -45,7 +45,9 @@ class PostgresServer:
     (only this machine's processes reach it). Run as the ``postgres`` user when the tests run as root:
     PostgreSQL refuses to run as root."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: dict[str, str] | None = None) -> None:
+        self.settings = settings or {}
+        """More server settings (``-c name=value``), e.g. TLS."""
         self.directory = Path(tempfile.mkdtemp(prefix="sconify-postgres-"))
         self.directory.chmod(0o755)
         self.data = self.directory / "data"
@@ -93,6 +95,7 @@ class PostgresServer:
                     "max_connections=300",
                     "-c",
                     "fsync=on",
+                    *(f"-c{name}={value}" for name, value in self.settings.items()),
                 ]
             ),
             stdout=log,
@@ -110,8 +113,15 @@ class PostgresServer:
             time.sleep(0.05)
         raise RuntimeError("PostgreSQL did not come up")
 
-    def url(self, database: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str, host: str = "127.0.0.1") -> str:
+        return f"postgresql://postgres@{host}:{self.port}/{database}"
+
+    def own(self, path: Path, content: bytes, mode: int = 0o600) -> None:
+        """Write a file the server reads (its key, its pg_hba.conf): owned by its user."""
+        path.write_bytes(content)
+        path.chmod(mode)
+        if self._user:
+            os.chown(path, self._user.pw_uid, self._user.pw_gid)
 
     def new_database(self) -> str:
         name = f"cas_{os.getpid()}_{next(self._names)}"

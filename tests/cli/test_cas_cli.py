@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import stat
+import subprocess
 from pathlib import Path
 
-from tests.cas.harness import RunningCas
+import pytest
+
+from tests.cas.harness import RunningCas, sconify_executable
 from tests.cas.policies import counter, namespace, text
 from tests.cli.test_session_cli import sconify
 from tests.image.counter_image import TAG, counter_layout
@@ -74,3 +78,25 @@ def test_cas_image_builds_into_a_layout_and_refuses_a_base_without_python(tmp_pa
     assert "Traceback" not in refused.stderr
     assert "has no /usr/local/bin/python3 or /usr/bin/python3" in refused.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://cas:hunter2@db:5432/cas", "postgresql://cas@db:5432/cas?password=hunter2"],
+)
+@pytest.mark.parametrize("given_as", ["option", "environment"])
+def test_a_store_url_with_a_password_is_refused_without_echoing_it(
+    tmp_path: Path, url: str, given_as: str
+) -> None:
+    """A command line is visible to every process (and a URL ends up in logs): the password goes in
+    PGPASSWORD or PGPASSFILE. The refusal says so and does not repeat the password, and nothing is made."""
+    options = ["--store", url] if given_as == "option" else []
+    environment = {**os.environ, "SCONIFY_CAS_STORE": url} if given_as == "environment" else None
+    result = subprocess.run(
+        [sconify_executable(), "cas", "serve", "--data-dir", str(tmp_path / "cas"), *options],
+        capture_output=True, text=True, timeout=120, check=False, env=environment,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "holds a password: give it in PGPASSWORD or a password file (PGPASSFILE)" in result.stderr
+    assert "hunter2" not in result.stdout + result.stderr
+    assert not (tmp_path / "cas").exists()

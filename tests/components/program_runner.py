@@ -29,6 +29,7 @@ from typing import Any
 
 import pulumi
 import yaml
+from google.protobuf import struct_pb2
 from pulumi.runtime import mocks, rpc
 from pulumi.runtime.settings import SETTINGS, get_root_resource
 from pulumi.runtime.stack import Stack, run_pulumi_func
@@ -50,6 +51,12 @@ G53sGENnBQ==
 """
 """What the mocked ``CasKeys`` gives as its CA: a real certificate (public only), because what is derived from
 it (the token audience the pods ask for) must parse as the real one does."""
+MOCK_RECOVERY_PUBLIC_KEY = """\
+-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VuAyEAuYSa7Y5tCPVhHTf8O79uvJvdZG1MLvSM5hAEbg2fOSU=
+-----END PUBLIC KEY-----
+"""
+"""What the mocked ``CasRecoveryKey`` gives as its public key: a real X25519 public key."""
 FAKE_KUBECONFIG = "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    token: KUBECONFIG-SECRET\n"
 
 
@@ -78,6 +85,9 @@ class ProgramMocks(pulumi.runtime.Mocks):
         inputs = {key: value for key, value in args.inputs.items() if key != "__provider"}
         outputs = dict(args.inputs)
         if self.preview:
+            if args.typ == "azure-native:containerservice:ManagedCluster":
+                # Computed by Azure: unknown until the cluster exists, as the engine previews it.
+                outputs["identity"] = {**outputs["identity"], "principalId": rpc.UNKNOWN}
             return "", outputs
         given = plain(inputs)
         kind = args.typ.rsplit(":", 1)[-1]
@@ -109,6 +119,22 @@ class ProgramMocks(pulumi.runtime.Mocks):
                 ca_key_pem="CA-KEY-SECRET",
                 master_key="MASTER-KEY-SECRET",
             )
+        elif kind == "CasRecoveryKey":
+            outputs.update(
+                public_key_pem=MOCK_RECOVERY_PUBLIC_KEY,
+                private_key_pem="RECOVERY-KEY-SECRET",
+                fingerprint=_digest("recovery", args.name),
+            )
+        elif args.typ == "random:index/randomPassword:RandomPassword":
+            outputs.update(result=f"PASSWORD-SECRET-{digest[:8]}")
+        elif args.typ == "azure-native:dbforpostgresql:Server":
+            outputs.update(
+                name=f"{args.name}-x1", fullyQualifiedDomainName=f"{args.name}-x1.postgres.database.azure.com"
+            )
+        elif args.typ == "azure-native:dbforpostgresql:Database":
+            outputs.update(name=given["databaseName"])
+        elif args.typ == "azure-native:privatedns:PrivateZone":
+            outputs.update(name=given["privateZoneName"])
         elif kind == "CasImage":
             outputs.update(image=f"{str(given['target']).rsplit(':', 1)[0]}@sha256:{digest}")
         elif args.typ == "command:local:Command":
@@ -126,7 +152,9 @@ class ProgramMocks(pulumi.runtime.Mocks):
             outputs.update(stdout=stdout, stderr="")
         elif args.typ == "azure-native:containerservice:ManagedCluster":
             outputs.update(
-                name=f"{args.name}-aks", identityProfile={"kubeletidentity": {"objectId": "kubelet"}}
+                name=f"{args.name}-aks",
+                identity={**given["identity"], "principalId": "cluster"},
+                identityProfile={"kubeletidentity": {"objectId": "kubelet"}},
             )
         elif args.typ == "azure-native:containerregistry:Registry":
             outputs.update(name="sconifyregistry", loginServer="sconifyregistry.azurecr.io")
@@ -157,6 +185,14 @@ class RecordingMonitor(mocks.MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        # The engine returns the outputs a resource names in additionalSecretOutputs as secrets (a random
+        # password's result, a key's private half); the SDK's mock returns them plain.
+        for name in request.additionalSecretOutputs:
+            if name in response.object.fields:
+                value = struct_pb2.Value()
+                value.CopyFrom(response.object.fields[name])
+                response.object[name] = {SECRET: rpc._special_secret_sig}
+                response.object.fields[name].struct_value.fields["value"].CopyFrom(value)
         if request.type != "pulumi:pulumi:Stack":
             self.registrations.append(
                 {
@@ -168,6 +204,7 @@ class RecordingMonitor(mocks.MockMonitor):
                     "dependencies": sorted(request.dependencies),
                     "provider": request.provider,
                     "protect": request.protect,
+                    "retain_on_delete": request.retainOnDelete,
                     "delete_before_replace": request.deleteBeforeReplace,
                     "aliases": [],
                     "additional_secret_outputs": list(request.additionalSecretOutputs),

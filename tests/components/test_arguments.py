@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -12,6 +13,7 @@ import pytest
 
 from pulumi_sconify import (
     AksClusterArgs,
+    AzurePostgresArgs,
     CasDeploymentArgs,
     ConfidentialStatefulService,
     ConfidentialStatefulServiceArgs,
@@ -23,12 +25,17 @@ from pulumi_sconify import (
     StorageProfile,
     VolumeArgs,
 )
+from pulumi_sconify.components.azure_postgres import AzureDatabaseNetwork
 from pulumi_sconify.components.cas import CasEndpoint
 from pulumi_sconify.components.kubernetes import object_resource, pending, with_outputs
 from pulumi_sconify.components.service import service_spec, workload_objects
 from pulumi_sconify.engine.chart import ChartSpecError
 from tests.components.program_runner import ProgramMocks, RecordingMonitor
 
+NETWORK = AzureDatabaseNetwork(
+    resource_group_name="group", location="westeurope", subnet_id="subnet", private_dns_zone_id="zone",
+    zones=("1", "2", "3"),
+)  # fmt: skip
 CAS = SimpleNamespace(address="cas:8081", attestation_address="cas:18765", ca_certificate="PEM")
 """What the argument checks read of a CAS: that it has the three outputs."""
 
@@ -143,6 +150,29 @@ def test_tolerations_are_checked_before_anything_is_declared() -> None:
             "holds a password; give it as store.password",
         ),
         (lambda: PostgresStore(url="mysql://db/cas", password="p"), "expected a postgresql:// URL"),
+        (lambda: AksClusterArgs(location="x", zones=("1", "4")), "distinct Azure availability zones"),
+        (lambda: AksClusterArgs(location="x", zones=("1", "1")), "distinct Azure availability zones"),
+        (
+            lambda: AksClusterArgs(location="x", database_subnet="10.241.0.0/24"),
+            r"database_subnet 10\.241\.0\.0/24: not inside address_space 10\.240\.0\.0/16",
+        ),
+        (
+            lambda: AksClusterArgs(location="x", database_subnet="10.240.8.0/24"),
+            r"database_subnet 10\.240\.8\.0/24: overlaps node_subnet",
+        ),
+        (
+            lambda: AksClusterArgs(location="x", address_space="10.0.0.0/8", node_subnet="10.1.0.0/16"),
+            "address_space 10.0.0.0/8: overlaps the pod range",
+        ),
+        (lambda: AksClusterArgs(location="x", node_subnet="10.240.0.0/33"), "network: .*10.240.0.0/33"),
+        (lambda: AzurePostgresArgs(network=NETWORK, tier="Burstable"), "Burstable servers have no high"),
+        (
+            lambda: AzurePostgresArgs(network=replace(NETWORK, zones=("1",))),
+            r"fewer than two availability zones \(\['1'\]\)",
+        ),
+        (lambda: AzurePostgresArgs(network=NETWORK, storage_size_gb=50), "storage_size_gb 50: one of"),
+        (lambda: AzurePostgresArgs(network=NETWORK, backup_retention_days=90), "Azure allows 7 to 35"),
+        (lambda: AzurePostgresArgs(network=NETWORK, sku_name="D2ds"), "sku_name 'D2ds'"),
         (
             lambda: EncryptedVolumeArgs(
                 claim_name="c",

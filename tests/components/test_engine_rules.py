@@ -126,13 +126,22 @@ def test_legacy_aliases_and_two_components_of_one_type_are_refused_as_by_the_eng
     assert "its alias" in error and "::build is the URN or alias of" in error
 
 
-def test_production_protects_the_cas_keys_and_the_session() -> None:
+def test_production_protects_the_cas_keys_its_database_and_the_session() -> None:
     run = program_run("aks", "prod")
     assert run.by_name("counter-session", "CasSession")["protect"] is True
     session = plain(run.by_name("counter-session", "CasSession")["inputs"])
     assert session["delete_on_destroy"] is False  # a destroy keeps the volumes' keys in the CAS
     assert run.by_name("cas-keys")["protect"] is True
+    assert run.by_name("cas-recovery")["protect"] is True
+    server = run.by_name("cas-store-server")
+    assert server["protect"] is True and server["retain_on_delete"] is True
+    # No claim: the state is in the database, which a destroy keeps.
     statefulset = plain(run.by_name("cas-statefulset")["inputs"])
+    assert "volumeClaimTemplates" not in statefulset["spec"]
+
+
+def test_a_cas_on_sqlite_keeps_its_claim_when_the_statefulset_goes() -> None:
+    statefulset = plain(program_run("root", "dev").by_name("cas-statefulset")["inputs"])
     assert statefulset["spec"]["persistentVolumeClaimRetentionPolicy"] == {
         "whenDeleted": "Retain",
         "whenScaled": "Retain",

@@ -10,15 +10,19 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from pulumi_sconify.components.cas import CA_DIRECTORY
 from pulumi_sconify.engine.cas.client import CasClient
 from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.cas.recovery import fingerprint
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.image.cas_image import DATA_DIRECTORY, STATE_DIRECTORY
 from pulumi_sconify.provider.resources.cas_image import CasImageProvider
 from pulumi_sconify.provider.resources.cas_keys import CasKeysProvider
-from tests.cas.harness import free_port
+from pulumi_sconify.provider.resources.recovery_key import CasRecoveryKeyProvider
+from tests.cas.harness import RunningCas, free_port, sconify_executable
 from tests.image.confidential_counter import PODMAN
 from tests.image.counter_image import TAG, counter_layout
 from tests.image.registry_harness import Registry
@@ -40,6 +44,39 @@ def test_cas_keys_lifecycle() -> None:
         assert renamed.changes == DIFF_SOME and list(renamed.replaces) == ["common_name"]
         again = host.create(inputs)
         assert again.outs["master_key"] != created.outs["master_key"]
+
+
+def test_cas_recovery_key_made_by_pulumi_recovers_the_master_key(tmp_path: Path) -> None:
+    """The key pair CasDeployment makes: a CAS seals its master key to the public half, and the private
+    half — as the owner exports it from the stack — opens it with ``sconify cas recover``."""
+    with DynamicHost(CasRecoveryKeyProvider(), "CasRecoveryKey") as host:
+        inputs, failures = host.check({}, {})
+        assert failures == []
+        created = host.create(inputs)
+        assert host.diff(created.id, strip(created.outs), strip(inputs)).changes == DIFF_NONE
+        renamed = host.diff(created.id, strip(created.outs), {**strip(inputs), "common_name": "other"})
+        assert renamed.changes == DIFF_SOME and list(renamed.replaces) == ["common_name"]
+        assert host.create(inputs).outs["fingerprint"] != created.outs["fingerprint"]
+    keys = created.outs
+    public = serialization.load_pem_public_key(keys["public_key_pem"].encode())
+    assert isinstance(public, X25519PublicKey) and fingerprint(public) == keys["fingerprint"]
+    (tmp_path / "recovery.pub.pem").write_text(keys["public_key_pem"])
+    (tmp_path / "recovery.pem").write_text(keys["private_key_pem"])
+    (tmp_path / "recovery.pem").chmod(0o600)
+    cas = RunningCas(
+        tmp_path / "cas", database=tmp_path / "cas" / "cas.db",
+        options=["--recovery-key", str(tmp_path / "recovery.pub.pem")],
+    ).start()  # fmt: skip
+    cas.stop()
+    recovered = subprocess.run(
+        [
+            sconify_executable(), "cas", "recover", "--recovery-key", str(tmp_path / "recovery.pem"),
+            "--data-dir", str(cas.data_dir), "--out", str(tmp_path / "master.key"),
+        ],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert recovered.returncode == 0, recovered.stderr
+    assert (tmp_path / "master.key").read_text() == (cas.data_dir / "master.key").read_text()
 
 
 @pytest.mark.slow
