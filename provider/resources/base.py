@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,17 @@ PROVIDER_KEY = "__provider"
 PROVIDER_VERSION = "1"
 """Recorded as each resource's ``provider_version`` input: raising it forces replacement where a new
 provider cannot take over what an old one made."""
+
+
+def silent(_message: str) -> None:
+    """Progress nobody hears: the dynamic-provider host has no channel to the engine."""
+
+
+class ReportsProgress:
+    """A provider whose long steps report progress: the plugin sets :attr:`progress` for each request to
+    a reporter that writes to the engine's log."""
+
+    progress: Callable[[str], None] = staticmethod(silent)
 
 
 def inputs_of(properties: dict[str, Any]) -> dict[str, Any]:
@@ -48,6 +60,20 @@ def is_unknown(value: Any) -> bool:
 
 def changed(olds: dict[str, Any], news: dict[str, Any], keys: list[str]) -> list[str]:
     return [key for key in keys if olds.get(key) != news.get(key)]
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What a diff found: inputs that update the resource in place, and inputs that replace it. The
+    dynamic providers answer with it; the plugin names each property's kind from it (a detailed diff)."""
+
+    updates: list[str] = field(default_factory=list)
+    replaces: list[str] = field(default_factory=list)
+
+    def result(self) -> DiffResult:
+        return DiffResult(
+            changes=bool(self.updates or self.replaces), replaces=self.replaces, delete_before_replace=False
+        )
 
 
 def required(news: dict[str, Any], names: list[str]) -> list[CheckFailure]:
@@ -79,9 +105,11 @@ class KeyMaterialProvider(ResourceProvider):
         news = {"common_name": self.default_name, "provider_version": PROVIDER_VERSION, **inputs_of(news)}
         return CheckResult(news, required(news, ["common_name"]))
 
+    def changes(self, olds: dict[str, Any], news: dict[str, Any]) -> Changes:
+        return Changes(replaces=changed(olds, news, ["common_name", "provider_version"]))
+
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = changed(olds, news, ["common_name", "provider_version"])
-        return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
+        return self.changes(olds, news).result()
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         return ReadResult(id_=id_, outs=inputs_of(props))

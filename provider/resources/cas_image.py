@@ -23,8 +23,35 @@ from ...engine.image.reference import ImageReferenceError, parse_reference
 from ...engine.image.registry import RegistryError
 from ...engine.image.transport import open_source
 from ...engine.version import __version__
-from .base import PROVIDER_VERSION, changed, inputs_of, is_unknown, required
-from .image import registry_options
+from .base import PROVIDER_VERSION, Changes, ReportsProgress, changed, inputs_of, is_unknown, required
+from .image import INSECURE_REGISTRIES, PLATFORM, REGISTRY_AUTH, registry_options
+from .spec import STRING, Property, ResourceSpec
+
+SPEC = ResourceSpec(
+    "CasImage",
+    "The open engine's CAS as a container image (`sconify cas serve` as entrypoint), built onto a base "
+    "image with Python, pushed to `target` and pinned by digest. The base tag is resolved at check, so a "
+    "moved tag shows in a preview; a new version of this package rebuilds the image.",
+    inputs={
+        "base": Property(
+            STRING,
+            "A base image with Python 3.11+ (`python:3.12-slim`); a change of its digest updates.",
+            required=True,
+        ),
+        "target": Property(STRING, "Where the CAS image is pushed.", required=True),
+        "registry_auth": REGISTRY_AUTH,
+        "insecure_registries": INSECURE_REGISTRIES,
+        "platform": PLATFORM,
+        "provider_version": Property(
+            STRING, "The version of the provider's behaviour (set by the provider); a new one rebuilds."
+        ),
+    },
+    outputs={
+        "image": Property(STRING, "The image, `registry/repo@sha256:...`."),
+        "base_digest": Property(STRING, "The base's manifest digest as resolved at the last check."),
+        "engine_version": Property(STRING, "The version of this package whose CAS the image holds."),
+    },
+)
 
 DEFAULTS: dict[str, Any] = {
     "insecure_registries": [],
@@ -33,7 +60,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class CasImageProvider(ResourceProvider):
+class CasImageProvider(ReportsProgress, ResourceProvider):
     """Resolves the base at check (a moved base tag shows in a preview) and builds on create/update."""
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
@@ -60,20 +87,14 @@ class CasImageProvider(ResourceProvider):
                 failures.append(CheckFailure("base", f"cannot resolve: {error}"))
         return CheckResult(news, failures)
 
+    def changes(self, olds: dict[str, Any], news: dict[str, Any]) -> Changes:
+        # The base counts by its digest (resolved at check); a new engine version rebuilds the image, the
+        # CAS in it being this package's code.
+        compared = [key for key in SPEC.inputs if key != "base"]
+        return Changes(updates=changed(olds, news, ["base_digest", "engine_version", *compared]))
+
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        # A new engine version rebuilds the image: the CAS in it is this package's code.
-        keys = [
-            "base_digest",
-            "target",
-            "platform",
-            "engine_version",
-            "provider_version",
-            "insecure_registries",
-        ]
-        updates = changed(olds, news, keys)
-        if news.get("registry_auth") != olds.get("registry_auth"):
-            updates.append("registry_auth")
-        return DiffResult(changes=bool(updates), replaces=[], delete_before_replace=False)
+        return self.changes(olds, news).result()
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         outs = self._build(props)
@@ -91,7 +112,8 @@ class CasImageProvider(ResourceProvider):
                     destination=parse_reference(str(props["target"])),
                     platform=Platform.parse(str(props["platform"])),
                     registry=registry,
-                )
+                ),
+                self.progress,
             )
         return {**inputs_of(props), "image": pinned(image)}
 
@@ -116,7 +138,7 @@ class CasImage(Resource, module="sconify", name="CasImage"):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         opts = pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=["registry_auth"])
+            opts, pulumi.ResourceOptions(additional_secret_outputs=SPEC.secret_outputs)
         )
         super().__init__(
             CasImageProvider(),

@@ -16,8 +16,21 @@ from pulumi.dynamic import CreateResult, Resource
 
 from ...engine.cas.identity import new_certificate_authority
 from .base import PROVIDER_VERSION, KeyMaterialProvider, inputs_of
+from .spec import COMMON_NAME, PROVIDER_VERSION_PROPERTY, STRING, Property, ResourceSpec
 
-SECRET_OUTPUTS = ["ca_key_pem", "master_key"]
+SPEC = ResourceSpec(
+    "CasKeys",
+    "A CAS's certificate authority and master key, made before the CAS first starts so that clients and "
+    "images can pin it. They exist only in Pulumi's state (as secrets) and in the Secret the CAS reads: only "
+    "a new name replaces them, since new keys would orphan every pin and every sealed secret.",
+    inputs={"common_name": COMMON_NAME, "provider_version": PROVIDER_VERSION_PROPERTY},
+    outputs={
+        "ca_certificate_pem": Property(STRING, "The CA certificate (PEM) that clients and images pin."),
+        "ca_key_pem": Property(STRING, "The CA's private key (PKCS#8 PEM).", secret=True),
+        "master_key": Property(STRING, "The CAS master key (64 hex) that seals its database.", secret=True),
+    },
+)
+SECRET_OUTPUTS = SPEC.secret_outputs
 
 
 class CasKeysProvider(KeyMaterialProvider):

@@ -11,6 +11,23 @@ from pulumi.dynamic import CreateResult, Resource
 
 from ...engine.cas.identity import key_hash, self_signed_certificate
 from .base import PROVIDER_VERSION, KeyMaterialProvider, inputs_of
+from .spec import COMMON_NAME, PROVIDER_VERSION_PROPERTY, STRING, Property, ResourceSpec
+
+SPEC = ResourceSpec(
+    "CreatorIdentity",
+    "A CAS client identity: a private key and a self-signed certificate. `key_hash` is what access "
+    "policies name.",
+    inputs={"common_name": COMMON_NAME, "provider_version": PROVIDER_VERSION_PROPERTY},
+    outputs={
+        "private_key_pem": Property(STRING, "The private key (PKCS#8 PEM).", secret=True),
+        "certificate_pem": Property(
+            STRING, "The self-signed certificate (PEM); renew it freely, the key is the identity."
+        ),
+        "key_hash": Property(
+            STRING, "SHA-256 of the public key (64 hex): the identity access policies list."
+        ),
+    },
+)
 
 
 class CreatorIdentityProvider(KeyMaterialProvider):
@@ -50,7 +67,7 @@ class CreatorIdentity(Resource, module="sconify", name="CreatorIdentity"):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         opts = pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=["private_key_pem"])
+            opts, pulumi.ResourceOptions(additional_secret_outputs=SPEC.secret_outputs)
         )
         super().__init__(
             CreatorIdentityProvider(),

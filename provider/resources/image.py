@@ -38,36 +38,97 @@ from ...engine.policy import (
     validate_session,
 )
 from ...engine.policy.builder import DEFAULT_TOLERATE
-from .base import PROVIDER_VERSION, changed, inputs_of, is_unknown, private_files, required, whole_numbers
+from .base import (
+    PROVIDER_VERSION,
+    Changes,
+    ReportsProgress,
+    changed,
+    inputs_of,
+    is_unknown,
+    private_files,
+    required,
+    whole_numbers,
+)
+from .spec import ANY, BOOLEAN, PROVIDER_VERSION_PROPERTY, STRING, Property, ResourceSpec, array_of, map_of
 
-# How each input is diffed: these replace the resource, all others update it in place (docs/resources.md).
-REPLACE_ON = ["target", "engine", "provider_version"]
-UPDATE_ON = [
-    "native_digest",
-    "command",
-    "binary",
-    "dirs",
-    "volumes",
-    "env",
-    "heap",
-    "stack",
-    "tolerate",
-    "kubernetes",
-    "insecure_software_evidence",
-    "hardware_attestation",
-    "session",
-    "service",
-    "namespace",
-    "cas",
-    "cas_ca",
-    "fspf_key",
-    "chart_dir",
-    "workload_type",
-    "registry_auth",
-    "insecure_registries",
-    "platform",
-]
-SECRET_OUTPUTS = ["fspf_key", "policy", "registry_auth"]
+REGISTRY_AUTH = Property(
+    STRING, "A Docker `config.json` (its text) for the registries involved.", secret=True
+)
+INSECURE_REGISTRIES = Property(array_of(STRING), "Registries reached over plain HTTP (`host:port`).")
+PLATFORM = Property(STRING, "The image platform, `linux/amd64` or `linux/arm64`.")
+SPEC = ResourceSpec(
+    "SconifiedImage",
+    "A confidential image made from a native one by the open engine: the runtime and the protected file "
+    "system added, the measurement and the session policy made. `pulumi preview` resolves the native tag, "
+    "so a moved tag shows as a change; the FSPF key is made once (unless given) and kept, so the same inputs "
+    "give the same image digest.",
+    inputs={
+        "native_image": Property(
+            STRING,
+            "The native image (`registry/repo:tag` or `@sha256:...`); a change of its digest updates.",
+            required=True,
+        ),
+        "target": Property(STRING, "Where the confidential image is pushed.", replaces=True, required=True),
+        "command": Property(STRING, "The service's command line in the confidential image.", required=True),
+        "session": Property(STRING, "The session name (without namespace).", required=True),
+        "namespace": Property(STRING, "The CAS namespace the session is in.", required=True),
+        "service": Property(STRING, "The service name in the session."),
+        "binary": Property(STRING, "The binary to measure, when not the command's first word."),
+        "dirs": Property(
+            array_of(STRING), "Directories of the image whose files are encrypted and authenticated."
+        ),
+        "volumes": Property(map_of(STRING), "Policy volumes: name to absolute mount path in the image."),
+        "env": Property(map_of(STRING), "Environment variables the policy gives the service."),
+        "heap": Property(STRING, "SCONE's heap size (`SCONE_HEAP`), empty for the default."),
+        "stack": Property(STRING, "SCONE's stack size (`SCONE_STACK`), empty for the default."),
+        "tolerate": Property(
+            array_of(STRING),
+            "What attestation tolerates (policy only); unset for SCONE's defaults, which include "
+            "`debug-mode`.",
+        ),
+        "kubernetes": Property(
+            map_of(STRING), "`{issuer, namespace, service_account}`: the workload identity the policy pins."
+        ),
+        "insecure_software_evidence": Property(
+            BOOLEAN, "INSECURE: the policy also accepts self-reported software evidence. Off by default."
+        ),
+        "hardware_attestation": Property(
+            ANY, "Hardware evidence the policy requires, per platform (`azure-cvm`, `snp`, `tdx`)."
+        ),
+        "cas": Property(STRING, "The CAS's attestation address (`host:port`) baked into the image."),
+        "cas_ca": Property(STRING, "The CAS's CA certificate (PEM) the image pins."),
+        "fspf_key": Property(
+            STRING, "The FSPF key (64 hex); without it a key is made on create and kept.", secret=True
+        ),
+        "chart_dir": Property(STRING, "Where to write the service's Helm chart (empty: none)."),
+        "workload_type": Property(STRING, "The chart's workload: `job`, `deployment` or `statefulset`."),
+        "registry_auth": REGISTRY_AUTH,
+        "insecure_registries": INSECURE_REGISTRIES,
+        "platform": PLATFORM,
+        "engine": Property(STRING, "`open` (the only engine in this version).", replaces=True),
+        "provider_version": PROVIDER_VERSION_PROPERTY,
+    },
+    outputs={
+        "native_digest": Property(
+            STRING, "The native image, pinned by digest, as resolved at the last check."
+        ),
+        "image": Property(STRING, "The confidential image, pinned by digest."),
+        "image_reference": Property(STRING, "The confidential image as pushed (its reference with digest)."),
+        "mrenclave": Property(STRING, "The measurement the policy lists."),
+        "fspf_tag": Property(STRING, "The protected file system's tag (its root MAC)."),
+        "policy": Property(
+            STRING, "The session policy YAML for a CasSession (it holds the FSPF key).", secret=True
+        ),
+        "session_name": Property(STRING, "`namespace/session`."),
+        "config_id": Property(STRING, "`namespace/session/service`: what the runtime attests for."),
+        "mounts": Property(
+            array_of(map_of(STRING)), "How to run the image: `{path, kind, volume}` per mount."
+        ),
+        "chart_path": Property(STRING, "The chart's directory, when one was written."),
+        "chart_digest": Property(STRING, "A digest of the chart's files."),
+    },
+)
+SECRET_OUTPUTS = SPEC.secret_outputs
 DEFAULTS: dict[str, Any] = {
     "dirs": [],
     "volumes": {},
@@ -98,7 +159,7 @@ def _known(value: Any) -> bool:
     return value is not None and not is_unknown(value)
 
 
-class SconifiedImageProvider(ResourceProvider):
+class SconifiedImageProvider(ReportsProgress, ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         news = whole_numbers({**DEFAULTS, **inputs_of(news)})
         failures = required(news, ["native_image", "target", "command", "session", "namespace"])
@@ -150,12 +211,20 @@ class SconifiedImageProvider(ResourceProvider):
                 failures.append(CheckFailure("native_image", f"cannot resolve: {error}"))
         return CheckResult(news, failures)
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = changed(olds, news, REPLACE_ON)
-        updates = changed(olds, news, [key for key in UPDATE_ON if key != "fspf_key"])
+    def changes(self, olds: dict[str, Any], news: dict[str, Any]) -> Changes:
+        # The native image counts by its digest (resolved at check): a new tag for one digest is no change.
+        compared = [
+            key
+            for key in SPEC.inputs
+            if key not in SPEC.replace_on and key not in ("native_image", "fspf_key")
+        ]
+        updates = changed(olds, news, ["native_digest", *compared])
         if news.get("fspf_key") and news.get("fspf_key") != olds.get("fspf_key"):
             updates.append("fspf_key")  # no key given means "keep the one made at create"
-        return DiffResult(changes=bool(replaces or updates), replaces=replaces, delete_before_replace=False)
+        return Changes(updates=updates, replaces=changed(olds, news, SPEC.replace_on))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        return self.changes(olds, news).result()
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         outs = self._build(props, props.get("fspf_key") or generate_key().hex())
@@ -216,6 +285,7 @@ class SconifiedImageProvider(ResourceProvider):
                     if props.get("hardware_attestation")
                     else None,
                 ),
+                self.progress,
             )
         result, session = made.result, made.session
         output = made.output()

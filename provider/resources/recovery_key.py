@@ -17,6 +17,20 @@ from pulumi.dynamic import CreateResult, Resource
 
 from ...engine.cas.recovery import new_recovery_key
 from .base import PROVIDER_VERSION, KeyMaterialProvider, inputs_of
+from .spec import COMMON_NAME, PROVIDER_VERSION_PROPERTY, STRING, Property, ResourceSpec
+
+SPEC = ResourceSpec(
+    "CasRecoveryKey",
+    "An X25519 recovery key for a CAS's master key: the CAS seals its master key to the public half "
+    "(`sconify cas serve --recovery-key`), the private half opens it (`sconify cas recover`). Kept only in "
+    "Pulumi's state; only a new name replaces it.",
+    inputs={"common_name": COMMON_NAME, "provider_version": PROVIDER_VERSION_PROPERTY},
+    outputs={
+        "public_key_pem": Property(STRING, "The public key (SubjectPublicKeyInfo PEM) the CAS seals to."),
+        "private_key_pem": Property(STRING, "The private key (PKCS#8 PEM) that opens it.", secret=True),
+        "fingerprint": Property(STRING, "SHA-256 of the raw public key (64 hex)."),
+    },
+)
 
 
 class CasRecoveryKeyProvider(KeyMaterialProvider):
@@ -53,7 +67,7 @@ class CasRecoveryKey(Resource, module="sconify", name="CasRecoveryKey"):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         opts = pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=["private_key_pem"])
+            opts, pulumi.ResourceOptions(additional_secret_outputs=SPEC.secret_outputs)
         )
         super().__init__(
             CasRecoveryKeyProvider(),

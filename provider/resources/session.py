@@ -32,9 +32,54 @@ from ...engine.policy import (
     session_from_data,
     session_hash,
 )
-from .base import PROVIDER_VERSION, changed, inputs_of, is_unknown, private_files, required, whole_numbers
+from .base import (
+    PROVIDER_VERSION,
+    Changes,
+    changed,
+    inputs_of,
+    is_unknown,
+    private_files,
+    required,
+    whole_numbers,
+)
+from .spec import ANY, BOOLEAN, PROVIDER_VERSION_PROPERTY, STRING, Property, ResourceSpec, map_of, one_of
 
-_REQUIRED = ["cas", "cas_ca", "identity_certificate", "identity_key", "policy"]
+SPEC = ResourceSpec(
+    "CasSession",
+    "A session policy in a CAS. Updates name the active version as predecessor; a version made outside "
+    "Pulumi stops an update (unless `adopt`), and `pulumi refresh` shows such drift. Policies are compared "
+    "by meaning: formatting, comments and key order do not count.",
+    inputs={
+        "cas": Property(
+            STRING,
+            "The CAS's client API, `host:port`; another CAS holds another session.",
+            replaces=True,
+            required=True,
+        ),
+        "cas_ca": Property(STRING, "The CAS's CA certificate (PEM) the provider pins.", required=True),
+        "identity_certificate": Property(
+            STRING, "The client certificate (PEM) the provider uploads with.", required=True
+        ),
+        "identity_key": Property(STRING, "The client's private key (PEM).", secret=True, required=True),
+        "policy": Property(
+            one_of(STRING, map_of(ANY)),
+            "The policy: YAML text, or a mapping (validated, then kept as canonical YAML), without "
+            "`predecessor`. A new session name replaces the resource.",
+            secret=True,
+            required=True,
+        ),
+        "adopt": Property(
+            BOOLEAN, "Take a session that exists, or was changed outside Pulumi, as the predecessor."
+        ),
+        "delete_on_destroy": Property(BOOLEAN, "`false` keeps the session in the CAS on `pulumi destroy`."),
+        "provider_version": PROVIDER_VERSION_PROPERTY,
+    },
+    outputs={
+        "name": Property(STRING, "The session name (`namespace/session`), also the id."),
+        "hash": Property(STRING, "The session hash the CAS reported for the version Pulumi last wrote."),
+    },
+)
+_REQUIRED = [name for name, prop in SPEC.inputs.items() if prop.required]
 
 
 def _session(props: dict[str, Any]) -> Session:
@@ -100,6 +145,9 @@ class CasSessionProvider(ResourceProvider):
         return CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        return self.changes(olds, news).result()
+
+    def changes(self, olds: dict[str, Any], news: dict[str, Any]) -> Changes:
         replaces = changed(olds, news, ["cas", "provider_version"])
         old_name = _name(olds.get("policy"))
         new_name = _name(news.get("policy"))
@@ -108,9 +156,9 @@ class CasSessionProvider(ResourceProvider):
         updates = changed(
             olds, news, ["cas_ca", "identity_certificate", "identity_key", "adopt", "delete_on_destroy"]
         )
-        if _meaning(olds.get("policy")) != _meaning(news.get("policy")):
+        if _meaning(olds.get("policy")) != _meaning(news.get("policy")) and "policy" not in replaces:
             updates.append("policy")
-        return DiffResult(changes=bool(replaces or updates), replaces=replaces, delete_before_replace=False)
+        return Changes(updates=updates, replaces=replaces)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         session = _session(props)
@@ -232,7 +280,7 @@ class CasSession(Resource, module="sconify", name="CasSession"):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         opts = pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=["policy", "identity_key"])
+            opts, pulumi.ResourceOptions(additional_secret_outputs=SPEC.secret_outputs)
         )
         super().__init__(
             CasSessionProvider(),

@@ -1,0 +1,226 @@
+"""The ``sconify`` provider: the package's custom resources, served to the engine over gRPC.
+
+Each resource's logic is the one the dynamic providers run (``pulumi_sconify.provider.resources``); what the
+plugin adds is what the dynamic host could not give: a schema, Check failures for inputs of the wrong type,
+a detailed diff (each changed property with its kind, update or replace), Read for import, the engine's log
+for progress, and state that does not depend on a pickled class. A state written by the dynamic providers
+reads back unchanged (same property names; its pickled ``__provider`` is ignored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+from pulumi.dynamic import CheckResult, ResourceProvider
+from pulumi.provider.experimental.provider import (
+    CheckFailure,
+    CheckRequest,
+    CheckResponse,
+    ConfigureRequest,
+    ConfigureResponse,
+    CreateRequest,
+    CreateResponse,
+    DeleteRequest,
+    DiffRequest,
+    DiffResponse,
+    GetSchemaRequest,
+    GetSchemaResponse,
+    PropertyDiff,
+    PropertyDiffKind,
+    Provider,
+    ReadRequest,
+    ReadResponse,
+    UpdateRequest,
+    UpdateResponse,
+)
+
+from ..resources import cas_image, cas_keys, identity, image, recovery_key, session
+from ..resources.base import Changes, KeyMaterialProvider, ReportsProgress
+from ..resources.spec import ResourceSpec
+from .progress import EngineLog, Progress
+from .schema import package_schema
+from .values import plain_map, secret_keys, wire_map
+
+
+class Diffs(Protocol):
+    """Every resource's logic says what changed, per property (its dynamic ``diff`` is made from it)."""
+
+    def changes(self, olds: dict[str, Any], news: dict[str, Any]) -> Changes: ...
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A resource the plugin serves: its description and a maker of its logic."""
+
+    spec: ResourceSpec
+    logic: Callable[[], ResourceProvider]
+
+
+KINDS = {
+    kind.spec.token: kind
+    for kind in (
+        Kind(identity.SPEC, identity.CreatorIdentityProvider),
+        Kind(cas_keys.SPEC, cas_keys.CasKeysProvider),
+        Kind(recovery_key.SPEC, recovery_key.CasRecoveryKeyProvider),
+        Kind(image.SPEC, image.SconifiedImageProvider),
+        Kind(cas_image.SPEC, cas_image.CasImageProvider),
+        Kind(session.SPEC, session.CasSessionProvider),
+    )
+}
+
+
+class UnknownResourceTypeError(ValueError):
+    """A type token this package does not define."""
+
+
+class NotImportableError(ValueError):
+    """Key material exists only in Pulumi's state: there is nothing outside it to import."""
+
+
+def detailed_diff(changes: Changes, olds: dict[str, Any], news: dict[str, Any]) -> dict[str, PropertyDiff]:
+    """Each changed property with its kind: added, deleted or updated, and whether it replaces."""
+    kinds = {
+        (False, "add"): PropertyDiffKind.ADD,
+        (False, "delete"): PropertyDiffKind.DELETE,
+        (False, "update"): PropertyDiffKind.UPDATE,
+        (True, "add"): PropertyDiffKind.ADD_REPLACE,
+        (True, "delete"): PropertyDiffKind.DELETE_REPLACE,
+        (True, "update"): PropertyDiffKind.UPDATE_REPLACE,
+    }
+    result = {}
+    for replaces, names in ((False, changes.updates), (True, changes.replaces)):
+        for name in names:
+            how = "add" if olds.get(name) is None else "delete" if news.get(name) is None else "update"
+            result[name] = PropertyDiff(kinds[(replaces, how)], input_diff=True)
+    return result
+
+
+class SconifyProvider(Provider):
+    """The provider. ``engine`` is the engine's address, where progress goes (None: nowhere)."""
+
+    def __init__(self, version: str, engine: str | None = None) -> None:
+        self._version = version
+        self._log = EngineLog(engine) if engine else None
+
+    def _kind(self, token: str) -> Kind:
+        kind = KINDS.get(token)
+        if kind is None:
+            raise UnknownResourceTypeError(
+                f"{token}: not a resource of the sconify package ({', '.join(sorted(KINDS))})"
+            )
+        return kind
+
+    def _logic(self, kind: Kind, urn: str) -> ResourceProvider:
+        logic = kind.logic()
+        if isinstance(logic, ReportsProgress):
+            logic.progress = self._progress(urn)
+        return logic
+
+    def _progress(self, urn: str) -> Progress:
+        if self._log is None:
+            return lambda _message: None
+        return self._log.progress(urn)
+
+    async def get_schema(self, request: GetSchemaRequest) -> GetSchemaResponse:
+        return GetSchemaResponse(json.dumps(package_schema(self._version), indent=2, sort_keys=True))
+
+    async def check_config(self, request: CheckRequest) -> CheckResponse:
+        # The package has no configuration: every setting is an input of the resource that needs it.
+        unexpected = sorted(key for key in request.new_inputs if key != "version")
+        return CheckResponse(
+            inputs=request.new_inputs,
+            failures=[CheckFailure(key, "the sconify provider takes no configuration") for key in unexpected],
+        )
+
+    async def configure(self, request: ConfigureRequest) -> ConfigureResponse:
+        # Create and Update are never called in a preview: the resource logic builds and uploads.
+        return ConfigureResponse(accept_secrets=True, supports_preview=False)
+
+    async def check(self, request: CheckRequest) -> CheckResponse:
+        kind = self._kind(request.type)
+        news = plain_map(request.new_inputs)
+        type_failures = kind.spec.type_failures(news)
+        if type_failures:  # the resource's own checks assume the types: say what else is missing, stop
+            return CheckResponse(
+                inputs=request.new_inputs,
+                failures=[
+                    CheckFailure(name, reason) for name, reason in [*type_failures, *kind.spec.missing(news)]
+                ],
+            )
+        logic = self._logic(kind, request.urn)
+        checked: CheckResult = await asyncio.to_thread(logic.check, plain_map(request.old_inputs), news)
+        secret = secret_keys(request.new_inputs) | set(kind.spec.secret_outputs)
+        return CheckResponse(
+            inputs=wire_map(checked.inputs, secret),
+            failures=[CheckFailure(f.property, f.reason) for f in checked.failures or []],
+        )
+
+    async def diff(self, request: DiffRequest) -> DiffResponse:
+        kind = self._kind(request.type)
+        olds, news = plain_map(request.old_state), plain_map(request.new_inputs)
+        for ignored in request.ignore_changes:  # the program's ignoreChanges: keep the old value
+            if ignored in olds:
+                news[ignored] = olds[ignored]
+            else:
+                news.pop(ignored, None)
+        logic = self._logic(kind, request.urn)
+        changes = await asyncio.to_thread(cast(Diffs, logic).changes, olds, news)
+        return DiffResponse(
+            changes=bool(changes.updates or changes.replaces),
+            replaces=changes.replaces,
+            diffs=[*changes.updates, *changes.replaces],
+            detailed_diff=detailed_diff(changes, olds, news),
+            delete_before_replace=False,
+        )
+
+    async def create(self, request: CreateRequest) -> CreateResponse:
+        kind = self._kind(request.type)
+        logic = self._logic(kind, request.urn)
+        created = await asyncio.to_thread(logic.create, plain_map(request.properties))
+        secret = secret_keys(request.properties) | set(kind.spec.secret_outputs)
+        return CreateResponse(created.id, wire_map(created.outs or {}, secret))
+
+    async def read(self, request: ReadRequest) -> ReadResponse:
+        kind = self._kind(request.type)
+        properties = plain_map(request.properties)
+        if not properties:  # an import: what the program gives is all there is to go on
+            if isinstance(kind.logic(), KeyMaterialProvider):
+                raise NotImportableError(
+                    f"{kind.spec.name} cannot be imported: its keys exist only in the state that made them"
+                )
+            properties = plain_map(request.inputs)
+        logic = self._logic(kind, request.urn)
+        read = await asyncio.to_thread(logic.read, request.resource_id, properties)
+        secret = secret_keys(request.properties) | secret_keys(request.inputs) | set(kind.spec.secret_outputs)
+        inputs = read.inputs if read.inputs is not None else _inputs(kind.spec, read.outs or {})
+        return ReadResponse(
+            read.id or "",
+            wire_map(read.outs or {}, secret) if read.id else {},
+            wire_map(inputs, secret) if read.id else {},
+        )
+
+    async def update(self, request: UpdateRequest) -> UpdateResponse:
+        kind = self._kind(request.type)
+        logic = self._logic(kind, request.urn)
+        updated = await asyncio.to_thread(
+            logic.update, request.resource_id, plain_map(request.olds), plain_map(request.news)
+        )
+        secret = secret_keys(request.olds) | secret_keys(request.news) | set(kind.spec.secret_outputs)
+        return UpdateResponse(wire_map(updated.outs or {}, secret))
+
+    async def delete(self, request: DeleteRequest) -> None:
+        kind = self._kind(request.type)
+        logic = self._logic(kind, request.urn)
+        await asyncio.to_thread(logic.delete, request.resource_id, plain_map(request.properties))
+
+
+def _inputs(spec: ResourceSpec, outputs: dict[str, Any]) -> dict[str, Any]:
+    """The inputs within a resource's outputs (what a refresh leaves as its inputs)."""
+    return {name: value for name, value in outputs.items() if name in spec.inputs}
+
+
+__all__ = ["KINDS", "SconifyProvider"]

@@ -1,0 +1,146 @@
+"""One description of each resource: its inputs and outputs, their types, which are secret and which
+replace the resource when they change.
+
+The package schema (``sconify`` plugin, ``schema.json``) is generated from these, the plugin checks inputs'
+types and names each changed property's kind (update or replace) from them, and the Python classes mark
+their secret outputs from them — so none of it is written twice.
+
+Property names are the state's names (snake_case): a stack written by the dynamic providers of earlier
+versions then reads back unchanged through the plugin (only the type token moves, with an alias).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .base import is_unknown
+
+PACKAGE = "sconify"
+
+TypeSpec = Mapping[str, Any]
+"""A Pulumi schema type reference: ``{"type": "string"}``, an array, a map, or ``{"$ref": ...}``."""
+STRING: TypeSpec = {"type": "string"}
+BOOLEAN: TypeSpec = {"type": "boolean"}
+INTEGER: TypeSpec = {"type": "integer"}
+ANY: TypeSpec = {"$ref": "pulumi.json#/Any"}
+
+
+def array_of(items: TypeSpec) -> TypeSpec:
+    return {"type": "array", "items": dict(items)}
+
+
+def map_of(values: TypeSpec) -> TypeSpec:
+    return {"type": "object", "additionalProperties": dict(values)}
+
+
+def one_of(*types: TypeSpec) -> TypeSpec:
+    return {"oneOf": [dict(t) for t in types]}
+
+
+@dataclass(frozen=True)
+class Property:
+    type: TypeSpec
+    description: str
+    secret: bool = False
+    """Never in plaintext: marked secret on the wire, masked in diffs, encrypted in the state."""
+    replaces: bool = False
+    """A change replaces the resource (else it is updated in place)."""
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    name: str
+    description: str
+    inputs: Mapping[str, Property]
+    outputs: Mapping[str, Property] = field(default_factory=dict)
+    """Properties that only the provider sets (inputs are outputs too)."""
+
+    @property
+    def token(self) -> str:
+        return f"{PACKAGE}:index:{self.name}"
+
+    @property
+    def dynamic_token(self) -> str:
+        """The type token the dynamic provider of earlier versions gave: an alias of :attr:`token`."""
+        return f"pulumi-python:dynamic/{PACKAGE}:{self.name}"
+
+    @property
+    def properties(self) -> dict[str, Property]:
+        return {**self.inputs, **self.outputs}
+
+    @property
+    def secret_outputs(self) -> list[str]:
+        return [name for name, prop in self.properties.items() if prop.secret]
+
+    @property
+    def replace_on(self) -> list[str]:
+        return [name for name, prop in self.inputs.items() if prop.replaces]
+
+    def missing(self, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """(property, reason) for each required input that is not given."""
+        return [
+            (name, f"{name} is required")
+            for name, prop in self.inputs.items()
+            if prop.required and inputs.get(name) in (None, "")
+        ]
+
+    def type_failures(self, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """(property, reason) for each known input of the wrong type, and each input it does not have."""
+        failures = [(name, "not an input of " + self.name) for name in inputs if name not in self.inputs]
+        for name, prop in self.inputs.items():
+            value = inputs.get(name)
+            if value is None:
+                continue
+            problem = _type_problem(value, prop.type)
+            if problem:
+                failures.append((name, problem))
+        return failures
+
+
+def _type_problem(value: Any, expected: TypeSpec) -> str | None:
+    if is_unknown(value) or expected.get("$ref") == ANY["$ref"]:
+        return None
+    if "oneOf" in expected:
+        problems = [_type_problem(value, option) for option in expected["oneOf"]]
+        return None if None in problems else " or ".join(str(p) for p in problems)
+    kind = expected["type"]
+    if kind == "string":
+        return None if isinstance(value, str) else "expected a string"
+    if kind == "boolean":
+        return None if isinstance(value, bool) else "expected true or false"
+    if kind == "integer":
+        whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        return None if whole and not isinstance(value, bool) else "expected a whole number"
+    if kind == "array":
+        if not isinstance(value, list):
+            return "expected a list"
+        for index, item in enumerate(value):
+            problem = _type_problem(item, expected["items"])
+            if problem:
+                return f"item {index}: {problem}"
+        return None
+    if kind == "object":
+        if not isinstance(value, dict):
+            return "expected a mapping"
+        for key, item in value.items():
+            problem = _type_problem(item, expected.get("additionalProperties", STRING))
+            if problem:
+                return f"{key}: {problem}"
+        return None
+    raise ValueError(f"no such schema type: {kind}")  # a mistake in a spec, not in an input
+
+
+PROVIDER_VERSION_PROPERTY = Property(
+    STRING,
+    "The version of the provider's behaviour the resource was made with (set by the provider); raising "
+    "it replaces what an earlier version cannot take over.",
+    replaces=True,
+)
+COMMON_NAME = Property(
+    STRING,
+    "The name the key material is made under; a new name makes new keys (a replacement).",
+    replaces=True,
+)

@@ -1,0 +1,351 @@
+"""The ``sconify`` provider plugin over gRPC, as the engine drives it: its schema against Pulumi's package
+metaschema, configuration, Check failures per field, detailed diffs, the resources' lifecycles against a
+real CAS, secrets that stay marked on the wire, and states written by the dynamic providers."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import jsonschema
+import pytest
+from pulumi.runtime import proto
+
+from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.version import __version__
+from pulumi_sconify.provider.plugin.provider import KINDS
+from pulumi_sconify.provider.plugin.schema import package_schema
+from pulumi_sconify.provider.resources.base import PROVIDER_KEY
+from tests.cas.harness import RunningCas
+from tests.cas.policies import counter, namespace, text, with_pwd
+from tests.plugin.plugin_host import (
+    DIFF_NONE,
+    DIFF_SOME,
+    PLUGIN_DIRECTORY,
+    UNKNOWN,
+    PluginHost,
+    is_secret,
+    reveal,
+    secret,
+    to_struct,
+)
+from tests.resources.dynamic_host import DynamicHost, strip
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pulumi"
+
+
+@pytest.fixture(scope="module")
+def host() -> Iterator[PluginHost]:
+    with PluginHost() as running:
+        yield running
+
+
+def metaschema_validator() -> jsonschema.protocols.Validator:
+    """Pulumi's package metaschema. Its version patterns use ECMAScript's named groups (``(?<name>``),
+    which Python's ``re`` spells ``(?P<name>``: the pattern keyword translates them, nothing else changes."""
+
+    def pattern(
+        validator: Any, expected: str, instance: Any, schema: Any
+    ) -> Iterator[jsonschema.ValidationError]:
+        if isinstance(instance, str) and not re.search(
+            re.sub(r"\(\?<(?=[A-Za-z])", "(?P<", expected), instance
+        ):
+            yield jsonschema.ValidationError(f"{instance!r} does not match {expected!r}")
+
+    extend: Any = jsonschema.validators.extend  # untyped in jsonschema's stubs
+    validator_class = extend(jsonschema.Draft202012Validator, {"pattern": pattern})
+    validator: jsonschema.protocols.Validator = validator_class(
+        json.loads((FIXTURES / "package-metaschema.json").read_text())
+    )
+    return validator
+
+
+def test_the_schema_is_a_valid_pulumi_package_and_describes_everything(host: PluginHost) -> None:
+    served = json.loads(host.stub.GetSchema(proto.GetSchemaRequest(version=0)).schema)
+    errors = [f"{e.json_path}: {e.message[:200]}" for e in metaschema_validator().iter_errors(served)]
+    assert errors == []
+    assert served["name"] == "sconify" and served["version"] == __version__
+    assert set(served["resources"]) == {
+        f"sconify:index:{name}"
+        for name in (
+            "CasImage",
+            "CasKeys",
+            "CasRecoveryKey",
+            "CasSession",
+            "CreatorIdentity",
+            "SconifiedImage",
+        )
+    }
+    for token, resource in served["resources"].items():
+        spec = KINDS[token].spec
+        assert resource["description"]
+        assert resource["aliases"] == [{"type": f"pulumi-python:dynamic/sconify:{spec.name}"}]
+        for name, described in [*resource["properties"].items(), *resource["inputProperties"].items()]:
+            assert described["description"], f"{token}.{name}"
+        secrets = {name for name, p in resource["properties"].items() if p.get("secret")}
+        assert secrets == set(spec.secret_outputs), token
+    keys = served["resources"]["sconify:index:CasKeys"]["properties"]
+    assert keys["master_key"]["secret"] and keys["ca_key_pem"]["secret"]
+    assert not keys["ca_certificate_pem"].get("secret")
+    session = served["resources"]["sconify:index:CasSession"]
+    assert (
+        session["inputProperties"]["policy"]["secret"]
+        and session["inputProperties"]["identity_key"]["secret"]
+    )
+    assert set(session["requiredInputs"]) == {
+        "cas",
+        "cas_ca",
+        "identity_certificate",
+        "identity_key",
+        "policy",
+    }
+
+
+def test_the_committed_schema_is_the_generated_one() -> None:
+    committed = json.loads((PLUGIN_DIRECTORY / "schema.json").read_text())
+    assert committed == package_schema(__version__), (
+        "regenerate: python -m pulumi_sconify.provider.plugin --schema"
+    )
+
+
+def test_the_metaschema_refuses_what_is_not_a_package() -> None:
+    """The check above could pass vacuously; it does not."""
+    schema = package_schema(__version__)
+    schema["resources"]["sconify:index:CasKeys"]["inputProperties"]["common_name"]["type"] = "text"
+    schema["version"] = "one"
+    assert len(list(metaschema_validator().iter_errors(schema))) >= 2
+
+
+def test_the_provider_takes_no_configuration(host: PluginHost) -> None:
+    response = host.stub.CheckConfig(
+        proto.CheckRequest(urn=f"{host.prefix}pulumi:providers:sconify::default", olds=None, news=None)
+    )
+    assert list(response.failures) == []
+    refused = host.stub.CheckConfig(
+        proto.CheckRequest(
+            urn=f"{host.prefix}pulumi:providers:sconify::default",
+            news=to_struct({"version": "0.1.0", "casAddress": "cas:8081"}),
+        )
+    )
+    assert [(f.property, f.reason) for f in refused.failures] == [
+        ("casAddress", "the sconify provider takes no configuration")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "inputs", "expected"),
+    [
+        ("CasKeys", {"common_name": 5}, [("common_name", "expected a string")]),
+        ("CasKeys", {"commonName": "x"}, [("commonName", "not an input of CasKeys")]),
+        (
+            "SconifiedImage",
+            {"native_image": "r/native:1", "target": "r/c:1", "command": "app", "dirs": "/code"},
+            [
+                ("dirs", "expected a list"),
+                ("session", "session is required"),
+                ("namespace", "namespace is required"),
+            ],
+        ),
+        (
+            "SconifiedImage",
+            {
+                "native_image": "UPPER CASE",
+                "target": "r/c:1",
+                "command": "app",
+                "session": "s",
+                "namespace": "n",
+            },
+            [("native_image", None)],
+        ),
+        ("CasSession", {"cas": "cas:8081", "adopt": "yes"}, [("adopt", "expected true or false")]),
+    ],
+)
+def test_check_names_each_bad_input(
+    host: PluginHost, kind: str, inputs: dict[str, Any], expected: list[tuple[str, str | None]]
+) -> None:
+    _, failures = host.check(kind, {}, inputs)
+    named = {name for name, _ in failures}
+    for name, reason in expected:
+        assert name in named, failures
+        if reason is not None:
+            assert (name, reason) in failures
+
+
+def test_a_bad_policy_is_named_by_its_field_and_the_secret_is_not_repeated(host: PluginHost) -> None:
+    policy = text(counter()).replace("fspf_key:", "fspf_key: not-hex\n    x_fspf_key:")
+    _, failures = host.check(
+        "CasSession",
+        {},
+        {
+            "cas": "cas:8081",
+            "cas_ca": "CA",
+            "identity_certificate": "not a certificate",
+            "identity_key": secret("KEY-SECRET-VALUE"),
+            "policy": secret(policy),
+        },
+    )
+    named = {name for name, _ in failures}
+    assert {"policy", "identity_certificate"} <= named
+    assert all("KEY-SECRET-VALUE" not in reason and "not-hex" not in reason for _, reason in failures)
+
+
+def test_check_keeps_secrets_marked_and_unknowns_unknown(host: PluginHost) -> None:
+    checked, failures = host.check(
+        "CasSession",
+        {},
+        {
+            "cas": UNKNOWN,
+            "cas_ca": UNKNOWN,
+            "identity_certificate": UNKNOWN,
+            "identity_key": secret(UNKNOWN),
+            "policy": secret(text(counter())),
+        },
+    )
+    assert failures == []
+    assert checked["cas"] == UNKNOWN
+    assert is_secret(checked["identity_key"]) and is_secret(checked["policy"])
+    assert checked["adopt"] is False and checked["delete_on_destroy"] is True  # defaults filled in
+
+
+def test_a_detailed_diff_names_each_change_and_its_kind(host: PluginHost) -> None:
+    old = {
+        "native_image": "r/native:1",
+        "native_digest": "r/native@sha256:" + "a" * 64,
+        "target": "r/c:1",
+        "command": "python3 app.py",
+        "session": "s",
+        "namespace": "n",
+        "fspf_key": secret("f" * 64),
+        "provider_version": "1",
+        "engine": "open",
+    }
+    same = host.diff("SconifiedImage", "r/c:1", old, {**old, "native_image": "r/native:other-tag"})
+    assert same.changes == DIFF_NONE  # another tag, the same digest
+    new = {**old, "command": "python3 app.py -v", "target": "r/elsewhere:1", "env": {"A": "1"}}
+    changed = host.diff("SconifiedImage", "r/c:1", old, new)
+    assert changed.changes == DIFF_SOME
+    assert host.detailed(changed) == {"command": "UPDATE", "target": "UPDATE_REPLACE", "env": "ADD"}
+    assert list(changed.replaces) == ["target"]
+    rekeyed = host.diff("SconifiedImage", "r/c:1", old, {**old, "fspf_key": secret("e" * 64)})
+    assert host.detailed(rekeyed) == {"fspf_key": "UPDATE"}
+    assert "e" * 64 not in str(rekeyed) and "f" * 64 not in str(rekeyed)  # names only, never values
+
+
+def test_a_policy_diff_is_by_meaning_and_a_new_name_replaces(host: PluginHost) -> None:
+    connection = {"cas": "cas:8081", "cas_ca": "CA", "identity_certificate": "C", "identity_key": secret("K")}
+    old = {**connection, "policy": secret(text(counter())), "adopt": False, "delete_on_destroy": True}
+    reformatted = text(counter()).replace("access_policy:", "# a comment\naccess_policy:")
+    assert (
+        host.diff("CasSession", "ns-1/python-session", old, {**old, "policy": secret(reformatted)}).changes
+        == DIFF_NONE
+    )
+    updated = host.diff(
+        "CasSession", "ns-1/python-session", old, {**old, "policy": secret(text(with_pwd(counter(), "/x")))}
+    )
+    assert host.detailed(updated) == {"policy": "UPDATE"}
+    renamed_policy = text(counter()).replace("name: ns-1/python-session", "name: ns-1/other-session")
+    renamed = host.diff("CasSession", "ns-1/python-session", old, {**old, "policy": secret(renamed_policy)})
+    assert host.detailed(renamed) == {"policy": "UPDATE_REPLACE"}
+    moved = host.diff("CasSession", "ns-1/python-session", old, {**old, "cas": "other:8081"})
+    assert host.detailed(moved) == {"cas": "UPDATE_REPLACE"}
+
+
+def test_ignore_changes_is_applied(host: PluginHost) -> None:
+    old = {"common_name": "a", "provider_version": "1"}
+    response = host.stub.Diff(
+        proto.DiffRequest(
+            id="x",
+            urn=host.urn("CasKeys"),
+            olds=to_struct(old),
+            news=to_struct({**old, "common_name": "b"}),
+            ignoreChanges=["common_name"],
+        )
+    )
+    assert response.changes == DIFF_NONE
+
+
+def test_key_material_lifecycle_with_secrets_marked_on_the_wire(host: PluginHost) -> None:
+    checked, failures = host.check("CasKeys", {}, {})
+    assert failures == []
+    id_, state = host.create("CasKeys", checked)
+    assert is_secret(state["master_key"]) and is_secret(state["ca_key_pem"])
+    assert not is_secret(state["ca_certificate_pem"])
+    assert len(bytes.fromhex(reveal(state)["master_key"])) == 32
+    read_id, read_state, _ = host.read("CasKeys", id_, state)
+    assert read_id == id_ and reveal(read_state) == reveal(state) and is_secret(read_state["master_key"])
+    with pytest.raises(grpc.RpcError, match="CasKeys cannot be imported"):
+        host.read("CasKeys", id_, {}, inputs={"common_name": "sconify CAS CA"})
+    _, recovery = host.create("CasRecoveryKey", host.check("CasRecoveryKey", {}, {})[0])
+    assert is_secret(recovery["private_key_pem"]) and not is_secret(recovery["public_key_pem"])
+    host.delete("CasKeys", id_, state)
+
+
+@pytest.mark.parametrize("kind", ["CasKeys", "CreatorIdentity", "CasRecoveryKey"])
+def test_a_state_written_by_the_dynamic_provider_reads_back_without_a_diff(
+    host: PluginHost, kind: str
+) -> None:
+    """What a stack of an earlier version holds, made by Pulumi's dynamic-provider host: the same property
+    names, plus the pickled provider it keeps in inputs and outputs; the engine stores the declared secret
+    outputs as secrets. Through the alias the engine asks the plugin to diff it against the program's inputs:
+    no change, so the keys stay (a replacement would make new ones)."""
+    spec = KINDS[f"sconify:index:{kind}"].spec
+    with DynamicHost(KINDS[spec.token].logic(), kind) as dynamic:
+        dynamic_inputs, _ = dynamic.check({}, {})
+        made = dynamic.create(dynamic_inputs)
+    assert PROVIDER_KEY in made.outs  # what the old state carries
+    state = {key: secret(value) if key in spec.secret_outputs else value for key, value in made.outs.items()}
+    old_inputs = {key: made.outs[key] for key in (*spec.inputs, PROVIDER_KEY) if key in made.outs}
+    checked, failures = host.check(kind, old_inputs, {})
+    assert failures == []
+    assert host.diff(kind, made.id, state, checked).changes == DIFF_NONE
+    read_id, read_state, read_inputs = host.read(kind, made.id, state)
+    assert read_id == made.id and PROVIDER_KEY not in read_state and PROVIDER_KEY not in read_inputs
+    assert reveal(read_state) == strip(made.outs)
+    assert all(is_secret(read_state[name]) for name in spec.secret_outputs)
+
+
+@pytest.fixture
+def connection(cas: RunningCas, owner: ClientIdentity) -> dict[str, Any]:
+    with cas.client(owner) as client:
+        client.post_session(namespace())
+    return {
+        "cas": cas.address,
+        "cas_ca": cas.ca.read_text(),
+        "identity_certificate": owner.certificate.read_text(),
+        "identity_key": secret(owner.key.read_text()),
+    }
+
+
+def test_a_session_lifecycle_against_a_real_cas(
+    host: PluginHost, cas: RunningCas, owner: ClientIdentity, connection: dict[str, Any]
+) -> None:
+    checked, failures = host.check("CasSession", {}, {**connection, "policy": secret(text(counter()))})
+    assert failures == []
+    id_, state = host.create("CasSession", checked)
+    assert id_ == "ns-1/python-session" and is_secret(state["policy"]) and is_secret(state["identity_key"])
+    with cas.client(owner) as client:
+        assert client.read_session(id_)[1] == state["hash"]
+    news = {**checked, "policy": secret(text(with_pwd(counter(), "/code")))}
+    updated = host.update("CasSession", id_, state, news)
+    assert updated["hash"] != state["hash"] and is_secret(updated["policy"])
+    # Changed outside Pulumi: a refresh reports the CAS's policy as the input, still secret.
+    with cas.client(owner) as client:
+        client.post_session(text(with_pwd(counter(predecessor=updated["hash"]), "/elsewhere")))
+    _, refreshed, refreshed_inputs = host.read("CasSession", id_, updated)
+    assert refreshed["hash"] != updated["hash"]
+    assert is_secret(refreshed_inputs["policy"]) and "/elsewhere" in reveal(refreshed_inputs)["policy"]
+    # An import: only the id and the program's inputs.
+    imported_id, imported, _ = host.read("CasSession", id_, {}, inputs=checked)
+    assert imported_id == id_ and imported["hash"] == refreshed["hash"]
+    host.delete("CasSession", id_, refreshed)
+    gone_id, _, _ = host.read("CasSession", id_, refreshed)
+    assert gone_id == ""  # the engine drops it
+
+
+def test_an_unknown_type_is_refused_by_name(host: PluginHost) -> None:
+    with pytest.raises(grpc.RpcError, match="sconify:index:Nothing: not a resource of the sconify package"):
+        host.create("Nothing", {})
