@@ -31,10 +31,12 @@ from pulumi_policy import (
 from ..engine.policy import PolicyError, parse_session
 from ..engine.policy.builder import DEFAULT_TOLERATE
 from ..engine.runtime.protocol import INSECURE_SOFTWARE_EVIDENCE
+from ..provider.resources.image import SPEC as IMAGE_SPEC
+from ..provider.resources.session import SPEC as SESSION_SPEC
 from .volume import SESSION_ANNOTATION, VOLUME_ANNOTATION
 
-SCONIFIED_IMAGE = "pulumi-python:dynamic/sconify:SconifiedImage"
-CAS_SESSION = "pulumi-python:dynamic/sconify:CasSession"
+SCONIFIED_IMAGE = IMAGE_SPEC.token
+CAS_SESSION = SESSION_SPEC.token
 CLAIM = "kubernetes:core/v1:PersistentVolumeClaim"
 AKS = "azure-native:containerservice:ManagedCluster"
 DEBUG_MODE = "debug-mode"

@@ -11,7 +11,6 @@ from pulumi.dynamic import (
     CheckResult,
     CreateResult,
     DiffResult,
-    Resource,
     ResourceProvider,
     UpdateResult,
 )
@@ -25,6 +24,7 @@ from ...engine.image.transport import open_source
 from ...engine.version import __version__
 from .base import PROVIDER_VERSION, Changes, ReportsProgress, changed, inputs_of, is_unknown, required
 from .image import INSECURE_REGISTRIES, PLATFORM, REGISTRY_AUTH, registry_options
+from .sdk import SconifyResource
 from .spec import STRING, Property, ResourceSpec
 
 SPEC = ResourceSpec(
@@ -118,7 +118,7 @@ class CasImageProvider(ReportsProgress, ResourceProvider):
         return {**inputs_of(props), "image": pinned(image)}
 
 
-class CasImage(Resource, module="sconify", name="CasImage"):
+class CasImage(SconifyResource):
     """The CAS image (``sconify cas serve`` as entrypoint), pushed to ``target`` and pinned by digest."""
 
     image: pulumi.Output[str]
@@ -137,11 +137,8 @@ class CasImage(Resource, module="sconify", name="CasImage"):
         platform: pulumi.Input[str] = "linux/amd64",
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        opts = pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=SPEC.secret_outputs)
-        )
         super().__init__(
-            CasImageProvider(),
+            SPEC,
             resource_name,
             {
                 "base": base,

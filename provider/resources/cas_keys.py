@@ -12,10 +12,11 @@ import secrets
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, Resource
+from pulumi.dynamic import CreateResult
 
 from ...engine.cas.identity import new_certificate_authority
 from .base import PROVIDER_VERSION, KeyMaterialProvider, inputs_of
+from .sdk import SconifyResource
 from .spec import COMMON_NAME, PROVIDER_VERSION_PROPERTY, STRING, Property, ResourceSpec
 
 SPEC = ResourceSpec(
@@ -50,7 +51,7 @@ class CasKeysProvider(KeyMaterialProvider):
         return CreateResult(id_=f"cas-keys-{secrets.token_hex(8)}", outs=outs)
 
 
-class CasKeys(Resource, module="sconify", name="CasKeys"):
+class CasKeys(SconifyResource):
     """A CAS's certificate authority and master key."""
 
     ca_certificate_pem: pulumi.Output[str]
@@ -66,11 +67,8 @@ class CasKeys(Resource, module="sconify", name="CasKeys"):
         common_name: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        opts = pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
-        )
         super().__init__(
-            CasKeysProvider(),
+            SPEC,
             resource_name,
             {
                 "common_name": common_name or "sconify CAS CA",

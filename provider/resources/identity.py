@@ -7,10 +7,11 @@ from typing import Any
 import pulumi
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from pulumi.dynamic import CreateResult, Resource
+from pulumi.dynamic import CreateResult
 
 from ...engine.cas.identity import key_hash, self_signed_certificate
 from .base import PROVIDER_VERSION, KeyMaterialProvider, inputs_of
+from .sdk import SconifyResource
 from .spec import COMMON_NAME, PROVIDER_VERSION_PROPERTY, STRING, Property, ResourceSpec
 
 SPEC = ResourceSpec(
@@ -49,7 +50,7 @@ class CreatorIdentityProvider(KeyMaterialProvider):
         return CreateResult(id_=outs["key_hash"], outs=outs)
 
 
-class CreatorIdentity(Resource, module="sconify", name="CreatorIdentity"):
+class CreatorIdentity(SconifyResource):
     """A CAS client identity. ``key_hash`` is what access policies name; the key is a secret output."""
 
     common_name: pulumi.Output[str]
@@ -66,11 +67,8 @@ class CreatorIdentity(Resource, module="sconify", name="CreatorIdentity"):
         common_name: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        opts = pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=SPEC.secret_outputs)
-        )
         super().__init__(
-            CreatorIdentityProvider(),
+            SPEC,
             resource_name,
             {
                 "common_name": common_name or "sconify-client",

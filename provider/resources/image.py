@@ -16,7 +16,6 @@ from pulumi.dynamic import (
     CreateResult,
     DiffResult,
     ReadResult,
-    Resource,
     ResourceProvider,
     UpdateResult,
 )
@@ -49,6 +48,7 @@ from .base import (
     required,
     whole_numbers,
 )
+from .sdk import SconifyResource
 from .spec import ANY, BOOLEAN, PROVIDER_VERSION_PROPERTY, STRING, Property, ResourceSpec, array_of, map_of
 
 REGISTRY_AUTH = Property(
@@ -340,7 +340,7 @@ def _chart(output: dict[str, Any], props: dict[str, Any]) -> tuple[str, str]:
     return str(directory), digest.hexdigest()
 
 
-class SconifiedImage(Resource, module="sconify", name="SconifiedImage"):
+class SconifiedImage(SconifyResource):
     """A confidential image made from a native one by the open engine.
 
     ``pulumi preview`` resolves the native tag, so a moved tag shows as a change. The FSPF key is made
@@ -396,9 +396,6 @@ class SconifiedImage(Resource, module="sconify", name="SconifiedImage"):
         engine: pulumi.Input[str] = "open",
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        opts = pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
-        )
         props: dict[str, Any] = {
             "native_image": native_image,
             "target": target,
@@ -441,4 +438,4 @@ class SconifiedImage(Resource, module="sconify", name="SconifiedImage"):
             "native_digest",
         ):
             props[output] = None
-        super().__init__(SconifiedImageProvider(), resource_name, props, opts)
+        super().__init__(SPEC, resource_name, props, opts)

@@ -13,10 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, Resource
+from pulumi.dynamic import CreateResult
 
 from ...engine.cas.recovery import new_recovery_key
 from .base import PROVIDER_VERSION, KeyMaterialProvider, inputs_of
+from .sdk import SconifyResource
 from .spec import COMMON_NAME, PROVIDER_VERSION_PROPERTY, STRING, Property, ResourceSpec
 
 SPEC = ResourceSpec(
@@ -50,7 +51,7 @@ class CasRecoveryKeyProvider(KeyMaterialProvider):
         return CreateResult(id_=f"cas-recovery-{pair.fingerprint[:16]}", outs=outs)
 
 
-class CasRecoveryKey(Resource, module="sconify", name="CasRecoveryKey"):
+class CasRecoveryKey(SconifyResource):
     """An X25519 recovery key for a CAS's master key."""
 
     public_key_pem: pulumi.Output[str]
@@ -66,11 +67,8 @@ class CasRecoveryKey(Resource, module="sconify", name="CasRecoveryKey"):
         common_name: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        opts = pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=SPEC.secret_outputs)
-        )
         super().__init__(
-            CasRecoveryKeyProvider(),
+            SPEC,
             resource_name,
             {
                 "common_name": common_name or "sconify CAS recovery",

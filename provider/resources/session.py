@@ -15,7 +15,6 @@ from pulumi.dynamic import (
     CreateResult,
     DiffResult,
     ReadResult,
-    Resource,
     ResourceProvider,
     UpdateResult,
 )
@@ -42,6 +41,7 @@ from .base import (
     required,
     whole_numbers,
 )
+from .sdk import SconifyResource
 from .spec import ANY, BOOLEAN, PROVIDER_VERSION_PROPERTY, STRING, Property, ResourceSpec, map_of, one_of
 
 SPEC = ResourceSpec(
@@ -255,7 +255,7 @@ def _name(policy: Any) -> str | None:
         return None
 
 
-class CasSession(Resource, module="sconify", name="CasSession"):
+class CasSession(SconifyResource):
     """A session policy uploaded to a CAS. Updates name the active version as predecessor; a version made
     outside Pulumi stops an update (unless ``adopt``); ``pulumi refresh`` shows such drift."""
 
@@ -279,11 +279,8 @@ class CasSession(Resource, module="sconify", name="CasSession"):
         delete_on_destroy: pulumi.Input[bool] = True,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        opts = pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=SPEC.secret_outputs)
-        )
         super().__init__(
-            CasSessionProvider(),
+            SPEC,
             resource_name,
             {
                 "cas": cas,

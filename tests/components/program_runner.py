@@ -205,6 +205,7 @@ class RecordingMonitor(mocks.MockMonitor):
                     "provider": request.provider,
                     "protect": request.protect,
                     "retain_on_delete": request.retainOnDelete,
+                    "version": request.version,
                     "delete_before_replace": request.deleteBeforeReplace,
                     "aliases": [],
                     "additional_secret_outputs": list(request.additionalSecretOutputs),

@@ -118,6 +118,39 @@ def test_a_legacy_stack_keeps_its_children_under_aliases(tmp_path: Path) -> None
     )
 
 
+def test_the_resources_are_the_plugins_and_take_over_the_dynamic_providers_state(tmp_path: Path) -> None:
+    """Every sconify resource is served by the plugin of this package's version, and aliased to the token
+    its dynamic provider gave it before — the URN an existing stack holds it under. In a stack of version
+    0.1 (bare child names) the alias carries both the old token and the old name."""
+    from pulumi_sconify.engine.version import __version__
+
+    def plugin_resources(run: Any) -> list[dict[str, Any]]:
+        return [r for r in run.registrations if r["type"].startswith("sconify:index:") and r["custom"]]
+
+    current = plugin_resources(program_run("root", "aks"))
+    assert {r["type"].rsplit(":", 1)[1] for r in current} == {
+        "CasImage", "CasKeys", "CasRecoveryKey", "CasSession", "CreatorIdentity", "SconifiedImage",
+    }  # fmt: skip
+    for registration in current:
+        name, kind = registration["name"], registration["type"].rsplit(":", 1)[1]
+        assert registration["version"] == __version__, name
+        old_urn = registration["urn"].replace(registration["type"], f"pulumi-python:dynamic/sconify:{kind}")
+        assert old_urn in registration["aliases"], name
+    program = root_program_copy(tmp_path)
+    with_config(program, "dev", {"sconify:legacyChildNames": "true"})
+    for registration in plugin_resources(run_program(program, "dev")):
+        kind = registration["type"].rsplit(":", 1)[1]
+        bare = (
+            registration["name"].split("-", 1)[1]
+            if registration["parent"].endswith(("::counter", "::cas"))
+            else ""
+        )
+        if bare:
+            assert any(
+                f"pulumi-python:dynamic/sconify:{kind}::{bare}" in alias for alias in registration["aliases"]
+            ), registration["name"]
+
+
 def test_legacy_aliases_and_two_components_of_one_type_are_refused_as_by_the_engine(tmp_path: Path) -> None:
     program = tmp_path / "shared"
     shutil.copytree(STACKS_DIRECTORY / "shared_cas", program)

@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import jsonschema
 import pytest
+import yaml
 from pulumi.runtime import proto
 
 from pulumi_sconify.engine.cas.identity import ClientIdentity
@@ -349,3 +350,19 @@ def test_a_session_lifecycle_against_a_real_cas(
 def test_an_unknown_type_is_refused_by_name(host: PluginHost) -> None:
     with pytest.raises(grpc.RpcError, match="sconify:index:Nothing: not a resource of the sconify package"):
         host.create("Nothing", {})
+
+
+@pytest.mark.parametrize(
+    "program", ["Pulumi.yaml", "examples/aks/Pulumi.yaml", "examples/minikube/Pulumi.yaml"]
+)
+def test_every_program_runs_this_checkouts_plugin(program: str) -> None:
+    """What the engine reads to find the plugin: the program's ``plugins`` entry, and the plugin's own
+    ``PulumiPlugin.yaml`` (a Python plugin, run with the repository's virtual environment)."""
+    repository = PLUGIN_DIRECTORY.parents[1]
+    project = yaml.safe_load((repository / program).read_text())
+    (entry,) = [p for p in project["plugins"]["providers"] if p["name"] == "sconify"]
+    assert ((repository / program).parent / entry["path"]).resolve() == PLUGIN_DIRECTORY
+    plugin = yaml.safe_load((PLUGIN_DIRECTORY / "PulumiPlugin.yaml").read_text())
+    assert plugin["runtime"]["name"] == "python"
+    assert (PLUGIN_DIRECTORY / plugin["runtime"]["options"]["virtualenv"]).resolve() == repository / ".venv"
+    assert (PLUGIN_DIRECTORY / "__main__.py").is_file()

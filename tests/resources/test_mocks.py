@@ -1,4 +1,6 @@
-"""The resource classes under Pulumi's mocks: their inputs reach the engine with the pickled provider.
+"""The resource classes under Pulumi's mocks: each registers as a resource of the ``sconify`` plugin of
+this package's version, with an alias to the dynamic provider's token of earlier versions, and its inputs
+reach the engine with secrets marked.
 
 Under mocks dynamic providers do not run and ``additional_secret_outputs`` is not applied, so which
 outputs are secret is checked where the real values exist: the gRPC lifecycle tests (no secret value
@@ -19,9 +21,11 @@ pulumi_runtime = pytest.importorskip("pulumi.runtime")
 class Mocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: dict[str, dict[str, Any]] = {}
+        self.types: dict[str, str] = {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         self.resources[args.name] = dict(args.inputs)
+        self.types[args.name] = args.typ
         outputs = dict(args.inputs)
         if args.typ.endswith(":SconifiedImage"):
             outputs.update(
@@ -72,7 +76,8 @@ def test_cas_session_inputs() -> Any:
         assert inputs["cas"] == "cas:8081" and inputs["adopt"] is False
         assert inputs["identity_key"] == secret("KEY")  # secrets reach the engine marked as secrets
         assert inputs["policy"] == secret("name: ns/x\nversion: '0.3'\n")
-        assert inputs["__provider"]  # the pickled provider travels with the inputs
+        assert "__provider" not in inputs  # nothing pickled: the plugin serves it
+        assert MOCKS.types["counter-session"] == "sconify:index:CasSession"
         assert name is None or isinstance(name, str)
 
     return session.name.apply(check)
