@@ -61,8 +61,12 @@ class AksClusterArgs:
     vtpm_device_plugin_image: str = DEVICE_PLUGIN_IMAGE
     """The device plugin that gives confidential pods the vTPM (``cvm`` only); pin it by digest."""
     confidential_node_count: int = 1
+    """Nodes of the confidential pool; two or more (spread over the zones) keep the CAS and the
+    services up through the loss of a node or zone."""
     system_vm_size: str = "Standard_D2s_v5"
+    """The VM size of the system pool (AKS's own pods; nothing confidential runs there)."""
     system_node_count: int = 1
+    """Nodes of the system pool."""
     kubernetes_version: str | None = None
     """None for AKS's default version."""
     container_registry: bool = True
@@ -76,6 +80,7 @@ class AksClusterArgs:
     address_space: str = "10.240.0.0/16"
     """The cluster's virtual network; its node subnet and database subnet are cut from it."""
     node_subnet: str = "10.240.0.0/20"
+    """The nodes' subnet (pods get addresses from the overlay's own range)."""
     database_subnet: str = "10.240.16.0/24"
     """Delegated to Azure Database for PostgreSQL (:class:`~.azure_postgres.AzurePostgres`)."""
 
@@ -160,15 +165,20 @@ class AksCluster(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
     """The cluster user's kubeconfig. Secret."""
     cluster_name: pulumi.Output[str]
+    """The managed cluster's name."""
     resource_group_name: pulumi.Output[str]
+    """The resource group everything of the cluster is in."""
     registry: pulumi.Output[str]
     """The registry's login server, empty without one."""
     registry_auth: pulumi.Output[str] | None
     """A Docker ``config.json`` for pushing to the registry. Secret."""
     insecure_registries: list[pulumi.Input[str]]
+    """Registries reached over plain HTTP: none on AKS."""
     provider: k8s.Provider
     storage = StorageProfile(storage_class="azurefile-csi", access_mode="ReadWriteMany")
+    """How volumes are stored: ``azurefile-csi``, ReadWriteMany (a rescheduled pod reattaches at once)."""
     placement: Placement
+    """Where confidential pods run: the tainted confidential pool, with the vTPM on ``cvm`` nodes."""
     database_network: AzureDatabaseNetwork
     """Where :class:`~.azure_postgres.AzurePostgres` puts the CAS's database: a delegated subnet and a
     private DNS zone of the cluster's network."""

@@ -35,7 +35,9 @@ class AzureDatabaseNetwork:
     """Where a private database server goes in a cluster's network (``AksCluster.database_network``)."""
 
     resource_group_name: pulumi.Input[str]
+    """The cluster's resource group."""
     location: str
+    """The cluster's Azure region."""
     subnet_id: pulumi.Input[str]
     """A subnet delegated to ``Microsoft.DBforPostgreSQL/flexibleServers``, in the cluster's network."""
     private_dns_zone_id: pulumi.Input[str]
@@ -55,6 +57,7 @@ class AzurePostgresArgs:
     version: str = "16"
     """The PostgreSQL major version."""
     storage_size_gb: int = 32
+    """The server's storage (GiB), grown automatically when it fills."""
     zone_redundant: bool = True
     """A synchronous standby in another zone, failed over to automatically. Off only where the region
     has no zones, and then the CAS does not survive the loss of the server's zone."""
@@ -93,8 +96,11 @@ class AzurePostgres(pulumi.ComponentResource):
     CAS. :attr:`store` is what ``CasDeploymentArgs.store`` takes."""
 
     store: PostgresStore
+    """What ``CasDeploymentArgs.store`` takes: the URL (verify-full), the password, Azure's roots."""
     server_name: pulumi.Output[str]
+    """The flexible server's name."""
     fully_qualified_domain_name: pulumi.Output[str]
+    """The server's name in the cluster's private DNS zone."""
 
     def __init__(
         self, resource_name: str, args: AzurePostgresArgs, opts: pulumi.ResourceOptions | None = None

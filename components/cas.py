@@ -49,8 +49,11 @@ class ExternalCas(pulumi.ComponentResource):
     """A CAS that exists already (shared by teams, or run outside the cluster)."""
 
     address: pulumi.Output[str]
+    """The client API (``host:port``)."""
     attestation_address: pulumi.Output[str]
+    """The attestation API (``host:port``) as confidential pods reach it."""
     ca_certificate: pulumi.Output[str]
+    """The CA certificate (PEM) both are pinned to."""
 
     def __init__(
         self, resource_name: str, args: ExternalCasArgs, opts: pulumi.ResourceOptions | None = None
@@ -141,9 +144,14 @@ class CasDeployment(pulumi.ComponentResource):
     attestation and an exposed one for the client API."""
 
     address: pulumi.Output[str]
+    """The client API (``host:port``) as the machine running Pulumi reaches it, known once the CAS is
+    ready."""
     attestation_address: pulumi.Output[str]
+    """The attestation API (``host:port``) as confidential pods reach it."""
     ca_certificate: pulumi.Output[str]
+    """The CA certificate (PEM) both are pinned to."""
     namespace: str
+    """The CAS's Kubernetes namespace."""
     recovery_public_key: pulumi.Output[str]
     """The public key the CAS seals its master key to."""
     recovery_private_key: pulumi.Output[str] | None

@@ -26,7 +26,9 @@ class Placement:
     """Where confidential pods run."""
 
     node_selector: dict[str, str] = field(default_factory=dict)
+    """Node labels confidential pods require."""
     tolerations: list[dict[str, Any]] = field(default_factory=list)
+    """Taints of the confidential nodes that confidential pods tolerate."""
     sgx_device_plugin: str = "disabled"
     """``useSGXDevPlugin`` of the workload model: ``azure`` asks for EPC on AKS's SGX pool."""
     device_resources: dict[str, str] = field(default_factory=dict)

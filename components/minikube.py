@@ -27,7 +27,9 @@ class MinikubeClusterArgs:
     driver: str = "docker"
     """``--driver``: docker, podman, kvm2, ..."""
     cpus: int = 2
+    """``--cpus`` (minikube needs at least 2)."""
     memory: str = "4g"
+    """``--memory``."""
     registry: bool = True
     """Enable the registry add-on: confidential images are pushed to ``<node ip>:5000`` over plain
     HTTP (that network only) and pulled from there by the node."""
@@ -59,10 +61,14 @@ class MinikubeCluster(pulumi.ComponentResource):
     registry: pulumi.Output[str]
     """``<node ip>:5000`` with the registry add-on, else empty."""
     registry_auth: pulumi.Output[str] | None = None
+    """None: minikube's registry needs no credentials."""
     insecure_registries: list[pulumi.Input[str]]
+    """The registry add-on (``<node ip>:5000``, plain HTTP on the node's network)."""
     provider: k8s.Provider
     storage = StorageProfile(storage_class="standard", access_mode="ReadWriteOnce")
+    """How volumes are stored: minikube's ``standard`` class, ReadWriteOnce."""
     placement = Placement()
+    """Where confidential pods run: anywhere (one node, no TEE)."""
 
     def __init__(
         self, resource_name: str, args: MinikubeClusterArgs, opts: pulumi.ResourceOptions | None = None

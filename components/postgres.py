@@ -64,7 +64,9 @@ class InClusterPostgresArgs:
     storage_class: str = ""
     """The claim of the database; empty for the cluster's default."""
     storage_size: str = "2Gi"
+    """The claim's size."""
     placement: Placement = field(default_factory=Placement)
+    """Where the server's pod runs (beside the CAS it serves)."""
     protect: bool = False
     """Pulumi refuses to delete the password (it is set once, when the server first starts; a new one
     would lock the CAS out). The claim outlives the StatefulSet in any case."""

@@ -258,6 +258,7 @@ class ConfidentialStatefulService(pulumi.ComponentResource):
     mrenclave: pulumi.Output[str]
     """The measurement the policy admits."""
     session_name: pulumi.Output[str]
+    """The policy session (``namespace/session``)."""
     session_hash: pulumi.Output[str]
     """The hash the CAS reported for the uploaded policy."""
     endpoint: pulumi.Output[str]

@@ -34,6 +34,7 @@ class EncryptedVolumeArgs:
     namespace: str = "default"
     """The Kubernetes namespace."""
     labels: dict[str, str] = field(default_factory=dict)
+    """Labels of the claim."""
     protect: bool = False
     """Make Pulumi refuse to delete the claim (``protect``): the claim holds the only copy of the
     volume's data, so production stacks set this and lift it on purpose before a destroy."""
@@ -48,7 +49,9 @@ class EncryptedVolume(pulumi.ComponentResource):
     which session's key decrypts it)."""
 
     claim_name: pulumi.Output[str]
+    """The claim's name."""
     volume: str
+    """The policy volume the claim holds."""
 
     def __init__(
         self, resource_name: str, args: EncryptedVolumeArgs, opts: pulumi.ResourceOptions | None = None

@@ -1,9 +1,9 @@
-"""The layers go one way — components → provider → engine — and what runs in images stays small.
+"""The layers go one way — plugin → components → resources → engine — and what runs in images stays small.
 
 Read from the source (every import statement, module-level or not), so a lazy import inside a function
 cannot slip past: the engine imports neither Pulumi nor the packages above it; the runtime and fspf (copied
 whole into confidential images) import only the standard library, ``cryptography`` and each other; the
-provider imports no component.
+resources import no component; the plugin, which serves both, is imported by neither.
 """
 
 from __future__ import annotations
@@ -83,10 +83,22 @@ def test_what_runs_in_images_needs_only_the_standard_library_and_cryptography(pa
             ), f"{path}: imports {name}"
 
 
-@pytest.mark.parametrize("path", modules("provider"), ids=lambda p: str(p.relative_to(REPO)))
-def test_the_provider_imports_no_component(path: Path) -> None:
+@pytest.mark.parametrize(
+    "path",
+    [p for p in modules("provider") if "plugin" not in p.relative_to(REPO).parts],
+    ids=lambda p: str(p.relative_to(REPO)),
+)
+def test_the_resources_import_no_component(path: Path) -> None:
     for name in imports(path):
         assert not name.startswith(f"{PACKAGE}.components"), f"{path}: imports {name}"
+
+
+@pytest.mark.parametrize("path", modules("components"), ids=lambda p: str(p.relative_to(REPO)))
+def test_no_component_imports_the_plugin(path: Path) -> None:
+    """The plugin serves the components (Construct) as well as the resources: it is the top of the stack,
+    above the components, and nothing below it imports it."""
+    for name in imports(path):
+        assert not name.startswith(f"{PACKAGE}.provider.plugin"), f"{path}: imports {name}"
 
 
 def test_the_package_links_are_the_folders() -> None:

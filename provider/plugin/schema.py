@@ -34,8 +34,10 @@ def resource_schema(spec: ResourceSpec) -> dict[str, Any]:
 
 
 def package_schema(version: str) -> dict[str, Any]:
+    from ...components.schema import component_schemas  # noqa: PLC0415 - heavy; only for the schema
     from .provider import KINDS  # noqa: PLC0415 - the provider module imports this one
 
+    components, types = component_schemas()
     return {
         "name": PACKAGE,
         "displayName": "sconify",
@@ -53,5 +55,10 @@ def package_schema(version: str) -> dict[str, Any]:
             "description": "The sconify provider. It takes no configuration: each resource's inputs say "
             "where its CAS and registries are."
         },
-        "resources": {token: resource_schema(kind.spec) for token, kind in sorted(KINDS.items())},
+        "resources": dict(
+            sorted(
+                {**{token: resource_schema(kind.spec) for token, kind in KINDS.items()}, **components}.items()
+            )
+        ),
+        "types": types,
     }

@@ -54,10 +54,18 @@ def from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
 class RecordingEngine(engine_pb2_grpc.EngineServicer):
     def __init__(self) -> None:
         self.logs: list[engine_pb2.LogRequest] = []
+        self.root = ""
 
     def Log(self, request: engine_pb2.LogRequest, context: Any) -> empty_pb2.Empty:  # noqa: N802
         self.logs.append(request)
         return empty_pb2.Empty()
+
+    def GetRootResource(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return engine_pb2.GetRootResourceResponse(urn=self.root)
+
+    def SetRootResource(self, request: Any, context: Any) -> Any:  # noqa: N802
+        self.root = request.urn
+        return engine_pb2.SetRootResourceResponse()
 
 
 class PluginHost:
@@ -129,6 +137,35 @@ class PluginHost:
 
     def delete(self, kind: str, id_: str, state: Mapping[str, Any]) -> None:
         self.stub.Delete(proto.DeleteRequest(id=id_, urn=self.urn(kind), properties=to_struct(state)))
+
+    def construct(
+        self,
+        monitor: str,
+        kind: str,
+        name: str,
+        inputs: Mapping[str, Any],
+        parent: str,
+        providers: Mapping[str, str] | None = None,
+        dependencies: Mapping[str, list[str]] | None = None,
+    ) -> Any:
+        """Construct a component as the engine asks for one that a program in another language declared."""
+        project, stack = self.prefix.removeprefix("urn:pulumi:").split("::")[1::-1]
+        return self.stub.Construct(
+            proto.ConstructRequest(
+                project=project,
+                stack=stack,
+                monitorEndpoint=monitor,
+                type=f"sconify:index:{kind}",
+                name=name,
+                parent=parent,
+                inputs=to_struct(inputs),
+                inputDependencies={
+                    key: proto.ConstructRequest.PropertyDependencies(urns=urns)
+                    for key, urns in (dependencies or {}).items()
+                },
+                providers=dict(providers or {}),
+            )
+        )
 
     def detailed(self, response: Any) -> dict[str, str]:
         """A diff's detailed diff as property -> kind name (``UPDATE``, ``UPDATE_REPLACE``, ...)."""

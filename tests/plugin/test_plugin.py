@@ -70,7 +70,9 @@ def test_the_schema_is_a_valid_pulumi_package_and_describes_everything(host: Plu
     errors = [f"{e.json_path}: {e.message[:200]}" for e in metaschema_validator().iter_errors(served)]
     assert errors == []
     assert served["name"] == "sconify" and served["version"] == __version__
-    assert set(served["resources"]) == {
+    resources = {k: v for k, v in served["resources"].items() if not v.get("isComponent")}
+    components = {k: v for k, v in served["resources"].items() if v.get("isComponent")}
+    assert set(resources) == {
         f"sconify:index:{name}"
         for name in (
             "CasImage",
@@ -81,7 +83,28 @@ def test_the_schema_is_a_valid_pulumi_package_and_describes_everything(host: Plu
             "SconifiedImage",
         )
     }
-    for token, resource in served["resources"].items():
+    assert set(components) == {
+        f"sconify:index:{name}"
+        for name in (
+            "AksCluster", "AzurePostgres", "CasDeployment", "ConfidentialStatefulService", "DockerfileImage",
+            "EncryptedVolume", "ExternalCas", "InClusterPostgres", "MinikubeCluster",
+        )
+    }  # fmt: skip
+    for token, described in [*components.items(), *served["types"].items()]:
+        assert described["description"], token
+        properties = [*described.get("inputProperties", {}).items(), *described["properties"].items()]
+        for name, prop in properties:
+            assert prop["description"], f"{token}.{name}"
+            reference = prop.get("$ref") or prop.get("items", {}).get("$ref", "")
+            if reference.startswith("#/types/"):
+                assert reference.removeprefix("#/types/") in served["types"], f"{token}.{name}"
+    assert components["sconify:index:MinikubeCluster"]["properties"]["kubeconfig"]["secret"]
+    assert served["types"]["sconify:index:PostgresStore"]["properties"]["password"]["secret"]
+    assert components["sconify:index:CasDeployment"]["inputProperties"]["replicas"][
+        "plain"
+    ]  # checked at once
+    assert "plain" not in components["sconify:index:CasDeployment"]["inputProperties"]["image"]  # an Input
+    for token, resource in resources.items():
         spec = KINDS[token].spec
         assert resource["description"]
         assert resource["aliases"] == [{"type": f"pulumi-python:dynamic/sconify:{spec.name}"}]

@@ -1,0 +1,108 @@
+"""The strict monitor of the engine-rules tests (``tests/components/program_runner.StrictMonitor``), served
+over gRPC as the engine serves its resource monitor to a plugin's Construct: the components the plugin
+makes register their children here, under the engine's rules (no duplicate URN, parents and providers
+registered first, dependencies on registered resources only), and Pulumi's mocks answer for them."""
+
+from __future__ import annotations
+
+import traceback
+from concurrent import futures
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2
+from pulumi.runtime.proto import resource_pb2, resource_pb2_grpc
+
+from tests.components.program_runner import EngineRuleError, ProgramMocks, StrictMonitor
+
+
+class ServedMonitor(StrictMonitor):
+    """The strict monitor, for one project and stack (a served monitor has no program of its own)."""
+
+    root_urn = ""
+
+    def __init__(self, project: str, stack: str, preview: bool = False) -> None:
+        super().__init__(ProgramMocks(preview))
+        self.project, self.stack = project, stack
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        if parent:
+            type_ = parent.split("::")[2].rsplit("$", maxsplit=1)[-1] + "$" + type_
+        return f"urn:pulumi:{self.stack}::{self.project}::{type_}::{name}"
+
+    def root(self) -> str:
+        """Register the stack, as the engine has before any Construct."""
+        response = self.RegisterResource(
+            resource_pb2.RegisterResourceRequest(
+                type="pulumi:pulumi:Stack", name=f"{self.project}-{self.stack}"
+            )
+        )
+        return str(response.urn)
+
+    def provider(self, package: str, name: str) -> str:
+        """Register an explicit provider; the reference a program passes in ``providers``."""
+        response = self.RegisterResource(
+            resource_pb2.RegisterResourceRequest(
+                type=f"pulumi:providers:{package}", name=name, custom=True, parent=self.root_urn
+            )
+        )
+        return f"{response.urn}::{response.id}"
+
+
+class _Servicer(resource_pb2_grpc.ResourceMonitorServicer):
+    def __init__(self, monitor: ServedMonitor) -> None:
+        self.monitor = monitor
+        self.errors: list[str] = []
+
+    def _call(self, method: str, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return getattr(self.monitor, method)(request)
+        except EngineRuleError as error:  # as the engine refuses: the program's registration fails
+            self.errors.append(str(error))
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        except Exception:
+            self.errors.append(traceback.format_exc())
+            raise
+
+    def SupportsFeature(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return resource_pb2.SupportsFeatureResponse(
+            hasSupport=self._call("SupportsFeature", request, context).hasSupport
+        )
+
+    def GetDeploymentInfo(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return self._call("GetDeploymentInfo", request, context)
+
+    def RegisterResource(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return self._call("RegisterResource", request, context)
+
+    def RegisterResourceOutputs(self, request: Any, context: Any) -> Any:  # noqa: N802
+        self._call("RegisterResourceOutputs", request, context)
+        return empty_pb2.Empty()
+
+    def Invoke(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return self._call("Invoke", request, context)
+
+    def RegisterPackage(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return self._call("RegisterPackage", request, context)
+
+    def SignalAndWaitForShutdown(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return empty_pb2.Empty()
+
+
+class MonitorServer:
+    """A served strict monitor; a context manager. ``address`` is what a ConstructRequest names."""
+
+    def __init__(self, project: str = "test", stack: str = "dev") -> None:
+        self.monitor = ServedMonitor(project, stack)
+        self.monitor.root_urn = self.monitor.root()
+        self.servicer = _Servicer(self.monitor)
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        resource_pb2_grpc.add_ResourceMonitorServicer_to_server(self.servicer, self.server)
+        self.address = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
+        self.server.start()
+
+    def __enter__(self) -> MonitorServer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.stop(None)

@@ -1,0 +1,167 @@
+"""Components made through the plugin's Construct, as for a program in another language: the engine's
+request (inputs in wire form, a Kubernetes provider passed in ``providers``, secrets marked) goes to the
+plugin over gRPC; the plugin registers the component and its children with the strict monitor served over
+gRPC; the answer carries the component's outputs, secrets still marked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import kubernetes_validate
+import pytest
+
+from tests.components.program_runner import MOCK_CA_CERTIFICATE, plain
+from tests.components.programs import plaintext_secrets
+from tests.plugin.monitor import MonitorServer
+from tests.plugin.plugin_host import PluginHost, from_struct, is_secret, secret
+
+pytestmark = pytest.mark.slow
+KUBERNETES_VERSION = "1.33"
+
+
+@pytest.fixture(scope="module")
+def host() -> Iterator[PluginHost]:
+    with PluginHost() as running:
+        yield running
+
+
+@pytest.fixture
+def monitor() -> Iterator[MonitorServer]:
+    with MonitorServer() as served:
+        yield served
+
+
+def children_of(monitor: MonitorServer, urn: str) -> list[dict[str, Any]]:
+    """Every registration under ``urn``, at any depth."""
+    found, parents = [], {urn}
+    for registration in monitor.monitor.registrations:  # registered parents first (the engine's rule)
+        if registration["parent"] in parents:
+            found.append(registration)
+            parents.add(registration["urn"])
+    return found
+
+
+def test_a_cas_deployment_made_for_another_language(host: PluginHost, monitor: MonitorServer) -> None:
+    kubernetes = monitor.monitor.provider("kubernetes", "cluster")
+    response = host.construct(
+        monitor.address,
+        "CasDeployment",
+        "cas",
+        {
+            "image": "registry.example/sconify/cas@sha256:" + "a" * 64,
+            "external_host": "cas.example.com",
+            "replicas": 0,
+            "placement": {"node_selector": {"sconify.io/confidential": "true"}, "tolerations": []},
+        },
+        parent=monitor.monitor.root_urn,
+        providers={"kubernetes": kubernetes},
+    )
+    assert monitor.servicer.errors == []
+    assert response.urn.endswith("sconify:index:CasDeployment::cas")
+    state = from_struct(response.state)
+    assert state["address"] == "cas.example.com:30081"
+    assert state["attestation_address"] == "sconify-cas.sconify-cas.svc:18765"
+    assert state["ca_certificate"] == MOCK_CA_CERTIFICATE
+    assert is_secret(state["recovery_private_key"])
+    assert state["namespace"] == "sconify-cas"
+    children = children_of(monitor, response.urn)
+    kinds = {r["type"] for r in children}
+    assert {
+        "sconify:index:CasKeys",
+        "sconify:index:CasRecoveryKey",
+        "kubernetes:apps/v1:StatefulSet",
+    } <= kinds
+    for registration in children:
+        assert plaintext_secrets(registration["inputs"]) == [], registration["name"]
+        if registration["type"].startswith("kubernetes:"):
+            assert registration["provider"].startswith(kubernetes.rsplit("::", 1)[0]), registration["name"]
+            kubernetes_validate.validate(plain(registration["inputs"]), KUBERNETES_VERSION, strict=True)
+    statefulset = next(r for r in children if r["type"] == "kubernetes:apps/v1:StatefulSet")
+    pod = plain(statefulset["inputs"])["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"sconify.io/confidential": "true"}
+
+
+def test_a_service_made_for_another_language_attests_to_the_cas_it_is_given(
+    host: PluginHost, monitor: MonitorServer
+) -> None:
+    kubernetes = monitor.monitor.provider("kubernetes", "cluster")
+    response = host.construct(
+        monitor.address,
+        "ConfidentialStatefulService",
+        "counter",
+        {
+            "native_image": "registry.example/counter@sha256:" + "b" * 64,
+            "target": "registry.example/counter-confidential:1",
+            "command": "python3 /code/app.py",
+            "cas": {
+                "address": "cas.example.com:30081",
+                "attestation_address": "sconify-cas.sconify-cas.svc:18765",
+                "ca_certificate": MOCK_CA_CERTIFICATE,
+            },
+            "namespace": "counter-ts",
+            "service": "counter",
+            "dirs": ["/code"],
+            "volumes": [{"name": "V1", "path": "/V1", "size": "1Gi"}],
+            "job_runs": 2.0,  # numbers arrive as floats
+            "storage": {"storage_class": "standard", "access_mode": "ReadWriteOnce"},
+            "registry_auth": secret('{"auths": {}}'),
+        },
+        parent=monitor.monitor.root_urn,
+        providers={"kubernetes": kubernetes},
+    )
+    assert monitor.servicer.errors == []
+    state = from_struct(response.state)
+    assert state["image"].startswith("registry.example/counter-confidential@sha256:")
+    assert state["session_name"] == "counter-ts/counter-session"
+    children = children_of(monitor, response.urn)
+    kinds = [r["type"] for r in children]
+    assert kinds.count("kubernetes:batch/v1:Job") == 2
+    assert "sconify:index:SconifiedImage" in kinds and "sconify:index:CasSession" in kinds
+    image = next(r for r in children if r["type"] == "sconify:index:SconifiedImage")
+    assert plain(image["inputs"])["cas_ca"] == MOCK_CA_CERTIFICATE
+    assert is_secret(image["inputs"]["registry_auth"])  # the secret input stayed secret through Construct
+    for registration in children:
+        assert plaintext_secrets(registration["inputs"]) == [], registration["name"]
+
+
+def test_a_minikube_cluster_for_another_language_gives_what_the_others_take(
+    host: PluginHost, monitor: MonitorServer
+) -> None:
+    """A program in another language makes its own Kubernetes provider from ``kubeconfig`` (a secret)
+    and passes ``storage`` and ``placement`` on to its services as they are."""
+    response = host.construct(
+        monitor.address, "MinikubeCluster", "cluster", {"profile": "sconify-ts", "cpus": 2.0},
+        parent=monitor.monitor.root_urn,
+    )  # fmt: skip
+    assert monitor.servicer.errors == []
+    state = from_struct(response.state)
+    assert is_secret(state["kubeconfig"])
+    assert state["storage"] == {"storage_class": "standard", "access_mode": "ReadWriteOnce"}
+    assert state["placement"]["node_selector"] == {} and state["node_address"] == "192.168.49.2"
+    assert "provider" not in state  # a Python object: see components/schema.py, PYTHON_ONLY
+    commands = [r for r in children_of(monitor, response.urn) if r["type"] == "command:local:Command"]
+    assert any("minikube start --profile sconify-ts" in plain(r["inputs"])["create"] for r in commands)
+
+
+def test_bad_component_inputs_are_refused_by_name(host: PluginHost, monitor: MonitorServer) -> None:
+    with pytest.raises(grpc.RpcError, match="replicas: SQLite has one writer"):
+        host.construct(
+            monitor.address,
+            "CasDeployment",
+            "cas",
+            {"image": "i", "external_host": "h", "replicas": 2},
+            parent=monitor.monitor.root_urn,
+        )
+    with pytest.raises(grpc.RpcError, match="CasDeploymentArgs: no input colour"):
+        host.construct(
+            monitor.address,
+            "CasDeployment",
+            "cas2",
+            {"image": "i", "external_host": "h", "colour": "blue"},
+            parent=monitor.monitor.root_urn,
+        )
+    with pytest.raises(grpc.RpcError, match="sconify:index:Nothing: not a component of the sconify package"):
+        host.construct(monitor.address, "Nothing", "x", {}, parent=monitor.monitor.root_urn)
+    assert not any(r["type"] == "sconify:index:CasDeployment" for r in monitor.monitor.registrations)
