@@ -133,6 +133,7 @@ def fetch_wheels(
     requirements: tuple[str, ...] = DEPENDENCIES,
     with_dependencies: bool = False,
     name: str = "runtime",
+    progress: Callable[[str], None] = lambda _: None,
 ) -> list[Path]:
     """Wheels of ``requirements`` (and, ``with_dependencies``, all they need) for ``target``, from the
     cache or from PyPI (then cached under ``name`` and the requirements, so a changed list is fetched
@@ -140,7 +141,9 @@ def fetch_wheels(
     wanted = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:12]
     directory = (cache or cache_directory()) / f"{name}-{wanted}-{target.tag}"
     if (directory / ".complete").exists():
-        return sorted(directory.glob("*.whl"))
+        wheels = sorted(directory.glob("*.whl"))
+        progress(f"{len(wheels)} wheels for Python {target.python} ({target.tag}) from the cache")
+        return wheels
     partial = directory.with_name(directory.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -168,6 +171,7 @@ def fetch_wheels(
     ]
     for platform in target.platforms:
         command += ["--platform", platform]
+    progress(f"fetching the {name}'s wheels for Python {target.python} ({target.tag}) from PyPI")
     result = subprocess.run(
         [*command, *requirements], capture_output=True, text=True, timeout=600, check=False
     )
@@ -179,7 +183,9 @@ def fetch_wheels(
     (partial / ".complete").touch()
     shutil.rmtree(directory, ignore_errors=True)
     partial.rename(directory)
-    return sorted(directory.glob("*.whl"))
+    wheels = sorted(directory.glob("*.whl"))
+    progress(f"fetched {len(wheels)} wheels ({sum(w.stat().st_size for w in wheels)} bytes)")
+    return wheels
 
 
 def unpack_wheels(wheels: list[Path], destination: Path) -> None:
@@ -249,7 +255,7 @@ def assemble(
 ) -> None:
     """Fill ``destination`` (the image's ``image_path``) with the dependencies, the engine's runtime code
     and, when an interpreter of the image's Python version is at hand, their bytecode."""
-    unpack_wheels(fetch_wheels(target, cache), destination)
+    unpack_wheels(fetch_wheels(target, cache, progress=progress), destination)
     engine = Path(__file__).resolve().parents[1]
     package = destination / "pulumi_sconify"
     bundled = package / "engine"

@@ -104,6 +104,7 @@ def build_cas_image(options: CasImageOptions, progress: Progress = lambda _: Non
                     requirements=REQUIREMENTS + (GLIBC_REQUIREMENTS if target.libc == "glibc" else ()),
                     with_dependencies=True,
                     name="cas",
+                    progress=progress,
                 )
                 bundle.unpack_wheels(wheels, library)
             except bundle.BundleError as error:
