@@ -15,8 +15,8 @@ import pulumi
 from pulumi.dynamic import CreateResult
 
 from ...engine.cas.identity import new_certificate_authority
-from .base import PROVIDER_VERSION, KeyMaterialProvider, inputs_of
-from .sdk import SconifyResource
+from .base import KeyMaterialProvider, inputs_of
+from .sdk import KeyMaterialResource
 from .spec import COMMON_NAME, PROVIDER_VERSION_PROPERTY, STRING, Property, ResourceSpec
 
 SPEC = ResourceSpec(
@@ -51,8 +51,11 @@ class CasKeysProvider(KeyMaterialProvider):
         return CreateResult(id_=f"cas-keys-{secrets.token_hex(8)}", outs=outs)
 
 
-class CasKeys(SconifyResource):
+class CasKeys(KeyMaterialResource):
     """A CAS's certificate authority and master key."""
+
+    resource_spec = SPEC
+    default_name = CasKeysProvider.default_name
 
     ca_certificate_pem: pulumi.Output[str]
     """The CA certificate (PEM) that clients and images pin."""
@@ -60,22 +63,3 @@ class CasKeys(SconifyResource):
     """The CA's private key (PKCS#8 PEM). Secret."""
     master_key: pulumi.Output[str]
     """The CAS master key (64 hex) that seals its database. Secret."""
-
-    def __init__(
-        self,
-        resource_name: str,
-        common_name: pulumi.Input[str] | None = None,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__(
-            SPEC,
-            resource_name,
-            {
-                "common_name": common_name or "sconify CAS CA",
-                "provider_version": PROVIDER_VERSION,
-                "ca_certificate_pem": None,
-                "ca_key_pem": None,
-                "master_key": None,
-            },
-            opts,
-        )

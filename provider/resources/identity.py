@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pulumi.dynamic import CreateResult
 
 from ...engine.cas.identity import key_hash, self_signed_certificate
-from .base import PROVIDER_VERSION, KeyMaterialProvider, inputs_of
-from .sdk import SconifyResource
+from .base import KeyMaterialProvider, inputs_of
+from .sdk import KeyMaterialResource
 from .spec import COMMON_NAME, PROVIDER_VERSION_PROPERTY, STRING, Property, ResourceSpec
 
 SPEC = ResourceSpec(
@@ -50,8 +50,11 @@ class CreatorIdentityProvider(KeyMaterialProvider):
         return CreateResult(id_=outs["key_hash"], outs=outs)
 
 
-class CreatorIdentity(SconifyResource):
+class CreatorIdentity(KeyMaterialResource):
     """A CAS client identity. ``key_hash`` is what access policies name; the key is a secret output."""
+
+    resource_spec = SPEC
+    default_name = CreatorIdentityProvider.default_name
 
     common_name: pulumi.Output[str]
     private_key_pem: pulumi.Output[str]
@@ -60,22 +63,3 @@ class CreatorIdentity(SconifyResource):
     """The self-signed certificate (PEM); renew it freely — the key is the identity."""
     key_hash: pulumi.Output[str]
     """SHA-256 of the public key (64 hex): the identity access policies list."""
-
-    def __init__(
-        self,
-        resource_name: str,
-        common_name: pulumi.Input[str] | None = None,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__(
-            SPEC,
-            resource_name,
-            {
-                "common_name": common_name or "sconify-client",
-                "provider_version": PROVIDER_VERSION,
-                "private_key_pem": None,
-                "certificate_pem": None,
-                "key_hash": None,
-            },
-            opts,
-        )

@@ -16,8 +16,8 @@ import pulumi
 from pulumi.dynamic import CreateResult
 
 from ...engine.cas.recovery import new_recovery_key
-from .base import PROVIDER_VERSION, KeyMaterialProvider, inputs_of
-from .sdk import SconifyResource
+from .base import KeyMaterialProvider, inputs_of
+from .sdk import KeyMaterialResource
 from .spec import COMMON_NAME, PROVIDER_VERSION_PROPERTY, STRING, Property, ResourceSpec
 
 SPEC = ResourceSpec(
@@ -51,8 +51,11 @@ class CasRecoveryKeyProvider(KeyMaterialProvider):
         return CreateResult(id_=f"cas-recovery-{pair.fingerprint[:16]}", outs=outs)
 
 
-class CasRecoveryKey(SconifyResource):
+class CasRecoveryKey(KeyMaterialResource):
     """An X25519 recovery key for a CAS's master key."""
+
+    resource_spec = SPEC
+    default_name = CasRecoveryKeyProvider.default_name
 
     public_key_pem: pulumi.Output[str]
     """The public key (SubjectPublicKeyInfo PEM) the CAS seals its master key to."""
@@ -60,22 +63,3 @@ class CasRecoveryKey(SconifyResource):
     """The private key (PKCS#8 PEM) that ``sconify cas recover`` takes. Secret."""
     fingerprint: pulumi.Output[str]
     """SHA-256 of the raw public key (64 hex), as ``sconify cas recover`` and the CAS's log name it."""
-
-    def __init__(
-        self,
-        resource_name: str,
-        common_name: pulumi.Input[str] | None = None,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__(
-            SPEC,
-            resource_name,
-            {
-                "common_name": common_name or "sconify CAS recovery",
-                "provider_version": PROVIDER_VERSION,
-                "public_key_pem": None,
-                "private_key_pem": None,
-                "fingerprint": None,
-            },
-            opts,
-        )

@@ -9,11 +9,12 @@ state unchanged; see ``plugin/provider.py``), not replaced.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import pulumi
 
 from ...engine.version import __version__
+from .base import PROVIDER_VERSION
 from .spec import ResourceSpec
 
 
@@ -48,3 +49,20 @@ class SconifyResource(pulumi.CustomResource):
             {**dict.fromkeys(spec.outputs), **inputs},
             pulumi.ResourceOptions.merge(opts, own),
         )
+
+
+class KeyMaterialResource(SconifyResource):
+    """Key material the plugin makes on create and keeps only in the state (a CA, a recovery key, a client
+    identity): its one input is the name it is made under, and a new name makes new keys."""
+
+    resource_spec: ClassVar[ResourceSpec]
+    default_name: ClassVar[str]
+
+    def __init__(
+        self,
+        resource_name: str,
+        common_name: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        inputs = {"common_name": common_name or self.default_name, "provider_version": PROVIDER_VERSION}
+        super().__init__(self.resource_spec, resource_name, inputs, opts)
