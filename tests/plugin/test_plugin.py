@@ -379,10 +379,14 @@ def test_an_unknown_type_is_refused_by_name(host: PluginHost) -> None:
     "program", ["Pulumi.yaml", "examples/aks/Pulumi.yaml", "examples/minikube/Pulumi.yaml"]
 )
 def test_every_program_runs_this_checkouts_plugin(program: str) -> None:
-    """What the engine reads to find the plugin: the program's ``plugins`` entry, and the plugin's own
-    ``PulumiPlugin.yaml`` (a Python plugin, run with the repository's virtual environment)."""
+    """What the engine reads to find the plugin: the program's ``plugins`` entry (the project file valid
+    against Pulumi's project schema), and the plugin's own ``PulumiPlugin.yaml`` (a Python plugin, which
+    Python's language host runs as ``python DIR ARGS`` with the repository's virtual environment, as
+    :class:`PluginHost` does)."""
     repository = PLUGIN_DIRECTORY.parents[1]
     project = yaml.safe_load((repository / program).read_text())
+    schema = json.loads((FIXTURES / "project-schema.json").read_text())
+    assert [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(project)] == []
     (entry,) = [p for p in project["plugins"]["providers"] if p["name"] == "sconify"]
     assert ((repository / program).parent / entry["path"]).resolve() == PLUGIN_DIRECTORY
     plugin = yaml.safe_load((PLUGIN_DIRECTORY / "PulumiPlugin.yaml").read_text())
