@@ -92,8 +92,8 @@ class _Servicer(resource_pb2_grpc.ResourceMonitorServicer):
 class MonitorServer:
     """A served strict monitor; a context manager. ``address`` is what a ConstructRequest names."""
 
-    def __init__(self, project: str = "test", stack: str = "dev") -> None:
-        self.monitor = ServedMonitor(project, stack)
+    def __init__(self, project: str = "test", stack: str = "dev", preview: bool = False) -> None:
+        self.monitor = ServedMonitor(project, stack, preview)
         self.monitor.root_urn = self.monitor.root()
         self.servicer = _Servicer(self.monitor)
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))

@@ -147,6 +147,7 @@ class PluginHost:
         parent: str,
         providers: Mapping[str, str] | None = None,
         dependencies: Mapping[str, list[str]] | None = None,
+        preview: bool = False,
     ) -> Any:
         """Construct a component as the engine asks for one that a program in another language declared."""
         project, stack = self.prefix.removeprefix("urn:pulumi:").split("::")[1::-1]
@@ -164,6 +165,7 @@ class PluginHost:
                     for key, urns in (dependencies or {}).items()
                 },
                 providers=dict(providers or {}),
+                dryRun=preview,
             )
         )
 

@@ -11,11 +11,12 @@ from typing import Any
 import grpc
 import kubernetes_validate
 import pytest
+from pulumi.output import Unknown
 
 from tests.components.program_runner import MOCK_CA_CERTIFICATE, plain
 from tests.components.programs import plaintext_secrets
 from tests.plugin.monitor import MonitorServer
-from tests.plugin.plugin_host import PluginHost, from_struct, is_secret, secret
+from tests.plugin.plugin_host import UNKNOWN, PluginHost, from_struct, is_secret, secret
 
 pytestmark = pytest.mark.slow
 KUBERNETES_VERSION = "1.33"
@@ -143,6 +144,26 @@ def test_a_minikube_cluster_for_another_language_gives_what_the_others_take(
     assert "provider" not in state  # a Python object: see components/schema.py, PYTHON_ONLY
     commands = [r for r in children_of(monitor, response.urn) if r["type"] == "command:local:Command"]
     assert any("minikube start --profile sconify-ts" in plain(r["inputs"])["create"] for r in commands)
+
+
+def test_a_preview_with_unknown_inputs_gives_unknown_outputs(host: PluginHost) -> None:
+    """``pulumi preview`` of a program whose CAS image is not built yet: the component is made, its
+    children carry the unknown, and what depends on the CAS being up is unknown too."""
+    with MonitorServer(preview=True) as monitor:
+        kubernetes = monitor.monitor.provider("kubernetes", "cluster")
+        response = host.construct(
+            monitor.address, "CasDeployment", "cas", {"image": UNKNOWN, "external_host": "cas.example.com"},
+            parent=monitor.monitor.root_urn, providers={"kubernetes": kubernetes}, preview=True,
+        )  # fmt: skip
+        assert monitor.servicer.errors == []
+        state = from_struct(response.state)
+        assert state["address"] == UNKNOWN  # known once the StatefulSet is ready
+        assert state["attestation_address"] == "sconify-cas.sconify-cas.svc:18765"
+        statefulset = next(
+            r for r in children_of(monitor, response.urn) if r["type"] == "kubernetes:apps/v1:StatefulSet"
+        )
+        (container,) = statefulset["inputs"]["spec"]["template"]["spec"]["containers"]
+        assert isinstance(container["image"], Unknown)
 
 
 def test_bad_component_inputs_are_refused_by_name(host: PluginHost, monitor: MonitorServer) -> None:
