@@ -6,6 +6,7 @@ gRPC; the answer carries the component's outputs, secrets still marked."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -186,3 +187,73 @@ def test_bad_component_inputs_are_refused_by_name(host: PluginHost, monitor: Mon
     with pytest.raises(grpc.RpcError, match="sconify:index:Nothing: not a component of the sconify package"):
         host.construct(monitor.address, "Nothing", "x", {}, parent=monitor.monitor.root_urn)
     assert not any(r["type"] == "sconify:index:CasDeployment" for r in monitor.monitor.registrations)
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+PLACEMENT = {"node_selector": {"sconify.io/confidential": "true"}, "tolerations": []}
+EVERY_COMPONENT: dict[str, tuple[dict[str, Any], set[str]]] = {
+    "AksCluster": ({"location": "westeurope", "confidential_node_count": 2.0}, {"kubeconfig", "placement"}),
+    "AzurePostgres": (
+        {
+            "network": {
+                "resource_group_name": "group", "location": "westeurope", "subnet_id": "subnet",
+                "private_dns_zone_id": "zone", "zones": ["1", "2", "3"],
+            }
+        },
+        {"store", "fully_qualified_domain_name"},
+    ),
+    "CasDeployment": ({"image": "registry.example/cas:1", "external_host": "cas.example.com"}, {"address"}),
+    "ConfidentialStatefulService": (
+        {
+            "native_image": "registry.example/counter@sha256:" + "c" * 64, "target": "registry.example/c:1",
+            "command": "python3 /code/app.py", "namespace": "ns-x",
+            "volumes": [{"name": "V1", "path": "/V1"}],
+            "cas": {
+                "address": "cas:8081", "attestation_address": "cas:18765",
+                "ca_certificate": MOCK_CA_CERTIFICATE,
+            },
+        },
+        {"image", "mrenclave", "session_hash"},
+    ),
+    "DockerfileImage": ({"context": str(EXAMPLES / "counter"), "registry": "192.168.49.2:5000"}, {"image"}),
+    "EncryptedVolume": (
+        {
+            "claim_name": "counter-volumev1", "volume": "V1", "session": "ns-x/session",
+            "storage": {"storage_class": "standard", "access_mode": "ReadWriteOnce"},
+        },
+        {"claim_name", "volume"},
+    ),
+    "ExternalCas": (
+        {"address": "cas.example.com:8081", "ca_certificate": MOCK_CA_CERTIFICATE}, {"attestation_address"}
+    ),
+    "InClusterPostgres": ({"placement": PLACEMENT}, {"store"}),
+    "MinikubeCluster": ({}, {"kubeconfig", "registry"}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("component", sorted(EVERY_COMPONENT))
+def test_every_component_can_be_made_for_another_language(
+    host: PluginHost, monitor: MonitorServer, component: str
+) -> None:
+    inputs, expected_outputs = EVERY_COMPONENT[component]
+    name = f"my-{component.lower()[:8]}"
+    kubernetes = monitor.monitor.provider("kubernetes", "cluster")
+    response = host.construct(
+        monitor.address, component, name, inputs,
+        parent=monitor.monitor.root_urn, providers={"kubernetes": kubernetes},
+    )  # fmt: skip
+    assert monitor.servicer.errors == []
+    assert response.urn.endswith(f"sconify:index:{component}::{name}")
+    assert expected_outputs <= set(from_struct(response.state))
+    children = children_of(monitor, response.urn)
+    assert children or component == "ExternalCas"  # it names a CAS that exists: nothing to make
+    for registration in children:
+        assert plaintext_secrets(registration["inputs"]) == [], registration["name"]
+        if registration["type"].startswith("kubernetes:"):
+            kubernetes_validate.validate(plain(registration["inputs"]), KUBERNETES_VERSION, strict=True)
+
+
+def test_the_test_covers_every_component() -> None:
+    from pulumi_sconify.components.schema import COMPONENTS
+
+    assert set(EVERY_COMPONENT) == set(COMPONENTS)
