@@ -76,9 +76,10 @@ class PluginHost:
         self.engine_server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         engine_pb2_grpc.add_EngineServicer_to_server(self.engine, self.engine_server)
         engine_port = self.engine_server.add_insecure_port("127.0.0.1:0")
+        self.engine_address = f"127.0.0.1:{engine_port}"
         self.engine_server.start()
         self.process = subprocess.Popen(
-            [sys.executable, "-u", str(PLUGIN_DIRECTORY), f"127.0.0.1:{engine_port}"],
+            [sys.executable, "-u", str(PLUGIN_DIRECTORY), self.engine_address],
             stdout=subprocess.PIPE,
         )
         assert self.process.stdout is not None

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,9 @@ import grpc
 import jsonschema
 import pytest
 import yaml
+from google.protobuf import empty_pb2
 from pulumi.runtime import proto
+from pulumi.runtime.proto import provider_pb2_grpc
 
 from pulumi_sconify.engine.cas.identity import ClientIdentity
 from pulumi_sconify.engine.version import __version__
@@ -393,3 +398,25 @@ def test_every_program_runs_this_checkouts_plugin(program: str) -> None:
     assert plugin["runtime"]["name"] == "python"
     assert (PLUGIN_DIRECTORY / plugin["runtime"]["options"]["virtualenv"]).resolve() == repository / ".venv"
     assert (PLUGIN_DIRECTORY / "__main__.py").is_file()
+
+
+def test_the_installed_command_serves_the_same_plugin() -> None:
+    """``pulumi-resource-sconify`` (on PATH, where the engine looks for a plugin it has no path for) serves
+    what the plugin directory serves."""
+    command = shutil.which("pulumi-resource-sconify", path=str(Path(sys.executable).parent))
+    assert command, "installed with the package (pyproject.toml, project.scripts)"
+    with PluginHost() as directory_plugin:
+        process = subprocess.Popen([command, directory_plugin.engine_address], stdout=subprocess.PIPE)
+        try:
+            assert process.stdout is not None
+            port = int(process.stdout.readline().decode().strip())
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = provider_pb2_grpc.ResourceProviderStub(channel)
+                assert stub.GetPluginInfo(empty_pb2.Empty()).version == __version__
+                served = stub.GetSchema(proto.GetSchemaRequest(version=0)).schema
+            assert json.loads(served) == json.loads(
+                directory_plugin.stub.GetSchema(proto.GetSchemaRequest(version=0)).schema
+            )
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
