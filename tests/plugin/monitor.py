@@ -5,6 +5,8 @@ registered first, dependencies on registered resources only), and Pulumi's mocks
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import traceback
 from concurrent import futures
 from typing import Any
@@ -19,8 +21,6 @@ from tests.components.program_runner import EngineRuleError, ProgramMocks, Stric
 class ServedMonitor(StrictMonitor):
     """The strict monitor, for one project and stack (a served monitor has no program of its own)."""
 
-    root_urn = ""
-
     def __init__(self, project: str, stack: str, preview: bool = False) -> None:
         super().__init__(ProgramMocks(preview))
         self.project, self.stack = project, stack
@@ -30,31 +30,17 @@ class ServedMonitor(StrictMonitor):
             type_ = parent.split("::")[2].rsplit("$", maxsplit=1)[-1] + "$" + type_
         return f"urn:pulumi:{self.stack}::{self.project}::{type_}::{name}"
 
-    def root(self) -> str:
-        """Register the stack, as the engine has before any Construct."""
-        response = self.RegisterResource(
-            resource_pb2.RegisterResourceRequest(
-                type="pulumi:pulumi:Stack", name=f"{self.project}-{self.stack}"
-            )
-        )
-        return str(response.urn)
-
-    def provider(self, package: str, name: str) -> str:
-        """Register an explicit provider; the reference a program passes in ``providers``."""
-        response = self.RegisterResource(
-            resource_pb2.RegisterResourceRequest(
-                type=f"pulumi:providers:{package}", name=name, custom=True, parent=self.root_urn
-            )
-        )
-        return f"{response.urn}::{response.id}"
-
 
 class _Servicer(resource_pb2_grpc.ResourceMonitorServicer):
     def __init__(self, monitor: ServedMonitor) -> None:
         self.monitor = monitor
         self.errors: list[str] = []
+        self._threads = threading.local()
 
     def _call(self, method: str, request: Any, context: grpc.ServicerContext) -> Any:
+        if not getattr(self._threads, "loop", None):  # the mock monitor awaits on the calling thread's loop
+            self._threads.loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._threads.loop)
         try:
             return getattr(self.monitor, method)(request)
         except EngineRuleError as error:  # as the engine refuses: the program's registration fails
@@ -90,19 +76,36 @@ class _Servicer(resource_pb2_grpc.ResourceMonitorServicer):
 
 
 class MonitorServer:
-    """A served strict monitor; a context manager. ``address`` is what a ConstructRequest names."""
+    """A served strict monitor; a context manager. ``address`` is what a ConstructRequest names;
+    ``root_urn`` the stack registered, as the engine has before any Construct."""
 
     def __init__(self, project: str = "test", stack: str = "dev", preview: bool = False) -> None:
         self.monitor = ServedMonitor(project, stack, preview)
-        self.monitor.root_urn = self.monitor.root()
         self.servicer = _Servicer(self.monitor)
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         resource_pb2_grpc.add_ResourceMonitorServicer_to_server(self.servicer, self.server)
         self.address = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
         self.server.start()
+        self.channel = grpc.insecure_channel(self.address)
+        self.stub = resource_pb2_grpc.ResourceMonitorStub(self.channel)
+        self.root_urn = str(
+            self.stub.RegisterResource(
+                resource_pb2.RegisterResourceRequest(type="pulumi:pulumi:Stack", name=f"{project}-{stack}")
+            ).urn
+        )
+
+    def provider(self, package: str, name: str) -> str:
+        """Register an explicit provider, as a program does; the reference it passes in ``providers``."""
+        response = self.stub.RegisterResource(
+            resource_pb2.RegisterResourceRequest(
+                type=f"pulumi:providers:{package}", name=name, custom=True, parent=self.root_urn
+            )
+        )
+        return f"{response.urn}::{response.id}"
 
     def __enter__(self) -> MonitorServer:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.channel.close()
         self.server.stop(None)

@@ -46,7 +46,7 @@ def children_of(monitor: MonitorServer, urn: str) -> list[dict[str, Any]]:
 
 
 def test_a_cas_deployment_made_for_another_language(host: PluginHost, monitor: MonitorServer) -> None:
-    kubernetes = monitor.monitor.provider("kubernetes", "cluster")
+    kubernetes = monitor.provider("kubernetes", "cluster")
     response = host.construct(
         monitor.address,
         "CasDeployment",
@@ -57,7 +57,7 @@ def test_a_cas_deployment_made_for_another_language(host: PluginHost, monitor: M
             "replicas": 0,
             "placement": {"node_selector": {"sconify.io/confidential": "true"}, "tolerations": []},
         },
-        parent=monitor.monitor.root_urn,
+        parent=monitor.root_urn,
         providers={"kubernetes": kubernetes},
     )
     assert monitor.servicer.errors == []
@@ -88,7 +88,7 @@ def test_a_cas_deployment_made_for_another_language(host: PluginHost, monitor: M
 def test_a_service_made_for_another_language_attests_to_the_cas_it_is_given(
     host: PluginHost, monitor: MonitorServer
 ) -> None:
-    kubernetes = monitor.monitor.provider("kubernetes", "cluster")
+    kubernetes = monitor.provider("kubernetes", "cluster")
     response = host.construct(
         monitor.address,
         "ConfidentialStatefulService",
@@ -110,7 +110,7 @@ def test_a_service_made_for_another_language_attests_to_the_cas_it_is_given(
             "storage": {"storage_class": "standard", "access_mode": "ReadWriteOnce"},
             "registry_auth": secret('{"auths": {}}'),
         },
-        parent=monitor.monitor.root_urn,
+        parent=monitor.root_urn,
         providers={"kubernetes": kubernetes},
     )
     assert monitor.servicer.errors == []
@@ -135,7 +135,7 @@ def test_a_minikube_cluster_for_another_language_gives_what_the_others_take(
     and passes ``storage`` and ``placement`` on to its services as they are."""
     response = host.construct(
         monitor.address, "MinikubeCluster", "cluster", {"profile": "sconify-ts", "cpus": 2.0},
-        parent=monitor.monitor.root_urn,
+        parent=monitor.root_urn,
     )  # fmt: skip
     assert monitor.servicer.errors == []
     state = from_struct(response.state)
@@ -151,10 +151,10 @@ def test_a_preview_with_unknown_inputs_gives_unknown_outputs(host: PluginHost) -
     """``pulumi preview`` of a program whose CAS image is not built yet: the component is made, its
     children carry the unknown, and what depends on the CAS being up is unknown too."""
     with MonitorServer(preview=True) as monitor:
-        kubernetes = monitor.monitor.provider("kubernetes", "cluster")
+        kubernetes = monitor.provider("kubernetes", "cluster")
         response = host.construct(
             monitor.address, "CasDeployment", "cas", {"image": UNKNOWN, "external_host": "cas.example.com"},
-            parent=monitor.monitor.root_urn, providers={"kubernetes": kubernetes}, preview=True,
+            parent=monitor.root_urn, providers={"kubernetes": kubernetes}, preview=True,
         )  # fmt: skip
         assert monitor.servicer.errors == []
         state = from_struct(response.state)
@@ -174,7 +174,7 @@ def test_bad_component_inputs_are_refused_by_name(host: PluginHost, monitor: Mon
             "CasDeployment",
             "cas",
             {"image": "i", "external_host": "h", "replicas": 2},
-            parent=monitor.monitor.root_urn,
+            parent=monitor.root_urn,
         )
     with pytest.raises(grpc.RpcError, match="CasDeploymentArgs: no input colour"):
         host.construct(
@@ -182,10 +182,10 @@ def test_bad_component_inputs_are_refused_by_name(host: PluginHost, monitor: Mon
             "CasDeployment",
             "cas2",
             {"image": "i", "external_host": "h", "colour": "blue"},
-            parent=monitor.monitor.root_urn,
+            parent=monitor.root_urn,
         )
     with pytest.raises(grpc.RpcError, match="sconify:index:Nothing: not a component of the sconify package"):
-        host.construct(monitor.address, "Nothing", "x", {}, parent=monitor.monitor.root_urn)
+        host.construct(monitor.address, "Nothing", "x", {}, parent=monitor.root_urn)
     assert not any(r["type"] == "sconify:index:CasDeployment" for r in monitor.monitor.registrations)
 
 
@@ -237,10 +237,10 @@ def test_every_component_can_be_made_for_another_language(
 ) -> None:
     inputs, expected_outputs = EVERY_COMPONENT[component]
     name = f"my-{component.lower()[:8]}"
-    kubernetes = monitor.monitor.provider("kubernetes", "cluster")
+    kubernetes = monitor.provider("kubernetes", "cluster")
     response = host.construct(
         monitor.address, component, name, inputs,
-        parent=monitor.monitor.root_urn, providers={"kubernetes": kubernetes},
+        parent=monitor.root_urn, providers={"kubernetes": kubernetes},
     )  # fmt: skip
     assert monitor.servicer.errors == []
     assert response.urn.endswith(f"sconify:index:{component}::{name}")
