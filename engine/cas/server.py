@@ -23,13 +23,14 @@ from urllib.parse import unquote
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from OpenSSL import SSL
 from twisted.internet import reactor as _reactor, ssl, threads
+from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import connectionDone
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from twisted.web import http, resource, server
 
-from ..errors import CasError
+from ..errors import CasError, SconifyError
 from ..runtime.protocol import ATTEST_PATH, NONCE_PATH, SIGNATURE_HEADER
 from ..version import __version__
 from .credentials import CREDENTIAL_LIFETIME, runtime_key
@@ -228,6 +229,10 @@ class Offloaded:
 
     work: Callable[[], Any]
     then: Callable[[Any], tuple[int, Any]]
+
+
+class ListenError(SconifyError):
+    """An address the CAS cannot listen on (taken by another process, or not this machine's)."""
 
 
 class WorkerPool:
@@ -563,7 +568,13 @@ def listen(
         tls = _TlsContext(certificate, key, mutual)
         if contexts is not None:
             contexts.append(tls)
-        ports.append(reactor.listenSSL(address[1], site, tls, interface=address[0]))
+        try:
+            ports.append(reactor.listenSSL(address[1], site, tls, interface=address[0]))
+        except CannotListenError as error:
+            reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
+            raise ListenError(
+                f"cannot listen on {address[0]}:{address[1]} ({api.name} API): {reason}"
+            ) from None
         log("listening", api=api.name, address=f"{address[0]}:{ports[-1].getHost().port}")
     return ports
 
@@ -633,9 +644,23 @@ def serve(
     workers.start()
     limiters: list[RateLimiter] = []
     contexts: list[_TlsContext] = []
-    ports = listen(
-        service, pki.certificate, pki.key, client_address, attest_address, limits, workers, limiters, contexts
-    )
+    try:
+        ports = listen(
+            service,
+            pki.certificate,
+            pki.key,
+            client_address,
+            attest_address,
+            limits,
+            workers,
+            limiters,
+            contexts,
+        )
+    except BaseException:
+        # The worker threads would keep the process alive after the error: a CAS that cannot serve exits.
+        workers.stop()
+        store.close()
+        raise
 
     def renew() -> None:
         before = pki.certificate.read_bytes()

@@ -18,6 +18,11 @@ from pulumi_sconify.engine.cas.identity import ClientIdentity, create_client_ide
 from pulumi_sconify.engine.runtime.cas import CasConnection, CasSession
 
 START_SAFETY_NET = 300
+PORT_ATTEMPTS = 5
+
+
+class PortTakenError(RuntimeError):
+    """The CAS could not bind a port the harness picked: another process took it meanwhile."""
 
 
 def free_port() -> int:
@@ -66,6 +71,16 @@ class RunningCas:
         return f"localhost:{self.attest_port}"
 
     def start(self, extra_env: dict[str, str] | None = None) -> RunningCas:
+        """Start and wait until it answers. A port that another process took between :func:`free_port`
+        and the CAS's bind (the CAS then exits at once, saying so) is replaced and the start tried again."""
+        for _ in range(PORT_ATTEMPTS - 1):
+            try:
+                return self._start(extra_env)
+            except PortTakenError:
+                self.client_port, self.attest_port = free_port(), free_port()
+        return self._start(extra_env)
+
+    def _start(self, extra_env: dict[str, str] | None) -> RunningCas:
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
@@ -90,7 +105,11 @@ class RunningCas:
         deadline = time.monotonic() + START_SAFETY_NET
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"CAS exited with {self.process.returncode}: {self.log_path.read_text()}")
+                output = self.log_path.read_text()
+                last = (output.strip().splitlines() or [""])[-1]
+                if "cannot listen on" in last:
+                    raise PortTakenError(last)
+                raise RuntimeError(f"CAS exited with {self.process.returncode}: {output}")
             if self.ca.exists() and self._answers():
                 return self
             time.sleep(0.05)

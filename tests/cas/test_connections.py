@@ -101,3 +101,20 @@ def test_one_address_holds_a_bounded_number_of_connections(strict_cas: RunningCa
     else:
         pytest.fail("the CAS did not count closed connections out")
     assert any(line.get("event") == "connection_refused" for line in strict_cas.log_lines())
+
+
+def test_the_harness_moves_to_free_ports_when_one_is_taken(tmp_path: Path) -> None:
+    """What made a start fail under load: a port picked free was taken before the CAS bound it. The CAS
+    exits saying so, and the harness starts it again on other ports."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cas = RunningCas(tmp_path / "cas", attest_port=port).start()
+        try:
+            assert cas.attest_port != port
+            assert (
+                cas.log_path is not None and f"cannot listen on 127.0.0.1:{port}" in cas.log_path.read_text()
+            )
+        finally:
+            cas.stop()

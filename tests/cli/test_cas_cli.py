@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import subprocess
 from pathlib import Path
@@ -100,3 +101,23 @@ def test_a_store_url_with_a_password_is_refused_without_echoing_it(
     assert "holds a password: give it in PGPASSWORD or a password file (PGPASSFILE)" in result.stderr
     assert "hunter2" not in result.stdout + result.stderr
     assert not (tmp_path / "cas").exists()
+
+
+def test_a_cas_that_cannot_listen_exits_at_once_saying_where(tmp_path: Path) -> None:
+    """A port another process holds: the CAS says which address, for which API, and exits — it does not
+    linger with its worker threads, serving nothing."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                sconify_executable(), "cas", "serve", "--data-dir", str(tmp_path / "cas"),
+                "--listen", "127.0.0.1:0", "--attest-listen", f"127.0.0.1:{port}",
+            ],
+            capture_output=True, text=True, timeout=300, check=False,  # a safety net: it exits by itself
+        )  # fmt: skip
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"sconify: cannot listen on 127.0.0.1:{port} (attestation API): Address already in use"
+    )
