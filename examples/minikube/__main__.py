@@ -72,3 +72,5 @@ pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("image", counter.image)
 pulumi.export("mrenclave", counter.mrenclave)
 pulumi.export("sessionHash", counter.session_hash)
+if cas.recovery_private_key is not None:  # the CAS's master key is sealed to it: keep a copy offline
+    pulumi.export("casRecoveryKey", cas.recovery_private_key)
