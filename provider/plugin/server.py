@@ -45,10 +45,40 @@ class Components(ComponentHost):
         return ConstructResult(made.urn, made.state)
 
 
+async def _structured(value: Any) -> Any:
+    """An object or a list that arrived as one Output — a program passed another component's output
+    whole (``storage: cluster.storage``) — made a plain structure again, so that it becomes its
+    dataclass: it is known by now (a program sends a resource's inputs once they resolve), except in a
+    preview, where it stays unknown. A secret whole keeps every leaf secret."""
+    if not isinstance(value, pulumi.Output) or not await value.is_known():
+        return value
+    inner = await value.future()
+    if not isinstance(inner, dict | list):
+        return value
+    if not await value.is_secret():
+        return inner
+
+    def secret_leaves(item: Any) -> Any:
+        if isinstance(item, dict):
+            return {key: secret_leaves(element) for key, element in item.items()}
+        if isinstance(item, list):
+            return [secret_leaves(element) for element in item]
+        return pulumi.Output.secret(item)
+
+    return secret_leaves(inner)
+
+
+class _StructuredInputs(ComponentServicer):
+    @staticmethod
+    async def _construct_inputs(inputs: Any, input_dependencies: Any) -> dict[str, pulumi.Input[Any]]:
+        given = await ComponentServicer._construct_inputs(inputs, input_dependencies)
+        return {key: await _structured(value) for key, value in given.items()}
+
+
 class SconifyServicer(ProviderServicer):
     def __init__(self, arguments: list[str], version: str, engine: str) -> None:
         super().__init__(arguments, version, SconifyProvider(version, engine), engine_address=engine)
-        self._components = ComponentServicer(Components(version), arguments, engine)
+        self._components = _StructuredInputs(Components(version), arguments, engine)
 
     async def Construct(self, request: Any, context: Any) -> Any:  # noqa: N802 - the gRPC method's name
         return await self._components.Construct(request, context)

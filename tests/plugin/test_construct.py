@@ -257,3 +257,53 @@ def test_the_test_covers_every_component() -> None:
     from pulumi_sconify.components.schema import COMPONENTS
 
     assert set(EVERY_COMPONENT) == set(COMPONENTS)
+
+
+def test_objects_passed_as_other_components_outputs_become_their_dataclasses(
+    host: PluginHost, monitor: MonitorServer
+) -> None:
+    """A program passes ``storage: cluster.storage`` (an output of another component, with its
+    dependency): the plugin receives an Output, and makes it the dataclass the component reads."""
+    kubernetes = monitor.provider("kubernetes", "cluster")
+    cluster = monitor.root_urn.replace(
+        "pulumi:pulumi:Stack", "pulumi:pulumi:Stack$sconify:index:MinikubeCluster"
+    )
+    inputs = dict(EVERY_COMPONENT["ConfidentialStatefulService"][0])
+    inputs["storage"] = {"storage_class": "standard", "access_mode": "ReadWriteOnce"}
+    inputs["placement"] = {"node_selector": {"pool": "confidential"}, "tolerations": []}
+    response = host.construct(
+        monitor.address, "ConfidentialStatefulService", "counter", inputs,
+        parent=monitor.root_urn, providers={"kubernetes": kubernetes},
+        dependencies={"storage": [cluster], "placement": [cluster]},
+    )  # fmt: skip
+    assert monitor.servicer.errors == []
+    children = children_of(monitor, response.urn)
+    claim = next(r for r in children if r["type"] == "kubernetes:core/v1:PersistentVolumeClaim")
+    assert plain(claim["inputs"])["spec"]["storageClassName"] == "standard"
+    job = next(r for r in children if r["type"] == "kubernetes:batch/v1:Job")
+    assert plain(job["inputs"])["spec"]["template"]["spec"]["nodeSelector"] == {"pool": "confidential"}
+
+
+@pytest.mark.parametrize("whole_secret", [False, True])
+def test_a_store_password_stays_secret_through_construct(
+    host: PluginHost, monitor: MonitorServer, whole_secret: bool
+) -> None:
+    """The store's password, secret by itself or inside a secret object (as a program passes
+    ``store: database.store``), reaches the CAS's Secret marked, never in plaintext."""
+    store: Any = {"url": "postgresql://cas@db.example.com:5432/cas", "password": secret("PASSWORD-SECRET-x")}
+    if whole_secret:
+        store = secret({**store, "password": "PASSWORD-SECRET-x"})
+    kubernetes = monitor.provider("kubernetes", "cluster")
+    response = host.construct(
+        monitor.address, "CasDeployment", "cas",
+        {"image": "registry.example/cas:1", "external_host": "cas.example.com", "store": store},
+        parent=monitor.root_urn, providers={"kubernetes": kubernetes},
+    )  # fmt: skip
+    assert monitor.servicer.errors == []
+    children = children_of(monitor, response.urn)
+    for registration in children:
+        assert plaintext_secrets(registration["inputs"]) == [], registration["name"]
+    keys = next(r for r in children if r["name"] == "cas-secret")
+    assert plain(keys["inputs"])["stringData"]["store-password"] == "PASSWORD-SECRET-x"
+    statefulset = next(r for r in children if r["type"] == "kubernetes:apps/v1:StatefulSet")
+    assert plain(statefulset["inputs"])["spec"]["replicas"] == 2
