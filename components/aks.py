@@ -254,13 +254,11 @@ class AksCluster(pulumi.ComponentResource):
         self.resource_group_name = group
         # AKS's own identity manages the load balancer's and the nodes' addresses in a subnet it did not
         # make (the CLI grants this itself; an ARM deployment must).
-        azure.authorization.RoleAssignment(
-            children.name("cluster-network-contributor"),
-            principal_id=cluster.identity.apply(_cluster_identity),
-            principal_type="ServicePrincipal",
-            role_definition_id=_role(NETWORK_CONTRIBUTOR_ROLE),
-            scope=nodes.id,
-            opts=children.options("cluster-network-contributor"),
+        self._grant(
+            "cluster-network-contributor",
+            cluster.identity.apply(_cluster_identity),
+            NETWORK_CONTRIBUTOR_ROLE,
+            nodes.id,
         )
         # Output types are dicts keyed by their Python names: ["value"] reads typed and plain results alike.
         credentials = azure.containerservice.list_managed_cluster_user_credentials_output(
@@ -296,6 +294,19 @@ class AksCluster(pulumi.ComponentResource):
             }
         )
 
+    def _grant(
+        self, child: str, principal: pulumi.Input[str], role: str, scope: pulumi.Input[str]
+    ) -> azure.authorization.RoleAssignment:
+        """Azure's built-in ``role`` for a service principal on ``scope``."""
+        return azure.authorization.RoleAssignment(
+            self._children.name(child),
+            principal_id=principal,
+            principal_type="ServicePrincipal",
+            role_definition_id=_role(role),
+            scope=scope,
+            opts=self._children.options(child),
+        )
+
     def _registry(
         self, group: pulumi.Output[str], location: str, cluster: azure.containerservice.ManagedCluster
     ) -> None:
@@ -308,13 +319,8 @@ class AksCluster(pulumi.ComponentResource):
             admin_user_enabled=True,
             opts=children.options("registry"),
         )
-        azure.authorization.RoleAssignment(
-            children.name("kubelet-acr-pull"),
-            principal_id=cluster.identity_profile.apply(_kubelet_identity),
-            principal_type="ServicePrincipal",
-            role_definition_id=_role(ACR_PULL_ROLE),
-            scope=registry.id,
-            opts=children.options("kubelet-acr-pull"),
+        self._grant(
+            "kubelet-acr-pull", cluster.identity_profile.apply(_kubelet_identity), ACR_PULL_ROLE, registry.id
         )
         credentials = azure.containerregistry.list_registry_credentials_output(
             resource_group_name=group, registry_name=registry.name

@@ -14,7 +14,7 @@ from ..engine.policy import DEFAULT_KUBERNETES_ISSUER
 from ..engine.runtime.protocol import ATTESTATION_PORT, CLIENT_PORT
 from ..provider.resources import CasKeys, CasRecoveryKey
 from .cluster import Placement
-from .kubernetes import object_resource, pending
+from .kubernetes import ingress_policy, object_resource, pending
 from .naming import Children
 from .postgres import CAS_POD_LABELS, PostgresStore
 
@@ -324,22 +324,14 @@ class CasDeployment(pulumi.ComponentResource):
         }
         network_policy = object_resource(
             *in_namespace("network-policy"),
-            {
-                "apiVersion": "networking.k8s.io/v1",
-                "kind": "NetworkPolicy",
-                "metadata": metadata,
-                "spec": {
-                    "podSelector": {"matchLabels": labels},
-                    "policyTypes": ["Ingress"],
-                    "ingress": [
-                        {"ports": [{"port": CLIENT_PORT, "protocol": "TCP"}]},  # uploads, mutual TLS
-                        {
-                            "ports": [{"port": ATTESTATION_PORT, "protocol": "TCP"}],
-                            **({} if args.expose_attestation else {"from": [attesting_pods]}),
-                        },
-                    ],
-                },
-            },
+            ingress_policy(
+                metadata,
+                labels,
+                [
+                    (CLIENT_PORT, None),  # uploads: the client API demands mutual TLS
+                    (ATTESTATION_PORT, None if args.expose_attestation else [attesting_pods]),
+                ],
+            ),
         )
 
         def from_keys(variable: str, key: str) -> dict[str, object]:

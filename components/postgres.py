@@ -15,7 +15,7 @@ import pulumi
 import pulumi_random as random
 
 from .cluster import Placement
-from .kubernetes import object_resource, pending
+from .kubernetes import ingress_policy, object_resource, pending
 from .naming import Children
 
 POSTGRES_IMAGE = "docker.io/library/postgres:16-bookworm"
@@ -121,30 +121,13 @@ class InClusterPostgres(pulumi.ComponentResource):
                 },
             },
         )
+        cas_pods = {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": args.client_namespace}},
+            "podSelector": {"matchLabels": CAS_POD_LABELS},
+        }
         network_policy = object_resource(
             *children("network-policy", depends_on=[namespace]),
-            {
-                "apiVersion": "networking.k8s.io/v1",
-                "kind": "NetworkPolicy",
-                "metadata": metadata,
-                "spec": {
-                    "podSelector": {"matchLabels": labels},
-                    "policyTypes": ["Ingress"],
-                    "ingress": [
-                        {
-                            "ports": [{"port": POSTGRES_PORT, "protocol": "TCP"}],
-                            "from": [
-                                {
-                                    "namespaceSelector": {
-                                        "matchLabels": {"kubernetes.io/metadata.name": args.client_namespace}
-                                    },
-                                    "podSelector": {"matchLabels": CAS_POD_LABELS},
-                                }
-                            ],
-                        }
-                    ],
-                },
-            },
+            ingress_policy(metadata, labels, [(POSTGRES_PORT, [cas_pods])]),
         )
         statefulset = object_resource(
             *children("statefulset", depends_on=[namespace, secret, service, network_policy]),

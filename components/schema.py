@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import inspect
 import itertools
 import sys
@@ -21,7 +22,7 @@ import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pulumi
 
@@ -122,6 +123,14 @@ class UnexpressibleError(TypeError):
     """An annotation that has no schema type."""
 
 
+Result = TypeVar("Result")
+
+
+def _per_class(function: Callable[[type[Any]], Result]) -> Callable[[type[Any]], Result]:
+    """``function`` computed once per class (what it reads of a class does not change while it runs)."""
+    return cast(Callable[[type[Any]], Result], functools.cache(function))
+
+
 def type_token(cls: type[Any]) -> str:
     name = next((alias for alias, target in _NAMED_ALIASES.items() if target is cls), cls.__name__)
     return f"{PACKAGE}:index:{name}"
@@ -181,6 +190,7 @@ def _shape(node: ast.expr, scope: Mapping[str, Any]) -> Shape:
     raise UnexpressibleError(ast.unparse(node))
 
 
+@_per_class  # a class's source is read once, not at every Construct
 def docstrings(cls: type[Any]) -> dict[str, str]:
     """The attribute docstrings of a class body: the string that follows each annotated name."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
@@ -199,6 +209,7 @@ def docstrings(cls: type[Any]) -> dict[str, str]:
     return found
 
 
+@_per_class
 def fields(cls: type[Any]) -> dict[str, tuple[Shape, str, bool]]:
     """Each dataclass field the schema has: its shape, its description, and whether it is required."""
     described = docstrings(cls)
@@ -212,6 +223,7 @@ def fields(cls: type[Any]) -> dict[str, tuple[Shape, str, bool]]:
     return result
 
 
+@_per_class
 def outputs(component: type[Any]) -> dict[str, tuple[Shape, str]]:
     """Each output of a component class: its annotated attributes (and those it sets from a class
     constant of a dataclass), with their docstrings."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -57,7 +56,7 @@ class Kind:
     """A resource the plugin serves: its description and a maker of its logic."""
 
     spec: ResourceSpec
-    logic: Callable[[], ResourceProvider]
+    logic: type[ResourceProvider]
 
 
 KINDS = {
@@ -188,7 +187,7 @@ class SconifyProvider(Provider):
         kind = self._kind(request.type)
         properties = plain_map(request.properties)
         if not properties:  # an import: what the program gives is all there is to go on
-            if isinstance(kind.logic(), KeyMaterialProvider):
+            if issubclass(kind.logic, KeyMaterialProvider):
                 raise NotImportableError(
                     f"{kind.spec.name} cannot be imported: its keys exist only in the state that made them"
                 )

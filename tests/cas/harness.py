@@ -141,6 +141,15 @@ class RunningCas:
         assert self.log_path is not None
         return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.startswith("{")]
 
+    def connection(self, identity: ClientIdentity) -> dict[str, str]:
+        """What a CasSession resource is given to reach this CAS as ``identity``."""
+        return {
+            "cas": self.address,
+            "cas_ca": self.ca.read_text(),
+            "identity_certificate": identity.certificate.read_text(),
+            "identity_key": identity.key.read_text(),
+        }
+
     def client(self, identity: ClientIdentity) -> CasClient:
         return CasClient(self.address, self.ca, identity)
 

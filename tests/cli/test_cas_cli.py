@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.cas.harness import RunningCas, sconify_executable
+from tests.cas.harness import RunningCas
 from tests.cas.policies import counter, namespace, text
 from tests.cli.test_session_cli import sconify
 from tests.image.counter_image import TAG, counter_layout
@@ -92,11 +90,8 @@ def test_a_store_url_with_a_password_is_refused_without_echoing_it(
     """A command line is visible to every process (and a URL ends up in logs): the password goes in
     PGPASSWORD or PGPASSFILE. The refusal says so and does not repeat the password, and nothing is made."""
     options = ["--store", url] if given_as == "option" else []
-    environment = {**os.environ, "SCONIFY_CAS_STORE": url} if given_as == "environment" else None
-    result = subprocess.run(
-        [sconify_executable(), "cas", "serve", "--data-dir", str(tmp_path / "cas"), *options],
-        capture_output=True, text=True, timeout=120, check=False, env=environment,
-    )  # fmt: skip
+    environment = {"SCONIFY_CAS_STORE": url} if given_as == "environment" else None
+    result = sconify("cas", "serve", "--data-dir", str(tmp_path / "cas"), *options, env=environment)
     assert result.returncode != 0
     assert "holds a password: give it in PGPASSWORD or a password file (PGPASSFILE)" in result.stderr
     assert "hunter2" not in result.stdout + result.stderr
@@ -110,12 +105,9 @@ def test_a_cas_that_cannot_listen_exits_at_once_saying_where(tmp_path: Path) -> 
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run(
-            [
-                sconify_executable(), "cas", "serve", "--data-dir", str(tmp_path / "cas"),
-                "--listen", "127.0.0.1:0", "--attest-listen", f"127.0.0.1:{port}",
-            ],
-            capture_output=True, text=True, timeout=300, check=False,  # a safety net: it exits by itself
+        result = sconify(
+            "cas", "serve", "--data-dir", str(tmp_path / "cas"),
+            "--listen", "127.0.0.1:0", "--attest-listen", f"127.0.0.1:{port}",
         )  # fmt: skip
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == (

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from pulumi_sconify.engine.policy import MAX_DOCUMENT_BYTES
 
 
-def sconify(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+def sconify(
+    *args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The ``sconify`` command, run to its end; ``env`` is added to this process's environment."""
     executable = shutil.which("sconify", path=str(Path(sys.executable).parent))
     assert executable, "the sconify console script is not installed next to this interpreter"
     return subprocess.run(
@@ -20,6 +25,7 @@ def sconify(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProce
         text=True,
         timeout=60,
         check=False,
+        env={**os.environ, **env} if env else None,
     )
 
 

@@ -341,12 +341,8 @@ def test_a_state_written_by_the_dynamic_provider_reads_back_without_a_diff(
 def connection(cas: RunningCas, owner: ClientIdentity) -> dict[str, Any]:
     with cas.client(owner) as client:
         client.post_session(namespace())
-    return {
-        "cas": cas.address,
-        "cas_ca": cas.ca.read_text(),
-        "identity_certificate": owner.certificate.read_text(),
-        "identity_key": secret(owner.key.read_text()),
-    }
+    given = cas.connection(owner)
+    return {**given, "identity_key": secret(given["identity_key"])}  # as the engine sends a secret
 
 
 def test_a_session_lifecycle_against_a_real_cas(

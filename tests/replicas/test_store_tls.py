@@ -6,7 +6,6 @@ another root (someone posing as the database) or does not name the host it is re
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from pulumi_sconify.engine.cas.identity import ensure_server_pki, new_certificate_authority
-from tests.cas.harness import RunningCas, sconify_executable
+from tests.cas.harness import RunningCas
 from tests.cas.postgres import PostgresServer
+from tests.cli.test_session_cli import sconify
 
 pytestmark = pytest.mark.slow
 
@@ -49,12 +49,9 @@ def verifying(roots: Path) -> dict[str, str]:
 
 def serve_once(data_dir: Path, url: str, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``cas serve`` on the store, which must fail before it listens (ports 0: none is taken)."""
-    return subprocess.run(
-        [
-            sconify_executable(), "cas", "serve", "--data-dir", str(data_dir), "--store", url,
-            "--listen", "127.0.0.1:0", "--attest-listen", "127.0.0.1:0",
-        ],
-        capture_output=True, text=True, timeout=300, check=False, env={**os.environ, **environment},
+    return sconify(
+        "cas", "serve", "--data-dir", str(data_dir), "--store", url,
+        "--listen", "127.0.0.1:0", "--attest-listen", "127.0.0.1:0", env=environment,
     )  # fmt: skip
 
 

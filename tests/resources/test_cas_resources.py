@@ -22,7 +22,8 @@ from pulumi_sconify.engine.image.cas_image import DATA_DIRECTORY, STATE_DIRECTOR
 from pulumi_sconify.provider.resources.cas_image import CasImageProvider
 from pulumi_sconify.provider.resources.cas_keys import CasKeysProvider
 from pulumi_sconify.provider.resources.recovery_key import CasRecoveryKeyProvider
-from tests.cas.harness import RunningCas, free_port, sconify_executable
+from tests.cas.harness import RunningCas, free_port
+from tests.cli.test_session_cli import sconify
 from tests.image.confidential_counter import PODMAN
 from tests.image.counter_image import TAG, counter_layout
 from tests.image.registry_harness import Registry
@@ -68,12 +69,9 @@ def test_cas_recovery_key_made_by_pulumi_recovers_the_master_key(tmp_path: Path)
         options=["--recovery-key", str(tmp_path / "recovery.pub.pem")],
     ).start()  # fmt: skip
     cas.stop()
-    recovered = subprocess.run(
-        [
-            sconify_executable(), "cas", "recover", "--recovery-key", str(tmp_path / "recovery.pem"),
-            "--data-dir", str(cas.data_dir), "--out", str(tmp_path / "master.key"),
-        ],
-        capture_output=True, text=True, timeout=120, check=False,
+    recovered = sconify(
+        "cas", "recover", "--recovery-key", str(tmp_path / "recovery.pem"),
+        "--data-dir", str(cas.data_dir), "--out", str(tmp_path / "master.key"),
     )  # fmt: skip
     assert recovered.returncode == 0, recovered.stderr
     assert (tmp_path / "master.key").read_text() == (cas.data_dir / "master.key").read_text()

@@ -38,12 +38,7 @@ def test_creator_identity_lifecycle() -> None:
 def connection(cas: RunningCas, owner: ClientIdentity) -> dict[str, Any]:
     with cas.client(owner) as client:
         client.post_session(namespace())
-    return {
-        "cas": cas.address,
-        "cas_ca": cas.ca.read_text(),
-        "identity_certificate": owner.certificate.read_text(),
-        "identity_key": owner.key.read_text(),
-    }
+    return dict(cas.connection(owner))
 
 
 def test_cas_session_lifecycle(cas: RunningCas, owner: ClientIdentity, connection: dict[str, Any]) -> None:
