@@ -37,10 +37,11 @@ from .credentials import CREDENTIAL_LIFETIME, runtime_key
 from .hardware import HardwareTrust
 from .identity import IdentityError, client_identity
 from .kubernetes import JwksSource, KubernetesIssuer
+from .models import ModelMissing
 from .ratelimit import RateLimiter
 from .recovery import fingerprint, seal_master_key
 from .refusals import WINDOW as REFUSAL_WINDOW
-from .service import MAX_STORED_BYTES, CasService
+from .service import MAX_STORED_BYTES, CasService, Offloaded
 from .store import TamperedError
 
 reactor: Any = _reactor
@@ -55,15 +56,17 @@ IDLE_TIMEOUT = 30
 REQUEST_DEADLINE = 30.0
 MAX_CONNECTIONS_PER_ADDRESS = 64
 WORKERS = 1
-"""Threads that parse uploaded policies. One: Python runs one thread at a time, and every further parsing
-thread takes turns from the event loop (measured by benchmarks/cas_stall.py: with two, a health check's
-p99 during an upload storm was five times that with one)."""
+"""Threads that parse policies: uploaded ones, and stored ones not in memory. One: Python runs one
+thread at a time, and every further parsing thread takes turns from the event loop (measured by
+benchmarks/cas_stall.py: with two, a health check's p99 during an upload storm was five times that with
+one)."""
 RENEWAL_CHECK = 6 * 3600.0
 """How often the running CAS checks whether its server certificate is due for renewal."""
 CLIENT_RATE = 100.0
 ATTESTATION_RATE = 500.0
 MAX_QUEUED_WORK = 16
-"""Uploads being checked or waiting for a worker; more are answered 429 at once."""
+"""Uploads being checked and stored policies being loaded, or waiting for a worker; more are answered 429
+at once."""
 MAX_GENERATION = 2**63 - 1
 """The largest volume generation: what the store keeps in a signed 64-bit integer (a commit a second would
 take 292 billion years to reach it)."""
@@ -222,15 +225,6 @@ class _Site(server.Site):
         return None
 
 
-@dataclass(frozen=True)
-class Offloaded:
-    """An answer computed in two steps: ``work`` in the worker pool (it must touch no shared state), then
-    ``then`` with its result on the event loop."""
-
-    work: Callable[[], Any]
-    then: Callable[[Any], tuple[int, Any]]
-
-
 class ListenError(SconifyError):
     """An address the CAS cannot listen on (taken by another process, or not this machine's)."""
 
@@ -299,37 +293,56 @@ class _Api(resource.Resource):
                 who = client or str(getattr(request.getClientAddress(), "host", ""))
                 if not self.limiter.allow(who):
                     raise CasError(429, "too many requests: slow down")
-            answer = self.route(request, method, path, client)
+            known_client = client
+            answer = self._answer(lambda: self.route(request, method, path, known_client))
         except Exception as error:
             answer = _error_answer(error, self.name)
+        context = (method, path, client, started)
         if isinstance(answer, Offloaded):
-            return self._offload(request, answer, (method, path, client, started))
-        return self._respond(request, answer, (method, path, client, started))
+            request.notifyFinish().addErrback(lambda _: setattr(request, "gone", True))
+            self._offload(request, answer, context)
+            return server.NOT_DONE_YET
+        return self._respond(request, answer, context)
 
-    def _offload(self, request: server.Request, work: Offloaded, context: tuple[Any, ...]) -> bytes | int:
-        """Run ``work`` in the worker pool, so the event loop keeps answering; refuse (429) when the
-        pool's queue is full rather than let waiting uploads pile up in memory."""
-        pool = self.workers
-        if pool is None:  # no pool (a test's server): in line
-            try:
-                return self._respond(request, work.then(work.work()), context)
-            except Exception as error:
-                return self._respond(request, _error_answer(error, self.name), context)
-        if pool.pending >= MAX_QUEUED_WORK:
-            busy = (429, {"error": "busy: too many uploads are being checked; retry"})
-            return self._respond(request, busy, context)
-        gone: list[bool] = []
-        request.notifyFinish().addErrback(lambda _: gone.append(True))
-        pool.pending += 1
+    def _answer(self, step: Callable[[], Answer]) -> Answer:
+        """``step``'s answer; where it needs a stored policy's model that is not in memory, the work that
+        loads it in the pool, then ``step`` again (its state changes all come after its models)."""
+        try:
+            return step()
+        except ModelMissing as missing:
+            key = missing.key
+            return Offloaded(
+                lambda: self.service.load(key),
+                lambda loaded: (self.service.install(loaded), self._answer(step))[1],
+            )
 
-        def finish(answer: tuple[int, Any]) -> None:
-            if not gone:
+    def _offload(self, request: server.Request, work: Offloaded, context: tuple[Any, ...]) -> None:
+        """Run ``work`` in the worker pool, so the event loop keeps answering, then its continuation on
+        the loop (which may offload again); refuse (429) when the pool's queue is full rather than let
+        waiting work pile up in memory."""
+
+        def finish(answer: Answer) -> None:
+            if isinstance(answer, Offloaded):
+                self._offload(request, answer, context)
+            elif not getattr(request, "gone", False):
                 request.write(self._respond(request, answer, context))
                 request.finish()
 
-        def run_then(prepared: Any) -> tuple[int, Any]:
+        pool = self.workers
+        if pool is None:  # no pool (a test's server): in line
             try:
-                return work.then(prepared)
+                finish(self._answer(lambda: work.then(work.work())))
+            except Exception as error:
+                finish(_error_answer(error, self.name))
+            return
+        if pool.pending >= MAX_QUEUED_WORK:
+            finish((429, {"error": "busy: too much work is waiting for the CAS's workers; retry"}))
+            return
+        pool.pending += 1
+
+        def run_then(prepared: Any) -> Answer:
+            try:
+                return self._answer(lambda: work.then(prepared))
             except Exception as error:
                 return _error_answer(error, self.name)
 
@@ -341,7 +354,6 @@ class _Api(resource.Resource):
         deferred.addBoth(settle)
         deferred.addCallbacks(run_then, lambda failure: _error_answer(failure.value, self.name))
         deferred.addCallback(finish)
-        return server.NOT_DONE_YET
 
     def _respond(self, request: server.Request, answer: tuple[int, Any], context: tuple[Any, ...]) -> bytes:
         method, path, client, started = context
@@ -382,7 +394,11 @@ class _Api(resource.Resource):
 
 
 def _body(request: server.Request) -> bytes:
-    return request.content.read() if request.content is not None else b""
+    """The whole body, however often asked (a request is routed again once a model it needs is loaded)."""
+    if request.content is None:
+        return b""
+    request.content.seek(0)
+    return bytes(request.content.read())
 
 
 def _json_body(request: server.Request) -> dict[str, Any]:
@@ -472,7 +488,10 @@ class AttestationApi(_Api):
                 key = runtime_key(document.get("runtime_key"))
             except ValueError as error:
                 raise CasError(400, str(error)) from None
-            return 200, self.service.attest(config_id, measurement, nonce, key, evidence)
+            granted = self.service.begin_attestation(config_id, measurement, nonce, key, evidence)
+            if isinstance(granted, Offloaded):
+                return Offloaded(granted.work, lambda loaded: (200, granted.then(loaded)))
+            return 200, granted
         if path.startswith("/v1/volumes/") and path.endswith("/state"):
             volume = path[len("/v1/volumes/") : -len("/state")]
             if method not in ("GET", "POST"):
@@ -639,6 +658,7 @@ def serve(
         kubernetes=issuer,
         hardware=hardware,
         max_stored_bytes=max_stored_bytes,
+        parse_in_line=False,
     )
     workers = WorkerPool()
     workers.start()

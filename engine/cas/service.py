@@ -12,8 +12,8 @@ import hashlib
 import secrets
 import shlex
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ..errors import CasError, EvidenceRefusedError
@@ -36,6 +36,16 @@ from .evidence import EvidencePolicy, InsecureSoftwareEvidence, KubernetesEviden
 from .hardware import HardwareTrust, hardware_verifiers
 from .identity import IdentityError, certificate_key_hash
 from .kubernetes import KubernetesIssuer
+from .models import (
+    MODEL_CACHE_BYTES,
+    VIEW_CACHE_BYTES,
+    Loaded,
+    ModelCache,
+    ModelKey,
+    ModelMissing,
+    encode_view,
+    load_model,
+)
 from .nonces import NonceError, NonceIssuer
 from .refusals import RefusalLog
 from .store import Store
@@ -72,9 +82,6 @@ MAX_BYTES_PER_IDENTITY = 256 * 1024 * 1024
 MAX_STORED_BYTES = 4 * 1024**3
 """Stored policy versions of all identities together. Identities cost nothing to make, so the quotas per
 identity alone do not bound the disk; this does (``cas serve --max-stored-mib``)."""
-PARSED_CACHE_BYTES = 16 * 1024 * 1024
-"""The parsed sessions kept for attestation, counted by their policies' text (a 1 MiB policy, the largest,
-parses to a model of some MiB)."""
 MAX_CONFIG_ID = (MAX_NAME_DEPTH + 1) * 129
 """The longest configuration id: a session name of up to 16 names, a slash, a service name."""
 
@@ -97,6 +104,29 @@ class PreparedSession(NamedTuple):
     session: Session
     digest: str
     text: str
+    view: bytes
+    """Its view (:mod:`.models`), stored with it."""
+
+
+@dataclass(frozen=True)
+class Offloaded:
+    """An answer computed in two steps: ``work`` off the event loop (it must touch no state but the
+    store's reads), then ``then`` with its result on the event loop."""
+
+    work: Callable[[], Any]
+    then: Callable[[Any], Any]
+
+
+class Grant(NamedTuple):
+    """An attestation whose evidence verified, waiting for its policy's whole model."""
+
+    config_id: str
+    session: str
+    service: str
+    session_hash: str
+    evidence: str
+    measurement: str
+    runtime_key: bytes
 
 
 class CasService:
@@ -110,8 +140,13 @@ class CasService:
         kubernetes: KubernetesIssuer | None = None,
         hardware: HardwareTrust | None = None,
         max_stored_bytes: int = MAX_STORED_BYTES,
+        parse_in_line: bool = True,
     ) -> None:
+        """``parse_in_line=False`` (what the server runs): a model not in memory is never parsed by the
+        caller; :class:`~.models.ModelMissing` is raised instead (or an :class:`Offloaded` returned), for
+        the server to load it in its worker pool. In line is for callers without an event loop."""
         self._store = store
+        self._parse_in_line = parse_in_line
         self._max_stored_bytes = max_stored_bytes
         self._clock = clock
         self._credential_lifetime = credential_lifetime
@@ -124,31 +159,49 @@ class CasService:
                 InsecureSoftwareEvidence(),
             ]
         )
-        self._parsed: OrderedDict[tuple[str, str], tuple[Session, int]] = OrderedDict()
-        self._parsed_bytes = 0
+        self.views = ModelCache(VIEW_CACHE_BYTES)
+        """Each version's view, by version: what access checks and attestation decisions read."""
+        self.models = ModelCache(MODEL_CACHE_BYTES)
+        """Whole parsed versions: read only for runtimes that attested, and for public values."""
         self.refusals = RefusalLog(self._audit_refusals)
         """Refused attestations, audited the first of each kind at once and the rest counted: call its
         ``flush`` every minute and ``flush(force=True)`` at shutdown."""
 
     # -- sessions ---------------------------------------------------------------------------------
 
-    def _session(self, name: str, digest: str) -> Session:
-        key = (name, digest)
-        cached = self._parsed.get(key)
-        if cached is not None:
-            self._parsed.move_to_end(key)
-            return cached[0]
-        version = self._store.version(name, digest)
-        assert version is not None, "an active hash always has its version"
-        session = parse_session(version.text)
-        # Bounded by the policies' text, the measure of what their models hold: least recently used go.
-        size = len(version.text)
-        self._parsed[key] = (session, size)
-        self._parsed_bytes += size
-        while self._parsed_bytes > PARSED_CACHE_BYTES and len(self._parsed) > 1:
-            _, (_, evicted) = self._parsed.popitem(last=False)
-            self._parsed_bytes -= evicted
-        return session
+    def _view(self, name: str, digest: str) -> Session:
+        """The view of a stored version (:mod:`.models`)."""
+        return self._model(ModelKey(name, digest, whole=False))
+
+    def _whole(self, name: str, digest: str) -> Session:
+        """A stored version's whole model."""
+        return self._model(ModelKey(name, digest, whole=True))
+
+    def _model(self, key: ModelKey) -> Session:
+        cache = self.models if key.whole else self.views
+        found = cache.get(key.name, key.digest)
+        if found is not None:
+            return found
+        if not self._parse_in_line:
+            raise ModelMissing(key)
+        return self.install(self.load(key))
+
+    def load(self, key: ModelKey) -> Loaded:
+        """Read and parse a stored version's model: the costly step, for the worker pool."""
+        version = self._store.version(key.name, key.digest)
+        if version is None:
+            raise CasError(404, "no version of this session has that hash")
+        view = None if key.whole else self._store.version_view(key.name, key.digest)
+        return load_model(key, version.text, view)
+
+    def install(self, loaded: Loaded) -> Session:
+        """Keep a loaded model (on the event loop); a view derived for an old version is stored."""
+        key = loaded.key
+        (self.models if key.whole else self.views).put(key.name, key.digest, loaded.session, loaded.size)
+        if loaded.view_text is not None:
+            with self._store.transaction(durable=False):
+                self._store.put_view(key.name, key.digest, loaded.view_text)
+        return loaded.session
 
     def post_session(self, body: bytes, client: str) -> str:
         """Create or update a session; returns its hash. Raises :class:`CasError`."""
@@ -168,11 +221,11 @@ class CasService:
                 "the policy asks for what this CAS cannot enforce",
                 problems=[f"{path}: {problem}" for path, problem in problems],
             )
-        return PreparedSession(session, session_hash(session), body.decode("utf-8"))
+        return PreparedSession(session, session_hash(session), body.decode("utf-8"), encode_view(session))
 
     def commit_session(self, prepared: PreparedSession, client: str) -> str:
         """Store a prepared session for ``client``, if it may; returns its hash. Raises :class:`CasError`."""
-        session, digest, body_text = prepared
+        session, digest, body_text, view = prepared
         store = self._store
         with store.transaction():
             active = store.active(session.name)
@@ -183,7 +236,7 @@ class CasService:
                 creator = client
                 event = "session.created"
             else:
-                current = self._session(active.name, active.hash)
+                current = self._view(active.name, active.hash)
                 if not allowed(current.access_policy.update, client, active.creator):
                     raise CasError(403, NOT_PERMITTED)
                 if session.predecessor != active.hash:
@@ -195,7 +248,7 @@ class CasService:
                 creator = active.creator
                 event = "session.updated"
             self._check_quota(creator, active is None, len(body_text.encode("utf-8")))
-            store.put_version(session.name, digest, session.predecessor, body_text, creator)
+            store.put_version(session.name, digest, session.predecessor, body_text, creator, view)
             self._secret_values(session, generate_missing=True)
             store.audit(event, session=session.name, hash=digest, client=client)
         return digest
@@ -225,7 +278,7 @@ class CasService:
         parent = self._store.active(namespace)
         if parent is None:
             raise CasError(403, f"not permitted to create sessions in namespace {namespace}")
-        policy = self._session(parent.name, parent.hash).access_policy
+        policy = self._view(parent.name, parent.hash).access_policy
         if not allowed(policy.effective_create_sessions, client, parent.creator):
             raise CasError(403, f"not permitted to create sessions in namespace {namespace}")
 
@@ -252,7 +305,7 @@ class CasService:
         """The active version (or version ``digest``) as ``(yaml, hash)``."""
         active = self._store.active(name)
         if active is None or not allowed(
-            self._session(name, active.hash).access_policy.read, client, active.creator
+            self._view(name, active.hash).access_policy.read, client, active.creator
         ):
             raise CasError(404, NOT_FOUND)
         version = self._store.version(name, digest or active.hash)
@@ -266,26 +319,28 @@ class CasService:
         with store.transaction():
             active = store.active(name)
             if active is None or not allowed(
-                self._session(name, active.hash).access_policy.read, client, active.creator
+                self._view(name, active.hash).access_policy.read, client, active.creator
             ):
                 raise CasError(404, NOT_FOUND)
-            if not allowed(self._session(name, active.hash).access_policy.update, client, active.creator):
+            if not allowed(self._view(name, active.hash).access_policy.update, client, active.creator):
                 raise CasError(403, NOT_PERMITTED)
             if digest != active.hash:
                 raise CasError(409, "a delete must name the hash of the active version (?hash=...)")
             if store.has_children(name):
                 raise CasError(409, "the namespace still holds sessions; delete them first")
             store.delete_session(name)
+            self.views.forget(name)
+            self.models.forget(name)
             store.audit("session.deleted", session=name, hash=digest, client=client)
 
     def public_values(self, name: str, client: str) -> dict[str, str]:
         """The public part of every secret marked ``export_public``."""
         active = self._store.active(name)
-        if active is None:
+        if active is None or not allowed(
+            self._view(name, active.hash).access_policy.read, client, active.creator
+        ):
             raise CasError(404, NOT_FOUND)
-        session = self._session(name, active.hash)
-        if not allowed(session.access_policy.read, client, active.creator):
-            raise CasError(404, NOT_FOUND)
+        session = self._whole(name, active.hash)
         values = self._secret_values(session, generate_missing=False)
         return {
             s.name: secret_values.public_value(s, values[s.name])
@@ -309,8 +364,21 @@ class CasService:
         self, config_id: str, measurement: str, nonce: str, runtime_key: bytes, evidence: Mapping[str, Any]
     ) -> dict[str, Any]:
         """Check a runtime against its policy; on success return its configuration and a credential
-        bound to ``runtime_key``."""
+        bound to ``runtime_key``. Parses in line what it must (see :meth:`begin_attestation`)."""
+        result = self.begin_attestation(config_id, measurement, nonce, runtime_key, evidence)
+        if isinstance(result, Offloaded):
+            granted: dict[str, Any] = result.then(result.work())
+            return granted
+        return result
+
+    def begin_attestation(
+        self, config_id: str, measurement: str, nonce: str, runtime_key: bytes, evidence: Mapping[str, Any]
+    ) -> dict[str, Any] | Offloaded:
+        """:meth:`attest` as the server runs it: where the policy's whole model is not in memory, the work
+        that loads it and grants, for the worker pool (the evidence has verified by then)."""
         check_config_id(config_id)
+        # The view is in memory before the nonce is spent (ModelMissing here is asked again, nonce intact).
+        self._names_a_service(config_id)
         kind = evidence.get("kind")
         # Only a kind this CAS knows reaches an error message or the audit log: the rest is the caller's
         # text, of any length.
@@ -359,7 +427,7 @@ class CasService:
         active = self._store.active(session_name) if session_name else None
         if active is None:
             raise CasError(403, "unknown configuration id")
-        session = self._session(active.name, active.hash)
+        session = self._view(active.name, active.hash)
         try:
             return session, session.service(service_name), active.hash
         except KeyError:
@@ -373,15 +441,35 @@ class CasService:
         runtime_key: bytes,
         kind: str,
         evidence: Mapping[str, Any],
-    ) -> dict[str, Any]:
-        session, service, session_digest = self._service(config_id)
+    ) -> dict[str, Any] | Offloaded:
+        view, service, session_digest = self._service(config_id)
         if measurement not in service.measurements:
             raise CasError(403, "measurement not permitted by the policy")
         try:
-            self.evidence.evaluate(kind, evidence, session, service, evidence_binding(nonce, runtime_key))
+            self.evidence.evaluate(kind, evidence, view, service, evidence_binding(nonce, runtime_key))
         except EvidenceRefusedError as refusal:
             raise CasError(403, str(refusal)) from None
+        grant = Grant(config_id, view.name, service.name, session_digest, kind, measurement, runtime_key)
+        try:
+            return self._grant(grant, self._whole(view.name, session_digest))
+        except ModelMissing as missing:  # only a runtime whose evidence verified gets this far
+            key = missing.key
+            return Offloaded(lambda: self.load(key), lambda loaded: self._grant(grant, self.install(loaded)))
 
+    def _grant(self, grant: Grant, session: Session) -> dict[str, Any]:
+        """The configuration and a credential for a runtime whose evidence verified against the version
+        ``grant.session_hash`` — still the active one (it may have changed while its model was loaded)."""
+        active = self._store.active(grant.session)
+        if active is None or active.hash != grant.session_hash:
+            raise CasError(409, "the session's policy changed during this attestation: attest again")
+        config_id, session_digest, kind, measurement = (
+            grant.config_id,
+            grant.session_hash,
+            grant.evidence,
+            grant.measurement,
+        )
+        service = session.service(grant.service)
+        runtime_key = grant.runtime_key
         # Secrets and volume keys made on first use must be on disk before anyone receives them; once
         # they exist, a grant only appends to the audit log, which need not wait for the disk.
         values = self._secret_values(session, generate_missing=False)

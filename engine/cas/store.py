@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS session_versions (
     body BLOB NOT NULL,
     creator TEXT NOT NULL,
     created REAL NOT NULL,
+    view BLOB,
     PRIMARY KEY (name, hash)
 );
 CREATE TABLE IF NOT EXISTS active_sessions (
@@ -96,10 +97,15 @@ CREATE TABLE IF NOT EXISTS used_nonces (
 );
 CREATE INDEX IF NOT EXISTS used_nonces_by_expiry ON used_nonces (expires);
 """
-_ADDED_COLUMNS = (("active_sessions", "mac"), ("volumes", "mac"))
-"""Columns a database made before they existed gets at start (then sealed: see _check_integrity)."""
+_ADDED_COLUMNS = (
+    ("active_sessions", "mac", "TEXT"),
+    ("volumes", "mac", "TEXT"),
+    ("session_versions", "view", "BLOB"),
+)
+"""Columns a database made before they existed gets at start (MACs then sealed: see _check_integrity; a
+missing view is derived when first needed: see models.py)."""
 BACKUP_TABLES: dict[str, tuple[str, ...]] = {
-    "session_versions": ("name", "hash", "predecessor", "body", "creator", "created"),
+    "session_versions": ("name", "hash", "predecessor", "body", "creator", "created", "view"),
     "active_sessions": ("name", "hash", "creator", "mac"),
     "generated_secrets": ("session", "name", "kind", "value"),
     "volumes": ("session", "name", "key", "generation", "tag", "mac"),
@@ -273,6 +279,21 @@ class Store:
         text = self._open(row[3], "session", row[0], row[1]).decode("utf-8")
         return SessionVersion(row[0], row[1], row[2], text, row[4])
 
+    def version_view(self, name: str, digest: str) -> bytes | None:
+        """The stored view of a version (:mod:`.models`); None for one stored before views were."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT view FROM session_versions WHERE name = ? AND hash = ?", (name, digest)
+            ).fetchone()
+        return self._open(row[0], "view", name, digest) if row and row[0] is not None else None
+
+    def put_view(self, name: str, digest: str, view: bytes) -> None:
+        """Keep the view derived for a version stored before views were."""
+        self._db.execute(
+            "UPDATE session_versions SET view = ? WHERE name = ? AND hash = ? AND view IS NULL",
+            (self._seal(view, "view", name, digest), name, digest),
+        )
+
     def usage(self, creator: str) -> tuple[int, int]:
         """What sessions owned by ``creator`` hold: how many are active, and the bytes of all their stored
         versions."""
@@ -293,10 +314,13 @@ class Store:
             ).fetchone()
         return int(stored)
 
-    def put_version(self, name: str, digest: str, predecessor: str | None, text: str, creator: str) -> None:
+    def put_version(
+        self, name: str, digest: str, predecessor: str | None, text: str, creator: str, view: bytes
+    ) -> None:
+        """Store a version with its view (:mod:`.models`) and make it the active one."""
         self._db.execute(
-            "INSERT INTO session_versions (name, hash, predecessor, body, creator, created) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO session_versions (name, hash, predecessor, body, creator, created, view) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 name,
                 digest,
@@ -304,6 +328,7 @@ class Store:
                 self._seal(text.encode("utf-8"), "session", name, digest),
                 creator,
                 time.time(),
+                self._seal(view, "view", name, digest),
             ),
         )
         self._db.execute(
@@ -567,11 +592,11 @@ class Store:
     # -- integrity --------------------------------------------------------------------------------
 
     def _add_columns(self) -> None:
-        for table, column in _ADDED_COLUMNS:
+        for table, column, kind in _ADDED_COLUMNS:
             try:
                 self._db.execute(f"SELECT {column} FROM {table} LIMIT 0")  # noqa: S608 - fixed names
             except (sqlite3.OperationalError, DatabaseError):
-                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def _check_integrity(self) -> None:
         """Refuse a database edited behind the CAS's back (see :mod:`.integrity`); seal one written

@@ -219,18 +219,3 @@ def test_refusals_audit_a_digest_of_what_names_nothing_and_no_unknown_kind(cas: 
     assert "config_id" not in entry and len(entry["config_id_sha256"]) == 64
     assert entry["evidence"] == "unknown"
     assert "zzz" not in json.dumps(entry) and "xxx" not in json.dumps(entry)
-
-
-def test_the_parsed_session_cache_is_bounded_by_bytes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    service = CasService(Store(store_location(tmp_path), b"\x07" * 32))
-    service.post_session(namespace().encode(), OWNER)
-    monkeypatch.setattr("pulumi_sconify.engine.cas.service.PARSED_CACHE_BYTES", 3 * len(text(counter())))
-    for index in range(8):
-        session = dataclasses.replace(counter(), name=f"ns-1/session-{index}")
-        service.post_session(text(session).encode(), OWNER)
-        service.nonce(f"ns-1/session-{index}/python-service")
-    assert len(service._parsed) <= 3
-    assert service._parsed_bytes <= 3 * len(text(counter()))
-    assert "ns-1/session-7" in {name for name, _ in service._parsed}
