@@ -38,10 +38,11 @@ from .hardware import HardwareTrust
 from .identity import IdentityError, client_identity
 from .kubernetes import JwksSource, KubernetesIssuer
 from .models import ModelMissing
+from .quotas import Quotas
 from .ratelimit import RateLimiter
 from .recovery import fingerprint, seal_master_key
 from .refusals import WINDOW as REFUSAL_WINDOW
-from .service import MAX_STORED_BYTES, CasService, Offloaded
+from .service import CasService, Offloaded
 from .store import TamperedError
 
 reactor: Any = _reactor
@@ -609,7 +610,7 @@ def serve(
     kubernetes: tuple[str, JwksSource] | None = None,
     hardware: HardwareTrust | None = None,
     limits: ConnectionLimits | None = None,
-    max_stored_bytes: int = MAX_STORED_BYTES,
+    quotas: Quotas | None = None,
     database: Path | str | None = None,
     recovery_keys: Sequence[X25519PublicKey] = (),
 ) -> None:
@@ -657,7 +658,7 @@ def serve(
         credential_lifetime=credential_lifetime,
         kubernetes=issuer,
         hardware=hardware,
-        max_stored_bytes=max_stored_bytes,
+        quotas=quotas,
         parse_in_line=False,
     )
     workers = WorkerPool()

@@ -47,8 +47,9 @@ from .models import (
     load_model,
 )
 from .nonces import NonceError, NonceIssuer
+from .quotas import Quotas
 from .refusals import RefusalLog
-from .store import Store
+from .store import ActiveSession, Store
 
 NOT_FOUND = "session not found (or not readable with this identity)"
 NOT_PERMITTED = "not permitted with this identity"
@@ -75,13 +76,6 @@ def allowed(entries: tuple[str, ...], client: str, creator: str) -> bool:
     return False
 
 
-MAX_SESSIONS_PER_IDENTITY = 1024
-"""Sessions one identity may own (create, and keep by updating): its namespace, and those in it."""
-MAX_BYTES_PER_IDENTITY = 256 * 1024 * 1024
-"""Stored policy versions of the sessions one identity owns (every version is kept: updates count)."""
-MAX_STORED_BYTES = 4 * 1024**3
-"""Stored policy versions of all identities together. Identities cost nothing to make, so the quotas per
-identity alone do not bound the disk; this does (``cas serve --max-stored-mib``)."""
 MAX_CONFIG_ID = (MAX_NAME_DEPTH + 1) * 129
 """The longest configuration id: a session name of up to 16 names, a slash, a service name."""
 
@@ -139,7 +133,7 @@ class CasService:
         credential_lifetime: float = CREDENTIAL_LIFETIME,
         kubernetes: KubernetesIssuer | None = None,
         hardware: HardwareTrust | None = None,
-        max_stored_bytes: int = MAX_STORED_BYTES,
+        quotas: Quotas | None = None,
         parse_in_line: bool = True,
     ) -> None:
         """``parse_in_line=False`` (what the server runs): a model not in memory is never parsed by the
@@ -147,7 +141,7 @@ class CasService:
         the server to load it in its worker pool. In line is for callers without an event loop."""
         self._store = store
         self._parse_in_line = parse_in_line
-        self._max_stored_bytes = max_stored_bytes
+        self._quotas = quotas or Quotas()
         self._clock = clock
         self._credential_lifetime = credential_lifetime
         self._credentials = CredentialAuthority(store.derived_key("volume credentials"))
@@ -247,29 +241,36 @@ class CasService:
                     )
                 creator = active.creator
                 event = "session.updated"
-            self._check_quota(creator, active is None, len(body_text.encode("utf-8")))
+            pruned = self._make_room(creator, active, len(body_text.encode("utf-8")))
             store.put_version(session.name, digest, session.predecessor, body_text, creator, view)
+            if pruned:
+                pruned = store.drop_versions(session.name, keep=digest)
             self._secret_values(session, generate_missing=True)
-            store.audit(event, session=session.name, hash=digest, client=client)
+            store.audit(
+                event,
+                session=session.name,
+                hash=digest,
+                client=client,
+                **({"pruned": pruned} if pruned else {}),
+            )
         return digest
 
-    def _check_quota(self, creator: str, new_session: bool, size: int) -> None:
-        """Each identity owns at most :data:`MAX_SESSIONS_PER_IDENTITY` sessions and
-        :data:`MAX_BYTES_PER_IDENTITY` of stored versions: one self-made identity cannot fill the disk; and
-        all together at most ``max_stored_bytes``: many cannot either."""
-        sessions, stored = self._store.usage(creator)
-        if new_session and sessions >= MAX_SESSIONS_PER_IDENTITY:
-            raise CasError(403, f"quota: an identity may own {MAX_SESSIONS_PER_IDENTITY} sessions")
-        if stored + size > MAX_BYTES_PER_IDENTITY:
-            raise CasError(
-                403, f"quota: the sessions of one identity may hold {MAX_BYTES_PER_IDENTITY // 2**20} MiB"
-            )
-        if self._store.stored_bytes() + size > self._max_stored_bytes:
-            raise CasError(
-                403,
-                f"quota: this CAS holds at most {self._max_stored_bytes // 2**20} MiB of policies, "
-                "and it is full; its operator can raise the limit",
-            )
+    def _make_room(self, creator: str, active: ActiveSession | None, size: int) -> int:
+        """Check the quotas (:mod:`.quotas`) for ``size`` more bytes of ``creator``'s; returns non-zero when
+        the session's earlier versions must go to make room (an update that does not grow it is never
+        refused for room). Raises :class:`CasError` (403)."""
+        quotas = self._quotas
+        if active is None:
+            problem = quotas.new_session_problem(self._store, creator)
+            if problem is not None:
+                raise CasError(403, problem)
+        problem = quotas.room_problem(self._store, creator, size)
+        if problem is None:
+            return 0
+        current = self._store.version(active.name, active.hash) if active is not None else None
+        if current is None or size > len(current.text.encode("utf-8")):
+            raise CasError(403, problem)
+        return 1
 
     def _check_create(self, session: Session, client: str) -> None:
         namespace = session.namespace

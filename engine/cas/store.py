@@ -337,6 +337,11 @@ class Store:
             (name, digest, creator, self._state.session(name, digest, creator)),
         )
 
+    def drop_versions(self, name: str, keep: str) -> int:
+        """Remove every version of a session but ``keep`` (to make room: see quotas.py); how many went."""
+        cursor = self._db.execute("DELETE FROM session_versions WHERE name = ? AND hash <> ?", (name, keep))
+        return max(cursor.rowcount, 0)
+
     def delete_session(self, name: str) -> None:
         for table, column in (
             ("session_versions", "name"),

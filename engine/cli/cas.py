@@ -190,6 +190,22 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "uploads are refused",
     )
     serve.add_argument(
+        "--self-made-mib",
+        type=positive_count,
+        default=None,
+        metavar="MIB",
+        help="policy versions all identities not granted with --grant-identity store together (default "
+        "512): what self-made identities can take of the CAS-wide bound",
+    )
+    serve.add_argument(
+        "--grant-identity",
+        action="append",
+        default=[],
+        metavar="KEY_HASH",
+        help="an identity (its key hash, 64 hex) granted room beyond the self-made pool, e.g. the owner "
+        "who deploys; repeatable",
+    )
+    serve.add_argument(
         "--recovery-key",
         type=Path,
         action="append",
@@ -345,11 +361,25 @@ def _serve(args: argparse.Namespace) -> int:
             limits,
             database=_store_location(args),
             recovery_keys=[_public_recovery_key(path) for path in args.recovery_key],
-            **({"max_stored_bytes": args.max_stored_mib * 2**20} if args.max_stored_mib else {}),
+            quotas=_quotas(args),
         )
     except (StoreError, DatabaseError, IdentityError) as error:
         raise CliError(str(error)) from None
     return 0
+
+
+def _quotas(args: argparse.Namespace) -> Any:
+    from ..cas.quotas import Quotas, granted_identities  # noqa: PLC0415
+
+    try:
+        granted = granted_identities(args.grant_identity)
+    except ValueError as error:
+        raise CliError(f"--grant-identity: {error}") from None
+    given = {
+        "stored_bytes": args.max_stored_mib and args.max_stored_mib * 2**20,
+        "self_made_bytes": args.self_made_mib and args.self_made_mib * 2**20,
+    }
+    return Quotas(granted=granted, **{name: value for name, value in given.items() if value})
 
 
 def _image(args: argparse.Namespace) -> int:

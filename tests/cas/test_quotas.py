@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pulumi_sconify.engine.cas.quotas import Quotas
 from pulumi_sconify.engine.cas.ratelimit import RateLimiter
 from pulumi_sconify.engine.cas.service import CasService
 from pulumi_sconify.engine.cas.store import Store
@@ -25,7 +26,7 @@ def namespace(name: str) -> bytes:
 def test_an_identity_owns_a_bounded_number_of_sessions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("pulumi_sconify.engine.cas.service.MAX_SESSIONS_PER_IDENTITY", 3)
+    monkeypatch.setattr("pulumi_sconify.engine.cas.quotas.SESSIONS_PER_IDENTITY", 3)
     cas = CasService(Store(store_location(tmp_path), b"\x07" * 32))
     for index in range(3):
         cas.post_session(namespace(f"ns-{index}"), OWNER)
@@ -36,9 +37,7 @@ def test_an_identity_owns_a_bounded_number_of_sessions(
 
 
 def test_an_identity_holds_a_bounded_number_of_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        "pulumi_sconify.engine.cas.service.MAX_BYTES_PER_IDENTITY", 3 * len(namespace("ns-0"))
-    )
+    monkeypatch.setattr("pulumi_sconify.engine.cas.quotas.BYTES_PER_IDENTITY", 3 * len(namespace("ns-0")))
     cas = CasService(Store(store_location(tmp_path), b"\x07" * 32))
     cas.post_session(namespace("ns-0"), OWNER)
     cas.post_session(namespace("ns-1"), OWNER)
@@ -53,7 +52,7 @@ def test_many_identities_together_cannot_pass_the_cas_wide_bound(tmp_path: Path)
     for index in range(5):
         CasService(store).post_session(namespace(f"ns-{index:04}"), f"{index:064x}")
     bound = store.stored_bytes()  # five sessions' worth, as stored (encrypted)
-    cas = CasService(store, max_stored_bytes=bound)
+    cas = CasService(store, quotas=Quotas(stored_bytes=bound))
     audited = len(store.audit_entries())
     for index in range(5, 1000):
         with pytest.raises(CasError, match="quota: this CAS holds at most 0 MiB of policies, and it is full"):
