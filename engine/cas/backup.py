@@ -5,7 +5,7 @@ on serving. The file::
 
     "SCONIFY-CAS-BACKUP 1\\n"
     header  one line of JSON: when, the audit head it ends at, the master key sealed to each recovery
-            key (public values and ciphertext only), a random salt
+            key (public values and ciphertext only), the CAS's origin signed by its CA, a random salt
     chunks  [u32 length][AES-256-GCM ciphertext] ..., of JSON lines, one row each
 
 The chunk key is HKDF-SHA256 of the master key and the salt; chunk *i* has nonce *i*, and its associated
@@ -19,6 +19,11 @@ the rollback the CAS exists to stop: it is refused unless ``--allow-rollback`` i
 audit log says so (``store.restored`` with ``rollback_allowed``). A target that holds nothing cannot tell
 whether commits were made after the backup was taken, so it too needs ``--allow-rollback``: the person
 restoring is saying that they know.
+
+**A backup names its CAS.** Its header carries the origin the CAS's CA signed (:mod:`.recovery`):
+``cas recover --backup`` requires the CA the owner pins and refuses a backup whose master key that CA did not
+vouch for; ``verify`` and ``restore`` do the same when given it (``--cas-ca``), and in any case refuse a
+backup that does not open under the master key in hand — another CAS's — naming why.
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..errors import SconifyError
-from .store import Store
+from .recovery import origin_problem
+from .store import Store, recovery_copies_of
 
 MAGIC = b"SCONIFY-CAS-BACKUP 1\n"
 CHUNK_BYTES = 1 << 20
@@ -74,12 +80,12 @@ def write_backup(store: Store, master_key: bytes, out: Path) -> dict[str, Any]:
     rows = store.export_rows()
     lines: list[bytes] = []
     head: tuple[int, str] | None = None
-    recovery: dict[str, str] = {}
+    meta: dict[str, str] = {}
     # The snapshot is read once: the audit head and recovery copies come from the rows themselves.
     for table, row in rows:
         lines.append(json.dumps([table, [_encode(v) for v in row]], separators=(",", ":")).encode() + b"\n")
-        if table == "meta" and str(row[0]).startswith("recovery:"):
-            recovery[str(row[0]).removeprefix("recovery:")] = str(row[1])
+        if table == "meta":
+            meta[str(row[0])] = str(row[1])
         if table == "meta" and row[0] == "audit_head":
             sealed = json.loads(row[1])
             head = (int(sealed["seq"]), str(sealed["hash"]))
@@ -88,7 +94,8 @@ def write_backup(store: Store, master_key: bytes, out: Path) -> dict[str, Any]:
     header_fields = {
         "created": time.time(),
         "audit_head": {"seq": head[0], "hash": head[1]},
-        "recovery": recovery,
+        "recovery": recovery_copies_of(meta),
+        "origin": meta.get("origin"),
         "salt": salt.hex(),
     }
     header = json.dumps(header_fields, sort_keys=True).encode() + b"\n"
@@ -191,13 +198,25 @@ def _chunks(path: Path, stream: IO[bytes], aead: AESGCM, header: bytes) -> Itera
             break
         else:
             raise BackupError(
-                f"{path}: chunk {index} does not verify (another master key, or the file was changed)"
+                f"{path}: chunk {index} does not verify: a backup of another CAS (another master key), "
+                "or the file was changed"
             )
         index += 1
 
 
-def verify_backup(path: Path, master_key: bytes) -> dict[str, Any]:
+def check_origin(path: Path, fields: dict[str, Any], master_key: bytes, pinned_ca: bytes | None) -> None:
+    """Refuse a backup whose origin the pinned CA did not sign for ``master_key`` (no pin: nothing to
+    check)."""
+    if pinned_ca is None:
+        return
+    problem = origin_problem(fields.get("origin"), master_key, pinned_ca)
+    if problem is not None:
+        raise BackupError(f"{path}: not a backup of the CAS whose CA you pinned: {problem}")
+
+
+def verify_backup(path: Path, master_key: bytes, pinned_ca: bytes | None = None) -> dict[str, Any]:
     """Check a backup completely: restore it into a scratch store and verify that as a CAS would at start."""
+    check_origin(path, read_header(path), master_key, pinned_ca)
     fields, rows = read_rows(path, master_key)
     with tempfile.TemporaryDirectory(prefix="sconify-backup-verify-") as scratch:
         store = Store(Path(scratch) / "cas.db", master_key)
@@ -208,9 +227,12 @@ def verify_backup(path: Path, master_key: bytes) -> dict[str, Any]:
     return fields
 
 
-def restore_backup(path: Path, master_key: bytes, store: Store, allow_rollback: bool) -> dict[str, Any]:
+def restore_backup(
+    path: Path, master_key: bytes, store: Store, allow_rollback: bool, pinned_ca: bytes | None = None
+) -> dict[str, Any]:
     """Replace ``store``'s state with the backup's, unless that would roll it back without permission.
     Returns what was recorded in the audit log."""
+    check_origin(path, read_header(path), master_key, pinned_ca)
     fields, rows = read_rows(path, master_key)
     seq, digest = int(fields["audit_head"]["seq"]), str(fields["audit_head"]["hash"])
     target_seq, target_hash = store.audit_head()

@@ -192,6 +192,8 @@ class ServerPki:
     ca_certificate: Path
     certificate: Path
     key: Path
+    ca_key: Path
+    """The CA's private key: issues server certificates, and signs the CAS's origin (recovery.py)."""
 
 
 def new_certificate_authority(common_name: str = "sconify CAS CA") -> tuple[bytes, bytes]:
@@ -260,7 +262,7 @@ def ensure_server_pki(directory: Path, hosts: list[str], ca_directory: Path | No
         key_path.unlink(missing_ok=True)
         write_private(key_path, _private_pem(server_key))
         cert_path.write_bytes(_pem(certificate))
-    return ServerPki(ca_cert_path, cert_path, key_path)
+    return ServerPki(ca_cert_path, cert_path, key_path, ca_key_path)
 
 
 def _due_for_renewal(certificate_path: Path) -> bool:

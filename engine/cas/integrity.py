@@ -15,6 +15,9 @@ volume back to an earlier generation, or drop audit entries, unnoticed. Three th
   replays it and requires the rows to be exactly its result: a row put back from an older copy of the
   database — carrying its old, valid MAC — disagrees with the log's later entries and is named.
 
+The master key's sealed copies for recovery keys (:mod:`.recovery`) carry MACs too, and the set of them must
+be the one the log's ``recovery_key.added`` and ``removed`` entries replay to.
+
 What this cannot catch is the *whole* database put back to an earlier moment (a disk snapshot): every
 row, the log and its seal then agree with each other. Detecting that needs a counter the database does not
 hold — docs/cas.md says what the product does about it.
@@ -31,7 +34,15 @@ from typing import Any
 
 GENESIS = "0" * 64
 STATE_EVENTS = frozenset(
-    {"session.created", "session.updated", "session.deleted", "volume.created", "volume.swapped"}
+    {
+        "session.created",
+        "session.updated",
+        "session.deleted",
+        "volume.created",
+        "volume.swapped",
+        "recovery_key.added",
+        "recovery_key.removed",
+    }
 )
 
 
@@ -51,6 +62,9 @@ class StateKeys:
     def volume(self, session: str, name: str, generation: int, tag: str | None) -> str:
         return self._mac("volume", session, name, generation, tag)
 
+    def recovery(self, fingerprint: str, sealed: str) -> str:
+        return self._mac("recovery-copy", fingerprint, sealed)
+
     def head(self, seq: int, digest: str) -> str:
         return self._mac("audit-head", seq, digest)
 
@@ -67,6 +81,8 @@ class Replayed:
     """Active session name -> version hash."""
     volumes: dict[tuple[str, str], tuple[int, str | None]] = field(default_factory=dict)
     """(session, volume) -> (generation, tag, or None where the log predates recording it)."""
+    recovery_keys: set[str] = field(default_factory=set)
+    """Fingerprints of the recovery keys the master key is sealed to."""
 
 
 def replay(entries: Iterable[tuple[str, dict[str, Any]]]) -> Replayed:
@@ -82,6 +98,10 @@ def replay(entries: Iterable[tuple[str, dict[str, Any]]]) -> Replayed:
                 del state.volumes[key]
         elif event == "volume.created":
             state.volumes[(details["session"], details["volume"])] = (0, None)
+        elif event == "recovery_key.added":
+            state.recovery_keys.add(details["fingerprint"])
+        elif event == "recovery_key.removed":
+            state.recovery_keys.discard(details["fingerprint"])
         elif event == "volume.swapped":
             state.volumes[(details["session"], details["volume"])] = (
                 int(details["generation"]),
@@ -94,9 +114,18 @@ def differences(
     replayed: Replayed,
     sessions: dict[str, str],
     volumes: dict[tuple[str, str], tuple[int, str | None]],
+    recovery_keys: set[str],
 ) -> list[str]:
     """How the rows differ from the replayed state, one sentence each (empty: they agree)."""
-    found: list[str] = []
+    found: list[str] = [
+        f"recovery key {name[:16]}: "
+        + (
+            "the audit log has its sealed copy, the database has none"
+            if name in replayed.recovery_keys
+            else "a sealed copy in the database the audit log never added"
+        )
+        for name in sorted(replayed.recovery_keys ^ recovery_keys)
+    ]
     for name in sorted(replayed.sessions.keys() | sessions.keys()):
         logged, stored = replayed.sessions.get(name), sessions.get(name)
         if stored is None:

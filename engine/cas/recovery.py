@@ -11,6 +11,14 @@ Sealing is ECIES on X25519: an ephemeral key agreement with the recipient's publ
 shared secret and both public keys, AES-256-GCM over the master key with the recipient's fingerprint as
 associated data. The store holds only public values and ciphertext; without a recovery private key a sealed
 copy tells nothing.
+
+**Which master key is the CAS's.** Sealing needs only the recovery *public* key, so anyone can seal a key of
+their own to it: an attacker who runs a CAS sealed to the owner's public key, creates the owner's session
+names and writes a backup would otherwise have ``cas recover`` hand the owner the attacker's master key (and
+a database administrator could swap the store's sealed copy for such a one). So the CAS's CA — the identity
+every client pins — signs the CAS's *origin*: the id of its master key (:func:`cas_id`, a one-way name of
+it). The store and every backup carry that statement, and ``cas recover`` requires the CA certificate the
+owner pins (``--cas-ca``): a master key the pinned CA did not vouch for is refused, with the reason.
 """
 
 from __future__ import annotations
@@ -21,18 +29,21 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidTag
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..errors import SconifyError
-from .identity import write_private
+from .identity import certificate_key_hash, write_private
 
 _INFO = b"sconify-cas-recovery-v1"
 PRIVATE_FILE = "recovery-key.pem"
 PUBLIC_FILE = "recovery-key.pub.pem"
+_ORIGIN = b"sconify-cas-origin-v1\x00"
 
 
 class RecoveryError(SconifyError):
@@ -147,3 +158,46 @@ def open_master_key(sealed_text: str, private: X25519PrivateKey) -> bytes:
     if len(master) != 32:
         raise RecoveryError("the sealed master key is not a master key")
     return master
+
+
+def cas_id(master_key: bytes) -> str:
+    """A public name of a master key (SHA-256 under a domain of its own): which key, and nothing of it."""
+    return hashlib.sha256(b"sconify-cas-id-v1\x00" + master_key).hexdigest()
+
+
+def sign_origin(master_key: bytes, ca_key_pem: bytes, ca_certificate_pem: bytes) -> str:
+    """The CA's statement that this master key is its CAS's (a JSON text, public)."""
+    key = serialization.load_pem_private_key(ca_key_pem, password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise RecoveryError("the CAS's CA key must be an elliptic-curve key")
+    identity = cas_id(master_key)
+    signature = key.sign(_ORIGIN + identity.encode(), ec.ECDSA(hashes.SHA256()))
+    return json.dumps(
+        {"cas_id": identity, "ca": certificate_key_hash(ca_certificate_pem), "signature": signature.hex()},
+        sort_keys=True,
+    )
+
+
+def origin_problem(statement: str | None, master_key: bytes, pinned_ca_pem: bytes) -> str | None:
+    """Why ``master_key`` is not the one the pinned CA vouched for in ``statement``, or None."""
+    if statement is None:
+        return "it carries no origin signed by the CAS's CA (written before origins were; see docs/cas.md)"
+    try:
+        fields = json.loads(statement)
+        identity, signature = str(fields["cas_id"]), bytes.fromhex(fields["signature"])
+        ca = x509.load_pem_x509_certificate(pinned_ca_pem)
+    except (ValueError, KeyError, TypeError):
+        return "its origin statement, or the pinned CA certificate, cannot be read"
+    public = ca.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey):
+        return "the pinned CA certificate is not a CAS's CA (an elliptic-curve key)"
+    try:
+        public.verify(signature, _ORIGIN + identity.encode(), ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return "its origin is not signed by the pinned CA: it was written by another CAS"
+    if identity != cas_id(master_key):
+        return (
+            "the master key it yields is not the one the pinned CA vouched for: its sealed copy was "
+            "replaced, or it comes from another CAS"
+        )
+    return None

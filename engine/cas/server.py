@@ -35,15 +35,15 @@ from ..runtime.protocol import ATTEST_PATH, NONCE_PATH, SIGNATURE_HEADER
 from ..version import __version__
 from .credentials import CREDENTIAL_LIFETIME, runtime_key
 from .hardware import HardwareTrust
-from .identity import IdentityError, client_identity
+from .identity import IdentityError, ServerPki, certificate_key_hash, client_identity
 from .kubernetes import JwksSource, KubernetesIssuer
 from .models import ModelMissing
 from .quotas import Quotas
 from .ratelimit import RateLimiter
-from .recovery import fingerprint, seal_master_key
+from .recovery import cas_id, fingerprint, origin_problem, seal_master_key, sign_origin
 from .refusals import WINDOW as REFUSAL_WINDOW
 from .service import CasService, Offloaded
-from .store import TamperedError
+from .store import Store, TamperedError
 
 reactor: Any = _reactor
 
@@ -599,6 +599,17 @@ def listen(
     return ports
 
 
+def _sign_origin(store: Store, master_key: bytes, pki: ServerPki) -> None:
+    """Have the CA sign that this store's master key is its CAS's, unless it already has (recovery.py)."""
+    ca_pem = pki.ca_certificate.read_bytes()
+    if origin_problem(store.origin(), master_key, ca_pem) is None:
+        return
+    statement = sign_origin(master_key, pki.ca_key.read_bytes(), ca_pem)
+    with store.transaction():
+        store.set_origin(statement, {"cas_id": cas_id(master_key), "ca": certificate_key_hash(ca_pem)})
+    log("origin_signed", cas_id=cas_id(master_key))
+
+
 def serve(
     data_dir: Path,
     client_address: tuple[str, int],
@@ -623,7 +634,7 @@ def serve(
     ``kubernetes`` is the issuer whose service-account tokens this CAS accepts as evidence, and where its
     key set is read."""
     from .identity import cas_audience, ensure_server_pki  # noqa: PLC0415 - keep imports light for clients
-    from .store import Store, load_master_key  # noqa: PLC0415
+    from .store import load_master_key  # noqa: PLC0415
 
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)
@@ -632,6 +643,7 @@ def serve(
     (data_dir / CA_FILE).write_bytes(pki.ca_certificate.read_bytes())
     store = Store(database if database is not None else data_dir / "cas.db", master_key)
     store.next_nonce_epoch()  # nonces issued before this start are void (see nonces.py)
+    _sign_origin(store, master_key, pki)
     if recovery_keys:
         with store.transaction():
             present = store.recovery_copies()

@@ -42,6 +42,9 @@ MASTER_KEY_ENV = "SCONIFY_CAS_MASTER_KEY"
 MASTER_KEY_FILE = "master.key"
 _AUDIT_GENESIS = "0" * 64
 SEALED_EVENT = "store.sealed"
+RECOVERY_SEALED_EVENT = "recovery_keys.sealed"
+"""Logged once, when the sealed recovery copies got their MACs: from then on one without is refused."""
+ORIGIN_EVENT = "store.origin"
 _EDITED = ": the database was changed behind the CAS's back"
 
 _SCHEMA = """
@@ -128,18 +131,43 @@ class TamperedError(StoreError):
     """The database holds state the CAS did not write: it was edited behind the CAS's back."""
 
 
-def read_recovery_copies(location: Path | str) -> dict[str, str]:
-    """The sealed copies of the master key in a store, read without the master key (to recover it)."""
+def read_recovery_material(location: Path | str) -> tuple[dict[str, str], str | None]:
+    """The sealed copies of the master key in a store (fingerprint -> copy) and the CAS's signed origin
+    (:mod:`.recovery`), read without the master key (to recover it)."""
     if isinstance(location, Path) and not location.is_file():
         raise StoreError(f"{location}: no CAS database here")
     database = open_database(location)
     try:
-        rows = database.execute("SELECT name, value FROM meta WHERE name LIKE ?", ("recovery:%",)).fetchall()
+        rows = database.execute(
+            "SELECT name, value FROM meta WHERE name LIKE ? OR name = 'origin'", ("recovery:%",)
+        ).fetchall()
     except (sqlite3.Error, DatabaseError):
         raise StoreError(f"{database.name}: holds no CAS state") from None
     finally:
         database.close()
-    return {name.removeprefix("recovery:"): value for name, value in rows}
+    values = dict(rows)
+    return recovery_copies_of(values), values.get("origin")
+
+
+def recovery_copies_of(meta: dict[str, str]) -> dict[str, str]:
+    """The sealed copies among a store's meta rows, as :func:`~.recovery.seal_master_key` made them."""
+    return {
+        name.removeprefix("recovery:"): _without_mac(value)[0]
+        for name, value in meta.items()
+        if name.startswith("recovery:")
+    }
+
+
+def _without_mac(stored: str) -> tuple[str, str | None]:
+    """A sealed copy as stored (with its MAC) -> (the copy as sealed, its MAC)."""
+    try:
+        fields = json.loads(stored)
+    except ValueError:
+        return stored, None
+    if not isinstance(fields, dict):
+        return stored, None
+    mac = fields.pop("mac", None)
+    return json.dumps(fields, sort_keys=True), mac if isinstance(mac, str) else None
 
 
 def load_master_key(data_dir: Path, key_file: Path | None = None) -> bytes:
@@ -434,19 +462,40 @@ class Store:
             rows = self._db.execute(
                 "SELECT name, value FROM meta WHERE name LIKE ?", ("recovery:%",)
             ).fetchall()
-        return {name.removeprefix("recovery:"): value for name, value in rows}
+        return recovery_copies_of(dict(rows))
 
     def set_recovery_copies(self, copies: dict[str, str]) -> None:
-        """Keep exactly these sealed copies (in a transaction; audited by fingerprint)."""
+        """Keep exactly these sealed copies (in a transaction; audited by fingerprint; each MAC'd)."""
         present = self.recovery_copies()
         for name in sorted(present.keys() - copies.keys()):
             self._db.execute("DELETE FROM meta WHERE name = ?", ("recovery:" + name,))
             self.audit("recovery_key.removed", fingerprint=name)
         for name in sorted(copies.keys() - present.keys()):
             self._db.execute(
-                "INSERT INTO meta (name, value) VALUES (?, ?)", ("recovery:" + name, copies[name])
+                "INSERT INTO meta (name, value) VALUES (?, ?)",
+                ("recovery:" + name, self._mac_copy(name, copies[name])),
             )
             self.audit("recovery_key.added", fingerprint=name)
+
+    def _mac_copy(self, fingerprint: str, sealed: str) -> str:
+        fields = json.loads(sealed)
+        fields["mac"] = self._state.recovery(fingerprint, json.dumps(fields, sort_keys=True))
+        return json.dumps(fields, sort_keys=True)
+
+    def origin(self) -> str | None:
+        """The CA's signed statement that this store's master key is its CAS's (:mod:`.recovery`)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE name = 'origin'").fetchone()
+        return str(row[0]) if row else None
+
+    def set_origin(self, statement: str, details: dict[str, Any]) -> None:
+        """Keep the origin statement (in a transaction; audited with ``details``)."""
+        self._db.execute(
+            "INSERT INTO meta (name, value) VALUES ('origin', ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (statement,),
+        )
+        self.audit(ORIGIN_EVENT, **details)
 
     def export_rows(self) -> Iterator[tuple[str, tuple[Any, ...]]]:
         """Every row that makes the CAS's state, as of one moment while others go on writing:
@@ -468,11 +517,15 @@ class Store:
         return (int(row[0]), str(row[1])) if row else (0, _AUDIT_GENESIS)
 
     def holds_state(self) -> bool:
-        """Anything besides the seal a new store starts with."""
+        """Anything besides what a new store starts with (its seals, its origin)."""
         with self._lock:
             sessions = self._db.execute("SELECT 1 FROM active_sessions LIMIT 1").fetchone()
             versions = self._db.execute("SELECT 1 FROM session_versions LIMIT 1").fetchone()
-        return bool(sessions or versions) or self.audit_head()[0] > 1
+            housekeeping = (SEALED_EVENT, RECOVERY_SEALED_EVENT, ORIGIN_EVENT)
+            other = self._db.execute(
+                "SELECT 1 FROM audit WHERE event NOT IN (?, ?, ?) LIMIT 1", housekeeping
+            ).fetchone()
+        return bool(sessions or versions or other)
 
     def replace_rows(self, rows: Iterable[tuple[str, tuple[Any, ...]]], record: dict[str, Any]) -> None:
         """Replace the whole state with ``rows`` (a backup's) and append ``store.restored`` with ``record``
@@ -572,7 +625,7 @@ class Store:
                 _audit_hash(self._audit_key, seq, moment, event, text, previous), digest
             ):
                 raise AuditError(f"audit entry {seq}: its content was changed")
-            if event in STATE_EVENTS or event == SEALED_EVENT:
+            if event in STATE_EVENTS or event in (SEALED_EVENT, RECOVERY_SEALED_EVENT):
                 changes.append((event, json.loads(text)))
             previous = digest
             expected_seq += 1
@@ -625,7 +678,25 @@ class Store:
                     f"volume {name} of session {session}: its state was not set by this CAS{_EDITED}"
                 )
             volumes[(session, name)] = (generation, tag)
-        found = differences(replay(changes), sessions, volumes)
+        copies: set[str] = set()
+        rows = self._db.execute("SELECT name, value FROM meta WHERE name LIKE ?", ("recovery:%",)).fetchall()
+        macs_due = any(event == RECOVERY_SEALED_EVENT for event, _ in changes)
+        for row_name, value in rows:
+            name = row_name.removeprefix("recovery:")
+            sealed, mac = _without_mac(value)
+            if not macs_due:  # from before copies were MAC'd: sealed below, once
+                self._db.execute(
+                    "UPDATE meta SET value = ? WHERE name = ?", (self._mac_copy(name, sealed), row_name)
+                )
+            elif not StateKeys.matches(self._state.recovery(name, sealed), mac):
+                raise TamperedError(
+                    f"recovery key {name[:16]}: its sealed copy of the master key was not written by this "
+                    f"CAS{_EDITED}"
+                )
+            copies.add(name)
+        if not macs_due:
+            self.audit(RECOVERY_SEALED_EVENT, copies=len(copies))
+        found = differences(replay(changes), sessions, volumes, copies)
         if found:
             more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
             raise TamperedError(f"{found[0]}{more}{_EDITED}")

@@ -261,6 +261,14 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     source.add_argument("--data-dir", type=Path, metavar="DIR", help="the data directory of the store")
     _add_store_argument(recover)
     recover.add_argument("--out", type=Path, required=True, metavar="FILE", help="the master key (mode 600)")
+    recover.add_argument(
+        "--cas-ca",
+        type=Path,
+        required=True,
+        metavar="CA.pem",
+        help="the CAS's CA certificate, as its clients pin it: a master key this CA did not vouch for (a "
+        "backup of another CAS, a replaced sealed copy) is refused",
+    )
     recover.set_defaults(handler=_recover)
 
     backup = commands.add_parser("backup", help="consistent, encrypted backups of a CAS, taken while it runs")
@@ -275,6 +283,13 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         command.add_argument("--master-key-file", type=Path)
     for command in (backup_create, backup_restore):
         _add_store_argument(command)
+    for command in (backup_verify, backup_restore):
+        command.add_argument(
+            "--cas-ca",
+            type=Path,
+            metavar="CA.pem",
+            help="the CAS's CA certificate, as its clients pin it: refuse a backup this CA did not vouch for",
+        )
     backup_create.add_argument("--out", type=Path, required=True, metavar="FILE")
     backup_create.set_defaults(handler=_backup_create)
     backup_verify.add_argument("backup", type=Path, metavar="FILE")
@@ -448,30 +463,50 @@ def _recover(args: argparse.Namespace) -> int:
     from ..cas.backup import BackupError, read_header  # noqa: PLC0415
     from ..cas.database import DatabaseError  # noqa: PLC0415
     from ..cas.identity import write_private  # noqa: PLC0415
-    from ..cas.recovery import RecoveryError, fingerprint, load_private_key, open_master_key  # noqa: PLC0415
-    from ..cas.store import read_recovery_copies  # noqa: PLC0415
+    from ..cas.recovery import (  # noqa: PLC0415
+        RecoveryError,
+        fingerprint,
+        load_private_key,
+        open_master_key,
+        origin_problem,
+    )
+    from ..cas.store import StoreError, read_recovery_material  # noqa: PLC0415
 
+    pinned_ca = _pinned_ca(args.cas_ca)
     try:
         private = load_private_key(args.recovery_key)
         if args.backup is not None:
-            copies = dict(read_header(args.backup)["recovery"])
+            header = read_header(args.backup)
+            copies, origin = dict(header["recovery"]), header.get("origin")
             source = str(args.backup)
         else:
             location = _store_location(args)
-            copies = read_recovery_copies(location)
+            copies, origin = read_recovery_material(location)
             source = str(location)
         name = fingerprint(private.public_key())
         if name not in copies:
             raise CliError(f"{source}: holds no master key sealed to recovery key {name[:16]}")
         master = open_master_key(copies[name], private)
-    except (RecoveryError, BackupError, DatabaseError) as error:
+    except (RecoveryError, BackupError, DatabaseError, StoreError) as error:
         raise CliError(str(error)) from None
+    problem = origin_problem(origin, master, pinned_ca)
+    if problem is not None:
+        raise CliError(f"FATAL: {source}: refused, not the CAS whose CA you pinned: {problem}", EXIT_INVALID)
     try:
         write_private(args.out, master.hex().encode() + b"\n")
     except FileExistsError:
         raise CliError(f"{args.out}: exists; refusing to overwrite it") from None
     print(f"master key recovered into {args.out} (mode 600): start the CAS with --master-key-file {args.out}")
     return 0
+
+
+def _pinned_ca(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise CliError(f"--cas-ca: {path}: cannot read ({error.strerror})") from None
 
 
 def _master_key(args: argparse.Namespace) -> bytes:
@@ -506,7 +541,7 @@ def _backup_verify(args: argparse.Namespace) -> int:
     from ..cas.store import StoreError  # noqa: PLC0415
 
     try:
-        header = verify_backup(args.backup, _master_key(args))
+        header = verify_backup(args.backup, _master_key(args), _pinned_ca(args.cas_ca))
     except (BackupError, StoreError) as error:
         raise CliError(f"FATAL: {error}", EXIT_INVALID) from None
     print(f"backup {args.backup}: up to audit entry {header['audit_head']['seq']}, verified")
@@ -523,7 +558,7 @@ def _backup_restore(args: argparse.Namespace) -> int:
     try:
         store = Store(_store_location(args), master)
         try:
-            record = restore_backup(args.backup, master, store, args.allow_rollback)
+            record = restore_backup(args.backup, master, store, args.allow_rollback, _pinned_ca(args.cas_ca))
         finally:
             store.close()
     except (BackupError, StoreError, DatabaseError) as error:

@@ -73,6 +73,8 @@ def test_a_cas_deleted_is_rebuilt_from_the_recovery_key_alone(
     ).start()
     key, _ = serving_counter(cas, owner, generations=3)
     backup(cas, tmp_path / "b")
+    pinned = tmp_path / "pinned-ca.pem"  # the CA its clients pin outlives it
+    pinned.write_bytes(cas.ca.read_bytes())
     cas.stop()
     shutil.rmtree(cas.data_dir)  # the master key, the TLS files — and with SQLite the database — are gone
 
@@ -83,7 +85,10 @@ def test_a_cas_deleted_is_rebuilt_from_the_recovery_key_alone(
         source = ["--data-dir", str(rebuilt), *store_option(cas)]
     else:  # it went with the data directory: recover from the backup, then restore it
         source = ["--backup", str(tmp_path / "b")]
-    ok("cas", "recover", "--recovery-key", private, *source, "--out", str(tmp_path / "master.key"))
+    ok(
+        "cas", "recover", "--recovery-key", private, *source, "--out", str(tmp_path / "master.key"),
+        "--cas-ca", str(pinned),
+    )  # fmt: skip
     if store_backend != "postgresql":
         restored = ok(
             "cas", "backup", "restore", str(tmp_path / "b"), "--data-dir", str(rebuilt),
@@ -110,7 +115,7 @@ def test_recovery_needs_the_matching_private_key(tmp_path: Path, owner: ClientId
     cas.stop()
     refused = sconify(
         "cas", "recover", "--recovery-key", str(tmp_path / "other/recovery-key.pem"),
-        "--backup", str(tmp_path / "b"), "--out", str(tmp_path / "master.key"),
+        "--backup", str(tmp_path / "b"), "--out", str(tmp_path / "master.key"), "--cas-ca", str(cas.ca),
     )  # fmt: skip
     assert refused.returncode != 0 and "holds no master key sealed to recovery key" in refused.stderr
     assert not (tmp_path / "master.key").exists()

@@ -71,7 +71,7 @@ def test_cas_recovery_key_made_by_pulumi_recovers_the_master_key(tmp_path: Path)
     cas.stop()
     recovered = sconify(
         "cas", "recover", "--recovery-key", str(tmp_path / "recovery.pem"),
-        "--data-dir", str(cas.data_dir), "--out", str(tmp_path / "master.key"),
+        "--data-dir", str(cas.data_dir), "--out", str(tmp_path / "master.key"), "--cas-ca", str(cas.ca),
     )  # fmt: skip
     assert recovered.returncode == 0, recovered.stderr
     assert (tmp_path / "master.key").read_text() == (cas.data_dir / "master.key").read_text()
