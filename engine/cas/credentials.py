@@ -6,6 +6,15 @@ survive a CAS restart (and are valid on every replica that shares the master key
 attestations fills the CAS's memory. A credential is not enough on its own: every request that uses it
 must be signed by the runtime key it names (:func:`~..runtime.protocol.request_signing_input`).
 
+A credential names the session's *lineage* — the hash of the version that created it — so a session deleted
+and created again under the same name is another session: credentials of the first open nothing of the
+second. (Sessions created before lineages were recorded have none, until deleted.)
+
+Runtime keys and signatures are checked strictly (libsodium, through PyNaCl): a public key of small order or
+not in canonical form is refused when it is offered, and a signature whose R is of small order or whose S is
+not reduced does not verify. OpenSSL's Ed25519 accepts an all-zero key, with which a "signature" made
+without any private key verifies for about a quarter of messages.
+
 A credential cannot be revoked before it expires; its lifetime (15 minutes by default, ``sconify cas
 serve --credential-lifetime``) bounds how long a runtime whose policy changed may still commit. The runtime
 renews it by attesting again, which applies the policy as it is then.
@@ -19,8 +28,9 @@ import hmac
 import json
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from nacl.bindings import crypto_core_ed25519_is_valid_point
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
 
 from ..errors import SconifyError
 from ..runtime.protocol import RUNTIME_KEY_BYTES, request_signing_input
@@ -43,6 +53,8 @@ class Credential:
     volumes: frozenset[str]
     runtime_key: bytes
     expires: float
+    lineage: str | None = None
+    """The hash of the version that created the session (None: created before lineages were kept)."""
 
 
 class CredentialAuthority:
@@ -58,6 +70,7 @@ class CredentialAuthority:
             "volumes": sorted(credential.volumes),
             "key": credential.runtime_key.hex(),
             "expires": credential.expires,
+            "lineage": credential.lineage,
         }
         body = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
         return f"{_VERSION}.{body}.{_b64(self._mac(body))}"
@@ -78,6 +91,7 @@ class CredentialAuthority:
             volumes=frozenset(claims["volumes"]),
             runtime_key=bytes.fromhex(claims["key"]),
             expires=float(claims["expires"]),
+            lineage=claims.get("lineage"),
         )
         if credential.expires < now:
             raise CredentialError("the credential expired: attest again")
@@ -86,10 +100,10 @@ class CredentialAuthority:
         except ValueError:
             raw_signature = b""
         try:
-            Ed25519PublicKey.from_public_bytes(credential.runtime_key).verify(
-                raw_signature, request_signing_input(method, path, body, token)
+            VerifyKey(credential.runtime_key).verify(
+                request_signing_input(method, path, body, token), raw_signature
             )
-        except InvalidSignature:
+        except (BadSignatureError, ValueError):
             raise CredentialError("the request is not signed by the key the credential is bound to") from None
         return credential
 
@@ -98,14 +112,16 @@ class CredentialAuthority:
 
 
 def runtime_key(text: object) -> bytes:
-    """A runtime's public key from its hex form; raises :class:`ValueError` for anything else."""
+    """A runtime's public key from its hex form; raises :class:`ValueError` for anything else, and for a
+    key of small order or not in canonical form (see the module's documentation)."""
     try:
         raw = bytes.fromhex(text) if isinstance(text, str) else b""
-        Ed25519PublicKey.from_public_bytes(raw)
     except ValueError:
         raw = b""
     if len(raw) != RUNTIME_KEY_BYTES:
         raise ValueError(f"runtime_key: expected an Ed25519 public key, {RUNTIME_KEY_BYTES * 2} hex")
+    if not crypto_core_ed25519_is_valid_point(raw):
+        raise ValueError("runtime_key: not a usable Ed25519 public key (of small order, or not canonical)")
     return raw
 
 

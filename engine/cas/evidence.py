@@ -138,6 +138,15 @@ class EvidencePolicy:
             if verifier.configured(session, service) and (mode is None or verifier.hardware)
         ]
 
+    def default_kinds(self) -> list[str]:
+        """What a service's policy made for this CAS accepts by default (``sconify image``, the
+        components): a pinned Kubernetes workload where this CAS trusts an issuer, else the insecure kind
+        a development policy tolerates. The nonce's answer for an id that names no service."""
+        kubernetes = self.verifiers.get(KUBERNETES)
+        if isinstance(kubernetes, KubernetesEvidence) and kubernetes.issuer is not None:
+            return [KUBERNETES]
+        return [INSECURE_SOFTWARE_EVIDENCE]
+
     def admission_problems(self, session: Session) -> list[tuple[str, str]]:
         """Everything in the policy this CAS could not enforce: the upload is refused with these."""
         problems: list[tuple[str, str]] = []

@@ -4,7 +4,7 @@ Someone who can write the database but does not hold the master key — a backup
 administrator, whoever gets the disk — must not be able to point a session back at an older policy, set a
 volume back to an earlier generation, or drop audit entries, unnoticed. Three things see to it:
 
-- **Row MACs.** Each active-session row (name, version, creator) and each volume row (session, name,
+- **Row MACs.** Each active-session row (name, version, creator, lineage) and each volume row (session, name,
   generation, tag) carries an HMAC under a key derived from the master key, checked whenever the row is
   read: a value never written by the CAS is refused at once.
 - **A sealed audit head.** The audit chain already binds every entry to the one before it; the store also
@@ -56,8 +56,10 @@ class StateKeys:
         record = json.dumps([label, *fields], separators=(",", ":"))
         return hmac.new(self._key, record.encode("utf-8"), hashlib.sha256).hexdigest()
 
-    def session(self, name: str, digest: str, creator: str) -> str:
-        return self._mac("active-session", name, digest, creator)
+    def session(self, name: str, digest: str, creator: str, lineage: str | None = None) -> str:
+        if lineage is None:  # a row from before lineages were kept: its MAC as it was written
+            return self._mac("active-session", name, digest, creator)
+        return self._mac("active-session", name, digest, creator, lineage)
 
     def volume(self, session: str, name: str, generation: int, tag: str | None) -> str:
         return self._mac("volume", session, name, generation, tag)

@@ -206,6 +206,10 @@ class KubernetesIssuer:
             raise TokenRefusedError("the token's signature does not verify with the issuer's keys") from None
         except jwt.PyJWTError as error:
             raise TokenRefusedError(f"the token is not valid: {type(error).__name__}") from None
+        if claims.get("aud") not in (self.audience, [self.audience]):
+            # PyJWT accepts a list holding ours among others: a token meant also for the API server (or
+            # another CAS) would pass here, and could be presented there too. Ours alone, as documented.
+            raise TokenRefusedError("the token's audience must be this CAS alone, not a list of several")
         self._check_claims(claims, pinned)
         return claims
 

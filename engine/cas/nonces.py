@@ -1,7 +1,8 @@
 """Single-use attestation nonces of short life, good on every replica of a CAS.
 
 A nonce is issued without keeping anything: it is the store's current *epoch*, the time it expires, 16
-random bytes and a MAC over them under a key derived from the master key — so any replica can check a
+random bytes, a digest of the configuration id it was asked for (it is good for that one only) and a MAC
+over them under a key derived from the master key — so any replica can check a
 nonce another issued. A nonce that is *used* is recorded in the store (until it expires), so it is used
 once across all replicas. Every CAS start moves the epoch on, which makes every outstanding nonce invalid
 (the runtime asks for a new one): a used nonce whose record a crash lost cannot be used again after it.
@@ -21,7 +22,7 @@ from ..errors import SconifyError
 
 NONCE_LIFETIME = 60.0
 """Seconds a nonce may be used after it was issued."""
-_BODY = struct.Struct(">Qd16s")
+_BODY = struct.Struct(">Qd16s16s")
 _MAC_BYTES = 16
 
 
@@ -51,12 +52,16 @@ class NonceIssuer:
     ) -> None:
         self._key, self._ledger, self._clock, self.lifetime = key, ledger, clock, lifetime
 
-    def issue(self) -> str:
-        body = _BODY.pack(self._ledger.nonce_epoch(), self._clock() + self.lifetime, os.urandom(16))
+    def issue(self, config_id: str) -> str:
+        """A nonce for one attestation of ``config_id``."""
+        body = _BODY.pack(
+            self._ledger.nonce_epoch(), self._clock() + self.lifetime, os.urandom(16), _digest(config_id)
+        )
         return (body + self._mac(body)).hex()
 
-    def redeem(self, nonce: str) -> None:
-        """Accept ``nonce`` once; raises :class:`NonceError` with the reason otherwise."""
+    def redeem(self, nonce: str, config_id: str) -> None:
+        """Accept ``nonce`` once, for the ``config_id`` it was issued for; raises :class:`NonceError` with
+        the reason otherwise."""
         try:
             raw = bytes.fromhex(nonce)
         except ValueError:
@@ -64,7 +69,9 @@ class NonceIssuer:
         body = raw[: _BODY.size]
         if len(raw) != _BODY.size + _MAC_BYTES or not hmac.compare_digest(raw[_BODY.size :], self._mac(body)):
             raise NonceError("not a nonce of this CAS")
-        epoch, expires, _ = _BODY.unpack(body)
+        epoch, expires, _, bound = _BODY.unpack(body)
+        if not hmac.compare_digest(bound, _digest(config_id)):
+            raise NonceError("the nonce was issued for another configuration id")
         if epoch != self._ledger.nonce_epoch():
             raise NonceError("the nonce was issued before the CAS restarted")
         now = self._clock()
@@ -75,3 +82,7 @@ class NonceIssuer:
 
     def _mac(self, body: bytes) -> bytes:
         return hmac.new(self._key, body, hashlib.sha256).digest()[:_MAC_BYTES]
+
+
+def _digest(config_id: str) -> bytes:
+    return hashlib.sha256(b"sconify-nonce-config-v1\x00" + config_id.encode()).digest()[:16]

@@ -56,6 +56,9 @@ quote, an Azure vTPM bundle), and this API answers anyone who reaches it."""
 IDLE_TIMEOUT = 30
 REQUEST_DEADLINE = 30.0
 MAX_CONNECTIONS_PER_ADDRESS = 64
+MAX_CONNECTIONS = 1024
+"""Open connections to one API from all addresses together: many addresses (a botnet, or one host's
+whole loopback range) could otherwise hold every descriptor the process has."""
 WORKERS = 1
 """Threads that parse policies: uploaded ones, and stored ones not in memory. One: Python runs one
 thread at a time, and every further parsing thread takes turns from the event loop (measured by
@@ -149,6 +152,8 @@ class ConnectionLimits:
     start or the previous request's end: a client that trickles bytes is cut off, however steadily."""
     per_address: int = MAX_CONNECTIONS_PER_ADDRESS
     """Open connections from one IP address; more are closed as they arrive."""
+    total: int = MAX_CONNECTIONS
+    """Open connections to one API from all addresses together; more are closed as they arrive."""
     client_rate: float = CLIENT_RATE
     """Requests per second one identity may make of the client API (bursts of twice that); 0: no limit."""
     attestation_rate: float = ATTESTATION_RATE
@@ -209,6 +214,9 @@ class _Site(server.Site):
         if self._open.get(host, 0) >= self.limits.per_address:
             log("connection_refused", reason="too many connections from one address")
             return None  # Twisted closes the connection
+        if len(self._address_of) >= self.limits.total:
+            log("connection_refused", reason="too many connections")
+            return None
         channel = super().buildProtocol(addr)
         if channel is not None:
             self._open[host] = self._open.get(host, 0) + 1

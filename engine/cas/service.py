@@ -242,7 +242,8 @@ class CasService:
                 creator = active.creator
                 event = "session.updated"
             pruned = self._make_room(creator, active, len(body_text.encode("utf-8")))
-            store.put_version(session.name, digest, session.predecessor, body_text, creator, view)
+            lineage = digest if active is None else active.lineage
+            store.put_version(session.name, digest, session.predecessor, body_text, creator, view, lineage)
             if pruned:
                 pruned = store.drop_versions(session.name, keep=digest)
             self._secret_values(session, generate_missing=True)
@@ -352,13 +353,19 @@ class CasService:
     # -- attestation ------------------------------------------------------------------------------
 
     def nonce(self, config_id: str) -> dict[str, Any]:
-        """A single-use nonce for one attestation, and the evidence kinds the service's policy accepts."""
+        """A single-use nonce for one attestation of ``config_id``, and the evidence kinds the service's
+        policy accepts. An id that names no service gets the same answer, with the kinds a policy made for
+        this CAS accepts by default: this endpoint answers anyone, and must not tell which ids exist."""
         check_config_id(config_id)
-        session, service, _ = self._service(config_id)
+        try:
+            session, service, _ = self._service(config_id)
+            accepts = self.evidence.accepted_kinds(session, service)
+        except CasError:
+            accepts = self.evidence.default_kinds()
         return {
-            "nonce": self._nonces.issue(),
+            "nonce": self._nonces.issue(config_id),
             "expires_in": self._nonces.lifetime,
-            "accepts": self.evidence.accepted_kinds(session, service),
+            "accepts": accepts,
         }
 
     def attest(
@@ -386,7 +393,7 @@ class CasService:
         kind = kind if isinstance(kind, str) and kind in self.evidence.verifiers else "unknown"
         try:
             try:
-                self._nonces.redeem(nonce)
+                self._nonces.redeem(nonce, config_id)
             except NonceError as error:
                 raise CasError(401, f"nonce: {error}; ask for a new one") from None
             return self._attest(config_id, measurement.lower(), nonce, runtime_key, kind, evidence)
@@ -493,6 +500,7 @@ class CasService:
                 frozenset(v["name"] for v in volumes),
                 runtime_key,
                 self._clock() + self._credential_lifetime,
+                active.lineage,
             )
         )
         return {
@@ -581,15 +589,25 @@ class CasService:
         except (ValueError, KeyError, TypeError):
             raise CasError(401, "not a credential of this CAS: attest first") from None
 
-    @staticmethod
-    def _covers(credential: Credential, volume: str) -> None:
+    def _covers(self, credential: Credential, volume: str) -> None:
+        """Refuse a volume the credential does not cover, or of another session than the one it was
+        issued for (deleted, or deleted and made again under the same name)."""
         if volume not in credential.volumes:
             raise CasError(403, "this credential does not cover that volume")
+        active = self._store.active(credential.session)
+        if active is None:
+            raise CasError(404, "the credential's session no longer exists")
+        if active.lineage != credential.lineage:
+            raise CasError(
+                403,
+                "the credential was issued for an earlier session of this name (deleted since): attest again",
+            )
 
     def volume_state(self, credential: Credential, volume: str) -> dict[str, Any]:
         self._covers(credential, volume)
         state = self._store.volume(credential.session, volume)
-        assert state is not None
+        if state is None:
+            raise CasError(404, "the volume does not exist (attest to create it)")
         return {
             "volume": volume,
             "generation": state.generation,

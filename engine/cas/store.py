@@ -62,7 +62,8 @@ CREATE TABLE IF NOT EXISTS active_sessions (
     name TEXT PRIMARY KEY,
     hash TEXT NOT NULL,
     creator TEXT NOT NULL,
-    mac TEXT
+    mac TEXT,
+    lineage TEXT
 );
 CREATE TABLE IF NOT EXISTS generated_secrets (
     session TEXT NOT NULL,
@@ -102,6 +103,7 @@ CREATE INDEX IF NOT EXISTS used_nonces_by_expiry ON used_nonces (expires);
 """
 _ADDED_COLUMNS = (
     ("active_sessions", "mac", "TEXT"),
+    ("active_sessions", "lineage", "TEXT"),
     ("volumes", "mac", "TEXT"),
     ("session_versions", "view", "BLOB"),
 )
@@ -109,7 +111,7 @@ _ADDED_COLUMNS = (
 missing view is derived when first needed: see models.py)."""
 BACKUP_TABLES: dict[str, tuple[str, ...]] = {
     "session_versions": ("name", "hash", "predecessor", "body", "creator", "created", "view"),
-    "active_sessions": ("name", "hash", "creator", "mac"),
+    "active_sessions": ("name", "hash", "creator", "mac", "lineage"),
     "generated_secrets": ("session", "name", "kind", "value"),
     "volumes": ("session", "name", "key", "generation", "tag", "mac"),
     "audit": ("seq", "time", "event", "details", "previous", "hash"),
@@ -209,6 +211,8 @@ class ActiveSession:
     name: str
     hash: str
     creator: str
+    lineage: str | None = None
+    """The hash of the version that created the session (None: created before lineages were kept)."""
 
 
 @dataclass(frozen=True)
@@ -287,13 +291,13 @@ class Store:
     def active(self, name: str) -> ActiveSession | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT name, hash, creator, mac FROM active_sessions WHERE name = ?", (name,)
+                "SELECT name, hash, creator, mac, lineage FROM active_sessions WHERE name = ?", (name,)
             ).fetchone()
         if row is None:
             return None
-        if not StateKeys.matches(self._state.session(row[0], row[1], row[2]), row[3]):
+        if not StateKeys.matches(self._state.session(row[0], row[1], row[2], row[4]), row[3]):
             raise TamperedError(f"session {name}: its active version was not set by this CAS{_EDITED}")
-        return ActiveSession(row[0], row[1], row[2])
+        return ActiveSession(row[0], row[1], row[2], row[4])
 
     def version(self, name: str, digest: str) -> SessionVersion | None:
         with self._lock:
@@ -343,9 +347,16 @@ class Store:
         return int(stored)
 
     def put_version(
-        self, name: str, digest: str, predecessor: str | None, text: str, creator: str, view: bytes
+        self,
+        name: str,
+        digest: str,
+        predecessor: str | None,
+        text: str,
+        creator: str,
+        view: bytes,
+        lineage: str | None,
     ) -> None:
-        """Store a version with its view (:mod:`.models`) and make it the active one."""
+        """Store a version with its view (:mod:`.models`) and make it the active one of ``lineage``."""
         self._db.execute(
             "INSERT INTO session_versions (name, hash, predecessor, body, creator, created, view) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -360,9 +371,10 @@ class Store:
             ),
         )
         self._db.execute(
-            "INSERT INTO active_sessions (name, hash, creator, mac) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, mac = excluded.mac",
-            (name, digest, creator, self._state.session(name, digest, creator)),
+            "INSERT INTO active_sessions (name, hash, creator, mac, lineage) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET "
+            "hash = excluded.hash, mac = excluded.mac, lineage = excluded.lineage",
+            (name, digest, creator, self._state.session(name, digest, creator, lineage), lineage),
         )
 
     def drop_versions(self, name: str, keep: str) -> int:
@@ -663,10 +675,10 @@ class Store:
         if self._db.execute("SELECT 1 FROM meta WHERE name = 'audit_head'").fetchone() is None:
             self._seal_legacy(count)
         sessions: dict[str, str] = {}
-        for name, digest, creator, mac in self._db.execute(
-            "SELECT name, hash, creator, mac FROM active_sessions"
+        for name, digest, creator, mac, lineage in self._db.execute(
+            "SELECT name, hash, creator, mac, lineage FROM active_sessions"
         ).fetchall():
-            if not StateKeys.matches(self._state.session(name, digest, creator), mac):
+            if not StateKeys.matches(self._state.session(name, digest, creator, lineage), mac):
                 raise TamperedError(f"session {name}: its active version was not set by this CAS{_EDITED}")
             sessions[name] = digest
         volumes: dict[tuple[str, str], tuple[int, str | None]] = {}

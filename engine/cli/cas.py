@@ -167,6 +167,13 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="open connections one IP address may hold (default 64); more are closed",
     )
     serve.add_argument(
+        "--max-connections",
+        type=positive_count,
+        default=None,
+        metavar="N",
+        help="open connections to each API from all addresses together (default 1024); more are closed",
+    )
+    serve.add_argument(
         "--client-rate",
         type=rate,
         default=None,
@@ -358,6 +365,7 @@ def _serve(args: argparse.Namespace) -> int:
     given = {
         "request_deadline": args.request_deadline,
         "per_address": args.max_connections_per_address,
+        "total": args.max_connections,
         "client_rate": args.client_rate,
         "attestation_rate": args.attestation_rate,
     }

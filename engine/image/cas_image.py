@@ -44,6 +44,7 @@ REQUIREMENTS = (
     "httpx>=0.27",
     "pyjwt>=2.8",
     "psycopg[binary]>=3.2",
+    "pynacl>=1.5",
 )
 """What the CAS and the CLI import (``pyproject.toml`` lists the same, with Pulumi's SDKs besides)."""
 GLIBC_REQUIREMENTS = ("dcap-qvl>=0.7",)

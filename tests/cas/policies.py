@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from pulumi_sconify.engine.policy import (
     Attestation,
     KubernetesIdentity,
@@ -18,6 +20,8 @@ from pulumi_sconify.engine.policy import (
 )
 
 MEASUREMENT = "ab" * 32
+RUNTIME_KEY = Ed25519PrivateKey.generate().public_key().public_bytes_raw().hex()
+"""A runtime's public key, as a runtime makes one (the CAS refuses keys of small order)."""
 FSPF_KEY = "cd" * 32
 FSPF_TAG = "ef" * 16
 

@@ -12,7 +12,7 @@ from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.fspf import AnchorConflictError, AnchorState, RollbackError, Volume
 from pulumi_sconify.engine.runtime.cas import VolumeAnchor
 from tests.cas.harness import RunningCas
-from tests.cas.policies import FSPF_KEY, FSPF_TAG, MEASUREMENT, counter, namespace, text
+from tests.cas.policies import FSPF_KEY, FSPF_TAG, MEASUREMENT, RUNTIME_KEY, counter, namespace, text
 
 CONFIG_ID = "ns-1/python-session/python-service"
 
@@ -87,7 +87,7 @@ def test_without_kubernetes_or_the_insecure_toleration_nothing_is_accepted(
                     "config_id": CONFIG_ID,
                     "measurement": MEASUREMENT,
                     "nonce": nonce["nonce"],
-                    "runtime_key": "11" * 32,
+                    "runtime_key": RUNTIME_KEY,
                     "evidence": {"kind": "insecure-software-evidence"},
                 },
             )

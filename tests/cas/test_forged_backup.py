@@ -147,7 +147,7 @@ def test_a_sealed_copy_replaced_by_the_database_administrator_is_caught(world: W
     """The attacker's sealed copy (to the same recovery key) put in the owner's store: the audit check and
     the CAS's start name it, and recovery from that store refuses the key it would yield."""
     ((name, forged),) = query(
-        world.attacker_cas.database, "SELECT name, value FROM meta WHERE name LIKE 'recovery:%'"
+        world.attacker_cas.database, "SELECT name, value FROM meta WHERE name LIKE ?", ("recovery:%",)
     )
     query(world.owner_cas.database, "UPDATE meta SET value = ? WHERE name = ?", (forged, name))
     checked = audit_verify(world.owner_cas)
@@ -161,7 +161,7 @@ def test_a_sealed_copy_replaced_by_the_database_administrator_is_caught(world: W
 
 
 def test_a_sealed_copy_removed_is_caught(world: World) -> None:
-    query(world.owner_cas.database, "DELETE FROM meta WHERE name LIKE 'recovery:%'")
+    query(world.owner_cas.database, "DELETE FROM meta WHERE name LIKE ?", ("recovery:%",))
     checked = audit_verify(world.owner_cas)
     assert checked.returncode != 0
     assert "the audit log has its sealed copy, the database has none" in checked.stderr

@@ -10,12 +10,11 @@ import pytest
 
 from pulumi_sconify.engine.cas.identity import ClientIdentity
 from tests.cas.harness import RunningCas
-from tests.cas.policies import counter, namespace, text
+from tests.cas.policies import RUNTIME_KEY, counter, namespace, text
 
 RSS_BOUND = 256 * 1024 * 1024
 """What the CAS may use after the whole table (it uses well under a hundred MiB)."""
 CONFIG_ID = "ns-1/python-session/python-service"
-RUNTIME_KEY = "ab" * 32
 
 
 def attest_body(evidence: object, **changes: object) -> bytes:

@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 from pulumi_sconify.engine.cas.identity import ClientIdentity
 from pulumi_sconify.engine.cas.refusals import WINDOW as REFUSAL_WINDOW, RefusalLog
 from tests.cas.harness import RunningCas
-from tests.cas.policies import counter, namespace, text
+from tests.cas.policies import RUNTIME_KEY, counter, namespace, text
 from tests.cas.postgres import query
 
 
@@ -120,7 +120,7 @@ def test_thousands_of_refusals_from_outside_write_a_handful_of_entries(
                     "config_id": config_id,
                     "measurement": hashlib.sha256(str(index).encode()).hexdigest(),
                     "nonce": "00" * 40,
-                    "runtime_key": "ab" * 32,
+                    "runtime_key": RUNTIME_KEY,
                     "evidence": {"kind": "insecure-software-evidence"},
                 }
                 response = attestation._http.post("/v1/attest", content=json.dumps(body).encode())

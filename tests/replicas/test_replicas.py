@@ -17,7 +17,7 @@ from pulumi_sconify.engine.fspf import AnchorConflictError, AnchorState
 from pulumi_sconify.engine.policy import render_session
 from pulumi_sconify.engine.runtime.cas import CasConnection, VolumeAnchor
 from tests.cas.harness import RunningCas, identity
-from tests.cas.policies import counter, namespace, text
+from tests.cas.policies import RUNTIME_KEY, counter, namespace, text
 from tests.cas.postgres import shared_server
 
 MASTER_KEY = "5a" * 32
@@ -65,7 +65,7 @@ def attestation_body(nonce: str) -> dict[str, Any]:
         "config_id": CONFIG_ID,
         "measurement": "ab" * 32,
         "nonce": nonce,
-        "runtime_key": "ab" * 32,
+        "runtime_key": RUNTIME_KEY,
         "evidence": {"kind": "insecure-software-evidence"},
     }
 
