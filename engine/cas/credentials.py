@@ -6,8 +6,9 @@ survive a CAS restart (and are valid on every replica that shares the master key
 attestations fills the CAS's memory. A credential is not enough on its own: every request that uses it
 must be signed by the runtime key it names (:func:`~..runtime.protocol.request_signing_input`).
 
-A credential names the session's *lineage* — the hash of the version that created it — so a session deleted
-and created again under the same name is another session: credentials of the first open nothing of the
+A credential names the session's *lineage* — a random id made when the session was created, kept by its
+updates — so a session deleted and created again under the same name (even with the same policy) is another
+session: credentials of the first open nothing of the
 second. (Sessions created before lineages were recorded have none, until deleted.)
 
 Runtime keys and signatures are checked strictly (libsodium, through PyNaCl): a public key of small order or
@@ -54,7 +55,8 @@ class Credential:
     runtime_key: bytes
     expires: float
     lineage: str | None = None
-    """The hash of the version that created the session (None: created before lineages were kept)."""
+    """A random id made when the session was created, kept by its updates (None: created before lineages
+    were kept)."""
 
 
 class CredentialAuthority:

@@ -242,7 +242,7 @@ class CasService:
                 creator = active.creator
                 event = "session.updated"
             pruned = self._make_room(creator, active, len(body_text.encode("utf-8")))
-            lineage = digest if active is None else active.lineage
+            lineage = secrets.token_hex(16) if active is None else active.lineage
             store.put_version(session.name, digest, session.predecessor, body_text, creator, view, lineage)
             if pruned:
                 pruned = store.drop_versions(session.name, keep=digest)

@@ -212,7 +212,8 @@ class ActiveSession:
     hash: str
     creator: str
     lineage: str | None = None
-    """The hash of the version that created the session (None: created before lineages were kept)."""
+    """A random id made when the session was created, kept by its updates (None: created before lineages
+    were kept)."""
 
 
 @dataclass(frozen=True)
@@ -356,7 +357,8 @@ class Store:
         view: bytes,
         lineage: str | None,
     ) -> None:
-        """Store a version with its view (:mod:`.models`) and make it the active one of ``lineage``."""
+        """Store a version with its view (:mod:`.models`) and make it the active one; ``lineage`` is the
+        session's (see credentials.py)."""
         self._db.execute(
             "INSERT INTO session_versions (name, hash, predecessor, body, creator, created, view) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -144,6 +144,10 @@ def made_up_evidence(cas: RunningCas, cluster: Cluster) -> dict[str, Any]:
         "expired": {"kind": "kubernetes", "token": cluster.token(audience, exp=claims["iat"] - 120)},
         "not yet valid": {"kind": "kubernetes", "token": cluster.token(audience, nbf=claims["iat"] + 600)},
         "wrong audience": {"kind": "kubernetes", "token": cluster.token("https://kubernetes.default.svc")},
+        "the API server's audience too": {
+            "kind": "kubernetes",
+            "token": cluster.token(audience, aud=["https://kubernetes.default.svc", audience]),
+        },
         "wrong namespace": {
             "kind": "kubernetes",
             "token": cluster.token(audience, KubernetesIdentity(ISSUER, "other", "counter")),
@@ -183,6 +187,7 @@ def test_each_forged_token_is_refused_by_name(k8s_cas: RunningCas, cluster: Clus
         "expired": "expired",
         "not yet valid": "not valid yet",
         "wrong audience": "audience is not this CAS",
+        "the API server's audience too": "audience must be this CAS alone",
         "wrong namespace": "namespace is not the pinned one",
         "wrong account": "service account is not the pinned one",
         "wrong issuer": "issuer is not the pinned one",
