@@ -266,5 +266,7 @@ def restore_backup(
         "rollback_allowed": not forward,
     }
     store.replace_rows(rows, record)
+    if not forward:
+        store.reanchor()  # the operator allowed going back (recorded above): the anchor goes back too
     store.next_nonce_epoch()
     return record

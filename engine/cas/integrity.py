@@ -10,6 +10,12 @@ volume back to an earlier generation, or drop audit entries, unnoticed. Three th
 - **A sealed audit head.** The audit chain already binds every entry to the one before it; the store also
   keeps the MAC of the chain's last entry, updated in the same transaction as the entry. Removing entries
   from the end, which leaves a chain that verifies, no longer matches the seal.
+- **Rows bound to their entry.** Each of those rows, and each stored policy version, is written together
+  with the audit entry that records it (the store enforces it) and its MAC binds that entry's sequence
+  number. So rows put back from an older copy — even with the log's tail and its seal put back too — are
+  named, as long as any row written since is still there: a version, a volume, another session, each newer
+  than the log's last entry. Only a rollback of *everything* written since passes, which is the whole
+  database.
 - **Replay at start.** The audit log records every change of state (``session.created``,
   ``session.updated``, ``session.deleted``, ``volume.created``, ``volume.swapped``). At start the store
   replays it and requires the rows to be exactly its result: a row put back from an older copy of the
@@ -19,8 +25,8 @@ The master key's sealed copies for recovery keys (:mod:`.recovery`) carry MACs t
 be the one the log's ``recovery_key.added`` and ``removed`` entries replay to.
 
 What this cannot catch is the *whole* database put back to an earlier moment (a disk snapshot): every
-row, the log and its seal then agree with each other. Detecting that needs a counter the database does not
-hold — docs/cas.md says what the product does about it.
+row, the log and its seal then agree with each other. Detecting that needs a witness outside the database:
+:mod:`.anchor`.
 """
 
 from __future__ import annotations
@@ -56,13 +62,24 @@ class StateKeys:
         record = json.dumps([label, *fields], separators=(",", ":"))
         return hmac.new(self._key, record.encode("utf-8"), hashlib.sha256).hexdigest()
 
-    def session(self, name: str, digest: str, creator: str, lineage: str | None = None) -> str:
-        if lineage is None:  # a row from before lineages were kept: its MAC as it was written
-            return self._mac("active-session", name, digest, creator)
-        return self._mac("active-session", name, digest, creator, lineage)
+    def session(
+        self, name: str, digest: str, creator: str, lineage: str | None = None, seq: int | None = None
+    ) -> str:
+        if seq is None:  # a row from before rows were bound to their entry: its MAC as it was written
+            if lineage is None:
+                return self._mac("active-session", name, digest, creator)
+            return self._mac("active-session", name, digest, creator, lineage)
+        return self._mac("active-session/2", name, digest, creator, lineage, seq)
 
-    def volume(self, session: str, name: str, generation: int, tag: str | None) -> str:
-        return self._mac("volume", session, name, generation, tag)
+    def volume(
+        self, session: str, name: str, generation: int, tag: str | None, seq: int | None = None
+    ) -> str:
+        if seq is None:
+            return self._mac("volume", session, name, generation, tag)
+        return self._mac("volume/2", session, name, generation, tag, seq)
+
+    def version(self, name: str, digest: str, creator: str, seq: int) -> str:
+        return self._mac("version", name, digest, creator, seq)
 
     def recovery(self, fingerprint: str, sealed: str) -> str:
         return self._mac("recovery-copy", fingerprint, sealed)
@@ -85,21 +102,33 @@ class Replayed:
     """(session, volume) -> (generation, tag, or None where the log predates recording it)."""
     recovery_keys: set[str] = field(default_factory=set)
     """Fingerprints of the recovery keys the master key is sealed to."""
+    entries: dict[tuple[str, ...], int] = field(default_factory=dict)
+    """The audit entry that last set each row: ("session", name), ("volume", session, name) and
+    ("version", name, hash) -> its sequence number."""
 
 
-def replay(entries: Iterable[tuple[str, dict[str, Any]]]) -> Replayed:
-    """The state after ``entries`` (event, details), in order."""
+def replay(entries: Iterable[tuple[int, str, dict[str, Any]]]) -> Replayed:
+    """The state after ``entries`` (sequence number, event, details), in order."""
     state = Replayed()
-    for event, details in entries:
+    for seq, event, details in entries:
         if event in ("session.created", "session.updated"):
-            state.sessions[details["session"]] = details["hash"]
+            name = details["session"]
+            if details.get("pruned"):  # its earlier versions went, to make room (quotas.py)
+                for key in [key for key in state.entries if key[0] == "version" and key[1] == name]:
+                    del state.entries[key]
+            state.sessions[name] = details["hash"]
+            state.entries[("session", name)] = seq
+            state.entries[("version", name, details["hash"])] = seq
         elif event == "session.deleted":
             name = details["session"]
             state.sessions.pop(name, None)
             for key in [key for key in state.volumes if key[0] == name]:
                 del state.volumes[key]
+            for key in [key for key in state.entries if key[1] == name]:
+                del state.entries[key]
         elif event == "volume.created":
             state.volumes[(details["session"], details["volume"])] = (0, None)
+            state.entries[("volume", details["session"], details["volume"])] = seq
         elif event == "recovery_key.added":
             state.recovery_keys.add(details["fingerprint"])
         elif event == "recovery_key.removed":
@@ -109,7 +138,30 @@ def replay(entries: Iterable[tuple[str, dict[str, Any]]]) -> Replayed:
                 int(details["generation"]),
                 details.get("tag"),
             )
+            state.entries[("volume", details["session"], details["volume"])] = seq
     return state
+
+
+def entry_differences(replayed: Replayed, bound: dict[tuple[str, ...], int], head: int) -> list[str]:
+    """How rows bound to an audit entry (``bound``: row -> its entry) differ from the log, one sentence
+    each: a row newer than the log's last entry (the log was cut back), or one the log says another entry
+    set (put back from an older copy)."""
+    found = []
+    for key, seq in sorted(bound.items()):
+        what = {
+            "session": "session {1}",
+            "volume": "volume {2} of session {1}",
+            "version": "a version of {1}",
+        }
+        name = what[key[0]].format(*key)
+        if seq > head:
+            found.append(
+                f"{name}: written at audit entry {seq}, after the log's last entry {head} "
+                "(the log was cut back)"
+            )
+        elif replayed.entries.get(key) != seq:
+            found.append(f"{name}: written at audit entry {seq}, which the log does not say set it")
+    return found
 
 
 def differences(

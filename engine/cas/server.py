@@ -630,6 +630,7 @@ def serve(
     hardware: HardwareTrust | None = None,
     limits: ConnectionLimits | None = None,
     quotas: Quotas | None = None,
+    anchor: Path | str | None = None,
     database: Path | str | None = None,
     recovery_keys: Sequence[X25519PublicKey] = (),
 ) -> None:
@@ -640,7 +641,7 @@ def serve(
     are left as they are). ``ca_directory`` holds a CA made elsewhere (``ca.pem``, ``ca-key.pem``): the
     server certificate is then issued by it, so clients pinned that CA before this CAS first started.
     ``kubernetes`` is the issuer whose service-account tokens this CAS accepts as evidence, and where its
-    key set is read."""
+    key set is read. ``anchor``: a second store where the audit head is kept (anchor.py)."""
     from .identity import cas_audience, ensure_server_pki  # noqa: PLC0415 - keep imports light for clients
     from .store import load_master_key  # noqa: PLC0415
 
@@ -649,7 +650,7 @@ def serve(
     master_key = load_master_key(data_dir, master_key_file)
     pki = ensure_server_pki(data_dir / "tls", hosts, ca_directory)
     (data_dir / CA_FILE).write_bytes(pki.ca_certificate.read_bytes())
-    store = Store(database if database is not None else data_dir / "cas.db", master_key)
+    store = Store(database if database is not None else data_dir / "cas.db", master_key, anchor)
     store.next_nonce_epoch()  # nonces issued before this start are void (see nonces.py)
     _sign_origin(store, master_key, pki)
     if recovery_keys:

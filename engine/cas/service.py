@@ -192,7 +192,7 @@ class CasService:
         """Keep a loaded model (on the event loop); a view derived for an old version is stored."""
         key = loaded.key
         (self.models if key.whole else self.views).put(key.name, key.digest, loaded.session, loaded.size)
-        if loaded.view_text is not None:
+        if loaded.view_text is not None and not self._parse_in_line:  # (in line: maybe in a transaction)
             with self._store.transaction(durable=False):
                 self._store.put_view(key.name, key.digest, loaded.view_text)
         return loaded.session
@@ -243,7 +243,9 @@ class CasService:
                 event = "session.updated"
             pruned = self._make_room(creator, active, len(body_text.encode("utf-8")))
             lineage = secrets.token_hex(16) if active is None else active.lineage
-            store.put_version(session.name, digest, session.predecessor, body_text, creator, view, lineage)
+            store.put_version(
+                session.name, digest, session.predecessor, body_text, creator, view, lineage, event
+            )
             if pruned:
                 pruned = store.drop_versions(session.name, keep=digest)
             self._secret_values(session, generate_missing=True)

@@ -34,9 +34,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import SconifyError
+from .anchor import Anchor
 from .database import DatabaseError, open_database
 from .identity import write_private
-from .integrity import STATE_EVENTS, StateKeys, differences, replay
+from .integrity import STATE_EVENTS, Replayed, StateKeys, differences, entry_differences, replay
 
 MASTER_KEY_ENV = "SCONIFY_CAS_MASTER_KEY"
 MASTER_KEY_FILE = "master.key"
@@ -56,6 +57,8 @@ CREATE TABLE IF NOT EXISTS session_versions (
     creator TEXT NOT NULL,
     created REAL NOT NULL,
     view BLOB,
+    seq INTEGER,
+    mac TEXT,
     PRIMARY KEY (name, hash)
 );
 CREATE TABLE IF NOT EXISTS active_sessions (
@@ -63,7 +66,8 @@ CREATE TABLE IF NOT EXISTS active_sessions (
     hash TEXT NOT NULL,
     creator TEXT NOT NULL,
     mac TEXT,
-    lineage TEXT
+    lineage TEXT,
+    seq INTEGER
 );
 CREATE TABLE IF NOT EXISTS generated_secrets (
     session TEXT NOT NULL,
@@ -79,6 +83,7 @@ CREATE TABLE IF NOT EXISTS volumes (
     generation INTEGER NOT NULL,
     tag TEXT,
     mac TEXT,
+    seq INTEGER,
     PRIMARY KEY (session, name)
 );
 CREATE INDEX IF NOT EXISTS session_versions_by_creator ON session_versions (creator);
@@ -106,14 +111,18 @@ _ADDED_COLUMNS = (
     ("active_sessions", "lineage", "TEXT"),
     ("volumes", "mac", "TEXT"),
     ("session_versions", "view", "BLOB"),
+    ("session_versions", "seq", "INTEGER"),
+    ("session_versions", "mac", "TEXT"),
+    ("active_sessions", "seq", "INTEGER"),
+    ("volumes", "seq", "INTEGER"),
 )
 """Columns a database made before they existed gets at start (MACs then sealed: see _check_integrity; a
 missing view is derived when first needed: see models.py)."""
 BACKUP_TABLES: dict[str, tuple[str, ...]] = {
-    "session_versions": ("name", "hash", "predecessor", "body", "creator", "created", "view"),
-    "active_sessions": ("name", "hash", "creator", "mac", "lineage"),
+    "session_versions": ("name", "hash", "predecessor", "body", "creator", "created", "view", "seq", "mac"),
+    "active_sessions": ("name", "hash", "creator", "mac", "lineage", "seq"),
     "generated_secrets": ("session", "name", "kind", "value"),
-    "volumes": ("session", "name", "key", "generation", "tag", "mac"),
+    "volumes": ("session", "name", "key", "generation", "tag", "mac", "seq"),
     "audit": ("seq", "time", "event", "details", "previous", "hash"),
     "meta": ("name", "value"),
 }
@@ -229,8 +238,10 @@ class VolumeState:
 class Store:
     """All durable CAS state. Methods that change state are meant to run inside :meth:`transaction`."""
 
-    def __init__(self, location: Path | str, master_key: bytes) -> None:
-        """``location``: a SQLite file, or a ``postgresql://`` URL (:mod:`.database`)."""
+    def __init__(self, location: Path | str, master_key: bytes, anchor: Path | str | None = None) -> None:
+        """``location``: a SQLite file, or a ``postgresql://`` URL (:mod:`.database`). ``anchor``: another
+        such, where the audit head is kept also, so that a whole-database rollback is seen
+        (:mod:`.anchor`)."""
         self.location = location
         self._aead = AESGCM(master_key)
         # The audit chain is keyed: someone who can edit the database but lacks the master key cannot
@@ -239,12 +250,19 @@ class Store:
         self._derivation_key = hashlib.sha256(b"sconify-cas-derive-v1\x00" + master_key).digest()
         self._state = StateKeys(self.derived_key("state integrity"))
         self._lock = threading.RLock()
+        self._pending: tuple[int, str] | None = None
+        """The audit entry a row changed in this transaction awaits: (its sequence number, its event)."""
+        self._high_water = 0
+        """The last audit entry this process wrote: the log never goes back behind a running CAS."""
+        self._anchor = Anchor(anchor, self.derived_key("anchor")) if anchor is not None else None
         self._db = open_database(location)
         self._db.script(_SCHEMA)
         self._add_columns()
         self._check_master_key()
         with self.transaction():
             self._check_integrity()
+            if self._anchor is not None:
+                self._anchor.check(self)
 
     def derived_key(self, purpose: str) -> bytes:
         """A 32-byte key for one purpose, derived from the master key (the same on every start)."""
@@ -253,6 +271,15 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if self._anchor is not None:
+                self._anchor.close()
+
+    def reanchor(self) -> None:
+        """Anchor the current audit head even if it is earlier than the anchored one: after a restore
+        that was allowed to roll back (the audit log says so)."""
+        if self._anchor is not None:
+            with self._lock:
+                self._anchor.reset(*self.audit_head())
 
     # -- encryption at rest -----------------------------------------------------------------------
 
@@ -284,19 +311,25 @@ class Store:
         order but reach the disk with the next durable transaction or checkpoint, so a crash may lose
         the last few of them — never a session, a secret, a volume key or a tag swap.
         """
-        with self._lock, self._db.transaction(durable):
-            yield
+        with self._lock:
+            self._pending = None
+            with self._db.transaction(durable):
+                yield
+                if self._pending is not None:  # a change of state with no entry recording it: a bug
+                    raise StoreError(f"a change awaiting its audit entry ({self._pending[1]}) was not logged")
+            if durable and self._anchor is not None:
+                self._anchor.advance(*self.audit_head())
 
     # -- sessions ---------------------------------------------------------------------------------
 
     def active(self, name: str) -> ActiveSession | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT name, hash, creator, mac, lineage FROM active_sessions WHERE name = ?", (name,)
+                "SELECT name, hash, creator, mac, lineage, seq FROM active_sessions WHERE name = ?", (name,)
             ).fetchone()
         if row is None:
             return None
-        if not StateKeys.matches(self._state.session(row[0], row[1], row[2], row[4]), row[3]):
+        if not StateKeys.matches(self._state.session(row[0], row[1], row[2], row[4], row[5]), row[3]):
             raise TamperedError(f"session {name}: its active version was not set by this CAS{_EDITED}")
         return ActiveSession(row[0], row[1], row[2], row[4])
 
@@ -356,12 +389,15 @@ class Store:
         creator: str,
         view: bytes,
         lineage: str | None,
+        event: str,
     ) -> None:
         """Store a version with its view (:mod:`.models`) and make it the active one; ``lineage`` is the
-        session's (see credentials.py)."""
+        session's (see credentials.py). The next audit entry must be its ``event``: the rows are bound to
+        it (see :meth:`_bind`)."""
+        seq = self._bind(event)
         self._db.execute(
-            "INSERT INTO session_versions (name, hash, predecessor, body, creator, created, view) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO session_versions (name, hash, predecessor, body, creator, created, view, seq, mac) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 name,
                 digest,
@@ -370,13 +406,15 @@ class Store:
                 creator,
                 time.time(),
                 self._seal(view, "view", name, digest),
+                seq,
+                self._state.version(name, digest, creator, seq),
             ),
         )
         self._db.execute(
-            "INSERT INTO active_sessions (name, hash, creator, mac, lineage) VALUES (?, ?, ?, ?, ?) "
+            "INSERT INTO active_sessions (name, hash, creator, mac, lineage, seq) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (name) DO UPDATE SET "
-            "hash = excluded.hash, mac = excluded.mac, lineage = excluded.lineage",
-            (name, digest, creator, self._state.session(name, digest, creator, lineage), lineage),
+            "hash = excluded.hash, mac = excluded.mac, lineage = excluded.lineage, seq = excluded.seq",
+            (name, digest, creator, self._state.session(name, digest, creator, lineage, seq), lineage, seq),
         )
 
     def drop_versions(self, name: str, keep: str) -> int:
@@ -385,6 +423,8 @@ class Store:
         return max(cursor.rowcount, 0)
 
     def delete_session(self, name: str) -> None:
+        """Remove a session and all that is its; the next audit entry must say so (``session.deleted``)."""
+        self._bind("session.deleted")
         for table, column in (
             ("session_versions", "name"),
             ("active_sessions", "name"),
@@ -422,12 +462,12 @@ class Store:
     def volume(self, session: str, name: str) -> VolumeState | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT key, generation, tag, mac FROM volumes WHERE session = ? AND name = ?",
+                "SELECT key, generation, tag, mac, seq FROM volumes WHERE session = ? AND name = ?",
                 (session, name),
             ).fetchone()
         if row is None:
             return None
-        if not StateKeys.matches(self._state.volume(session, name, row[1], row[2]), row[3]):
+        if not StateKeys.matches(self._state.volume(session, name, row[1], row[2], row[4]), row[3]):
             raise TamperedError(
                 f"volume {name} of session {session}: its state was not set by this CAS{_EDITED}"
             )
@@ -436,37 +476,47 @@ class Store:
         )
 
     def create_volume(self, session: str, name: str, key: bytes) -> None:
+        """A new volume at generation 0; the next audit entry must say so (``volume.created``)."""
+        seq = self._bind("volume.created")
         self._db.execute(
-            "INSERT INTO volumes (session, name, key, generation, tag, mac) VALUES (?, ?, ?, 0, NULL, ?)",
+            "INSERT INTO volumes (session, name, key, generation, tag, mac, seq) "
+            "VALUES (?, ?, ?, 0, NULL, ?, ?)",
             (
                 session,
                 name,
                 self._seal(key, "volume", session, name),
-                self._state.volume(session, name, 0, None),
+                self._state.volume(session, name, 0, None, seq),
+                seq,
             ),
         )
 
     def swap_volume(
         self, session: str, name: str, expected: tuple[int, bytes | None], new: tuple[int, bytes]
     ) -> bool:
-        """Compare-and-swap of a volume's (generation, tag); ``True`` if it swapped."""
+        """Compare-and-swap of a volume's (generation, tag); ``True`` if it swapped, and then the next audit
+        entry must say so (``volume.swapped``)."""
         expected_tag = expected[1].hex() if expected[1] is not None else None
         if self.volume(session, name) is None:  # also checks the row is the CAS's own
             return False
+        seq = self._next_seq()
         cursor = self._db.execute(
-            "UPDATE volumes SET generation = ?, tag = ?, mac = ? WHERE session = ? AND name = ? "
+            "UPDATE volumes SET generation = ?, tag = ?, mac = ?, seq = ? WHERE session = ? AND name = ? "
             "AND generation = ? AND tag IS ?",
             (
                 new[0],
                 new[1].hex(),
-                self._state.volume(session, name, new[0], new[1].hex()),
+                self._state.volume(session, name, new[0], new[1].hex(), seq),
+                seq,
                 session,
                 name,
                 expected[0],
                 expected_tag,
             ),
         )
-        return cursor.rowcount == 1
+        if cursor.rowcount != 1:
+            return False
+        self._bind("volume.swapped")
+        return True
 
     # -- recovery keys and backups -----------------------------------------------------------------
 
@@ -552,9 +602,11 @@ class Store:
             for table, row in rows:
                 columns = BACKUP_TABLES[table]
                 marks = ", ".join("?" for _ in columns)
+                # A backup from before a column was added (columns are only ever appended) lacks it.
+                values = (*row, *(None,) * (len(columns) - len(row)))
                 self._db.execute(
                     f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",  # noqa: S608
-                    row,
+                    values,
                 )
             self._check_integrity()
             self.audit(RESTORED_EVENT, **record)
@@ -590,10 +642,32 @@ class Store:
 
     # -- audit ------------------------------------------------------------------------------------
 
+    def _next_seq(self) -> int:
+        """The sequence number the next audit entry gets (in a write transaction: nobody else's)."""
+        row = self._db.execute("SELECT seq FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        return int(row[0]) + 1 if row else 1
+
+    def _bind(self, event: str) -> int:
+        """A row is being changed that the next audit entry, ``event``, records: its MAC binds that entry's
+        sequence number (integrity.py), which is returned."""
+        if self._pending is not None:
+            raise StoreError(f"a change awaiting its audit entry ({self._pending[1]}) was not logged")
+        self._pending = (self._next_seq(), event)
+        return self._pending[0]
+
     def audit(self, event: str, **details: Any) -> None:
         """Append an audit entry (inside the transaction of the change it records)."""
         row = self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         seq, previous = (row[0] + 1, row[1]) if row else (1, _AUDIT_GENESIS)
+        if seq <= self._high_water:
+            raise TamperedError(
+                f"the audit log went back from entry {self._high_water} to {seq - 1} while the CAS "
+                f"ran{_EDITED}"
+            )
+        if self._pending is not None:
+            if self._pending != (seq, event):
+                raise StoreError(f"the change awaiting {self._pending[1]} was not logged next (got {event})")
+            self._pending = None
         moment = time.time()
         text = json.dumps(details, sort_keys=True, separators=(",", ":"))
         digest = _audit_hash(self._audit_key, seq, moment, event, text, previous)
@@ -602,6 +676,7 @@ class Store:
             (seq, moment, event, text, previous, digest),
         )
         self._seal_head(seq, digest)
+        self._high_water = seq
 
     def _seal_head(self, seq: int, digest: str) -> None:
         head = json.dumps({"seq": seq, "hash": digest, "mac": self._state.head(seq, digest)})
@@ -623,12 +698,12 @@ class Store:
             count, _ = self._verified_chain()
         return count
 
-    def _verified_chain(self) -> tuple[int, list[tuple[str, dict[str, Any]]]]:
+    def _verified_chain(self) -> tuple[int, list[tuple[int, str, dict[str, Any]]]]:
         """The number of entries and the state-changing ones (event, details), after checking every
         entry's MAC and link, and the seal of the last."""
         previous = _AUDIT_GENESIS
         expected_seq = 1
-        changes: list[tuple[str, dict[str, Any]]] = []
+        changes: list[tuple[int, str, dict[str, Any]]] = []
         rows = self._db.execute(
             "SELECT seq, time, event, details, previous, hash FROM audit ORDER BY seq"
         ).fetchall()
@@ -640,13 +715,13 @@ class Store:
             ):
                 raise AuditError(f"audit entry {seq}: its content was changed")
             if event in STATE_EVENTS or event in (SEALED_EVENT, RECOVERY_SEALED_EVENT):
-                changes.append((event, json.loads(text)))
+                changes.append((seq, event, json.loads(text)))
             previous = digest
             expected_seq += 1
         last = expected_seq - 1
         head = self._db.execute("SELECT value FROM meta WHERE name = 'audit_head'").fetchone()
         if head is None:
-            if any(event == SEALED_EVENT for event, _ in changes):
+            if any(event == SEALED_EVENT for _, event, _ in changes):
                 raise AuditError("the audit log's seal was removed")
             return last, changes  # a database from before the seal: _check_integrity seals it
         sealed = json.loads(head[0])
@@ -676,25 +751,37 @@ class Store:
         count, changes = self._verified_chain()
         if self._db.execute("SELECT 1 FROM meta WHERE name = 'audit_head'").fetchone() is None:
             self._seal_legacy(count)
+        bound: dict[tuple[str, ...], int] = {}
+        unbound: list[tuple[str, ...]] = []  # rows from before rows were bound to their entry
         sessions: dict[str, str] = {}
-        for name, digest, creator, mac, lineage in self._db.execute(
-            "SELECT name, hash, creator, mac, lineage FROM active_sessions"
+        for name, digest, creator, mac, lineage, seq in self._db.execute(
+            "SELECT name, hash, creator, mac, lineage, seq FROM active_sessions"
         ).fetchall():
-            if not StateKeys.matches(self._state.session(name, digest, creator, lineage), mac):
+            if not StateKeys.matches(self._state.session(name, digest, creator, lineage, seq), mac):
                 raise TamperedError(f"session {name}: its active version was not set by this CAS{_EDITED}")
             sessions[name] = digest
+            _bound_or_not(("session", name), seq, bound, unbound)
         volumes: dict[tuple[str, str], tuple[int, str | None]] = {}
-        for session, name, generation, tag, mac in self._db.execute(
-            "SELECT session, name, generation, tag, mac FROM volumes"
+        for session, name, generation, tag, mac, seq in self._db.execute(
+            "SELECT session, name, generation, tag, mac, seq FROM volumes"
         ).fetchall():
-            if not StateKeys.matches(self._state.volume(session, name, generation, tag), mac):
+            if not StateKeys.matches(self._state.volume(session, name, generation, tag, seq), mac):
                 raise TamperedError(
                     f"volume {name} of session {session}: its state was not set by this CAS{_EDITED}"
                 )
             volumes[(session, name)] = (generation, tag)
+            _bound_or_not(("volume", session, name), seq, bound, unbound)
+        for name, digest, creator, seq, mac in self._db.execute(
+            "SELECT name, hash, creator, seq, mac FROM session_versions"
+        ).fetchall():
+            if seq is not None and not StateKeys.matches(
+                self._state.version(name, digest, creator, seq), mac
+            ):
+                raise TamperedError(f"a version of {name}: it was not stored by this CAS{_EDITED}")
+            _bound_or_not(("version", name, digest), seq, bound, unbound)
         copies: set[str] = set()
         rows = self._db.execute("SELECT name, value FROM meta WHERE name LIKE ?", ("recovery:%",)).fetchall()
-        macs_due = any(event == RECOVERY_SEALED_EVENT for event, _ in changes)
+        macs_due = any(event == RECOVERY_SEALED_EVENT for _, event, _ in changes)
         for row_name, value in rows:
             name = row_name.removeprefix("recovery:")
             sealed, mac = _without_mac(value)
@@ -710,10 +797,45 @@ class Store:
             copies.add(name)
         if not macs_due:
             self.audit(RECOVERY_SEALED_EVENT, copies=len(copies))
-        found = differences(replay(changes), sessions, volumes, copies)
+        replayed = replay(changes)
+        found = differences(replayed, sessions, volumes, copies)
+        found += entry_differences(replayed, bound, count)
         if found:
             more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
             raise TamperedError(f"{found[0]}{more}{_EDITED}")
+        self._bind_legacy(unbound, replayed)
+
+    def _bind_legacy(self, rows: list[tuple[str, ...]], replayed: Replayed) -> None:
+        """Bind rows written before rows were bound to their audit entry (they agree with the log: checked
+        just before) to the entry the log says set them, once."""
+        for key in rows:
+            seq = replayed.entries.get(key)
+            if seq is None:  # a version the log never recorded (from before versions were): left as it is
+                continue
+            if key[0] == "session":
+                active = self._db.execute(
+                    "SELECT hash, creator, lineage FROM active_sessions WHERE name = ?", (key[1],)
+                ).fetchone()
+                self._db.execute(
+                    "UPDATE active_sessions SET seq = ?, mac = ? WHERE name = ?",
+                    (seq, self._state.session(key[1], active[0], active[1], active[2], seq), key[1]),
+                )
+            elif key[0] == "volume":
+                generation, tag = self._db.execute(
+                    "SELECT generation, tag FROM volumes WHERE session = ? AND name = ?", key[1:]
+                ).fetchone()
+                self._db.execute(
+                    "UPDATE volumes SET seq = ?, mac = ? WHERE session = ? AND name = ?",
+                    (seq, self._state.volume(key[1], key[2], generation, tag, seq), *key[1:]),
+                )
+            else:
+                (creator,) = self._db.execute(
+                    "SELECT creator FROM session_versions WHERE name = ? AND hash = ?", key[1:]
+                ).fetchone()
+                self._db.execute(
+                    "UPDATE session_versions SET seq = ?, mac = ? WHERE name = ? AND hash = ?",
+                    (seq, self._state.version(key[1], key[2], creator, seq), *key[1:]),
+                )
 
     def _seal_legacy(self, count: int) -> None:
         """A new database, or one from before rows and the audit head were sealed: seal what it holds,
@@ -734,6 +856,15 @@ class Store:
             )
         # The seal is itself an entry: once the log holds one, a missing head is a removed one.
         self.audit(SEALED_EVENT, entries=count)
+
+
+def _bound_or_not(
+    key: tuple[str, ...], seq: int | None, bound: dict[tuple[str, ...], int], unbound: list[tuple[str, ...]]
+) -> None:
+    if seq is None:
+        unbound.append(key)
+    else:
+        bound[key] = int(seq)
 
 
 def _audit_hash(key: bytes, seq: int, moment: float, event: str, details: str, previous: str) -> str:

@@ -79,6 +79,21 @@ def _add_store_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def anchor_location(text: str) -> Path | str:
+    """``--anchor``: a SQLite file, or a ``postgresql://`` URL (without a password, as ``--store``)."""
+    return store_url(text) if text.startswith(("postgresql://", "postgres://")) else Path(text)
+
+
+def _add_anchor_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--anchor",
+        type=anchor_location,
+        metavar="FILE|URL",
+        help="a second store (a SQLite file, or a postgresql:// URL) kept apart from the CAS's, where the "
+        "audit head is written after every change: a database rolled back as a whole is refused at start",
+    )
+
+
 def positive_count(text: str) -> int:
     if not text.isdigit() or not 0 < int(text) <= 1_000_000:
         raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 1000000, got {text!r}")
@@ -98,6 +113,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--data-dir", type=Path, required=True, help="state, keys and TLS files (made on first start)"
     )
     _add_store_argument(serve)
+    _add_anchor_argument(serve)
     serve.add_argument(
         "--listen",
         type=host_port,
@@ -290,6 +306,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         command.add_argument("--master-key-file", type=Path)
     for command in (backup_create, backup_restore):
         _add_store_argument(command)
+        _add_anchor_argument(command)
     for command in (backup_verify, backup_restore):
         command.add_argument(
             "--cas-ca",
@@ -316,6 +333,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     verify.add_argument("data_dir", metavar="DIR", type=Path)
     _add_store_argument(verify)
+    _add_anchor_argument(verify)
     verify.add_argument("--master-key-file", type=Path)
     verify.set_defaults(handler=_audit_verify)
 
@@ -334,6 +352,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from ..cas.anchor import AnchorError  # noqa: PLC0415
     from ..cas.credentials import CREDENTIAL_LIFETIME  # noqa: PLC0415
     from ..cas.database import DatabaseError  # noqa: PLC0415
     from ..cas.hardware import HardwareTrust  # noqa: PLC0415
@@ -385,8 +404,9 @@ def _serve(args: argparse.Namespace) -> int:
             database=_store_location(args),
             recovery_keys=[_public_recovery_key(path) for path in args.recovery_key],
             quotas=_quotas(args),
+            anchor=args.anchor,
         )
-    except (StoreError, DatabaseError, IdentityError) as error:
+    except (StoreError, DatabaseError, IdentityError, AnchorError) as error:
         raise CliError(str(error)) from None
     return 0
 
@@ -427,6 +447,7 @@ def _image(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
+    from ..cas.anchor import AnchorError  # noqa: PLC0415
     from ..cas.database import DatabaseError  # noqa: PLC0415
     from ..cas.store import Store, StoreError, load_master_key  # noqa: PLC0415
 
@@ -434,12 +455,12 @@ def _audit_verify(args: argparse.Namespace) -> int:
     if isinstance(database, Path) and not database.is_file():
         raise CliError(f"{args.data_dir}: no CAS database here")
     try:
-        store = Store(database, load_master_key(args.data_dir, args.master_key_file))
+        store = Store(database, load_master_key(args.data_dir, args.master_key_file), args.anchor)
         try:
             count = store.verify_audit()
         finally:
             store.close()
-    except (StoreError, DatabaseError) as error:
+    except (StoreError, DatabaseError, AnchorError) as error:
         raise CliError(f"FATAL: {error}", EXIT_INVALID) from None
     print(f"audit log of {args.data_dir}: {count} entries, chain intact")
     return 0
@@ -527,18 +548,19 @@ def _master_key(args: argparse.Namespace) -> bytes:
 
 
 def _backup_create(args: argparse.Namespace) -> int:
+    from ..cas.anchor import AnchorError  # noqa: PLC0415
     from ..cas.backup import BackupError, write_backup  # noqa: PLC0415
     from ..cas.database import DatabaseError  # noqa: PLC0415
     from ..cas.store import Store, StoreError  # noqa: PLC0415
 
     master = _master_key(args)
     try:
-        store = Store(_store_location(args), master)
+        store = Store(_store_location(args), master, args.anchor)
         try:
             header = write_backup(store, master, args.out)
         finally:
             store.close()
-    except (BackupError, StoreError, DatabaseError) as error:
+    except (BackupError, StoreError, DatabaseError, AnchorError) as error:
         raise CliError(str(error)) from None
     print(f"backup written to {args.out}: up to audit entry {header['audit_head']['seq']}")
     return 0
@@ -557,6 +579,7 @@ def _backup_verify(args: argparse.Namespace) -> int:
 
 
 def _backup_restore(args: argparse.Namespace) -> int:
+    from ..cas.anchor import AnchorError  # noqa: PLC0415
     from ..cas.backup import BackupError, restore_backup  # noqa: PLC0415
     from ..cas.database import DatabaseError  # noqa: PLC0415
     from ..cas.store import Store, StoreError  # noqa: PLC0415
@@ -564,12 +587,12 @@ def _backup_restore(args: argparse.Namespace) -> int:
     master = _master_key(args)
     args.data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        store = Store(_store_location(args), master)
+        store = Store(_store_location(args), master, args.anchor)
         try:
             record = restore_backup(args.backup, master, store, args.allow_rollback, _pinned_ca(args.cas_ca))
         finally:
             store.close()
-    except (BackupError, StoreError, DatabaseError) as error:
+    except (BackupError, StoreError, DatabaseError, AnchorError) as error:
         raise CliError(str(error)) from None
     rolled = " (a rollback, allowed and audit-logged)" if record["rollback_allowed"] else ""
     print(f"restored {args.backup}: the store is at the backup's audit entry {record['backup_seq']}{rolled}")

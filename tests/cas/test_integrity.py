@@ -50,9 +50,12 @@ def revoked(cas: RunningCas, owner: ClientIdentity) -> tuple[str, str]:
     return first, second
 
 
-def active_row(cas: RunningCas) -> tuple[str, str]:
-    ((digest, mac),) = query(cas.database, "SELECT hash, mac FROM active_sessions WHERE name = ?", (SESSION,))
-    return digest, mac
+def active_row(cas: RunningCas) -> tuple[str, str, int]:
+    """The session's active row as the CAS wrote it (all of it that an older copy would hold)."""
+    ((digest, mac, seq),) = query(
+        cas.database, "SELECT hash, mac, seq FROM active_sessions WHERE name = ?", (SESSION,)
+    )
+    return digest, mac, seq
 
 
 def test_a_session_pointed_back_at_a_revoked_policy_is_refused(
@@ -76,7 +79,11 @@ def test_an_old_row_put_back_with_its_own_valid_mac_is_refused(
         old_row = active_row(cas)
         client.post_session(accepting(MEASUREMENT, predecessor=first))
     cas.stop()
-    query(cas.database, "UPDATE active_sessions SET hash = ?, mac = ? WHERE name = ?", (*old_row, SESSION))
+    query(
+        cas.database,
+        "UPDATE active_sessions SET hash = ?, mac = ?, seq = ? WHERE name = ?",
+        (*old_row, SESSION),
+    )
     assert f"session {SESSION}: the database's active version is not the audit log's latest" in refused_start(
         cas
     )
@@ -98,14 +105,16 @@ def test_a_volume_set_back_to_an_earlier_generation_is_refused(
         new = AnchorState(generation, tag)
         anchor.compare_and_swap("V1", state, new)
         state = new
-        snapshots.append(query(cas.database, "SELECT generation, tag, mac FROM volumes WHERE name = 'V1'")[0])
+        snapshots.append(
+            query(cas.database, "SELECT generation, tag, mac, seq FROM volumes WHERE name = 'V1'")[0]
+        )
     cas.stop()
 
-    generation, tag, mac = snapshots[0]  # generation 1, exactly as the CAS once wrote it
+    generation, tag, mac, seq = snapshots[0]  # generation 1, exactly as the CAS once wrote it
     query(
         cas.database,
-        "UPDATE volumes SET generation = ?, tag = ?, mac = ? WHERE name = 'V1'",
-        (generation, tag, mac),
+        "UPDATE volumes SET generation = ?, tag = ?, mac = ?, seq = ? WHERE name = 'V1'",
+        (generation, tag, mac, seq),
     )
     reason = refused_start(cas)
     assert "volume V1 of session ns-1/python-session: the database has generation 1" in reason
