@@ -117,6 +117,8 @@ else:
     replicas = config.get_int("casReplicas") or 0
     # The owner's public key (`sconify cas recovery-key create`); without one Pulumi makes the key pair.
     recovery_key = config.get("casRecoveryKey")
+    # Owners' identities (key hashes) granted room beyond the pool self-made identities share.
+    granted = [str(key) for key in config.get_object("casGrantedIdentities") or []]
     if isinstance(cluster, MinikubeCluster):
         exposure = CasDeploymentArgs(
             image=cas_image,
@@ -125,6 +127,7 @@ else:
             store=store,
             replicas=replicas,
             recovery_public_key=recovery_key,
+            granted_identities=list(granted),
         )
     else:
         label = config.get("casDnsLabel") or f"{pulumi.get_project()}-{stack}-cas"
@@ -141,6 +144,7 @@ else:
             store=store,
             replicas=replicas,
             recovery_public_key=recovery_key,
+            granted_identities=list(granted),
         )
     cas = CasDeployment("cas", exposure, opts=in_cluster)
 

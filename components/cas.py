@@ -8,6 +8,7 @@ from typing import Protocol
 
 import pulumi
 
+from ..engine.cas.quotas import granted_identities
 from ..engine.chart.objects import ATTESTS_LABEL
 from ..engine.image.cas_image import DATA_DIRECTORY, STATE_DIRECTORY
 from ..engine.policy import DEFAULT_KUBERNETES_ISSUER
@@ -118,6 +119,10 @@ class CasDeploymentArgs:
     replicas: int = 0
     """CAS pods: 0 for the store's default — 1 on SQLite (one writer), 2 on PostgreSQL, with a
     PodDisruptionBudget that keeps one up through node drains."""
+    granted_identities: list[pulumi.Input[str]] = field(default_factory=list)
+    """Client identities (key hashes, e.g. a :class:`CreatorIdentity`'s ``key_hash``) the CAS grants room
+    beyond the pool that all other identities share (``cas serve --grant-identity``; docs/cas.md, Limits):
+    the owners who deploy, so that identities anyone can make cannot fill the room their policies need."""
     recovery_public_key: pulumi.Input[str] | None = None
     """An X25519 public key (PEM) the CAS seals its master key to, so whoever holds the private key can
     rebuild the CAS (docs/cas.md, the recovery runbook). None: Pulumi makes the key pair
@@ -136,6 +141,12 @@ class CasDeploymentArgs:
             raise ValueError(f"service_type {self.service_type!r}: expected NodePort or LoadBalancer")
         if not 30000 <= self.node_port <= 32767:
             raise ValueError(f"node_port {self.node_port}: Kubernetes allows 30000-32767")
+        for key in self.granted_identities:
+            if isinstance(key, str):
+                try:
+                    granted_identities([key])
+                except ValueError as error:
+                    raise ValueError(f"granted_identities: {error}") from None
 
 
 class CasDeployment(pulumi.ComponentResource):
@@ -299,6 +310,9 @@ class CasDeployment(pulumi.ComponentResource):
         if args.store is not None:
             arguments += ["--store", pending("store")]
         arguments += ["--recovery-key", f"{RECOVERY_DIRECTORY}/recovery-key.pub.pem"]
+        granted = {pending(f"granted-{index}"): key for index, key in enumerate(args.granted_identities)}
+        for placeholder in granted:
+            arguments += ["--grant-identity", placeholder]
         account = object_resource(
             *in_namespace("service-account"),
             {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata},
@@ -450,6 +464,7 @@ class CasDeployment(pulumi.ComponentResource):
                 pending("external-host"): args.external_host,
                 pending("issuer"): args.kubernetes_issuer,
                 **({pending("store"): args.store.url} if args.store else {}),
+                **granted,
             },
         )
         external = pulumi.Output.from_input(args.external_host)

@@ -246,3 +246,21 @@ def test_a_store_the_program_cannot_make_is_refused_by_name(tmp_path: Path, stor
     )
     assert message in error
     assert not run.of_type(":CasDeployment")
+
+
+def test_the_owners_granted_room_reach_the_cas(tmp_path: Path) -> None:
+    owner = "ab" * 32
+    program = with_config(root_program_copy(tmp_path), "dev")
+    stack_file = program / "Pulumi.dev.yaml"
+    document = yaml.safe_load(stack_file.read_text())
+    document["config"]["sconify-counter:casGrantedIdentities"] = [owner]
+    stack_file.write_text(yaml.safe_dump(document))
+    arguments = cas_container(run_program(program, "dev"))["args"]
+    assert arguments[arguments.index("--grant-identity") + 1] == owner
+
+
+def test_a_grant_that_is_no_key_hash_is_refused_by_the_component() -> None:
+    from pulumi_sconify.components.cas import CasDeploymentArgs
+
+    with pytest.raises(ValueError, match="granted_identities: 'me': expected an identity's key hash"):
+        CasDeploymentArgs(image="cas", external_host="cas.example", granted_identities=["me"])
