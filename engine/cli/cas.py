@@ -501,7 +501,7 @@ def _recover(args: argparse.Namespace) -> int:
     )
     from ..cas.store import StoreError, read_recovery_material  # noqa: PLC0415
 
-    pinned_ca = _pinned_ca(args.cas_ca)
+    pinned_ca = _read_ca(args.cas_ca)
     try:
         private = load_private_key(args.recovery_key)
         if args.backup is not None:
@@ -530,8 +530,10 @@ def _recover(args: argparse.Namespace) -> int:
 
 
 def _pinned_ca(path: Path | None) -> bytes | None:
-    if path is None:
-        return None
+    return None if path is None else _read_ca(path)
+
+
+def _read_ca(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as error:

@@ -17,6 +17,7 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from twisted.web.server import NOT_DONE_YET
@@ -100,8 +101,9 @@ def test_a_version_stored_before_views_gets_one_once(stored: tuple[Path | str, l
     assert active is not None and store.version_view(names[0], active.hash) is not None
 
 
-def _nonce_request(config_id: str) -> DummyRequest:
-    request = DummyRequest([])
+def _nonce_request(config_id: str) -> Any:
+    """A request as Twisted hands it to the API (Twisted's own test double)."""
+    request: Any = DummyRequest([])
     request.method = b"POST"
     request.path = NONCE_PATH.encode()
     request.content = io.BytesIO(json.dumps({"config_id": config_id}).encode())
@@ -124,7 +126,8 @@ def test_work_beyond_the_queue_is_refused_and_nothing_is_parsed_on_the_loop(
     api.workers = server.WorkerPool()
     api.workers.pending = server.MAX_QUEUED_WORK  # the queue is full
     request = _nonce_request(f"{names[0]}/s1")
-    assert api.render(request) == NOT_DONE_YET
+    answered: object = api.render(request)
+    assert answered == NOT_DONE_YET
     assert request.responseCode == 429
     assert json.loads(b"".join(request.written))["error"].startswith("busy")
     assert len(service.views) == 0
