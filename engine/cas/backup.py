@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..errors import SconifyError
+from .anchor import Anchor
 from .recovery import origin_problem
 from .store import Store, recovery_copies_of
 
@@ -228,10 +229,16 @@ def verify_backup(path: Path, master_key: bytes, pinned_ca: bytes | None = None)
 
 
 def restore_backup(
-    path: Path, master_key: bytes, store: Store, allow_rollback: bool, pinned_ca: bytes | None = None
+    path: Path,
+    master_key: bytes,
+    store: Store,
+    allow_rollback: bool,
+    pinned_ca: bytes | None = None,
+    anchor: Path | str | None = None,
 ) -> dict[str, Any]:
-    """Replace ``store``'s state with the backup's, unless that would roll it back without permission.
-    Returns what was recorded in the audit log."""
+    """Replace ``store``'s state with the backup's, unless that would roll it back without permission;
+    ``anchor`` (anchor.py), the store's, is set to the restored head. Returns what was recorded in the audit
+    log."""
     check_origin(path, read_header(path), master_key, pinned_ca)
     fields, rows = read_rows(path, master_key)
     seq, digest = int(fields["audit_head"]["seq"]), str(fields["audit_head"]["hash"])
@@ -266,7 +273,11 @@ def restore_backup(
         "rollback_allowed": not forward,
     }
     store.replace_rows(rows, record)
-    if not forward:
-        store.reanchor()  # the operator allowed going back (recorded above): the anchor goes back too
+    if anchor is not None:  # the operator allowed going back (recorded above): the anchor goes with it
+        witness = Anchor(anchor, store.derived_key("anchor"))
+        try:
+            witness.reset(*store.audit_head())
+        finally:
+            witness.close()
     store.next_nonce_epoch()
     return record

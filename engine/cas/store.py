@@ -274,13 +274,6 @@ class Store:
             if self._anchor is not None:
                 self._anchor.close()
 
-    def reanchor(self) -> None:
-        """Anchor the current audit head even if it is earlier than the anchored one: after a restore
-        that was allowed to roll back (the audit log says so)."""
-        if self._anchor is not None:
-            with self._lock:
-                self._anchor.reset(*self.audit_head())
-
     # -- encryption at rest -----------------------------------------------------------------------
 
     def _seal(self, data: bytes, *context: str) -> bytes:

@@ -589,9 +589,11 @@ def _backup_restore(args: argparse.Namespace) -> int:
     master = _master_key(args)
     args.data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        store = Store(_store_location(args), master, args.anchor)
+        store = Store(_store_location(args), master)  # not checked against the anchor: it is reset
         try:
-            record = restore_backup(args.backup, master, store, args.allow_rollback, _pinned_ca(args.cas_ca))
+            record = restore_backup(
+                args.backup, master, store, args.allow_rollback, _pinned_ca(args.cas_ca), args.anchor
+            )
         finally:
             store.close()
     except (BackupError, StoreError, DatabaseError, AnchorError) as error:

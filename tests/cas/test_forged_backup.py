@@ -14,16 +14,11 @@ from pathlib import Path
 import pytest
 
 from pulumi_sconify.engine.cas.identity import ClientIdentity
-from tests.cas.harness import RunningCas, identity, sconify_executable
+from tests.cas.harness import RunningCas, identity
 from tests.cas.policies import counter, namespace, text
 from tests.cas.postgres import query, store_option
 from tests.cas.test_durability import audit_verify
-
-
-def sconify(*arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sconify_executable(), *arguments], capture_output=True, text=True, timeout=300, check=False
-    )
+from tests.cas.test_recovery_and_backup import backup, sconify
 
 
 class World:
@@ -45,17 +40,7 @@ class World:
         self.pinned = self.owner_cas.ca  # what the owner's clients pin
         self.genuine, self.forged = tmp_path / "genuine.backup", tmp_path / "forged.backup"
         for cas, out in ((self.owner_cas, self.genuine), (self.attacker_cas, self.forged)):
-            created = sconify(
-                "cas",
-                "backup",
-                "create",
-                "--data-dir",
-                str(cas.data_dir),
-                *store_option(cas),
-                "--out",
-                str(out),
-            )
-            assert created.returncode == 0, created.stderr
+            backup(cas, out)
         self.out = tmp_path / "recovered.key"
 
     def recover(self, *source: str) -> subprocess.CompletedProcess[str]:
@@ -101,11 +86,7 @@ def test_the_attackers_backup_with_the_owners_origin_copied_in_is_refused(world:
     ((statement,),) = query(world.owner_cas.database, "SELECT value FROM meta WHERE name = 'origin'")
     query(world.attacker_cas.database, "UPDATE meta SET value = ? WHERE name = 'origin'", (statement,))
     forged = world.forged.with_name("forged-with-origin.backup")
-    cas = world.attacker_cas
-    made = sconify(
-        "cas", "backup", "create", "--data-dir", str(cas.data_dir), *store_option(cas), "--out", str(forged)
-    )
-    assert made.returncode == 0, made.stderr
+    backup(world.attacker_cas, forged)
     refused = world.recover("--backup", str(forged))
     assert refused.returncode != 0
     assert "the master key it yields is not the one the pinned CA vouched for" in refused.stderr

@@ -61,15 +61,25 @@ def test_many_identities_together_cannot_pass_the_cas_wide_bound(tmp_path: Path)
     assert len(store.audit_entries()) == audited
 
 
+def large_namespace(name: str) -> str:
+    """A namespace's policy of some 900 KiB (a comment makes it large)."""
+    return render_session(namespace_session(name)) + "\n#" + "-" * (900 * 1024) + "\n"
+
+
+def second_upload_refused(cas: RunningCas, tmp_path: Path) -> CasError:
+    """One self-made identity stores a large policy; another's is refused: the refusal."""
+    with cas.client(identity(tmp_path, "first")) as client:
+        client.post_session(large_namespace("ns-big"))
+    with cas.client(identity(tmp_path, "second")) as client, pytest.raises(CasError) as refused:
+        client.post_session(large_namespace("ns-bog"))
+    return refused.value
+
+
 def test_the_cas_wide_bound_is_an_option_of_cas_serve(tmp_path: Path) -> None:
     cas = RunningCas(tmp_path / "cas", options=["--max-stored-mib", "1"]).start()
     try:
-        big = render_session(namespace_session("ns-big")) + "\n#" + "-" * (900 * 1024) + "\n"  # a comment
-        with cas.client(identity(tmp_path, "first")) as client:
-            client.post_session(big)
-        with cas.client(identity(tmp_path, "second")) as client, pytest.raises(CasError) as refused:
-            client.post_session(big.replace("ns-big", "ns-bog"))
-        assert refused.value.status == 403 and "at most 1 MiB of policies" in refused.value.message
+        refused = second_upload_refused(cas, tmp_path)
+        assert refused.status == 403 and "at most 1 MiB of policies" in refused.message
     finally:
         cas.stop()
 

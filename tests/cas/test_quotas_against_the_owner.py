@@ -19,6 +19,7 @@ from pulumi_sconify.engine.policy import namespace_session, render_session
 from tests.cas.harness import RunningCas, identity, sconify_executable
 from tests.cas.policies import MEASUREMENT, counter, namespace, text
 from tests.cas.postgres import store_location
+from tests.cas.test_quotas import large_namespace, second_upload_refused
 
 OWNER = "0a" * 32
 CONFIG_ID = "ns-1/python-session/python-service"
@@ -106,14 +107,10 @@ def test_grants_and_the_pool_are_options_of_cas_serve(tmp_path: Path) -> None:
         tmp_path / "cas", options=["--self-made-mib", "1", "--grant-identity", owner_hash]
     ).start()
     try:
-        big = render_session(namespace_session("ns-big")) + "\n#" + "-" * (900 * 1024) + "\n"  # a comment
-        with cas.client(identity(tmp_path, "first")) as client:
-            client.post_session(big)
-        with cas.client(identity(tmp_path, "second")) as client, pytest.raises(CasError) as refused:
-            client.post_session(big.replace("ns-big", "ns-bog"))
-        assert refused.value.status == 403 and "--grant-identity" in refused.value.message
+        refused = second_upload_refused(cas, tmp_path)
+        assert refused.status == 403 and "--grant-identity" in refused.message
         with cas.client(owner) as client:
-            client.post_session(big.replace("ns-big", "ns-owner"))
+            client.post_session(large_namespace("ns-owner"))
     finally:
         cas.stop()
 

@@ -21,6 +21,7 @@ from pulumi_sconify.engine.runtime.cas import VolumeAnchor
 from tests.cas.harness import RunningCas, sconify_executable
 from tests.cas.policies import MEASUREMENT, counter, namespace
 from tests.cas.postgres import query, store_option
+from tests.cas.test_recovery_and_backup import backup, ok
 
 REVOKED = "cd" * 32
 SESSION = "ns-1/python-session"
@@ -143,25 +144,21 @@ def test_a_restore_allowed_to_roll_back_moves_the_anchor_back(tmp_path: Path, ow
     cas = RunningCas(tmp_path / "cas", options=["--anchor", str(anchor)]).start()
     with cas.client(owner) as client:
         client.post_session(namespace())
-    made = subprocess.run(
-        [sconify_executable(), "cas", "backup", "create", "--data-dir", str(cas.data_dir), *store_option(cas),
-         "--out", str(tmp_path / "b")],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert made.returncode == 0, made.stderr
+    backup(cas, tmp_path / "b")
     with cas.client(owner) as client:
         client.post_session(render_session(counter()))
     cas.stop()
-    restore = [
-        sconify_executable(), "cas", "backup", "restore", str(tmp_path / "b"),
-        "--data-dir", str(cas.data_dir), *store_option(cas), "--allow-rollback",
-    ]  # fmt: skip
-    restored = subprocess.run(
-        [*restore, "--anchor", str(anchor)], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert restored.returncode == 0, restored.stderr
-    cas.start()  # the anchor went back with the allowed restore
+    restore = (
+        "cas", "backup", "restore", str(tmp_path / "b"), "--data-dir", str(cas.data_dir), *store_option(cas),
+        "--allow-rollback",
+    )  # fmt: skip
+    ok(*restore)  # without the anchor: it stays ahead, and the CAS says what to do
+    assert "if a backup was restored on purpose, restore it with --anchor" in refused_start(cas)
+    ok(*restore, "--anchor", str(anchor))
+    cas.start()  # the anchor went back with the allowed restore, and the log says so
     cas.stop()
+    events = [row[0] for row in query(cas.database, "SELECT event FROM audit ORDER BY seq")]
+    assert events.count("store.restored") == 1  # (the first restore's entry went with the second)
 
 
 def test_a_log_that_goes_back_under_a_running_cas_is_refused(cas: RunningCas, owner: ClientIdentity) -> None:
