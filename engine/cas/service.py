@@ -241,13 +241,12 @@ class CasService:
                     )
                 creator = active.creator
                 event = "session.updated"
-            pruned = self._make_room(creator, active, len(body_text.encode("utf-8")))
+            prune = self._must_make_room(creator, active, len(body_text.encode("utf-8")))
             lineage = secrets.token_hex(16) if active is None else active.lineage
             store.put_version(
                 session.name, digest, session.predecessor, body_text, creator, view, lineage, event
             )
-            if pruned:
-                pruned = store.drop_versions(session.name, keep=digest)
+            pruned = store.drop_versions(session.name, keep=digest) if prune else 0
             self._secret_values(session, generate_missing=True)
             store.audit(
                 event,
@@ -258,10 +257,10 @@ class CasService:
             )
         return digest
 
-    def _make_room(self, creator: str, active: ActiveSession | None, size: int) -> int:
-        """Check the quotas (:mod:`.quotas`) for ``size`` more bytes of ``creator``'s; returns non-zero when
-        the session's earlier versions must go to make room (an update that does not grow it is never
-        refused for room). Raises :class:`CasError` (403)."""
+    def _must_make_room(self, creator: str, active: ActiveSession | None, size: int) -> bool:
+        """Check the quotas (:mod:`.quotas`) for ``size`` more bytes of ``creator``'s; True when the
+        session's earlier versions must go to make room (an update that does not grow it is never refused
+        for room). Raises :class:`CasError` (403)."""
         quotas = self._quotas
         if active is None:
             problem = quotas.new_session_problem(self._store, creator)
@@ -269,11 +268,11 @@ class CasService:
                 raise CasError(403, problem)
         problem = quotas.room_problem(self._store, creator, size)
         if problem is None:
-            return 0
+            return False
         current = self._store.version(active.name, active.hash) if active is not None else None
         if current is None or size > len(current.text.encode("utf-8")):
             raise CasError(403, problem)
-        return 1
+        return True
 
     def _check_create(self, session: Session, client: str) -> None:
         namespace = session.namespace
@@ -472,14 +471,7 @@ class CasService:
         active = self._store.active(grant.session)
         if active is None or active.hash != grant.session_hash:
             raise CasError(409, "the session's policy changed during this attestation: attest again")
-        config_id, session_digest, kind, measurement = (
-            grant.config_id,
-            grant.session_hash,
-            grant.evidence,
-            grant.measurement,
-        )
         service = session.service(grant.service)
-        runtime_key = grant.runtime_key
         # Secrets and volume keys made on first use must be on disk before anyone receives them; once
         # they exist, a grant only appends to the audit log, which need not wait for the disk.
         values = self._secret_values(session, generate_missing=False)
@@ -490,26 +482,26 @@ class CasService:
             volumes = self._service_volumes(session, service)
             self._store.audit(
                 "attestation.granted",
-                config_id=config_id,
-                session_hash=session_digest,
-                evidence=kind,
-                measurement=measurement,
+                config_id=grant.config_id,
+                session_hash=grant.session_hash,
+                evidence=grant.evidence,
+                measurement=grant.measurement,
             )
         credential = self._credentials.issue(
             Credential(
                 session.name,
                 service.name,
                 frozenset(v["name"] for v in volumes),
-                runtime_key,
+                grant.runtime_key,
                 self._clock() + self._credential_lifetime,
                 active.lineage,
             )
         )
         return {
             "session": session.name,
-            "session_hash": session_digest,
+            "session_hash": grant.session_hash,
             "service": service.name,
-            "evidence": kind,
+            "evidence": grant.evidence,
             "credential": credential,
             "credential_expires_in": self._credential_lifetime,
             "configuration": self._configuration(session, service, values, volumes),
