@@ -37,7 +37,7 @@ from .credentials import CREDENTIAL_LIFETIME, runtime_key
 from .hardware import HardwareTrust
 from .identity import IdentityError, ServerPki, certificate_key_hash, client_identity
 from .kubernetes import JwksSource, KubernetesIssuer
-from .models import ModelMissing
+from .models import Loaded, ModelMissing
 from .quotas import Quotas
 from .ratelimit import RateLimiter
 from .recovery import cas_id, fingerprint, origin_problem, seal_master_key, sign_origin
@@ -320,10 +320,12 @@ class _Api(resource.Resource):
             return step()
         except ModelMissing as missing:
             key = missing.key
-            return Offloaded(
-                lambda: self.service.load(key),
-                lambda loaded: (self.service.install(loaded), self._answer(step))[1],
-            )
+
+        def again(loaded: Loaded) -> Answer:
+            self.service.install(loaded)
+            return self._answer(step)
+
+        return Offloaded(lambda: self.service.load(key), again)
 
     def _offload(self, request: server.Request, work: Offloaded, context: tuple[Any, ...]) -> None:
         """Run ``work`` in the worker pool, so the event loop keeps answering, then its continuation on
