@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 GENESIS = "0" * 64
+BEFORE_THE_LOG = 0
+"""The entry a row is bound to when the log never recorded what set it (written before it did)."""
 STATE_EVENTS = frozenset(
     {
         "session.created",
@@ -159,7 +161,7 @@ def entry_differences(replayed: Replayed, bound: dict[tuple[str, ...], int], hea
                 f"{name}: written at audit entry {seq}, after the log's last entry {head} "
                 "(the log was cut back)"
             )
-        elif replayed.entries.get(key) != seq:
+        elif replayed.entries.get(key, BEFORE_THE_LOG) != seq:
             found.append(f"{name}: written at audit entry {seq}, which the log does not say set it")
     return found
 

@@ -37,7 +37,15 @@ from ..errors import SconifyError
 from .anchor import Anchor
 from .database import DatabaseError, open_database
 from .identity import write_private
-from .integrity import STATE_EVENTS, Replayed, StateKeys, differences, entry_differences, replay
+from .integrity import (
+    BEFORE_THE_LOG,
+    STATE_EVENTS,
+    Replayed,
+    StateKeys,
+    differences,
+    entry_differences,
+    replay,
+)
 
 MASTER_KEY_ENV = "SCONIFY_CAS_MASTER_KEY"
 MASTER_KEY_FILE = "master.key"
@@ -46,6 +54,9 @@ SEALED_EVENT = "store.sealed"
 RECOVERY_SEALED_EVENT = "recovery_keys.sealed"
 """Logged once, when the sealed recovery copies got their MACs: from then on one without is refused."""
 ORIGIN_EVENT = "store.origin"
+ROWS_BOUND_EVENT = "store.rows_bound"
+"""Logged once, when rows written before rows were bound to their audit entry were bound: from then on a
+row bound to none is refused."""
 _EDITED = ": the database was changed behind the CAS's back"
 
 _SCHEMA = """
@@ -707,7 +718,7 @@ class Store:
                 _audit_hash(self._audit_key, seq, moment, event, text, previous), digest
             ):
                 raise AuditError(f"audit entry {seq}: its content was changed")
-            if event in STATE_EVENTS or event in (SEALED_EVENT, RECOVERY_SEALED_EVENT):
+            if event in STATE_EVENTS or event in (SEALED_EVENT, RECOVERY_SEALED_EVENT, ROWS_BOUND_EVENT):
                 changes.append((seq, event, json.loads(text)))
             previous = digest
             expected_seq += 1
@@ -796,15 +807,19 @@ class Store:
         if found:
             more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
             raise TamperedError(f"{found[0]}{more}{_EDITED}")
-        self._bind_legacy(unbound, replayed)
+        if any(event == ROWS_BOUND_EVENT for _, event, _ in changes):
+            if unbound:
+                raise TamperedError(f"{' '.join(unbound[0])}: bound to no audit entry{_EDITED}")
+        else:
+            self._bind_legacy(unbound, replayed)
+            self.audit(ROWS_BOUND_EVENT, rows=len(unbound))
 
     def _bind_legacy(self, rows: list[tuple[str, ...]], replayed: Replayed) -> None:
         """Bind rows written before rows were bound to their audit entry (they agree with the log: checked
-        just before) to the entry the log says set them, once."""
+        just before) to the entry the log says set them — or, for one the log never recorded (a volume
+        from before volumes were logged), to :data:`~.integrity.BEFORE_THE_LOG` — once."""
         for key in rows:
-            seq = replayed.entries.get(key)
-            if seq is None:  # a version the log never recorded (from before versions were): left as it is
-                continue
+            seq = replayed.entries.get(key, BEFORE_THE_LOG)
             if key[0] == "session":
                 active = self._db.execute(
                     "SELECT hash, creator, lineage FROM active_sessions WHERE name = ?", (key[1],)

@@ -103,11 +103,12 @@ def test_audit_log_records_and_detects_edits(cas: RunningCas, owner: ClientIdent
 
     result = audit_verify(cas)
     assert result.returncode == 0, result.stderr
-    assert "8 entries, chain intact" in result.stdout
+    assert "9 entries, chain intact" in result.stdout
     events = [row[0] for row in query(cas.database, "SELECT event FROM audit ORDER BY seq")]
     assert events == [
         "store.sealed",
         "recovery_keys.sealed",
+        "store.rows_bound",
         "store.origin",
         "session.created",
         "session.created",
@@ -118,11 +119,11 @@ def test_audit_log_records_and_detects_edits(cas: RunningCas, owner: ClientIdent
 
     query(
         cas.database,
-        "UPDATE audit SET details = replace(details, 'measurement not', 'measurement was') WHERE seq = 8",
+        "UPDATE audit SET details = replace(details, 'measurement not', 'measurement was') WHERE seq = 9",
     )
     edited = audit_verify(cas)
     assert edited.returncode == 1
-    assert "FATAL: audit entry 8: its content was changed" in edited.stderr
+    assert "FATAL: audit entry 9: its content was changed" in edited.stderr
 
     query(cas.database, "DELETE FROM audit WHERE seq = 3")
     removed = audit_verify(cas)

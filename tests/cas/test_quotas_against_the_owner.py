@@ -23,7 +23,7 @@ from tests.cas.test_quotas import large_namespace, second_upload_refused
 
 OWNER = "0a" * 32
 CONFIG_ID = "ns-1/python-session/python-service"
-REVOKED = "cd" * 32
+REVOKED = "c0" * 32  # (not the FSPF key's bytes: test_durability looks for those on disk)
 INSECURE = {"kind": "insecure-software-evidence"}
 
 

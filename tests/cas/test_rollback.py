@@ -23,7 +23,7 @@ from tests.cas.policies import MEASUREMENT, counter, namespace
 from tests.cas.postgres import query, store_option
 from tests.cas.test_recovery_and_backup import backup, ok
 
-REVOKED = "cd" * 32
+REVOKED = "c0" * 32  # (not the FSPF key's bytes: test_durability looks for those on disk)
 SESSION = "ns-1/python-session"
 TABLES = (
     "session_versions",
@@ -113,6 +113,16 @@ def test_four_row_sets_put_back_are_named(cas: RunningCas, owner: ClientIdentity
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert verify.returncode != 0 and "the log was cut back" in verify.stderr
+
+
+def test_a_row_unbound_to_dodge_the_check_is_refused(cas: RunningCas, owner: ClientIdentity) -> None:
+    """The same, with the newer version's entry and MAC removed, as if written before rows were bound."""
+    world = Revoked(cas, owner)
+    put_back(cas.database, world.copy, ("audit", "active_sessions", "volumes"))
+    ((head,),) = [row[1:2] for row in world.copy["meta"] if row[0] == "audit_head"]
+    query(cas.database, "UPDATE meta SET value = ? WHERE name = 'audit_head'", (head,))
+    query(cas.database, "UPDATE session_versions SET seq = NULL, mac = NULL")
+    assert "bound to no audit entry" in refused_start(cas)
 
 
 def test_the_whole_database_put_back_passes_without_an_anchor(cas: RunningCas, owner: ClientIdentity) -> None:
