@@ -589,9 +589,10 @@ class Store:
         with self._lock:
             sessions = self._db.execute("SELECT 1 FROM active_sessions LIMIT 1").fetchone()
             versions = self._db.execute("SELECT 1 FROM session_versions LIMIT 1").fetchone()
-            housekeeping = (SEALED_EVENT, RECOVERY_SEALED_EVENT, ORIGIN_EVENT)
+            housekeeping = (SEALED_EVENT, RECOVERY_SEALED_EVENT, ROWS_BOUND_EVENT, ORIGIN_EVENT)
             other = self._db.execute(
-                "SELECT 1 FROM audit WHERE event NOT IN (?, ?, ?) LIMIT 1", housekeeping
+                f"SELECT 1 FROM audit WHERE event NOT IN ({', '.join('?' for _ in housekeeping)}) LIMIT 1",  # noqa: S608
+                housekeeping,
             ).fetchone()
         return bool(sessions or versions or other)
 
