@@ -358,11 +358,10 @@ class CasService:
         policy accepts. An id that names no service gets the same answer, with the kinds a policy made for
         this CAS accepts by default: this endpoint answers anyone, and must not tell which ids exist."""
         check_config_id(config_id)
-        try:
-            session, service, _ = self._service(config_id)
-            accepts = self.evidence.accepted_kinds(session, service)
-        except CasError:
-            accepts = self.evidence.default_kinds()
+        target = self._named_service(config_id)
+        accepts = (
+            self.evidence.accepted_kinds(target[0], target[1]) if target else self.evidence.default_kinds()
+        )
         return {
             "nonce": self._nonces.issue(config_id),
             "expires_in": self._nonces.lifetime,
@@ -386,8 +385,8 @@ class CasService:
         """:meth:`attest` as the server runs it: where the policy's whole model is not in memory, the work
         that loads it and grants, for the worker pool (the evidence has verified by then)."""
         check_config_id(config_id)
-        # The view is in memory before the nonce is spent (ModelMissing here is asked again, nonce intact).
-        self._names_a_service(config_id)
+        # Looked up once, before the nonce is spent (ModelMissing here is asked again, nonce intact).
+        target = self._named_service(config_id)
         kind = evidence.get("kind")
         # Only a kind this CAS knows reaches an error message or the audit log: the rest is the caller's
         # text, of any length.
@@ -397,11 +396,13 @@ class CasService:
                 self._nonces.redeem(nonce, config_id)
             except NonceError as error:
                 raise CasError(401, f"nonce: {error}; ask for a new one") from None
-            return self._attest(config_id, measurement.lower(), nonce, runtime_key, kind, evidence)
+            if target is None:
+                raise CasError(403, "unknown configuration id")
+            return self._attest(target, config_id, measurement.lower(), nonce, runtime_key, kind, evidence)
         except CasError as refusal:
             # A configuration id that names no service is the caller's (bounded) text: the audit log keeps
             # its digest, so refusals cannot write what an outsider chooses.
-            named = config_id if self._names_a_service(config_id) else None
+            named = config_id if target is not None else None
             identified = (
                 {"config_id": config_id}
                 if named is not None
@@ -424,12 +425,12 @@ class CasService:
                 "rate_limited", api=api, client=client[:64], refused=refused, seconds=round(seconds)
             )
 
-    def _names_a_service(self, config_id: str) -> bool:
+    def _named_service(self, config_id: str) -> tuple[Session, Service, str] | None:
+        """:meth:`_service`, or None where the id names no service."""
         try:
-            self._service(config_id)
+            return self._service(config_id)
         except CasError:
-            return False
-        return True
+            return None
 
     def _service(self, config_id: str) -> tuple[Session, Service, str]:
         session_name, _, service_name = config_id.rpartition("/")
@@ -444,6 +445,7 @@ class CasService:
 
     def _attest(
         self,
+        target: tuple[Session, Service, str],
         config_id: str,
         measurement: str,
         nonce: str,
@@ -451,7 +453,7 @@ class CasService:
         kind: str,
         evidence: Mapping[str, Any],
     ) -> dict[str, Any] | Offloaded:
-        view, service, session_digest = self._service(config_id)
+        view, service, session_digest = target
         if measurement not in service.measurements:
             raise CasError(403, "measurement not permitted by the policy")
         try:
