@@ -15,7 +15,6 @@ import dataclasses
 import io
 import json
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from pulumi_sconify.engine.runtime.protocol import NONCE_PATH
 from tests.cas.harness import RunningCas, identity
 from tests.cas.policies import counter, namespace, text
 from tests.cas.postgres import store_location
-from tests.cas.test_upload_storm import large_policy
+from tests.cas.test_upload_storm import healthy_meanwhile, large_policy
 
 OWNER = "0a" * 32
 MASTER_KEY = b"\x07" * 32
@@ -153,14 +152,7 @@ def test_an_outsider_naming_large_policies_in_turn_gets_answers_and_health_stays
                 except CasError as error:
                     return error.status
 
-        health = 0
-        with ThreadPoolExecutor(12) as pool:
-            futures = [pool.submit(ask, index) for index in range(60)]
-            with cas.attestation() as prober:
-                while not all(future.done() for future in futures):
-                    assert prober.request("GET", "/health") == {"status": "ok"}
-                    health += 1
-            statuses = [future.result() for future in futures]
+        statuses, health = healthy_meanwhile(cas, ask, 60, 12)
         assert health > 0
         assert set(statuses) <= {200, 429}, statuses
         assert 200 in statuses

@@ -5,6 +5,7 @@ attestations, and its memory stays bounded. (How long a health check takes meanw
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,6 +27,21 @@ def large_policy(name: str, services: int = 1000, variables: int = 15) -> str:
     return "\n".join(lines)
 
 
+def healthy_meanwhile(
+    cas: RunningCas, action: Callable[[int], int], count: int, threads: int
+) -> tuple[list[int], int]:
+    """``action(0 … count-1)`` from ``threads`` threads while health checks are asked, each answered: the
+    statuses, and how many health checks were answered meanwhile."""
+    health_answers = 0
+    with ThreadPoolExecutor(threads) as pool:
+        futures = [pool.submit(action, index) for index in range(count)]
+        with cas.attestation() as attestation:
+            while not all(future.done() for future in futures):
+                assert attestation.request("GET", "/health") == {"status": "ok"}
+                health_answers += 1
+        return [future.result() for future in futures], health_answers
+
+
 def test_an_upload_storm_is_checked_off_the_event_loop(cas: RunningCas, tmp_path: Path) -> None:
     uploaders = [identity(tmp_path, f"uploader-{index}") for index in range(24)]
 
@@ -37,14 +53,7 @@ def test_an_upload_storm_is_checked_off_the_event_loop(cas: RunningCas, tmp_path
         except CasError as error:
             return error.status
 
-    health_answers = 0
-    with ThreadPoolExecutor(len(uploaders)) as pool:
-        futures = [pool.submit(upload, index) for index in range(len(uploaders))]
-        with cas.attestation() as attestation:
-            while not all(future.done() for future in futures):
-                assert attestation.request("GET", "/health") == {"status": "ok"}
-                health_answers += 1
-        statuses = [future.result() for future in futures]
+    statuses, health_answers = healthy_meanwhile(cas, upload, len(uploaders), len(uploaders))
     assert health_answers > 0
     assert set(statuses) <= {201, 429}, statuses
     assert 201 in statuses
