@@ -37,6 +37,7 @@ from pulumi.provider.experimental.provider import (
     UpdateResponse,
 )
 
+from ...components.naming import STACK_SETTINGS
 from ..resources import cas_image, cas_keys, identity, image, recovery_key, session
 from ..resources.base import Changes, KeyMaterialProvider, ReportsProgress
 from ..resources.spec import ResourceSpec
@@ -128,11 +129,15 @@ class SconifyProvider(Provider):
         return GetSchemaResponse(json.dumps(package_schema(self._version), indent=2, sort_keys=True))
 
     async def check_config(self, request: CheckRequest) -> CheckResponse:
-        # The package has no configuration: every setting is an input of the resource that needs it.
-        unexpected = sorted(key for key in request.new_inputs if key != "version")
+        # The engine hands the default provider every `sconify:*` key of the stack's configuration. Only
+        # the programs' own settings are known; every other setting is an input of the resource needing it.
+        unexpected = sorted(key for key in request.new_inputs if key not in {"version", *STACK_SETTINGS})
         return CheckResponse(
             inputs=request.new_inputs,
-            failures=[CheckFailure(key, "the sconify provider takes no configuration") for key in unexpected],
+            failures=[
+                CheckFailure(key, f"not a setting of the sconify package ({', '.join(sorted(STACK_SETTINGS))})")
+                for key in unexpected
+            ],
         )
 
     async def configure(self, request: ConfigureRequest) -> ConfigureResponse:

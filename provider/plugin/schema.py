@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...components.naming import STACK_SETTINGS
 from ..resources.spec import PACKAGE, Property, ResourceSpec
 
 
@@ -50,10 +51,15 @@ def package_schema(version: str) -> dict[str, Any]:
         "license": "Apache-2.0",
         "publisher": "pulumi-sconify developers",
         "meta": {"moduleFormat": "(.*)"},
-        "config": {},
+        "config": {
+            "variables": {
+                name: {"type": "boolean", "description": description}
+                for name, description in sorted(STACK_SETTINGS.items())
+            }
+        },
         "provider": {
-            "description": "The sconify provider. It takes no configuration: each resource's inputs say "
-            "where its CAS and registries are."
+            "description": "The sconify provider. Its resources take where their CAS and registries are as "
+            "inputs; the package's one stack setting (`sconify:legacyChildNames`) is read by its components."
         },
         "resources": dict(
             sorted(

@@ -149,19 +149,21 @@ def test_the_metaschema_refuses_what_is_not_a_package() -> None:
     assert len(list(metaschema_validator().iter_errors(schema))) >= 2
 
 
-def test_the_provider_takes_no_configuration(host: PluginHost) -> None:
-    response = host.stub.CheckConfig(
-        proto.CheckRequest(urn=f"{host.prefix}pulumi:providers:sconify::default", olds=None, news=None)
-    )
+def test_the_provider_takes_the_packages_stack_settings_and_nothing_else(host: PluginHost) -> None:
+    """The engine hands the default provider every ``sconify:*`` key of the stack: the setting the README
+    tells a 0.1 stack to set is accepted, anything else is named."""
+    urn = f"{host.prefix}pulumi:providers:sconify::default"
+    response = host.stub.CheckConfig(proto.CheckRequest(urn=urn, olds=None, news=None))
     assert list(response.failures) == []
+    legacy = host.stub.CheckConfig(
+        proto.CheckRequest(urn=urn, news=to_struct({"version": "0.2.0", "legacyChildNames": "true"}))
+    )
+    assert list(legacy.failures) == []
     refused = host.stub.CheckConfig(
-        proto.CheckRequest(
-            urn=f"{host.prefix}pulumi:providers:sconify::default",
-            news=to_struct({"version": "0.1.0", "casAddress": "cas:8081"}),
-        )
+        proto.CheckRequest(urn=urn, news=to_struct({"version": "0.1.0", "casAddress": "cas:8081"}))
     )
     assert [(f.property, f.reason) for f in refused.failures] == [
-        ("casAddress", "the sconify provider takes no configuration")
+        ("casAddress", "not a setting of the sconify package (legacyChildNames)")
     ]
 
 

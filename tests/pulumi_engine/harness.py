@@ -1,0 +1,105 @@
+"""The real Pulumi engine, as a user runs it: the ``pulumi`` CLI built by ``.ci/build-pulumi`` (with the
+YAML language host beside it), on a local file backend with a passphrase, offline, with its own
+``PULUMI_HOME`` into which the package's plugin is installed the way the README says
+(``pulumi-resource-sconify --install``). ``PULUMI_IGNORE_AMBIENT_PLUGINS`` keeps the engine from finding
+the plugin on ``PATH`` instead: what a test proves is what a user's machine does."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+PASSPHRASE = "engine tests only"
+
+
+def engine_binaries() -> Path:
+    """Where the built CLI is. The build script owns the location (and builds if nothing is cached, which
+    ``.ci/setup`` has done before the tests)."""
+    built = subprocess.run(
+        ["bash", str(REPOSITORY / ".ci" / "build-pulumi")], capture_output=True, text=True, check=False
+    )
+    assert built.returncode == 0, f".ci/build-pulumi failed:\n{built.stderr[-4000:]}"
+    return Path(built.stdout.strip().splitlines()[-1])
+
+
+@dataclass
+class Engine:
+    binaries: Path
+    home: Path
+    """``PULUMI_HOME``: the engine's plugins and credentials, the test's own."""
+    backend: Path
+
+    @property
+    def pulumi(self) -> str:
+        return str(self.binaries / "pulumi")
+
+    def environment(self, **more: str) -> dict[str, str]:
+        return {
+            **{k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")},
+            "PATH": f"{self.binaries}{os.pathsep}/usr/bin{os.pathsep}/bin",
+            "PULUMI_HOME": str(self.home),
+            "PULUMI_BACKEND_URL": self.backend.as_uri(),
+            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
+            "PULUMI_DISABLE_REGISTRY_RESOLVE": "true",
+            "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
+            "PULUMI_DIY_BACKEND_NO_LEGACY_WARNING": "true",
+            **more,
+        }
+
+    def run(
+        self, *arguments: str, cwd: Path, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [self.pulumi, *arguments, "--non-interactive"],
+            cwd=cwd,
+            env=self.environment(),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(
+                f"pulumi {' '.join(arguments)} failed ({done.returncode}):\n{done.stdout[-6000:]}\n"
+                f"{done.stderr[-6000:]}"
+            )
+        return done
+
+    def install_plugin(self) -> str:
+        """The README's step: the installed package's command installs its plugin for this engine."""
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "pulumi-resource-sconify"), "--install", "--pulumi", self.pulumi],
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def preview(self, program: Path, *arguments: str) -> dict[str, Any]:
+        """A preview's plan, as the engine reports it (``--json``): steps and a summary of changes."""
+        planned: dict[str, Any] = json.loads(self.run("preview", "--json", *arguments, cwd=program).stdout)
+        return planned
+
+    def export(self, stack: str, cwd: Path) -> dict[str, Any]:
+        exported: dict[str, Any] = json.loads(self.run("stack", "export", "--stack", stack, cwd=cwd).stdout)
+        return exported
+
+
+def start_engine(root: Path) -> Engine:
+    backend = root / "state"
+    backend.mkdir(parents=True)
+    engine = Engine(engine_binaries(), root / "pulumi-home", backend)
+    engine.run("login", backend.as_uri(), cwd=root)
+    engine.install_plugin()
+    return engine

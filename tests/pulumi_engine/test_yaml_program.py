@@ -1,0 +1,71 @@
+"""A Pulumi YAML program with the package's resources, run by the real engine and the real YAML language
+host against a real CAS: preview, up, a second up that changes nothing, a reviewable diff, refresh, the
+state's secrets, destroy."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cas.harness import RunningCas
+from tests.cas.policies import FSPF_KEY, counter, namespace, text, with_pwd
+from tests.pulumi_engine.harness import Engine
+
+PROGRAM = Path(__file__).parent / "programs" / "sessions"
+STACK = "test"
+
+
+@pytest.fixture
+def program(tmp_path: Path, engine: Engine, cas: RunningCas) -> Path:
+    """The program copied where no path leads back into this checkout, its stack configured."""
+    directory = tmp_path / "program"
+    shutil.copytree(PROGRAM, directory)
+    engine.run("stack", "init", STACK, cwd=directory)
+    engine.run("config", "set", "cas", cas.address, cwd=directory)
+    engine.run("config", "set", "casCa", cwd=directory, stdin=cas.ca.read_text())
+    engine.run("config", "set", "namespacePolicy", cwd=directory, stdin=namespace())
+    engine.run("config", "set", "--secret", "servicePolicy", cwd=directory, stdin=text(counter()))
+    return directory
+
+
+@pytest.fixture
+def cas(tmp_path: Path) -> Iterator[RunningCas]:
+    running = RunningCas(tmp_path / "cas").start()
+    yield running
+    running.stop()
+
+
+def test_up_refresh_and_destroy_under_the_real_engine(
+    engine: Engine, program: Path, cas: RunningCas, tmp_path: Path
+) -> None:
+    preview = engine.preview(program)
+    assert preview["changeSummary"] == {"create": 5}  # the stack and its four resources
+    planned = {step["urn"].rsplit("::", 1)[1] for step in preview["steps"]}
+    assert planned == {"sconify-sessions-test", "creator", "keys", "namespace", "service"}
+
+    engine.run("up", "--yes", cwd=program)
+    outputs = json.loads(engine.run("stack", "output", "--json", cwd=program).stdout)
+    assert outputs["session"] == "ns-1/python-session"
+    exported = json.dumps(engine.export(STACK, program))
+    assert FSPF_KEY not in exported and "PRIVATE KEY" not in exported
+
+    # Nothing changed: a second up from the state alone changes nothing.
+    engine.run("preview", "--expect-no-changes", cwd=program)
+
+    # A changed policy is an update, not a replacement.
+    engine.run("config", "set", "--secret", "servicePolicy", cwd=program, stdin=text(with_pwd(counter(), "/w")))
+    changed = engine.preview(program)
+    assert changed["changeSummary"] == {"same": 4, "update": 1}
+    (update,) = [step for step in changed["steps"] if step["op"] == "update"]
+    assert update["urn"].endswith("::service") and update["diffReasons"] == ["policy"]
+    engine.run("up", "--yes", cwd=program)
+    updated = json.loads(engine.run("stack", "output", "--json", cwd=program).stdout)
+    assert updated["hash"] != outputs["hash"]
+
+    engine.run("refresh", "--yes", "--expect-no-changes", cwd=program)
+    engine.run("destroy", "--yes", cwd=program)
+    assert engine.export(STACK, program)["deployment"].get("resources") in (None, [])
