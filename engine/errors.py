@@ -35,6 +35,19 @@ class CasError(SconifyError):
         return self.message
 
 
+class CasNotTrustedError(CasError):
+    """A CAS answered, but its TLS certificate did not verify against the CA certificate the client pins:
+    the wrong CA was given, or something else answers at that address. Not "unreachable": retrying does not
+    help, and the fix is another CA or address."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(0, reason)
+        self.args = (
+            f"CAS at {address} not trusted: TLS verification failed ({reason}); its certificate is not "
+            "signed by the pinned CA certificate, or names another host",
+        )
+
+
 class EvidenceRefusedError(SconifyError):
     """Attestation evidence that is refused: forged, stale, from untrusted hardware, or not what the
     policy asks for. ``check`` names the check that refused it (``signature``, ``chain``, ``tcb``,

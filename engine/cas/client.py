@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
-from ..errors import CasError
+from ..errors import CasError, CasNotTrustedError
 from ..http import OwnsHttpClient
 from ..runtime.protocol import ATTESTATION_PORT, CLIENT_PORT
 from .identity import ClientIdentity
@@ -41,6 +41,16 @@ def pinned_context(ca_certificate: Path, identity: ClientIdentity | None = None)
     return context
 
 
+def _verification_failure(error: BaseException) -> str | None:
+    """Why TLS verification failed, if that is what ended the request (httpx wraps ssl's error)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return str(seen.verify_message or seen.reason or "certificate verify failed")
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 class _Http(OwnsHttpClient):
     def __init__(self, url: str, context: ssl.SSLContext, timeout: float) -> None:
         self._http = httpx.Client(base_url=url, verify=context, timeout=timeout)
@@ -49,7 +59,10 @@ class _Http(OwnsHttpClient):
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as error:
-            raise CasError(0, type(error).__name__) from None
+            refused = _verification_failure(error)
+            if refused is not None:
+                raise CasNotTrustedError(str(self._http.base_url.netloc.decode()), refused) from None
+            raise CasError(0, f"{type(error).__name__} at {self._http.base_url}") from None
         try:
             body = response.json()
         except ValueError:

@@ -33,7 +33,7 @@ def launcher(interpreter: str, version: str) -> str:
     return (
         "#!/bin/sh\n"
         f"# The {PACKAGE} provider plugin {version}, installed by `pulumi-resource-{PACKAGE} --install`.\n"
-        f"exec {shlex.quote(interpreter)} -m pulumi_sconify.provider.plugin \"$@\"\n"
+        f'exec {shlex.quote(interpreter)} -m pulumi_sconify.provider.plugin "$@"\n'
     )
 
 
@@ -48,7 +48,17 @@ def install(version: str, pulumi: str = "pulumi", interpreter: str = sys.executa
         path = Path(directory) / f"pulumi-resource-{PACKAGE}"
         path.write_text(launcher(interpreter, version))
         path.chmod(0o755)
-        command = [pulumi, "plugin", "install", "resource", PACKAGE, version, "--file", str(path), "--reinstall"]
+        command = [
+            pulumi,
+            "plugin",
+            "install",
+            "resource",
+            PACKAGE,
+            version,
+            "--file",
+            str(path),
+            "--reinstall",
+        ]
         try:
             done = subprocess.run(command, capture_output=True, text=True, check=False, env=os.environ.copy())
         except FileNotFoundError as missing:

@@ -41,7 +41,7 @@ from ...components.naming import STACK_SETTINGS
 from ..resources import cas_image, cas_keys, identity, image, recovery_key, session
 from ..resources.base import Changes, KeyMaterialProvider, ReportsProgress
 from ..resources.spec import ResourceSpec
-from .progress import EngineLog, Progress
+from .progress import EngineLog
 from .schema import package_schema
 from .values import plain_map, secret_keys, wire_map
 
@@ -117,13 +117,9 @@ class SconifyProvider(Provider):
     def _logic(self, kind: Kind, urn: str) -> ResourceProvider:
         logic = kind.logic()
         if isinstance(logic, ReportsProgress):
-            logic.progress = self._progress(urn)
+            logic.progress = self._log.progress(urn) if self._log else _unheard
+            logic.warning = self._log.warning(urn) if self._log else _unheard
         return logic
-
-    def _progress(self, urn: str) -> Progress:
-        if self._log is None:
-            return lambda _message: None
-        return self._log.progress(urn)
 
     async def get_schema(self, request: GetSchemaRequest) -> GetSchemaResponse:
         return GetSchemaResponse(json.dumps(package_schema(self._version), indent=2, sort_keys=True))
@@ -135,7 +131,9 @@ class SconifyProvider(Provider):
         return CheckResponse(
             inputs=request.new_inputs,
             failures=[
-                CheckFailure(key, f"not a setting of the sconify package ({', '.join(sorted(STACK_SETTINGS))})")
+                CheckFailure(
+                    key, f"not a setting of the sconify package ({', '.join(sorted(STACK_SETTINGS))})"
+                )
                 for key in unexpected
             ],
         )
@@ -191,12 +189,22 @@ class SconifyProvider(Provider):
     async def read(self, request: ReadRequest) -> ReadResponse:
         kind = self._kind(request.type)
         properties = plain_map(request.properties)
-        if not properties:  # an import: what the program gives is all there is to go on
+        if not properties:  # an import (`pulumi import`, the `import` option): the engine sends the id alone
             if issubclass(kind.logic, KeyMaterialProvider):
                 raise NotImportableError(
                     f"{kind.spec.name} cannot be imported: its keys exist only in the state that made them"
                 )
             properties = plain_map(request.inputs)
+            if not properties:
+                how = (
+                    f"; to take {request.resource_id} over, {kind.spec.taking_over}"
+                    if kind.spec.taking_over
+                    else ""
+                )
+                raise NotImportableError(
+                    f"{kind.spec.name} cannot be imported by id: reading it needs the address, CA and "
+                    f"credentials that are its inputs, and an import gives the provider the id alone{how}"
+                )
         logic = self._logic(kind, request.urn)
         read = await asyncio.to_thread(logic.read, request.resource_id, properties)
         secret = secret_keys(request.properties) | secret_keys(request.inputs) | set(kind.spec.secret_outputs)
@@ -220,6 +228,10 @@ class SconifyProvider(Provider):
         kind = self._kind(request.type)
         logic = self._logic(kind, request.urn)
         await asyncio.to_thread(logic.delete, request.resource_id, plain_map(request.properties))
+
+
+def _unheard(_message: str) -> None:
+    """Where messages go when the plugin runs without an engine (tests of the logic alone)."""
 
 
 def _inputs(spec: ResourceSpec, outputs: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,10 @@ values and Outputs — secrets and dependencies kept — and the component's out
 
 from __future__ import annotations
 
+import logging
 import sys
+import traceback
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -15,11 +18,76 @@ from pulumi.provider.server import ProviderServicer as ComponentServicer
 from pulumi.runtime.proto import provider_pb2_grpc
 
 from ...components.schema import COMPONENTS, construct
+from ...engine.errors import CasError, SconifyError
 from ..resources.spec import PACKAGE
 from .provider import SconifyProvider
 
 MESSAGE_LIMIT = 400 * 1024 * 1024
 """The engine's own limit on a gRPC message (a policy or a chart can be large)."""
+
+
+_LOG = logging.getLogger("pulumi-resource-sconify")
+
+
+def _cause(error: BaseException) -> BaseException:
+    """The exception the resource logic raised. Pulumi's servicer re-raises every error as a bare
+    ``Exception`` whose text carries the traceback; the original is its context."""
+    while type(error) is Exception and error.__context__ is not None:
+        error = error.__context__
+    return error
+
+
+def refusal(error: BaseException) -> tuple[grpc.StatusCode, str]:
+    """What the engine shows for an error: a status and one line. The engine prefixes the resource.
+
+    An error of the package (``SconifyError``) says what is wrong in its own words, which are safe to
+    show; a bad input (``ValueError`` from a check) likewise. Anything else is a fault of the provider:
+    its type and first line, and where the trace is (the plugin's log; never the engine's output)."""
+    if isinstance(error, CasError) and error.status == 0:
+        return grpc.StatusCode.UNAVAILABLE, _one_line(error)
+    if isinstance(error, SconifyError | ValueError):
+        return grpc.StatusCode.FAILED_PRECONDITION, _one_line(error)
+    if isinstance(error, NotImplementedError):
+        return grpc.StatusCode.UNIMPLEMENTED, _one_line(error) or "not implemented by the sconify provider"
+    return grpc.StatusCode.INTERNAL, (
+        f"internal error in the sconify provider: {type(error).__name__}: {_one_line(error)} (the trace is in "
+        "the plugin's log: pulumi --logtostderr -v=9)"
+    )
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
+class OneLineErrors(grpc.aio.ServerInterceptor):  # type: ignore[misc] # grpc's aio stubs are untyped
+    """Every call's error reaches the engine as one line (:func:`refusal`); its trace goes to the plugin's
+    log (stderr, which the engine keeps in its own log), not to the user's terminal."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        served = handler.unary_unary
+
+        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                return await served(request, context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as error:  # noqa: BLE001 - every error becomes the engine's one line
+                cause = _cause(error)
+                _LOG.error("%s failed:\n%s", details.method, "".join(traceback.format_exception(cause)))
+                await context.abort(*refusal(cause))
+
+        return grpc.unary_unary_rpc_method_handler(
+            guarded,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
 
 class UnknownComponentError(ValueError):
@@ -86,11 +154,13 @@ class SconifyServicer(ProviderServicer):
 
 async def serve(arguments: list[str], engine: str, version: str) -> None:
     """Listen on a free loopback port, tell the engine which (the first line of stdout), serve."""
+    logging.basicConfig(stream=sys.stderr, format="%(name)s: %(message)s")
     server = grpc.aio.server(
+        interceptors=[OneLineErrors()],
         options=[
             ("grpc.max_receive_message_length", MESSAGE_LIMIT),
             ("grpc.max_send_message_length", MESSAGE_LIMIT),
-        ]
+        ],
     )
     provider_pb2_grpc.add_ResourceProviderServicer_to_server(
         SconifyServicer(arguments, version, engine), server

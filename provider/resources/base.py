@@ -8,6 +8,7 @@ it needs from its inputs and throws it away.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,11 +30,17 @@ def silent(_message: str) -> None:
     """Progress nobody hears: the dynamic-provider host has no channel to the engine."""
 
 
+def to_stderr(message: str) -> None:
+    """A warning where the dynamic-provider host has no channel to the engine: its stderr."""
+    print(f"sconify: warning: {message}", file=sys.stderr)
+
+
 class ReportsProgress:
-    """A provider whose long steps report progress: the plugin sets :attr:`progress` for each request to
-    a reporter that writes to the engine's log."""
+    """A provider whose long steps report progress, or that warns: the plugin sets :attr:`progress` and
+    :attr:`warning` for each request to reporters that write to the engine's log under the resource."""
 
     progress: Callable[[str], None] = staticmethod(silent)
+    warning: Callable[[str], None] = staticmethod(to_stderr)
 
 
 def inputs_of(properties: dict[str, Any]) -> dict[str, Any]:

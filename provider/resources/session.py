@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -33,6 +32,7 @@ from ...engine.policy import (
 )
 from .base import (
     PROVIDER_VERSION,
+    ReportsProgress,
     Changes,
     changed,
     inputs_of,
@@ -78,6 +78,8 @@ SPEC = ResourceSpec(
         "name": Property(STRING, "The session name (`namespace/session`), also the id."),
         "hash": Property(STRING, "The session hash the CAS reported for the version Pulumi last wrote."),
     },
+    taking_over="declare it with `adopt: true`: the first `up` takes the CAS's active version as the "
+    "predecessor of the program's policy",
 )
 _REQUIRED = [name for name, prop in SPEC.inputs.items() if prop.required]
 
@@ -111,7 +113,7 @@ def _client(props: dict[str, Any]) -> Iterator[CasClient]:
             yield client
 
 
-class CasSessionProvider(ResourceProvider):
+class CasSessionProvider(ReportsProgress, ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         news = {
             "adopt": False,
@@ -225,9 +227,7 @@ class CasSessionProvider(ResourceProvider):
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         if not props.get("delete_on_destroy", True):
-            print(
-                f"sconify: session {id_} is retained in the CAS (delete_on_destroy is false)", file=sys.stderr
-            )
+            self.warning(f"session {id_} is retained in the CAS (delete_on_destroy is false)")
             return
         with _client(props) as client:
             try:
@@ -238,10 +238,7 @@ class CasSessionProvider(ResourceProvider):
                     return  # already gone
                 if error.status == 405:
                     # A CAS without the delete extension (SCONE's): sessions cannot be deleted there.
-                    print(
-                        f"sconify: warning: the CAS cannot delete sessions; {id_} is retained",
-                        file=sys.stderr,
-                    )
+                    self.warning(f"the CAS cannot delete sessions; {id_} is retained")
                     return
                 raise
 

@@ -57,6 +57,8 @@ class ResourceSpec:
     inputs: Mapping[str, Property]
     outputs: Mapping[str, Property] = field(default_factory=dict)
     """Properties that only the provider sets (inputs are outputs too)."""
+    taking_over: str = ""
+    """How a program takes over such a resource that exists outside Pulumi, where an import cannot."""
 
     @property
     def token(self) -> str:

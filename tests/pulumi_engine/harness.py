@@ -56,7 +56,7 @@ class Engine:
         }
 
     def run(
-        self, *arguments: str, cwd: Path, check: bool = True, stdin: str | None = None
+        self, *arguments: str, cwd: Path | str, check: bool = True, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             [self.pulumi, *arguments, "--non-interactive"],
@@ -77,7 +77,12 @@ class Engine:
     def install_plugin(self) -> str:
         """The README's step: the installed package's command installs its plugin for this engine."""
         done = subprocess.run(
-            [str(Path(sys.executable).parent / "pulumi-resource-sconify"), "--install", "--pulumi", self.pulumi],
+            [
+                str(Path(sys.executable).parent / "pulumi-resource-sconify"),
+                "--install",
+                "--pulumi",
+                self.pulumi,
+            ],
             env=self.environment(),
             capture_output=True,
             text=True,
@@ -91,7 +96,8 @@ class Engine:
         planned: dict[str, Any] = json.loads(self.run("preview", "--json", *arguments, cwd=program).stdout)
         return planned
 
-    def export(self, stack: str, cwd: Path) -> dict[str, Any]:
+    def export(self, stack: str, cwd: Path | str) -> dict[str, Any]:
+        """The stack's state as ``pulumi stack export`` writes it (secrets encrypted)."""
         exported: dict[str, Any] = json.loads(self.run("stack", "export", "--stack", stack, cwd=cwd).stdout)
         return exported
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cas.harness import RunningCas
+from pulumi_sconify.engine.errors import CasError
+from tests.cas.harness import RunningCas, identity
 from tests.cas.policies import FSPF_KEY, counter, namespace, text, with_pwd
 from tests.pulumi_engine.harness import Engine
 
@@ -57,7 +58,9 @@ def test_up_refresh_and_destroy_under_the_real_engine(
     engine.run("preview", "--expect-no-changes", cwd=program)
 
     # A changed policy is an update, not a replacement.
-    engine.run("config", "set", "--secret", "servicePolicy", cwd=program, stdin=text(with_pwd(counter(), "/w")))
+    engine.run(
+        "config", "set", "--secret", "servicePolicy", cwd=program, stdin=text(with_pwd(counter(), "/w"))
+    )
     changed = engine.preview(program)
     assert changed["changeSummary"] == {"same": 4, "update": 1}
     (update,) = [step for step in changed["steps"] if step["op"] == "update"]
@@ -69,3 +72,24 @@ def test_up_refresh_and_destroy_under_the_real_engine(
     engine.run("refresh", "--yes", "--expect-no-changes", cwd=program)
     engine.run("destroy", "--yes", cwd=program)
     assert engine.export(STACK, program)["deployment"].get("resources") in (None, [])
+
+
+def test_a_wrong_ca_is_named_in_one_line_and_nothing_is_made(
+    engine: Engine, program: Path, cas: RunningCas, tmp_path: Path
+) -> None:
+    """The CA of someone else (a self-signed certificate): the engine's output names TLS verification,
+    not an unreachable host, on one line, with no Python trace; the CAS holds no session."""
+    stranger = identity(tmp_path, "stranger")
+    engine.run("config", "set", "casCa", cwd=program, stdin=stranger.certificate.read_text())
+    failed = engine.run("up", "--yes", cwd=program, check=False)
+    assert failed.returncode != 0
+    diagnostics = failed.stdout.split("Diagnostics:", 1)[1].split("\n\n")
+    (namespace_error,) = [block for block in diagnostics if "CasSession (namespace):" in block]
+    heading, line = namespace_error.strip().splitlines()  # the error is one line under its resource
+    assert line.strip().startswith(f"error: CAS at {cas.address} not trusted: TLS verification failed")
+    assert "Traceback" not in failed.stdout and 'File "' not in failed.stdout
+    assert "Unexpected <class" not in failed.stdout
+    owner = identity(tmp_path, "owner")
+    with cas.client(owner) as client, pytest.raises(CasError) as missing:
+        client.read_session("ns-1")
+    assert missing.value.status == 404

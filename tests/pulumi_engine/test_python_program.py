@@ -1,0 +1,118 @@
+"""A Python program with the package's classes, run by the real engine: the Automation API's inline
+program, whose language host is this process (Pulumi's Python language host is a module the Go proxy does
+not serve, so ``pulumi up`` of a ``runtime: python`` project cannot run here; the engine, the plugin and
+the state are the same). Create, import, a second run that changes nothing, destroy."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi import automation as auto
+
+from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.provider.resources import CasKeys, CasSession, CreatorIdentity
+from tests.cas.harness import RunningCas, identity
+from tests.cas.policies import FSPF_KEY, counter, namespace, text
+from tests.pulumi_engine.harness import Engine
+
+
+@pytest.fixture
+def cas(tmp_path: Path) -> Iterator[RunningCas]:
+    running = RunningCas(tmp_path / "cas").start()
+    yield running
+    running.stop()
+
+
+def stack(engine: Engine, work: Path, program: auto.PulumiFn) -> auto.Stack:
+    work.mkdir(exist_ok=True)
+    return auto.create_or_select_stack(
+        stack_name="test",
+        project_name="sconify-python",
+        program=program,
+        opts=auto.LocalWorkspaceOptions(
+            work_dir=str(work),
+            pulumi_home=str(engine.home),
+            pulumi_command=auto.PulumiCommand(root=str(engine.binaries.parent), skip_version_check=True),
+            env_vars=engine.environment(),
+            project_settings=auto.ProjectSettings(
+                name="sconify-python", runtime="python", backend=auto.ProjectBackend(engine.backend.as_uri())
+            ),
+        ),
+    )
+
+
+def test_a_python_program_up_import_and_destroy(engine: Engine, cas: RunningCas, tmp_path: Path) -> None:
+    def sessions() -> None:
+        creator = CreatorIdentity("creator")
+        connection = {
+            "cas": cas.address,
+            "cas_ca": cas.ca.read_text(),
+            "identity_certificate": creator.certificate_pem,
+            "identity_key": creator.private_key_pem,
+        }
+        space = CasSession("namespace", **connection, policy=namespace(), delete_on_destroy=False)
+        service = CasSession(
+            "service",
+            **connection,
+            policy=pulumi.Output.secret(text(counter())),
+            opts=pulumi.ResourceOptions(depends_on=[space]),
+        )
+        CasKeys("keys")
+        pulumi.export("session", service.name)
+
+    program = stack(engine, tmp_path / "python", sessions)
+    up = program.up()
+    assert up.summary.result == "succeeded" and up.outputs["session"].value == "ns-1/python-session"
+    assert up.summary.resource_changes == {"create": 5}
+    exported = json.dumps(engine.export("test", program.workspace.work_dir))  # not --show-secrets
+    assert FSPF_KEY not in exported and "PRIVATE KEY" not in exported
+    again = program.preview()
+    assert again.change_summary == {"same": 5}
+    destroyed = program.destroy()
+    # The kept namespace is a warning in the engine's output, under its resource (not the plugin's stderr).
+    (kept,) = [b for b in destroyed.stdout.split("\n\n") if "sconify:index:CasSession (namespace):" in b]
+    assert "warning: session ns-1 is retained in the CAS (delete_on_destroy is false)" in kept
+
+
+def test_an_existing_session_is_taken_over_by_adoption_not_by_import(
+    engine: Engine, cas: RunningCas, tmp_path: Path
+) -> None:
+    """A session made outside Pulumi. The engine imports with the id alone (read in Pulumi's ImportStep),
+    which cannot reach a CAS: the import is refused in one line that says what to do, and nothing is
+    changed; with ``adopt`` the program takes the session over, and the next run changes nothing."""
+    owner: ClientIdentity = identity(tmp_path, "owner")
+    with cas.client(owner) as client:
+        client.post_session(namespace())
+        before = client.post_session(text(counter()))
+    given = cas.connection(owner)
+
+    def connection() -> dict[str, Any]:  # Outputs belong to the program's own run (its event loop)
+        return {**given, "identity_key": pulumi.Output.secret(given["identity_key"])}
+
+    def imported() -> None:
+        CasSession(
+            "service",
+            **connection(),
+            policy=pulumi.Output.secret(text(counter())),
+            opts=pulumi.ResourceOptions(import_="ns-1/python-session"),
+        )
+
+    with pytest.raises(auto.CommandError) as refused:
+        stack(engine, tmp_path / "import", imported).up()
+    output = str(refused.value)
+    assert "CasSession cannot be imported by id" in output and "adopt: true" in output
+    assert "Traceback" not in output and 'File "' not in output and "Unexpected <class" not in output
+    with cas.client(owner) as client:
+        assert client.read_session("ns-1/python-session")[1] == before
+
+    def adopted() -> None:
+        CasSession("service", **connection(), policy=pulumi.Output.secret(text(counter())), adopt=True)
+
+    program = stack(engine, tmp_path / "adopt", adopted)
+    assert program.up().summary.resource_changes == {"create": 1, "same": 1}  # the stack is the one above
+    assert program.preview().change_summary == {"same": 2}
