@@ -39,7 +39,9 @@ DEPENDENCIES = ("cryptography", "cffi", "pycparser")
 ENGINE_PACKAGES = ("fspf", "runtime")
 ENGINE_MODULES = ("errors.py",)
 """Engine subpackages the runtime imports (pure Python); nothing else of the engine goes into images."""
-_ARCHITECTURES = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
+ARCHITECTURES = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
+"""The images' architectures the runtime bundle is made for (OCI's name, or the machine's), each with the
+machine name its wheels are tagged with."""
 _PYTHON_DIRECTORY = re.compile(r"python(3\.\d+)$")
 
 
@@ -93,7 +95,7 @@ def detect_target(root: Path, architecture: str, prefixes: tuple[str, ...] = ("/
     musl = bool(loaders)
     if musl:
         _require_musl_with_relr(resolve_inside(root, "/lib/" + loaders[0].name, follow_last=True))
-    machine = _ARCHITECTURES.get(architecture)
+    machine = ARCHITECTURES.get(architecture)
     if machine is None:
         raise BundleError(f"architecture {architecture!r} is not supported by the runtime bundle")
     return Target(versions[-1], "musl" if musl else "glibc", machine, f"{prefix}/bin/python3")

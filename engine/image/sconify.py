@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fspf.attributes import ROOT_OWNED
+from ..fspf.errors import UsageError
 from ..fspf.metadata import Protection, Region
 from ..fspf.paths import check_tree_path, is_within
 from ..fspf.tree import METADATA_PATH
@@ -123,11 +124,12 @@ class SconifyResult:
     blobs_present: int
 
 
-def _check_paths(options: SconifyOptions) -> None:
+def check_paths(options: SconifyOptions) -> None:
+    """The options' paths and volume names as the sconifier takes them; raises ``ImageError`` naming one."""
     for path in (*options.dirs, *options.authenticated, *(p for _, p in options.volumes)):
         try:
             check_tree_path(path, path)
-        except ValueError:
+        except UsageError:
             raise ImageError(f"{path}: expected a normalised absolute path such as /code") from None
         if path == "/" or any(
             is_within(path, reserved) or is_within(reserved, path) for reserved in RESERVED
@@ -218,7 +220,7 @@ def _find_binary(rootfs: RootFilesystem, program: str, environment: list[str]) -
 
 def sconify(options: SconifyOptions, progress: Progress = lambda _: None) -> SconifyResult:
     """Turn the native image into a confidential one; see the module documentation."""
-    _check_paths(options)
+    check_paths(options)
     argv = shlex.split(options.command)
     if not argv:
         raise ImageError("--command: must name the program to run")

@@ -50,8 +50,8 @@ def refusal(error: BaseException) -> tuple[grpc.StatusCode, str]:
     if isinstance(error, NotImplementedError):
         return grpc.StatusCode.UNIMPLEMENTED, _one_line(error) or "not implemented by the sconify provider"
     return grpc.StatusCode.INTERNAL, (
-        f"internal error in the sconify provider: {type(error).__name__}: {_one_line(error)} (the trace is in "
-        "the plugin's log: pulumi --logtostderr -v=9)"
+        f"internal error in the sconify provider: {type(error).__name__}: {_one_line(error)} (the trace "
+        "is in the plugin's log: pulumi --logtostderr -v=9)"
     )
 
 
@@ -78,7 +78,7 @@ class OneLineErrors(grpc.aio.ServerInterceptor):  # type: ignore[misc] # grpc's 
                 return await served(request, context)
             except grpc.aio.AbortError:
                 raise
-            except Exception as error:  # noqa: BLE001 - every error becomes the engine's one line
+            except Exception as error:
                 cause = _cause(error)
                 _LOG.error("%s failed:\n%s", details.method, "".join(traceback.format_exception(cause)))
                 await context.abort(*refusal(cause))

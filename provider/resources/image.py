@@ -22,10 +22,12 @@ from pulumi.dynamic import (
 
 from ...engine.chart import WorkloadType
 from ...engine.fspf import generate_key
+from ...engine.image.bundle import ARCHITECTURES
 from ...engine.image.oci import ImageError, Platform
+from ...engine.image.policy import confidential_session
 from ...engine.image.reference import ImageReferenceError, parse_reference
 from ...engine.image.registry import RegistryError
-from ...engine.image.sconify import SconifyOptions
+from ...engine.image.sconify import SconifyOptions, check_paths
 from ...engine.image.service import ServicePolicy, sconify_service, write_service_chart
 from ...engine.image.transport import RegistryOptions, open_destination, open_source
 from ...engine.policy import (
@@ -177,6 +179,8 @@ class SconifiedImageProvider(ReportsProgress, ResourceProvider):
         ):
             failures.append(CheckFailure("volumes", "a mapping of volume names to absolute paths"))
         failures.extend(_kubernetes_failures(news.get("kubernetes")))
+        if not failures:
+            failures.extend(_create_failures(news))
         hardware = news.get("hardware_attestation")
         if hardware and not is_unknown(hardware):
             try:
@@ -306,6 +310,90 @@ class SconifiedImageProvider(ReportsProgress, ResourceProvider):
         if props.get("chart_dir"):
             outs["chart_path"], outs["chart_digest"] = _chart(output, props)
         return outs
+
+
+POLICY_FIELDS = (
+    ("security.attestation.tolerate", "tolerate"),
+    ("images[0].volumes", "volumes"),
+    ("services[0].environment", "env"),
+    ("services[0].command", "command"),
+    ("services[0].kubernetes", "kubernetes"),
+    ("services[0]", "service"),
+    ("images[0]", "service"),
+    ("security", "hardware_attestation"),
+    ("name", "session"),
+)
+"""Which input a problem of the policy comes from, by the problem's path (the first prefix that matches)."""
+
+
+def _create_failures(news: dict[str, Any]) -> list[CheckFailure]:
+    """What Create would refuse, found before anything is pulled, built or pushed: the FSPF key, the
+    platform, the chart's workload, the paths and volume names as the sconifier takes them, and the policy
+    Create will write (made here with placeholder measurements, then validated by the policy's rules).
+    Inputs unknown in a preview are checked in the preview that knows them."""
+    if any(is_unknown(value) for value in news.values()):
+        return []
+    failures = []
+    key = news.get("fspf_key")
+    if key and not (
+        isinstance(key, str) and len(key) == 64 and all(c in "0123456789abcdefABCDEF" for c in key)
+    ):
+        failures.append(CheckFailure("fspf_key", "expected 64 hexadecimal digits (a 32-byte key)"))
+    try:
+        platform = Platform.parse(str(news["platform"]))
+    except ImageError as error:
+        failures.append(CheckFailure("platform", str(error)))
+    else:
+        if platform.os != "linux" or platform.architecture not in ARCHITECTURES:
+            supported = ", ".join(f"linux/{name}" for name in ARCHITECTURES)
+            failures.append(CheckFailure("platform", f"{platform}: the runtime runs on {supported}"))
+    if news["workload_type"] not in {str(kind) for kind in WorkloadType}:
+        allowed = ", ".join(str(kind) for kind in WorkloadType)
+        failures.append(
+            CheckFailure("workload_type", f"{news['workload_type']!r}: expected one of {allowed}")
+        )
+    volumes = dict(news.get("volumes") or {})
+    try:
+        check_paths(
+            SconifyOptions(
+                source=parse_reference(str(news["native_image"])),
+                destination=parse_reference(str(news["target"])),
+                command=str(news["command"]),
+                fspf_key=bytes(32),
+                dirs=tuple(news.get("dirs") or ()),
+                volumes=tuple(volumes.items()),
+            )
+        )
+    except ImageError as error:
+        given_in_dirs = any(str(error).startswith(f"{path}:") for path in news.get("dirs") or ())
+        return [*failures, CheckFailure("dirs" if given_in_dirs else "volumes", str(error))]
+    try:
+        confidential_session(
+            namespace=str(news["namespace"]),
+            session=str(news["session"]),
+            service=str(news["service"]),
+            mrenclave="0" * 64,
+            command=str(news["command"]),
+            fspf_key="0" * 64,
+            fspf_tag="0" * 32,
+            volumes=volumes,
+            environment=dict(news.get("env") or {}),
+            tolerate=tuple(news["tolerate"]) if news.get("tolerate") is not None else DEFAULT_TOLERATE,
+            insecure_software_evidence=bool(news.get("insecure_software_evidence")),
+            platforms=platforms_from_data(news["hardware_attestation"])
+            if news.get("hardware_attestation")
+            else None,
+        )
+    except PolicyError as error:
+        named = set()
+        for problem in error.problems:  # the first problem of each input: one cause shows in many places
+            field = next(
+                name for prefix, name in (*POLICY_FIELDS, ("", "command")) if problem.path.startswith(prefix)
+            )
+            if field not in named:
+                named.add(field)
+                failures.append(CheckFailure(field, f"{problem.path}: {problem.message}"))
+    return failures
 
 
 def _kubernetes_failures(value: Any) -> list[CheckFailure]:

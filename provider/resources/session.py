@@ -32,8 +32,8 @@ from ...engine.policy import (
 )
 from .base import (
     PROVIDER_VERSION,
-    ReportsProgress,
     Changes,
+    ReportsProgress,
     changed,
     inputs_of,
     is_unknown,

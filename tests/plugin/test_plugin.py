@@ -206,6 +206,34 @@ def test_check_names_each_bad_input(
             assert (name, reason) in failures
 
 
+IMAGE = {"native_image": "r/native:1", "target": "r/c:1", "command": "app", "session": "s", "namespace": "n"}
+
+
+@pytest.mark.parametrize(
+    ("inputs", "field", "reason"),
+    [
+        ({"tolerate": ["debug-mod"]}, "tolerate", "unknown toleration"),
+        ({"volumes": {"V1": "data"}}, "volumes", "expected a normalised absolute path"),
+        ({"dirs": ["code"]}, "dirs", "expected a normalised absolute path"),
+        ({"volumes": {"bad name": "/data"}}, "volumes", "a volume's name is"),
+        ({"workload_type": "cronjob"}, "workload_type", "expected one of job, deployment, statefulset"),
+        ({"platform": "linux/sparc"}, "platform", ""),
+        ({"fspf_key": "zz" * 32}, "fspf_key", "expected 64 hexadecimal digits"),
+        ({"fspf_key": "ab" * 16}, "fspf_key", "expected 64 hexadecimal digits"),
+        ({"env": {"A B": "x"}}, "env", "variable names must be"),
+        ({"service": "bad name"}, "service", "expected a name"),
+    ],
+)
+def test_check_refuses_what_create_would_before_anything_is_pulled(
+    host: PluginHost, inputs: dict[str, Any], field: str, reason: str
+) -> None:
+    """Each of these passed Check and failed in Create, after the image was built and pushed. The native
+    image's registry does not exist: a check that got as far as resolving it would name native_image."""
+    _, failures = host.check("SconifiedImage", {}, {**IMAGE, **inputs})
+    assert [name for name, _ in failures] == [field], failures
+    assert reason in failures[0][1]
+
+
 def test_a_bad_policy_is_named_by_its_field_and_the_secret_is_not_repeated(host: PluginHost) -> None:
     policy = text(counter()).replace("fspf_key:", "fspf_key: not-hex\n    x_fspf_key:")
     _, failures = host.check(

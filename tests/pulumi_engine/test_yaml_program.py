@@ -85,7 +85,7 @@ def test_a_wrong_ca_is_named_in_one_line_and_nothing_is_made(
     assert failed.returncode != 0
     diagnostics = failed.stdout.split("Diagnostics:", 1)[1].split("\n\n")
     (namespace_error,) = [block for block in diagnostics if "CasSession (namespace):" in block]
-    heading, line = namespace_error.strip().splitlines()  # the error is one line under its resource
+    _heading, line = namespace_error.strip().splitlines()  # the error is one line under its resource
     assert line.strip().startswith(f"error: CAS at {cas.address} not trusted: TLS verification failed")
     assert "Traceback" not in failed.stdout and 'File "' not in failed.stdout
     assert "Unexpected <class" not in failed.stdout
