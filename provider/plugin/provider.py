@@ -156,6 +156,7 @@ class SconifyProvider(Provider):
         logic = self._logic(kind, request.urn)
         checked: CheckResult = await asyncio.to_thread(logic.check, plain_map(request.old_inputs), news)
         secret = secret_keys(request.new_inputs) | set(kind.spec.secret_outputs)
+        secret |= {made for made, sources in kind.spec.secret_if_any.items() if secret & set(sources)}
         return CheckResponse(
             inputs=wire_map(checked.inputs, secret),
             failures=[CheckFailure(f.property, f.reason) for f in checked.failures or []],

@@ -36,6 +36,7 @@ from ...engine.policy import (
     Service,
     Session,
     platforms_from_data,
+    render_session,
     validate_session,
 )
 from ...engine.policy.builder import DEFAULT_TOLERATE
@@ -128,6 +129,26 @@ SPEC = ResourceSpec(
         ),
         "chart_path": Property(STRING, "The chart's directory, when one was written."),
         "chart_digest": Property(STRING, "A digest of the chart's files."),
+        "policy_outline": Property(
+            STRING,
+            "The session policy as planned at check, for review: the measurement and file system tag "
+            "shown as `[measured at build]`, the FSPF key as `[secret]`. `pulumi preview --diff` shows how "
+            "a change of the inputs changes the policy. Secret when an input it is made from is.",
+        ),
+    },
+    secret_if_any={
+        "policy_outline": (
+            "command",
+            "namespace",
+            "session",
+            "service",
+            "volumes",
+            "env",
+            "tolerate",
+            "kubernetes",
+            "insecure_software_evidence",
+            "hardware_attestation",
+        )
     },
 )
 SECRET_OUTPUTS = SPEC.secret_outputs
@@ -180,7 +201,10 @@ class SconifiedImageProvider(ReportsProgress, ResourceProvider):
             failures.append(CheckFailure("volumes", "a mapping of volume names to absolute paths"))
         failures.extend(_kubernetes_failures(news.get("kubernetes")))
         if not failures:
-            failures.extend(_create_failures(news))
+            refused, planned = _planned_policy(news)
+            failures.extend(refused)
+            if planned is not None:
+                news["policy_outline"] = policy_outline(planned)
         hardware = news.get("hardware_attestation")
         if hardware and not is_unknown(hardware):
             try:
@@ -223,6 +247,12 @@ class SconifiedImageProvider(ReportsProgress, ResourceProvider):
             if key not in SPEC.replace_on and key not in ("native_image", "fspf_key")
         ]
         updates = changed(olds, news, ["native_digest", *compared])
+        if olds.get("policy_outline") is not None and olds.get("policy_outline") != news.get(
+            "policy_outline"
+        ):
+            updates.append(
+                "policy_outline"
+            )  # what the policy's change is, for a reviewer (states before 0.2 lack it)
         if news.get("fspf_key") and news.get("fspf_key") != olds.get("fspf_key"):
             updates.append("fspf_key")  # no key given means "keep the one made at create"
         return Changes(updates=updates, replaces=changed(olds, news, SPEC.replace_on))
@@ -326,13 +356,28 @@ POLICY_FIELDS = (
 """Which input a problem of the policy comes from, by the problem's path (the first prefix that matches)."""
 
 
-def _create_failures(news: dict[str, Any]) -> list[CheckFailure]:
+MEASURED = ("0" * 64, "2" * 32)
+"""Placeholders of what only the build knows (the measurement, the file system's tag)."""
+KEY_PLACEHOLDER = "1" * 64
+
+
+def policy_outline(session: Session) -> str:
+    """The policy Create will write, for a reviewer: what the build measures and the FSPF key masked."""
+    # The placeholders are all digits, which YAML quotes: the labels stay strings in the outline.
+    outline = render_session(session).replace(KEY_PLACEHOLDER, "[secret]")
+    for placeholder in MEASURED:
+        outline = outline.replace(placeholder, "[measured at build]")
+    return outline
+
+
+def _planned_policy(news: dict[str, Any]) -> tuple[list[CheckFailure], Session | None]:
     """What Create would refuse, found before anything is pulled, built or pushed: the FSPF key, the
     platform, the chart's workload, the paths and volume names as the sconifier takes them, and the policy
-    Create will write (made here with placeholder measurements, then validated by the policy's rules).
-    Inputs unknown in a preview are checked in the preview that knows them."""
+    Create will write (made here with placeholder measurements, then validated by the policy's rules) —
+    which is returned when nothing is refused. Inputs unknown in a preview are checked in the preview that
+    knows them."""
     if any(is_unknown(value) for value in news.values()):
-        return []
+        return [], None
     failures = []
     key = news.get("fspf_key")
     if key and not (
@@ -366,19 +411,20 @@ def _create_failures(news: dict[str, Any]) -> list[CheckFailure]:
         )
     except ImageError as error:
         given_in_dirs = any(str(error).startswith(f"{path}:") for path in news.get("dirs") or ())
-        return [*failures, CheckFailure("dirs" if given_in_dirs else "volumes", str(error))]
+        return [*failures, CheckFailure("dirs" if given_in_dirs else "volumes", str(error))], None
     try:
-        confidential_session(
+        planned = confidential_session(
             namespace=str(news["namespace"]),
             session=str(news["session"]),
             service=str(news["service"]),
-            mrenclave="0" * 64,
+            mrenclave=MEASURED[0],
             command=str(news["command"]),
-            fspf_key="0" * 64,
-            fspf_tag="0" * 32,
+            fspf_key=KEY_PLACEHOLDER,
+            fspf_tag=MEASURED[1],
             volumes=volumes,
             environment=dict(news.get("env") or {}),
             tolerate=tuple(news["tolerate"]) if news.get("tolerate") is not None else DEFAULT_TOLERATE,
+            kubernetes=KubernetesIdentity(**news["kubernetes"]) if news.get("kubernetes") else None,
             insecure_software_evidence=bool(news.get("insecure_software_evidence")),
             platforms=platforms_from_data(news["hardware_attestation"])
             if news.get("hardware_attestation")
@@ -393,7 +439,8 @@ def _create_failures(news: dict[str, Any]) -> list[CheckFailure]:
             if field not in named:
                 named.add(field)
                 failures.append(CheckFailure(field, f"{problem.path}: {problem.message}"))
-    return failures
+        return failures, None
+    return failures, None if failures else planned
 
 
 def _kubernetes_failures(value: Any) -> list[CheckFailure]:

@@ -57,6 +57,8 @@ class ResourceSpec:
     inputs: Mapping[str, Property]
     outputs: Mapping[str, Property] = field(default_factory=dict)
     """Properties that only the provider sets (inputs are outputs too)."""
+    secret_if_any: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Outputs made from inputs at check: each is secret when one of the inputs it is made from is."""
     taking_over: str = ""
     """How a program takes over such a resource that exists outside Pulumi, where an import cannot."""
 

@@ -10,9 +10,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pulumi import automation as auto
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 PASSPHRASE = "engine tests only"
@@ -109,3 +112,23 @@ def start_engine(root: Path) -> Engine:
     engine.run("login", backend.as_uri(), cwd=root)
     engine.install_plugin()
     return engine
+
+
+def inline_stack(engine: Engine, work: Path, program: Callable[[], None], name: str = "test") -> auto.Stack:
+    """A stack of a Python program run by the engine through the Automation API's inline program: this
+    process serves the program to the engine as its language host."""
+    work.mkdir(parents=True, exist_ok=True)
+    return auto.create_or_select_stack(
+        stack_name=name,
+        project_name="sconify-python",
+        program=program,
+        opts=auto.LocalWorkspaceOptions(
+            work_dir=str(work),
+            pulumi_home=str(engine.home),
+            pulumi_command=auto.PulumiCommand(root=str(engine.binaries.parent), skip_version_check=True),
+            env_vars=engine.environment(),
+            project_settings=auto.ProjectSettings(
+                name="sconify-python", runtime="python", backend=auto.ProjectBackend(engine.backend.as_uri())
+            ),
+        ),
+    )

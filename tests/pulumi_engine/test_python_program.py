@@ -18,7 +18,7 @@ from pulumi_sconify.engine.cas.identity import ClientIdentity
 from pulumi_sconify.provider.resources import CasKeys, CasSession, CreatorIdentity
 from tests.cas.harness import RunningCas, identity
 from tests.cas.policies import FSPF_KEY, counter, namespace, text
-from tests.pulumi_engine.harness import Engine
+from tests.pulumi_engine.harness import Engine, inline_stack
 
 
 @pytest.fixture
@@ -26,24 +26,6 @@ def cas(tmp_path: Path) -> Iterator[RunningCas]:
     running = RunningCas(tmp_path / "cas").start()
     yield running
     running.stop()
-
-
-def stack(engine: Engine, work: Path, program: auto.PulumiFn) -> auto.Stack:
-    work.mkdir(exist_ok=True)
-    return auto.create_or_select_stack(
-        stack_name="test",
-        project_name="sconify-python",
-        program=program,
-        opts=auto.LocalWorkspaceOptions(
-            work_dir=str(work),
-            pulumi_home=str(engine.home),
-            pulumi_command=auto.PulumiCommand(root=str(engine.binaries.parent), skip_version_check=True),
-            env_vars=engine.environment(),
-            project_settings=auto.ProjectSettings(
-                name="sconify-python", runtime="python", backend=auto.ProjectBackend(engine.backend.as_uri())
-            ),
-        ),
-    )
 
 
 def test_a_python_program_up_import_and_destroy(engine: Engine, cas: RunningCas, tmp_path: Path) -> None:
@@ -65,7 +47,7 @@ def test_a_python_program_up_import_and_destroy(engine: Engine, cas: RunningCas,
         CasKeys("keys")
         pulumi.export("session", service.name)
 
-    program = stack(engine, tmp_path / "python", sessions)
+    program = inline_stack(engine, tmp_path / "python", sessions)
     up = program.up()
     assert up.summary.result == "succeeded" and up.outputs["session"].value == "ns-1/python-session"
     assert up.summary.resource_changes == {"create": 5}
@@ -103,7 +85,7 @@ def test_an_existing_session_is_taken_over_by_adoption_not_by_import(
         )
 
     with pytest.raises(auto.CommandError) as refused:
-        stack(engine, tmp_path / "import", imported).up()
+        inline_stack(engine, tmp_path / "import", imported).up()
     output = str(refused.value)
     assert "CasSession cannot be imported by id" in output and "adopt: true" in output
     assert "Traceback" not in output and 'File "' not in output and "Unexpected <class" not in output
@@ -113,6 +95,6 @@ def test_an_existing_session_is_taken_over_by_adoption_not_by_import(
     def adopted() -> None:
         CasSession("service", **connection(), policy=pulumi.Output.secret(text(counter())), adopt=True)
 
-    program = stack(engine, tmp_path / "adopt", adopted)
+    program = inline_stack(engine, tmp_path / "adopt", adopted)
     assert program.up().summary.resource_changes == {"create": 1, "same": 1}  # the stack is the one above
     assert program.preview().change_summary == {"same": 2}
