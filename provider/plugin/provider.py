@@ -155,8 +155,7 @@ class SconifyProvider(Provider):
             )
         logic = self._logic(kind, request.urn)
         checked: CheckResult = await asyncio.to_thread(logic.check, plain_map(request.old_inputs), news)
-        secret = secret_keys(request.new_inputs) | set(kind.spec.secret_outputs)
-        secret |= {made for made, sources in kind.spec.secret_if_any.items() if secret & set(sources)}
+        secret = kind.spec.secret_given(secret_keys(request.new_inputs))
         return CheckResponse(
             inputs=wire_map(checked.inputs, secret),
             failures=[CheckFailure(f.property, f.reason) for f in checked.failures or []],
@@ -184,7 +183,7 @@ class SconifyProvider(Provider):
         kind = self._kind(request.type)
         logic = self._logic(kind, request.urn)
         created = await asyncio.to_thread(logic.create, plain_map(request.properties))
-        secret = secret_keys(request.properties) | set(kind.spec.secret_outputs)
+        secret = kind.spec.secret_given(secret_keys(request.properties))
         return CreateResponse(created.id, wire_map(created.outs or {}, secret))
 
     async def read(self, request: ReadRequest) -> ReadResponse:
@@ -208,7 +207,7 @@ class SconifyProvider(Provider):
                 )
         logic = self._logic(kind, request.urn)
         read = await asyncio.to_thread(logic.read, request.resource_id, properties)
-        secret = secret_keys(request.properties) | secret_keys(request.inputs) | set(kind.spec.secret_outputs)
+        secret = kind.spec.secret_given(secret_keys(request.properties) | secret_keys(request.inputs))
         inputs = read.inputs if read.inputs is not None else _inputs(kind.spec, read.outs or {})
         return ReadResponse(
             read.id or "",
@@ -222,7 +221,7 @@ class SconifyProvider(Provider):
         updated = await asyncio.to_thread(
             logic.update, request.resource_id, plain_map(request.olds), plain_map(request.news)
         )
-        secret = secret_keys(request.olds) | secret_keys(request.news) | set(kind.spec.secret_outputs)
+        secret = kind.spec.secret_given(secret_keys(request.olds) | secret_keys(request.news))
         return UpdateResponse(wire_map(updated.outs or {}, secret))
 
     async def delete(self, request: DeleteRequest) -> None:
@@ -236,8 +235,11 @@ def _unheard(_message: str) -> None:
 
 
 def _inputs(spec: ResourceSpec, outputs: dict[str, Any]) -> dict[str, Any]:
-    """The inputs within a resource's outputs (what a refresh leaves as its inputs)."""
-    return {name: value for name, value in outputs.items() if name in spec.inputs}
+    """The inputs within a resource's outputs (what a refresh leaves as its inputs): with what check made,
+    as check put it among the inputs."""
+    return {
+        name: value for name, value in outputs.items() if name in spec.inputs or name in spec.made_at_check
+    }
 
 
 __all__ = ["KINDS", "SconifyProvider"]

@@ -48,7 +48,9 @@ SPEC = ResourceSpec(
     },
     outputs={
         "image": Property(STRING, "The image, `registry/repo@sha256:...`."),
-        "base_digest": Property(STRING, "The base's manifest digest as resolved at the last check."),
+        "base_digest": Property(
+            STRING, "The base's manifest digest as resolved at the last check.", made_at_check=True
+        ),
         "engine_version": Property(STRING, "The version of this package whose CAS the image holds."),
     },
 )

@@ -113,7 +113,7 @@ SPEC = ResourceSpec(
     },
     outputs={
         "native_digest": Property(
-            STRING, "The native image, pinned by digest, as resolved at the last check."
+            STRING, "The native image, pinned by digest, as resolved at the last check.", made_at_check=True
         ),
         "image": Property(STRING, "The confidential image, pinned by digest."),
         "image_reference": Property(STRING, "The confidential image as pushed (its reference with digest)."),
@@ -134,21 +134,20 @@ SPEC = ResourceSpec(
             "The session policy as planned at check, for review: the measurement and file system tag "
             "shown as `[measured at build]`, the FSPF key as `[secret]`. `pulumi preview --diff` shows how "
             "a change of the inputs changes the policy. Secret when an input it is made from is.",
+            made_at_check=True,
+            secret_with=(
+                "command",
+                "namespace",
+                "session",
+                "service",
+                "volumes",
+                "env",
+                "tolerate",
+                "kubernetes",
+                "insecure_software_evidence",
+                "hardware_attestation",
+            ),
         ),
-    },
-    secret_if_any={
-        "policy_outline": (
-            "command",
-            "namespace",
-            "session",
-            "service",
-            "volumes",
-            "env",
-            "tolerate",
-            "kubernetes",
-            "insecure_software_evidence",
-            "hardware_attestation",
-        )
     },
 )
 SECRET_OUTPUTS = SPEC.secret_outputs

@@ -48,6 +48,11 @@ class Property:
     replaces: bool = False
     """A change replaces the resource (else it is updated in place)."""
     required: bool = False
+    made_at_check: bool = False
+    """An output the provider's check adds to the inputs (a digest resolved, a policy planned): it is an
+    input of the state too, so that a diff and a refresh compare it like one."""
+    secret_with: tuple[str, ...] = ()
+    """For an output made at check: the inputs it is made from; it is secret when one of them is."""
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,6 @@ class ResourceSpec:
     inputs: Mapping[str, Property]
     outputs: Mapping[str, Property] = field(default_factory=dict)
     """Properties that only the provider sets (inputs are outputs too)."""
-    secret_if_any: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    """Outputs made from inputs at check: each is secret when one of the inputs it is made from is."""
     taking_over: str = ""
     """How a program takes over such a resource that exists outside Pulumi, where an import cannot."""
 
@@ -78,6 +81,16 @@ class ResourceSpec:
     @property
     def secret_outputs(self) -> list[str]:
         return [name for name, prop in self.properties.items() if prop.secret]
+
+    @property
+    def made_at_check(self) -> list[str]:
+        return [name for name, prop in self.outputs.items() if prop.made_at_check]
+
+    def secret_given(self, secret_inputs: set[str]) -> set[str]:
+        """The properties that are secret when ``secret_inputs`` are: the spec's secrets, those inputs,
+        and what check makes from one of them."""
+        made = {name for name, prop in self.outputs.items() if secret_inputs & set(prop.secret_with)}
+        return set(self.secret_outputs) | secret_inputs | made
 
     @property
     def replace_on(self) -> list[str]:

@@ -234,6 +234,15 @@ def test_check_refuses_what_create_would_before_anything_is_pulled(
     assert reason in failures[0][1]
 
 
+def test_the_planned_policy_is_plain_unless_an_input_it_shows_is_secret(host: PluginHost) -> None:
+    pinned = {**IMAGE, "native_image": "r/native@sha256:" + "a" * 64, "fspf_key": secret("e" * 64)}
+    checked, failures = host.check("SconifiedImage", {}, pinned)
+    assert failures == [] and not is_secret(checked["policy_outline"])
+    assert "e" * 64 not in checked["policy_outline"] and "fspf_key: '[secret]'" in checked["policy_outline"]
+    with_secret_env, _ = host.check("SconifiedImage", {}, {**pinned, "env": secret({"TOKEN": "t0ken"})})
+    assert is_secret(with_secret_env["policy_outline"])
+
+
 def test_a_bad_policy_is_named_by_its_field_and_the_secret_is_not_repeated(host: PluginHost) -> None:
     policy = text(counter()).replace("fspf_key:", "fspf_key: not-hex\n    x_fspf_key:")
     _, failures = host.check(
