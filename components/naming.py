@@ -21,8 +21,8 @@ LEGACY_SETTING = "legacyChildNames"
 """``pulumi config set sconify:legacyChildNames true``: alias children to the names version 0.1 gave them."""
 
 STACK_SETTINGS = {
-    LEGACY_SETTING: "Set to true in a stack made by version 0.1: every child of a component is aliased to the "
-    "bare name that version gave it, so `pulumi up` renames those resources instead of replacing them.",
+    LEGACY_SETTING: "Set to true in a stack made by version 0.1: every child of a component is aliased to "
+    "the bare name that version gave it, so `pulumi up` renames those resources instead of replacing them.",
 }
 """The package's stack configuration (``sconify:NAME``), each with its description. The engine hands these
 keys to the ``sconify`` provider too, which accepts exactly these (its schema's ``config``)."""
