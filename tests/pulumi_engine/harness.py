@@ -18,6 +18,7 @@ from typing import Any
 from pulumi import automation as auto
 
 REPOSITORY = Path(__file__).resolve().parents[2]
+PROGRAMS = Path(__file__).resolve().parent / "programs"
 PASSPHRASE = "engine tests only"
 
 

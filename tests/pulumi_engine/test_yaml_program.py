@@ -14,9 +14,9 @@ import pytest
 from pulumi_sconify.engine.errors import CasError
 from tests.cas.harness import RunningCas, identity
 from tests.cas.policies import FSPF_KEY, counter, namespace, text, with_pwd
-from tests.pulumi_engine.harness import Engine
+from tests.pulumi_engine.harness import PROGRAMS, Engine
 
-PROGRAM = Path(__file__).parent / "programs" / "sessions"
+PROGRAM = PROGRAMS / "sessions"
 STACK = "test"
 
 
