@@ -32,6 +32,7 @@ from pulumi_sconify import (
     PostgresStore,
     VolumeArgs,
 )
+from pulumi_sconify.components.aks import PCRS_NEEDED
 from pulumi_sconify.components.cas import CasEndpoint
 from pulumi_sconify.components.cluster import KubernetesCluster
 from pulumi_sconify.components.native_image import require_dockerfile
@@ -147,6 +148,7 @@ else:
             granted_identities=list(granted),
         )
     cas = CasDeployment("cas", exposure, opts=in_cluster)
+    pulumi.export("casImage", cas_image)  # it carries `sconify`: the confidential nodes' PCRs are read with it
 
 native = DockerfileImage(
     "counter",
@@ -158,37 +160,6 @@ native = DockerfileImage(
         builder=config.get("builder") or "docker",
     ),
 )
-counter = ConfidentialStatefulService(
-    "counter",
-    ConfidentialStatefulServiceArgs(
-        native_image=native.image,
-        target=pulumi.Output.concat(cluster.registry, "/sconify/counter:", stack),
-        command=config.get("command") or "python3 /code/app.py",
-        cas=cas,
-        namespace=config.get("casNamespace") or f"counter-{stack}",
-        service="counter",
-        session="counter-session",
-        dirs=["/code"],
-        volumes=[VolumeArgs("V1", "/V1", size=config.get("volumeSize") or "1Gi")],
-        tolerate=config.get_object("tolerate"),
-        kubernetes_issuer=config.get("kubernetesIssuer") or DEFAULT_KUBERNETES_ISSUER,
-        insecure_software_evidence=config.get_bool("insecureSoftwareEvidence") or False,
-        # On confidential VMs the keys go only to a pod whose VM proves (vTPM, AMD or Intel) it booted
-        # with these PCRs: `sconify evidence collect azure-cvm` on a node shows them (docs/attestation.md).
-        hardware_attestation={"azure-cvm": {"pcrs": config.require_object("cvmPcrs")}}
-        if isinstance(cluster, AksCluster) and cluster.placement.device_resources
-        else None,
-        workload_type=config.get("workloadType") or "job",
-        job_runs=config.get_int("jobRuns") or 3,
-        storage=cluster.storage,
-        placement=cluster.placement,
-        registry_auth=cluster.registry_auth,
-        insecure_registries=cluster.insecure_registries,
-        protect_volumes=config.get_bool("protectVolumes") or False,
-    ),
-    opts=in_cluster,
-)
-
 pulumi.export("platform", platform)
 pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("casAddress", cas.address)
@@ -196,7 +167,42 @@ pulumi.export("casCaCertificate", cas.ca_certificate)
 if isinstance(cas, CasDeployment) and cas.recovery_private_key is not None:
     # Secret. Keep a copy offline: `pulumi stack output casRecoveryKey --show-secrets` (docs/cas.md).
     pulumi.export("casRecoveryKey", cas.recovery_private_key)
-pulumi.export("image", counter.image)
-pulumi.export("mrenclave", counter.mrenclave)
-pulumi.export("session", counter.session_name)
-pulumi.export("sessionHash", counter.session_hash)
+
+# On confidential VMs the keys go only to a pod whose VM proves (vTPM, AMD or Intel) it booted with the
+# nodes' PCRs, which can be read only once the nodes run: without `cvmPcrs`, `up` brings up the cluster and
+# the CAS, and the counter follows once they are set (README: "Pinning the confidential nodes' PCRs").
+on_confidential_vms = isinstance(cluster, AksCluster) and bool(cluster.placement.device_resources)
+cvm_pcrs = config.get_object("cvmPcrs") if on_confidential_vms else None
+if on_confidential_vms and cvm_pcrs is None:
+    pulumi.log.warn(PCRS_NEEDED)
+else:
+    counter = ConfidentialStatefulService(
+        "counter",
+        ConfidentialStatefulServiceArgs(
+            native_image=native.image,
+            target=pulumi.Output.concat(cluster.registry, "/sconify/counter:", stack),
+            command=config.get("command") or "python3 /code/app.py",
+            cas=cas,
+            namespace=config.get("casNamespace") or f"counter-{stack}",
+            service="counter",
+            session="counter-session",
+            dirs=["/code"],
+            volumes=[VolumeArgs("V1", "/V1", size=config.get("volumeSize") or "1Gi")],
+            tolerate=config.get_object("tolerate"),
+            kubernetes_issuer=config.get("kubernetesIssuer") or DEFAULT_KUBERNETES_ISSUER,
+            insecure_software_evidence=config.get_bool("insecureSoftwareEvidence") or False,
+            hardware_attestation={"azure-cvm": {"pcrs": cvm_pcrs}} if on_confidential_vms else None,
+            workload_type=config.get("workloadType") or "job",
+            job_runs=config.get_int("jobRuns") or 3,
+            storage=cluster.storage,
+            placement=cluster.placement,
+            registry_auth=cluster.registry_auth,
+            insecure_registries=cluster.insecure_registries,
+            protect_volumes=config.get_bool("protectVolumes") or False,
+        ),
+        opts=in_cluster,
+    )
+    pulumi.export("image", counter.image)
+    pulumi.export("mrenclave", counter.mrenclave)
+    pulumi.export("session", counter.session_name)
+    pulumi.export("sessionHash", counter.session_hash)

@@ -32,6 +32,13 @@ DEFAULT_VM_SIZES = {"sgx": "Standard_DC4s_v3", "cvm": "Standard_DC4as_v5"}
 VTPM_DOMAIN = "sconify.io"
 VTPM_RESOURCE = f"{VTPM_DOMAIN}/tpmrm0"
 """The extended resource that gives a container the confidential VM's vTPM (``/dev/tpmrm0``)."""
+
+PCRS_NEEDED = (
+    "cvmPcrs is not set: the cluster and the CAS are deployed, the service is not. Its keys go only to a "
+    "confidential VM booted with the PCRs the policy pins, which can be read now that the nodes run: see "
+    "the README's \"Pinning the confidential nodes' PCRs\", set cvmPcrs, and run `pulumi up` again."
+)
+"""What an AKS program on confidential VMs says when the nodes' PCRs are not set yet (the first ``up``)."""
 NETWORK_CONTRIBUTOR_ROLE = "4d97b98b-1d4f-4787-a291-c67834d212e7"
 """Azure's built-in Network Contributor role: what AKS's identity needs on a subnet it did not make."""
 POD_CIDR = "10.244.0.0/16"

@@ -647,6 +647,11 @@ def _tdx(check: _Checker, value: Any, path: str) -> TdxReference:
     )
 
 
+FIRMWARE_EXTENDED_PCRS = frozenset({0, 7})
+"""PCRs the firmware extends on every measured boot (its own code; the secure-boot policy) before any
+loader runs: zero there is never a real value, only a placeholder left in a configuration."""
+
+
 def _azure_cvm(check: _Checker, value: Any, path: str) -> AzureCvmReference:
     fields = check.mapping(value, path, ("pcrs", "measurements", "minimum_tcb"))
     pcrs = _registers(check, fields.get("pcrs"), _join(path, "pcrs"), MAX_PCR, PCR_HEX)
@@ -654,6 +659,14 @@ def _azure_cvm(check: _Checker, value: Any, path: str) -> AzureCvmReference:
         # The vTPM's PCRs are what identify the VM's boot chain and configuration; the hardware report
         # only says "an Azure confidential VM", which anyone can rent.
         check.fail(_join(path, "pcrs"), "required: the SHA-256 PCR values (64 hex characters) to pin")
+    for index, value in pcrs:
+        if index in FIRMWARE_EXTENDED_PCRS and set(value) == {"0"}:
+            check.fail(
+                _join(path, f"pcrs.{index}"),
+                "all zeros, which no measured boot leaves there (the firmware extends it before anything "
+                "runs): a placeholder. Read the nodes' values with `sconify evidence collect azure-cvm` on a "
+                "node, then `sconify evidence verify azure-cvm` (docs/attestation.md)",
+            )
     return AzureCvmReference(
         pcrs=pcrs,
         measurements=_hardware_measurements(

@@ -26,6 +26,7 @@ from pulumi_sconify import (
     DockerfileImageArgs,
     VolumeArgs,
 )
+from pulumi_sconify.components.aks import PCRS_NEEDED
 from pulumi_sconify.components.native_image import require_dockerfile
 
 config = pulumi.Config()
@@ -36,10 +37,11 @@ location = pulumi.Config("azure-native").require("location")
 cluster = AksCluster(
     "aks", AksClusterArgs(location=location, confidential_pool="cvm", confidential_node_count=2)
 )
-# The confidential nodes' boot measurements, which the policy pins: read them from a node with
-# `sconify evidence collect azure-cvm | sconify evidence verify azure-cvm -` (docs/attestation.md). A node
-# image upgrade changes them; `pulumi preview` then shows the policy's new values for review.
-cvm_pcrs = config.require_object("cvmPcrs")
+# The confidential nodes' boot measurements, which the policy pins. They can be read only once the nodes
+# run: the first `up`, without them, brings up the cluster and the CAS; read them (README, "Pinning the
+# confidential nodes' PCRs"), set `cvmPcrs`, and `up` again. A node image upgrade changes them; `pulumi
+# preview --diff` then shows the policy's new values for review.
+cvm_pcrs = config.get_object("cvmPcrs")
 in_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
 
 dns_label = config.require("casDnsLabel")
@@ -65,42 +67,46 @@ cas = CasDeployment(
     opts=in_cluster,
 )
 
-native = DockerfileImage(
-    "counter",
-    DockerfileImageArgs(
-        context=COUNTER,
-        registry=cluster.registry,
-        registry_auth=cluster.registry_auth,
-        insecure_registry=bool(cluster.insecure_registries),
-        builder=config.get("builder") or "docker",
-    ),
-)
-counter = ConfidentialStatefulService(
-    "counter",
-    ConfidentialStatefulServiceArgs(
-        native_image=native.image,
-        target=pulumi.Output.concat(cluster.registry, "/sconify/counter:example"),
-        command="python3 /code/app.py",
-        cas=cas,
-        namespace="counter-example",
-        service="counter",
-        dirs=["/code"],
-        volumes=[VolumeArgs("V1", "/V1", size="1Gi")],
-        tolerate=["hyperthreading", "outdated-tcb"],  # production: no debug-mode
-        hardware_attestation={"azure-cvm": {"pcrs": cvm_pcrs}},
-        workload_type="deployment",
-        resources={"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
-        storage=cluster.storage,
-        placement=cluster.placement,
-        registry_auth=cluster.registry_auth,
-        protect_volumes=True,
-    ),
-    opts=in_cluster,
-)
-
 pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("casAddress", cas.address)
 if cas.recovery_private_key is not None:  # keep a copy offline (docs/cas.md, the recovery runbook)
     pulumi.export("casRecoveryKey", cas.recovery_private_key)
-pulumi.export("image", counter.image)
-pulumi.export("sessionHash", counter.session_hash)
+pulumi.export("casImage", cas_image.image)  # the image the PCRs are read with
+
+if cvm_pcrs is None:
+    pulumi.log.warn(PCRS_NEEDED)
+else:
+    native = DockerfileImage(
+        "counter",
+        DockerfileImageArgs(
+            context=COUNTER,
+            registry=cluster.registry,
+            registry_auth=cluster.registry_auth,
+            insecure_registry=bool(cluster.insecure_registries),
+            builder=config.get("builder") or "docker",
+        ),
+    )
+    counter = ConfidentialStatefulService(
+        "counter",
+        ConfidentialStatefulServiceArgs(
+            native_image=native.image,
+            target=pulumi.Output.concat(cluster.registry, "/sconify/counter:example"),
+            command="python3 /code/app.py",
+            cas=cas,
+            namespace="counter-example",
+            service="counter",
+            dirs=["/code"],
+            volumes=[VolumeArgs("V1", "/V1", size="1Gi")],
+            tolerate=["hyperthreading", "outdated-tcb"],  # production: no debug-mode
+            hardware_attestation={"azure-cvm": {"pcrs": cvm_pcrs}},
+            workload_type="deployment",
+            resources={"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+            storage=cluster.storage,
+            placement=cluster.placement,
+            registry_auth=cluster.registry_auth,
+            protect_volumes=True,
+        ),
+        opts=in_cluster,
+    )
+    pulumi.export("image", counter.image)
+    pulumi.export("sessionHash", counter.session_hash)

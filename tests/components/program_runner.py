@@ -18,6 +18,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import logging
 import os
 import re
 import runpy
@@ -311,9 +312,20 @@ def _config_text(value: Any) -> str:
     return str(value)
 
 
-def run(program: Path, stack: str, preview: bool) -> dict[str, Any]:
+NODE_PCRS = {
+    str(index): hashlib.sha256(f"the test nodes' PCR {index}".encode()).hexdigest() for index in (0, 7, 11)
+}
+"""The confidential nodes' PCRs, as a user sets them in an AKS stack after its first ``up`` (the stacks
+ship without: the nodes must run before their PCRs can be read)."""
+
+
+def run(program: Path, stack: str, preview: bool, as_shipped: bool = False) -> dict[str, Any]:
+    """Run the program's stack under the strict mocks; unless ``as_shipped``, with the nodes' PCRs set
+    where the program reads them."""
     project = yaml.safe_load((program / "Pulumi.yaml").read_text())["name"]
     config = yaml.safe_load((program / f"Pulumi.{stack}.yaml").read_text()).get("config") or {}
+    if not as_shipped and "cvmPcrs" in (program / "__main__.py").read_text():
+        config.setdefault(f"{project}:cvmPcrs", NODE_PCRS)
     pulumi.runtime.set_all_config({key: _config_text(value) for key, value in config.items()})
     asyncio.set_event_loop(asyncio.new_event_loop())
     monitor = StrictMonitor(ProgramMocks(preview))
@@ -323,6 +335,8 @@ def run(program: Path, stack: str, preview: bool) -> dict[str, Any]:
     sys.path.insert(0, str(program))
     error: str | None = None
     exports: dict[str, Any] = {}
+    warnings = _Recorder()
+    logging.getLogger().addHandler(warnings)  # where the mocks' engine writes the program's log
     try:
         main = str(program / "__main__.py")
 
@@ -333,7 +347,23 @@ def run(program: Path, stack: str, preview: bool) -> dict[str, Any]:
         exports = _sync_await(_exports())
     except Exception as failure:  # reported to the test, which decides
         error = "".join(traceback.format_exception(failure))
-    return {"registrations": monitor.registrations, "exports": exports, "error": error}
+    return {
+        "registrations": monitor.registrations,
+        "exports": exports,
+        "error": error,
+        "warnings": warnings.messages,
+    }
+
+
+class _Recorder(logging.Handler):
+    """The warnings a program logs (``pulumi.log.warn``)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def main() -> None:
@@ -341,8 +371,9 @@ def main() -> None:
     parser.add_argument("program", type=Path)
     parser.add_argument("stack")
     parser.add_argument("--preview", action="store_true")
+    parser.add_argument("--as-shipped", action="store_true", help="the stack's configuration alone")
     args = parser.parse_args()
-    result = run(args.program.resolve(), args.stack, args.preview)
+    result = run(args.program.resolve(), args.stack, args.preview, args.as_shipped)
     json.dump(result, sys.stdout, default=_json_default)
 
 

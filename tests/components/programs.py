@@ -7,7 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ STACKS = [("root", "dev"), ("root", "aks"), ("minikube", "dev"), ("aks", "prod")
 class Run:
     registrations: list[dict[str, Any]]
     exports: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
 
     def by_name(self, name: str, kind: str | None = None) -> dict[str, Any]:
         found = [
@@ -47,19 +48,21 @@ STACKS_DIRECTORY = Path(__file__).resolve().parent / "stacks"
 """Test programs that exercise the engine's rules (several services, an external CAS, a duplicate)."""
 
 
-def _run(directory: Path, stack: str, preview: bool) -> dict[str, Any]:
+def _run(directory: Path, stack: str, preview: bool, as_shipped: bool = False) -> dict[str, Any]:
     command = [sys.executable, "-m", "tests.components.program_runner", str(directory), stack]
     if preview:
         command.append("--preview")
+    if as_shipped:
+        command.append("--as-shipped")
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPOSITORY, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     return dict(json.loads(result.stdout))
 
 
-def run_program(directory: Path, stack: str, preview: bool = False) -> Run:
-    data = _run(directory, stack, preview)
+def run_program(directory: Path, stack: str, preview: bool = False, as_shipped: bool = False) -> Run:
+    data = _run(directory, stack, preview, as_shipped)
     assert data["error"] is None, data["error"]
-    return Run(data["registrations"], data["exports"])
+    return Run(data["registrations"], data["exports"], data["warnings"])
 
 
 def program_failure(directory: Path, stack: str) -> tuple[str, Run]:

@@ -10,6 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from pulumi_sconify.components.aks import PCRS_NEEDED
 from pulumi_sconify.engine.cas.evidence import EvidencePolicy, InsecureSoftwareEvidence, KubernetesEvidence
 from pulumi_sconify.engine.cas.hardware import HardwareTrust, hardware_verifiers
 from pulumi_sconify.engine.cas.identity import cas_audience
@@ -19,6 +20,7 @@ from pulumi_sconify.engine.image.policy import confidential_session
 from pulumi_sconify.engine.policy import AttestationMode, KubernetesIdentity, platforms_from_data
 from tests.components.program_runner import MOCK_CA_CERTIFICATE, plain
 from tests.components.programs import (
+    PROGRAMS,
     STACKS,
     Run,
     has_unknown,
@@ -220,6 +222,20 @@ def test_the_aks_stacks_accept_only_hardware_evidence(program: str, stack: str) 
         cas.evaluate("insecure-software-evidence", {}, session, session.services[0], b"")
     with pytest.raises(EvidenceRefusedError, match="does not accept kubernetes"):
         cas.evaluate("kubernetes", {"token": "x"}, session, session.services[0], b"")
+
+
+@pytest.mark.parametrize(("program", "stack"), [("root", "aks"), ("aks", "prod")])
+def test_an_aks_stack_as_shipped_brings_up_the_cluster_and_cas_and_waits_for_the_pcrs(
+    program: str, stack: str
+) -> None:
+    """The first `up` of an AKS stack: the confidential nodes' PCRs cannot be read before the nodes run, so
+    the service is not declared (no policy with placeholders that no node matches), and the program says
+    what to do next."""
+    run = run_program(PROGRAMS[program], stack, as_shipped=True)
+    assert run.of_type("AksCluster") and run.of_type("CasDeployment")
+    assert not run.of_type("ConfidentialStatefulService") and not run.of_type("SconifiedImage")
+    assert PCRS_NEEDED in run.warnings
+    assert "image" not in run.exports and "casAddress" in run.exports
 
 
 def test_minikube_claim_and_registry() -> None:

@@ -66,7 +66,10 @@ platforms = st.builds(
         st.none(),
         st.builds(
             AzureCvmReference,
-            pcrs=registers(23, hex64).filter(bool),
+            # PCRs 0 and 7 never read zero after a measured boot: zero there is refused as a placeholder.
+            pcrs=registers(23, hex64).filter(
+                lambda pcrs: bool(pcrs) and not any(i in (0, 7) and set(v) == {"0"} for i, v in pcrs)
+            ),
             measurements=st.lists(hex96, max_size=2, unique=True).map(tuple),
             minimum_tcb=tcbs,
         ),

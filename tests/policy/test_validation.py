@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pulumi_sconify.engine.policy import PolicyError, parse_session, session_from_data
+from pulumi_sconify.engine.policy import PolicyError, parse_session, platforms_from_data, session_from_data
 
 Mutation = Callable[[dict[str, Any]], None]
 
@@ -497,3 +497,31 @@ def test_pem_certificate_is_an_access_entry() -> None:
     data["access_policy"]["update"] = ["CREATOR", pem]
     session = session_from_data(data)
     assert session.access_policy.update[1] == pem
+
+
+ZERO = "0" * 64
+
+
+@pytest.mark.parametrize(
+    ("pcrs", "refused"),
+    [
+        ({"0": ZERO, "7": "ab" * 32}, ["pcrs.0"]),
+        (
+            {"0": "ab" * 32, "7": ZERO, "11": ZERO},
+            ["pcrs.7"],
+        ),  # PCR 11 is not always extended: zero may be real
+        ({"0": "ab" * 32, "11": ZERO}, []),
+    ],
+)
+def test_placeholder_pcrs_are_refused_where_the_firmware_always_measures(
+    pcrs: dict[str, str], refused: list[str]
+) -> None:
+    path = "hardware_attestation"
+    if not refused:
+        platforms_from_data({"azure-cvm": {"pcrs": pcrs}}, path)
+        return
+    with pytest.raises(PolicyError) as error:
+        platforms_from_data({"azure-cvm": {"pcrs": pcrs}}, path)
+    assert [p.path for p in error.value.problems] == [f"{path}.azure-cvm.{name}" for name in refused]
+    assert "placeholder" in error.value.problems[0].message
+    assert "sconify evidence collect azure-cvm" in error.value.problems[0].message
