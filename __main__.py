@@ -148,7 +148,7 @@ else:
             granted_identities=list(granted),
         )
     cas = CasDeployment("cas", exposure, opts=in_cluster)
-    pulumi.export("casImage", cas_image)  # it carries `sconify`: the confidential nodes' PCRs are read with it
+X
 
 native = DockerfileImage(
     "counter",

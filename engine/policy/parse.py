@@ -659,8 +659,8 @@ def _azure_cvm(check: _Checker, value: Any, path: str) -> AzureCvmReference:
         # The vTPM's PCRs are what identify the VM's boot chain and configuration; the hardware report
         # only says "an Azure confidential VM", which anyone can rent.
         check.fail(_join(path, "pcrs"), "required: the SHA-256 PCR values (64 hex characters) to pin")
-    for index, value in pcrs:
-        if index in FIRMWARE_EXTENDED_PCRS and set(value) == {"0"}:
+    for index, pcr in pcrs:
+        if index in FIRMWARE_EXTENDED_PCRS and set(pcr) == {"0"}:
             check.fail(
                 _join(path, f"pcrs.{index}"),
                 "all zeros, which no measured boot leaves there (the firmware extends it before anything "
