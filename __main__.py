@@ -148,7 +148,7 @@ else:
             granted_identities=list(granted),
         )
     cas = CasDeployment("cas", exposure, opts=in_cluster)
-X
+    pulumi.export("casImage", cas_image)  # it carries `sconify`: the nodes' PCRs are read with it
 
 native = DockerfileImage(
     "counter",
