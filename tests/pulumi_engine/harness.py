@@ -11,10 +11,12 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import Requirement
 from pulumi import automation as auto
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -38,6 +40,8 @@ class Engine:
     home: Path
     """``PULUMI_HOME``: the engine's plugins and credentials, the test's own."""
     backend: Path
+    more: dict[str, str] = field(default_factory=dict)
+    """More environment for the engine and the plugins it starts."""
 
     @property
     def pulumi(self) -> str:
@@ -56,6 +60,7 @@ class Engine:
             "PULUMI_DISABLE_REGISTRY_RESOLVE": "true",
             "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
             "PULUMI_DIY_BACKEND_NO_LEGACY_WARNING": "true",
+            **self.more,
             **more,
         }
 
@@ -104,6 +109,15 @@ class Engine:
         """The stack's state as ``pulumi stack export`` writes it (secrets encrypted)."""
         exported: dict[str, Any] = json.loads(self.run("stack", "export", "--stack", stack, cwd=cwd).stdout)
         return exported
+
+
+def sdk_floor() -> tuple[str, Path]:
+    """The lowest Pulumi SDK the package declares, and where ``.ci/setup`` put that version."""
+    (declared,) = [
+        r for r in map(Requirement, metadata.requires("pulumi-sconify") or []) if r.name == "pulumi"
+    ]
+    (floor,) = [spec.version for spec in declared.specifier if spec.operator == ">="]
+    return floor, Path.home() / ".cache" / "pulumi-sconify" / "sdk-floor" / f"pulumi-{floor}"
 
 
 def start_engine(root: Path) -> Engine:
