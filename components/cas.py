@@ -78,6 +78,10 @@ class ExternalCas(pulumi.ComponentResource):
         )
 
 
+CAS_SERVICE_TYPES = ("NodePort", "LoadBalancer")
+"""How the CAS's client API can be exposed outside the cluster."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class CasDeploymentArgs:
     image: pulumi.Input[str]
@@ -137,7 +141,7 @@ class CasDeploymentArgs:
             raise ValueError(
                 "replicas: SQLite has one writer; give a PostgresStore for more than one CAS pod"
             )
-        if self.service_type not in ("NodePort", "LoadBalancer"):
+        if self.service_type not in CAS_SERVICE_TYPES:
             raise ValueError(f"service_type {self.service_type!r}: expected NodePort or LoadBalancer")
         if not 30000 <= self.node_port <= 32767:
             raise ValueError(f"node_port {self.node_port}: Kubernetes allows 30000-32767")

@@ -36,6 +36,10 @@ def require_dockerfile(context: Path) -> Path:
     return context
 
 
+BUILDERS = ("docker", "podman")
+"""The commands that can build and push a native image."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class DockerfileImageArgs:
     context: Path
@@ -53,7 +57,7 @@ class DockerfileImageArgs:
     registry under ``insecure-registries`` in its daemon's configuration."""
 
     def __post_init__(self) -> None:
-        if self.builder not in ("docker", "podman"):
+        if self.builder not in BUILDERS:
             raise ValueError(f"builder {self.builder!r}: expected docker or podman")
         require_dockerfile(self.context)
 

@@ -37,6 +37,7 @@ from .volume import SESSION_ANNOTATION, VOLUME_ANNOTATION
 
 SCONIFIED_IMAGE = IMAGE_SPEC.token
 CAS_SESSION = SESSION_SPEC.token
+_SPECS = {spec.token: spec for spec in (IMAGE_SPEC, SESSION_SPEC)}
 CLAIM = "kubernetes:core/v1:PersistentVolumeClaim"
 AKS = "azure-native:containerservice:ManagedCluster"
 DEBUG_MODE = "debug-mode"
@@ -50,6 +51,13 @@ class Planned:
     type: str
     name: str
     props: Mapping[str, Any]
+
+
+def planned(resource_type: str, name: str, props: Mapping[str, Any]) -> Planned:
+    """A resource as the pack reads it: the package's own by their Python names (the engine gives
+    Pulumi's camelCase; a state of an earlier version, snake_case — both are read)."""
+    spec = _SPECS.get(resource_type)
+    return Planned(resource_type, name, spec.from_wire(props) if spec else props)
 
 
 def _claims(resources: Iterable[Planned]) -> set[tuple[str, str]]:
@@ -140,7 +148,7 @@ def _stack_policy(
     name: str, description: str, check: Callable[[list[Planned]], list[str]]
 ) -> StackValidationPolicy:
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-        resources = [Planned(r.resource_type, r.name, r.props) for r in args.resources]
+        resources = [planned(r.resource_type, r.name, r.props) for r in args.resources]
         for problem in check(resources):
             report_violation(problem, None)
 

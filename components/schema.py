@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import inspect
 import itertools
+import re
 import sys
 import textwrap
 from collections.abc import Callable, Mapping
@@ -26,12 +27,21 @@ from typing import Any, TypeVar, cast
 
 import pulumi
 
-from ..provider.resources.spec import ANY, BOOLEAN, INTEGER, PACKAGE, STRING
-from .aks import AksCluster, AksClusterArgs
+from ..provider.resources.spec import (
+    ANY,
+    BOOLEAN,
+    INTEGER,
+    PACKAGE,
+    STRING,
+    WORKLOAD_TYPE,
+    ClosedSet,
+    wire_name,
+)
+from .aks import POOL_SIZES, AksCluster, AksClusterArgs
 from .azure_postgres import AzurePostgres, AzurePostgresArgs
-from .cas import CasDeployment, CasDeploymentArgs, ExternalCas, ExternalCasArgs
+from .cas import CAS_SERVICE_TYPES, CasDeployment, CasDeploymentArgs, ExternalCas, ExternalCasArgs
 from .minikube import MinikubeCluster, MinikubeClusterArgs
-from .native_image import DockerfileImage, DockerfileImageArgs
+from .native_image import BUILDERS, DockerfileImage, DockerfileImageArgs
 from .postgres import InClusterPostgres, InClusterPostgresArgs
 from .service import ConfidentialStatefulService, ConfidentialStatefulServiceArgs
 from .volume import EncryptedVolume, EncryptedVolumeArgs
@@ -60,6 +70,20 @@ PYTHON_ONLY = {
     "DockerfileImage.context_digest": "known only while the program runs",
 }
 """What the schema leaves out, and why."""
+
+CLOSED_FIELDS = {
+    "ConfidentialStatefulServiceArgs.workload_type": WORKLOAD_TYPE,
+    "AksClusterArgs.confidential_pool": ClosedSet(
+        "ConfidentialPool",
+        "The kind of confidential node pool: SGX enclaves or confidential VMs.",
+        tuple(POOL_SIZES),
+    ),
+    "DockerfileImageArgs.builder": ClosedSet("Builder", "What builds and pushes the image.", BUILDERS),
+    "CasDeploymentArgs.service_type": ClosedSet(
+        "CasServiceType", "How the CAS's client API is exposed outside the cluster.", CAS_SERVICE_TYPES
+    ),
+}
+"""Fields whose strings come from a closed set (each an enum in the schema), with their sets."""
 
 
 @dataclass(frozen=True)
@@ -219,7 +243,9 @@ def fields(cls: type[Any]) -> dict[str, tuple[Shape, str, bool]]:
             continue
         annotation = field.type if isinstance(field.type, str) else field.type.__name__
         required = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
-        result[field.name] = (shape(annotation, cls.__module__), described.get(field.name, ""), required)
+        closed = CLOSED_FIELDS.get(f"{cls.__name__}.{field.name}")
+        found = Shape(closed.ref, _same) if closed else shape(annotation, cls.__module__)
+        result[field.name] = (found, described.get(field.name, ""), required)
     return result
 
 
@@ -246,18 +272,36 @@ def outputs(component: type[Any]) -> dict[str, tuple[Shape, str]]:
 
 
 def from_inputs(cls: type[Any], inputs: Any) -> Any:
-    """A dataclass made from the engine's inputs (a mapping), each field converted by its shape."""
+    """A dataclass made from the engine's inputs (a mapping by the fields' wire names), each field
+    converted by its shape."""
     if not isinstance(inputs, dict):
         return inputs  # an eventual value: the dataclass accepts it as an Input
     known = fields(cls)
-    unexpected = sorted(set(inputs) - set(known))
+    by_wire_name = {wire_name(name): name for name in known}
+    unexpected = sorted(set(inputs) - set(by_wire_name))
     if unexpected:
         raise ValueError(f"{cls.__name__}: no input {', '.join(unexpected)}")
-    return cls(**{name: known[name][0].convert(value) for name, value in inputs.items() if value is not None})
+    return cls(
+        **{
+            by_wire_name[key]: known[by_wire_name[key]][0].convert(value)
+            for key, value in inputs.items()
+            if value is not None
+        }
+    )
+
+
+_ROLE = re.compile(r":(?:class|attr|data|func|meth|mod):`~?\.?(?:[\w.]*\.)?(\w+)`")
+
+
+def markdown(docstring: str) -> str:
+    """A docstring as other languages' documentation shows it: Markdown, not reStructuredText, and the
+    schema's words (``None`` is an input left unset)."""
+    text = _ROLE.sub(r"`\1`", inspect.cleandoc(docstring)).replace("``", "`")
+    return re.sub(r"\bNone\b", "unset", text)
 
 
 def _property(found: Shape, description: str) -> dict[str, Any]:
-    described: dict[str, Any] = {**found.schema, "description": description}
+    described: dict[str, Any] = {**found.schema, "description": markdown(description)}
     if found.plain and "$ref" not in found.schema:
         described["plain"] = True
     if "Secret." in description or "Secret:" in description:  # how every docstring here says it
@@ -276,11 +320,11 @@ def component_schemas() -> tuple[dict[str, Any], dict[str, Any]]:
             named.update(dict.fromkeys(found.named))
         resources[f"{PACKAGE}:index:{name}"] = {
             "isComponent": True,
-            "description": inspect.cleandoc(component.__doc__ or ""),
-            "inputProperties": {key: _property(f, d) for key, (f, d, _) in sorted(inputs.items())},
-            "requiredInputs": sorted(key for key, (_, _, required) in inputs.items() if required),
-            "properties": {key: _property(f, d) for key, (f, d) in sorted(produced.items())},
-            "required": sorted(key for key, (f, _) in produced.items() if not f.optional),
+            "description": markdown(component.__doc__ or ""),
+            "inputProperties": {wire_name(key): _property(f, d) for key, (f, d, _) in sorted(inputs.items())},
+            "requiredInputs": sorted(wire_name(key) for key, (_, _, required) in inputs.items() if required),
+            "properties": {wire_name(key): _property(f, d) for key, (f, d) in sorted(produced.items())},
+            "required": sorted(wire_name(key) for key, (f, _) in produced.items() if not f.optional),
         }
     types: dict[str, Any] = {}
     pending = list(named)
@@ -294,9 +338,9 @@ def component_schemas() -> tuple[dict[str, Any], dict[str, Any]]:
             pending.extend(found.named)
         types[token] = {
             "type": "object",
-            "description": inspect.cleandoc(cls.__doc__ or ""),
-            "properties": {key: _property(f, d) for key, (f, d, _) in sorted(properties.items())},
-            "required": sorted(key for key, (_, _, required) in properties.items() if required),
+            "description": markdown(cls.__doc__ or ""),
+            "properties": {wire_name(key): _property(f, d) for key, (f, d, _) in sorted(properties.items())},
+            "required": sorted(wire_name(key) for key, (_, _, required) in properties.items() if required),
         }
     return resources, dict(sorted(types.items()))
 
@@ -308,9 +352,10 @@ class Constructed:
 
 
 def state_value(value: Any) -> Any:
-    """An output as the engine stores it: dataclasses as mappings (their Outputs kept)."""
+    """An output as the engine stores it: dataclasses as mappings by their fields' wire names (their
+    Outputs kept); a mapping's keys are data, kept as they are."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: state_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {wire_name(f.name): state_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, list | tuple):
         return [state_value(item) for item in value]
     if isinstance(value, dict):
@@ -324,5 +369,5 @@ def construct(
     """Make the component ``component_name`` as a program in another language asked for it."""
     component, args = COMPONENTS[component_name]
     instance = component(name, from_inputs(args, dict(inputs)), options)
-    state = {key: state_value(getattr(instance, key, None)) for key in outputs(component)}
+    state = {wire_name(key): state_value(getattr(instance, key, None)) for key in outputs(component)}
     return Constructed(instance.urn, {key: value for key, value in state.items() if value is not None})

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from pulumi.dynamic import CheckResult, ResourceProvider
+from pulumi.provider.experimental.property_value import PropertyValue
 from pulumi.provider.experimental.provider import (
     CheckFailure,
     CheckRequest,
@@ -54,10 +56,25 @@ class Diffs(Protocol):
 
 @dataclass(frozen=True)
 class Kind:
-    """A resource the plugin serves: its description and a maker of its logic."""
+    """A resource the plugin serves: its description and a maker of its logic, and the boundary between
+    the engine's properties (camelCase, secrets marked) and the logic's (Python names, plain values)."""
 
     spec: ResourceSpec
     logic: type[ResourceProvider]
+
+    def plain(self, values: Mapping[str, PropertyValue]) -> dict[str, Any]:
+        return self.spec.from_wire(plain_map(values))
+
+    def secret(self, *given: Mapping[str, PropertyValue]) -> set[str]:
+        """What leaves secret (by Python name): what came in secret, and what the spec calls secret."""
+        came = {name for values in given for name in self.spec.from_wire(dict.fromkeys(secret_keys(values)))}
+        return self.spec.secret_given(came)
+
+    def wire(self, values: Mapping[str, Any], secret: set[str]) -> dict[str, PropertyValue]:
+        return wire_map(self.spec.to_wire(values), set(self.spec.to_wire(dict.fromkeys(secret))))
+
+    def failure(self, name: str, reason: str) -> CheckFailure:
+        return CheckFailure(next(iter(self.spec.to_wire({name: None}))), reason)
 
 
 KINDS = {
@@ -144,57 +161,69 @@ class SconifyProvider(Provider):
 
     async def check(self, request: CheckRequest) -> CheckResponse:
         kind = self._kind(request.type)
-        news = plain_map(request.new_inputs)
+        news = kind.plain(request.new_inputs)
         type_failures = kind.spec.type_failures(news)
         if type_failures:  # the resource's own checks assume the types: say what else is missing, stop
             return CheckResponse(
                 inputs=request.new_inputs,
                 failures=[
-                    CheckFailure(name, reason) for name, reason in [*type_failures, *kind.spec.missing(news)]
+                    kind.failure(name, reason) for name, reason in [*type_failures, *kind.spec.missing(news)]
                 ],
             )
         logic = self._logic(kind, request.urn)
-        checked: CheckResult = await asyncio.to_thread(logic.check, plain_map(request.old_inputs), news)
-        secret = kind.spec.secret_given(secret_keys(request.new_inputs))
+        checked: CheckResult = await asyncio.to_thread(logic.check, kind.plain(request.old_inputs), news)
         return CheckResponse(
-            inputs=wire_map(checked.inputs, secret),
-            failures=[CheckFailure(f.property, f.reason) for f in checked.failures or []],
+            inputs=kind.wire(checked.inputs, kind.secret(request.new_inputs)),
+            failures=[kind.failure(f.property, f.reason) for f in checked.failures or []],
         )
 
     async def diff(self, request: DiffRequest) -> DiffResponse:
         kind = self._kind(request.type)
-        olds, news = plain_map(request.old_state), plain_map(request.new_inputs)
-        for ignored in request.ignore_changes:  # the program's ignoreChanges: keep the old value
+        olds, news = kind.plain(request.old_state), kind.plain(request.new_inputs)
+        ignored_changes = kind.spec.from_wire(dict.fromkeys(request.ignore_changes))
+        for ignored in ignored_changes:  # the program's ignoreChanges: keep the old value
             if ignored in olds:
                 news[ignored] = olds[ignored]
             else:
                 news.pop(ignored, None)
         logic = self._logic(kind, request.urn)
         changes = await asyncio.to_thread(cast(Diffs, logic).changes, olds, news)
+        renamed = kind.spec.earlier_names(request.old_state)
+        if renamed and not (changes.updates or changes.replaces):
+            # A state of the snake_case era: the same resource, but other resources (and other languages)
+            # read its outputs by the new names, which only an update writes. Update changes nothing else.
+            return DiffResponse(
+                changes=True,
+                diffs=list(kind.spec.to_wire(dict.fromkeys(renamed))),
+                detailed_diff={
+                    name: PropertyDiff(PropertyDiffKind.UPDATE, input_diff=False)
+                    for name in kind.spec.to_wire(dict.fromkeys(renamed))
+                },
+                delete_before_replace=False,
+            )
         return DiffResponse(
             changes=bool(changes.updates or changes.replaces),
-            replaces=changes.replaces,
-            diffs=[*changes.updates, *changes.replaces],
-            detailed_diff=detailed_diff(changes, olds, news),
+            replaces=list(kind.spec.to_wire(dict.fromkeys(changes.replaces))),
+            diffs=list(kind.spec.to_wire(dict.fromkeys([*changes.updates, *changes.replaces]))),
+            detailed_diff=kind.spec.to_wire(detailed_diff(changes, olds, news)),
             delete_before_replace=False,
         )
 
     async def create(self, request: CreateRequest) -> CreateResponse:
         kind = self._kind(request.type)
         logic = self._logic(kind, request.urn)
-        created = await asyncio.to_thread(logic.create, plain_map(request.properties))
-        secret = kind.spec.secret_given(secret_keys(request.properties))
-        return CreateResponse(created.id, wire_map(created.outs or {}, secret))
+        created = await asyncio.to_thread(logic.create, kind.plain(request.properties))
+        return CreateResponse(created.id, kind.wire(created.outs or {}, kind.secret(request.properties)))
 
     async def read(self, request: ReadRequest) -> ReadResponse:
         kind = self._kind(request.type)
-        properties = plain_map(request.properties)
+        properties = kind.plain(request.properties)
         if not properties:  # an import (`pulumi import`, the `import` option): the engine sends the id alone
             if issubclass(kind.logic, KeyMaterialProvider):
                 raise NotImportableError(
                     f"{kind.spec.name} cannot be imported: its keys exist only in the state that made them"
                 )
-            properties = plain_map(request.inputs)
+            properties = kind.plain(request.inputs)
             if not properties:
                 how = (
                     f"; to take {request.resource_id} over, {kind.spec.taking_over}"
@@ -207,27 +236,29 @@ class SconifyProvider(Provider):
                 )
         logic = self._logic(kind, request.urn)
         read = await asyncio.to_thread(logic.read, request.resource_id, properties)
-        secret = kind.spec.secret_given(secret_keys(request.properties) | secret_keys(request.inputs))
+        secret = kind.secret(request.properties, request.inputs)
         inputs = read.inputs if read.inputs is not None else _inputs(kind.spec, read.outs or {})
         return ReadResponse(
             read.id or "",
-            wire_map(read.outs or {}, secret) if read.id else {},
-            wire_map(inputs, secret) if read.id else {},
+            kind.wire(read.outs or {}, secret) if read.id else {},
+            kind.wire(inputs, secret) if read.id else {},
         )
 
     async def update(self, request: UpdateRequest) -> UpdateResponse:
         kind = self._kind(request.type)
         logic = self._logic(kind, request.urn)
-        updated = await asyncio.to_thread(
-            logic.update, request.resource_id, plain_map(request.olds), plain_map(request.news)
-        )
-        secret = kind.spec.secret_given(secret_keys(request.olds) | secret_keys(request.news))
-        return UpdateResponse(wire_map(updated.outs or {}, secret))
+        olds, news = kind.plain(request.olds), kind.plain(request.news)
+        secret = kind.secret(request.olds, request.news)
+        changes = await asyncio.to_thread(cast(Diffs, logic).changes, olds, news)
+        if not (changes.updates or changes.replaces):  # only the names of an earlier version's state
+            return UpdateResponse(kind.wire(olds, secret))
+        updated = await asyncio.to_thread(logic.update, request.resource_id, olds, news)
+        return UpdateResponse(kind.wire(updated.outs or {}, secret))
 
     async def delete(self, request: DeleteRequest) -> None:
         kind = self._kind(request.type)
         logic = self._logic(kind, request.urn)
-        await asyncio.to_thread(logic.delete, request.resource_id, plain_map(request.properties))
+        await asyncio.to_thread(logic.delete, request.resource_id, kind.plain(request.properties))
 
 
 def _unheard(_message: str) -> None:

@@ -7,10 +7,11 @@ the registry renders it; ``schema.json`` beside this module is the same document
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ...components.naming import STACK_SETTINGS
-from ..resources.spec import PACKAGE, Property, ResourceSpec
+from ..resources.spec import CLOSED_SETS, PACKAGE, ClosedSet, Property, ResourceSpec, wire_name
 
 
 def _property(prop: Property) -> dict[str, Any]:
@@ -23,15 +24,43 @@ def _property(prop: Property) -> dict[str, Any]:
 
 
 def resource_schema(spec: ResourceSpec) -> dict[str, Any]:
+    """A resource as other languages see it: camelCase names, without what only the provider sets. (The
+    aliases to the dynamic providers' tokens are the Python classes' own: only Python had those.)"""
+
+    def described(properties: Mapping[str, Property]) -> dict[str, Any]:
+        shown = {wire_name(name): prop for name, prop in properties.items() if not prop.internal}
+        return {name: _property(prop) for name, prop in sorted(shown.items())}
+
     return {
         "description": spec.description,
-        "properties": {name: _property(prop) for name, prop in sorted(spec.properties.items())},
-        "required": sorted(spec.outputs),
-        "inputProperties": {name: _property(prop) for name, prop in sorted(spec.inputs.items())},
-        "requiredInputs": sorted(name for name, prop in spec.inputs.items() if prop.required),
-        # Stacks made by earlier versions hold these resources under the dynamic provider's token.
-        "aliases": [{"type": spec.dynamic_token}],
+        "properties": described(spec.properties),
+        "required": sorted(wire_name(name) for name, prop in spec.outputs.items() if not prop.internal),
+        "inputProperties": described(spec.inputs),
+        "requiredInputs": sorted(wire_name(name) for name, prop in spec.inputs.items() if prop.required),
     }
+
+
+LANGUAGES = {
+    "nodejs": {
+        "packageName": "@pulumi-sconify/sconify",
+        "dependencies": {"@pulumi/pulumi": "^3.175.0"},
+    },
+    "go": {
+        "importBasePath": "github.com/pulumi-sconify/pulumi-sconify/sdk/go/sconify",
+        "generateResourceContainerTypes": True,
+    },
+    # Python programs use the package itself (pulumi-sconify, imported as pulumi_sconify): a generated SDK
+    # gets a name of its own, so that it never shadows it.
+    "python": {"packageName": "pulumi_sconify_sdk"},
+    "csharp": {"rootNamespace": "PulumiSconify", "packageReferences": {"Pulumi": "3.*"}},
+    "java": {"basePackage": "io.github.pulumisconify"},
+}
+"""How each language's generated SDK is named: none under Pulumi's own scope or namespace."""
+
+
+def _closed_sets() -> dict[str, ClosedSet]:
+    """Every closed set's type, by its token (a component's or a resource's)."""
+    return {ref.removeprefix("#/types/"): closed for ref, closed in CLOSED_SETS.items()}
 
 
 def package_schema(version: str) -> dict[str, Any]:
@@ -51,6 +80,7 @@ def package_schema(version: str) -> dict[str, Any]:
         "license": "Apache-2.0",
         "publisher": "pulumi-sconify developers",
         "meta": {"moduleFormat": "(.*)"},
+        "language": LANGUAGES,
         "config": {
             "variables": {
                 name: {"type": "boolean", "description": description}
@@ -66,5 +96,7 @@ def package_schema(version: str) -> dict[str, Any]:
                 {**{token: resource_schema(kind.spec) for token, kind in KINDS.items()}, **components}.items()
             )
         ),
-        "types": types,
+        "types": dict(
+            sorted({**types, **{token: c.schema() for token, c in _closed_sets().items()}}.items())
+        ),
     }

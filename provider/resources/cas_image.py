@@ -43,7 +43,9 @@ SPEC = ResourceSpec(
         "insecure_registries": INSECURE_REGISTRIES,
         "platform": PLATFORM,
         "provider_version": Property(
-            STRING, "The version of the provider's behaviour (set by the provider); a new one rebuilds."
+            STRING,
+            "The version of the provider's behaviour (set by the provider); a new one rebuilds.",
+            internal=True,
         ),
     },
     outputs={

@@ -52,7 +52,17 @@ from .base import (
     whole_numbers,
 )
 from .sdk import SconifyResource
-from .spec import ANY, BOOLEAN, PROVIDER_VERSION_PROPERTY, STRING, Property, ResourceSpec, array_of, map_of
+from .spec import (
+    ANY,
+    BOOLEAN,
+    PROVIDER_VERSION_PROPERTY,
+    STRING,
+    WORKLOAD_TYPE,
+    Property,
+    ResourceSpec,
+    array_of,
+    map_of,
+)
 
 REGISTRY_AUTH = Property(
     STRING, "A Docker `config.json` (its text) for the registries involved.", secret=True
@@ -104,7 +114,7 @@ SPEC = ResourceSpec(
             STRING, "The FSPF key (64 hex); without it a key is made on create and kept.", secret=True
         ),
         "chart_dir": Property(STRING, "Where to write the service's Helm chart (empty: none)."),
-        "workload_type": Property(STRING, "The chart's workload: `job`, `deployment` or `statefulset`."),
+        "workload_type": Property(WORKLOAD_TYPE.ref, "The chart's workload."),
         "registry_auth": REGISTRY_AUTH,
         "insecure_registries": INSECURE_REGISTRIES,
         "platform": PLATFORM,
@@ -370,11 +380,11 @@ def policy_outline(session: Session) -> str:
 
 
 def _planned_policy(news: dict[str, Any]) -> tuple[list[CheckFailure], Session | None]:
-    """What Create would refuse, found before anything is pulled, built or pushed: the FSPF key, the
-    platform, the chart's workload, the paths and volume names as the sconifier takes them, and the policy
-    Create will write (made here with placeholder measurements, then validated by the policy's rules) —
-    which is returned when nothing is refused. Inputs unknown in a preview are checked in the preview that
-    knows them."""
+    """What Create would refuse, found before anything is pulled, built or pushed (the inputs' types,
+    the chart's workload among them, are the plugin's first check): the FSPF key, the platform, the paths
+    and volume names as the sconifier takes them, and the policy Create will write (made here with
+    placeholder measurements, then validated by the policy's rules) — which is returned when nothing is
+    refused. Inputs unknown in a preview are checked in the preview that knows them."""
     if any(is_unknown(value) for value in news.values()):
         return [], None
     failures = []
@@ -391,11 +401,6 @@ def _planned_policy(news: dict[str, Any]) -> tuple[list[CheckFailure], Session |
         if platform.os != "linux" or platform.architecture not in ARCHITECTURES:
             supported = ", ".join(f"linux/{name}" for name in ARCHITECTURES)
             failures.append(CheckFailure("platform", f"{platform}: the runtime runs on {supported}"))
-    if news["workload_type"] not in {str(kind) for kind in WorkloadType}:
-        allowed = ", ".join(str(kind) for kind in WorkloadType)
-        failures.append(
-            CheckFailure("workload_type", f"{news['workload_type']!r}: expected one of {allowed}")
-        )
     volumes = dict(news.get("volumes") or {})
     try:
         check_paths(

@@ -31,6 +31,18 @@ def _legacy_aliases(spec: ResourceSpec, opts: pulumi.ResourceOptions | None) -> 
 
 
 class SconifyResource(pulumi.CustomResource):
+    """Inputs and attributes carry Python's names; the engine sees Pulumi's camelCase (the spec's
+    :func:`~.spec.wire_name`), as a generated SDK does, translating top-level names only (a map's keys are
+    data). A name the spec does not have is left as it is, so a state of the snake_case era reads back."""
+
+    _spec: ResourceSpec
+
+    def translate_input_property(self, prop: str) -> str:
+        return next(iter(self._spec.to_wire({prop: None})))
+
+    def translate_output_property(self, prop: str) -> str:
+        return self._spec.python_names.get(prop, prop)
+
     def __init__(
         self,
         spec: ResourceSpec,
@@ -38,6 +50,7 @@ class SconifyResource(pulumi.CustomResource):
         inputs: Mapping[str, Any],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        self._spec = spec
         own = pulumi.ResourceOptions(
             version=__version__,
             aliases=_legacy_aliases(spec, opts),

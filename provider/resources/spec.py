@@ -5,8 +5,11 @@ The package schema (``sconify`` plugin, ``schema.json``) is generated from these
 types and names each changed property's kind (update or replace) from them, and the Python classes mark
 their secret outputs from them — so none of it is written twice.
 
-Property names are the state's names (snake_case): a stack written by the dynamic providers of earlier
-versions then reads back unchanged through the plugin (only the type token moves, with an alias).
+Property names are written once, in Python's snake_case (the resource logic's and the Python classes'
+names); on the wire, in the schema and in the state they are Pulumi's camelCase (:func:`wire_name`), so
+every language's SDK follows its own conventions. A state written with the snake_case names of earlier
+versions (by the dynamic providers, or the plugin of 0.1) reads back unchanged: a name that is not a
+camelCase name of the resource is taken as it is (:meth:`ResourceSpec.from_wire`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...engine.chart import WorkloadType
 from .base import is_unknown
 
 PACKAGE = "sconify"
@@ -25,6 +29,40 @@ STRING: TypeSpec = {"type": "string"}
 BOOLEAN: TypeSpec = {"type": "boolean"}
 INTEGER: TypeSpec = {"type": "integer"}
 ANY: TypeSpec = {"$ref": "pulumi.json#/Any"}
+
+
+@dataclass(frozen=True)
+class ClosedSet:
+    """A string input with a closed set of values: an enum in the schema (each language's SDK gets a type
+    for it), and a check that names the values."""
+
+    name: str
+    description: str
+    values: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        CLOSED_SETS[self.ref["$ref"]] = self
+
+    @property
+    def ref(self) -> TypeSpec:
+        return {"$ref": f"#/types/{PACKAGE}:index:{self.name}"}
+
+    def schema(self) -> dict[str, Any]:
+        return {
+            "type": "string",
+            "description": self.description,
+            "enum": [{"value": v} for v in self.values],
+        }
+
+
+CLOSED_SETS: dict[str, ClosedSet] = {}
+"""Every closed set, by its schema reference."""
+
+
+def wire_name(name: str) -> str:
+    """Pulumi's name for a property: camelCase (``native_image`` → ``nativeImage``)."""
+    first, *rest = name.split("_")
+    return first + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def array_of(items: TypeSpec) -> TypeSpec:
@@ -48,6 +86,8 @@ class Property:
     replaces: bool = False
     """A change replaces the resource (else it is updated in place)."""
     required: bool = False
+    internal: bool = False
+    """Set by the provider and its Python classes only: not in the schema other languages see."""
     made_at_check: bool = False
     """An output the provider's check adds to the inputs (a digest resolved, a policy planned): it is an
     input of the state too, so that a diff and a refresh compare it like one."""
@@ -81,6 +121,23 @@ class ResourceSpec:
     @property
     def secret_outputs(self) -> list[str]:
         return [name for name, prop in self.properties.items() if prop.secret]
+
+    @property
+    def python_names(self) -> dict[str, str]:
+        """Each property's Python name, by its wire name."""
+        return {wire_name(name): name for name in self.properties}
+
+    def from_wire(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Properties by their Python names (top level only: a map's keys are data, not names)."""
+        names = self.python_names
+        return {names.get(key, key): value for key, value in values.items()}
+
+    def earlier_names(self, values: Mapping[str, Any]) -> list[str]:
+        """The properties held under the snake_case names of versions before 0.2 (a state to rewrite)."""
+        return [key for key in values if key in self.properties and wire_name(key) != key]
+
+    def to_wire(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {wire_name(key) if key in self.properties else key: value for key, value in values.items()}
 
     @property
     def made_at_check(self) -> list[str]:
@@ -120,6 +177,9 @@ class ResourceSpec:
 def _type_problem(value: Any, expected: TypeSpec) -> str | None:
     if is_unknown(value) or expected.get("$ref") == ANY["$ref"]:
         return None
+    closed = CLOSED_SETS.get(str(expected.get("$ref")))
+    if closed is not None:
+        return None if value in closed.values else f"{value!r}: expected one of {', '.join(closed.values)}"
     if "oneOf" in expected:
         problems = [_type_problem(value, option) for option in expected["oneOf"]]
         return None if None in problems else " or ".join(str(p) for p in problems)
@@ -150,11 +210,18 @@ def _type_problem(value: Any, expected: TypeSpec) -> str | None:
     raise ValueError(f"no such schema type: {kind}")  # a mistake in a spec, not in an input
 
 
+WORKLOAD_TYPE = ClosedSet(
+    "WorkloadType",
+    "The Kubernetes workload that runs a confidential service (its chart's `--k8s-helm-workload-type`).",
+    tuple(str(kind) for kind in WorkloadType),
+)
+
 PROVIDER_VERSION_PROPERTY = Property(
     STRING,
     "The version of the provider's behaviour the resource was made with (set by the provider); raising "
     "it replaces what an earlier version cannot take over.",
     replaces=True,
+    internal=True,
 )
 COMMON_NAME = Property(
     STRING,

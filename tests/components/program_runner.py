@@ -93,37 +93,37 @@ class ProgramMocks(pulumi.runtime.Mocks):
         given = plain(inputs)
         kind = args.typ.rsplit(":", 1)[-1]
         digest = _digest(args.typ, args.name, given)
+        # What the sconify plugin answers, by Pulumi's camelCase names (the classes read them back as
+        # their snake_case attributes).
         if kind == "SconifiedImage":
             repository = str(given["target"]).rsplit(":", 1)[0]
-            mrenclave = _digest("mrenclave", given["native_image"], given["command"], given["dirs"])
+            mrenclave = _digest("mrenclave", given["nativeImage"], given["command"], given["dirs"])
             outputs.update(
                 image=f"{repository}@sha256:{digest}",
                 mrenclave=mrenclave,
-                fspf_key="f" * 64,
-                fspf_tag="e" * 32,
+                fspfKey="f" * 64,
+                fspfTag="e" * 32,
                 policy=(
                     f"name: {given['namespace']}/{given['session']}\n"
                     f"mrenclave: {mrenclave}\nsecrets: FSPF-KEY-SECRET\n"
                 ),
-                session_name=f"{given['namespace']}/{given['session']}",
-                config_id=f"{given['namespace']}/{given['session']}/{given['service']}",
+                sessionName=f"{given['namespace']}/{given['session']}",
+                configId=f"{given['namespace']}/{given['session']}/{given['service']}",
             )
         elif kind == "CasSession":
             outputs.update(name=str(given["policy"]).split("\n")[0].removeprefix("name: "), hash=digest)
         elif kind == "CreatorIdentity":
-            outputs.update(
-                certificate_pem="CERTIFICATE", private_key_pem="IDENTITY-KEY-SECRET", key_hash=digest
-            )
+            outputs.update(certificatePem="CERTIFICATE", privateKeyPem="IDENTITY-KEY-SECRET", keyHash=digest)
         elif kind == "CasKeys":
             outputs.update(
-                ca_certificate_pem=MOCK_CA_CERTIFICATE,
-                ca_key_pem="CA-KEY-SECRET",
-                master_key="MASTER-KEY-SECRET",
+                caCertificatePem=MOCK_CA_CERTIFICATE,
+                caKeyPem="CA-KEY-SECRET",
+                masterKey="MASTER-KEY-SECRET",
             )
         elif kind == "CasRecoveryKey":
             outputs.update(
-                public_key_pem=MOCK_RECOVERY_PUBLIC_KEY,
-                private_key_pem="RECOVERY-KEY-SECRET",
+                publicKeyPem=MOCK_RECOVERY_PUBLIC_KEY,
+                privateKeyPem="RECOVERY-KEY-SECRET",
                 fingerprint=_digest("recovery", args.name),
             )
         elif args.typ == "random:index/randomPassword:RandomPassword":

@@ -13,7 +13,10 @@ from typing import Any
 
 from pulumi.runtime import rpc
 
-from tests.components.program_runner import SECRET, UNKNOWN
+from pulumi_sconify.provider.plugin.provider import KINDS
+from tests.components.program_runner import SECRET, UNKNOWN, plain
+
+PACKAGE_SPECS = {token: kind.spec for token, kind in KINDS.items()}
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 PROGRAMS = {
@@ -42,6 +45,14 @@ class Run:
 
     def urn_of(self, name: str, kind: str | None = None) -> str:
         return str(self.by_name(name, kind)["urn"])
+
+
+def python_inputs(registration: dict[str, Any]) -> dict[str, Any]:
+    """A registration's inputs, plain, and for the package's resources by their Python names (the engine
+    sees Pulumi's camelCase)."""
+    inputs = plain(registration["inputs"])
+    spec = PACKAGE_SPECS.get(registration["type"])
+    return spec.from_wire(inputs) if spec else inputs
 
 
 STACKS_DIRECTORY = Path(__file__).resolve().parent / "stacks"

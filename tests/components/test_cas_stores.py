@@ -153,7 +153,7 @@ def test_pulumi_makes_the_recovery_key_and_exports_it_as_a_secret(stack: str, pr
     run = program_run("root", stack)
     recovery = run.by_name("cas-recovery", "CasRecoveryKey")
     assert recovery["protect"] is protected  # the AKS stack protects what decrypts every volume
-    assert "private_key_pem" in recovery["additional_secret_outputs"]
+    assert "privateKeyPem" in recovery["additional_secret_outputs"]
     key_map = inputs(run, "cas-recovery-key", "ConfigMap")
     assert key_map["data"]["recovery-key.pub.pem"] == MOCK_RECOVERY_PUBLIC_KEY
     assert run.exports["casRecoveryKey"] == {"secret": True, "value": "RECOVERY-KEY-SECRET"}

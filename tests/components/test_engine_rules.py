@@ -16,6 +16,7 @@ from tests.components.programs import (
     STACKS_DIRECTORY,
     program_failure,
     program_run,
+    python_inputs,
     root_program_copy,
     run_program,
 )
@@ -54,7 +55,7 @@ def test_two_services_share_one_cas_and_one_has_two_volumes() -> None:
         "beta-sconify-counter-volumev1": "2Gi",
         "beta-sconify-counter-volumev2": "512Mi",
     }
-    sessions = {r["name"]: plain(r["inputs"]) for r in run.of_type("CasSession")}
+    sessions = {r["name"]: python_inputs(r) for r in run.of_type("CasSession")}
     # One CAS namespace, uploaded by both and adopted by whichever comes second; never deleted with one.
     assert {name for name in sessions if name.endswith("cas-namespace")} == {
         "alpha-cas-namespace",
@@ -67,7 +68,7 @@ def test_two_services_share_one_cas_and_one_has_two_volumes() -> None:
     )
     accounts = {plain(r["inputs"])["metadata"]["name"] for r in run.of_type(":ServiceAccount")}
     assert {"alpha-sconify-counter", "beta-sconify-counter"} <= accounts
-    images = {plain(r["inputs"])["native_image"] for r in run.of_type("SconifiedImage")}
+    images = {python_inputs(r)["native_image"] for r in run.of_type("SconifiedImage")}
     assert all(
         image.startswith("192.168.49.2:5000/sconify-native/") and "@sha256:" in image for image in images
     )
@@ -82,7 +83,7 @@ def test_an_external_cas_a_statefulset_and_a_protected_component() -> None:
     ]
     claim = children_of(run, "ledger-volume-data")["ledger-volume-data-claim"]
     assert claim["protect"] is True  # protection reaches the data
-    session = plain(service["ledger-session"]["inputs"])
+    session = python_inputs(service["ledger-session"])
     assert session["adopt"] is True
     statefulset = plain(service["ledger-statefulset"]["inputs"])
     assert statefulset["metadata"]["namespace"] == "ledger"
@@ -162,7 +163,7 @@ def test_legacy_aliases_and_two_components_of_one_type_are_refused_as_by_the_eng
 def test_production_protects_the_cas_keys_its_database_and_the_session() -> None:
     run = program_run("aks", "prod")
     assert run.by_name("counter-session", "CasSession")["protect"] is True
-    session = plain(run.by_name("counter-session", "CasSession")["inputs"])
+    session = python_inputs(run.by_name("counter-session", "CasSession"))
     assert session["delete_on_destroy"] is False  # a destroy keeps the volumes' keys in the CAS
     assert run.by_name("cas-keys")["protect"] is True
     assert run.by_name("cas-recovery")["protect"] is True
@@ -185,7 +186,7 @@ def test_the_native_image_depends_on_no_local_file() -> None:
     run = program_run("root", "dev")
     build = plain(run.by_name("counter-build")["inputs"])
     assert "push" in build["create"] and ".tar" not in build["create"] and "save" not in build["create"]
-    image = plain(run.by_name("counter-image", "SconifiedImage")["inputs"])
+    image = python_inputs(run.by_name("counter-image", "SconifiedImage"))
     assert image["native_image"].startswith("192.168.49.2:5000/sconify-native/counter@sha256:")
 
 

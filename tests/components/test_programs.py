@@ -26,6 +26,7 @@ from tests.components.programs import (
     has_unknown,
     plaintext_secrets,
     program_run,
+    python_inputs,
     root_program_copy,
     run_program,
 )
@@ -161,10 +162,10 @@ def test_no_secret_reaches_the_engine_in_plaintext(program: str, stack: str) -> 
 
 def test_secret_outputs_are_declared() -> None:
     run = program_run("root", "dev")
-    assert set(run.by_name("cas-keys")["additional_secret_outputs"]) >= {"ca_key_pem", "master_key"}
+    assert set(run.by_name("cas-keys")["additional_secret_outputs"]) >= {"caKeyPem", "masterKey"}
     assert "stdout" in run.by_name("cluster-kubeconfig")["additional_secret_outputs"]
-    assert "fspf_key" in run.by_name("counter-image", "SconifiedImage")["additional_secret_outputs"]
-    assert "private_key_pem" in run.by_name("counter-identity")["additional_secret_outputs"]
+    assert "fspfKey" in run.by_name("counter-image", "SconifiedImage")["additional_secret_outputs"]
+    assert "privateKeyPem" in run.by_name("counter-identity")["additional_secret_outputs"]
 
 
 def test_aks_cluster_has_a_confidential_pool_and_pull_rights() -> None:
@@ -195,7 +196,7 @@ def test_aks_cluster_has_a_confidential_pool_and_pull_rights() -> None:
 @pytest.mark.parametrize(("program", "stack"), [("root", "aks"), ("aks", "prod")])
 def test_the_aks_stacks_accept_only_hardware_evidence(program: str, stack: str) -> None:
     run = program_run(program, stack)
-    image = plain(run.by_name("counter-image", "SconifiedImage")["inputs"])
+    image = python_inputs(run.by_name("counter-image", "SconifiedImage"))
     assert image["insecure_software_evidence"] is False
     pcrs = image["hardware_attestation"]["azure-cvm"]["pcrs"]
     assert set(pcrs) == {"0", "7", "11"}
@@ -246,7 +247,7 @@ def test_minikube_claim_and_registry() -> None:
         "sconify.io/volume": "V1",
         "sconify.io/session": "counter-dev/counter-session",
     }
-    image = plain(run.by_name("counter-image", "SconifiedImage")["inputs"])
+    image = python_inputs(run.by_name("counter-image", "SconifiedImage"))
     assert image["insecure_registries"] == ["192.168.49.2:5000"]
     assert image["volumes"] == {"V1": "/V1"} and image["dirs"] == ["/code"]
     job = plain(run.by_name("counter-job-run-1")["inputs"])
@@ -324,7 +325,7 @@ def test_pods_attest_as_their_own_service_account_and_nothing_else(program: str,
     """The policy pins the account the pods run as, the pods carry only a token for this CAS, and no stack
     of the examples accepts the runtime's own word."""
     run = program_run(program, stack)
-    image = plain(run.by_name("counter-image", "SconifiedImage")["inputs"])
+    image = python_inputs(run.by_name("counter-image", "SconifiedImage"))
     assert image["insecure_software_evidence"] is False
     pinned = image["kubernetes"]
     assert pinned["issuer"] == "https://kubernetes.default.svc.cluster.local"
@@ -374,9 +375,7 @@ def test_only_attesting_pods_reach_the_attestation_port() -> None:
 def test_insecure_evidence_is_an_explicit_input(tmp_path: Path) -> None:
     _with_config(root_program_copy(tmp_path), insecureSoftwareEvidence="true")
     run = run_program(tmp_path, "dev")
-    assert (
-        plain(run.by_name("counter-image", "SconifiedImage")["inputs"])["insecure_software_evidence"] is True
-    )
+    assert python_inputs(run.by_name("counter-image", "SconifiedImage"))["insecure_software_evidence"] is True
 
 
 def test_a_postgresql_store_runs_replicas_with_a_disruption_budget_and_a_recovery_key(tmp_path: Path) -> None:

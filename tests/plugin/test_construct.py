@@ -53,9 +53,9 @@ def test_a_cas_deployment_made_for_another_language(host: PluginHost, monitor: M
         "cas",
         {
             "image": "registry.example/sconify/cas@sha256:" + "a" * 64,
-            "external_host": "cas.example.com",
+            "externalHost": "cas.example.com",
             "replicas": 0,
-            "placement": {"node_selector": {"sconify.io/confidential": "true"}, "tolerations": []},
+            "placement": {"nodeSelector": {"sconify.io/confidential": "true"}, "tolerations": []},
         },
         parent=monitor.root_urn,
         providers={"kubernetes": kubernetes},
@@ -64,9 +64,9 @@ def test_a_cas_deployment_made_for_another_language(host: PluginHost, monitor: M
     assert response.urn.endswith("sconify:index:CasDeployment::cas")
     state = from_struct(response.state)
     assert state["address"] == "cas.example.com:30081"
-    assert state["attestation_address"] == "sconify-cas.sconify-cas.svc:18765"
-    assert state["ca_certificate"] == MOCK_CA_CERTIFICATE
-    assert is_secret(state["recovery_private_key"])
+    assert state["attestationAddress"] == "sconify-cas.sconify-cas.svc:18765"
+    assert state["caCertificate"] == MOCK_CA_CERTIFICATE
+    assert is_secret(state["recoveryPrivateKey"])
     assert state["namespace"] == "sconify-cas"
     children = children_of(monitor, response.urn)
     kinds = {r["type"] for r in children}
@@ -94,21 +94,21 @@ def test_a_service_made_for_another_language_attests_to_the_cas_it_is_given(
         "ConfidentialStatefulService",
         "counter",
         {
-            "native_image": "registry.example/counter@sha256:" + "b" * 64,
+            "nativeImage": "registry.example/counter@sha256:" + "b" * 64,
             "target": "registry.example/counter-confidential:1",
             "command": "python3 /code/app.py",
             "cas": {
                 "address": "cas.example.com:30081",
-                "attestation_address": "sconify-cas.sconify-cas.svc:18765",
-                "ca_certificate": MOCK_CA_CERTIFICATE,
+                "attestationAddress": "sconify-cas.sconify-cas.svc:18765",
+                "caCertificate": MOCK_CA_CERTIFICATE,
             },
             "namespace": "counter-ts",
             "service": "counter",
             "dirs": ["/code"],
             "volumes": [{"name": "V1", "path": "/V1", "size": "1Gi"}],
-            "job_runs": 2.0,  # numbers arrive as floats
-            "storage": {"storage_class": "standard", "access_mode": "ReadWriteOnce"},
-            "registry_auth": secret('{"auths": {}}'),
+            "jobRuns": 2.0,  # numbers arrive as floats
+            "storage": {"storageClass": "standard", "accessMode": "ReadWriteOnce"},
+            "registryAuth": secret('{"auths": {}}'),
         },
         parent=monitor.root_urn,
         providers={"kubernetes": kubernetes},
@@ -116,14 +116,14 @@ def test_a_service_made_for_another_language_attests_to_the_cas_it_is_given(
     assert monitor.servicer.errors == []
     state = from_struct(response.state)
     assert state["image"].startswith("registry.example/counter-confidential@sha256:")
-    assert state["session_name"] == "counter-ts/counter-session"
+    assert state["sessionName"] == "counter-ts/counter-session"
     children = children_of(monitor, response.urn)
     kinds = [r["type"] for r in children]
     assert kinds.count("kubernetes:batch/v1:Job") == 2
     assert "sconify:index:SconifiedImage" in kinds and "sconify:index:CasSession" in kinds
     image = next(r for r in children if r["type"] == "sconify:index:SconifiedImage")
-    assert plain(image["inputs"])["cas_ca"] == MOCK_CA_CERTIFICATE
-    assert is_secret(image["inputs"]["registry_auth"])  # the secret input stayed secret through Construct
+    assert plain(image["inputs"])["casCa"] == MOCK_CA_CERTIFICATE
+    assert is_secret(image["inputs"]["registryAuth"])  # the secret input stayed secret through Construct
     for registration in children:
         assert plaintext_secrets(registration["inputs"]) == [], registration["name"]
 
@@ -140,8 +140,8 @@ def test_a_minikube_cluster_for_another_language_gives_what_the_others_take(
     assert monitor.servicer.errors == []
     state = from_struct(response.state)
     assert is_secret(state["kubeconfig"])
-    assert state["storage"] == {"storage_class": "standard", "access_mode": "ReadWriteOnce"}
-    assert state["placement"]["node_selector"] == {} and state["node_address"] == "192.168.49.2"
+    assert state["storage"] == {"storageClass": "standard", "accessMode": "ReadWriteOnce"}
+    assert state["placement"]["nodeSelector"] == {} and state["nodeAddress"] == "192.168.49.2"
     assert "provider" not in state  # a Python object: see components/schema.py, PYTHON_ONLY
     commands = [r for r in children_of(monitor, response.urn) if r["type"] == "command:local:Command"]
     assert any("minikube start --profile sconify-ts" in plain(r["inputs"])["create"] for r in commands)
@@ -153,13 +153,13 @@ def test_a_preview_with_unknown_inputs_gives_unknown_outputs(host: PluginHost) -
     with MonitorServer(preview=True) as monitor:
         kubernetes = monitor.provider("kubernetes", "cluster")
         response = host.construct(
-            monitor.address, "CasDeployment", "cas", {"image": UNKNOWN, "external_host": "cas.example.com"},
+            monitor.address, "CasDeployment", "cas", {"image": UNKNOWN, "externalHost": "cas.example.com"},
             parent=monitor.root_urn, providers={"kubernetes": kubernetes}, preview=True,
         )  # fmt: skip
         assert monitor.servicer.errors == []
         state = from_struct(response.state)
         assert state["address"] == UNKNOWN  # known once the StatefulSet is ready
-        assert state["attestation_address"] == "sconify-cas.sconify-cas.svc:18765"
+        assert state["attestationAddress"] == "sconify-cas.sconify-cas.svc:18765"
         statefulset = next(
             r for r in children_of(monitor, response.urn) if r["type"] == "kubernetes:apps/v1:StatefulSet"
         )
@@ -173,7 +173,7 @@ def test_bad_component_inputs_are_refused_by_name(host: PluginHost, monitor: Mon
             monitor.address,
             "CasDeployment",
             "cas",
-            {"image": "i", "external_host": "h", "replicas": 2},
+            {"image": "i", "externalHost": "h", "replicas": 2},
             parent=monitor.root_urn,
         )
     with pytest.raises(grpc.RpcError, match="CasDeploymentArgs: no input colour"):
@@ -181,7 +181,7 @@ def test_bad_component_inputs_are_refused_by_name(host: PluginHost, monitor: Mon
             monitor.address,
             "CasDeployment",
             "cas2",
-            {"image": "i", "external_host": "h", "colour": "blue"},
+            {"image": "i", "externalHost": "h", "colour": "blue"},
             parent=monitor.root_urn,
         )
     with pytest.raises(grpc.RpcError, match="sconify:index:Nothing: not a component of the sconify package"):
@@ -190,41 +190,41 @@ def test_bad_component_inputs_are_refused_by_name(host: PluginHost, monitor: Mon
 
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-PLACEMENT = {"node_selector": {"sconify.io/confidential": "true"}, "tolerations": []}
+PLACEMENT = {"nodeSelector": {"sconify.io/confidential": "true"}, "tolerations": []}
 EVERY_COMPONENT: dict[str, tuple[dict[str, Any], set[str]]] = {
-    "AksCluster": ({"location": "westeurope", "confidential_node_count": 2.0}, {"kubeconfig", "placement"}),
+    "AksCluster": ({"location": "westeurope", "confidentialNodeCount": 2.0}, {"kubeconfig", "placement"}),
     "AzurePostgres": (
         {
             "network": {
-                "resource_group_name": "group", "location": "westeurope", "subnet_id": "subnet",
-                "private_dns_zone_id": "zone", "zones": ["1", "2", "3"],
+                "resourceGroupName": "group", "location": "westeurope", "subnetId": "subnet",
+                "privateDnsZoneId": "zone", "zones": ["1", "2", "3"],
             }
         },
-        {"store", "fully_qualified_domain_name"},
+        {"store", "fullyQualifiedDomainName"},
     ),
-    "CasDeployment": ({"image": "registry.example/cas:1", "external_host": "cas.example.com"}, {"address"}),
+    "CasDeployment": ({"image": "registry.example/cas:1", "externalHost": "cas.example.com"}, {"address"}),
     "ConfidentialStatefulService": (
         {
-            "native_image": "registry.example/counter@sha256:" + "c" * 64, "target": "registry.example/c:1",
+            "nativeImage": "registry.example/counter@sha256:" + "c" * 64, "target": "registry.example/c:1",
             "command": "python3 /code/app.py", "namespace": "ns-x",
             "volumes": [{"name": "V1", "path": "/V1"}],
             "cas": {
-                "address": "cas:8081", "attestation_address": "cas:18765",
-                "ca_certificate": MOCK_CA_CERTIFICATE,
+                "address": "cas:8081", "attestationAddress": "cas:18765",
+                "caCertificate": MOCK_CA_CERTIFICATE,
             },
         },
-        {"image", "mrenclave", "session_hash"},
+        {"image", "mrenclave", "sessionHash"},
     ),
     "DockerfileImage": ({"context": str(EXAMPLES / "counter"), "registry": "192.168.49.2:5000"}, {"image"}),
     "EncryptedVolume": (
         {
-            "claim_name": "counter-volumev1", "volume": "V1", "session": "ns-x/session",
-            "storage": {"storage_class": "standard", "access_mode": "ReadWriteOnce"},
+            "claimName": "counter-volumev1", "volume": "V1", "session": "ns-x/session",
+            "storage": {"storageClass": "standard", "accessMode": "ReadWriteOnce"},
         },
-        {"claim_name", "volume"},
+        {"claimName", "volume"},
     ),
     "ExternalCas": (
-        {"address": "cas.example.com:8081", "ca_certificate": MOCK_CA_CERTIFICATE}, {"attestation_address"}
+        {"address": "cas.example.com:8081", "caCertificate": MOCK_CA_CERTIFICATE}, {"attestationAddress"}
     ),
     "InClusterPostgres": ({"placement": PLACEMENT}, {"store"}),
     "MinikubeCluster": ({}, {"kubeconfig", "registry"}),
@@ -269,8 +269,8 @@ def test_objects_passed_as_other_components_outputs_become_their_dataclasses(
         "pulumi:pulumi:Stack", "pulumi:pulumi:Stack$sconify:index:MinikubeCluster"
     )
     inputs = dict(EVERY_COMPONENT["ConfidentialStatefulService"][0])
-    inputs["storage"] = {"storage_class": "standard", "access_mode": "ReadWriteOnce"}
-    inputs["placement"] = {"node_selector": {"pool": "confidential"}, "tolerations": []}
+    inputs["storage"] = {"storageClass": "standard", "accessMode": "ReadWriteOnce"}
+    inputs["placement"] = {"nodeSelector": {"pool": "confidential"}, "tolerations": []}
     response = host.construct(
         monitor.address, "ConfidentialStatefulService", "counter", inputs,
         parent=monitor.root_urn, providers={"kubernetes": kubernetes},
@@ -296,7 +296,7 @@ def test_a_store_password_stays_secret_through_construct(
     kubernetes = monitor.provider("kubernetes", "cluster")
     response = host.construct(
         monitor.address, "CasDeployment", "cas",
-        {"image": "registry.example/cas:1", "external_host": "cas.example.com", "store": store},
+        {"image": "registry.example/cas:1", "externalHost": "cas.example.com", "store": store},
         parent=monitor.root_urn, providers={"kubernetes": kubernetes},
     )  # fmt: skip
     assert monitor.servicer.errors == []

@@ -25,6 +25,7 @@ from pulumi_sconify.engine.cas.identity import ClientIdentity
 from pulumi_sconify.engine.version import __version__
 from pulumi_sconify.provider.plugin.provider import KINDS
 from pulumi_sconify.provider.plugin.schema import package_schema
+from pulumi_sconify.provider.resources.spec import wire_name
 from pulumi_sconify.provider.resources.base import PROVIDER_KEY
 from tests.cas.harness import RunningCas
 from tests.cas.policies import counter, namespace, text, with_pwd
@@ -97,6 +98,9 @@ def test_the_schema_is_a_valid_pulumi_package_and_describes_everything(host: Plu
     }  # fmt: skip
     for token, described in [*components.items(), *served["types"].items()]:
         assert described["description"], token
+        if "enum" in described:  # a closed set: its values, no properties
+            assert described["type"] == "string" and described["enum"], token
+            continue
         properties = [*described.get("inputProperties", {}).items(), *described["properties"].items()]
         for name, prop in properties:
             assert prop["description"], f"{token}.{name}"
@@ -112,26 +116,37 @@ def test_the_schema_is_a_valid_pulumi_package_and_describes_everything(host: Plu
     for token, resource in resources.items():
         spec = KINDS[token].spec
         assert resource["description"]
-        assert resource["aliases"] == [{"type": f"pulumi-python:dynamic/sconify:{spec.name}"}]
+        assert "aliases" not in resource  # the dynamic providers' tokens are the Python classes' own
         for name, described in [*resource["properties"].items(), *resource["inputProperties"].items()]:
             assert described["description"], f"{token}.{name}"
         secrets = {name for name, p in resource["properties"].items() if p.get("secret")}
-        assert secrets == set(spec.secret_outputs), token
+        assert secrets == set(spec.to_wire(dict.fromkeys(spec.secret_outputs))), token
+        assert "providerVersion" not in resource["inputProperties"]  # the provider's own plumbing
+    # Pulumi's conventions: camelCase names in every language, no snake_case left anywhere.
+    names = [
+        name
+        for described in [*served["resources"].values(), *served["types"].values()]
+        for name in [*described.get("inputProperties", {}), *described.get("properties", {})]
+    ]
+    assert names and not [name for name in names if "_" in name]
+    assert not re.search(r":class:|``|\bNone\b", json.dumps(served))  # Markdown, not Python's markup
+    assert served["language"]["python"]["packageName"] != "pulumi_sconify"  # never shadows this package
+    assert served["language"]["nodejs"]["packageName"].startswith("@pulumi-sconify/")
+    assert [v["value"] for v in served["types"]["sconify:index:WorkloadType"]["enum"]] == [
+        "job", "deployment", "statefulset", "daemonset"
+    ]  # fmt: skip
+    assert served["resources"]["sconify:index:SconifiedImage"]["inputProperties"]["workloadType"]["$ref"] == (
+        "#/types/sconify:index:WorkloadType"
+    )
     keys = served["resources"]["sconify:index:CasKeys"]["properties"]
-    assert keys["master_key"]["secret"] and keys["ca_key_pem"]["secret"]
-    assert not keys["ca_certificate_pem"].get("secret")
+    assert keys["masterKey"]["secret"] and keys["caKeyPem"]["secret"]
+    assert not keys["caCertificatePem"].get("secret")
     session = served["resources"]["sconify:index:CasSession"]
     assert (
         session["inputProperties"]["policy"]["secret"]
-        and session["inputProperties"]["identity_key"]["secret"]
+        and session["inputProperties"]["identityKey"]["secret"]
     )
-    assert set(session["requiredInputs"]) == {
-        "cas",
-        "cas_ca",
-        "identity_certificate",
-        "identity_key",
-        "policy",
-    }
+    assert set(session["requiredInputs"]) == {"cas", "casCa", "identityCertificate", "identityKey", "policy"}
 
 
 def test_the_committed_schema_is_the_generated_one() -> None:
@@ -144,7 +159,7 @@ def test_the_committed_schema_is_the_generated_one() -> None:
 def test_the_metaschema_refuses_what_is_not_a_package() -> None:
     """The check above could pass vacuously; it does not."""
     schema = package_schema(__version__)
-    schema["resources"]["sconify:index:CasKeys"]["inputProperties"]["common_name"]["type"] = "text"
+    schema["resources"]["sconify:index:CasKeys"]["inputProperties"]["commonName"]["type"] = "text"
     schema["version"] = "one"
     assert len(list(metaschema_validator().iter_errors(schema))) >= 2
 
@@ -170,11 +185,11 @@ def test_the_provider_takes_the_packages_stack_settings_and_nothing_else(host: P
 @pytest.mark.parametrize(
     ("kind", "inputs", "expected"),
     [
-        ("CasKeys", {"common_name": 5}, [("common_name", "expected a string")]),
-        ("CasKeys", {"commonName": "x"}, [("commonName", "not an input of CasKeys")]),
+        ("CasKeys", {"commonName": 5}, [("commonName", "expected a string")]),
+        ("CasKeys", {"commonNam": "x"}, [("commonNam", "not an input of CasKeys")]),
         (
             "SconifiedImage",
-            {"native_image": "r/native:1", "target": "r/c:1", "command": "app", "dirs": "/code"},
+            {"nativeImage": "r/native:1", "target": "r/c:1", "command": "app", "dirs": "/code"},
             [
                 ("dirs", "expected a list"),
                 ("session", "session is required"),
@@ -184,13 +199,13 @@ def test_the_provider_takes_the_packages_stack_settings_and_nothing_else(host: P
         (
             "SconifiedImage",
             {
-                "native_image": "UPPER CASE",
+                "nativeImage": "UPPER CASE",
                 "target": "r/c:1",
                 "command": "app",
                 "session": "s",
                 "namespace": "n",
             },
-            [("native_image", None)],
+            [("nativeImage", None)],
         ),
         ("CasSession", {"cas": "cas:8081", "adopt": "yes"}, [("adopt", "expected true or false")]),
     ],
@@ -206,7 +221,7 @@ def test_check_names_each_bad_input(
             assert (name, reason) in failures
 
 
-IMAGE = {"native_image": "r/native:1", "target": "r/c:1", "command": "app", "session": "s", "namespace": "n"}
+IMAGE = {"nativeImage": "r/native:1", "target": "r/c:1", "command": "app", "session": "s", "namespace": "n"}
 
 
 @pytest.mark.parametrize(
@@ -216,10 +231,10 @@ IMAGE = {"native_image": "r/native:1", "target": "r/c:1", "command": "app", "ses
         ({"volumes": {"V1": "data"}}, "volumes", "expected a normalised absolute path"),
         ({"dirs": ["code"]}, "dirs", "expected a normalised absolute path"),
         ({"volumes": {"bad name": "/data"}}, "volumes", "a volume's name is"),
-        ({"workload_type": "cronjob"}, "workload_type", "expected one of job, deployment, statefulset"),
+        ({"workloadType": "cronjob"}, "workloadType", "expected one of job, deployment, statefulset"),
         ({"platform": "linux/sparc"}, "platform", ""),
-        ({"fspf_key": "zz" * 32}, "fspf_key", "expected 64 hexadecimal digits"),
-        ({"fspf_key": "ab" * 16}, "fspf_key", "expected 64 hexadecimal digits"),
+        ({"fspfKey": "zz" * 32}, "fspfKey", "expected 64 hexadecimal digits"),
+        ({"fspfKey": "ab" * 16}, "fspfKey", "expected 64 hexadecimal digits"),
         ({"env": {"A B": "x"}}, "env", "variable names must be"),
         ({"service": "bad name"}, "service", "expected a name"),
     ],
@@ -235,12 +250,12 @@ def test_check_refuses_what_create_would_before_anything_is_pulled(
 
 
 def test_the_planned_policy_is_plain_unless_an_input_it_shows_is_secret(host: PluginHost) -> None:
-    pinned = {**IMAGE, "native_image": "r/native@sha256:" + "a" * 64, "fspf_key": secret("e" * 64)}
+    pinned = {**IMAGE, "nativeImage": "r/native@sha256:" + "a" * 64, "fspfKey": secret("e" * 64)}
     checked, failures = host.check("SconifiedImage", {}, pinned)
-    assert failures == [] and not is_secret(checked["policy_outline"])
-    assert "e" * 64 not in checked["policy_outline"] and "fspf_key: '[secret]'" in checked["policy_outline"]
+    assert failures == [] and not is_secret(checked["policyOutline"])
+    assert "e" * 64 not in checked["policyOutline"] and "fspf_key: '[secret]'" in checked["policyOutline"]
     with_secret_env, _ = host.check("SconifiedImage", {}, {**pinned, "env": secret({"TOKEN": "t0ken"})})
-    assert is_secret(with_secret_env["policy_outline"])
+    assert is_secret(with_secret_env["policyOutline"])
 
 
 def test_a_bad_policy_is_named_by_its_field_and_the_secret_is_not_repeated(host: PluginHost) -> None:
@@ -250,14 +265,14 @@ def test_a_bad_policy_is_named_by_its_field_and_the_secret_is_not_repeated(host:
         {},
         {
             "cas": "cas:8081",
-            "cas_ca": "CA",
-            "identity_certificate": "not a certificate",
-            "identity_key": secret("KEY-SECRET-VALUE"),
+            "casCa": "CA",
+            "identityCertificate": "not a certificate",
+            "identityKey": secret("KEY-SECRET-VALUE"),
             "policy": secret(policy),
         },
     )
     named = {name for name, _ in failures}
-    assert {"policy", "identity_certificate"} <= named
+    assert {"policy", "identityCertificate"} <= named
     assert all("KEY-SECRET-VALUE" not in reason and "not-hex" not in reason for _, reason in failures)
 
 
@@ -267,45 +282,45 @@ def test_check_keeps_secrets_marked_and_unknowns_unknown(host: PluginHost) -> No
         {},
         {
             "cas": UNKNOWN,
-            "cas_ca": UNKNOWN,
-            "identity_certificate": UNKNOWN,
-            "identity_key": secret(UNKNOWN),
+            "casCa": UNKNOWN,
+            "identityCertificate": UNKNOWN,
+            "identityKey": secret(UNKNOWN),
             "policy": secret(text(counter())),
         },
     )
     assert failures == []
     assert checked["cas"] == UNKNOWN
-    assert is_secret(checked["identity_key"]) and is_secret(checked["policy"])
-    assert checked["adopt"] is False and checked["delete_on_destroy"] is True  # defaults filled in
+    assert is_secret(checked["identityKey"]) and is_secret(checked["policy"])
+    assert checked["adopt"] is False and checked["deleteOnDestroy"] is True  # defaults filled in
 
 
 def test_a_detailed_diff_names_each_change_and_its_kind(host: PluginHost) -> None:
     old = {
-        "native_image": "r/native:1",
-        "native_digest": "r/native@sha256:" + "a" * 64,
+        "nativeImage": "r/native:1",
+        "nativeDigest": "r/native@sha256:" + "a" * 64,
         "target": "r/c:1",
         "command": "python3 app.py",
         "session": "s",
         "namespace": "n",
-        "fspf_key": secret("f" * 64),
-        "provider_version": "1",
+        "fspfKey": secret("f" * 64),
+        "providerVersion": "1",
         "engine": "open",
     }
-    same = host.diff("SconifiedImage", "r/c:1", old, {**old, "native_image": "r/native:other-tag"})
+    same = host.diff("SconifiedImage", "r/c:1", old, {**old, "nativeImage": "r/native:other-tag"})
     assert same.changes == DIFF_NONE  # another tag, the same digest
     new = {**old, "command": "python3 app.py -v", "target": "r/elsewhere:1", "env": {"A": "1"}}
     changed = host.diff("SconifiedImage", "r/c:1", old, new)
     assert changed.changes == DIFF_SOME
     assert host.detailed(changed) == {"command": "UPDATE", "target": "UPDATE_REPLACE", "env": "ADD"}
     assert list(changed.replaces) == ["target"]
-    rekeyed = host.diff("SconifiedImage", "r/c:1", old, {**old, "fspf_key": secret("e" * 64)})
-    assert host.detailed(rekeyed) == {"fspf_key": "UPDATE"}
+    rekeyed = host.diff("SconifiedImage", "r/c:1", old, {**old, "fspfKey": secret("e" * 64)})
+    assert host.detailed(rekeyed) == {"fspfKey": "UPDATE"}
     assert "e" * 64 not in str(rekeyed) and "f" * 64 not in str(rekeyed)  # names only, never values
 
 
 def test_a_policy_diff_is_by_meaning_and_a_new_name_replaces(host: PluginHost) -> None:
-    connection = {"cas": "cas:8081", "cas_ca": "CA", "identity_certificate": "C", "identity_key": secret("K")}
-    old = {**connection, "policy": secret(text(counter())), "adopt": False, "delete_on_destroy": True}
+    connection = {"cas": "cas:8081", "casCa": "CA", "identityCertificate": "C", "identityKey": secret("K")}
+    old = {**connection, "policy": secret(text(counter())), "adopt": False, "deleteOnDestroy": True}
     reformatted = text(counter()).replace("access_policy:", "# a comment\naccess_policy:")
     assert (
         host.diff("CasSession", "ns-1/python-session", old, {**old, "policy": secret(reformatted)}).changes
@@ -323,14 +338,14 @@ def test_a_policy_diff_is_by_meaning_and_a_new_name_replaces(host: PluginHost) -
 
 
 def test_ignore_changes_is_applied(host: PluginHost) -> None:
-    old = {"common_name": "a", "provider_version": "1"}
+    old = {"commonName": "a", "providerVersion": "1"}
     response = host.stub.Diff(
         proto.DiffRequest(
             id="x",
             urn=host.urn("CasKeys"),
             olds=to_struct(old),
-            news=to_struct({**old, "common_name": "b"}),
-            ignoreChanges=["common_name"],
+            news=to_struct({**old, "commonName": "b"}),
+            ignoreChanges=["commonName"],
         )
     )
     assert response.changes == DIFF_NONE
@@ -340,15 +355,15 @@ def test_key_material_lifecycle_with_secrets_marked_on_the_wire(host: PluginHost
     checked, failures = host.check("CasKeys", {}, {})
     assert failures == []
     id_, state = host.create("CasKeys", checked)
-    assert is_secret(state["master_key"]) and is_secret(state["ca_key_pem"])
-    assert not is_secret(state["ca_certificate_pem"])
-    assert len(bytes.fromhex(reveal(state)["master_key"])) == 32
+    assert is_secret(state["masterKey"]) and is_secret(state["caKeyPem"])
+    assert not is_secret(state["caCertificatePem"])
+    assert len(bytes.fromhex(reveal(state)["masterKey"])) == 32
     read_id, read_state, _ = host.read("CasKeys", id_, state)
-    assert read_id == id_ and reveal(read_state) == reveal(state) and is_secret(read_state["master_key"])
+    assert read_id == id_ and reveal(read_state) == reveal(state) and is_secret(read_state["masterKey"])
     with pytest.raises(grpc.RpcError, match="CasKeys cannot be imported"):
-        host.read("CasKeys", id_, {}, inputs={"common_name": "sconify CAS CA"})
+        host.read("CasKeys", id_, {}, inputs={"commonName": "sconify CAS CA"})
     _, recovery = host.create("CasRecoveryKey", host.check("CasRecoveryKey", {}, {})[0])
-    assert is_secret(recovery["private_key_pem"]) and not is_secret(recovery["public_key_pem"])
+    assert is_secret(recovery["privateKeyPem"]) and not is_secret(recovery["publicKeyPem"])
     host.delete("CasKeys", id_, state)
 
 
@@ -356,10 +371,11 @@ def test_key_material_lifecycle_with_secrets_marked_on_the_wire(host: PluginHost
 def test_a_state_written_by_the_dynamic_provider_reads_back_without_a_diff(
     host: PluginHost, kind: str
 ) -> None:
-    """What a stack of an earlier version holds, made by Pulumi's dynamic-provider host: the same property
-    names, plus the pickled provider it keeps in inputs and outputs; the engine stores the declared secret
-    outputs as secrets. Through the alias the engine asks the plugin to diff it against the program's inputs:
-    no change, so the keys stay (a replacement would make new ones)."""
+    """What a stack of an earlier version holds, made by Pulumi's dynamic-provider host: snake_case names,
+    plus the pickled provider it keeps in inputs and outputs; the engine stores the declared secret outputs
+    as secrets. Through the alias the engine asks the plugin to diff it against the program's inputs: no
+    change, so the keys stay (a replacement would make new ones); a refresh gives the same values under
+    the camelCase names of this version, still secret."""
     spec = KINDS[f"sconify:index:{kind}"].spec
     with DynamicHost(KINDS[spec.token].logic(), kind) as dynamic:
         dynamic_inputs, _ = dynamic.check({}, {})
@@ -372,16 +388,16 @@ def test_a_state_written_by_the_dynamic_provider_reads_back_without_a_diff(
     assert host.diff(kind, made.id, state, checked).changes == DIFF_NONE
     read_id, read_state, read_inputs = host.read(kind, made.id, state)
     assert read_id == made.id and PROVIDER_KEY not in read_state and PROVIDER_KEY not in read_inputs
-    assert reveal(read_state) == strip(made.outs)
-    assert all(is_secret(read_state[name]) for name in spec.secret_outputs)
+    assert reveal(read_state) == spec.to_wire(strip(made.outs))
+    assert all(is_secret(read_state[name]) for name in spec.to_wire(dict.fromkeys(spec.secret_outputs)))
 
 
 @pytest.fixture
 def connection(cas: RunningCas, owner: ClientIdentity) -> dict[str, Any]:
     with cas.client(owner) as client:
         client.post_session(namespace())
-    given = cas.connection(owner)
-    return {**given, "identity_key": secret(given["identity_key"])}  # as the engine sends a secret
+    given = {wire_name(key): value for key, value in cas.connection(owner).items()}
+    return {**given, "identityKey": secret(given["identityKey"])}  # as the engine sends a secret
 
 
 def test_a_session_lifecycle_against_a_real_cas(
@@ -390,7 +406,7 @@ def test_a_session_lifecycle_against_a_real_cas(
     checked, failures = host.check("CasSession", {}, {**connection, "policy": secret(text(counter()))})
     assert failures == []
     id_, state = host.create("CasSession", checked)
-    assert id_ == "ns-1/python-session" and is_secret(state["policy"]) and is_secret(state["identity_key"])
+    assert id_ == "ns-1/python-session" and is_secret(state["policy"]) and is_secret(state["identityKey"])
     with cas.client(owner) as client:
         assert client.read_session(id_)[1] == state["hash"]
     news = {**checked, "policy": secret(text(with_pwd(counter(), "/code")))}

@@ -27,17 +27,17 @@ def test_building_the_cas_image_reports_each_step_to_the_engine(registry: Regist
         inputs = {
             "base": f"oci:{counter_layout()}:{TAG}",
             "target": f"{registry.host}/sconify/cas:plugin",
-            "insecure_registries": [registry.host],
-            "registry_auth": secret(registry_auth),
+            "insecureRegistries": [registry.host],
+            "registryAuth": secret(registry_auth),
         }
         checked, failures = host.check("CasImage", {}, inputs)
-        assert failures == [] and checked["base_digest"].startswith("sha256:")
-        assert is_secret(checked["registry_auth"])
+        assert failures == [] and checked["baseDigest"].startswith("sha256:")
+        assert is_secret(checked["registryAuth"])
         image_id, state = host.create("CasImage", checked, name="cas-image")
         assert (
             state["image"].startswith(f"{registry.host}/sconify/cas@sha256:") and image_id == state["image"]
         )
-        assert is_secret(state["registry_auth"])
+        assert is_secret(state["registryAuth"])
         logs = list(host.engine.logs)
     messages = [log.message for log in logs]
     assert any(m.startswith("base image ") for m in messages), messages
@@ -60,7 +60,7 @@ def test_a_sconified_image_through_the_plugin_reports_its_layers(registry: Regis
             "SconifiedImage",
             {},
             {
-                "native_image": f"docker://{registry.host}/native/counter:1",
+                "nativeImage": f"docker://{registry.host}/native/counter:1",
                 "target": f"docker://{registry.host}/confidential/counter:1",
                 "command": "python3 /code/app.py",
                 "session": "python-session",
@@ -69,15 +69,15 @@ def test_a_sconified_image_through_the_plugin_reports_its_layers(registry: Regis
                 "volumes": {"V1": "/V1"},
             },
         )
-        assert failures == [] and checked["native_digest"].startswith(f"docker://{registry.host}/native/")
+        assert failures == [] and checked["nativeDigest"].startswith(f"docker://{registry.host}/native/")
         image_id, state = host.create("SconifiedImage", checked, name="counter-image")
         assert state["image"].startswith(f"{registry.host}/confidential/counter@sha256:")
-        assert is_secret(state["policy"]) and is_secret(state["fspf_key"])
+        assert is_secret(state["policy"]) and is_secret(state["fspfKey"])
         messages = [log.message for log in host.engine.logs]
         assert any(m.startswith("reading layer 1/2") for m in messages), messages
         assert "protecting regions" in messages
         assert any(m.startswith("uploading blob") for m in messages), messages
-        assert not any(reveal(state)["fspf_key"] in m for m in messages)
+        assert not any(reveal(state)["fspfKey"] in m for m in messages)
         found_id, _, _ = host.read("SconifiedImage", image_id, state)
         assert found_id == image_id
         digest = state["image"].rsplit("@", 1)[1]

@@ -5,6 +5,7 @@ state's secrets, destroy."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,3 +94,44 @@ def test_a_wrong_ca_is_named_in_one_line_and_nothing_is_made(
     with cas.client(owner) as client, pytest.raises(CasError) as missing:
         client.read_session("ns-1")
     assert missing.value.status == 404
+
+
+def snake_case(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+
+
+def test_a_state_with_the_snake_case_names_of_earlier_versions_is_renamed_not_replaced(
+    engine: Engine, program: Path, cas: RunningCas
+) -> None:
+    """Versions before 0.2 wrote snake_case property names into the state (``identity_key``). The state of
+    such a stack, imported into the engine: the next `up` rewrites each resource under the camelCase names
+    (an update that changes nothing else — other resources, in any language, read the outputs by the new
+    names); nothing is replaced, no key is made anew, the sessions in the CAS stay as they are."""
+    engine.run("up", "--yes", cwd=program)
+    before = engine.export(STACK, program)
+    exported = json.loads(json.dumps(before))
+    for resource in exported["deployment"]["resources"]:
+        if resource["type"].startswith("sconify:index:"):
+            for part in ("inputs", "outputs", "propertyDependencies"):
+                resource[part] = {snake_case(key): value for key, value in resource.get(part, {}).items()}
+            resource["additionalSecretOutputs"] = [
+                snake_case(name) for name in resource.get("additionalSecretOutputs", [])
+            ]
+    earlier = program / "earlier-state.json"
+    earlier.write_text(json.dumps(exported))
+    assert '"identity_key"' in earlier.read_text() and '"identityKey"' not in earlier.read_text()
+    engine.run("stack", "import", "--file", str(earlier), cwd=program)
+
+    planned = engine.preview(program)
+    assert set(planned["changeSummary"]) <= {"update", "same"}, planned["changeSummary"]
+    engine.run("up", "--yes", cwd=program)
+    after = engine.export(STACK, program)
+    rewritten = json.dumps(after)
+    assert '"identityKey"' in rewritten and '"identity_key"' not in rewritten
+    assert "PRIVATE KEY" not in rewritten
+    outputs = {r["urn"]: r.get("outputs", {}) for r in after["deployment"]["resources"]}
+    for resource in before["deployment"]["resources"]:  # the same keys, hashes and ids as before
+        if resource["type"].startswith("sconify:index:"):
+            for name in ("keyHash", "caCertificatePem", "hash", "name"):
+                assert outputs[resource["urn"]].get(name) == resource["outputs"].get(name)
+    engine.run("preview", "--expect-no-changes", cwd=program)

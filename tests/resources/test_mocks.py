@@ -74,7 +74,7 @@ def test_cas_session_inputs() -> Any:
     def check(name: str) -> None:
         inputs = MOCKS.resources["counter-session"]
         assert inputs["cas"] == "cas:8081" and inputs["adopt"] is False
-        assert inputs["identity_key"] == secret("KEY")  # secrets reach the engine marked as secrets
+        assert inputs["identityKey"] == secret("KEY")  # secrets reach the engine marked, by camelCase names
         assert inputs["policy"] == secret("name: ns/x\nversion: '0.3'\n")
         assert "__provider" not in inputs  # nothing pickled: the plugin serves it
         assert MOCKS.types["counter-session"] == "sconify:index:CasSession"
@@ -100,8 +100,8 @@ def test_sconified_image_inputs() -> Any:
     def check(pinned: str) -> None:
         inputs = MOCKS.resources["counter-image"]
         assert inputs["dirs"] == ["/code"] and inputs["volumes"] == {"V1": "/V1"}
-        assert inputs["engine"] == "open" and inputs["provider_version"] == "1"
-        assert inputs["fspf_key"] == secret("3" * 64)
+        assert inputs["engine"] == "open" and inputs["providerVersion"] == "1"
+        assert inputs["fspfKey"] == secret("3" * 64) and inputs["nativeImage"].startswith("docker://")
         assert pinned.startswith("registry.local/counter@sha256:")
 
     # Under mocks `additional_secret_outputs` is not applied (docs/resources.md); the gRPC tests check
@@ -114,7 +114,8 @@ def test_creator_identity_inputs() -> Any:
     identity = CreatorIdentity("creator", common_name="ci")
     return identity.common_name.apply(
         lambda name: (
-            MOCKS.resources["creator"]["common_name"] == name == "ci"
-            or pytest.fail("common_name did not reach the engine")
+            # Sent as Pulumi's commonName, read back as the class's common_name attribute.
+            MOCKS.resources["creator"]["commonName"] == name == "ci"
+            or pytest.fail("commonName did not reach the engine")
         )
     )
