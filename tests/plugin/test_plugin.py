@@ -25,8 +25,8 @@ from pulumi_sconify.engine.cas.identity import ClientIdentity
 from pulumi_sconify.engine.version import __version__
 from pulumi_sconify.provider.plugin.provider import KINDS
 from pulumi_sconify.provider.plugin.schema import package_schema
-from pulumi_sconify.provider.resources.spec import wire_name
 from pulumi_sconify.provider.resources.base import PROVIDER_KEY
+from pulumi_sconify.provider.resources.spec import wire_name
 from tests.cas.harness import RunningCas
 from tests.cas.policies import counter, namespace, text, with_pwd
 from tests.plugin.plugin_host import (
@@ -143,8 +143,7 @@ def test_the_schema_is_a_valid_pulumi_package_and_describes_everything(host: Plu
     assert not keys["caCertificatePem"].get("secret")
     session = served["resources"]["sconify:index:CasSession"]
     assert (
-        session["inputProperties"]["policy"]["secret"]
-        and session["inputProperties"]["identityKey"]["secret"]
+        session["inputProperties"]["policy"]["secret"] and session["inputProperties"]["identityKey"]["secret"]
     )
     assert set(session["requiredInputs"]) == {"cas", "casCa", "identityCertificate", "identityKey", "policy"}
 
