@@ -84,7 +84,8 @@ def test_a_go_program_with_the_generated_sdk_runs_under_the_real_engine(
         f"replace {SDK_MODULE} => {sdk}\n\n"
         # The Pulumi SDK's own pins (its go.mod), which a module that requires it must repeat.
         "replace golang.org/x/text => golang.org/x/text v0.41.0\n\n"
-        "replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e\n"
+        "replace github.com/atotto/clipboard => "
+        "github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e\n"
     )
     go(["mod", "tidy"], program)
     go(["build", "-o", "program", "."], program)
