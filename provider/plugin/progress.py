@@ -32,7 +32,7 @@ class EngineLog:
     def warning(self, urn: str) -> Progress:
         return self._reporter(urn, engine_pb2.WARNING, ephemeral=False)
 
-    def _reporter(self, urn: str, severity: int, ephemeral: bool) -> Progress:
+    def _reporter(self, urn: str, severity: engine_pb2.LogSeverity.ValueType, ephemeral: bool) -> Progress:
         def report(message: str) -> None:
             # The step goes on without its line: losing one is not an error of the step.
             with contextlib.suppress(grpc.RpcError):

@@ -67,14 +67,15 @@ class Kind:
 
     def secret(self, *given: Mapping[str, PropertyValue]) -> set[str]:
         """What leaves secret (by Python name): what came in secret, and what the spec calls secret."""
-        came = {name for values in given for name in self.spec.from_wire(dict.fromkeys(secret_keys(values)))}
+        came = {name for values in given for name in self.spec.python_names_of(secret_keys(values))}
         return self.spec.secret_given(came)
 
     def wire(self, values: Mapping[str, Any], secret: set[str]) -> dict[str, PropertyValue]:
-        return wire_map(self.spec.to_wire(values), set(self.spec.to_wire(dict.fromkeys(secret))))
+        return wire_map(self.spec.to_wire(values), set(self.spec.wire_names(secret)))
 
     def failure(self, name: str, reason: str) -> CheckFailure:
-        return CheckFailure(next(iter(self.spec.to_wire({name: None}))), reason)
+        (wired,) = self.spec.wire_names([name])
+        return CheckFailure(wired, reason)
 
 
 KINDS = {
@@ -180,7 +181,7 @@ class SconifyProvider(Provider):
     async def diff(self, request: DiffRequest) -> DiffResponse:
         kind = self._kind(request.type)
         olds, news = kind.plain(request.old_state), kind.plain(request.new_inputs)
-        ignored_changes = kind.spec.from_wire(dict.fromkeys(request.ignore_changes))
+        ignored_changes = kind.spec.python_names_of(request.ignore_changes)
         for ignored in ignored_changes:  # the program's ignoreChanges: keep the old value
             if ignored in olds:
                 news[ignored] = olds[ignored]
@@ -194,17 +195,17 @@ class SconifyProvider(Provider):
             # read its outputs by the new names, which only an update writes. Update changes nothing else.
             return DiffResponse(
                 changes=True,
-                diffs=list(kind.spec.to_wire(dict.fromkeys(renamed))),
+                diffs=kind.spec.wire_names(renamed),
                 detailed_diff={
                     name: PropertyDiff(PropertyDiffKind.UPDATE, input_diff=False)
-                    for name in kind.spec.to_wire(dict.fromkeys(renamed))
+                    for name in kind.spec.wire_names(renamed)
                 },
                 delete_before_replace=False,
             )
         return DiffResponse(
             changes=bool(changes.updates or changes.replaces),
-            replaces=list(kind.spec.to_wire(dict.fromkeys(changes.replaces))),
-            diffs=list(kind.spec.to_wire(dict.fromkeys([*changes.updates, *changes.replaces]))),
+            replaces=kind.spec.wire_names(changes.replaces),
+            diffs=kind.spec.wire_names([*changes.updates, *changes.replaces]),
             detailed_diff=kind.spec.to_wire(detailed_diff(changes, olds, news)),
             delete_before_replace=False,
         )

@@ -38,7 +38,8 @@ class SconifyResource(pulumi.CustomResource):
     _spec: ResourceSpec
 
     def translate_input_property(self, prop: str) -> str:
-        return next(iter(self._spec.to_wire({prop: None})))
+        (wired,) = self._spec.wire_names([prop])
+        return wired
 
     def translate_output_property(self, prop: str) -> str:
         return self._spec.python_names.get(prop, prop)

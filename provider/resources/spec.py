@@ -14,7 +14,8 @@ camelCase name of the resource is taken as it is (:meth:`ResourceSpec.from_wire`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,22 +123,28 @@ class ResourceSpec:
     def secret_outputs(self) -> list[str]:
         return [name for name, prop in self.properties.items() if prop.secret]
 
-    @property
+    @functools.cached_property
     def python_names(self) -> dict[str, str]:
         """Each property's Python name, by its wire name."""
         return {wire_name(name): name for name in self.properties}
 
+    def wire_names(self, names: Iterable[str]) -> list[str]:
+        """Pulumi's names of these properties (a name the spec does not have stays as it is)."""
+        return [wire_name(name) if name in self.properties else name for name in names]
+
+    def python_names_of(self, names: Iterable[str]) -> list[str]:
+        return [self.python_names.get(name, name) for name in names]
+
     def from_wire(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Properties by their Python names (top level only: a map's keys are data, not names)."""
-        names = self.python_names
-        return {names.get(key, key): value for key, value in values.items()}
+        return dict(zip(self.python_names_of(values), values.values(), strict=True))
 
     def earlier_names(self, values: Mapping[str, Any]) -> list[str]:
         """The properties held under the snake_case names of versions before 0.2 (a state to rewrite)."""
         return [key for key in values if key in self.properties and wire_name(key) != key]
 
     def to_wire(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        return {wire_name(key) if key in self.properties else key: value for key, value in values.items()}
+        return dict(zip(self.wire_names(values), values.values(), strict=True))
 
     @property
     def made_at_check(self) -> list[str]:

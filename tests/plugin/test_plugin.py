@@ -120,7 +120,7 @@ def test_the_schema_is_a_valid_pulumi_package_and_describes_everything(host: Plu
         for name, described in [*resource["properties"].items(), *resource["inputProperties"].items()]:
             assert described["description"], f"{token}.{name}"
         secrets = {name for name, p in resource["properties"].items() if p.get("secret")}
-        assert secrets == set(spec.to_wire(dict.fromkeys(spec.secret_outputs))), token
+        assert secrets == set(spec.wire_names(spec.secret_outputs)), token
         assert "providerVersion" not in resource["inputProperties"]  # the provider's own plumbing
     # Pulumi's conventions: camelCase names in every language, no snake_case left anywhere.
     names = [
@@ -372,9 +372,9 @@ def test_a_state_written_by_the_dynamic_provider_reads_back_without_a_diff(
 ) -> None:
     """What a stack of an earlier version holds, made by Pulumi's dynamic-provider host: snake_case names,
     plus the pickled provider it keeps in inputs and outputs; the engine stores the declared secret outputs
-    as secrets. Through the alias the engine asks the plugin to diff it against the program's inputs: no
-    change, so the keys stay (a replacement would make new ones); a refresh gives the same values under
-    the camelCase names of this version, still secret."""
+    as secrets. Through the alias the engine asks the plugin to diff it against the program's inputs:
+    nothing is replaced, so the keys stay (a replacement would make new ones); an update rewrites the names
+    and nothing else; a refresh gives the same values under the camelCase names, still secret."""
     spec = KINDS[f"sconify:index:{kind}"].spec
     with DynamicHost(KINDS[spec.token].logic(), kind) as dynamic:
         dynamic_inputs, _ = dynamic.check({}, {})
@@ -384,11 +384,16 @@ def test_a_state_written_by_the_dynamic_provider_reads_back_without_a_diff(
     old_inputs = {key: made.outs[key] for key in (*spec.inputs, PROVIDER_KEY) if key in made.outs}
     checked, failures = host.check(kind, old_inputs, {})
     assert failures == []
-    assert host.diff(kind, made.id, state, checked).changes == DIFF_NONE
+    # No replacement (the keys stay); an update that only rewrites the state under this version's names.
+    diffed = host.diff(kind, made.id, state, checked)
+    assert diffed.changes == DIFF_SOME and list(diffed.replaces) == []
+    assert set(diffed.diffs) == {wire_name(name) for name in spec.earlier_names(strip(made.outs))} != set()
+    updated = host.update(kind, made.id, state, checked)
+    assert reveal(updated) == spec.to_wire(strip(made.outs))
     read_id, read_state, read_inputs = host.read(kind, made.id, state)
     assert read_id == made.id and PROVIDER_KEY not in read_state and PROVIDER_KEY not in read_inputs
     assert reveal(read_state) == spec.to_wire(strip(made.outs))
-    assert all(is_secret(read_state[name]) for name in spec.to_wire(dict.fromkeys(spec.secret_outputs)))
+    assert all(is_secret(read_state[name]) for name in spec.wire_names(spec.secret_outputs))
 
 
 @pytest.fixture

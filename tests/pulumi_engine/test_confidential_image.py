@@ -47,7 +47,7 @@ def service(cas: RunningCas, registry: Registry, **changes: Any) -> Callable[[],
 
     def program() -> None:
         creator = CreatorIdentity("creator")
-        connection = {
+        connection: dict[str, Any] = {
             "cas": cas.address,
             "cas_ca": cas.ca.read_text(),
             "identity_certificate": creator.certificate_pem,

@@ -31,7 +31,7 @@ def cas(tmp_path: Path) -> Iterator[RunningCas]:
 def test_a_python_program_up_import_and_destroy(engine: Engine, cas: RunningCas, tmp_path: Path) -> None:
     def sessions() -> None:
         creator = CreatorIdentity("creator")
-        connection = {
+        connection: dict[str, Any] = {
             "cas": cas.address,
             "cas_ca": cas.ca.read_text(),
             "identity_certificate": creator.certificate_pem,
