@@ -19,6 +19,9 @@ from typing import Any
 from packaging.requirements import Requirement
 from pulumi import automation as auto
 
+from pulumi_sconify.provider.resources import CreatorIdentity
+from tests.cas.harness import RunningCas
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 PASSPHRASE = "engine tests only"
@@ -147,3 +150,13 @@ def inline_stack(engine: Engine, work: Path, program: Callable[[], None], name: 
             ),
         ),
     )
+
+
+def connection(cas: RunningCas, creator: CreatorIdentity) -> dict[str, Any]:
+    """A CasSession's way to ``cas`` as ``creator`` (inside a program: the creator's outputs)."""
+    return {
+        "cas": cas.address,
+        "cas_ca": cas.ca.read_text(),
+        "identity_certificate": creator.certificate_pem,
+        "identity_key": creator.private_key_pem,
+    }

@@ -20,17 +20,10 @@ from tests.cas.harness import RunningCas
 from tests.cas.policies import namespace
 from tests.image.images import APP_LAYER, BASE_LAYER, push_layout, write_layout
 from tests.image.registry_harness import Registry
-from tests.pulumi_engine.harness import Engine, inline_stack
+from tests.pulumi_engine.harness import Engine, connection, inline_stack
 
 pytestmark = pytest.mark.slow
 GOLDEN = Path(__file__).parent / "golden"
-
-
-@pytest.fixture
-def cas(tmp_path: Path) -> Iterator[RunningCas]:
-    running = RunningCas(tmp_path / "cas").start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture
@@ -47,13 +40,8 @@ def service(cas: RunningCas, registry: Registry, **changes: Any) -> Callable[[],
 
     def program() -> None:
         creator = CreatorIdentity("creator")
-        connection: dict[str, Any] = {
-            "cas": cas.address,
-            "cas_ca": cas.ca.read_text(),
-            "identity_certificate": creator.certificate_pem,
-            "identity_key": creator.private_key_pem,
-        }
-        space = CasSession("namespace", **connection, policy=namespace())
+        to_cas = connection(cas, creator)
+        space = CasSession("namespace", **to_cas, policy=namespace())
         image = SconifiedImage(
             "counter-image",
             **{
@@ -72,7 +60,7 @@ def service(cas: RunningCas, registry: Registry, **changes: Any) -> Callable[[],
         )
         CasSession(
             "counter-session",
-            **connection,
+            **to_cas,
             policy=image.policy,
             opts=pulumi.ResourceOptions(depends_on=[space]),
         )

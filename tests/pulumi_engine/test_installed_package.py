@@ -10,7 +10,6 @@ import subprocess
 import sys
 import sysconfig
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,6 @@ from tests.conftest import REPO
 from tests.pulumi_engine.harness import PROGRAMS, Engine
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def cas(tmp_path: Path) -> Iterator[RunningCas]:
-    running = RunningCas(tmp_path / "cas").start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture

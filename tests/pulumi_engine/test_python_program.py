@@ -6,7 +6,6 @@ the state are the same). Create, import, a second run that changes nothing, dest
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,29 +17,17 @@ from pulumi_sconify.engine.cas.identity import ClientIdentity
 from pulumi_sconify.provider.resources import CasKeys, CasSession, CreatorIdentity
 from tests.cas.harness import RunningCas, identity
 from tests.cas.policies import FSPF_KEY, counter, namespace, text
-from tests.pulumi_engine.harness import Engine, inline_stack
-
-
-@pytest.fixture
-def cas(tmp_path: Path) -> Iterator[RunningCas]:
-    running = RunningCas(tmp_path / "cas").start()
-    yield running
-    running.stop()
+from tests.pulumi_engine.harness import Engine, connection, inline_stack
 
 
 def test_a_python_program_up_import_and_destroy(engine: Engine, cas: RunningCas, tmp_path: Path) -> None:
     def sessions() -> None:
         creator = CreatorIdentity("creator")
-        connection: dict[str, Any] = {
-            "cas": cas.address,
-            "cas_ca": cas.ca.read_text(),
-            "identity_certificate": creator.certificate_pem,
-            "identity_key": creator.private_key_pem,
-        }
-        space = CasSession("namespace", **connection, policy=namespace(), delete_on_destroy=False)
+        to_cas = connection(cas, creator)
+        space = CasSession("namespace", **to_cas, policy=namespace(), delete_on_destroy=False)
         service = CasSession(
             "service",
-            **connection,
+            **to_cas,
             policy=pulumi.Output.secret(text(counter())),
             opts=pulumi.ResourceOptions(depends_on=[space]),
         )
@@ -73,13 +60,13 @@ def test_an_existing_session_is_taken_over_by_adoption_not_by_import(
         before = client.post_session(text(counter()))
     given = cas.connection(owner)
 
-    def connection() -> dict[str, Any]:  # Outputs belong to the program's own run (its event loop)
+    def as_owner() -> dict[str, Any]:  # Outputs belong to the program's own run (its event loop)
         return {**given, "identity_key": pulumi.Output.secret(given["identity_key"])}
 
     def imported() -> None:
         CasSession(
             "service",
-            **connection(),
+            **as_owner(),
             policy=pulumi.Output.secret(text(counter())),
             opts=pulumi.ResourceOptions(import_="ns-1/python-session"),
         )
@@ -93,7 +80,7 @@ def test_an_existing_session_is_taken_over_by_adoption_not_by_import(
         assert client.read_session("ns-1/python-session")[1] == before
 
     def adopted() -> None:
-        CasSession("service", **connection(), policy=pulumi.Output.secret(text(counter())), adopt=True)
+        CasSession("service", **as_owner(), policy=pulumi.Output.secret(text(counter())), adopt=True)
 
     program = inline_stack(engine, tmp_path / "adopt", adopted)
     assert program.up().summary.resource_changes == {"create": 1, "same": 1}  # the stack is the one above

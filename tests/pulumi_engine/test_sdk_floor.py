@@ -8,22 +8,13 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from packaging.version import Version
 
 from tests.cas.harness import RunningCas
 from tests.cas.policies import counter, namespace, text
 from tests.pulumi_engine.harness import PROGRAMS, Engine, sdk_floor
-
-
-@pytest.fixture
-def cas(tmp_path: Path) -> Iterator[RunningCas]:
-    running = RunningCas(tmp_path / "cas").start()
-    yield running
-    running.stop()
 
 
 def test_the_plugin_serves_a_program_with_the_lowest_sdk_it_declares(

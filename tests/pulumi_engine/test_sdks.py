@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,6 @@ from tests.pulumi_engine.harness import PROGRAMS, REPOSITORY, Engine
 pytestmark = pytest.mark.slow
 SCHEMA = REPOSITORY / "provider" / "plugin" / "schema.json"
 SDK_MODULE = "github.com/pulumi-sconify/pulumi-sconify/sdk"
-
-
-@pytest.fixture
-def cas(tmp_path: Path) -> Iterator[RunningCas]:
-    running = RunningCas(tmp_path / "cas").start()
-    yield running
-    running.stop()
 
 
 def pulumi_version() -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,13 +31,6 @@ def program(tmp_path: Path, engine: Engine, cas: RunningCas) -> Path:
     engine.run("config", "set", "namespacePolicy", cwd=directory, stdin=namespace())
     engine.run("config", "set", "--secret", "servicePolicy", cwd=directory, stdin=text(counter()))
     return directory
-
-
-@pytest.fixture
-def cas(tmp_path: Path) -> Iterator[RunningCas]:
-    running = RunningCas(tmp_path / "cas").start()
-    yield running
-    running.stop()
 
 
 def test_up_refresh_and_destroy_under_the_real_engine(
