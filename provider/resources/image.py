@@ -379,13 +379,22 @@ def policy_outline(session: Session) -> str:
     return outline
 
 
+def _holds_unknown(value: Any) -> bool:
+    """A preview-time unknown anywhere inside (an issuer or an environment value from another resource)."""
+    if isinstance(value, dict):
+        return any(_holds_unknown(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_holds_unknown(item) for item in value)
+    return is_unknown(value)
+
+
 def _planned_policy(news: dict[str, Any]) -> tuple[list[CheckFailure], Session | None]:
     """What Create would refuse, found before anything is pulled, built or pushed (the inputs' types,
     the chart's workload among them, are the plugin's first check): the FSPF key, the platform, the paths
     and volume names as the sconifier takes them, and the policy Create will write (made here with
     placeholder measurements, then validated by the policy's rules) — which is returned when nothing is
     refused. Inputs unknown in a preview are checked in the preview that knows them."""
-    if any(is_unknown(value) for value in news.values()):
+    if _holds_unknown(news):
         return [], None
     failures = []
     key = news.get("fspf_key")

@@ -257,6 +257,16 @@ def test_the_planned_policy_is_plain_unless_an_input_it_shows_is_secret(host: Pl
     assert is_secret(with_secret_env["policyOutline"])
 
 
+def test_a_preview_with_an_unknown_inside_an_input_plans_nothing_and_refuses_nothing(
+    host: PluginHost,
+) -> None:
+    """An issuer from another resource is unknown in a preview: the planned policy waits for it."""
+    pinned = {**IMAGE, "native_image": "r/native@sha256:" + "a" * 64}
+    identity = {"issuer": UNKNOWN, "namespace": "ns", "service_account": "counter"}
+    checked, failures = host.check("SconifiedImage", {}, {**pinned, "kubernetes": identity})
+    assert failures == [] and "policyOutline" not in checked
+
+
 def test_a_bad_policy_is_named_by_its_field_and_the_secret_is_not_repeated(host: PluginHost) -> None:
     policy = text(counter()).replace("fspf_key:", "fspf_key: not-hex\n    x_fspf_key:")
     _, failures = host.check(
