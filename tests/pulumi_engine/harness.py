@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from pulumi import automation as auto
 
 from pulumi_sconify.provider.resources import CreatorIdentity
 from tests.cas.harness import RunningCas
+from tests.cas.policies import counter, namespace, text
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 PROGRAMS = Path(__file__).resolve().parent / "programs"
@@ -160,3 +162,15 @@ def connection(cas: RunningCas, creator: CreatorIdentity) -> dict[str, Any]:
         "identity_certificate": creator.certificate_pem,
         "identity_key": creator.private_key_pem,
     }
+
+
+def sessions_program(engine: Engine, cas: RunningCas, directory: Path, stack: str) -> Path:
+    """The YAML sessions program copied to ``directory`` (no path leads back into this checkout), with a
+    stack configured for ``cas``: the counter's namespace and, secret, its service policy."""
+    shutil.copytree(PROGRAMS / "sessions", directory)
+    engine.run("stack", "init", stack, cwd=directory)
+    engine.run("config", "set", "cas", cas.address, cwd=directory)
+    engine.run("config", "set", "casCa", cwd=directory, stdin=cas.ca.read_text())
+    engine.run("config", "set", "namespacePolicy", cwd=directory, stdin=namespace())
+    engine.run("config", "set", "--secret", "servicePolicy", cwd=directory, stdin=text(counter()))
+    return directory

@@ -5,7 +5,6 @@ no path into this checkout — run by the real engine."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -16,9 +15,8 @@ import pytest
 
 from pulumi_sconify.engine.version import __version__
 from tests.cas.harness import RunningCas
-from tests.cas.policies import counter, namespace, text
 from tests.conftest import REPO
-from tests.pulumi_engine.harness import PROGRAMS, Engine
+from tests.pulumi_engine.harness import Engine, sessions_program
 
 pytestmark = pytest.mark.slow
 
@@ -79,14 +77,8 @@ def test_a_program_anywhere_runs_the_installed_wheels_plugin(
     (launcher,) = (engine.home / "plugins").glob(f"resource-sconify-v{__version__}/pulumi-resource-sconify")
     assert str(installed / "bin" / "python") in launcher.read_text()
 
-    program = tmp_path / "anywhere"
-    shutil.copytree(PROGRAMS / "sessions", program)
-    assert "work/main" not in (program / "Pulumi.yaml").read_text()
-    engine.run("stack", "init", "test", cwd=program)
-    engine.run("config", "set", "cas", cas.address, cwd=program)
-    engine.run("config", "set", "casCa", cwd=program, stdin=cas.ca.read_text())
-    engine.run("config", "set", "namespacePolicy", cwd=program, stdin=namespace())
-    engine.run("config", "set", "--secret", "servicePolicy", cwd=program, stdin=text(counter()))
+    program = sessions_program(engine, cas, tmp_path / "anywhere", "test")
+    assert str(REPO) not in (program / "Pulumi.yaml").read_text()
     engine.run("up", "--yes", cwd=program)
     assert json.loads(engine.run("stack", "output", "--json", cwd=program).stdout)["session"] == (
         "ns-1/python-session"

@@ -5,7 +5,6 @@ serves a program's resources. (Below the floor the plugin cannot import: 3.170 h
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +12,7 @@ from pathlib import Path
 from packaging.version import Version
 
 from tests.cas.harness import RunningCas
-from tests.cas.policies import counter, namespace, text
-from tests.pulumi_engine.harness import PROGRAMS, Engine, sdk_floor
+from tests.pulumi_engine.harness import Engine, sdk_floor, sessions_program
 
 
 def test_the_plugin_serves_a_program_with_the_lowest_sdk_it_declares(
@@ -32,13 +30,7 @@ def test_the_plugin_serves_a_program_with_the_lowest_sdk_it_declares(
     )
     assert Version(seen.stdout.strip()) == Version(floor)
 
-    program = tmp_path / "program"
-    shutil.copytree(PROGRAMS / "sessions", program)
-    engine.run("stack", "init", "floor", cwd=program)
-    engine.run("config", "set", "cas", cas.address, cwd=program)
-    engine.run("config", "set", "casCa", cwd=program, stdin=cas.ca.read_text())
-    engine.run("config", "set", "namespacePolicy", cwd=program, stdin=namespace())
-    engine.run("config", "set", "--secret", "servicePolicy", cwd=program, stdin=text(counter()))
+    program = sessions_program(engine, cas, tmp_path / "program", "floor")
     engine.run("up", "--yes", cwd=program)
     outputs = json.loads(engine.run("stack", "output", "--json", cwd=program).stdout)
     assert outputs["session"] == "ns-1/python-session"

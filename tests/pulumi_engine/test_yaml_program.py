@@ -6,31 +6,22 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from pulumi_sconify.engine.errors import CasError
 from tests.cas.harness import RunningCas, identity
-from tests.cas.policies import FSPF_KEY, counter, namespace, text, with_pwd
-from tests.pulumi_engine.harness import PROGRAMS, Engine
+from tests.cas.policies import FSPF_KEY, counter, text, with_pwd
+from tests.pulumi_engine.harness import Engine, sessions_program
 
-PROGRAM = PROGRAMS / "sessions"
 STACK = "test"
 
 
 @pytest.fixture
 def program(tmp_path: Path, engine: Engine, cas: RunningCas) -> Path:
     """The program copied where no path leads back into this checkout, its stack configured."""
-    directory = tmp_path / "program"
-    shutil.copytree(PROGRAM, directory)
-    engine.run("stack", "init", STACK, cwd=directory)
-    engine.run("config", "set", "cas", cas.address, cwd=directory)
-    engine.run("config", "set", "casCa", cwd=directory, stdin=cas.ca.read_text())
-    engine.run("config", "set", "namespacePolicy", cwd=directory, stdin=namespace())
-    engine.run("config", "set", "--secret", "servicePolicy", cwd=directory, stdin=text(counter()))
-    return directory
+    return sessions_program(engine, cas, tmp_path / "program", STACK)
 
 
 def test_up_refresh_and_destroy_under_the_real_engine(
