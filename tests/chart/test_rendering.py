@@ -35,7 +35,7 @@ def renderer() -> Path:
     binary = cache / f"render-{digest}"
     if not binary.exists():
         cache.mkdir(parents=True, exist_ok=True)
-        partial = binary.with_suffix(".partial")
+        partial = binary.with_suffix(f".{os.getpid()}.partial")  # parallel workers build apart
         subprocess.run(
             ["go", "build", "-o", str(partial), str(SOURCE)],
             env={**os.environ, "GOPATH": "/usr/share/gocode", "GO111MODULE": "off"},

@@ -4,7 +4,9 @@ real child program and a real volume; the anchor is in memory (the container tes
 from __future__ import annotations
 
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,20 +20,40 @@ from pulumi_sconify.engine.runtime.launcher import (
     run,
 )
 
-# Writes a new count every 50 ms by rename (so every committed state holds a whole number), for 1.5 s.
+# Writes a new count every 10 ms by rename (so every committed state holds a whole number) until the test
+# creates the stop file: the test waits for commits to happen, never for a number of seconds.
 PROGRAM = """
 import os, sys, time
-for n in range(30):
-    with open(sys.argv[1] + ".tmp", "w") as f:
+count, stop = sys.argv[1], sys.argv[2]
+n = 0
+while not os.path.exists(stop):
+    with open(count + ".tmp", "w") as f:
         f.write(str(n))
-    os.replace(sys.argv[1] + ".tmp", sys.argv[1])
-    time.sleep(0.05)
+    os.replace(count + ".tmp", count)
+    n += 1
+    time.sleep(0.01)
 """
 
 
-def configuration(workdir: Path, interval: str | None) -> dict[str, object]:
+def configuration(workdir: Path, stop: Path, interval: str | None) -> dict[str, object]:
     environment = {COMMIT_INTERVAL: interval} if interval is not None else {}
-    return {"command": [sys.executable, "-c", PROGRAM, str(workdir / "count")], "environment": environment}
+    return {
+        "command": [sys.executable, "-c", PROGRAM, str(workdir / "count"), str(stop)],
+        "environment": environment,
+    }
+
+
+def stop_when(condition: Callable[[], bool], stop: Path) -> threading.Thread:
+    """Create ``stop`` once ``condition`` holds (``run`` keeps the main thread: it installs signal handlers)."""
+
+    def watch() -> None:
+        while not condition():
+            time.sleep(0.01)
+        stop.touch()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    return watcher
 
 
 @pytest.fixture
@@ -43,15 +65,18 @@ def volume(tmp_path: Path) -> Volume:
 
 
 def test_a_running_program_is_committed_periodically(volume: Volume, tmp_path: Path) -> None:
-    start = time.monotonic()
-    assert run(configuration(tmp_path / "plain", "0.3"), [volume]) == 0
-    assert time.monotonic() - start >= 1.4
-    # Commits happened while it ran (about five); none is left for the exit except the last writes.
+    stop = tmp_path / "stop"
+    stop_when(lambda: volume.generation >= 3, stop)
+    # The program runs until three commits happened while it ran, so they were periodic ones.
+    assert run(configuration(tmp_path / "plain", stop, "0.05"), [volume]) == 0
     assert volume.generation >= 3
+    assert (tmp_path / "plain" / "count").read_text().isdigit()
 
 
 def test_without_an_interval_nothing_is_committed_while_running(volume: Volume, tmp_path: Path) -> None:
-    assert run(configuration(tmp_path / "plain", None), [volume]) == 0
+    stop = tmp_path / "stop"
+    stop.touch()  # one pass of the program's loop
+    assert run(configuration(tmp_path / "plain", stop, None), [volume]) == 0
     assert volume.generation == 0
 
 
@@ -64,10 +89,9 @@ def test_a_conflicting_commit_stops_the_program(tmp_path: Path) -> None:
     theirs = Volume.open(tmp_path / "storage", tmp_path / "other", name="V1", key=key, anchor=anchor)
     (tmp_path / "other" / "theirs").write_text("1")
     theirs.commit()
-    start = time.monotonic()
+    # No stop file ever: the program would run forever, so only the failed commit can end the run.
     with pytest.raises(PeriodicCommitError, match="volume V1: commit failed"):
-        run(configuration(tmp_path / "plain", "0.2"), [ours])
-    assert time.monotonic() - start < 1.4  # stopped at the first periodic commit, not run to its end
+        run(configuration(tmp_path / "plain", tmp_path / "never", "0.05"), [ours])
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "soon", "nan", "inf"])
