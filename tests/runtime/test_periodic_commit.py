@@ -44,7 +44,8 @@ def configuration(workdir: Path, stop: Path, interval: str | None) -> dict[str, 
 
 
 def stop_when(condition: Callable[[], bool], stop: Path) -> threading.Thread:
-    """Create ``stop`` once ``condition`` holds (``run`` keeps the main thread: it installs signal handlers)."""
+    """Create ``stop`` once ``condition`` holds; in a thread, since ``run`` installs signal handlers, which
+    only the main thread may."""
 
     def watch() -> None:
         while not condition():
