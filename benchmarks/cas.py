@@ -54,9 +54,9 @@ from pulumi_sconify.engine.policy import (
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test harness starts the CAS
 from pulumi_sconify.engine.cas.identity import new_certificate_authority
 from pulumi_sconify.engine.runtime.cas import CasSession
-from tests.cas.cluster import ISSUER, WORKLOAD, Cluster, audience_of
-from tests.cas.harness import RunningCas, identity
-from tests.cas.postgres import PostgresServer
+from tests.support.cas import RunningCas, identity
+from tests.support.issuer import ISSUER, WORKLOAD, Cluster, audience_of
+from tests.support.postgres import PostgresServer
 
 CLIENTS = tuple(int(c) for c in os.environ.get("CAS_BENCH_CLIENTS", "1,16,64").split(","))
 MEASUREMENT = "ab" * 32

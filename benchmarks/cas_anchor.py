@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pulumi_sconify.engine.cas.service import CasService
 from pulumi_sconify.engine.cas.store import Store
 from pulumi_sconify.engine.runtime.protocol import request_signing_input
-from tests.cas.policies import MEASUREMENT, counter, namespace, text
+from tests.support.policies import MEASUREMENT, counter, namespace, text
 
 CONFIG_ID = "ns-1/python-session/python-service"
 PATH = "/v1/volumes/V1/state"

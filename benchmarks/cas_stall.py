@@ -22,8 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from pulumi_sconify.engine.errors import CasError
-from tests.cas.harness import RunningCas, identity
-from tests.cas.test_upload_storm import large_policy
+from tests.support.cas import RunningCas, identity
+from tests.support.policies import large_policy
 
 
 def probe(cas: RunningCas, count: int) -> list[float]:

@@ -24,8 +24,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test harness and fixtures
-from tests.image.counter_image import TAG, counter_layout
-from tests.image.registry_harness import Registry
+from tests.support.images.counter import TAG, counter_layout
+from tests.support.processes import sconify_executable
+from tests.support.registry import Registry
 
 
 def run(command: list[str]) -> tuple[float, float]:
@@ -40,10 +41,8 @@ def run(command: list[str]) -> tuple[float, float]:
 
 
 def sconify_command(source: str, destination: str, key_file: Path) -> list[str]:
-    executable = shutil.which("sconify", path=str(Path(sys.executable).parent))
-    assert executable
     return [
-        executable,
+        sconify_executable(),
         "image",
         "--from",
         source,

@@ -3,7 +3,7 @@ against raw AES-256-GCM over the same bytes.
 
 1. Start-up: the native counter image and its confidential version, each run to completion in podman
    (runc) five times; the median wall time of each, and the ratio; for the Debian (glibc) counter and the
-   musl one (Alpine's kind, see tests/image/musl_image.py). The confidential run measures the
+   musl one (Alpine's kind, see tests/support/images/musl.py). The confidential run measures the
    image, attests to a local CAS, verifies and decrypts /code, opens and commits the volume.
 2. Volumes of 1, 100 and 1000 MiB (one file): commit (encrypt, write, fsync, anchor swap in memory) and
    open (read, verify, decrypt into tmpfs), against AES-256-GCM over as many bytes in memory, and against
@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the counter i
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pulumi_sconify.engine.fspf import InMemoryAnchor, Volume, generate_key
-from tests.cas.harness import RunningCas, identity
-from tests.image.confidential_counter import PODMAN, ConfidentialCounter
-from tests.image.counter_image import TAG, counter_layout
-from tests.image.musl_image import musl_counter_layout
+from tests.support.cas import RunningCas, identity
+from tests.support.images.confidential_counter import PODMAN, ConfidentialCounter
+from tests.support.images.counter import TAG, counter_layout
+from tests.support.images.musl import musl_counter_layout
 
 MIB = 1024 * 1024
 

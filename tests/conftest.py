@@ -1,13 +1,12 @@
-"""Shared fixtures."""
+"""Shared fixtures: the ones below, and the real servers of :mod:`tests.support.fixtures`."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-FIXTURES = Path(__file__).parent / "fixtures"
-REPO = Path(__file__).parent.parent
+from tests.support.paths import FIXTURES
+
+pytest_plugins = ("tests.support.fixtures",)
 
 
 @pytest.fixture
@@ -20,10 +19,3 @@ def scone_counter_yaml() -> str:
 def _isolated_result_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test gets its own sconify result cache (XDG_CACHE_HOME), so none sees another's runs."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
-
-
-# Real servers that several test packages use: a CAS, client identities, registries.
-from tests.cas.conftest import cas, owner, stranger  # noqa: E402
-from tests.image.conftest import registry, secure_registry  # noqa: E402
-
-__all__ = ["cas", "owner", "registry", "secure_registry", "stranger"]

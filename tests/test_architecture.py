@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.paths import REPOSITORY
 
 PACKAGE = "pulumi_sconify"
 
@@ -22,7 +22,7 @@ PACKAGE = "pulumi_sconify"
 def imports(path: Path) -> set[str]:
     """The absolute module names ``path`` (a module below the repository's root) imports."""
     tree = ast.parse(path.read_text(), str(path))
-    parts = [PACKAGE, *path.relative_to(REPO).with_suffix("").parts]
+    parts = [PACKAGE, *path.relative_to(REPOSITORY).with_suffix("").parts]
     package = parts[:-1]  # the package the module is in (for an __init__, the package itself)
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -41,14 +41,14 @@ def imports(path: Path) -> set[str]:
 
 
 def modules(folder: str) -> list[Path]:
-    return sorted((REPO / folder).rglob("*.py"))
+    return sorted((REPOSITORY / folder).rglob("*.py"))
 
 
 def top(name: str) -> str:
     return name.split(".", maxsplit=1)[0]
 
 
-@pytest.mark.parametrize("path", modules("engine"), ids=lambda p: str(p.relative_to(REPO)))
+@pytest.mark.parametrize("path", modules("engine"), ids=lambda p: str(p.relative_to(REPOSITORY)))
 def test_the_engine_imports_nothing_above_it(path: Path) -> None:
     for name in imports(path):
         pulumi_sdk = top(name) == "pulumi" or (top(name).startswith("pulumi_") and top(name) != PACKAGE)
@@ -64,7 +64,7 @@ ALLOWED_IN_IMAGES = {"cryptography"}
 @pytest.mark.parametrize(
     "path",
     [p for folder in IN_IMAGES for p in modules(f"engine/{folder}")],
-    ids=lambda p: str(p.relative_to(REPO)),
+    ids=lambda p: str(p.relative_to(REPOSITORY)),
 )
 def test_what_runs_in_images_needs_only_the_standard_library_and_cryptography(path: Path) -> None:
     inside = (
@@ -85,15 +85,15 @@ def test_what_runs_in_images_needs_only_the_standard_library_and_cryptography(pa
 
 @pytest.mark.parametrize(
     "path",
-    [p for p in modules("provider") if "plugin" not in p.relative_to(REPO).parts],
-    ids=lambda p: str(p.relative_to(REPO)),
+    [p for p in modules("provider") if "plugin" not in p.relative_to(REPOSITORY).parts],
+    ids=lambda p: str(p.relative_to(REPOSITORY)),
 )
 def test_the_resources_import_no_component(path: Path) -> None:
     for name in imports(path):
         assert not name.startswith(f"{PACKAGE}.components"), f"{path}: imports {name}"
 
 
-@pytest.mark.parametrize("path", modules("components"), ids=lambda p: str(p.relative_to(REPO)))
+@pytest.mark.parametrize("path", modules("components"), ids=lambda p: str(p.relative_to(REPOSITORY)))
 def test_no_component_imports_the_plugin(path: Path) -> None:
     """The plugin serves the components (Construct) as well as the resources: it is the top of the stack,
     above the components, and nothing below it imports it."""
@@ -103,22 +103,22 @@ def test_no_component_imports_the_plugin(path: Path) -> None:
 
 def test_the_package_links_are_the_folders() -> None:
     for folder in ("engine", "provider", "components"):
-        link = REPO / PACKAGE / folder
-        assert link.is_symlink() and link.resolve() == (REPO / folder).resolve()
+        link = REPOSITORY / PACKAGE / folder
+        assert link.is_symlink() and link.resolve() == (REPOSITORY / folder).resolve()
 
 
 def test_every_folder_of_the_package_is_a_regular_package() -> None:
     """A folder without ``__init__.py`` is a namespace package, found by accident and easy to lose."""
     for folder in ("engine", "provider", "components"):
-        for directory in [REPO / folder, *(p for p in (REPO / folder).rglob("*") if p.is_dir())]:
+        for directory in [REPOSITORY / folder, *(p for p in (REPOSITORY / folder).rglob("*") if p.is_dir())]:
             if directory.name == "__pycache__" or not any(directory.glob("*.py")):
                 continue
             assert (directory / "__init__.py").is_file(), f"{directory} is not a package"
 
 
 def python_files() -> list[Path]:
-    tracked = [p for p in REPO.rglob("*.py") if ".venv" not in p.parts and "build" not in p.parts]
-    return [p for p in tracked if not p.is_relative_to(REPO / PACKAGE)]
+    tracked = [p for p in REPOSITORY.rglob("*.py") if ".venv" not in p.parts and "build" not in p.parts]
+    return [p for p in tracked if not p.is_relative_to(REPOSITORY / PACKAGE)]
 
 
 def test_no_module_is_imported_by_its_folders_bare_name() -> None:
@@ -137,7 +137,7 @@ def test_no_module_is_imported_by_its_folders_bare_name() -> None:
                 else []
             )
             offenders += [
-                f"{path.relative_to(REPO)}: {n}"
+                f"{path.relative_to(REPOSITORY)}: {n}"
                 for n in names
                 if top(n) in ("engine", "provider", "components")
             ]
@@ -165,7 +165,9 @@ def test_every_error_of_the_engine_is_a_sconify_error() -> None:
 
     checked = []
     for path in modules("engine"):
-        module = ".".join([PACKAGE, *path.relative_to(REPO).with_suffix("").parts]).removesuffix(".__init__")
+        module = ".".join([PACKAGE, *path.relative_to(REPOSITORY).with_suffix("").parts]).removesuffix(
+            ".__init__"
+        )
         tree = ast.parse(path.read_text(), str(path))
         for node in tree.body:
             if isinstance(node, ast.ClassDef) and node.name.endswith("Error"):
@@ -174,3 +176,38 @@ def test_every_error_of_the_engine_is_a_sconify_error() -> None:
                 assert not hasattr(builtins, node.name), f"{module}.{node.name} shadows a builtin"
                 checked.append(node.name)
     assert len(checked) >= 20
+
+
+TEST_ROOMS = sorted(
+    p for p in (REPOSITORY / "tests").iterdir() if p.is_dir() and p.name not in ("support", "fixtures")
+)
+
+
+def helper_imports_between_rooms(path: Path) -> list[str]:
+    """The ``tests.*`` modules ``path`` imports that are not shared helpers: another room's test module or
+    conftest (helpers live in ``tests.support``, which imports no test module)."""
+    tree = ast.parse(path.read_text(), str(path))
+    names = [
+        alias.name if isinstance(node, ast.Import) else node.module or ""
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom) and not getattr(node, "level", 0)
+        for alias in (node.names if isinstance(node, ast.Import) else node.names[:1])
+    ]
+    return [name for name in names if top(name) == "tests" and not name.startswith("tests.support")]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [*modules("tests/support"), *(p for room in TEST_ROOMS for p in sorted(room.rglob("*.py")))],
+    ids=lambda p: str(p.relative_to(REPOSITORY)),
+)
+def test_test_helpers_live_in_the_support_package(path: Path) -> None:
+    """A test module imports helpers from ``tests.support`` only, never from another test module; the
+    support package imports no test module (so a helper is written once, and found where helpers are)."""
+    assert helper_imports_between_rooms(path) == [], path
+
+
+def test_an_import_of_another_test_module_would_be_found(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text("from tests.image.test_podman import count\nfrom tests.support.cas import RunningCas\n")
+    assert helper_imports_between_rooms(probe) == ["tests.image.test_podman"]

@@ -7,14 +7,14 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.paths import REPOSITORY
 
 pytestmark = pytest.mark.slow
 
 
 def test_the_demo_counts_refuses_the_rollback_and_counts_on() -> None:
     result = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "local-demo" / "demo.py")],
+        [sys.executable, str(REPOSITORY / "examples" / "local-demo" / "demo.py")],
         capture_output=True,
         text=True,
         timeout=900,

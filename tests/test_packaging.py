@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import pulumi_sconify
-from tests.conftest import REPO
+from tests.support.paths import REPOSITORY
 
 
 def _packages_in(folder: Path, prefix: str) -> set[str]:
@@ -25,17 +25,17 @@ def test_editable_install_imports_from_the_checkout() -> None:
     from pulumi_sconify import components, provider
     from pulumi_sconify.engine import policy
 
-    assert Path(pulumi_sconify.__file__).resolve().parent == (REPO / "pulumi_sconify").resolve()
-    assert Path(policy.__file__).resolve().is_relative_to(REPO / "engine")
-    assert Path(provider.__file__).resolve().is_relative_to(REPO / "provider")
-    assert Path(components.__file__).resolve().is_relative_to(REPO / "components")
+    assert Path(pulumi_sconify.__file__).resolve().parent == (REPOSITORY / "pulumi_sconify").resolve()
+    assert Path(policy.__file__).resolve().is_relative_to(REPOSITORY / "engine")
+    assert Path(provider.__file__).resolve().is_relative_to(REPOSITORY / "provider")
+    assert Path(components.__file__).resolve().is_relative_to(REPOSITORY / "components")
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(REPO)],
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(REPOSITORY)],
         check=True,
         capture_output=True,
         timeout=300,
@@ -49,9 +49,9 @@ def test_wheel_holds_every_package_and_nothing_else(wheel: Path) -> None:
     modules = {n for n in names if n.endswith(".py")}
     packages = {n.rsplit("/", 1)[0].replace("/", ".") for n in modules if n.endswith("/__init__.py")}
     expected = (
-        _packages_in(REPO / "engine", "pulumi_sconify.engine")
-        | _packages_in(REPO / "provider", "pulumi_sconify.provider")
-        | _packages_in(REPO / "components", "pulumi_sconify.components")
+        _packages_in(REPOSITORY / "engine", "pulumi_sconify.engine")
+        | _packages_in(REPOSITORY / "provider", "pulumi_sconify.provider")
+        | _packages_in(REPOSITORY / "components", "pulumi_sconify.components")
         | {"pulumi_sconify"}
     )
     assert packages == expected

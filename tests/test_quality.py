@@ -8,12 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.paths import REPOSITORY
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=600, check=False
+        [sys.executable, "-m", *args],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
 
 
@@ -37,8 +42,8 @@ PROGRAMS = sorted(
         "__main__.py",
         "policy-pack/__main__.py",
         "examples/local-demo/demo.py",
-        *(str(p.relative_to(REPO)) for p in REPO.glob("examples/*/__main__.py")),
-        *(str(p.relative_to(REPO)) for p in REPO.glob("tests/components/stacks/*/__main__.py")),
+        *(str(p.relative_to(REPOSITORY)) for p in REPOSITORY.glob("examples/*/__main__.py")),
+        *(str(p.relative_to(REPOSITORY)) for p in REPOSITORY.glob("tests/components/stacks/*/__main__.py")),
     ]
 )
 

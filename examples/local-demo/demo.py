@@ -23,11 +23,12 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPOSITORY))  # the counter image builder and server harnesses live with the tests
 
 from pulumi_sconify.engine.runtime.protocol import KUBERNETES_TOKEN_FILE  # noqa: E402
-from tests.cas.cluster import ISSUER, WORKLOAD, Cluster, audience_of  # noqa: E402
-from tests.cas.harness import RunningCas, identity  # noqa: E402
-from tests.image.confidential_counter import PODMAN as CONTAINER  # noqa: E402
-from tests.image.counter_image import TAG, counter_layout  # noqa: E402
-from tests.image.registry_harness import Registry  # noqa: E402
+from tests.support.cas import RunningCas, identity  # noqa: E402
+from tests.support.images.confidential_counter import PODMAN as CONTAINER  # noqa: E402
+from tests.support.images.counter import TAG, counter_layout  # noqa: E402
+from tests.support.issuer import ISSUER, WORKLOAD, Cluster, audience_of  # noqa: E402
+from tests.support.processes import sconify_executable  # noqa: E402
+from tests.support.registry import Registry  # noqa: E402
 
 PODMAN = [*CONTAINER, "--tls-verify=false"]  # the local registry speaks plain HTTP
 
@@ -37,9 +38,9 @@ def say(message: str) -> None:
 
 
 def sconify(*arguments: str) -> str:
-    executable = shutil.which("sconify", path=str(Path(sys.executable).parent))
-    assert executable, "run `bash .ci/setup` first"
-    return subprocess.run([executable, *arguments], check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        [sconify_executable(), *arguments], check=True, capture_output=True, text=True
+    ).stdout
 
 
 def run_counter(image: str, storage: Path, token: Path) -> int:

@@ -27,8 +27,8 @@ from pulumi_sconify.engine.runtime.hardware import (
     HardwareSources,
 )
 from pulumi_sconify.engine.runtime.tpm import SocketTransport, Tpm, TpmError
-from tests.attestation.snp_forge import ForgedMilan
-from tests.attestation.swtpm import (
+from tests.support.evidence.snp_forge import ForgedMilan
+from tests.support.evidence.swtpm import (
     AzureVtpm,
     Simulator,
     expected_pcr,
@@ -37,9 +37,9 @@ from tests.attestation.swtpm import (
     running_swtpm,
     start_swtpm,
 )
-from tests.attestation.tdx_forge import DURING, Hierarchy, TdReport, write_collateral
-from tests.cas.test_hardware_evidence import Runtime, hardware_session, make_cas
-from tests.cli.test_session_cli import sconify
+from tests.support.evidence.tdx_forge import DURING, Hierarchy, TdReport, write_collateral
+from tests.support.hardware import Runtime, hardware_session, make_cas
+from tests.support.processes import sconify
 
 NOW = datetime(2026, 1, 15, tzinfo=UTC)
 BINDING = bytes(range(32))

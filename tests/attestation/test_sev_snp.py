@@ -19,7 +19,7 @@ from pulumi_sconify.engine.attestation.snp import (
 )
 from pulumi_sconify.engine.errors import EvidenceRefusedError
 from pulumi_sconify.engine.policy.model import SevSnpReference, SnpTcb
-from tests.attestation.snp_forge import DEBUG, ForgedMilan, certificate_table
+from tests.support.evidence.snp_forge import DEBUG, ForgedMilan, certificate_table
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "attestation" / "sev-snp"
 REPORT = bytes.fromhex((FIXTURES / "report_milan.hex").read_text().strip())

@@ -11,7 +11,7 @@ import pytest
 from pulumi_sconify.engine.attestation.tdx import Collateral, parse_quote, signed_body, verify_quote
 from pulumi_sconify.engine.errors import EvidenceRefusedError
 from pulumi_sconify.engine.policy.model import TdxReference
-from tests.attestation.tdx_forge import DURING, SEPT_VE_DISABLE, Hierarchy, TdReport
+from tests.support.evidence.tdx_forge import DURING, SEPT_VE_DISABLE, Hierarchy, TdReport
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "attestation" / "tdx"
 ACCEPTED = (FIXTURES / "tdx_quote_b0c06f.dat").read_bytes()

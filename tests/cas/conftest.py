@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pulumi_sconify.engine.cas.identity import ClientIdentity
-from tests.cas.harness import RunningCas, identity
-from tests.cas.postgres import BACKEND_VARIABLE
+from tests.support.cas import RunningCas, identity
+from tests.support.postgres import BACKEND_VARIABLE
 
 
 @pytest.fixture(autouse=True, params=["sqlite", "postgresql"])

@@ -11,8 +11,8 @@ from pulumi_sconify.engine.cas.identity import ClientIdentity
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.fspf import AnchorConflictError, AnchorState, RollbackError, Volume
 from pulumi_sconify.engine.runtime.cas import VolumeAnchor
-from tests.cas.harness import RunningCas
-from tests.cas.policies import FSPF_KEY, FSPF_TAG, MEASUREMENT, RUNTIME_KEY, counter, namespace, text
+from tests.support.cas import RunningCas
+from tests.support.policies import FSPF_KEY, FSPF_TAG, MEASUREMENT, RUNTIME_KEY, counter, namespace, text
 
 CONFIG_ID = "ns-1/python-session/python-service"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cas.harness import RunningCas
+from tests.support.cas import RunningCas
 
 DEADLINE = 2.0
 PER_ADDRESS = 8

@@ -12,8 +12,8 @@ from pulumi_sconify.engine.cas.service import CasService
 from pulumi_sconify.engine.cas.store import Store
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.runtime.protocol import request_signing_input
-from tests.cas.policies import MEASUREMENT, counter, namespace, text
-from tests.cas.postgres import store_location
+from tests.support.policies import MEASUREMENT, counter, namespace, text
+from tests.support.postgres import store_location
 
 OWNER = "0a" * 32
 

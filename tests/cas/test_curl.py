@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from pulumi_sconify.engine.cas.identity import ClientIdentity
-from tests.cas.harness import RunningCas
-from tests.cas.policies import counter, namespace, text
+from tests.support.cas import RunningCas
+from tests.support.policies import counter, namespace, text
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is installed by .ci/setup")
 

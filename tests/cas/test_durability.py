@@ -15,9 +15,10 @@ from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.fspf import AnchorState
 from pulumi_sconify.engine.policy import namespace_session, render_session
 from pulumi_sconify.engine.runtime.cas import VolumeAnchor
-from tests.cas.harness import RunningCas, sconify_executable
-from tests.cas.policies import FSPF_KEY, counter, namespace, text
-from tests.cas.postgres import database_bytes, query, store_option
+from tests.support.cas import RunningCas, audit_verify
+from tests.support.policies import FSPF_KEY, counter, namespace, text
+from tests.support.postgres import database_bytes, query
+from tests.support.processes import sconify_executable
 
 CONFIG_ID = "ns-1/python-session/python-service"
 
@@ -80,16 +81,6 @@ def test_acknowledged_writes_survive_kill_9(cas: RunningCas, owner: ClientIdenti
     (volume,) = grant["configuration"]["volumes"]
     # The last acknowledged swap is there; at most one more (applied, answer lost in the kill).
     assert volume["generation"] in {swaps[-1], swaps[-1] + 1}
-
-
-def audit_verify(cas: RunningCas) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sconify_executable(), "cas", "audit", "verify", str(cas.data_dir), *store_option(cas)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_audit_log_records_and_detects_edits(cas: RunningCas, owner: ClientIdentity) -> None:

@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from pulumi_sconify.engine.cas.identity import ClientIdentity
-from tests.cas.harness import RunningCas, identity
-from tests.cas.policies import counter, namespace, text
-from tests.cas.postgres import query, store_option
-from tests.cas.test_durability import audit_verify
-from tests.cas.test_recovery_and_backup import backup, sconify
+from tests.support.cas import RunningCas, audit_verify, backup, identity
+from tests.support.policies import counter, namespace, text
+from tests.support.postgres import query, store_option
+from tests.support.processes import sconify
 
 
 class World:

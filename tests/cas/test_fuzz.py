@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from pulumi_sconify.engine.cas.identity import ClientIdentity
-from tests.cas.harness import RunningCas
-from tests.cas.policies import counter, namespace, text
+from tests.support.cas import RunningCas
+from tests.support.paths import REPOSITORY
+from tests.support.policies import counter, namespace, text
 
-OPENAPI = Path(__file__).parents[2] / "engine" / "cas" / "openapi.json"
+OPENAPI = REPOSITORY / "engine" / "cas" / "openapi.json"
 
 
 def schemathesis(*args: str) -> subprocess.CompletedProcess[str]:

@@ -4,38 +4,27 @@ runtime key, and shows what the session pins; an outsider holding every public t
 from __future__ import annotations
 
 import base64
-import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from pulumi_sconify.engine.attestation.snp import VCEK_GUID
 from pulumi_sconify.engine.cas.hardware import HardwareTrust
-from pulumi_sconify.engine.cas.kubernetes import JwksSource, KubernetesIssuer
 from pulumi_sconify.engine.cas.service import CasService
-from pulumi_sconify.engine.cas.store import Store
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.policy import (
-    Attestation,
-    AttestationMode,
     Platforms,
-    Security,
     SevSnpReference,
     TdxReference,
 )
 from pulumi_sconify.engine.runtime.protocol import evidence_binding, hardware_report_data
-from tests.attestation.snp_forge import DEBUG, ForgedMilan, certificate_table
-from tests.attestation.tdx_forge import DURING, Hierarchy, TdReport, write_collateral
-from tests.cas.cluster import ISSUER, WORKLOAD
-from tests.cas.policies import MEASUREMENT, counter, namespace, text
-from tests.cas.postgres import store_location
+from tests.support.evidence.snp_forge import DEBUG, ForgedMilan, certificate_table
+from tests.support.evidence.tdx_forge import DURING, Hierarchy, TdReport, write_collateral
+from tests.support.hardware import CONFIG_ID, Runtime, hardware_session, make_cas
+from tests.support.issuer import WORKLOAD
 
-OWNER = "0a" * 32
-CONFIG_ID = "ns-1/python-session/python-service"
 LAUNCH = "5e" * 48
 NOW = datetime(2026, 1, 15, tzinfo=UTC)
 REAL_REPORT = bytes.fromhex(
@@ -45,41 +34,6 @@ REAL_REPORT = bytes.fromhex(
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-def hardware_session(platforms: Platforms, *, tolerate: tuple[str, ...] = (), **service_changes: Any) -> str:
-    session = counter(insecure=False)
-    service = dataclasses.replace(session.services[0], **service_changes)
-    session = dataclasses.replace(
-        session,
-        services=(service,),
-        security=Security(Attestation(mode=AttestationMode.HARDWARE, tolerate=tolerate, platforms=platforms)),
-    )
-    return text(session)
-
-
-class Runtime:
-    """What a runtime does: ask for a nonce, make its key, bind its evidence to both."""
-
-    def __init__(self, cas: CasService) -> None:
-        self.cas = cas
-        self.key = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-
-    def nonce(self) -> tuple[str, bytes]:
-        offer = self.cas.nonce(CONFIG_ID)
-        return offer["nonce"], evidence_binding(offer["nonce"], self.key)
-
-    def attest(self, nonce: str, evidence: dict[str, Any]) -> dict[str, Any]:
-        return self.cas.attest(CONFIG_ID, MEASUREMENT, nonce, self.key, evidence)
-
-
-def make_cas(tmp_path: Path, trust: HardwareTrust, session: str) -> CasService:
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    issuer = KubernetesIssuer(ISSUER, JwksSource(str(tmp_path / "absent.json")), "sconify-cas:test")
-    service = CasService(Store(store_location(tmp_path), b"\x07" * 32), kubernetes=issuer, hardware=trust)
-    service.post_session(namespace().encode(), OWNER)
-    service.post_session(session.encode(), OWNER)
-    return service
 
 
 @pytest.fixture(scope="module")

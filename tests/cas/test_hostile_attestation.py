@@ -9,8 +9,8 @@ import json
 import pytest
 
 from pulumi_sconify.engine.cas.identity import ClientIdentity
-from tests.cas.harness import RunningCas
-from tests.cas.policies import RUNTIME_KEY, counter, namespace, text
+from tests.support.cas import RunningCas
+from tests.support.policies import RUNTIME_KEY, counter, namespace, text
 
 RSS_BOUND = 256 * 1024 * 1024
 """What the CAS may use after the whole table (it uses well under a hundred MiB)."""

@@ -22,8 +22,8 @@ from pulumi_sconify.engine.cas.identity import (
     load_client_identity,
 )
 from pulumi_sconify.engine.errors import CasError
-from tests.cas.harness import RunningCas
-from tests.cas.policies import namespace
+from tests.support.cas import RunningCas
+from tests.support.policies import namespace
 
 NOW = datetime.now(UTC)
 

@@ -13,10 +13,9 @@ from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.fspf import AnchorState
 from pulumi_sconify.engine.policy import render_session
 from pulumi_sconify.engine.runtime.cas import VolumeAnchor
-from tests.cas.harness import RunningCas
-from tests.cas.policies import MEASUREMENT, counter, namespace, text
-from tests.cas.postgres import query
-from tests.cas.test_durability import audit_verify
+from tests.support.cas import RunningCas, audit_verify
+from tests.support.policies import MEASUREMENT, counter, namespace, text
+from tests.support.postgres import query
 
 REVOKED = "cd" * 32
 """A measurement the first version of the policy accepts and the second revokes."""

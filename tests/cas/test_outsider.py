@@ -3,7 +3,7 @@ the CAS's CA certificate, network access to both ports — and every evidence an
 one answer may carry a key, a secret or a usable credential.
 
 The service pins a Kubernetes workload identity (no insecure toleration), as the components generate it;
-the cluster's issuer is :class:`~tests.cas.cluster.Cluster`, whose key set the CAS reads from a file."""
+the cluster's issuer is :class:`~tests.support.issuer.Cluster`, whose key set the CAS reads from a file."""
 
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.policy import KubernetesIdentity
 from pulumi_sconify.engine.runtime.cas import CasSession, VolumeAnchor
 from pulumi_sconify.engine.runtime.protocol import request_signing_input
-from tests.cas.cluster import ISSUER, WORKLOAD, Cluster, audience_of, elliptic_key
-from tests.cas.harness import RunningCas, identity
-from tests.cas.policies import FSPF_KEY, MEASUREMENT, counter, namespace, text
+from tests.support.cas import RunningCas, identity
+from tests.support.issuer import ISSUER, WORKLOAD, Cluster, audience_of, elliptic_key
+from tests.support.policies import FSPF_KEY, MEASUREMENT, counter, namespace, text
 
 CONFIG_ID = "ns-1/python-session/python-service"
 

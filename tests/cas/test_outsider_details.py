@@ -24,9 +24,9 @@ from pulumi_sconify.engine.cas.service import CasService
 from pulumi_sconify.engine.cas.store import Store
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.runtime.protocol import ATTEST_PATH, NONCE_PATH
-from tests.cas.harness import RunningCas
-from tests.cas.policies import MEASUREMENT, RUNTIME_KEY, counter, namespace, text
-from tests.cas.postgres import store_location
+from tests.support.cas import RunningCas
+from tests.support.policies import MEASUREMENT, RUNTIME_KEY, counter, namespace, text
+from tests.support.postgres import store_location
 
 OWNER = "0a" * 32
 CONFIG_ID = "ns-1/python-session/python-service"

@@ -13,8 +13,8 @@ from pulumi_sconify.engine.cas.service import CasService
 from pulumi_sconify.engine.cas.store import Store
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.policy import namespace_session, render_session
-from tests.cas.harness import RunningCas, identity
-from tests.cas.postgres import query, store_location
+from tests.support.cas import RunningCas, identity, second_upload_refused
+from tests.support.postgres import query, store_location
 
 OWNER = "0a" * 32
 
@@ -59,20 +59,6 @@ def test_many_identities_together_cannot_pass_the_cas_wide_bound(tmp_path: Path)
             cas.post_session(namespace(f"ns-{index:04}"), f"{index:064x}")
     assert store.stored_bytes() == bound
     assert len(store.audit_entries()) == audited
-
-
-def large_namespace(name: str) -> str:
-    """A namespace's policy of some 900 KiB (a comment makes it large)."""
-    return render_session(namespace_session(name)) + "\n#" + "-" * (900 * 1024) + "\n"
-
-
-def second_upload_refused(cas: RunningCas, tmp_path: Path) -> CasError:
-    """One self-made identity stores a large policy; another's is refused: the refusal."""
-    with cas.client(identity(tmp_path, "first")) as client:
-        client.post_session(large_namespace("ns-big"))
-    with cas.client(identity(tmp_path, "second")) as client, pytest.raises(CasError) as refused:
-        client.post_session(large_namespace("ns-bog"))
-    return refused.value
 
 
 def test_the_cas_wide_bound_is_an_option_of_cas_serve(tmp_path: Path) -> None:

@@ -16,10 +16,10 @@ from pulumi_sconify.engine.cas.service import CasService
 from pulumi_sconify.engine.cas.store import Store
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.policy import namespace_session, render_session
-from tests.cas.harness import RunningCas, identity, sconify_executable
-from tests.cas.policies import MEASUREMENT, counter, namespace, text
-from tests.cas.postgres import store_location
-from tests.cas.test_quotas import large_namespace, second_upload_refused
+from tests.support.cas import RunningCas, identity, second_upload_refused
+from tests.support.policies import MEASUREMENT, counter, large_namespace, namespace, text
+from tests.support.postgres import store_location
+from tests.support.processes import sconify_executable
 
 OWNER = "0a" * 32
 CONFIG_ID = "ns-1/python-session/python-service"

@@ -8,7 +8,6 @@ unless the rollback is allowed — and then audit-logged."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import threading
 from pathlib import Path
 
@@ -17,30 +16,14 @@ import pytest
 from pulumi_sconify.engine.cas.identity import ClientIdentity
 from pulumi_sconify.engine.fspf import AnchorState
 from pulumi_sconify.engine.runtime.cas import VolumeAnchor
-from tests.cas.harness import RunningCas, sconify_executable
-from tests.cas.policies import FSPF_KEY, counter, namespace, text
-from tests.cas.postgres import query, store_location, store_option
-
-
-def sconify(*arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sconify_executable(), *arguments], capture_output=True, text=True, timeout=300, check=False
-    )
-
-
-def ok(*arguments: str) -> str:
-    result = sconify(*arguments)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+from tests.support.cas import RunningCas, backup
+from tests.support.policies import FSPF_KEY, counter, namespace, text
+from tests.support.postgres import query, store_location, store_option
+from tests.support.processes import sconify, sconify_output
 
 
 def tag(generation: int) -> bytes:
     return generation.to_bytes(16, "big")
-
-
-def backup(cas: RunningCas, out: Path) -> None:
-    """A backup of ``cas``'s state, taken with the CLI as an operator does."""
-    ok("cas", "backup", "create", "--data-dir", str(cas.data_dir), *store_option(cas), "--out", str(out))
 
 
 def serving_counter(cas: RunningCas, owner: ClientIdentity, generations: int) -> tuple[str, VolumeAnchor]:
@@ -67,7 +50,7 @@ def volume_seen_by(cas: RunningCas) -> tuple[str, AnchorState | None]:
 def test_a_cas_deleted_is_rebuilt_from_the_recovery_key_alone(
     tmp_path: Path, owner: ClientIdentity, store_backend: str
 ) -> None:
-    ok("cas", "recovery-key", "create", "--out", str(tmp_path / "owner-keys"))
+    sconify_output("cas", "recovery-key", "create", "--out", str(tmp_path / "owner-keys"))
     cas = RunningCas(
         tmp_path / "cas", options=["--recovery-key", str(tmp_path / "owner-keys" / "recovery-key.pub.pem")]
     ).start()
@@ -85,12 +68,12 @@ def test_a_cas_deleted_is_rebuilt_from_the_recovery_key_alone(
         source = ["--data-dir", str(rebuilt), *store_option(cas)]
     else:  # it went with the data directory: recover from the backup, then restore it
         source = ["--backup", str(tmp_path / "b")]
-    ok(
+    sconify_output(
         "cas", "recover", "--recovery-key", private, *source, "--out", str(tmp_path / "master.key"),
         "--cas-ca", str(pinned),
     )  # fmt: skip
     if store_backend != "postgresql":
-        restored = ok(
+        restored = sconify_output(
             "cas", "backup", "restore", str(tmp_path / "b"), "--data-dir", str(rebuilt),
             "--master-key-file", str(tmp_path / "master.key"), "--allow-rollback",
         )  # fmt: skip
@@ -105,8 +88,8 @@ def test_a_cas_deleted_is_rebuilt_from_the_recovery_key_alone(
 
 
 def test_recovery_needs_the_matching_private_key(tmp_path: Path, owner: ClientIdentity) -> None:
-    ok("cas", "recovery-key", "create", "--out", str(tmp_path / "held"))
-    ok("cas", "recovery-key", "create", "--out", str(tmp_path / "other"))
+    sconify_output("cas", "recovery-key", "create", "--out", str(tmp_path / "held"))
+    sconify_output("cas", "recovery-key", "create", "--out", str(tmp_path / "other"))
     cas = RunningCas(
         tmp_path / "cas", options=["--recovery-key", str(tmp_path / "held/recovery-key.pub.pem")]
     )
@@ -145,7 +128,7 @@ def test_a_backup_taken_under_load_restores_on_a_fresh_store(
         stop.set()
         worker.join()
     assert len(swapped) > 1  # the CAS was committing while the backup was read
-    verified = ok("cas", "backup", "verify", str(tmp_path / "b"), "--data-dir", str(cas.data_dir))
+    verified = sconify_output("cas", "backup", "verify", str(tmp_path / "b"), "--data-dir", str(cas.data_dir))
     assert "verified" in verified
     assert FSPF_KEY.encode() not in (tmp_path / "b").read_bytes()
 
@@ -165,7 +148,7 @@ def test_a_backup_taken_under_load_restores_on_a_fresh_store(
         empty.returncode != 0
         and "the store is empty, so nothing tells whether commits were made" in empty.stderr
     )
-    ok(
+    sconify_output(
         "cas",
         "backup",
         "restore",
@@ -208,7 +191,7 @@ def test_a_restore_older_than_the_latest_commit_is_refused_unless_allowed(
     assert volume_seen_by(cas)[1] == AnchorState(2, tag(2))  # nothing changed
     cas.stop()
 
-    ok(*restore, "--allow-rollback")
+    sconify_output(*restore, "--allow-rollback")
     cas.start()
     assert volume_seen_by(cas)[1] == AnchorState(1, tag(1))
     cas.stop()

@@ -13,9 +13,9 @@ from hypothesis import given, settings, strategies as st
 
 from pulumi_sconify.engine.cas.identity import ClientIdentity
 from pulumi_sconify.engine.cas.refusals import WINDOW as REFUSAL_WINDOW, RefusalLog
-from tests.cas.harness import RunningCas
-from tests.cas.policies import RUNTIME_KEY, counter, namespace, text
-from tests.cas.postgres import query
+from tests.support.cas import RunningCas
+from tests.support.policies import RUNTIME_KEY, counter, namespace, text
+from tests.support.postgres import query
 
 
 class Clock:

@@ -18,10 +18,10 @@ from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.fspf import AnchorState
 from pulumi_sconify.engine.policy import render_session
 from pulumi_sconify.engine.runtime.cas import VolumeAnchor
-from tests.cas.harness import RunningCas, sconify_executable
-from tests.cas.policies import MEASUREMENT, counter, namespace
-from tests.cas.postgres import query, store_option
-from tests.cas.test_recovery_and_backup import backup, ok
+from tests.support.cas import RunningCas, backup
+from tests.support.policies import MEASUREMENT, counter, namespace
+from tests.support.postgres import query, store_option
+from tests.support.processes import sconify_executable, sconify_output
 
 REVOKED = "c0" * 32  # (not the FSPF key's bytes: test_durability looks for those on disk)
 SESSION = "ns-1/python-session"
@@ -162,9 +162,9 @@ def test_a_restore_allowed_to_roll_back_moves_the_anchor_back(tmp_path: Path, ow
         "cas", "backup", "restore", str(tmp_path / "b"), "--data-dir", str(cas.data_dir), *store_option(cas),
         "--allow-rollback",
     )  # fmt: skip
-    ok(*restore)  # without the anchor: it stays ahead, and the CAS says what to do
+    sconify_output(*restore)  # without the anchor: it stays ahead, and the CAS says what to do
     assert "if a backup was restored on purpose, restore it with --anchor" in refused_start(cas)
-    ok(*restore, "--anchor", str(anchor))
+    sconify_output(*restore, "--anchor", str(anchor))
     cas.start()  # the anchor went back with the allowed restore, and the log says so
     cas.stop()
     events = [row[0] for row in query(cas.database, "SELECT event FROM audit ORDER BY seq")]

@@ -32,9 +32,9 @@ from pulumi_sconify.engine.policy import (
     Session,
     parse_session,
 )
-from tests.cas.cluster import ISSUER, WORKLOAD
-from tests.cas.policies import counter, namespace, text
-from tests.cas.postgres import store_location
+from tests.support.issuer import ISSUER, WORKLOAD
+from tests.support.policies import counter, namespace, text
+from tests.support.postgres import store_location
 
 OWNER = "0a" * 32
 

@@ -17,8 +17,8 @@ from pulumi_sconify.engine.cas.identity import (
 )
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.policy import AccessPolicy, parse_session, render_session, session_hash
-from tests.cas.harness import RunningCas
-from tests.cas.policies import counter, namespace, text, with_pwd
+from tests.support.cas import RunningCas
+from tests.support.policies import counter, namespace, text, with_pwd
 
 
 def status_of(call: object) -> int:

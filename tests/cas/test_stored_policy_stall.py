@@ -29,10 +29,9 @@ from pulumi_sconify.engine.cas.store import Store
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.policy import parse_session
 from pulumi_sconify.engine.runtime.protocol import NONCE_PATH
-from tests.cas.harness import RunningCas, identity
-from tests.cas.policies import counter, namespace, text
-from tests.cas.postgres import store_location
-from tests.cas.test_upload_storm import healthy_meanwhile, large_policy
+from tests.support.cas import RunningCas, healthy_meanwhile, identity
+from tests.support.policies import counter, large_policy, namespace, text
+from tests.support.postgres import store_location
 
 OWNER = "0a" * 32
 MASTER_KEY = b"\x07" * 32

@@ -5,8 +5,7 @@ from __future__ import annotations
 import shutil
 
 from pulumi_sconify.engine.chart import WorkloadType, chart_files
-from tests.chart.counter import counter
-from tests.chart.test_chart import GOLDEN
+from tests.support.chart import GOLDEN, counter
 
 
 def main() -> None:

@@ -24,57 +24,9 @@ from pulumi_sconify.engine.chart import (
     write_chart,
 )
 from pulumi_sconify.engine.chart.objects import merged_values
-from tests.chart.counter import counter, sconifier_output
+from tests.support.chart import COMBINATIONS, GOLDEN, VALUE_COMBINATIONS, counter, sconifier_output
 
 helm_sdkpy = pytest.importorskip("helm_sdkpy", reason="helm-sdkpy needs Python 3.12 or newer")
-
-GOLDEN = Path(__file__).parents[1] / "fixtures" / "chart-golden"
-
-VALUE_COMBINATIONS: dict[str, dict[str, Any]] = {
-    "defaults": {},
-    "no-persistence": {"volumev1": {"persistence": {"enabled": False}}},
-    "existing-claim": {"volumev1": {"persistence": {"existingClaim": "test-pvc"}}},
-    "azurefile": {
-        "volumev1": {"persistence": {"storageClass": "azurefile-csi", "accessModes": ["ReadWriteMany"]}}
-    },
-    "sgx-scone": {"useSGXDevPlugin": "scone"},
-    "sgx-intel": {"useSGXDevPlugin": "enabled", "sgxEpcMem": "128Mi", "resources": {"limits": {"cpu": "1"}}},
-    "sgx-azure": {
-        "useSGXDevPlugin": "azure",
-        "nodeSelector": {"agentpool": "sgx"},
-        "tolerations": [{"key": "sgx", "operator": "Exists", "effect": "NoSchedule"}],
-    },
-    "scheduling": {
-        "affinity": {
-            "nodeAffinity": {
-                "requiredDuringSchedulingIgnoredDuringExecution": {
-                    "nodeSelectorTerms": [
-                        {"matchExpressions": [{"key": "confidential", "operator": "In", "values": ["yes"]}]}
-                    ]
-                }
-            }
-        }
-    },
-    "pull-secrets": {"imagePullSecrets": [{"name": "regcred"}], "imagePullPolicy": "Always"},
-    "runtime-options": {
-        "scone": {
-            "printVersion": True,
-            "log": "ERROR",
-            "heap": "256M",
-            "stack": "4M",
-            "las": "10.0.0.1:18766",
-        },
-        "extraEnvVars": [{"name": "HTTP_PROXY", "value": "x"}],
-    },
-    "no-cas-pin": {"scone": {"casCertificate": ""}},
-    "no-workload-identity": {"attestation": {"kubernetes": {"serviceAccount": ""}}},
-    "existing-service-account": {"attestation": {"kubernetes": {"createServiceAccount": False}}},
-    "service": {"service": {"enabled": True, "type": "NodePort", "port": 8080, "targetPort": 8080}},
-}
-
-
-def applicable(combination: dict[str, Any], workload: WorkloadType) -> bool:
-    return not ("service" in combination and workload is WorkloadType.JOB)
 
 
 def lint(directory: Path) -> list[dict[str, Any]]:
@@ -104,14 +56,6 @@ def test_every_workload_type_lints_clean(tmp_path: Path, workload: WorkloadType)
     chart = yaml.safe_load((directory / "Chart.yaml").read_text())
     assert chart["name"] == "sconify-python-service"
     assert (directory / "templates" / f"{workload.value}.yaml").is_file()
-
-
-COMBINATIONS = [
-    (w, name)
-    for w in WorkloadType
-    for name, overrides in VALUE_COMBINATIONS.items()
-    if applicable(overrides, w)
-]
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,7 @@ import pytest
 
 from pulumi_sconify.engine.chart import WorkloadType, kubernetes_objects
 from pulumi_sconify.engine.chart.objects import fullname
-from tests.chart.counter import counter
-from tests.chart.test_chart import COMBINATIONS, VALUE_COMBINATIONS
+from tests.support.chart import COMBINATIONS, VALUE_COMBINATIONS, counter
 
 KUBERNETES_VERSION = "1.33"
 

@@ -20,8 +20,7 @@ import yaml
 
 from pulumi_sconify.engine.chart import WorkloadType, kubernetes_objects, write_chart
 from pulumi_sconify.engine.chart.objects import merged_values
-from tests.chart.counter import counter
-from tests.chart.test_chart import COMBINATIONS, VALUE_COMBINATIONS
+from tests.support.chart import COMBINATIONS, VALUE_COMBINATIONS, counter
 
 SOURCE = Path(__file__).parent / "render" / "main.go"
 RELEASE = "python-service-0"

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.cas.harness import RunningCas
-from tests.cas.policies import counter, namespace, text
-from tests.cli.test_session_cli import sconify
-from tests.image.counter_image import TAG, counter_layout
-from tests.image.images import Entry, write_layout
+from tests.support.cas import RunningCas
+from tests.support.images.counter import TAG, counter_layout
+from tests.support.images.layers import Entry, write_layout
+from tests.support.policies import counter, namespace, text
+from tests.support.processes import sconify
 
 
 def test_identity_and_session_commands(cas: RunningCas, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.cli.test_session_cli import sconify
+from tests.support.processes import sconify
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "attestation"
 REPORT = FIXTURES / "sev-snp" / "report_milan.hex"

@@ -6,8 +6,8 @@ import json
 import stat
 from pathlib import Path
 
-from tests.cli.test_session_cli import sconify
-from tests.fspf.trees import build_source
+from tests.support.fspf_trees import build_source
+from tests.support.processes import sconify
 
 
 def protect(tmp_path: Path, out: str = "out", *extra: str) -> tuple[Path, str]:

@@ -9,10 +9,10 @@ import yaml
 
 from pulumi_sconify.engine.cas.identity import ClientIdentity
 from pulumi_sconify.engine.policy import KubernetesIdentity, parse_session
-from tests.cas.harness import RunningCas
-from tests.cli.test_session_cli import sconify
-from tests.image.images import APP_LAYER, BASE_LAYER, push_layout, write_layout
-from tests.image.registry_harness import Registry
+from tests.support.cas import RunningCas
+from tests.support.images.layers import APP_LAYER, BASE_LAYER, push_layout, write_layout
+from tests.support.processes import sconify
+from tests.support.registry import Registry
 
 
 def native_image(registry: Registry, tmp_path: Path) -> str:

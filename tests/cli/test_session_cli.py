@@ -2,31 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 from pulumi_sconify.engine.policy import MAX_DOCUMENT_BYTES
-
-
-def sconify(
-    *args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """The ``sconify`` command, run to its end; ``env`` is added to this process's environment."""
-    executable = shutil.which("sconify", path=str(Path(sys.executable).parent))
-    assert executable, "the sconify console script is not installed next to this interpreter"
-    return subprocess.run(
-        [executable, *args],
-        input=stdin.decode() if stdin else None,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, **env} if env else None,
-    )
+from tests.support.processes import sconify
 
 
 def test_help_lists_every_group() -> None:
@@ -116,7 +95,7 @@ def test_run_outside_a_confidential_container_refuses() -> None:
 def test_chart_generate_from_sconifier_json(tmp_path: Path) -> None:
     import json
 
-    from tests.chart.counter import sconifier_output
+    from tests.support.chart import sconifier_output
 
     source = tmp_path / "sconified.json"
     source.write_text(json.dumps(sconifier_output()))

@@ -30,7 +30,7 @@ from pulumi_sconify.components.cas import CasEndpoint
 from pulumi_sconify.components.kubernetes import object_resource, pending, with_outputs
 from pulumi_sconify.components.service import service_spec, workload_objects
 from pulumi_sconify.engine.chart import ChartSpecError
-from tests.components.program_runner import ProgramMocks, RecordingMonitor
+from tests.support.pulumi.program_runner import ProgramMocks, RecordingMonitor
 
 NETWORK = AzureDatabaseNetwork(
     resource_group_name="group", location="westeurope", subnet_id="subnet", private_dns_zone_id="zone",

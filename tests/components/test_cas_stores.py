@@ -19,8 +19,8 @@ from cryptography import x509
 from pulumi_sconify.components.aks import POSTGRES_DELEGATION
 from pulumi_sconify.components.azure_postgres import AZURE_POSTGRES_ROOTS
 from pulumi_sconify.engine.cas.recovery import create_recovery_key
-from tests.components.program_runner import MOCK_RECOVERY_PUBLIC_KEY, SECRET, plain
-from tests.components.programs import Run, plaintext_secrets, program_run, root_program_copy, run_program
+from tests.support.pulumi.program_runner import MOCK_RECOVERY_PUBLIC_KEY, SECRET, plain
+from tests.support.pulumi.programs import Run, plaintext_secrets, program_run, root_program_copy, run_program
 
 KUBERNETES_VERSION = "1.33"
 pytestmark = pytest.mark.slow
@@ -239,7 +239,7 @@ def test_a_database_given_by_url_is_verified_against_the_roots_given(tmp_path: P
     ],
 )
 def test_a_store_the_program_cannot_make_is_refused_by_name(tmp_path: Path, store: str, message: str) -> None:
-    from tests.components.programs import program_failure
+    from tests.support.pulumi.programs import program_failure
 
     error, run = program_failure(
         with_config(root_program_copy(tmp_path), "dev", casStore=store, casStorePassword="SECRET-x"), "dev"

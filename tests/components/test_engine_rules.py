@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.components.program_runner import plain
-from tests.components.programs import (
+from tests.support.pulumi.program_runner import plain
+from tests.support.pulumi.programs import (
     STACKS_DIRECTORY,
     program_failure,
     program_run,

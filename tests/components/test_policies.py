@@ -20,8 +20,8 @@ from pulumi_sconify.components.policies import (
 )
 from pulumi_sconify.engine.policy import render_session
 from pulumi_sconify.engine.policy.builder import sconified_session
-from tests.components.program_runner import plain
-from tests.components.programs import STACKS, program_run
+from tests.support.pulumi.program_runner import plain
+from tests.support.pulumi.programs import STACKS, program_run
 
 IMAGE = {"namespace": "ns", "session": "counter-session", "volumes": {"V1": "/V1"}}
 

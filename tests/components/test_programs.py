@@ -18,8 +18,8 @@ from pulumi_sconify.engine.cas.recovery import create_recovery_key
 from pulumi_sconify.engine.errors import EvidenceRefusedError
 from pulumi_sconify.engine.image.policy import confidential_session
 from pulumi_sconify.engine.policy import AttestationMode, KubernetesIdentity, platforms_from_data
-from tests.components.program_runner import MOCK_CA_CERTIFICATE, plain
-from tests.components.programs import (
+from tests.support.pulumi.program_runner import MOCK_CA_CERTIFICATE, plain
+from tests.support.pulumi.programs import (
     PROGRAMS,
     STACKS,
     Run,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fspf.trees import ProtectedTree, protected_tree
+from tests.support.fspf_trees import ProtectedTree, protected_tree
 
 
 @pytest.fixture

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from pulumi_sconify.engine.fspf import FileAnchor
-from tests.fspf.test_volume import Counter
-from tests.fspf.trees import ProtectedTree
+from tests.support.fspf_trees import Counter, ProtectedTree
 
 SAFETY_NET = 120
 

@@ -18,7 +18,7 @@ from pulumi_sconify.engine.fspf import (
     protect_tree,
     verify_tree,
 )
-from tests.fspf.trees import CHUNK, REGIONS, SECRET_CODE, ProtectedTree, build_source
+from tests.support.fspf_trees import CHUNK, REGIONS, SECRET_CODE, ProtectedTree, build_source
 
 
 def files_below(root: Path) -> dict[str, bytes]:

@@ -10,7 +10,6 @@ import pytest
 from pulumi_sconify.engine.fspf import (
     AnchorConflictError,
     AnchorState,
-    FreshnessAnchor,
     InMemoryAnchor,
     IntegrityError,
     RollbackError,
@@ -20,53 +19,7 @@ from pulumi_sconify.engine.fspf import (
     metadata as metadata_module,
 )
 from pulumi_sconify.engine.fspf.volume import DATA
-
-
-class Counter:
-    """SCONE's counter service, run against a volume: open, read /num (0 if missing), add one, commit."""
-
-    def __init__(
-        self,
-        tmp_path: Path,
-        name: str = "ns/counter/V1",
-        key: bytes | None = None,
-        anchor: FreshnessAnchor | None = None,
-    ) -> None:
-        self.tmp_path = tmp_path
-        self.storage = tmp_path / f"storage-{name.replace('/', '_')}"
-        self.storage.mkdir()
-        self.name = name
-        self.key = key or generate_key()
-        self.anchor = anchor or InMemoryAnchor()
-        self.runs = 0
-
-    def open(self) -> Volume:
-        self.runs += 1
-        workdir = self.tmp_path / f"work-{self.name.replace('/', '_')}-{self.runs}"
-        workdir.mkdir()
-        return Volume.open(
-            self.storage, workdir, name=self.name, key=self.key, anchor=self.anchor, mount_path="/V1"
-        )
-
-    def run(self) -> int:
-        volume = self.open()
-        number = volume.workdir / "num"
-        value = int(number.read_text()) if number.exists() else 0
-        number.write_text(f"{value + 1}\n")
-        volume.commit()
-        return value
-
-    def blobs(self) -> set[str]:
-        return {p.name for p in (self.storage / DATA).iterdir()}
-
-    def snapshot(self, name: str) -> Path:
-        copy = self.tmp_path / f"snapshot-{name}"
-        shutil.copytree(self.storage, copy)
-        return copy
-
-    def restore(self, snapshot: Path) -> None:
-        shutil.rmtree(self.storage)
-        shutil.copytree(snapshot, self.storage)
+from tests.support.fspf_trees import Counter
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from pulumi_sconify.engine.image.bundle import (
     bytecode_compiler,
     detect_target,
 )
-from tests.image.counter_image import counter_layout, unpack_layout
+from tests.support.images.counter import counter_layout, unpack_layout
 
 pytestmark = pytest.mark.slow
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from pulumi_sconify.engine.policy import parse_session
-from tests.cli.test_session_cli import sconify
-from tests.image.counter_image import APP, TAG, counter_layout, unpack_layout
-from tests.image.images import layer_files, skopeo
-from tests.image.registry_harness import Registry
+from tests.support.images.counter import APP, TAG, counter_layout, unpack_layout
+from tests.support.images.layers import layer_files, skopeo
+from tests.support.processes import sconify
+from tests.support.registry import Registry
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ from pulumi_sconify.engine.fspf import generate_key
 from pulumi_sconify.engine.image.oci import ImageError
 from pulumi_sconify.engine.image.reference import parse_reference
 from pulumi_sconify.engine.image.sconify import SconifyOptions, sconify
-from tests.image.images import APP_LAYER, BASE_LAYER, Entry, gz, push_layout, tar_bytes, write_layout
-from tests.image.registry_harness import Registry
+from tests.support.images.layers import APP_LAYER, BASE_LAYER, Entry, gz, push_layout, tar_bytes, write_layout
+from tests.support.registry import Registry
 
 
 def attempt(tmp_path: Path, **layout: object) -> str:

@@ -12,11 +12,10 @@ import pytest
 
 from pulumi_sconify.engine.cas.identity import ClientIdentity
 from pulumi_sconify.engine.image.bundle import Target, detect_target
-from tests.cas.harness import RunningCas
-from tests.image.confidential_counter import PODMAN, ConfidentialCounter
-from tests.image.counter_image import unpack_layout
-from tests.image.musl_image import musl_counter_layout
-from tests.image.test_podman import count
+from tests.support.cas import RunningCas
+from tests.support.images.confidential_counter import PODMAN, ConfidentialCounter, count
+from tests.support.images.counter import unpack_layout
+from tests.support.images.musl import musl_counter_layout
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,8 @@ from pulumi_sconify.engine.image.layers import read_layer
 from pulumi_sconify.engine.image.reference import parse_reference
 from pulumi_sconify.engine.image.rootfs import RootFilesystem
 from pulumi_sconify.engine.image.sconify import SconifyOptions, sconify
-from tests.image.counter_image import unpack_layout
-from tests.image.images import APP_LAYER, BASE_LAYER, Entry, tar_bytes, write_layout
+from tests.support.images.counter import unpack_layout
+from tests.support.images.layers import APP_LAYER, BASE_LAYER, Entry, tar_bytes, write_layout
 
 UNCOMPRESSED = "application/vnd.oci.image.layer.v1.tar"
 BIND_SERVICE = struct.pack("<IIIII", 0x02000001, 1 << 10, 0, 0, 0)

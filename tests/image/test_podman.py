@@ -13,18 +13,12 @@ from pathlib import Path
 import pytest
 
 from pulumi_sconify.engine.cas.identity import ClientIdentity
-from tests.cas.harness import RunningCas
-from tests.image.confidential_counter import PODMAN, ConfidentialCounter
-from tests.image.counter_image import TAG, counter_layout
-from tests.image.images import Entry, append_layer
+from tests.support.cas import RunningCas
+from tests.support.images.confidential_counter import PODMAN, ConfidentialCounter, count, fatal_line
+from tests.support.images.counter import TAG, counter_layout
+from tests.support.images.layers import Entry, append_layer
 
 pytestmark = pytest.mark.slow
-
-
-def count(result: subprocess.CompletedProcess[str]) -> int:
-    assert result.returncode == 0, result.stderr
-    line = next(line for line in result.stdout.splitlines() if line.startswith("The number of executions is"))
-    return int(line.rsplit(" ", 1)[1])
 
 
 def test_counts_across_runs_and_refuses_a_rollback(
@@ -62,14 +56,6 @@ def test_plaintext_only_on_memory(cas: RunningCas, owner: ClientIdentity, tmp_pa
 
 
 # -- the seed's attacks, each in a fresh container; after each is undone the count goes on ----------------
-
-
-def fatal_line(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 70, (result.returncode, result.stdout, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.startswith("[SCONIFY|FATAL]")]
-    assert len(lines) == 1, result.stderr
-    assert "The number of executions" not in result.stdout
-    return lines[0]
 
 
 @pytest.fixture

@@ -11,10 +11,9 @@ import pytest
 
 from pulumi_sconify.engine.cas.identity import ClientIdentity
 from pulumi_sconify.engine.policy import KubernetesIdentity
-from tests.cas.cluster import ISSUER, WORKLOAD, Cluster, audience_of
-from tests.cas.harness import RunningCas
-from tests.image.confidential_counter import ConfidentialCounter
-from tests.image.test_podman import count, fatal_line
+from tests.support.cas import RunningCas
+from tests.support.images.confidential_counter import ConfidentialCounter, count, fatal_line
+from tests.support.issuer import ISSUER, WORKLOAD, Cluster, audience_of
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from pulumi_sconify.engine.fspf import (
 from pulumi_sconify.engine.fspf.observation import observe
 from pulumi_sconify.engine.fspf.tree import normalise_regions
 from pulumi_sconify.engine.image.regions import protect_regions
-from tests.fspf.trees import SECRET_CODE, build_source
+from tests.support.fspf_trees import SECRET_CODE, build_source
 
 REGIONS = [
     Region("/code", Protection.ENCRYPTED),

@@ -15,7 +15,7 @@ from pulumi_sconify.engine.image.registry import (
     credentials_for,
     sha256_digest,
 )
-from tests.image.registry_harness import Registry
+from tests.support.registry import Registry
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 

@@ -12,7 +12,7 @@ from pulumi_sconify.engine.fspf import decrypt_tree, generate_key, verify_tree
 from pulumi_sconify.engine.image.oci import ImageError
 from pulumi_sconify.engine.image.reference import parse_reference
 from pulumi_sconify.engine.image.sconify import SconifyOptions, SconifyResult, sconify
-from tests.image.images import (
+from tests.support.images.layers import (
     APP_LAYER,
     BASE_LAYER,
     HELPER,
@@ -22,7 +22,7 @@ from tests.image.images import (
     skopeo,
     write_layout,
 )
-from tests.image.registry_harness import Registry
+from tests.support.registry import Registry
 
 
 def options(server: Registry, key: bytes, **changes: object) -> SconifyOptions:
@@ -178,7 +178,7 @@ def test_from_a_docker_archive(tmp_path: Path) -> None:
     import io
     import tarfile as tar_module
 
-    from tests.image.images import tar_bytes
+    from tests.support.images.layers import tar_bytes
 
     layers = [tar_bytes(BASE_LAYER), tar_bytes(APP_LAYER)]
     config = json.dumps(

@@ -6,7 +6,6 @@ gRPC; the answer carries the component's outputs, secrets still marked."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -14,10 +13,11 @@ import kubernetes_validate
 import pytest
 from pulumi.output import Unknown
 
-from tests.components.program_runner import MOCK_CA_CERTIFICATE, plain
-from tests.components.programs import plaintext_secrets
-from tests.plugin.monitor import MonitorServer
-from tests.plugin.plugin_host import UNKNOWN, PluginHost, from_struct, is_secret, secret
+from tests.support.paths import REPOSITORY
+from tests.support.pulumi.monitor import MonitorServer
+from tests.support.pulumi.plugin_host import UNKNOWN, PluginHost, from_struct, is_secret, secret
+from tests.support.pulumi.program_runner import MOCK_CA_CERTIFICATE, plain
+from tests.support.pulumi.programs import plaintext_secrets
 
 pytestmark = pytest.mark.slow
 KUBERNETES_VERSION = "1.33"
@@ -189,7 +189,7 @@ def test_bad_component_inputs_are_refused_by_name(host: PluginHost, monitor: Mon
     assert not any(r["type"] == "sconify:index:CasDeployment" for r in monitor.monitor.registrations)
 
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = REPOSITORY / "examples"
 PLACEMENT = {"nodeSelector": {"sconify.io/confidential": "true"}, "tolerations": []}
 EVERY_COMPONENT: dict[str, tuple[dict[str, Any], set[str]]] = {
     "AksCluster": ({"location": "westeurope", "confidentialNodeCount": 2.0}, {"kubeconfig", "placement"}),

@@ -27,9 +27,11 @@ from pulumi_sconify.provider.plugin.provider import KINDS
 from pulumi_sconify.provider.plugin.schema import package_schema
 from pulumi_sconify.provider.resources.base import PROVIDER_KEY
 from pulumi_sconify.provider.resources.spec import wire_name
-from tests.cas.harness import RunningCas
-from tests.cas.policies import counter, namespace, text, with_pwd
-from tests.plugin.plugin_host import (
+from tests.support.cas import RunningCas
+from tests.support.paths import FIXTURES
+from tests.support.policies import counter, namespace, text, with_pwd
+from tests.support.pulumi.dynamic_host import DynamicHost, strip
+from tests.support.pulumi.plugin_host import (
     DIFF_NONE,
     DIFF_SOME,
     PLUGIN_DIRECTORY,
@@ -40,9 +42,8 @@ from tests.plugin.plugin_host import (
     secret,
     to_struct,
 )
-from tests.resources.dynamic_host import DynamicHost, strip
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pulumi"
+PULUMI_FIXTURES = FIXTURES / "pulumi"
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,7 @@ def metaschema_validator() -> jsonschema.protocols.Validator:
     extend: Any = jsonschema.validators.extend  # untyped in jsonschema's stubs
     validator_class = extend(jsonschema.Draft202012Validator, {"pattern": pattern})
     validator: jsonschema.protocols.Validator = validator_class(
-        json.loads((FIXTURES / "package-metaschema.json").read_text())
+        json.loads((PULUMI_FIXTURES / "package-metaschema.json").read_text())
     )
     return validator
 
@@ -455,7 +456,7 @@ def test_every_program_runs_this_checkouts_plugin(program: str) -> None:
     :class:`PluginHost` does)."""
     repository = PLUGIN_DIRECTORY.parents[1]
     project = yaml.safe_load((repository / program).read_text())
-    schema = json.loads((FIXTURES / "project-schema.json").read_text())
+    schema = json.loads((PULUMI_FIXTURES / "project-schema.json").read_text())
     assert [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(project)] == []
     (entry,) = [p for p in project["plugins"]["providers"] if p["name"] == "sconify"]
     assert ((repository / program).parent / entry["path"]).resolve() == PLUGIN_DIRECTORY

@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.image.counter_image import TAG, counter_layout
-from tests.image.images import APP_LAYER, BASE_LAYER, push_layout, write_layout
-from tests.image.registry_harness import Registry
-from tests.plugin.plugin_host import PluginHost, is_secret, reveal, secret
+from tests.support.images.counter import TAG, counter_layout
+from tests.support.images.layers import APP_LAYER, BASE_LAYER, push_layout, write_layout
+from tests.support.pulumi.plugin_host import PluginHost, is_secret, reveal, secret
+from tests.support.registry import Registry
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cas.harness import RunningCas
-from tests.pulumi_engine.harness import Engine, start_engine
+from tests.support.cas import RunningCas
+from tests.support.pulumi.engine import Engine, start_engine
 
 
 @pytest.fixture

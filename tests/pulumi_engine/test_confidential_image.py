@@ -16,11 +16,11 @@ import pulumi
 import pytest
 
 from pulumi_sconify.provider.resources import CasSession, CreatorIdentity, SconifiedImage
-from tests.cas.harness import RunningCas
-from tests.cas.policies import namespace
-from tests.image.images import APP_LAYER, BASE_LAYER, push_layout, write_layout
-from tests.image.registry_harness import Registry
-from tests.pulumi_engine.harness import Engine, connection, inline_stack
+from tests.support.cas import RunningCas
+from tests.support.images.layers import APP_LAYER, BASE_LAYER, push_layout, write_layout
+from tests.support.policies import namespace
+from tests.support.pulumi.engine import Engine, connection, inline_stack
+from tests.support.registry import Registry
 
 pytestmark = pytest.mark.slow
 GOLDEN = Path(__file__).parent / "golden"

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from pulumi_sconify.engine.version import __version__
-from tests.cas.harness import RunningCas
-from tests.conftest import REPO
-from tests.pulumi_engine.harness import Engine, sessions_program
+from tests.support.cas import RunningCas
+from tests.support.paths import REPOSITORY
+from tests.support.pulumi.engine import Engine, sessions_program
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def installed(tmp_path: Path) -> Path:
     the checkout (itself a path file there) is not processed, so the package imports from the wheel."""
     dist = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(REPO)],
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(REPOSITORY)],
         check=True,
         capture_output=True,
     )
@@ -78,7 +78,7 @@ def test_a_program_anywhere_runs_the_installed_wheels_plugin(
     assert str(installed / "bin" / "python") in launcher.read_text()
 
     program = sessions_program(engine, cas, tmp_path / "anywhere", "test")
-    assert str(REPO) not in (program / "Pulumi.yaml").read_text()
+    assert str(REPOSITORY) not in (program / "Pulumi.yaml").read_text()
     engine.run("up", "--yes", cwd=program)
     assert json.loads(engine.run("stack", "output", "--json", cwd=program).stdout)["session"] == (
         "ns-1/python-session"

@@ -15,9 +15,9 @@ from pulumi import automation as auto
 
 from pulumi_sconify.engine.cas.identity import ClientIdentity
 from pulumi_sconify.provider.resources import CasKeys, CasSession, CreatorIdentity
-from tests.cas.harness import RunningCas, identity
-from tests.cas.policies import FSPF_KEY, counter, namespace, text
-from tests.pulumi_engine.harness import Engine, connection, inline_stack
+from tests.support.cas import RunningCas, identity
+from tests.support.policies import FSPF_KEY, counter, namespace, text
+from tests.support.pulumi.engine import Engine, connection, inline_stack
 
 
 def test_a_python_program_up_import_and_destroy(engine: Engine, cas: RunningCas, tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from tests.cas.harness import RunningCas
-from tests.pulumi_engine.harness import Engine, sdk_floor, sessions_program
+from tests.support.cas import RunningCas
+from tests.support.pulumi.engine import Engine, sdk_floor, sessions_program
 
 
 def test_the_plugin_serves_a_program_with_the_lowest_sdk_it_declares(

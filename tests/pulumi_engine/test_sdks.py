@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.cas.harness import RunningCas
-from tests.cas.policies import counter, namespace, text
-from tests.pulumi_engine.harness import PROGRAMS, REPOSITORY, Engine
+from tests.support.cas import RunningCas
+from tests.support.paths import REPOSITORY
+from tests.support.policies import counter, namespace, text
+from tests.support.pulumi.engine import PROGRAMS, Engine
 
 pytestmark = pytest.mark.slow
 SCHEMA = REPOSITORY / "provider" / "plugin" / "schema.json"

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from pulumi_sconify.engine.errors import CasError
-from tests.cas.harness import RunningCas, identity
-from tests.cas.policies import FSPF_KEY, counter, text, with_pwd
-from tests.pulumi_engine.harness import Engine, sessions_program
+from tests.support.cas import RunningCas, identity
+from tests.support.policies import FSPF_KEY, counter, text, with_pwd
+from tests.support.pulumi.engine import Engine, sessions_program
 
 STACK = "test"
 

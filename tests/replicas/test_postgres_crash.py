@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,12 +16,12 @@ from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.fspf import AnchorConflictError, AnchorState
 from pulumi_sconify.engine.policy import namespace_session, render_session
 from pulumi_sconify.engine.runtime.cas import VolumeAnchor
-from tests.cas.harness import RunningCas, identity, sconify_executable
-from tests.cas.policies import counter, namespace, text
-from tests.cas.postgres import PostgresServer
+from tests.support.cas import RunningCas, identity
+from tests.support.policies import counter, namespace, text
+from tests.support.postgres import PostgresServer
+from tests.support.processes import SAFETY_NET, sconify_executable, wait_for
 
 MASTER_KEY = "6b" * 32
-SAFETY_NET = 300.0
 
 
 @pytest.fixture
@@ -30,15 +29,6 @@ def server() -> Iterator[PostgresServer]:
     own = PostgresServer().initialise().start()  # its own: this test kills it
     yield own
     own.remove()
-
-
-def wait_for(predicate: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + SAFETY_NET  # a safety net, not a timing assumption
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("the state was never reached")
 
 
 def test_kill_9_of_postgresql_loses_no_acknowledged_write(server: PostgresServer, tmp_path: Path) -> None:

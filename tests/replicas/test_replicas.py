@@ -16,9 +16,9 @@ from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.fspf import AnchorConflictError, AnchorState
 from pulumi_sconify.engine.policy import render_session
 from pulumi_sconify.engine.runtime.cas import CasConnection, VolumeAnchor
-from tests.cas.harness import RunningCas, identity
-from tests.cas.policies import RUNTIME_KEY, counter, namespace, text
-from tests.cas.postgres import shared_server
+from tests.support.cas import RunningCas, identity
+from tests.support.policies import RUNTIME_KEY, counter, namespace, text
+from tests.support.postgres import shared_server
 
 MASTER_KEY = "5a" * 32
 RACERS = 32

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from pulumi_sconify.engine.cas.identity import ensure_server_pki, new_certificate_authority
-from tests.cas.harness import RunningCas
-from tests.cas.postgres import PostgresServer
-from tests.cli.test_session_cli import sconify
+from tests.support.cas import RunningCas
+from tests.support.postgres import PostgresServer
+from tests.support.processes import sconify
 
 pytestmark = pytest.mark.slow
 

@@ -22,12 +22,12 @@ from pulumi_sconify.engine.image.cas_image import DATA_DIRECTORY, STATE_DIRECTOR
 from pulumi_sconify.provider.resources.cas_image import CasImageProvider
 from pulumi_sconify.provider.resources.cas_keys import CasKeysProvider
 from pulumi_sconify.provider.resources.recovery_key import CasRecoveryKeyProvider
-from tests.cas.harness import RunningCas, free_port
-from tests.cli.test_session_cli import sconify
-from tests.image.confidential_counter import PODMAN
-from tests.image.counter_image import TAG, counter_layout
-from tests.image.registry_harness import Registry
-from tests.resources.dynamic_host import DIFF_NONE, DIFF_SOME, DynamicHost, strip
+from tests.support.cas import RunningCas
+from tests.support.images.confidential_counter import PODMAN
+from tests.support.images.counter import TAG, counter_layout
+from tests.support.processes import free_port, sconify
+from tests.support.pulumi.dynamic_host import DIFF_NONE, DIFF_SOME, DynamicHost, strip
+from tests.support.registry import Registry
 
 
 def test_cas_keys_lifecycle() -> None:

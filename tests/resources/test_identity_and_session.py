@@ -14,9 +14,9 @@ from pulumi_sconify.engine.cas.identity import ClientIdentity
 from pulumi_sconify.engine.policy import parse_session, render_session
 from pulumi_sconify.provider.resources.identity import CreatorIdentityProvider
 from pulumi_sconify.provider.resources.session import CasSessionProvider
-from tests.cas.harness import RunningCas
-from tests.cas.policies import FSPF_KEY, counter, namespace, text, with_pwd
-from tests.resources.dynamic_host import DIFF_NONE, DIFF_SOME, UNKNOWN, DynamicHost, strip
+from tests.support.cas import RunningCas
+from tests.support.policies import FSPF_KEY, counter, namespace, text, with_pwd
+from tests.support.pulumi.dynamic_host import DIFF_NONE, DIFF_SOME, UNKNOWN, DynamicHost, strip
 
 
 def test_creator_identity_lifecycle() -> None:

@@ -11,9 +11,9 @@ import pytest
 
 from pulumi_sconify.engine.policy import parse_session
 from pulumi_sconify.provider.resources.image import SECRET_OUTPUTS, SconifiedImageProvider
-from tests.image.images import APP_LAYER, BASE_LAYER, Entry, push_layout, write_layout
-from tests.image.registry_harness import Registry
-from tests.resources.dynamic_host import DIFF_NONE, DIFF_SOME, DynamicHost, strip
+from tests.support.images.layers import APP_LAYER, BASE_LAYER, Entry, push_layout, write_layout
+from tests.support.pulumi.dynamic_host import DIFF_NONE, DIFF_SOME, DynamicHost, strip
+from tests.support.registry import Registry
 
 
 @pytest.fixture

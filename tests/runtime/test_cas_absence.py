@@ -7,8 +7,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,9 @@ from pulumi_sconify.engine.cas.identity import ClientIdentity
 from pulumi_sconify.engine.fspf import Volume
 from pulumi_sconify.engine.runtime.cas import VolumeAnchor
 from pulumi_sconify.engine.runtime.launcher import COMMIT_INTERVAL, commit_all, run
-from tests.cas.harness import RunningCas
-from tests.cas.policies import counter, namespace, text
+from tests.support.cas import RunningCas
+from tests.support.policies import counter, namespace, text
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -37,13 +37,6 @@ print(n)
 """
 LIFETIME = 2.0
 """Seconds a credential lives here: the run outlasts many."""
-
-
-def wait_for(condition: Callable[[], bool], what: str, deadline: float = 180.0) -> None:
-    end = time.monotonic() + deadline
-    while not condition():
-        assert time.monotonic() < end, f"never happened: {what}"
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from pulumi_sconify.engine.attestation.snp import VCEK_GUID, verify_report
 from pulumi_sconify.engine.attestation.tdx import verify_quote
 from pulumi_sconify.engine.runtime.hardware import SNP_GET_REPORT, HardwareEvidenceError, HardwareSources
 from pulumi_sconify.engine.runtime.protocol import evidence_binding, hardware_report_data
-from tests.attestation.snp_forge import ForgedMilan, certificate_table
-from tests.attestation.tdx_forge import DURING, Hierarchy, TdReport
-from tests.runtime.tsm_fake import TsmFake, mounted
+from tests.support.evidence.snp_forge import ForgedMilan, certificate_table
+from tests.support.evidence.tdx_forge import DURING, Hierarchy, TdReport
+from tests.support.evidence.tsm_fake import TsmFake, mounted
 
 NOW = datetime(2026, 1, 15, tzinfo=UTC)
 BINDING = evidence_binding("ab" * 16, b"\x01" * 32)

@@ -14,7 +14,7 @@ from pulumi_sconify import (
     ExternalCasArgs,
     VolumeArgs,
 )
-from tests.components.program_runner import MOCK_CA_CERTIFICATE as CA  # the runner is loaded already
+from tests.support.pulumi.program_runner import MOCK_CA_CERTIFICATE as CA  # the runner is loaded already
 
 cluster = AksCluster("aks", AksClusterArgs(location="westeurope"))
 cas = ExternalCas("cas", ExternalCasArgs(address="cas.example.com:8081", ca_certificate=CA))

@@ -25,10 +25,11 @@ from pulumi_sconify.engine.image.oci import Platform
 from pulumi_sconify.engine.image.reference import parse_reference
 from pulumi_sconify.engine.image.rootfs import RootFilesystem
 from pulumi_sconify.engine.image.transport import RegistryOptions, open_source
+from tests.support.paths import REPOSITORY
 
 RECIPE = "bookworm-minbase-python3-click-v2"
 TAG = "counter"
-APP = Path(__file__).parents[2] / "examples" / "counter" / "app.py"
+APP = REPOSITORY / "examples" / "counter" / "app.py"
 MIRROR = "http://deb.debian.org/debian"
 _SKIP = ("dev/", "proc/", "sys/", "run/", "var/cache/apt/archives/", "var/lib/apt/lists/", "var/log/", "tmp/")
 

@@ -14,11 +14,11 @@ from typing import Any
 from pulumi.runtime import rpc
 
 from pulumi_sconify.provider.plugin.provider import KINDS
-from tests.components.program_runner import SECRET, UNKNOWN, plain
+from tests.support.paths import COMPONENT_STACKS, REPOSITORY
+from tests.support.pulumi.program_runner import SECRET, UNKNOWN, plain
 
 PACKAGE_SPECS = {token: kind.spec for token, kind in KINDS.items()}
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 PROGRAMS = {
     "root": REPOSITORY,
     "minikube": REPOSITORY / "examples" / "minikube",
@@ -55,12 +55,12 @@ def python_inputs(registration: dict[str, Any]) -> dict[str, Any]:
     return spec.from_wire(inputs) if spec else inputs
 
 
-STACKS_DIRECTORY = Path(__file__).resolve().parent / "stacks"
+STACKS_DIRECTORY = COMPONENT_STACKS
 """Test programs that exercise the engine's rules (several services, an external CAS, a duplicate)."""
 
 
 def _run(directory: Path, stack: str, preview: bool, as_shipped: bool = False) -> dict[str, Any]:
-    command = [sys.executable, "-m", "tests.components.program_runner", str(directory), stack]
+    command = [sys.executable, "-m", "tests.support.pulumi.program_runner", str(directory), stack]
     if preview:
         command.append("--preview")
     if as_shipped:

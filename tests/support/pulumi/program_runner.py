@@ -1,6 +1,6 @@
 """Run a Pulumi program under the SDK's mocks, in this process, and print what it registered as JSON.
 
-``python -m tests.components.program_runner PROGRAM_DIR STACK [--preview]`` reads
+``python -m tests.support.pulumi.program_runner PROGRAM_DIR STACK [--preview]`` reads
 ``PROGRAM_DIR/Pulumi.yaml`` (the project) and ``PROGRAM_DIR/Pulumi.<STACK>.yaml`` (the config) as the
 Pulumi CLI would, runs the program from its directory, and prints one JSON object: every resource
 registration (type, name, parent, dependencies, inputs with secrets still marked) and every stack

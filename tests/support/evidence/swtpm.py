@@ -32,8 +32,8 @@ from pulumi_sconify.engine.runtime.hardware import (
     REPORT_TYPE_SNP,
     REPORT_TYPE_TDX,
 )
-from tests.attestation.snp_forge import ForgedMilan
-from tests.cas.harness import free_port
+from tests.support.evidence.snp_forge import ForgedMilan
+from tests.support.processes import free_port
 
 PCR_EVENTS = {0: b"firmware", 7: b"secure boot policy", 11: b"unified kernel image"}
 """What the tests' "boot" extends into the SHA-256 bank, like a VM's firmware and bootloader."""

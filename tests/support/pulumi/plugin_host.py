@@ -9,7 +9,6 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from concurrent import futures
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -17,7 +16,9 @@ from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime import proto, rpc
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, provider_pb2_grpc
 
-PLUGIN_DIRECTORY = Path(__file__).resolve().parents[2] / "provider" / "plugin"
+from tests.support.paths import REPOSITORY
+
+PLUGIN_DIRECTORY = REPOSITORY / "provider" / "plugin"
 SECRET_KEY = rpc._special_sig_key
 SECRET_SIGNATURE = rpc._special_secret_sig
 UNKNOWN = rpc.UNKNOWN

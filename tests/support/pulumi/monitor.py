@@ -15,7 +15,7 @@ import grpc
 from google.protobuf import empty_pb2
 from pulumi.runtime.proto import resource_pb2, resource_pb2_grpc
 
-from tests.components.program_runner import EngineRuleError, ProgramMocks, StrictMonitor
+from tests.support.pulumi.program_runner import EngineRuleError, ProgramMocks, StrictMonitor
 
 
 class ServedMonitor(StrictMonitor):

@@ -21,11 +21,11 @@ from packaging.requirements import Requirement
 from pulumi import automation as auto
 
 from pulumi_sconify.provider.resources import CreatorIdentity
-from tests.cas.harness import RunningCas
-from tests.cas.policies import counter, namespace, text
+from tests.support.cas import RunningCas
+from tests.support.paths import ENGINE_PROGRAMS, REPOSITORY
+from tests.support.policies import counter, namespace, text
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-PROGRAMS = Path(__file__).resolve().parent / "programs"
+PROGRAMS = ENGINE_PROGRAMS
 PASSPHRASE = "engine tests only"
 
 

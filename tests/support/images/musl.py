@@ -14,7 +14,7 @@ Everything fetched from Debian is checked the way apt checks it: the suite's sig
 with Debian's archive keyring), the index it names by SHA-256, and the file's SHA-256 in that index.
 
 Built once (a few minutes: OpenSSL's libraries and CPython on two cores), then kept as an OCI layout next to
-the Debian counter image (:mod:`tests.image.counter_image`).
+the Debian counter image (:mod:`tests.support.images.counter`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.image.counter_image import app_tree, cached_layout, write_layout
+from tests.support.images.counter import app_tree, cached_layout, write_layout
 
 RECIPE = "musl1.2.5-python3.11-xattrs-click-v3"
 ARCHIVE = "http://deb.debian.org/debian"

@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 
 from pulumi_sconify.engine.cas.database import postgres_sql
-from tests.cas.harness import free_port
+from tests.support.processes import free_port
 
 BACKEND_VARIABLE = "SCONIFY_TEST_STORE"
 START_SAFETY_NET = 300.0

@@ -81,3 +81,19 @@ def with_pwd(session: Session, pwd: str) -> Session:
 
 def text(session: Session) -> str:
     return render_session(session)
+
+
+def large_policy(name: str, services: int = 1000, variables: int = 15) -> str:
+    """A valid policy just under the 1 MiB limit, slow to parse (about half a second here)."""
+    lines = [f"name: {name}", 'version: "0.3"', "services:"]
+    for index in range(services):
+        lines.append(f'  - name: s{index}\n    image_name: img\n    mrenclaves: ["{"ab" * 32}"]')
+        lines.append(f'    command: "python3 /app.py --flag {index}"\n    environment:')
+        lines.extend(f'      V{j}: "value-{index}-{j}-padding-padding-padding"' for j in range(variables))
+    lines.append("images:\n  - name: img")
+    return "\n".join(lines)
+
+
+def large_namespace(name: str) -> str:
+    """A namespace's policy of some 900 KiB (a comment makes it large)."""
+    return render_session(namespace_session(name)) + "\n#" + "-" * (900 * 1024) + "\n"

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from pulumi_sconify.engine.fspf import Protected, Protection, Region, generate_key, protect_tree
+from pulumi_sconify.engine.fspf import (
+    FreshnessAnchor,
+    InMemoryAnchor,
+    Protected,
+    Protection,
+    Region,
+    Volume,
+    generate_key,
+    protect_tree,
+)
+from pulumi_sconify.engine.fspf.volume import DATA
 
 SECRET_CODE = b"print('the secret algorithm 7f3a9c')\n"
 CHUNK = 4096  # small chunks, so that modest files have several
@@ -62,3 +73,50 @@ def protected_tree(tmp_path: Path) -> ProtectedTree:
     key = generate_key()
     out = tmp_path / "out"
     return ProtectedTree(source, out, key, protect_tree(source, out, key, REGIONS, chunk_size=CHUNK))
+
+
+class Counter:
+    """SCONE's counter service, run against a volume: open, read /num (0 if missing), add one, commit."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        name: str = "ns/counter/V1",
+        key: bytes | None = None,
+        anchor: FreshnessAnchor | None = None,
+    ) -> None:
+        self.tmp_path = tmp_path
+        self.storage = tmp_path / f"storage-{name.replace('/', '_')}"
+        self.storage.mkdir()
+        self.name = name
+        self.key = key or generate_key()
+        self.anchor = anchor or InMemoryAnchor()
+        self.runs = 0
+
+    def open(self) -> Volume:
+        self.runs += 1
+        workdir = self.tmp_path / f"work-{self.name.replace('/', '_')}-{self.runs}"
+        workdir.mkdir()
+        return Volume.open(
+            self.storage, workdir, name=self.name, key=self.key, anchor=self.anchor, mount_path="/V1"
+        )
+
+    def run(self) -> int:
+        volume = self.open()
+        number = volume.workdir / "num"
+        value = int(number.read_text()) if number.exists() else 0
+        number.write_text(f"{value + 1}\n")
+        volume.commit()
+        return value
+
+    def blobs(self) -> set[str]:
+        return {p.name for p in (self.storage / DATA).iterdir()}
+
+    def snapshot(self, name: str) -> Path:
+        copy = self.tmp_path / f"snapshot-{name}"
+        shutil.copytree(self.storage, copy)
+        return copy
+
+    def restore(self, snapshot: Path) -> None:
+        shutil.rmtree(self.storage)
+        shutil.copytree(snapshot, self.storage)

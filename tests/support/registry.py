@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.cas.harness import free_port
+from tests.support.processes import free_port
 
 
 def registry_binary() -> str:

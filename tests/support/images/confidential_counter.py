@@ -15,8 +15,8 @@ from pulumi_sconify.engine.image.reference import parse_reference
 from pulumi_sconify.engine.image.sconify import SconifyOptions, SconifyResult, sconify
 from pulumi_sconify.engine.policy import KubernetesIdentity, namespace_session, render_session
 from pulumi_sconify.engine.runtime.protocol import KUBERNETES_TOKEN_FILE
-from tests.cas.harness import RunningCas
-from tests.image.counter_image import TAG, counter_layout
+from tests.support.cas import RunningCas
+from tests.support.images.counter import TAG, counter_layout
 
 PODMAN = [
     "podman",
@@ -117,3 +117,17 @@ class ConfidentialCounter:
             timeout=300,
             check=False,
         )
+
+
+def count(result: subprocess.CompletedProcess[str]) -> int:
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("The number of executions is"))
+    return int(line.rsplit(" ", 1)[1])
+
+
+def fatal_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 70, (result.returncode, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("[SCONIFY|FATAL]")]
+    assert len(lines) == 1, result.stderr
+    assert "The number of executions" not in result.stdout
+    return lines[0]

@@ -4,37 +4,29 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from pulumi_sconify.engine.cas.client import AttestationClient, CasClient
 from pulumi_sconify.engine.cas.identity import ClientIdentity, create_client_identity
+from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.runtime.cas import CasConnection, CasSession
+from tests.support.policies import large_namespace
+from tests.support.postgres import store_location, store_option
+from tests.support.processes import SAFETY_NET, free_port, sconify, sconify_executable
 
-START_SAFETY_NET = 300
 PORT_ATTEMPTS = 5
 
 
 class PortTakenError(RuntimeError):
     """The CAS could not bind a port the harness picked: another process took it meanwhile."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def sconify_executable() -> str:
-    found = shutil.which("sconify", path=str(Path(sys.executable).parent))
-    assert found
-    return found
 
 
 @dataclass
@@ -51,8 +43,6 @@ class RunningCas:
     the run's PostgreSQL server, kept across restarts of this CAS."""
 
     def __post_init__(self) -> None:
-        from tests.cas.postgres import store_location
-
         if not self.database:
             self.database = store_location(self.data_dir)
         if isinstance(self.database, str) and "--store" not in self.options:
@@ -102,7 +92,7 @@ class RunningCas:
             )
         # Waiting for a state (the CAS answers, or has exited); the deadline is only a safety net, generous
         # enough for a machine under load (a CPU hog beside the suite once made 30 s too short).
-        deadline = time.monotonic() + START_SAFETY_NET
+        deadline = time.monotonic() + SAFETY_NET
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 output = self.log_path.read_text()
@@ -176,3 +166,45 @@ class RunningCas:
 
 def identity(directory: Path, name: str = "client") -> ClientIdentity:
     return create_client_identity(directory / name, name)
+
+
+def audit_verify(cas: RunningCas) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sconify_executable(), "cas", "audit", "verify", str(cas.data_dir), *store_option(cas)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def backup(cas: RunningCas, out: Path) -> None:
+    """A backup of ``cas``'s state, taken with the CLI as an operator does."""
+    made = sconify(
+        "cas", "backup", "create", "--data-dir", str(cas.data_dir), *store_option(cas), "--out", str(out)
+    )
+    assert made.returncode == 0, made.stderr
+
+
+def healthy_meanwhile(
+    cas: RunningCas, action: Callable[[int], int], count: int, threads: int
+) -> tuple[list[int], int]:
+    """``action(0 … count-1)`` from ``threads`` threads while health checks are asked, each answered: the
+    statuses, and how many health checks were answered meanwhile."""
+    health_answers = 0
+    with ThreadPoolExecutor(threads) as pool:
+        futures = [pool.submit(action, index) for index in range(count)]
+        with cas.attestation() as attestation:
+            while not all(future.done() for future in futures):
+                assert attestation.request("GET", "/health") == {"status": "ok"}
+                health_answers += 1
+        return [future.result() for future in futures], health_answers
+
+
+def second_upload_refused(cas: RunningCas, tmp_path: Path) -> CasError:
+    """One self-made identity stores a large policy; another's is refused: the refusal."""
+    with cas.client(identity(tmp_path, "first")) as client:
+        client.post_session(large_namespace("ns-big"))
+    with cas.client(identity(tmp_path, "second")) as client, pytest.raises(CasError) as refused:
+        client.post_session(large_namespace("ns-bog"))
+    return refused.value

@@ -1,0 +1,1 @@
+"""Hardware evidence for the tests: forged SEV-SNP and TDX reports, a software TPM, a configfs-tsm fake."""

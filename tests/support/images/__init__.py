@@ -1,0 +1,1 @@
+"""Native images built for the tests with tarfile and debootstrap, and the counter sconified from them."""
