@@ -37,11 +37,12 @@ from ..runtime.hardware import (
     REPORT_TYPE_SNP,
     REPORT_TYPE_TDX,
 )
+from ..runtime.protocol import AZURE_CVM
 from . import snp, tdx
 from .tpm import Quote, TpmFormatError, pcr_digest, verify_quote_signature
 from .verdict import Checks, Verdict
 
-PLATFORM = "azure-cvm"
+PLATFORM = AZURE_CVM
 HCL_MAGIC = b"HCLA"
 HASH_TYPE_SHA256 = 1
 MAX_RUNTIME_DATA = 64 * 1024

@@ -27,9 +27,10 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.utils import CryptographyDeprecationWarning
 
 from ..policy.model import SevSnpReference, SnpTcb
+from ..runtime.protocol import SEV_SNP
 from .verdict import Checks, Verdict
 
-PLATFORM = "sev-snp"
+PLATFORM = SEV_SNP
 REPORT_SIZE = 0x4A0
 """1184 bytes: the signed body (0x000-0x29F) and the signature."""
 SIGNED_BYTES = 0x2A0

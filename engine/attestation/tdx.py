@@ -22,9 +22,10 @@ from cryptography.hazmat.primitives import serialization
 
 from ..errors import EvidenceRefusedError
 from ..policy.model import TdxReference
+from ..runtime.protocol import TDX
 from .verdict import Checks, Verdict
 
-PLATFORM = "tdx"
+PLATFORM = TDX
 SUPPORTED_VERSIONS = frozenset({4, 5})
 _TD_ATTRIBUTES_DEBUG = 1 << 0
 

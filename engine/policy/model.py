@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from ..runtime.protocol import INSECURE_SOFTWARE_EVIDENCE
+
 VOLUME_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,39}")
 """The name of a volume the engine mounts (``sconify image --volume``, charts, components): a letter, then
 letters and digits, up to 40. It names the volume's claim and chart values (lower-cased), so it is stricter
@@ -56,7 +58,7 @@ class SecretKind(StrEnum):
 
 
 KNOWN_TOLERATIONS: dict[str, str] = {
-    "insecure-software-evidence": "self-reported evidence from the runtime, which anyone can make up "
+    INSECURE_SOFTWARE_EVIDENCE: "self-reported evidence from the runtime, which anyone can make up "
     "(development only; refused on AKS by the policy pack)",
     "debug-mode": "a TEE that can be debugged (SGX debug enclave, SEV-SNP or TDX debug policy)",
     "hyperthreading": "simultaneous multithreading enabled on the TEE's cores",

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from cryptography import x509
 
+from ..runtime.protocol import HARDWARE_KINDS
 from .errors import PolicyError, Problem
 from .loader import SourcedFloat, SourcedInt, load_yaml
 from .model import (
@@ -543,7 +544,7 @@ def _security(check: _Checker, value: Any, path: str) -> Security | None:
     )
 
 
-PLATFORM_KEYS = ("sev-snp", "tdx", "azure-cvm")
+PLATFORM_KEYS = HARDWARE_KINDS
 """``security.attestation.platforms`` (ours): the hardware evidence a session accepts."""
 _TCB_KEYS = ("bootloader", "tee", "snp", "microcode", "fmc")
 SNP_MEASUREMENT_HEX = 96

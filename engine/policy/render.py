@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from ..runtime.protocol import AZURE_CVM, SEV_SNP, TDX
 from .model import (
     SNP_TCB_COMPONENTS,
     AccessPolicy,
@@ -149,7 +150,7 @@ def _platforms(platforms: Platforms) -> dict[str, Any]:
     snp, tdx, azure = platforms.sev_snp, platforms.tdx, platforms.azure_cvm
     return _drop_empty(
         {
-            "sev-snp": None
+            SEV_SNP: None
             if snp is None
             else _drop_empty(
                 {
@@ -158,10 +159,10 @@ def _platforms(platforms: Platforms) -> dict[str, Any]:
                     "maximum_vmpl": snp.maximum_vmpl or None,
                 }
             ),
-            "tdx": None
+            TDX: None
             if tdx is None
             else _drop_empty({"mrtd": list(tdx.mrtd), "rtmrs": _registers(tdx.rtmrs)}),
-            "azure-cvm": None
+            AZURE_CVM: None
             if azure is None
             else _drop_empty(
                 {
