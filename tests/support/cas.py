@@ -140,11 +140,14 @@ class RunningCas:
             "identity_key": identity.key.read_text(),
         }
 
+    # The clients' request timeout is the suite's safety net, not a client's 15 s: a test waits for the
+    # CAS's answer, however loaded the machine (a CPU hog beside 24 uploads of 1 MiB policies once took
+    # longer than 15 s).
     def client(self, identity: ClientIdentity) -> CasClient:
-        return CasClient(self.address, self.ca, identity)
+        return CasClient(self.address, self.ca, identity, timeout=SAFETY_NET)
 
     def attestation(self) -> AttestationClient:
-        return AttestationClient(self.attest_address, self.ca)
+        return AttestationClient(self.attest_address, self.ca, timeout=SAFETY_NET)
 
     def runtime(
         self,
