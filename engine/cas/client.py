@@ -16,11 +16,8 @@ import httpx
 
 from ..errors import CasError, CasNotTrustedError
 from ..http import OwnsHttpClient
-from ..runtime.protocol import ATTESTATION_PORT, CLIENT_PORT
+from ..runtime.protocol import ATTESTATION_PORT, CLIENT_PORT, cas_host_and_port
 from .identity import ClientIdentity
-
-DEFAULT_CLIENT_PORT = CLIENT_PORT
-DEFAULT_ATTESTATION_PORT = ATTESTATION_PORT
 
 
 def base_url(address: str, default_port: int) -> str:
@@ -29,8 +26,8 @@ def base_url(address: str, default_port: int) -> str:
         return address.rstrip("/")
     if address.startswith("http://"):
         raise ValueError("the CAS is reached over TLS only: use https:// or host:port")
-    host, _, port = address.rpartition(":") if address.count(":") == 1 else (address, "", "")
-    return f"https://{host or address}:{port or default_port}"
+    host, port = cas_host_and_port(address, default_port)
+    return f"https://{host}:{port}"
 
 
 def pinned_context(ca_certificate: Path, identity: ClientIdentity | None = None) -> ssl.SSLContext:
@@ -83,9 +80,7 @@ class CasClient(_Http):
     def __init__(
         self, address: str, ca_certificate: Path, identity: ClientIdentity, timeout: float = 15.0
     ) -> None:
-        super().__init__(
-            base_url(address, DEFAULT_CLIENT_PORT), pinned_context(ca_certificate, identity), timeout
-        )
+        super().__init__(base_url(address, CLIENT_PORT), pinned_context(ca_certificate, identity), timeout)
 
     def post_session(self, text: str) -> str:
         """Create or update (with ``predecessor``) a session; returns its hash."""
@@ -111,4 +106,4 @@ class AttestationClient(_Http):
     runtime's own client, with its key and evidence, is :class:`~..runtime.cas.CasSession`)."""
 
     def __init__(self, address: str, ca_certificate: Path, timeout: float = 15.0) -> None:
-        super().__init__(base_url(address, DEFAULT_ATTESTATION_PORT), pinned_context(ca_certificate), timeout)
+        super().__init__(base_url(address, ATTESTATION_PORT), pinned_context(ca_certificate), timeout)

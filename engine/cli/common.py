@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import SconifyError
+from ..image.oci import DEFAULT_PLATFORM
 
 if TYPE_CHECKING:
     from ..image.transport import RegistryOptions
@@ -47,7 +48,7 @@ def read_bounded(source: str, limit: int) -> bytes:
 
 def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
     """``--platform``, ``--insecure-registry``, ``--authfile``, ``--registry-ca``."""
-    parser.add_argument("--platform", default="linux/amd64", help="platform to take from an index")
+    parser.add_argument("--platform", default=DEFAULT_PLATFORM, help="platform to take from an index")
     parser.add_argument(
         "--insecure-registry",
         action="append",

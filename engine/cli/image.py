@@ -27,11 +27,8 @@ from ..policy import (
     Session,
     random_namespace,
 )
-from ..runtime.protocol import ATTESTATION_PORT, CLIENT_PORT
+from ..runtime.protocol import ATTESTATION_PORT, CLIENT_PORT, cas_host_and_port
 from .common import EXIT_INVALID, CliError, add_registry_arguments, registry_options
-
-DEFAULT_ATTESTATION_PORT = ATTESTATION_PORT
-DEFAULT_CLIENT_PORT = CLIENT_PORT
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -92,7 +89,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     parser.add_argument(
         "--cas-client",
         metavar="HOST:PORT",
-        help=f"CAS client API for the upload (default: --cas host, port {DEFAULT_CLIENT_PORT})",
+        help=f"CAS client API for the upload (default: --cas host, port {CLIENT_PORT})",
     )
     parser.add_argument(
         "--cas-ca", type=Path, metavar="FILE", help="the CAS CA certificate: pinned in the image"
@@ -171,9 +168,8 @@ def _pairs(values: list[str], separator: str, flag: str) -> list[tuple[str, str]
 def _cas_addresses(cas: str | None, client: str | None) -> tuple[str, str]:
     if not cas:
         return "", client or ""
-    host, _, port = cas.rpartition(":") if cas.count(":") == 1 else (cas, "", "")
-    host = host or cas
-    return f"{host}:{port or DEFAULT_ATTESTATION_PORT}", client or f"{host}:{DEFAULT_CLIENT_PORT}"
+    host, port = cas_host_and_port(cas, ATTESTATION_PORT)
+    return f"{host}:{port}", client or f"{host}:{CLIENT_PORT}"
 
 
 def _derived_namespace(key: bytes) -> str:

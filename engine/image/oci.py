@@ -50,10 +50,16 @@ class Descriptor:
         return descriptor
 
 
+DEFAULT_ARCHITECTURE = "amd64"
+"""The architecture of an image whose configuration names none."""
+DEFAULT_PLATFORM = f"linux/{DEFAULT_ARCHITECTURE}"
+"""The platform taken from a multi-platform image when none is named (CLI, resources, components)."""
+
+
 @dataclass(frozen=True)
 class Platform:
     os: str = "linux"
-    architecture: str = "amd64"
+    architecture: str = DEFAULT_ARCHITECTURE
     variant: str | None = None
 
     @classmethod

@@ -45,7 +45,16 @@ from .layers import (
     read_layer,
     write_tree_layer,
 )
-from .oci import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, ImageError, Platform, manifest_json
+from .oci import (
+    DEFAULT_ARCHITECTURE,
+    OCI_CONFIG,
+    OCI_LAYER_GZIP,
+    OCI_MANIFEST,
+    Descriptor,
+    ImageError,
+    Platform,
+    manifest_json,
+)
 from .reference import ImageReference, Transport
 from .regions import protect_regions
 from .registry import sha256_digest
@@ -326,7 +335,7 @@ def _sconify(
 
     binary = _find_binary(rootfs, options.binary or argv[0], environment)
     stage = scratch / "layer"
-    _stage_runtime(stage, rootfs, options, str(config.get("architecture") or "amd64"), progress)
+    _stage_runtime(stage, rootfs, options, str(config.get("architecture") or DEFAULT_ARCHITECTURE), progress)
 
     regions = [Region(directory, Protection.ENCRYPTED) for directory in options.dirs]
     authenticated = {binary, RUNTIME_DIR, *options.authenticated}

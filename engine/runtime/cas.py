@@ -38,6 +38,7 @@ from .protocol import (
     NONCE_PATH,
     SIGNATURE_HEADER,
     VOLUME_STATE_PATH,
+    cas_host_and_port,
     evidence_binding,
     request_signing_input,
 )
@@ -55,9 +56,7 @@ class CasConnection:
     (a runtime attests, renews and commits on it without a TLS handshake each time)."""
 
     def __init__(self, address: str, ca_certificate: Path, timeout: float = 30.0) -> None:
-        host, _, port = address.rpartition(":") if address.count(":") == 1 else (address, "", "")
-        self.host = host or address
-        self.port = int(port) if port else ATTESTATION_PORT
+        self.host, self.port = cas_host_and_port(address, ATTESTATION_PORT)
         self.timeout = timeout
         self.context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_certificate))
         self.context.minimum_version = ssl.TLSVersion.TLSv1_2

@@ -50,6 +50,14 @@ RUNTIME_KEY_BYTES = 32
 """An Ed25519 public key, raw."""
 
 
+def cas_host_and_port(address: str, default_port: int) -> tuple[str, int]:
+    """A CAS address as users write it, ``host`` or ``host:port``, with the API's port when none is given
+    (one rule for the runtime, the clients and the CLI). A bare IPv6 address, which has colons of its own,
+    is a host without a port."""
+    host, _, port = address.rpartition(":") if address.count(":") == 1 else (address, "", "")
+    return host or address, int(port) if port else default_port
+
+
 def evidence_binding(nonce: str, runtime_key: bytes) -> bytes:
     """The 32 bytes evidence must carry to be bound to this attestation and this runtime key."""
     return hashlib.sha256(b"sconify-attestation-v1\x00" + bytes.fromhex(nonce) + runtime_key).digest()

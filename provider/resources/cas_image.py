@@ -16,7 +16,7 @@ from pulumi.dynamic import (
 )
 
 from ...engine.image.cas_image import CasImageOptions, build_cas_image
-from ...engine.image.oci import ImageError, Platform
+from ...engine.image.oci import DEFAULT_PLATFORM, ImageError, Platform
 from ...engine.image.output import pinned
 from ...engine.image.reference import ImageReferenceError, parse_reference
 from ...engine.image.registry import RegistryError
@@ -59,7 +59,7 @@ SPEC = ResourceSpec(
 
 DEFAULTS: dict[str, Any] = {
     "insecure_registries": [],
-    "platform": "linux/amd64",
+    "platform": DEFAULT_PLATFORM,
     "provider_version": PROVIDER_VERSION,
 }
 
@@ -138,7 +138,7 @@ class CasImage(SconifyResource):
         target: pulumi.Input[str],
         registry_auth: pulumi.Input[str] | None = None,
         insecure_registries: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
-        platform: pulumi.Input[str] = "linux/amd64",
+        platform: pulumi.Input[str] = DEFAULT_PLATFORM,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(

@@ -23,7 +23,7 @@ from pulumi.dynamic import (
 from ...engine.chart import WorkloadType
 from ...engine.fspf import generate_key
 from ...engine.image.bundle import ARCHITECTURES
-from ...engine.image.oci import ImageError, Platform
+from ...engine.image.oci import DEFAULT_PLATFORM, ImageError, Platform
 from ...engine.image.policy import confidential_session
 from ...engine.image.reference import ImageReferenceError, parse_reference
 from ...engine.image.registry import RegistryError
@@ -171,7 +171,7 @@ DEFAULTS: dict[str, Any] = {
     "engine": "open",
     "workload_type": "job",
     "insecure_registries": [],
-    "platform": "linux/amd64",
+    "platform": DEFAULT_PLATFORM,
     "provider_version": PROVIDER_VERSION,
 }
 
@@ -540,7 +540,7 @@ class SconifiedImage(SconifyResource):
         insecure_registries: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
         chart_dir: pulumi.Input[str] = "",
         workload_type: pulumi.Input[str] = "job",
-        platform: pulumi.Input[str] = "linux/amd64",
+        platform: pulumi.Input[str] = DEFAULT_PLATFORM,
         engine: pulumi.Input[str] = "open",
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:

@@ -1,0 +1,26 @@
+"""The CAS address rule the runtime, the clients and the CLI share."""
+
+from __future__ import annotations
+
+import pytest
+
+from pulumi_sconify.engine.cas.client import base_url
+from pulumi_sconify.engine.runtime.protocol import ATTESTATION_PORT, CLIENT_PORT, cas_host_and_port
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("cas.sconify.svc", ("cas.sconify.svc", ATTESTATION_PORT)),
+        ("cas.sconify.svc:9000", ("cas.sconify.svc", 9000)),
+        ("10.0.0.7", ("10.0.0.7", ATTESTATION_PORT)),
+        ("fd00::7", ("fd00::7", ATTESTATION_PORT)),  # its colons are the address's, not a port's
+    ],
+)
+def test_an_address_without_a_port_takes_the_apis(address: str, expected: tuple[str, int]) -> None:
+    assert cas_host_and_port(address, ATTESTATION_PORT) == expected
+
+
+def test_the_clients_reach_the_same_host_and_port() -> None:
+    assert base_url("cas.sconify.svc", CLIENT_PORT) == f"https://cas.sconify.svc:{CLIENT_PORT}"
+    assert base_url("cas.sconify.svc:9000", CLIENT_PORT) == "https://cas.sconify.svc:9000"
