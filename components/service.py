@@ -21,6 +21,8 @@ from ..engine.policy import (
     VOLUME_NAME_RE,
     VOLUME_NAME_RULE,
     PolicyError,
+    config_id,
+    default_session_name,
     namespace_session,
     platforms_from_data,
     render_session,
@@ -195,7 +197,7 @@ class ConfidentialStatefulServiceArgs:
 
     @property
     def session_name(self) -> str:
-        return self.session or f"{self.service}-session"
+        return self.session or default_session_name(self.service)
 
 
 def service_spec(args: ConfidentialStatefulServiceArgs) -> ServiceSpec:
@@ -205,7 +207,7 @@ def service_spec(args: ConfidentialStatefulServiceArgs) -> ServiceSpec:
     return ServiceSpec(
         service=args.service,
         image=PENDING_IMAGE,
-        config_id=f"{args.namespace}/{args.session_name}/{args.service}",
+        config_id=config_id(args.namespace, args.session_name, args.service),
         cas=pending("cas"),
         mounts=tuple(Mount(m.path, MountKind(m.kind), m.volume) for m in mounts),
     )

@@ -25,6 +25,9 @@ from ..policy import (
     KubernetesIdentity,
     PolicyError,
     Session,
+    config_id,
+    default_session_name,
+    qualified_session_name,
     random_namespace,
 )
 from ..runtime.protocol import ATTESTATION_PORT, CLIENT_PORT, cas_host_and_port
@@ -222,7 +225,8 @@ def _run(args: argparse.Namespace) -> int:
     environment = dict(_pairs(args.env, "=", "--env"))
     command = args.command or _default_command(source, registry, platform)
     namespace = args.namespace or (_derived_namespace(key) if args.fspf_key_file else random_namespace())
-    session_name = f"{namespace}/{args.name or args.service_name + '-session'}"
+    session = args.name or default_session_name(args.service_name)
+    session_name = qualified_session_name(namespace, session)
     attest_address, client_address = _cas_addresses(args.cas, args.cas_client)
     pin = args.cas_ca.read_bytes() if args.cas_ca else b""
 
@@ -236,7 +240,7 @@ def _run(args: argparse.Namespace) -> int:
         dirs=tuple(args.dirs),
         authenticated=tuple(args.authenticated),
         volumes=tuple(volumes),
-        config_id=f"{session_name}/{args.service_name}",
+        config_id=config_id(namespace, session, args.service_name),
         cas=attest_address,
         cas_certificate=pin,
         heap=args.heap,

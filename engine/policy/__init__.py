@@ -46,6 +46,7 @@ from .model import (
     UpdatePolicy,
     Volume,
 )
+from .names import config_id, default_session_name, qualified_session_name
 from .parse import parse_session, platforms_from_data, session_from_data, validate_session
 from .render import canonical_json, render_session, session_hash, session_to_data
 
@@ -84,10 +85,13 @@ __all__ = [
     "UpdatePolicy",
     "Volume",
     "canonical_json",
+    "config_id",
     "default_environment",
+    "default_session_name",
     "namespace_session",
     "parse_session",
     "platforms_from_data",
+    "qualified_session_name",
     "random_namespace",
     "render_session",
     "sconified_session",

@@ -25,6 +25,7 @@ from .model import (
     Session,
     Volume,
 )
+from .names import default_session_name, qualified_session_name
 from .parse import validate_session
 
 DEFAULT_FSPF_PATH = METADATA_PATH
@@ -85,12 +86,12 @@ def sconified_session(
     The result is validated; a :class:`~.errors.PolicyError` names any bad input by field path.
     """
     volumes = dict(volumes or {})
-    session_name = session or f"{service}-session"
+    session_name = session or default_session_name(service)
     image = image_name or f"{service}_image"
     advisories = ignore_advisories if isinstance(ignore_advisories, str | None) else tuple(ignore_advisories)
     return validate_session(
         Session(
-            name=f"{namespace}/{session_name}" if namespace else session_name,
+            name=qualified_session_name(namespace, session_name),
             predecessor=predecessor,
             access_policy=AccessPolicy(read=(CREATOR,), update=(CREATOR,)),
             services=(
