@@ -10,7 +10,7 @@ def default_session_name(service: str) -> str:
     return f"{service}-session"
 
 
-def qualified_session_name(namespace: str, session: str) -> str:
+def qualified_session_name(namespace: str | None, session: str) -> str:
     """A session's name in the CAS: in its namespace, or on its own when there is none."""
     return f"{namespace}/{session}" if namespace else session
 
