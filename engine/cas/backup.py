@@ -219,12 +219,11 @@ def verify_backup(path: Path, master_key: bytes, pinned_ca: bytes | None = None)
     """Check a backup completely: restore it into a scratch store and verify that as a CAS would at start."""
     check_origin(path, read_header(path), master_key, pinned_ca)
     fields, rows = read_rows(path, master_key)
-    with tempfile.TemporaryDirectory(prefix="sconify-backup-verify-") as scratch:
-        store = Store(Path(scratch) / "cas.db", master_key)
-        try:
-            store.replace_rows(rows, {"verification": True})
-        finally:
-            store.close()
+    with (
+        tempfile.TemporaryDirectory(prefix="sconify-backup-verify-") as scratch,
+        Store(Path(scratch) / "cas.db", master_key) as store,
+    ):
+        store.replace_rows(rows, {"verification": True})
     return fields
 
 

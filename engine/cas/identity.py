@@ -89,11 +89,11 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _name(common_name: str) -> x509.Name:
+def common_name_of(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _certificate(
+def certificate_builder(
     subject: x509.Name,
     issuer: x509.Name,
     public_key: ec.EllipticCurvePublicKey,
@@ -116,7 +116,7 @@ def _certificate(
 def self_signed_certificate(key: ec.EllipticCurvePrivateKey, common_name: str) -> x509.Certificate:
     """A self-signed client certificate, as SCONE's tooling makes them."""
     return (
-        _certificate(_name(common_name), _name(common_name), key.public_key())
+        certificate_builder(common_name_of(common_name), common_name_of(common_name), key.public_key())
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -126,7 +126,7 @@ def _pem(certificate: x509.Certificate) -> bytes:
     return certificate.public_bytes(serialization.Encoding.PEM)
 
 
-def _private_pem(key: CertificateIssuerPrivateKeyTypes) -> bytes:
+def private_pem(key: CertificateIssuerPrivateKeyTypes) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -157,7 +157,7 @@ def create_client_identity(directory: Path, common_name: str = "sconify-client")
     if certificate_path.exists() or key_path.exists():
         raise IdentityError(f"{directory}: already holds an identity; refusing to overwrite it")
     key = ec.generate_private_key(ec.SECP256R1())
-    write_private(key_path, _private_pem(key))
+    write_private(key_path, private_pem(key))
     certificate_path.write_bytes(_pem(self_signed_certificate(key, common_name)))
     return ClientIdentity(certificate_path, key_path, key_hash(key.public_key()))
 
@@ -200,7 +200,7 @@ def new_certificate_authority(common_name: str = "sconify CAS CA") -> tuple[byte
     """A fresh CA for a CAS's server certificates: ``(certificate PEM, private key PEM)``."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_certificate = (
-        _certificate(_name(common_name), _name(common_name), ca_key.public_key())
+        certificate_builder(common_name_of(common_name), common_name_of(common_name), ca_key.public_key())
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -218,7 +218,7 @@ def new_certificate_authority(common_name: str = "sconify CAS CA") -> tuple[byte
         )
         .sign(ca_key, hashes.SHA256())
     )
-    return _pem(ca_certificate), _private_pem(ca_key)
+    return _pem(ca_certificate), private_pem(ca_key)
 
 
 def ensure_server_pki(directory: Path, hosts: list[str], ca_directory: Path | None = None) -> ServerPki:
@@ -252,15 +252,18 @@ def ensure_server_pki(directory: Path, hosts: list[str], ca_directory: Path | No
         ca_certificate = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
         server_key = ec.generate_private_key(ec.SECP256R1())
         certificate = (
-            _certificate(
-                _name("sconify CAS"), ca_certificate.subject, server_key.public_key(), SERVER_VALIDITY
+            certificate_builder(
+                common_name_of("sconify CAS"),
+                ca_certificate.subject,
+                server_key.public_key(),
+                SERVER_VALIDITY,
             )
             .add_extension(x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(ca_key_loaded, hashes.SHA256())
         )
         key_path.unlink(missing_ok=True)
-        write_private(key_path, _private_pem(server_key))
+        write_private(key_path, private_pem(server_key))
         cert_path.write_bytes(_pem(certificate))
     return ServerPki(ca_cert_path, cert_path, key_path, ca_key_path)
 

@@ -13,18 +13,16 @@ import string
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from ..policy import Secret, SecretKind
+from .identity import certificate_builder, common_name_of, private_pem
 
 DEFAULT_SIZE = 32
 _ASCII = string.ascii_letters + string.digits + "-_.~+="
 
 
-def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+SECRET_CERTIFICATE_VALIDITY = datetime.timedelta(days=825)
+"""Certificates a session's secrets hold: the most that TLS clients accept for a server certificate."""
 
 
 def _certificate(
@@ -35,18 +33,13 @@ def _certificate(
     issuer_key: ec.EllipticCurvePrivateKey,
     ca: bool,
 ) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer.subject if issuer is not None else subject)
-        .public_key(subject_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=825))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
+    subject = common_name_of(common_name)
+    builder = certificate_builder(
+        subject,
+        issuer.subject if issuer is not None else subject,
+        subject_key.public_key(),
+        SECRET_CERTIFICATE_VALIDITY,
+    ).add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     if dns:
         builder = builder.add_extension(
             x509.SubjectAlternativeName([x509.DNSName(n) for n in dns]), critical=False
@@ -62,12 +55,12 @@ def generate(secret: Secret, resolved: dict[str, bytes]) -> bytes:
     if secret.kind is SecretKind.BINARY:
         return secrets.token_bytes(secret.size or DEFAULT_SIZE)
     if secret.kind is SecretKind.PRIVATE_KEY:
-        return _private_pem(ec.generate_private_key(ec.SECP256R1()))
+        return private_pem(ec.generate_private_key(ec.SECP256R1()))
     common_name = secret.common_name or secret.name
     if secret.kind is SecretKind.X509_CA:
         key = ec.generate_private_key(ec.SECP256R1())
         certificate = _certificate(key, common_name, secret.dns, None, key, ca=True)
-        return _private_pem(key) + certificate.public_bytes(serialization.Encoding.PEM)
+        return private_pem(key) + certificate.public_bytes(serialization.Encoding.PEM)
     subject_key = (
         _load_key(resolved[secret.private_key])
         if secret.private_key
@@ -80,7 +73,7 @@ def generate(secret: Secret, resolved: dict[str, bytes]) -> bytes:
         )
     else:
         certificate = _certificate(subject_key, common_name, secret.dns, None, subject_key, ca=False)
-    own_key = b"" if secret.private_key else _private_pem(subject_key)
+    own_key = b"" if secret.private_key else private_pem(subject_key)
     return own_key + certificate.public_bytes(serialization.Encoding.PEM)
 
 

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -247,7 +247,8 @@ class VolumeState:
 
 
 class Store:
-    """All durable CAS state. Methods that change state are meant to run inside :meth:`transaction`."""
+    """All durable CAS state. Methods that change state are meant to run inside :meth:`transaction`;
+    closed on leaving a ``with`` block."""
 
     def __init__(self, location: Path | str, master_key: bytes, anchor: Path | str | None = None) -> None:
         """``location``: a SQLite file, or a ``postgresql://`` URL (:mod:`.database`). ``anchor``: another
@@ -278,6 +279,12 @@ class Store:
     def derived_key(self, purpose: str) -> bytes:
         """A 32-byte key for one purpose, derived from the master key (the same on every start)."""
         return hmac.new(self._derivation_key, purpose.encode(), hashlib.sha256).digest()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def close(self) -> None:
         with self._lock:

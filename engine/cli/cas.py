@@ -455,11 +455,8 @@ def _audit_verify(args: argparse.Namespace) -> int:
     if isinstance(database, Path) and not database.is_file():
         raise CliError(f"{args.data_dir}: no CAS database here")
     try:
-        store = Store(database, load_master_key(args.data_dir, args.master_key_file), args.anchor)
-        try:
+        with Store(database, load_master_key(args.data_dir, args.master_key_file), args.anchor) as store:
             count = store.verify_audit()
-        finally:
-            store.close()
     except (StoreError, DatabaseError, AnchorError) as error:
         raise CliError(f"FATAL: {error}", EXIT_INVALID) from None
     print(f"audit log of {args.data_dir}: {count} entries, chain intact")
@@ -557,11 +554,8 @@ def _backup_create(args: argparse.Namespace) -> int:
 
     master = _master_key(args)
     try:
-        store = Store(_store_location(args), master, args.anchor)
-        try:
+        with Store(_store_location(args), master, args.anchor) as store:
             header = write_backup(store, master, args.out)
-        finally:
-            store.close()
     except (BackupError, StoreError, DatabaseError, AnchorError) as error:
         raise CliError(str(error)) from None
     print(f"backup written to {args.out}: up to audit entry {header['audit_head']['seq']}")
@@ -589,13 +583,11 @@ def _backup_restore(args: argparse.Namespace) -> int:
     master = _master_key(args)
     args.data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        store = Store(_store_location(args), master)  # not checked against the anchor: it is reset
-        try:
+        # Not checked against the anchor: the restore resets it.
+        with Store(_store_location(args), master) as store:
             record = restore_backup(
                 args.backup, master, store, args.allow_rollback, _pinned_ca(args.cas_ca), args.anchor
             )
-        finally:
-            store.close()
     except (BackupError, StoreError, DatabaseError, AnchorError) as error:
         raise CliError(str(error)) from None
     rolled = " (a rollback, allowed and audit-logged)" if record["rollback_allowed"] else ""

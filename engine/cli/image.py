@@ -183,11 +183,8 @@ def _derived_namespace(key: bytes) -> str:
 
 
 def _default_command(source: ImageReference, registry: RegistryOptions, platform: Platform) -> str:
-    image = open_source(source, registry)
-    try:
+    with open_source(source, registry) as image:
         runtime = image.resolve(platform).config.get("config") or {}
-    finally:
-        image.close()
     argv = list(runtime.get("Entrypoint") or []) + list(runtime.get("Cmd") or [])
     if not argv:
         raise CliError("the image has no entrypoint or command: give --command")

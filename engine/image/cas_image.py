@@ -79,8 +79,7 @@ class CasImageOptions:
 
 def build_cas_image(options: CasImageOptions, progress: Progress = lambda _: None) -> ImageReference:
     """Build and push the CAS image; returns it pinned by digest."""
-    source = open_source(options.base, options.registry)
-    try:
+    with open_source(options.base, options.registry) as source:
         base = source.resolve(options.platform)
         if options.base_digest and base.manifest_digest != options.base_digest:
             raise ImageError(
@@ -123,13 +122,11 @@ def build_cas_image(options: CasImageOptions, progress: Progress = lambda _: Non
             layers: list[tuple[Descriptor, Path | None]] = [(layer, None) for layer in base.manifest.layers]
             layers.append((new_layer, layer_file.path))
             manifest = manifest_json(config_descriptor, [descriptor for descriptor, _ in layers])
-            destination = open_destination(options.destination, options.registry)
-            _, _, image = push_image(
-                destination, source, layers, (config_descriptor, config_path), manifest, scratch, progress
-            )
+            with open_destination(options.destination, options.registry) as destination:
+                _, _, image = push_image(
+                    destination, source, layers, (config_descriptor, config_path), manifest, scratch, progress
+                )
             return image
-    finally:
-        source.close()
 
 
 def _copy_engine(library: Path) -> None:

@@ -233,8 +233,7 @@ def sconify(options: SconifyOptions, progress: Progress = lambda _: None) -> Sco
     argv = shlex.split(options.command)
     if not argv:
         raise ImageError("--command: must name the program to run")
-    source = open_source(options.source, options.registry)
-    try:
+    with open_source(options.source, options.registry) as source:
         native = source.resolve(options.platform)
         progress(f"native image {native.reference}")
         key = cache.cache_key(native.manifest_digest, options.fspf_key, _settings(options))
@@ -247,8 +246,6 @@ def sconify(options: SconifyOptions, progress: Progress = lambda _: None) -> Sco
             result, remember = _sconify(options, argv, source, native, Path(scratch), progress)
         cache.store(key, remember)
         return result
-    finally:
-        source.close()
 
 
 def _settings(options: SconifyOptions) -> dict[str, Any]:
@@ -279,14 +276,11 @@ def _from_cache(
         return SconifyResult(
             image, native, remembered.mrenclave, remembered.fspf_tag, remembered.binary, mounts, 0, 0
         )
-    destination = open_destination(options.destination, options.registry)
-    try:
+    with open_destination(options.destination, options.registry) as destination:
         if not all(destination.has_blob(digest) for digest in remembered.blobs):
             return None
         progress("identical to an earlier run: every blob is at the destination")
         image = destination.put_manifest(remembered.manifest, OCI_MANIFEST)
-    finally:
-        destination.close()
     return SconifyResult(
         image,
         native,
@@ -395,15 +389,10 @@ def _sconify(
         return SconifyResult(
             image, native.reference, mrenclave, protected.tag.hex(), binary, mounts, 0, 0
         ), remember
-    uploaded, present, image = push_image(
-        open_destination(options.destination, options.registry),
-        source,
-        layers,
-        (config_descriptor, config_path),
-        manifest_bytes,
-        scratch,
-        progress,
-    )
+    with open_destination(options.destination, options.registry) as destination:
+        uploaded, present, image = push_image(
+            destination, source, layers, (config_descriptor, config_path), manifest_bytes, scratch, progress
+        )
     result = SconifyResult(
         image, native.reference, mrenclave, protected.tag.hex(), binary, mounts, uploaded, present
     )
@@ -525,26 +514,23 @@ def push_image(
     progress: Progress,
 ) -> tuple[int, int, ImageReference]:
     """Upload what ``destination`` lacks — new layers from their files, unchanged ones (``None``) copied
-    from ``source`` — then the manifest; closes ``destination``. Returns (uploaded, present, image)."""
+    from ``source`` — then the manifest. Returns (uploaded, present, image)."""
     uploaded = present = 0
-    try:
-        for descriptor, local in [*layers, config]:
-            if destination.has_blob(descriptor.digest):
-                present += 1
-                continue
-            blob = local or scratch / f"blob-{descriptor.digest.removeprefix('sha256:')}"
-            if local is None and not blob.exists():  # kept while reading, unless it was never read
-                progress(f"copying blob {descriptor.digest[:19]} ({descriptor.size} bytes)")
-                with blob.open("wb") as sink:
-                    for chunk in source.blob(descriptor):
-                        sink.write(chunk)
-            else:
-                progress(f"uploading blob {descriptor.digest[:19]} ({descriptor.size} bytes)")
-            destination.put_blob(descriptor, blob)
-            if local is None:
-                blob.unlink()
-            uploaded += 1
-        image = destination.put_manifest(manifest, OCI_MANIFEST)
-    finally:
-        destination.close()
+    for descriptor, local in [*layers, config]:
+        if destination.has_blob(descriptor.digest):
+            present += 1
+            continue
+        blob = local or scratch / f"blob-{descriptor.digest.removeprefix('sha256:')}"
+        if local is None and not blob.exists():  # kept while reading, unless it was never read
+            progress(f"copying blob {descriptor.digest[:19]} ({descriptor.size} bytes)")
+            with blob.open("wb") as sink:
+                for chunk in source.blob(descriptor):
+                    sink.write(chunk)
+        else:
+            progress(f"uploading blob {descriptor.digest[:19]} ({descriptor.size} bytes)")
+        destination.put_blob(descriptor, blob)
+        if local is None:
+            blob.unlink()
+        uploaded += 1
+    image = destination.put_manifest(manifest, OCI_MANIFEST)
     return uploaded, present, image

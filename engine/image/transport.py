@@ -13,7 +13,7 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
 from .oci import (
     ACCEPT,
@@ -52,10 +52,16 @@ class ResolvedImage:
 
 
 class ImageSource:
-    """Base of the sources; subclasses implement the raw fetches."""
+    """Base of the sources; subclasses implement the raw fetches. Closed on leaving a ``with`` block."""
 
     def __init__(self, reference: ImageReference) -> None:
         self.reference = reference
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def close(self) -> None:
         return None
@@ -229,10 +235,16 @@ class DockerArchiveSource(ImageSource):
 
 
 class ImageDestination:
-    """Base of the destinations."""
+    """Base of the destinations. Closed on leaving a ``with`` block."""
 
     def __init__(self, reference: ImageReference) -> None:
         self.reference = reference
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def close(self) -> None:
         return None

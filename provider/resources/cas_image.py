@@ -80,13 +80,12 @@ class CasImageProvider(ReportsProgress, ResourceProvider):
         base = news.get("base")
         if not failures and isinstance(base, str) and not is_unknown(base):
             try:
-                with registry_options(news) as registry:
-                    source = open_source(parse_reference(base), registry)
-                    try:
-                        resolved = source.resolve(Platform.parse(str(news["platform"])))
-                        news["base_digest"] = resolved.manifest_digest  # a moved tag shows as a change
-                    finally:
-                        source.close()
+                with (
+                    registry_options(news) as registry,
+                    open_source(parse_reference(base), registry) as source,
+                ):
+                    resolved = source.resolve(Platform.parse(str(news["platform"])))
+                    news["base_digest"] = resolved.manifest_digest  # a moved tag shows as a change
             except (ImageError, RegistryError, ImageReferenceError) as error:
                 failures.append(CheckFailure("base", f"cannot resolve: {error}"))
         return CheckResult(news, failures)

@@ -237,14 +237,11 @@ class SconifiedImageProvider(ReportsProgress, ResourceProvider):
         elif not failures and isinstance(native, str) and not is_unknown(native):
             # A tag is resolved now, so that a moved tag shows up in `pulumi preview`.
             try:
-                with registry_options(news) as registry:
-                    source = open_source(parse_reference(native), registry)
-                    try:
-                        news["native_digest"] = str(
-                            source.resolve(Platform.parse(news["platform"])).reference
-                        )
-                    finally:
-                        source.close()
+                with (
+                    registry_options(news) as registry,
+                    open_source(parse_reference(native), registry) as source,
+                ):
+                    news["native_digest"] = str(source.resolve(Platform.parse(news["platform"])).reference)
             except (ImageError, RegistryError, ImageReferenceError) as error:
                 failures.append(CheckFailure("native_image", f"cannot resolve: {error}"))
         return CheckResult(news, failures)
@@ -280,12 +277,11 @@ class SconifiedImageProvider(ReportsProgress, ResourceProvider):
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         image = parse_reference(str(props["image_reference"]))
-        with registry_options(props) as registry:
-            destination = open_destination(parse_reference(str(props["target"])), registry)
-            try:
-                present = destination.has_manifest(str(image.digest))
-            finally:
-                destination.close()
+        with (
+            registry_options(props) as registry,
+            open_destination(parse_reference(str(props["target"])), registry) as destination,
+        ):
+            present = destination.has_manifest(str(image.digest))
         # Gone means the image was deleted at the registry: the engine then drops the resource.
         return ReadResult(id_=id_ if present else "", outs=inputs_of(props) if present else {})
 
