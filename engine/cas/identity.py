@@ -89,7 +89,8 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def common_name_of(common_name: str) -> x509.Name:
+def x509_name(common_name: str) -> x509.Name:
+    """The X.509 name with this common name, as every certificate made here is named."""
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
@@ -116,7 +117,7 @@ def certificate_builder(
 def self_signed_certificate(key: ec.EllipticCurvePrivateKey, common_name: str) -> x509.Certificate:
     """A self-signed client certificate, as SCONE's tooling makes them."""
     return (
-        certificate_builder(common_name_of(common_name), common_name_of(common_name), key.public_key())
+        certificate_builder(x509_name(common_name), x509_name(common_name), key.public_key())
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -200,7 +201,7 @@ def new_certificate_authority(common_name: str = "sconify CAS CA") -> tuple[byte
     """A fresh CA for a CAS's server certificates: ``(certificate PEM, private key PEM)``."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_certificate = (
-        certificate_builder(common_name_of(common_name), common_name_of(common_name), ca_key.public_key())
+        certificate_builder(x509_name(common_name), x509_name(common_name), ca_key.public_key())
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -253,7 +254,7 @@ def ensure_server_pki(directory: Path, hosts: list[str], ca_directory: Path | No
         server_key = ec.generate_private_key(ec.SECP256R1())
         certificate = (
             certificate_builder(
-                common_name_of("sconify CAS"),
+                x509_name("sconify CAS"),
                 ca_certificate.subject,
                 server_key.public_key(),
                 SERVER_VALIDITY,

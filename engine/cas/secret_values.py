@@ -15,14 +15,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..policy import Secret, SecretKind
-from .identity import certificate_builder, common_name_of, private_pem
+from .identity import certificate_builder, private_pem, x509_name
 
 DEFAULT_SIZE = 32
 _ASCII = string.ascii_letters + string.digits + "-_.~+="
 
 
 SECRET_CERTIFICATE_VALIDITY = datetime.timedelta(days=825)
-"""Certificates a session's secrets hold: the most that TLS clients accept for a server certificate."""
+"""How long a session's generated certificates live: 825 days, the longest Apple's platforms accept for a
+TLS server certificate (a session's certificates mostly serve TLS)."""
 
 
 def _certificate(
@@ -33,7 +34,7 @@ def _certificate(
     issuer_key: ec.EllipticCurvePrivateKey,
     ca: bool,
 ) -> x509.Certificate:
-    subject = common_name_of(common_name)
+    subject = x509_name(common_name)
     builder = certificate_builder(
         subject,
         issuer.subject if issuer is not None else subject,
