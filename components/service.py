@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 
 from ..engine.cas.identity import cas_audience
-from ..engine.chart import Mount, MountKind, ServiceSpec, WorkloadType, fullname, volume_key
+from ..engine.chart import ServiceSpec, WorkloadType, fullname, volume_key
 from ..engine.chart.objects import kubernetes_objects, labels
 from ..engine.image.sconify import mounts_for
 from ..engine.policy import (
@@ -209,7 +209,7 @@ def service_spec(args: ConfidentialStatefulServiceArgs) -> ServiceSpec:
         image=PENDING_IMAGE,
         config_id=config_id(args.namespace, args.session_name, args.service),
         cas=pending("cas"),
-        mounts=tuple(Mount(m.path, MountKind(m.kind), m.volume) for m in mounts),
+        mounts=mounts,
     )
 
 

@@ -35,10 +35,20 @@ class MountKind(StrEnum):
 
 @dataclass(frozen=True)
 class Mount:
+    """One mount a confidential image must be run with: the sconifier says which (``mounts`` of
+    ``sconify image --json``), the chart and the components provide them."""
+
     path: str
     kind: MountKind
     volume: str | None = None
     """For ciphertext volumes: the policy volume's name (``V1``)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "kind": self.kind.value, "volume": self.volume}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Mount:
+        return cls(str(data["path"]), MountKind(data["kind"]), data.get("volume"))
 
 
 class ChartSpecError(SconifyError, ValueError):
@@ -97,9 +107,7 @@ class ServiceSpec:
 def service_from_sconifier_json(data: Mapping[str, Any]) -> ServiceSpec:
     """Read the object that ``sconify image --json`` prints."""
     try:
-        mounts = tuple(
-            Mount(str(m["path"]), MountKind(m["kind"]), m.get("volume")) for m in data.get("mounts", [])
-        )
+        mounts = tuple(Mount.from_json(m) for m in data.get("mounts", []))
         config_id = str(data["config_id"])
         return ServiceSpec(
             service=config_id.rpartition("/")[2],

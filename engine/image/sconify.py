@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..chart.spec import Mount, MountKind
 from ..fspf.attributes import ROOT_OWNED
 from ..fspf.errors import UsageError
 from ..fspf.metadata import Protection, Region
@@ -108,16 +109,6 @@ class SconifyOptions:
     platform: Platform = field(default_factory=Platform)
     registry: RegistryOptions = field(default_factory=RegistryOptions)
     dry_run: bool = False
-
-
-@dataclass(frozen=True)
-class Mount:
-    path: str
-    kind: str
-    volume: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "kind": self.kind, "volume": self.volume}
 
 
 @dataclass(frozen=True)
@@ -453,9 +444,9 @@ def mounts_for(volumes: Sequence[tuple[str, str]], dirs: Sequence[str]) -> tuple
     from those inputs alone, so a deployment can be declared before the image is built."""
     mounts = []
     for name, path in volumes:
-        mounts.append(Mount(f"{VOLUME_CIPHERTEXT_DIR}/{name}", "ciphertext-volume", name))
-        mounts.append(Mount(path, "tmpfs", name))
-    mounts += [Mount(directory, "tmpfs") for directory in dirs]
+        mounts.append(Mount(f"{VOLUME_CIPHERTEXT_DIR}/{name}", MountKind.CIPHERTEXT_VOLUME, name))
+        mounts.append(Mount(path, MountKind.TMPFS, name))
+    mounts += [Mount(directory, MountKind.TMPFS) for directory in dirs]
     return tuple(mounts)
 
 
