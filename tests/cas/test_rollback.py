@@ -7,7 +7,6 @@ that went back under it."""
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,10 @@ from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.fspf import AnchorState
 from pulumi_sconify.engine.policy import render_session
 from pulumi_sconify.engine.runtime.cas import VolumeAnchor
-from tests.support.cas import RunningCas, backup
+from tests.support.cas import RunningCas, audit_verify, backup
 from tests.support.policies import MEASUREMENT, counter, namespace
 from tests.support.postgres import query, store_option
-from tests.support.processes import sconify_executable, sconify_output
+from tests.support.processes import sconify_output
 
 REVOKED = "c0" * 32  # (not the FSPF key's bytes: test_durability looks for those on disk)
 SESSION = "ns-1/python-session"
@@ -108,10 +107,7 @@ def test_four_row_sets_put_back_are_named(cas: RunningCas, owner: ClientIdentity
     query(cas.database, "UPDATE meta SET value = ? WHERE name = 'audit_head'", (head,))
     reason = refused_start(cas)
     assert f"a version of {SESSION}: written at audit entry" in reason and "the log was cut back" in reason
-    verify = subprocess.run(
-        [sconify_executable(), "cas", "audit", "verify", str(cas.data_dir), *store_option(cas)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    verify = audit_verify(cas)
     assert verify.returncode != 0 and "the log was cut back" in verify.stderr
 
 

@@ -172,13 +172,7 @@ def identity(directory: Path, name: str = "client") -> ClientIdentity:
 
 
 def audit_verify(cas: RunningCas) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sconify_executable(), "cas", "audit", "verify", str(cas.data_dir), *store_option(cas)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return sconify("cas", "audit", "verify", str(cas.data_dir), *store_option(cas))
 
 
 def backup(cas: RunningCas, out: Path) -> None:
