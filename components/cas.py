@@ -12,7 +12,7 @@ from ..engine.cas.quotas import granted_identities
 from ..engine.chart.objects import ATTESTS_LABEL
 from ..engine.image.cas_image import DATA_DIRECTORY, STATE_DIRECTORY
 from ..engine.policy import DEFAULT_KUBERNETES_ISSUER
-from ..engine.runtime.protocol import ATTESTATION_PORT, CLIENT_PORT
+from ..engine.vocabulary import ATTESTATION_PORT, CLIENT_PORT
 from ..provider.resources import CasKeys, CasRecoveryKey
 from .cluster import Placement
 from .kubernetes import ingress_policy, object_resource, pending

@@ -30,7 +30,7 @@ from pulumi_policy import (
 
 from ..engine.policy import PolicyError, parse_session
 from ..engine.policy.builder import DEFAULT_TOLERATE
-from ..engine.runtime.protocol import INSECURE_SOFTWARE_EVIDENCE
+from ..engine.vocabulary import INSECURE_SOFTWARE_EVIDENCE
 from ..provider.resources.image import SPEC as IMAGE_SPEC
 from ..provider.resources.session import SPEC as SESSION_SPEC
 from .volume import SESSION_ANNOTATION, VOLUME_ANNOTATION

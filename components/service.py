@@ -27,7 +27,7 @@ from ..engine.policy import (
     platforms_from_data,
     render_session,
 )
-from ..engine.runtime.protocol import INSECURE_SOFTWARE_EVIDENCE
+from ..engine.vocabulary import INSECURE_SOFTWARE_EVIDENCE
 from ..provider.resources import CasSession, CreatorIdentity, SconifiedImage
 from .cas import CasEndpoint
 from .cluster import Placement, StorageProfile

@@ -58,19 +58,23 @@ def test_the_engine_imports_nothing_above_it(path: Path) -> None:
 
 
 IN_IMAGES = ("runtime", "fspf")
+IN_IMAGES_MODULES = ("errors", "layout", "vocabulary", "version")
+"""The engine's top-level modules the runtime bundle carries beside its two folders."""
 ALLOWED_IN_IMAGES = {"cryptography"}
 
 
 @pytest.mark.parametrize(
     "path",
-    [p for folder in IN_IMAGES for p in modules(f"engine/{folder}")],
+    [
+        *(p for folder in IN_IMAGES for p in modules(f"engine/{folder}")),
+        *(REPOSITORY / "engine" / f"{name}.py" for name in IN_IMAGES_MODULES),
+    ],
     ids=lambda p: str(p.relative_to(REPOSITORY)),
 )
 def test_what_runs_in_images_needs_only_the_standard_library_and_cryptography(path: Path) -> None:
     inside = (
         *(f"{PACKAGE}.engine.{folder}" for folder in IN_IMAGES),
-        f"{PACKAGE}.engine.version",
-        f"{PACKAGE}.engine.errors",
+        *(f"{PACKAGE}.engine.{name}" for name in IN_IMAGES_MODULES),
     )
     for name in imports(path):
         if top(name) == PACKAGE:
@@ -99,6 +103,14 @@ def test_no_component_imports_the_plugin(path: Path) -> None:
     above the components, and nothing below it imports it."""
     for name in imports(path):
         assert not name.startswith(f"{PACKAGE}.provider.plugin"), f"{path}: imports {name}"
+
+
+def test_the_runtime_bundle_carries_what_runs_in_images() -> None:
+    """What the checks above allow in images is what the sconifier copies into them."""
+    from pulumi_sconify.engine.image import bundle
+
+    assert set(bundle.ENGINE_PACKAGES) == set(IN_IMAGES)
+    assert {m.removesuffix(".py") for m in bundle.ENGINE_MODULES} | {"version"} == set(IN_IMAGES_MODULES)
 
 
 def test_the_package_links_are_the_folders() -> None:

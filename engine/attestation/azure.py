@@ -37,7 +37,7 @@ from ..runtime.hardware import (
     REPORT_TYPE_SNP,
     REPORT_TYPE_TDX,
 )
-from ..runtime.protocol import AZURE_CVM
+from ..vocabulary import AZURE_CVM
 from . import snp, tdx
 from .tpm import Quote, TpmFormatError, pcr_digest, verify_quote_signature
 from .verdict import Checks, Verdict

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import EvidenceRefusedError, SconifyError
 from ..policy import AzureCvmReference, Platforms, Session, SevSnpReference, TdxReference
-from ..runtime.protocol import AZURE_CVM, HARDWARE_KINDS, SEV_SNP, TDX
+from ..vocabulary import AZURE_CVM, HARDWARE_KINDS, SEV_SNP, TDX
 from . import azure, snp, tdx
 from .verdict import Verdict
 from .wire import blob, parse_azure_evidence

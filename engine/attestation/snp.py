@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.utils import CryptographyDeprecationWarning
 
 from ..policy.model import SevSnpReference, SnpTcb
-from ..runtime.protocol import SEV_SNP
+from ..vocabulary import SEV_SNP
 from .verdict import Checks, Verdict
 
 PLATFORM = SEV_SNP

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ..errors import EvidenceRefusedError
 from ..policy.model import TdxReference
-from ..runtime.protocol import TDX
+from ..vocabulary import TDX
 from .verdict import Checks, Verdict
 
 PLATFORM = TDX

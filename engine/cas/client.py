@@ -16,7 +16,7 @@ import httpx
 
 from ..errors import CasError, CasNotTrustedError
 from ..http import OwnsHttpClient
-from ..runtime.protocol import ATTESTATION_PORT, CLIENT_PORT, cas_host_and_port
+from ..vocabulary import ATTESTATION_PORT, CLIENT_PORT, cas_host_and_port
 from .identity import ClientIdentity
 
 

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Protocol
 
 from ..errors import EvidenceRefusedError
 from ..policy import AttestationMode, Service, Session
-from ..runtime.protocol import INSECURE_SOFTWARE_EVIDENCE, KUBERNETES
+from ..vocabulary import INSECURE_SOFTWARE_EVIDENCE, KUBERNETES
 from .kubernetes import KubernetesIssuer, TokenRefusedError
 
 

@@ -24,7 +24,8 @@ from ..attestation.wire import blob, parse_azure_evidence
 from ..errors import EvidenceRefusedError
 from ..policy import AzureCvmReference, Platforms, Service, Session, SevSnpReference, TdxReference
 from ..runtime.hardware import REPORT_TYPE_SNP
-from ..runtime.protocol import AZURE_CVM, SEV_SNP, TDX, hardware_report_data
+from ..runtime.protocol import hardware_report_data
+from ..vocabulary import AZURE_CVM, SEV_SNP, TDX
 from .evidence import Attempt, Findings
 
 

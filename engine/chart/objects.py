@@ -10,13 +10,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ..runtime.protocol import KUBERNETES_TOKEN_FILE
+from ..layout import KUBERNETES_TOKEN
 from .spec import MountKind, ServiceSpec, WorkloadType
 from .values import nested_defaults, value_definitions, volume_key
 
 CAS_CA_DIRECTORY = "/etc/sconify"
 CAS_CA_FILE = "cas-ca.pem"
-TOKEN_DIRECTORY, _, TOKEN_FILE = KUBERNETES_TOKEN_FILE.rpartition("/")
+TOKEN_DIRECTORY, _, TOKEN_FILE = KUBERNETES_TOKEN.rpartition("/")
 TOKEN_LIFETIME = 3600
 """``expirationSeconds`` of the projected token: the longest the CAS accepts; the kubelet renews it."""
 ATTESTS_LABEL = {"sconify.io/attests": "true"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..runtime.protocol import ATTESTATION_PORT
+from ..vocabulary import ATTESTATION_PORT
 from .spec import ServiceSpec, WorkloadType
 
 SGX_PLUGINS = ("scone", "enabled", "azure", "disabled")

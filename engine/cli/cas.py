@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cas.identity import IdentityError, create_client_identity
-from ..runtime.protocol import ATTESTATION_PORT, CLIENT_PORT
+from ..vocabulary import ATTESTATION_PORT, CLIENT_PORT
 from .common import EXIT_INVALID, CliError, add_registry_arguments, registry_options
 
 

@@ -13,7 +13,8 @@ from ..attestation.verdict import Verdict
 from ..errors import EvidenceRefusedError
 from ..policy import PolicyError, parse_session
 from ..runtime.hardware import HardwareEvidenceError, HardwareSources
-from ..runtime.protocol import HARDWARE_KINDS, evidence_binding
+from ..runtime.protocol import evidence_binding
+from ..vocabulary import HARDWARE_KINDS
 from .common import EXIT_INVALID, CliError, read_bounded
 
 MAX_EVIDENCE_FILE = 1024 * 1024

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from ..fspf import (
-    METADATA_PATH,
     FspfError,
     IntegrityError,
     Protection,
@@ -21,6 +20,7 @@ from ..fspf import (
 )
 from ..fspf.metadata import FORMAT_VERSION, image_context, stored_tag, unseal
 from ..fspf.tree import read_metadata
+from ..layout import FSPF_METADATA
 from .common import EXIT_INVALID, CliError
 
 
@@ -103,7 +103,7 @@ def _protect(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "tag": result.tag.hex(),
-                    "metadata": METADATA_PATH,
+                    "metadata": FSPF_METADATA,
                     "key_file": str(args.key_file),
                     "key_created": created,
                     "files": counts,
@@ -153,13 +153,13 @@ def _show(args: argparse.Namespace) -> int:
     try:
         data = read_metadata(args.tree)
         summary: dict[str, object] = {
-            "metadata": METADATA_PATH,
+            "metadata": FSPF_METADATA,
             "format": FORMAT_VERSION,
             "bytes": len(data),
-            "tag": stored_tag(data, METADATA_PATH).hex(),
+            "tag": stored_tag(data, FSPF_METADATA).hex(),
         }
         if args.key_file is not None:
-            manifest = unseal(data, read_key_file(args.key_file), image_context(), METADATA_PATH)
+            manifest = unseal(data, read_key_file(args.key_file), image_context(), FSPF_METADATA)
             summary["chunk_size"] = manifest.chunk_size
             summary["regions"] = [
                 {"path": r.path, "protection": r.protection.value} for r in manifest.regions

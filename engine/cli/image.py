@@ -30,7 +30,7 @@ from ..policy import (
     qualified_session_name,
     random_namespace,
 )
-from ..runtime.protocol import ATTESTATION_PORT, CLIENT_PORT, cas_host_and_port
+from ..vocabulary import ATTESTATION_PORT, CLIENT_PORT, cas_host_and_port
 from .common import EXIT_INVALID, CliError, add_registry_arguments, registry_options
 
 

@@ -14,12 +14,11 @@ from .chunks import DEFAULT_CHUNK_SIZE
 from .errors import AnchorConflictError, FspfError, IntegrityError, RollbackError, UsageError
 from .keys import generate_key, load_or_create_key_file, parse_key, parse_tag, read_key_file
 from .metadata import Entry, Manifest, Protection, Region
-from .tree import METADATA_PATH, Protected, decrypt_tree, protect_tree, verify_tree
+from .tree import Protected, decrypt_tree, protect_tree, verify_tree
 from .volume import Volume
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
-    "METADATA_PATH",
     "AnchorConflictError",
     "AnchorState",
     "Entry",

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..layout import FSPF_DATA, FSPF_DIR, FSPF_METADATA
 from . import chunks
 from .attributes import Attributes, apply_attributes, check_attributes, read_attributes
 from .errors import IntegrityError, UsageError
@@ -43,10 +44,6 @@ from .metadata import (
 )
 from .observation import Observation, RegionMap, protected_roots
 from .paths import NotRegularFileError, check_tree_path, host_path, is_within, open_regular, walk
-
-FSPF_DIR = "/fspf"
-METADATA_PATH = "/fspf/fs.fspf"
-DATA_DIR = "/fspf/data"
 
 
 @dataclass(frozen=True)
@@ -108,7 +105,7 @@ def protect_tree(
     normalised = normalise_regions(regions)
 
     out.mkdir(parents=True, exist_ok=True)
-    data_dir = host_path(out, DATA_DIR)
+    data_dir = host_path(out, FSPF_DATA)
     data_dir.mkdir(parents=True)
     entries: list[Entry] = []
     directory_modes: list[tuple[Path, int]] = []
@@ -149,7 +146,7 @@ def protect_tree(
 
     manifest = Manifest(kind="image", chunk_size=chunk_size, regions=normalised, entries=tuple(entries))
     sealed, tag = seal(manifest, key, image_context())
-    _write_durably(host_path(out, METADATA_PATH), sealed)
+    _write_durably(host_path(out, FSPF_METADATA), sealed)
     return Protected(tag, manifest)
 
 
@@ -215,26 +212,26 @@ def _write_durably(location: Path, data: bytes) -> None:
 
 
 def read_metadata(tree: Path) -> bytes:
-    location = host_path(tree, METADATA_PATH)
+    location = host_path(tree, FSPF_METADATA)
     try:
         with os.fdopen(open_regular(location), "rb") as stream:
             data = stream.read(MAX_METADATA_BYTES + 1)
     except FileNotFoundError:
-        raise IntegrityError(f"Verification of {METADATA_PATH} failed: the file is missing") from None
+        raise IntegrityError(f"Verification of {FSPF_METADATA} failed: the file is missing") from None
     except NotRegularFileError as error:
-        raise IntegrityError(f"Verification of {METADATA_PATH} failed: {error.strerror}") from None
+        raise IntegrityError(f"Verification of {FSPF_METADATA} failed: {error.strerror}") from None
     except OSError:
-        raise IntegrityError(f"Verification of {METADATA_PATH} failed: not a readable file") from None
+        raise IntegrityError(f"Verification of {FSPF_METADATA} failed: not a readable file") from None
     if len(data) > MAX_METADATA_BYTES:
         raise IntegrityError(
-            f"Verification of {METADATA_PATH} failed: larger than {MAX_METADATA_BYTES} bytes"
+            f"Verification of {FSPF_METADATA} failed: larger than {MAX_METADATA_BYTES} bytes"
         )
     return data
 
 
 def open_metadata(tree: Path, key: bytes, tag: bytes) -> Manifest:
     """Read and unseal ``/fspf/fs.fspf``, requiring exactly the state ``tag`` names."""
-    return unseal(read_metadata(tree), key, image_context(), METADATA_PATH, expected_tag=tag)
+    return unseal(read_metadata(tree), key, image_context(), FSPF_METADATA, expected_tag=tag)
 
 
 def verify_tree(tree: Path, key: bytes, tag: bytes, observation: Observation | None = None) -> Manifest:
@@ -368,12 +365,12 @@ def _check_layout(tree: Path, manifest: Manifest, observation: Observation | Non
 
 
 def _check_fspf_entry(path: str, info: os.stat_result, blobs: set[str]) -> None:
-    if path in {FSPF_DIR, DATA_DIR} and stat.S_ISDIR(info.st_mode):
+    if path in {FSPF_DIR, FSPF_DATA} and stat.S_ISDIR(info.st_mode):
         return
-    if path == METADATA_PATH and stat.S_ISREG(info.st_mode):
+    if path == FSPF_METADATA and stat.S_ISREG(info.st_mode):
         return
     name = path.rsplit("/", 1)[-1]
-    if path == f"{DATA_DIR}/{name}" and name in blobs and stat.S_ISREG(info.st_mode):
+    if path == f"{FSPF_DATA}/{name}" and name in blobs and stat.S_ISREG(info.st_mode):
         return
     raise IntegrityError(f"Verification of {path} failed: unexpected entry in {FSPF_DIR}")
 
@@ -400,7 +397,7 @@ def _verify_entry(
         _verify_authenticated(tree, manifest, entry, observation)
     elif entry.type == "file":
         assert entry.blob is not None
-        blob = host_path(tree, DATA_DIR) / entry.blob
+        blob = host_path(tree, FSPF_DATA) / entry.blob
         try:
             source = os.fdopen(open_regular(blob), "rb")
         except OSError:

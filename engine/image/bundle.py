@@ -32,12 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SconifyError
+from ..layout import RUNTIME_LIBRARY
 from ..version import __version__
 from .rootfs import resolve_inside
 
 DEPENDENCIES = ("cryptography", "cffi", "pycparser")
 ENGINE_PACKAGES = ("fspf", "runtime")
-ENGINE_MODULES = ("errors.py",)
+ENGINE_MODULES = ("errors.py", "layout.py", "vocabulary.py")
 """Engine subpackages the runtime imports (pure Python); nothing else of the engine goes into images."""
 ARCHITECTURES = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
 """The images' architectures the runtime bundle is made for (OCI's name, or the machine's), each with the
@@ -252,7 +253,7 @@ def assemble(
     target: Target,
     destination: Path,
     cache: Path | None = None,
-    image_path: str = "/sconify/lib",
+    image_path: str = RUNTIME_LIBRARY,
     progress: Callable[[str], None] = lambda _: None,
 ) -> None:
     """Fill ``destination`` (the image's ``image_path``) with the dependencies, the engine's runtime code

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..runtime.protocol import ATTESTATION_PORT, CLIENT_PORT
 from ..version import __version__
+from ..vocabulary import ATTESTATION_PORT, CLIENT_PORT
 from . import bundle
 from .layers import read_layer, write_tree_layer
 from .oci import OCI_CONFIG, OCI_LAYER_GZIP, Descriptor, ImageError, Platform, manifest_json

@@ -18,7 +18,7 @@ from ..policy import (
     sconified_session,
     validate_session,
 )
-from ..runtime.protocol import INSECURE_SOFTWARE_EVIDENCE
+from ..vocabulary import INSECURE_SOFTWARE_EVIDENCE
 
 
 def confidential_session(

@@ -29,7 +29,8 @@ from ..fspf.keys import KEY_BYTES
 from ..fspf.metadata import Entry, Manifest, Protection, Region, image_context, seal
 from ..fspf.observation import RegionMap, protected_roots
 from ..fspf.paths import host_path, open_regular, walk
-from ..fspf.tree import DATA_DIR, METADATA_PATH, Protected, normalise_regions
+from ..fspf.tree import Protected, normalise_regions
+from ..layout import FSPF_DATA, FSPF_METADATA
 
 
 def _derive(key: bytes, label: bytes, *parts: bytes) -> bytes:
@@ -67,7 +68,7 @@ def protect_regions(
     if len(key) != KEY_BYTES:
         raise UsageError(f"key: expected {KEY_BYTES} bytes")
     normalised = normalise_regions(regions)
-    data_dir = host_path(out, DATA_DIR)
+    data_dir = host_path(out, FSPF_DATA)
     data_dir.mkdir(parents=True, exist_ok=True)
     walk_roots = protected_roots(normalised)
     entries: list[Entry] = []
@@ -89,7 +90,7 @@ def protect_regions(
                 entries.append(entry)
     manifest = Manifest(kind="image", chunk_size=chunk_size, regions=normalised, entries=tuple(entries))
     sealed, tag = seal(manifest, key, image_context(), deterministic=True)
-    host_path(out, METADATA_PATH).write_bytes(sealed)
+    host_path(out, FSPF_METADATA).write_bytes(sealed)
     return Protected(tag, manifest)
 
 

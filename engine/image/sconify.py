@@ -31,10 +31,17 @@ from ..fspf.attributes import ROOT_OWNED
 from ..fspf.errors import UsageError
 from ..fspf.metadata import Protection, Region
 from ..fspf.paths import check_tree_path, is_within
-from ..fspf.tree import METADATA_PATH
+from ..layout import (
+    CAS_PIN,
+    MEASUREMENT_PLAN,
+    RESERVED,
+    RUNTIME_DIR,
+    RUNTIME_ENTRYPOINT,
+    RUNTIME_LIBRARY,
+    VOLUME_STORAGE,
+)
 from ..policy.model import VOLUME_NAME_RE, VOLUME_NAME_RULE
 from ..runtime import measure
-from ..runtime.protocol import CAS_PIN_PATH, VOLUME_STORAGE_DIR
 from ..version import __version__
 from . import bundle, cache
 from .layers import (
@@ -69,21 +76,13 @@ from .transport import (
     open_source,
 )
 
-RUNTIME_DIR = "/sconify"
-RUNTIME_ENTRYPOINT = "/sconify/bin/sconify-run"
-MEASUREMENT_PLAN = measure.PLAN_PATH
-VOLUME_CIPHERTEXT_DIR = VOLUME_STORAGE_DIR
-FSPF_PATH = METADATA_PATH
 LIBRARY_DIRECTORIES = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib")
 """Authenticated when present: where shared libraries and interpreter modules live."""
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-RESERVED = ("/fspf", RUNTIME_DIR, "/proc", "/sys", "/dev")
-
-RUNTIME_LIBRARY = "/sconify/lib"
 # The entrypoint: the image's own python3, isolated from the environment (-I) and writing no bytecode (-B:
 # a __pycache__ in a measured directory would change the measurement), on the runtime bundle.
-RUNTIME_LAUNCHER = """#!/bin/sh
-exec /usr/bin/python3 -I -B -c 'import sys; sys.path.insert(0, "/sconify/lib"); \\
+RUNTIME_LAUNCHER = f"""#!/bin/sh
+exec /usr/bin/python3 -I -B -c 'import sys; sys.path.insert(0, "{RUNTIME_LIBRARY}"); \\
 from pulumi_sconify.engine.runtime.launcher import main; sys.exit(main())'
 """
 
@@ -330,7 +329,7 @@ def _sconify(
         for path in sorted(authenticated)
         if not any(is_within(path, d) for d in options.dirs)
     ]
-    regions.append(Region(VOLUME_CIPHERTEXT_DIR, Protection.NOT_PROTECTED))
+    regions.append(Region(VOLUME_STORAGE, Protection.NOT_PROTECTED))
     # What the runtime measures, written before protection so that it is itself authenticated (and so
     # part of the measurement): it cannot read the FSPF metadata before the CAS gives it the key.
     plan = measure.plan_json(binary, regions, options.heap, options.stack)
@@ -403,8 +402,8 @@ def _stage_runtime(
     shutil.copytree(library, stage / RUNTIME_LIBRARY.lstrip("/"), symlinks=True)
     files = {RUNTIME_ENTRYPOINT: (RUNTIME_LAUNCHER.encode(), 0o755)}
     if options.cas_certificate:
-        files[CAS_PIN_PATH] = (options.cas_certificate, 0o644)
-    directories = [f"{VOLUME_CIPHERTEXT_DIR}/{name}" for name, _ in options.volumes]
+        files[CAS_PIN] = (options.cas_certificate, 0o644)
+    directories = [f"{VOLUME_STORAGE}/{name}" for name, _ in options.volumes]
     directories += [path for _, path in options.volumes if rootfs.lstat(path) is None]
     for base in (stage, rootfs.root):
         for path, (content, mode) in files.items():
@@ -444,7 +443,7 @@ def mounts_for(volumes: Sequence[tuple[str, str]], dirs: Sequence[str]) -> tuple
     from those inputs alone, so a deployment can be declared before the image is built."""
     mounts = []
     for name, path in volumes:
-        mounts.append(Mount(f"{VOLUME_CIPHERTEXT_DIR}/{name}", MountKind.CIPHERTEXT_VOLUME, name))
+        mounts.append(Mount(f"{VOLUME_STORAGE}/{name}", MountKind.CIPHERTEXT_VOLUME, name))
         mounts.append(Mount(path, MountKind.TMPFS, name))
     mounts += [Mount(directory, MountKind.TMPFS) for directory in dirs]
     return tuple(mounts)
@@ -467,7 +466,7 @@ def _config(
     if options.cas:
         environment.append(f"SCONE_CAS_ADDR={options.cas}")
     if options.cas_certificate:
-        environment.append(f"SCONE_CAS_CA={CAS_PIN_PATH}")
+        environment.append(f"SCONE_CAS_CA={CAS_PIN}")
     runtime["Env"] = environment
     runtime["Entrypoint"] = [RUNTIME_ENTRYPOINT]
     runtime["Cmd"] = None

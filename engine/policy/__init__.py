@@ -7,7 +7,6 @@ True
 """
 
 from .builder import (
-    DEFAULT_FSPF_PATH,
     DEFAULT_TOLERATE,
     default_environment,
     namespace_session,
@@ -53,7 +52,6 @@ from .render import canonical_json, render_session, session_hash, session_to_dat
 __all__ = [
     "ANY",
     "CREATOR",
-    "DEFAULT_FSPF_PATH",
     "DEFAULT_KUBERNETES_ISSUER",
     "DEFAULT_TOLERATE",
     "KNOWN_TOLERATIONS",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 
-from ..fspf.tree import METADATA_PATH
+from ..layout import FSPF_METADATA
 from .model import (
     CREATOR,
     AccessPolicy,
@@ -28,7 +28,6 @@ from .model import (
 from .names import default_session_name, qualified_session_name
 from .parse import validate_session
 
-DEFAULT_FSPF_PATH = METADATA_PATH
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_TOLERATE: tuple[str, ...] = (
     "debug-mode",
@@ -74,7 +73,7 @@ def sconified_session(
     volumes: Mapping[str, str] | None = None,
     environment: Mapping[str, str] | None = None,
     pwd: str = "/",  # noqa: S107 - the working directory, not a password
-    fspf_path: str = DEFAULT_FSPF_PATH,
+    fspf_path: str = FSPF_METADATA,
     tolerate: Sequence[str] = DEFAULT_TOLERATE,
     ignore_advisories: str | Sequence[str] | None = "*",
     predecessor: str | None = None,

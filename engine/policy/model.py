@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from ..runtime.protocol import INSECURE_SOFTWARE_EVIDENCE
+from ..vocabulary import INSECURE_SOFTWARE_EVIDENCE
 
 VOLUME_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,39}")
 """The name of a volume the engine mounts (``sconify image --volume``, charts, components): a letter, then

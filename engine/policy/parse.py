@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from cryptography import x509
 
-from ..runtime.protocol import HARDWARE_KINDS
+from ..vocabulary import HARDWARE_KINDS
 from .errors import PolicyError, Problem
 from .loader import SourcedFloat, SourcedInt, load_yaml
 from .model import (

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from ..runtime.protocol import AZURE_CVM, SEV_SNP, TDX
+from ..vocabulary import AZURE_CVM, SEV_SNP, TDX
 from .model import (
     SNP_TCB_COMPONENTS,
     AccessPolicy,

@@ -27,18 +27,20 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ..errors import CasError
 from ..fspf import AnchorConflictError, AnchorState
-from .hardware import HardwareEvidenceError, HardwareSources
-from .protocol import (
-    ATTEST_PATH,
+from ..layout import KUBERNETES_TOKEN
+from ..vocabulary import (
     ATTESTATION_PORT,
     HARDWARE_KINDS,
     INSECURE_SOFTWARE_EVIDENCE,
     KUBERNETES,
-    KUBERNETES_TOKEN_FILE,
+    cas_host_and_port,
+)
+from .hardware import HardwareEvidenceError, HardwareSources
+from .protocol import (
+    ATTEST_PATH,
     NONCE_PATH,
     SIGNATURE_HEADER,
     VOLUME_STATE_PATH,
-    cas_host_and_port,
     evidence_binding,
     request_signing_input,
 )
@@ -131,7 +133,7 @@ class CasSession:
         config_id: str,
         measurement: str,
         patience: float = DEFAULT_PATIENCE,
-        token_file: Path = Path(KUBERNETES_TOKEN_FILE),
+        token_file: Path = Path(KUBERNETES_TOKEN),
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         hardware: HardwareSources | None = None,

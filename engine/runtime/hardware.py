@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SconifyError
-from .protocol import AZURE_CVM, SEV_SNP, TDX, hardware_report_data
+from ..vocabulary import AZURE_CVM, SEV_SNP, TDX
+from .protocol import hardware_report_data
 from .tpm import DEVICE as TPM_DEVICE, DeviceTransport, Tpm, TpmError
 
 TSM_REPORT_DIR = "/sys/kernel/config/tsm/report"

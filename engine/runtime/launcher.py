@@ -28,13 +28,13 @@ from typing import Any
 
 from ..errors import CasError, SconifyError
 from ..fspf import FspfError, Volume, decrypt_tree
+from ..layout import CAS_PIN, VOLUME_STORAGE
 from ..version import __version__
 from .cas import CasConnection, CasSession, VolumeAnchor, patience_from_environment
 from .measure import measure_and_observe
-from .protocol import CAS_PIN_PATH, VOLUME_STORAGE_DIR
 
-CAS_PIN = Path(CAS_PIN_PATH)
-VOLUME_STORAGE = Path(VOLUME_STORAGE_DIR)
+CAS_PIN = Path(CAS_PIN)
+VOLUME_STORAGE = Path(VOLUME_STORAGE)
 EXIT_REFUSED = 70
 COMMIT_INTERVAL = "SCONIFY_COMMIT_INTERVAL"
 """Policy environment variable: seconds between commits of a running program's volumes. It is read from

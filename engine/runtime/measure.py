@@ -29,9 +29,9 @@ from pathlib import Path
 
 from ..fspf.metadata import Entry, Protection, Region
 from ..fspf.observation import Observation, observe
+from ..layout import MEASUREMENT_PLAN
 
 DOMAIN = b"sconify-measurement-v1\n"
-PLAN_PATH = "/sconify/measure.json"
 
 
 def rows_from_observation(observation: Observation) -> list[list[object]]:
@@ -100,10 +100,10 @@ def measure_and_observe(root: Path) -> tuple[str, Observation]:
     from ..fspf.tree import normalise_regions  # noqa: PLC0415 - the runtime's import set
 
     try:
-        plan = json.loads((root / PLAN_PATH.lstrip("/")).read_bytes())
+        plan = json.loads((root / MEASUREMENT_PLAN.lstrip("/")).read_bytes())
         regions = normalise_regions(Region(path, Protection(kind)) for path, kind in plan["regions"])
         binary, heap, stack = str(plan["binary"]), str(plan["heap"]), str(plan["stack"])
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{PLAN_PATH}: missing or malformed ({type(error).__name__})") from None
+        raise ValueError(f"{MEASUREMENT_PLAN}: missing or malformed ({type(error).__name__})") from None
     observation = observe(root, regions)
     return measurement(binary, rows_from_observation(observation), heap, stack), observation

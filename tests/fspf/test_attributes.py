@@ -23,7 +23,7 @@ from pulumi_sconify.engine.fspf import (
 )
 from pulumi_sconify.engine.fspf.attributes import CAPABILITY, Attributes
 from pulumi_sconify.engine.fspf.metadata import Manifest, image_context, seal
-from pulumi_sconify.engine.fspf.tree import METADATA_PATH
+from pulumi_sconify.engine.layout import FSPF_METADATA
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="giving files other owners takes root")
 
@@ -205,7 +205,7 @@ def test_image_metadata_of_format_1_is_refused_by_name(
     monkeypatch.setattr(metadata_module, "FORMAT_VERSION", 1)
     sealed, tag = seal(manifest, key, image_context())
     monkeypatch.undo()
-    metadata = out / METADATA_PATH.lstrip("/")
+    metadata = out / FSPF_METADATA.lstrip("/")
     metadata.unlink()
     metadata.write_bytes(sealed)
     with pytest.raises(IntegrityError, match="format version 1 does not seal owners and extended attributes"):

@@ -13,8 +13,8 @@ from pulumi_sconify.engine.fspf import generate_key
 from pulumi_sconify.engine.image.policy import confidential_session
 from pulumi_sconify.engine.image.reference import parse_reference
 from pulumi_sconify.engine.image.sconify import SconifyOptions, SconifyResult, sconify
+from pulumi_sconify.engine.layout import KUBERNETES_TOKEN
 from pulumi_sconify.engine.policy import KubernetesIdentity, namespace_session, render_session
-from pulumi_sconify.engine.runtime.protocol import KUBERNETES_TOKEN_FILE
 from tests.support.cas import RunningCas
 from tests.support.images.counter import TAG, counter_layout
 
@@ -88,7 +88,7 @@ class ConfidentialCounter:
     @staticmethod
     def token_mount(token_file: Path) -> tuple[str, str]:
         """podman options that mount a projected service-account token where the kubelet would."""
-        return ("-v", f"{token_file}:{KUBERNETES_TOKEN_FILE}:ro")
+        return ("-v", f"{token_file}:{KUBERNETES_TOKEN}:ro")
 
     def command(self, *options: str, arguments: tuple[str, ...] = (), memory: str = "") -> list[str]:
         """The podman command line of one run: memory for /code and /V1, the volume's ciphertext mounted;

@@ -1,0 +1,34 @@
+"""Where things lie inside a confidential image: the one home of every in-image path.
+
+The sconifier writes these paths, the runtime reads them, fspf and the policy name them, and the chart mounts
+volumes there; a path written twice drifts. This module ships into confidential images with the runtime:
+standard library only (nothing at all, in fact).
+"""
+
+from __future__ import annotations
+
+RUNTIME_DIR = "/sconify"
+"""The runtime's own directory: authenticated as a whole, and reserved (an image may not bring one)."""
+RUNTIME_ENTRYPOINT = f"{RUNTIME_DIR}/bin/sconify-run"
+"""The confidential image's entrypoint: starts the runtime, which starts the program."""
+RUNTIME_LIBRARY = f"{RUNTIME_DIR}/lib"
+"""The runtime's code and its dependencies (the bundle)."""
+MEASUREMENT_PLAN = f"{RUNTIME_DIR}/measure.json"
+"""What the runtime measures (program, regions, heap, stack); inside the measured region itself."""
+CAS_PIN = f"{RUNTIME_DIR}/cas-ca.pem"
+"""The CA certificate of the image's CAS: the runtime trusts nothing else."""
+VOLUME_STORAGE = f"{RUNTIME_DIR}/volumes"
+"""Each volume's ciphertext, ``<dir>/<volume name>``: mounted there, never part of the authenticated image."""
+
+FSPF_DIR = "/fspf"
+"""The protection metadata of the image's protected regions, and their encrypted files."""
+FSPF_METADATA = f"{FSPF_DIR}/fs.fspf"
+"""The sealed metadata: the regions, each file's tag, and (for encrypted ones) where its blob lies."""
+FSPF_DATA = f"{FSPF_DIR}/data"
+"""The encrypted files' blobs."""
+
+KUBERNETES_TOKEN = "/var/run/secrets/sconify.io/token"  # noqa: S105 - a path, not a secret
+"""Where a confidential pod finds its projected service-account token for the CAS."""
+
+RESERVED = (FSPF_DIR, RUNTIME_DIR, "/proc", "/sys", "/dev")
+"""Paths an image's own regions, volumes and files may not overlap."""
