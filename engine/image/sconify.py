@@ -40,6 +40,7 @@ from ..layout import (
     RUNTIME_LIBRARY,
     VOLUME_STORAGE,
 )
+from ..policy.builder import DEFAULT_PATH
 from ..policy.model import VOLUME_NAME_RE, VOLUME_NAME_RULE
 from ..runtime import measure
 from ..version import __version__
@@ -78,7 +79,6 @@ from .transport import (
 
 LIBRARY_DIRECTORIES = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib")
 """Authenticated when present: where shared libraries and interpreter modules live."""
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # The entrypoint: the image's own python3, isolated from the environment (-I) and writing no bytecode (-B:
 # a __pycache__ in a measured directory would change the measurement), on the runtime bundle.
 RUNTIME_LAUNCHER = f"""#!/bin/sh

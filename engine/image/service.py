@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..chart import WorkloadType, service_from_sconifier_json, write_chart
-from ..policy import DEFAULT_TOLERATE, KubernetesIdentity, Platforms, Session
+from ..policy import DEFAULT_TOLERATE, KubernetesIdentity, Platforms, Session, sconified_session
 from .output import sconifier_output
-from .policy import confidential_session
 from .sconify import Progress, SconifyOptions, SconifyResult, sconify
 
 
@@ -52,7 +51,7 @@ def sconify_service(
 ) -> ConfidentialService:
     """Sconify the image and write the policy that admits exactly it."""
     result = sconify(options, progress)
-    session = confidential_session(
+    session = sconified_session(
         namespace=policy.namespace,
         session=policy.session,
         service=options.service,

@@ -4,22 +4,30 @@
 structure that SCONE's ``sconify_image`` generates for a service (see the counter example in
 ``docs/policy.md``): one service bound to one image, its measurement, command, environment and
 working directory, the image's FSPF key, tag and path, one volume per ``--volume=NAME:PATH``
-mounted by the image, access for the creator only, and the list of tolerated weaknesses.
+mounted by the image, access for the creator only, and the list of tolerated weaknesses — plus what
+the open engine adds: the service's Kubernetes workload identity and the hardware it must attest on.
+It is the one policy builder: the CLI, the resources and the tests all build through it.
 :func:`namespace_session` produces the namespace that holds it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Mapping, Sequence
 
 from ..layout import FSPF_METADATA
+from ..vocabulary import INSECURE_SOFTWARE_EVIDENCE
+from .errors import PolicyError, Problem
 from .model import (
     CREATOR,
     AccessPolicy,
     Attestation,
+    AttestationMode,
     Image,
     ImageVolume,
+    KubernetesIdentity,
+    Platforms,
     Security,
     Service,
     Session,
@@ -77,17 +85,44 @@ def sconified_session(
     tolerate: Sequence[str] = DEFAULT_TOLERATE,
     ignore_advisories: str | Sequence[str] | None = "*",
     predecessor: str | None = None,
+    kubernetes: KubernetesIdentity | None = None,
+    insecure_software_evidence: bool = False,
+    platforms: Platforms | None = None,
 ) -> Session:
     """The session policy for one sconified service.
 
     ``session`` defaults to ``<service>-session`` and ``image_name`` to ``<service>_image``;
-    ``volumes`` maps volume names to their mount paths in the image (``{"V1": "/V1"}``).
+    ``volumes`` maps volume names to their mount paths in the image (``{"V1": "/V1"}``);
+    ``environment`` adds to (and overrides) :func:`default_environment`.
+
+    The service attests with the Kubernetes workload identity ``kubernetes``, if given. Self-reported
+    evidence, which anyone can make up, is accepted only when ``insecure_software_evidence`` says so —
+    never by default, and never through ``tolerate``, which drops it. With ``platforms`` (hardware and its
+    reference values) the policy requires hardware evidence (``mode: hardware``), together with the
+    workload's token when ``kubernetes`` is pinned.
+
     The result is validated; a :class:`~.errors.PolicyError` names any bad input by field path.
     """
+    hardware = platforms is not None and platforms != Platforms()
+    if hardware and insecure_software_evidence:
+        raise PolicyError(
+            [
+                Problem(
+                    "security.attestation",
+                    "hardware evidence and insecure software evidence exclude each other",
+                )
+            ]
+        )
     volumes = dict(volumes or {})
     session_name = session or default_session_name(service)
     image = image_name or f"{service}_image"
     advisories = ignore_advisories if isinstance(ignore_advisories, str | None) else tuple(ignore_advisories)
+    tolerated = [t for t in tolerate if t != INSECURE_SOFTWARE_EVIDENCE]
+    if insecure_software_evidence:
+        tolerated.append(INSECURE_SOFTWARE_EVIDENCE)
+    attestation = Attestation(tolerate=tuple(dict.fromkeys(tolerated)), ignore_advisories=advisories)
+    if hardware:
+        attestation = dataclasses.replace(attestation, mode=AttestationMode.HARDWARE, platforms=platforms)
     return validate_session(
         Session(
             name=qualified_session_name(namespace, session_name),
@@ -99,15 +134,16 @@ def sconified_session(
                     image_name=image,
                     mrenclaves=(mrenclave,),
                     command=command if isinstance(command, str) else tuple(command),
-                    environment=dict(environment if environment is not None else default_environment()),
+                    environment={**default_environment(), **(environment or {})},
                     pwd=pwd,
                     fspf_path=fspf_path,
                     fspf_key=fspf_key,
                     fspf_tag=fspf_tag,
+                    kubernetes=kubernetes,
                 ),
             ),
             volumes=tuple(Volume(name) for name in volumes),
             images=(Image(image, tuple(ImageVolume(name, path) for name, path in volumes.items())),),
-            security=Security(Attestation(tolerate=tuple(tolerate), ignore_advisories=advisories)),
+            security=Security(attestation),
         )
     )

@@ -24,7 +24,6 @@ from ...engine.chart import WorkloadType
 from ...engine.fspf import generate_key
 from ...engine.image.bundle import ARCHITECTURES
 from ...engine.image.oci import DEFAULT_PLATFORM, ImageError, Platform
-from ...engine.image.policy import confidential_session
 from ...engine.image.reference import ImageReferenceError, parse_reference
 from ...engine.image.registry import RegistryError
 from ...engine.image.sconify import SconifyOptions, check_paths
@@ -40,7 +39,7 @@ from ...engine.policy import (
     render_session,
     validate_session,
 )
-from ...engine.policy.builder import DEFAULT_TOLERATE
+from ...engine.policy.builder import DEFAULT_TOLERATE, sconified_session
 from .base import (
     PROVIDER_VERSION,
     Changes,
@@ -423,7 +422,7 @@ def _planned_policy(news: dict[str, Any]) -> tuple[list[CheckFailure], Session |
         given_in_dirs = any(str(error).startswith(f"{path}:") for path in news.get("dirs") or ())
         return [*failures, CheckFailure("dirs" if given_in_dirs else "volumes", str(error))], None
     try:
-        planned = confidential_session(
+        planned = sconified_session(
             namespace=str(news["namespace"]),
             session=str(news["session"]),
             service=str(news["service"]),

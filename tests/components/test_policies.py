@@ -52,7 +52,7 @@ def test_a_service_without_a_protected_volume_is_refused(resources: list[Planned
     assert len(problems) == 1 and problem in problems[0]
 
 
-def _policy(tolerate: tuple[str, ...]) -> str:
+def _policy(tolerate: tuple[str, ...], *, insecure_software_evidence: bool = False) -> str:
     return render_session(
         sconified_session(
             namespace="ns",
@@ -62,6 +62,7 @@ def _policy(tolerate: tuple[str, ...]) -> str:
             fspf_key="b" * 64,
             fspf_tag="c" * 32,
             tolerate=tolerate,
+            insecure_software_evidence=insecure_software_evidence,
         )
     )
 
@@ -86,7 +87,7 @@ def test_insecure_software_evidence_is_refused_only_on_aks() -> None:
     assert insecure_attestation_on_aks([cluster, insecure]) == [
         "image: the policy accepts insecure-software-evidence"
     ]
-    uploaded = Planned(CAS_SESSION, "session", {"policy": _policy(("insecure-software-evidence",))})
+    uploaded = Planned(CAS_SESSION, "session", {"policy": _policy((), insecure_software_evidence=True)})
     assert insecure_attestation_on_aks([cluster, uploaded]) == [
         "session: the uploaded policy tolerates insecure-software-evidence"
     ]

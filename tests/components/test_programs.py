@@ -16,8 +16,12 @@ from pulumi_sconify.engine.cas.hardware import HardwareTrust, hardware_verifiers
 from pulumi_sconify.engine.cas.identity import cas_audience
 from pulumi_sconify.engine.cas.recovery import create_recovery_key
 from pulumi_sconify.engine.errors import EvidenceRefusedError
-from pulumi_sconify.engine.image.policy import confidential_session
-from pulumi_sconify.engine.policy import AttestationMode, KubernetesIdentity, platforms_from_data
+from pulumi_sconify.engine.policy import (
+    AttestationMode,
+    KubernetesIdentity,
+    platforms_from_data,
+    sconified_session,
+)
 from tests.support.pulumi.program_runner import MOCK_CA_CERTIFICATE, plain
 from tests.support.pulumi.programs import (
     PROGRAMS,
@@ -201,7 +205,7 @@ def test_the_aks_stacks_accept_only_hardware_evidence(program: str, stack: str) 
     pcrs = image["hardware_attestation"]["azure-cvm"]["pcrs"]
     assert set(pcrs) == {"0", "7", "11"}
     # The policy the provider writes from these inputs (the same function), as the CAS applies it.
-    session = confidential_session(
+    session = sconified_session(
         namespace="ns",
         session="counter-session",
         service="counter",

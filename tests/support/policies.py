@@ -7,11 +7,9 @@ import dataclasses
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pulumi_sconify.engine.policy import (
-    Attestation,
     KubernetesIdentity,
     Secret,
     SecretKind,
-    Security,
     Session,
     namespace_session,
     render_session,
@@ -40,7 +38,6 @@ def counter(
 ) -> Session:
     """The counter policy, with two generated secrets used through placeholders and an exported CA;
     ``insecure`` tolerates self-reported evidence, ``kubernetes`` pins a workload identity."""
-    tolerate = ("debug-mode", "insecure-software-evidence") if insecure else ("debug-mode",)
     session = sconified_session(
         namespace=namespace_name,
         session="python-session",
@@ -50,12 +47,13 @@ def counter(
         fspf_key=FSPF_KEY,
         fspf_tag=FSPF_TAG,
         volumes={"V1": "/V1"},
-        tolerate=tolerate,
+        tolerate=("debug-mode",),
+        insecure_software_evidence=insecure,
         predecessor=predecessor,
+        kubernetes=kubernetes,
     )
     service = dataclasses.replace(
         session.services[0],
-        kubernetes=kubernetes,
         command="python3 /code/app.py --password $$SCONE::db_password$$",
         environment={"LANG": "C.UTF-8", "TOKEN": "$$SCONE::api_token$$"},
     )
@@ -67,7 +65,6 @@ def counter(
             Secret("api_token", SecretKind.BINARY, size=16),
             Secret("ca", SecretKind.X509_CA, export_public=True),
         ),
-        security=Security(Attestation(tolerate=tolerate, ignore_advisories="*")),
     )
     return validate_session(dataclasses.replace(session, **changes))  # type: ignore[arg-type]
 

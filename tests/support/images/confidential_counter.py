@@ -10,11 +10,15 @@ from pathlib import Path
 
 from pulumi_sconify.engine.cas.identity import ClientIdentity
 from pulumi_sconify.engine.fspf import generate_key
-from pulumi_sconify.engine.image.policy import confidential_session
 from pulumi_sconify.engine.image.reference import parse_reference
 from pulumi_sconify.engine.image.sconify import SconifyOptions, SconifyResult, sconify
 from pulumi_sconify.engine.layout import KUBERNETES_TOKEN
-from pulumi_sconify.engine.policy import KubernetesIdentity, namespace_session, render_session
+from pulumi_sconify.engine.policy import (
+    KubernetesIdentity,
+    namespace_session,
+    render_session,
+    sconified_session,
+)
 from tests.support.cas import RunningCas
 from tests.support.images.counter import TAG, counter_layout
 
@@ -67,7 +71,7 @@ class ConfidentialCounter:
             cas_certificate=cas.ca.read_bytes(),
         )
         self.result: SconifyResult = sconify(options, self.progress.append)
-        session = confidential_session(
+        session = sconified_session(
             namespace=namespace,
             session="python-session",
             service="python-service",
