@@ -14,18 +14,26 @@ Verification re-reads everything against it and also walks the tree, so that a f
 protected region, a file replaced by a link, or plaintext left in an encrypted region are refused as
 surely as a changed byte. A caller that has just walked and hashed the
 regions itself (the runtime, measuring) hands over that :class:`~.observation.Observation` instead.
+
+One writer protects files, in two ways that differ only in where the tree goes and how keys are chosen
+(:class:`FileKeys`): :func:`protect_tree` copies a tree with :class:`RandomKeys` (``sconify fspf
+protect``); :func:`protect_in_place` leaves an image's files where they are and writes only ``/fspf``,
+with :class:`DerivedKeys`, so that the same image and key give the same bytes (reproducible images).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import hmac
 import os
 import secrets
 import shutil
 import stat
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 from ..layout import FSPF_DATA, FSPF_DIR, FSPF_METADATA
 from . import chunks
@@ -52,6 +60,64 @@ class Protected:
 
     tag: bytes
     manifest: Manifest
+
+
+class FileKeys(Protocol):
+    """How a protection chooses each file's key and its ciphertext's name."""
+
+    deterministic: bool
+    """The sealed metadata's nonce, too, is derived rather than random."""
+
+    def file_key(self, path: str, location: Path) -> tuple[bytes, bytes]:
+        """The key of the file ``path`` (read at ``location``) and the content digest to seal (or ``b""``)."""
+        ...
+
+    def blob_name(self, file_key: bytes) -> str:
+        """The name of an encrypted file's ciphertext in ``/fspf/data``."""
+        ...
+
+
+class RandomKeys:
+    """A fresh random key for every file and a random name for every ciphertext: two protections of one
+    tree share nothing."""
+
+    deterministic = False
+
+    def file_key(self, path: str, location: Path) -> tuple[bytes, bytes]:
+        return generate_key(), b""
+
+    def blob_name(self, file_key: bytes) -> str:
+        return secrets.token_hex(16)
+
+
+@dataclass(frozen=True)
+class DerivedKeys:
+    """Each file's key derived from the FSPF key, the path and the content's SHA-256, the ciphertext's name
+    from the file key (synthetic-IV style): the same tree and key give byte-identical output. Identical
+    files under one key get identical ciphertext; that is all this reveals, and only across images one
+    owner protects with one key."""
+
+    key: bytes = field(repr=False)
+    deterministic = True
+
+    def file_key(self, path: str, location: Path) -> tuple[bytes, bytes]:
+        content = _content_digest(location)
+        return self._derive(b"file", path.encode("utf-8", "surrogateescape"), content), content
+
+    def blob_name(self, file_key: bytes) -> str:
+        return self._derive(b"blob", file_key)[:16].hex()
+
+    def _derive(self, label: bytes, *parts: bytes) -> bytes:
+        message = b"sconify-fspf-" + label + b"-v1\x00" + b"\x00".join(parts)
+        return hmac.new(self.key, message, hashlib.sha256).digest()
+
+
+def _content_digest(location: Path) -> bytes:
+    digest = hashlib.sha256()
+    with os.fdopen(open_regular(location), "rb") as source:
+        while block := source.read(1 << 20):
+            digest.update(block)
+    return digest.digest()
 
 
 def normalise_regions(regions: Iterable[Region]) -> tuple[Region, ...]:
@@ -136,7 +202,7 @@ def protect_tree(
             elif protection is Protection.ENCRYPTED:
                 entries.append(Entry(path, "symlink", protection, mode=0o777, target=link))
         elif stat.S_ISREG(info.st_mode):
-            entries.extend(_protect_file(origin, target, data_dir, path, info, protection, chunk_size))
+            entries.extend(_copy_file(origin, target, data_dir, path, info, protection, chunk_size))
         else:
             raise UsageError(
                 f"{path}: unsupported file type (only files, directories and links can be protected)"
@@ -150,7 +216,7 @@ def protect_tree(
     return Protected(tag, manifest)
 
 
-def _protect_file(
+def _copy_file(
     origin: Path,
     target: Path,
     data_dir: Path,
@@ -159,33 +225,51 @@ def _protect_file(
     protection: Protection,
     chunk_size: int,
 ) -> list[Entry]:
-    mode = stat.S_IMODE(info.st_mode)
     if protection is Protection.NOT_PROTECTED:
         shutil.copy2(origin, target, follow_symlinks=False)
         return []
-    file_key = generate_key()
-    with os.fdopen(open_regular(origin), "rb") as source:
+    copy_to = target if protection is Protection.AUTHENTICATED else None
+    entry = _protect_file(RandomKeys(), origin, data_dir, path, info, protection, chunk_size, copy_to)
+    if protection is Protection.AUTHENTICATED:
+        entry = replace(entry, attributes=_copy_attributes(origin, target, path, info))
+        shutil.copystat(origin, target, follow_symlinks=False)  # the mode after the owner: see there
+    return [entry]
+
+
+def _protect_file(
+    keys: FileKeys,
+    location: Path,
+    data_dir: Path,
+    path: str,
+    info: os.stat_result,
+    protection: Protection,
+    chunk_size: int,
+    copy_to: Path | None = None,
+) -> Entry:
+    """The entry of one regular file: authenticated (its chunk tags; copied to ``copy_to`` on the way if
+    given) or encrypted (its ciphertext written to ``data_dir``)."""
+    mode = stat.S_IMODE(info.st_mode)
+    file_key, digest = keys.file_key(path, location)
+    with os.fdopen(open_regular(location), "rb") as source:
         if protection is Protection.AUTHENTICATED:
-            with target.open("xb") as sink:
+            with copy_to.open("xb") if copy_to else contextlib.nullcontext() as sink:
                 tags = chunks.authenticate_file(file_key, path, source, info.st_size, chunk_size, sink)
-            attributes = _copy_attributes(origin, target, path, info)
-            shutil.copystat(origin, target, follow_symlinks=False)  # the mode after the owner: see there
-            return [
-                Entry(
-                    path,
-                    "file",
-                    protection,
-                    mode=mode,
-                    size=info.st_size,
-                    key=file_key,
-                    tags=tags,
-                    attributes=attributes,
-                )
-            ]
-        blob = secrets.token_hex(16)
+            return Entry(
+                path,
+                "file",
+                protection,
+                mode=mode,
+                size=info.st_size,
+                key=file_key,
+                tags=tags,
+                digest=digest,
+            )
+        blob = keys.blob_name(file_key)
         with (data_dir / blob).open("xb") as sink:
             chunks.encrypt_file(file_key, path, source, sink, info.st_size, chunk_size)
-    return [Entry(path, "file", protection, mode=mode, size=info.st_size, key=file_key, blob=blob)]
+    return Entry(
+        path, "file", protection, mode=mode, size=info.st_size, key=file_key, blob=blob, digest=digest
+    )
 
 
 def _copy_attributes(origin: Path, target: Path, path: str, info: os.stat_result) -> Attributes:
@@ -206,6 +290,86 @@ def _write_durably(location: Path, data: bytes) -> None:
         stream.write(data)
         stream.flush()
         os.fsync(stream.fileno())
+
+
+# -- protect in place --------------------------------------------------------------------------------
+
+
+AttributeSource = Callable[[str, os.stat_result], Attributes]
+"""The owner, group and extended attributes the image gives a path (given its ``lstat`` in the tree)."""
+
+
+def protect_in_place(
+    root: Path,
+    out: Path,
+    key: bytes,
+    regions: Iterable[Region],
+    chunk_size: int = chunks.DEFAULT_CHUNK_SIZE,
+    attributes: AttributeSource | None = None,
+) -> Protected:
+    """Protect the protected regions of the tree ``root`` where they are; write only ``/fspf`` below ``out``
+    (:class:`DerivedKeys`: the same tree and key give the same bytes).
+
+    Nothing is copied: authenticated files stay in the image's own layers (only their chunk tags enter
+    the metadata); the sconifier adds ``/fspf`` as a layer after removing the plaintext of encrypted
+    regions from every other layer.
+
+    ``attributes`` says what owner and extended attributes each authenticated entry has in the image;
+    by default, what ``root`` has on disk. (A tree extracted without privilege has neither: the
+    sconifier takes them from the layers' tar headers instead.)
+    """
+    if attributes is None:
+        attributes = lambda path, info: read_attributes(host_path(root, path), info)  # noqa: E731
+    if len(key) != KEY_BYTES:
+        raise UsageError(f"key: expected {KEY_BYTES} bytes")
+    normalised = normalise_regions(regions)
+    keys = DerivedKeys(key)
+    data_dir = host_path(out, FSPF_DATA)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    walk_roots = protected_roots(normalised)
+    entries: list[Entry] = []
+    region_map = RegionMap(normalised)
+    for walk_root in walk_roots:
+        try:
+            root_info = os.lstat(host_path(root, walk_root))
+        except FileNotFoundError:
+            raise UsageError(f"{walk_root}: no such file or directory in the image") from None
+        paths = [(walk_root, root_info)] if walk_root != "/" else []
+        if stat.S_ISDIR(root_info.st_mode):
+            paths += list(walk(root, walk_root))
+        for path, info in paths:
+            protection = region_map.of(path).protection
+            if protection is not Protection.NOT_PROTECTED:
+                entry = _protect_entry(keys, root, data_dir, path, info, protection, chunk_size)
+                if protection is Protection.AUTHENTICATED:
+                    entry = replace(entry, attributes=attributes(path, info))
+                entries.append(entry)
+    manifest = Manifest(kind="image", chunk_size=chunk_size, regions=normalised, entries=tuple(entries))
+    sealed, tag = seal(manifest, key, image_context(), deterministic=keys.deterministic)
+    host_path(out, FSPF_METADATA).write_bytes(sealed)
+    return Protected(tag, manifest)
+
+
+def _protect_entry(
+    keys: FileKeys,
+    root: Path,
+    data_dir: Path,
+    path: str,
+    info: os.stat_result,
+    protection: Protection,
+    chunk_size: int,
+) -> Entry:
+    location = host_path(root, path)
+    mode = stat.S_IMODE(info.st_mode)
+    if stat.S_ISDIR(info.st_mode):
+        return Entry(path, "dir", protection, mode=mode)
+    if stat.S_ISLNK(info.st_mode):
+        return Entry(path, "symlink", protection, mode=0o777, target=str(location.readlink()))
+    if not stat.S_ISREG(info.st_mode):
+        raise UsageError(
+            f"{path}: unsupported file type (only files, directories and links can be protected)"
+        )
+    return _protect_file(keys, location, data_dir, path, info, protection, chunk_size)
 
 
 # -- verify and decrypt -----------------------------------------------------------------------------

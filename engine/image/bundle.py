@@ -270,7 +270,8 @@ def assemble(
     for name in ENGINE_MODULES:
         shutil.copy2(engine / name, bundled / name)
     for name in ENGINE_PACKAGES:
-        # Whole: runtime/ and fspf/ hold only what runs in the image (the builders live in image/).
+        # Whole: runtime/ and fspf/ are what runs in the image (fspf with its writer, which the runtime
+        # does not call: small, and measured with the rest).
         shutil.copytree(
             engine / name,
             bundled / name,

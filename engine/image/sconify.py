@@ -31,6 +31,7 @@ from ..fspf.attributes import ROOT_OWNED
 from ..fspf.errors import UsageError
 from ..fspf.metadata import Protection, Region
 from ..fspf.paths import check_tree_path, is_within
+from ..fspf.tree import protect_in_place
 from ..layout import (
     CAS_PIN,
     MEASUREMENT_PLAN,
@@ -65,7 +66,6 @@ from .oci import (
     manifest_json,
 )
 from .reference import ImageReference, Transport
-from .regions import protect_regions
 from .registry import sha256_digest
 from .rootfs import RootFilesystem, resolve_inside
 from .transport import (
@@ -338,7 +338,7 @@ def _sconify(
     for location in stage.rglob("*"):  # the layer it becomes gives all it holds to root
         rootfs.replace_attributes("/" + location.relative_to(stage).as_posix(), ROOT_OWNED)
     progress("protecting regions")
-    protected = protect_regions(rootfs.root, stage, options.fspf_key, regions, attributes=rootfs.attributes)
+    protected = protect_in_place(rootfs.root, stage, options.fspf_key, regions, attributes=rootfs.attributes)
     rows = measure.rows_from_entries(
         e for e in protected.manifest.entries if e.protection is Protection.AUTHENTICATED
     )

@@ -18,8 +18,7 @@ from pulumi_sconify.engine.fspf import (
     verify_tree,
 )
 from pulumi_sconify.engine.fspf.observation import observe
-from pulumi_sconify.engine.fspf.tree import normalise_regions
-from pulumi_sconify.engine.image.regions import protect_regions
+from pulumi_sconify.engine.fspf.tree import normalise_regions, protect_in_place
 from tests.support.fspf_trees import SECRET_CODE, build_source
 
 REGIONS = [
@@ -41,7 +40,7 @@ def image_from(source: Path, fspf: Path, target: Path) -> Path:
 def test_protected_image_verifies_and_decrypts(tmp_path: Path) -> None:
     source = build_source(tmp_path / "src")
     key = generate_key()
-    result = protect_regions(source, tmp_path / "layer", key, REGIONS)
+    result = protect_in_place(source, tmp_path / "layer", key, REGIONS)
     assert sorted(p.name for p in (tmp_path / "layer").iterdir()) == ["fspf"]  # only /fspf is produced
     image = image_from(source, tmp_path / "layer", tmp_path / "image")
     verify_tree(image, key, result.tag)
@@ -54,8 +53,8 @@ def test_protected_image_verifies_and_decrypts(tmp_path: Path) -> None:
 def test_same_tree_and_key_give_identical_output(tmp_path: Path) -> None:
     source = build_source(tmp_path / "src")
     key = generate_key()
-    first = protect_regions(source, tmp_path / "a", key, REGIONS)
-    second = protect_regions(source, tmp_path / "b", key, REGIONS)
+    first = protect_in_place(source, tmp_path / "a", key, REGIONS)
+    second = protect_in_place(source, tmp_path / "b", key, REGIONS)
     assert first.tag == second.tag
     files_a = {
         p.relative_to(tmp_path / "a"): p.read_bytes() for p in (tmp_path / "a").rglob("*") if p.is_file()
@@ -64,15 +63,15 @@ def test_same_tree_and_key_give_identical_output(tmp_path: Path) -> None:
         p.relative_to(tmp_path / "b"): p.read_bytes() for p in (tmp_path / "b").rglob("*") if p.is_file()
     }
     assert files_a == files_b
-    assert protect_regions(source, tmp_path / "c", generate_key(), REGIONS).tag != first.tag
+    assert protect_in_place(source, tmp_path / "c", generate_key(), REGIONS).tag != first.tag
 
 
 def test_changed_content_changes_the_state(tmp_path: Path) -> None:
     source = build_source(tmp_path / "src")
     key = generate_key()
-    first = protect_regions(source, tmp_path / "a", key, REGIONS)
+    first = protect_in_place(source, tmp_path / "a", key, REGIONS)
     (source / "code" / "app.py").write_text("print('v2')\n")
-    second = protect_regions(source, tmp_path / "b", key, REGIONS)
+    second = protect_in_place(source, tmp_path / "b", key, REGIONS)
     assert first.tag != second.tag
     image = image_from(source, tmp_path / "a", tmp_path / "image")  # old metadata with new files
     (image / "usr" / "bin" / "helper").write_text("changed\n")
@@ -83,13 +82,13 @@ def test_changed_content_changes_the_state(tmp_path: Path) -> None:
 def test_missing_region_is_a_usage_error(tmp_path: Path) -> None:
     source = build_source(tmp_path / "src")
     with pytest.raises(UsageError, match="/app: no such file or directory in the image"):
-        protect_regions(source, tmp_path / "out", generate_key(), [Region("/app", Protection.ENCRYPTED)])
+        protect_in_place(source, tmp_path / "out", generate_key(), [Region("/app", Protection.ENCRYPTED)])
 
 
 def test_verification_can_use_what_a_walk_saw_a_moment_ago(tmp_path: Path) -> None:
     source = build_source(tmp_path / "src")
     key = generate_key()
-    result = protect_regions(source, tmp_path / "layer", key, REGIONS)
+    result = protect_in_place(source, tmp_path / "layer", key, REGIONS)
     image = image_from(source, tmp_path / "layer", tmp_path / "image")
     regions = result.manifest.regions
     verify_tree(image, key, result.tag, observation=observe(image, regions))
@@ -112,7 +111,7 @@ def test_verification_can_use_what_a_walk_saw_a_moment_ago(tmp_path: Path) -> No
 def test_an_observation_of_other_regions_is_not_used(tmp_path: Path) -> None:
     source = build_source(tmp_path / "src")
     key = generate_key()
-    result = protect_regions(source, tmp_path / "layer", key, REGIONS)
+    result = protect_in_place(source, tmp_path / "layer", key, REGIONS)
     image = image_from(source, tmp_path / "layer", tmp_path / "image")
     stale = observe(image, normalise_regions([Region("/usr", Protection.AUTHENTICATED)]))
     (image / "code" / "app.py").write_bytes(b"print('plain')\n")  # not seen by a walk of /usr only
