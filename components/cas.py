@@ -10,6 +10,7 @@ import pulumi
 
 from ..engine.cas.quotas import granted_identities
 from ..engine.chart.objects import ATTESTS_LABEL
+from ..engine.cli.cas import serve_command
 from ..engine.image.cas_image import DATA_DIRECTORY, STATE_DIRECTORY
 from ..engine.policy import DEFAULT_KUBERNETES_ISSUER
 from ..engine.vocabulary import ATTESTATION_PORT, CLIENT_PORT
@@ -305,18 +306,18 @@ class CasDeployment(pulumi.ComponentResource):
                 },
             },
         )
-        arguments = [
-            "cas", "serve", "--data-dir", STATE_DIRECTORY, "--ca-dir", CA_DIRECTORY,
-            "--listen", f"0.0.0.0:{CLIENT_PORT}", "--attest-listen", f"0.0.0.0:{ATTESTATION_PORT}",
-            "--host", internal_host, "--host", f"{internal_host}.cluster.local",
-            "--host", pending("external-host"), "--kubernetes-issuer", pending("issuer"),
-        ]  # fmt: skip
-        if args.store is not None:
-            arguments += ["--store", pending("store")]
-        arguments += ["--recovery-key", f"{RECOVERY_DIRECTORY}/recovery-key.pub.pem"]
         granted = {pending(f"granted-{index}"): key for index, key in enumerate(args.granted_identities)}
-        for placeholder in granted:
-            arguments += ["--grant-identity", placeholder]
+        arguments = serve_command(
+            data_dir=STATE_DIRECTORY,
+            ca_dir=CA_DIRECTORY,
+            listen=f"0.0.0.0:{CLIENT_PORT}",
+            attest_listen=f"0.0.0.0:{ATTESTATION_PORT}",
+            host=[internal_host, f"{internal_host}.cluster.local", pending("external-host")],
+            kubernetes_issuer=pending("issuer"),
+            store=pending("store") if args.store is not None else None,
+            recovery_key=f"{RECOVERY_DIRECTORY}/recovery-key.pub.pem",
+            grant_identity=list(granted),
+        )
         account = object_resource(
             *in_namespace("service-account"),
             {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata},

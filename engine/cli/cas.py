@@ -109,6 +109,109 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     serve = commands.add_parser("serve", help="run a CAS (client API with mutual TLS, attestation API)")
+    _add_serve_arguments(serve)
+    serve.set_defaults(handler=_serve)
+
+    image = commands.add_parser(
+        "image",
+        help="build the CAS's container image onto a base image with Python",
+        description="Build the open engine's CAS image: BASE plus one layer with the CAS and its "
+        "dependencies for BASE's Python; entrypoint `python3 -m pulumi_sconify.engine.cli`, "
+        "command `cas serve`, user 10001.",
+    )
+    image.add_argument("--from", dest="base", required=True, metavar="IMAGE", help="base image with python3")
+    image.add_argument("--to", dest="target", required=True, metavar="IMAGE", help="where to push the image")
+    add_registry_arguments(image)
+    image.set_defaults(handler=_image)
+
+    recovery = commands.add_parser("recovery-key", help="recovery keys for the master key")
+    recovery_commands = recovery.add_subparsers(dest="recovery_command", metavar="COMMAND", required=True)
+    recovery_create = recovery_commands.add_parser(
+        "create", help="write DIR/recovery-key.pem (private, mode 600: keep it offline) and its public key"
+    )
+    recovery_create.add_argument("--out", type=Path, required=True, metavar="DIR")
+    recovery_create.set_defaults(handler=_recovery_key_create)
+
+    recover = commands.add_parser(
+        "recover",
+        help="recover the master key with a recovery private key, from the store or a backup",
+        description="Open the master key a CAS sealed to a recovery key (cas serve --recovery-key) and write "
+        "it to a new file, for a new CAS on the same state (--master-key-file).",
+    )
+    recover.add_argument("--recovery-key", type=Path, required=True, metavar="PRIVATE.pem")
+    source = recover.add_mutually_exclusive_group(required=True)
+    source.add_argument("--backup", type=Path, metavar="FILE", help="a backup (sconify cas backup create)")
+    source.add_argument("--data-dir", type=Path, metavar="DIR", help="the data directory of the store")
+    _add_store_argument(recover)
+    recover.add_argument("--out", type=Path, required=True, metavar="FILE", help="the master key (mode 600)")
+    recover.add_argument(
+        "--cas-ca",
+        type=Path,
+        required=True,
+        metavar="CA.pem",
+        help="the CAS's CA certificate, as its clients pin it: a master key this CA did not vouch for (a "
+        "backup of another CAS, a replaced sealed copy) is refused",
+    )
+    recover.set_defaults(handler=_recover)
+
+    backup = commands.add_parser("backup", help="consistent, encrypted backups of a CAS, taken while it runs")
+    backup_commands = backup.add_subparsers(dest="backup_command", metavar="COMMAND", required=True)
+    backup_create = backup_commands.add_parser("create", help="write a backup of the CAS's state")
+    backup_verify = backup_commands.add_parser("verify", help="check a backup completely")
+    backup_restore = backup_commands.add_parser(
+        "restore", help="replace a CAS's state with a backup's (never a rollback without --allow-rollback)"
+    )
+    for command in (backup_create, backup_verify, backup_restore):
+        command.add_argument("--data-dir", type=Path, required=True, metavar="DIR")
+        command.add_argument("--master-key-file", type=Path)
+    for command in (backup_create, backup_restore):
+        _add_store_argument(command)
+        _add_anchor_argument(command)
+    for command in (backup_verify, backup_restore):
+        command.add_argument(
+            "--cas-ca",
+            type=Path,
+            metavar="CA.pem",
+            help="the CAS's CA certificate, as its clients pin it: refuse a backup this CA did not vouch for",
+        )
+    backup_create.add_argument("--out", type=Path, required=True, metavar="FILE")
+    backup_create.set_defaults(handler=_backup_create)
+    backup_verify.add_argument("backup", type=Path, metavar="FILE")
+    backup_verify.set_defaults(handler=_backup_verify)
+    backup_restore.add_argument("backup", type=Path, metavar="FILE")
+    backup_restore.add_argument(
+        "--allow-rollback",
+        action="store_true",
+        help="restore even if the store went on past the backup, or holds nothing (audit-logged)",
+    )
+    backup_restore.set_defaults(handler=_backup_restore)
+
+    audit = commands.add_parser("audit", help="work with the audit log")
+    audit_commands = audit.add_subparsers(dest="audit_command", metavar="COMMAND", required=True)
+    verify = audit_commands.add_parser(
+        "verify", help="check that no audit entry was edited, removed or reordered"
+    )
+    verify.add_argument("data_dir", metavar="DIR", type=Path)
+    _add_store_argument(verify)
+    _add_anchor_argument(verify)
+    verify.add_argument("--master-key-file", type=Path)
+    verify.set_defaults(handler=_audit_verify)
+
+    identity = groups.add_parser(
+        "identity",
+        help="create CAS client identities (key and certificate)",
+        description="CAS client identities: a key and a self-signed certificate.",
+    )
+    identity_commands = identity.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    create = identity_commands.add_parser(
+        "create", help="write DIR/client.pem and DIR/client-key.pem (mode 600)"
+    )
+    create.add_argument("--out", type=Path, required=True, metavar="DIR")
+    create.add_argument("--name", default="sconify-client", help="the certificate's common name")
+    create.set_defaults(handler=_identity_create)
+
+
+def _add_serve_arguments(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--data-dir", type=Path, required=True, help="state, keys and TLS files (made on first start)"
     )
@@ -250,105 +353,37 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="Intel's TDX collateral (TCB info, QE identity, CRLs; docs/attestation.md): without it TDX "
         "evidence is refused",
     )
-    serve.set_defaults(handler=_serve)
 
-    image = commands.add_parser(
-        "image",
-        help="build the CAS's container image onto a base image with Python",
-        description="Build the open engine's CAS image: BASE plus one layer with the CAS and its "
-        "dependencies for BASE's Python; entrypoint `python3 -m pulumi_sconify.engine.cli`, "
-        "command `cas serve`, user 10001.",
-    )
-    image.add_argument("--from", dest="base", required=True, metavar="IMAGE", help="base image with python3")
-    image.add_argument("--to", dest="target", required=True, metavar="IMAGE", help="where to push the image")
-    add_registry_arguments(image)
-    image.set_defaults(handler=_image)
 
-    recovery = commands.add_parser("recovery-key", help="recovery keys for the master key")
-    recovery_commands = recovery.add_subparsers(dest="recovery_command", metavar="COMMAND", required=True)
-    recovery_create = recovery_commands.add_parser(
-        "create", help="write DIR/recovery-key.pem (private, mode 600: keep it offline) and its public key"
-    )
-    recovery_create.add_argument("--out", type=Path, required=True, metavar="DIR")
-    recovery_create.set_defaults(handler=_recovery_key_create)
+def serve_command(**options: object) -> list[str]:
+    """``cas serve`` with ``options`` given by the parser's own names (``data_dir=...``, ``host=[...]``): what
+    runs a CAS elsewhere — the CAS image's default command, the CAS the Pulumi component deploys — writes
+    no flag of its own, so a renamed flag cannot leave them behind. A list or tuple repeats its flag; None
+    leaves the option out. An unknown name raises ``ValueError``."""
+    parser = argparse.ArgumentParser(add_help=False)
+    _add_serve_arguments(parser)
+    # argparse keeps its actions in a private list; each holds its dest and flags, read here only.
+    flags = {action.dest: action.option_strings[0] for action in parser._actions if action.option_strings}
+    unknown = sorted(set(options) - set(flags))
+    if unknown:
+        raise ValueError(f"cas serve has no option {', '.join(unknown)}")
+    command = ["cas", "serve"]
+    for name, value in options.items():
+        values = value if isinstance(value, list | tuple) else [] if value is None else [value]
+        for item in values:
+            command += [flags[name], str(item)]
+    return command
 
-    recover = commands.add_parser(
-        "recover",
-        help="recover the master key with a recovery private key, from the store or a backup",
-        description="Open the master key a CAS sealed to a recovery key (cas serve --recovery-key) and write "
-        "it to a new file, for a new CAS on the same state (--master-key-file).",
-    )
-    recover.add_argument("--recovery-key", type=Path, required=True, metavar="PRIVATE.pem")
-    source = recover.add_mutually_exclusive_group(required=True)
-    source.add_argument("--backup", type=Path, metavar="FILE", help="a backup (sconify cas backup create)")
-    source.add_argument("--data-dir", type=Path, metavar="DIR", help="the data directory of the store")
-    _add_store_argument(recover)
-    recover.add_argument("--out", type=Path, required=True, metavar="FILE", help="the master key (mode 600)")
-    recover.add_argument(
-        "--cas-ca",
-        type=Path,
-        required=True,
-        metavar="CA.pem",
-        help="the CAS's CA certificate, as its clients pin it: a master key this CA did not vouch for (a "
-        "backup of another CAS, a replaced sealed copy) is refused",
-    )
-    recover.set_defaults(handler=_recover)
 
-    backup = commands.add_parser("backup", help="consistent, encrypted backups of a CAS, taken while it runs")
-    backup_commands = backup.add_subparsers(dest="backup_command", metavar="COMMAND", required=True)
-    backup_create = backup_commands.add_parser("create", help="write a backup of the CAS's state")
-    backup_verify = backup_commands.add_parser("verify", help="check a backup completely")
-    backup_restore = backup_commands.add_parser(
-        "restore", help="replace a CAS's state with a backup's (never a rollback without --allow-rollback)"
-    )
-    for command in (backup_create, backup_verify, backup_restore):
-        command.add_argument("--data-dir", type=Path, required=True, metavar="DIR")
-        command.add_argument("--master-key-file", type=Path)
-    for command in (backup_create, backup_restore):
-        _add_store_argument(command)
-        _add_anchor_argument(command)
-    for command in (backup_verify, backup_restore):
-        command.add_argument(
-            "--cas-ca",
-            type=Path,
-            metavar="CA.pem",
-            help="the CAS's CA certificate, as its clients pin it: refuse a backup this CA did not vouch for",
-        )
-    backup_create.add_argument("--out", type=Path, required=True, metavar="FILE")
-    backup_create.set_defaults(handler=_backup_create)
-    backup_verify.add_argument("backup", type=Path, metavar="FILE")
-    backup_verify.set_defaults(handler=_backup_verify)
-    backup_restore.add_argument("backup", type=Path, metavar="FILE")
-    backup_restore.add_argument(
-        "--allow-rollback",
-        action="store_true",
-        help="restore even if the store went on past the backup, or holds nothing (audit-logged)",
-    )
-    backup_restore.set_defaults(handler=_backup_restore)
+def default_serve_command() -> list[str]:
+    """The CAS image's default command: its state on the image's volume, both APIs on every address."""
+    from ..image.cas_image import STATE_DIRECTORY  # noqa: PLC0415 - the image stack only where needed
 
-    audit = commands.add_parser("audit", help="work with the audit log")
-    audit_commands = audit.add_subparsers(dest="audit_command", metavar="COMMAND", required=True)
-    verify = audit_commands.add_parser(
-        "verify", help="check that no audit entry was edited, removed or reordered"
+    return serve_command(
+        data_dir=STATE_DIRECTORY,
+        listen=f"0.0.0.0:{CLIENT_PORT}",
+        attest_listen=f"0.0.0.0:{ATTESTATION_PORT}",
     )
-    verify.add_argument("data_dir", metavar="DIR", type=Path)
-    _add_store_argument(verify)
-    _add_anchor_argument(verify)
-    verify.add_argument("--master-key-file", type=Path)
-    verify.set_defaults(handler=_audit_verify)
-
-    identity = groups.add_parser(
-        "identity",
-        help="create CAS client identities (key and certificate)",
-        description="CAS client identities: a key and a self-signed certificate.",
-    )
-    identity_commands = identity.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    create = identity_commands.add_parser(
-        "create", help="write DIR/client.pem and DIR/client-key.pem (mode 600)"
-    )
-    create.add_argument("--out", type=Path, required=True, metavar="DIR")
-    create.add_argument("--name", default="sconify-client", help="the certificate's common name")
-    create.set_defaults(handler=_identity_create)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -436,6 +471,7 @@ def _image(args: argparse.Namespace) -> int:
         options = CasImageOptions(
             base=parse_reference(args.base),
             destination=parse_reference(args.target),
+            command=tuple(default_serve_command()),
             platform=Platform.parse(args.platform),
             registry=registry_options(args),
         )

@@ -53,16 +53,6 @@ verifies every other kind of evidence and says so if a policy asks for TDX."""
 LEFT_OUT = ("__pycache__", "*.pyc")
 """The Pulumi resources need Pulumi; the CAS never imports them."""
 _PYTHON_FILES = re.compile(r"/usr(/local)?/(bin/python3(\.\d+)?|lib/python3\.\d+/os\.py)|/lib/ld-musl-[^/]+")
-DEFAULT_COMMAND = [
-    "cas",
-    "serve",
-    "--data-dir",
-    STATE_DIRECTORY,
-    "--listen",
-    f"0.0.0.0:{CLIENT_PORT}",
-    "--attest-listen",
-    f"0.0.0.0:{ATTESTATION_PORT}",
-]
 
 
 @dataclass(frozen=True)
@@ -71,6 +61,9 @@ class CasImageOptions:
     """An image with Python 3.11 or later (``/usr/local/bin/python3`` as in ``python:3.12-slim``, or the
     distribution's ``/usr/bin/python3``)."""
     destination: ImageReference
+    command: tuple[str, ...]
+    """The image's default command (its ``Cmd``): ``cas serve`` and its flags, as
+    ``engine.cli.cas.default_serve_command`` writes them from the CLI's own parser."""
     platform: Platform = field(default_factory=Platform)
     registry: RegistryOptions = field(default_factory=RegistryOptions)
     base_digest: str | None = None
@@ -114,7 +107,7 @@ def build_cas_image(options: CasImageOptions, progress: Progress = lambda _: Non
                 path.chmod(0o755)
             layer_file = write_tree_layer(stage, scratch / "cas-layer.tar.gz")
             diff_ids = [*(base.config.get("rootfs") or {}).get("diff_ids", []), layer_file.diff_id]
-            config = _config(base.config, diff_ids, target.executable, base.reference)
+            config = _config(base.config, diff_ids, target.executable, base.reference, options.command)
             config_path = scratch / "config.json"
             config_path.write_bytes(config)
             config_descriptor = Descriptor(OCI_CONFIG, sha256_digest(config), len(config))
@@ -138,7 +131,11 @@ def _copy_engine(library: Path) -> None:
 
 
 def _config(
-    base: dict[str, Any], diff_ids: list[str], executable: str, base_reference: ImageReference
+    base: dict[str, Any],
+    diff_ids: list[str],
+    executable: str,
+    base_reference: ImageReference,
+    command: tuple[str, ...],
 ) -> bytes:
     config = json.loads(json.dumps(base))
     runtime = config.get("config") or {}
@@ -147,7 +144,7 @@ def _config(
         {
             "Env": [*environment, f"PYTHONPATH={LIBRARY}", "PYTHONDONTWRITEBYTECODE=1"],
             "Entrypoint": [executable, "-m", "pulumi_sconify.engine.cli"],
-            "Cmd": DEFAULT_COMMAND,
+            "Cmd": list(command),
             "User": USER,
             "ExposedPorts": {f"{CLIENT_PORT}/tcp": {}, f"{ATTESTATION_PORT}/tcp": {}},
             "Volumes": {DATA_DIRECTORY: {}},

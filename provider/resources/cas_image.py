@@ -15,6 +15,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from ...engine.cli.cas import default_serve_command
 from ...engine.image.cas_image import CasImageOptions, build_cas_image
 from ...engine.image.oci import DEFAULT_PLATFORM, ImageError, Platform
 from ...engine.image.output import pinned
@@ -113,6 +114,7 @@ class CasImageProvider(ReportsProgress, ResourceProvider):
                     base=parse_reference(str(props["base"])),
                     base_digest=props.get("base_digest") or None,
                     destination=parse_reference(str(props["target"])),
+                    command=tuple(default_serve_command()),
                     platform=Platform.parse(str(props["platform"])),
                     registry=registry,
                 ),

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from pulumi_sconify.engine.cli import build_parser
+from pulumi_sconify.engine.cli.cas import default_serve_command, serve_command
 from tests.support.cas import RunningCas
 from tests.support.images.counter import TAG, counter_layout
 from tests.support.images.layers import Entry, write_layout
@@ -113,3 +115,23 @@ def test_a_cas_that_cannot_listen_exits_at_once_saying_where(tmp_path: Path) -> 
     assert result.stderr.strip().splitlines()[-1] == (
         f"sconify: cannot listen on 127.0.0.1:{port} (attestation API): Address already in use"
     )
+
+
+def test_serve_command_is_written_with_the_parsers_own_flags() -> None:
+    """What runs a CAS elsewhere (the CAS image, the component) writes `cas serve` through the parser:
+    the command parses back to exactly the options given, and a name the parser lacks is refused."""
+    command = serve_command(
+        data_dir="/state",
+        listen="0.0.0.0:8081",
+        host=["a", "b"],
+        kubernetes_issuer="https://issuer",
+        store=None,
+        grant_identity=["ab" * 32],
+    )
+    assert command[:2] == ["cas", "serve"] and "--store" not in command
+    parsed = build_parser().parse_args(command)
+    assert (parsed.data_dir, parsed.listen, parsed.host) == (Path("/state"), ("0.0.0.0", 8081), ["a", "b"])
+    assert (parsed.kubernetes_issuer, parsed.grant_identity) == ("https://issuer", ["ab" * 32])
+    assert build_parser().parse_args(default_serve_command()).attest_listen == ("0.0.0.0", 18765)
+    with pytest.raises(ValueError, match="cas serve has no option datadir"):
+        serve_command(datadir="/state")
