@@ -17,8 +17,9 @@ import pulumi
 import pulumi_azure_native as azure
 import pulumi_random as random
 
+from ..engine.chart.cas_objects import POSTGRES_PORT
 from .naming import Children
-from .postgres import POSTGRES_PORT, PostgresStore
+from .postgres import PostgresStore
 
 AZURE_POSTGRES_ROOTS = resources.files(__package__).joinpath("anchors/azure-postgres-roots.pem").read_text()
 """The roots Azure's PostgreSQL server certificates chain to (Microsoft's list; Debian's copies): the CAS

@@ -9,22 +9,14 @@ from typing import Protocol
 import pulumi
 
 from ..engine.cas.quotas import granted_identities
-from ..engine.chart.objects import ATTESTS_LABEL
-from ..engine.cli.cas import serve_command
-from ..engine.image.cas_image import DATA_DIRECTORY, STATE_DIRECTORY
+from ..engine.chart.cas_objects import CAS_SERVICE_TYPES, CasPlan, CasSecrets, cas_objects
 from ..engine.policy import DEFAULT_KUBERNETES_ISSUER
 from ..engine.vocabulary import ATTESTATION_PORT, CLIENT_PORT
 from ..provider.resources import CasKeys, CasRecoveryKey
 from .cluster import Placement
-from .kubernetes import ingress_policy, object_resource, pending
+from .kubernetes import object_resource, pending
 from .naming import Children
-from .postgres import CAS_POD_LABELS, PostgresStore
-
-CA_DIRECTORY = "/etc/sconify-cas/ca"
-RECOVERY_DIRECTORY = "/etc/sconify-cas/recovery"
-STORE_CA_DIRECTORY = "/etc/sconify-cas/store-ca"
-ZONE_LABEL = "topology.kubernetes.io/zone"
-CAS_USER = 10001
+from .postgres import PostgresStore
 
 
 class CasEndpoint(Protocol):
@@ -77,10 +69,6 @@ class ExternalCas(pulumi.ComponentResource):
                 "ca_certificate": self.ca_certificate,
             }
         )
-
-
-CAS_SERVICE_TYPES = ("NodePort", "LoadBalancer")
-"""How the CAS's client API can be exposed outside the cluster."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -179,10 +167,7 @@ class CasDeployment(pulumi.ComponentResource):
     ) -> None:
         super().__init__("sconify:index:CasDeployment", resource_name, None, opts)
         children = Children(self, resource_name)
-        name = "sconify-cas"
         self.namespace = args.namespace
-        internal_host = f"{name}.{args.namespace}.svc"
-        labels = {**CAS_POD_LABELS, "app.kubernetes.io/instance": resource_name}
         keys = CasKeys(children.name("keys"), opts=children.options("keys", protect=args.protect or None))
         if args.recovery_public_key is None:
             recovery = CasRecoveryKey(
@@ -193,285 +178,64 @@ class CasDeployment(pulumi.ComponentResource):
         else:
             self.recovery_public_key = pulumi.Output.from_input(args.recovery_public_key)
             self.recovery_private_key = None
-        namespace = object_resource(
-            *children("namespace"),
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": args.namespace}},
-        )
-
-        def in_namespace(child: str) -> tuple[str, pulumi.ResourceOptions]:
-            return children(child, depends_on=[namespace])
-
-        metadata = {"name": name, "namespace": args.namespace, "labels": labels}
-        secret = object_resource(
-            *in_namespace("secret"),
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {**metadata, "name": f"{name}-keys"},
-                "type": "Opaque",
-                "stringData": {
-                    "ca.pem": pending("ca"),
-                    "ca-key.pem": pending("ca-key"),
-                    "master-key": pending("master-key"),
-                    **({"store-password": pending("store-password")} if args.store else {}),
-                },
-            },
-            {
-                pending("ca"): keys.ca_certificate_pem,
-                pending("ca-key"): keys.ca_key_pem,
-                pending("master-key"): keys.master_key,
-                **(
-                    {pending("store-password"): pulumi.Output.secret(args.store.password)}
-                    if args.store
-                    else {}
-                ),
-            },
-        )
-        replicas = args.replicas or (2 if args.store else 1)
-        store_ca = args.store.ca_certificate if args.store else None
-        extra: list[pulumi.Resource] = [
-            object_resource(
-                *in_namespace("recovery-key"),
-                {
-                    "apiVersion": "v1",
-                    "kind": "ConfigMap",
-                    "metadata": {**metadata, "name": f"{name}-recovery-key"},
-                    "data": {"recovery-key.pub.pem": pending("recovery-key")},
-                },
-                {pending("recovery-key"): self.recovery_public_key},
-            )
-        ]
-        if store_ca is not None:
-            extra.append(
-                object_resource(
-                    *in_namespace("store-ca"),
-                    {
-                        "apiVersion": "v1",
-                        "kind": "ConfigMap",
-                        "metadata": {**metadata, "name": f"{name}-store-ca"},
-                        "data": {"ca.pem": pending("store-ca")},
-                    },
-                    {pending("store-ca"): store_ca},
-                )
-            )
-        if replicas > 1:
-            extra.append(
-                object_resource(
-                    *in_namespace("disruption-budget"),
-                    {
-                        "apiVersion": "policy/v1",
-                        "kind": "PodDisruptionBudget",
-                        "metadata": metadata,
-                        "spec": {"minAvailable": 1, "selector": {"matchLabels": labels}},
-                    },
-                )
-            )
-        ports = [
-            {"name": "client", "containerPort": CLIENT_PORT},
-            {"name": "attestation", "containerPort": ATTESTATION_PORT},
-        ]
-        internal = object_resource(
-            *in_namespace("service"),
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": metadata,
-                "spec": {
-                    "selector": labels,
-                    "ports": [
-                        {"name": p["name"], "port": p["containerPort"], "targetPort": p["name"]}
-                        for p in ports
-                    ],
-                },
-            },
-        )
-        exposed_port: dict[str, object] = {"name": "client", "port": CLIENT_PORT, "targetPort": "client"}
-        if args.service_type == "NodePort":
-            exposed_port["nodePort"] = args.node_port
-        exposed = object_resource(
-            *in_namespace("client-service"),
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {**metadata, "name": f"{name}-client", "annotations": args.service_annotations},
-                "spec": {
-                    "type": args.service_type,
-                    "selector": labels,
-                    "ports": [exposed_port]
-                    + (
-                        [{"name": "attestation", "port": ATTESTATION_PORT, "targetPort": "attestation"}]
-                        if args.expose_attestation
-                        else []
-                    ),
-                },
-            },
-        )
         granted = {pending(f"granted-{index}"): key for index, key in enumerate(args.granted_identities)}
-        arguments = serve_command(
-            data_dir=STATE_DIRECTORY,
-            ca_dir=CA_DIRECTORY,
-            listen=f"0.0.0.0:{CLIENT_PORT}",
-            attest_listen=f"0.0.0.0:{ATTESTATION_PORT}",
-            host=[internal_host, f"{internal_host}.cluster.local", pending("external-host")],
+        plan = CasPlan(
+            instance=resource_name,
+            namespace=args.namespace,
+            image=pending("image"),
+            external_host=pending("external-host"),
             kubernetes_issuer=pending("issuer"),
-            store=pending("store") if args.store is not None else None,
-            recovery_key=f"{RECOVERY_DIRECTORY}/recovery-key.pub.pem",
-            grant_identity=list(granted),
-        )
-        account = object_resource(
-            *in_namespace("service-account"),
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata},
-        )
-        # Reading the issuer's key set is all the CAS may do with the API server.
-        discovery = object_resource(
-            *in_namespace("issuer-discovery"),
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "ClusterRoleBinding",
-                "metadata": {"name": f"{name}-{args.namespace}-issuer-discovery", "labels": labels},
-                "roleRef": {
-                    "apiGroup": "rbac.authorization.k8s.io",
-                    "kind": "ClusterRole",
-                    "name": "system:service-account-issuer-discovery",
-                },
-                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": args.namespace}],
-            },
-        )
-        attesting_pods = {
-            "namespaceSelector": {},
-            "podSelector": {"matchLabels": dict(ATTESTS_LABEL)},
-        }
-        network_policy = object_resource(
-            *in_namespace("network-policy"),
-            ingress_policy(
-                metadata,
-                labels,
-                [
-                    (CLIENT_PORT, None),  # uploads: the client API demands mutual TLS
-                    (ATTESTATION_PORT, None if args.expose_attestation else [attesting_pods]),
-                ],
+            secrets=CasSecrets(
+                ca_certificate=pending("ca"),
+                ca_key=pending("ca-key"),
+                master_key=pending("master-key"),
+                store_password=pending("store-password") if args.store else None,
             ),
+            recovery_public_key=pending("recovery-key"),
+            service_type=args.service_type,
+            node_port=args.node_port,
+            service_annotations=args.service_annotations,
+            expose_attestation=args.expose_attestation,
+            node_selector=args.placement.node_selector,
+            tolerations=args.placement.tolerations,
+            storage_class=args.storage_class,
+            storage_size=args.storage_size,
+            store_url=pending("store") if args.store else None,
+            store_ca_certificate=(
+                pending("store-ca") if args.store and args.store.ca_certificate is not None else None
+            ),
+            replicas=args.replicas,
+            granted_identities=list(granted),
         )
-
-        def from_keys(variable: str, key: str) -> dict[str, object]:
-            return {"name": variable, "valueFrom": {"secretKeyRef": {"name": f"{name}-keys", "key": key}}}
-
-        environment = [from_keys("SCONIFY_CAS_MASTER_KEY", "master-key")]
-        mounts: list[dict[str, object]] = [
-            {"name": "data", "mountPath": DATA_DIRECTORY},
-            {"name": "ca", "mountPath": CA_DIRECTORY, "readOnly": True},
-            {"name": "recovery-key", "mountPath": RECOVERY_DIRECTORY, "readOnly": True},
-        ]
-        volumes: list[dict[str, object]] = [
-            {
-                "name": "ca",
-                "secret": {
-                    "secretName": f"{name}-keys",
-                    "defaultMode": 0o440,  # group-readable: the CAS user reads it through fsGroup
-                    "items": [
-                        {"key": "ca.pem", "path": "ca.pem"},
-                        {"key": "ca-key.pem", "path": "ca-key.pem"},
-                    ],
-                },
-            },
-            {"name": "recovery-key", "configMap": {"name": f"{name}-recovery-key"}},
-        ]
-        if args.store is not None:
-            environment.append(from_keys("PGPASSWORD", "store-password"))
-            # The CAS keeps nothing on disk but what it makes again from its keys at start (its server
-            # certificate): without a claim, a replica moves to another zone as freely as a stateless pod.
-            volumes.append({"name": "data", "emptyDir": {}})
-        if store_ca is not None:
-            environment += [
-                {"name": "PGSSLROOTCERT", "value": f"{STORE_CA_DIRECTORY}/ca.pem"},
-                {"name": "PGSSLMODE", "value": "verify-full"},  # a sslmode in the URL takes precedence
-            ]
-            mounts.append({"name": "store-ca", "mountPath": STORE_CA_DIRECTORY, "readOnly": True})
-            volumes.append({"name": "store-ca", "configMap": {"name": f"{name}-store-ca"}})
-        pod: dict[str, object] = {
-            "serviceAccountName": name,
-            "automountServiceAccountToken": True,  # to read the issuer's keys, nothing else (above)
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": CAS_USER,
-                "runAsGroup": CAS_USER,
-                "fsGroup": CAS_USER,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "containers": [
-                {
-                    "name": "cas",
-                    "image": pending("image"),
-                    "args": arguments,
-                    "env": environment,
-                    "ports": ports,
-                    "readinessProbe": {"tcpSocket": {"port": "client"}, "periodSeconds": 5},
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "readOnlyRootFilesystem": True,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                    "volumeMounts": mounts,
-                }
-            ],
-            "volumes": volumes,
+        placeholders: dict[str, pulumi.Input[object]] = {
+            pending("ca"): keys.ca_certificate_pem,
+            pending("ca-key"): keys.ca_key_pem,
+            pending("master-key"): keys.master_key,
+            pending("recovery-key"): self.recovery_public_key,
+            pending("image"): args.image,
+            pending("external-host"): args.external_host,
+            pending("issuer"): args.kubernetes_issuer,
+            **granted,
         }
-        if args.placement.node_selector:
-            pod["nodeSelector"] = args.placement.node_selector
-        if args.placement.tolerations:
-            pod["tolerations"] = args.placement.tolerations
-        if replicas > 1:
-            # Apart where the cluster allows it, never held back where it does not: a zone or node lost
-            # must not keep its replica from starting in one that is left.
-            pod["topologySpreadConstraints"] = [
-                {
-                    "maxSkew": 1,
-                    "topologyKey": key,
-                    "whenUnsatisfiable": "ScheduleAnyway",
-                    "labelSelector": {"matchLabels": labels},
-                }
-                for key in (ZONE_LABEL, "kubernetes.io/hostname")
-            ]
-        storage: dict[str, object] = {}
-        if args.store is None:
-            claim: dict[str, object] = {
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": args.storage_size}},
-            }
-            if args.storage_class:
-                claim["storageClassName"] = args.storage_class
-            storage = {
-                "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": claim}],
-                # The database's claim outlives the StatefulSet (a replace, a destroy): Kubernetes'
-                # default, written out so that no later default can change it.
-                "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
-            }
+        if args.store:
+            placeholders[pending("store-password")] = pulumi.Output.secret(args.store.password)
+            placeholders[pending("store")] = args.store.url
+            if args.store.ca_certificate is not None:
+                placeholders[pending("store-ca")] = args.store.ca_certificate
+        objects = cas_objects(plan)
+        statefulset_object = objects.pop("statefulset")
+        namespace = object_resource(*children("namespace"), objects.pop("namespace"))
+        # Everything in the namespace after it, the StatefulSet after everything it mounts or needs.
+        declared = {
+            child: object_resource(*children(child, depends_on=[namespace]), body, placeholders)
+            for child, body in objects.items()
+        }
         statefulset = object_resource(
-            *children(
-                "statefulset",
-                depends_on=[namespace, secret, internal, account, discovery, network_policy, *extra],
-            ),
-            {
-                "apiVersion": "apps/v1",
-                "kind": "StatefulSet",
-                "metadata": metadata,
-                "spec": {
-                    "serviceName": name,
-                    # SQLite: one writer, the anchor of every volume. PostgreSQL: replicas on one database.
-                    "replicas": replicas,
-                    "selector": {"matchLabels": labels},
-                    "template": {"metadata": {"labels": labels}, "spec": pod},
-                    **storage,
-                },
-            },
-            {
-                pending("image"): args.image,
-                pending("external-host"): args.external_host,
-                pending("issuer"): args.kubernetes_issuer,
-                **({pending("store"): args.store.url} if args.store else {}),
-                **granted,
-            },
+            *children("statefulset", depends_on=[namespace, *declared.values()]),
+            statefulset_object,
+            placeholders,
         )
+        exposed = declared["client-service"]
         external = pulumi.Output.from_input(args.external_host)
         port = args.node_port if args.service_type == "NodePort" else CLIENT_PORT
         # The address is known once the CAS is up (the provider waits for the StatefulSet to be ready):
@@ -479,7 +243,7 @@ class CasDeployment(pulumi.ComponentResource):
         self.address = pulumi.Output.all(external, exposed.id, statefulset.id).apply(
             lambda parts: f"{parts[0]}:{port}"
         )
-        self.attestation_address = pulumi.Output.from_input(f"{internal_host}:{ATTESTATION_PORT}")
+        self.attestation_address = pulumi.Output.from_input(f"{plan.internal_host}:{ATTESTATION_PORT}")
         self.ca_certificate = keys.ca_certificate_pem
         self.register_outputs(
             {

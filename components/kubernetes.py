@@ -62,29 +62,6 @@ def with_outputs(value: Any, placeholders: Mapping[str, pulumi.Input[Any]]) -> A
     return value
 
 
-def ingress_policy(
-    metadata: Mapping[str, Any], pods: Mapping[str, str], rules: list[tuple[int, list[dict[str, Any]] | None]]
-) -> dict[str, Any]:
-    """A NetworkPolicy that admits, to the pods labelled ``pods``, only the ports of ``rules``: each a
-    port and who may reach it (None: anyone)."""
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": dict(metadata),
-        "spec": {
-            "podSelector": {"matchLabels": dict(pods)},
-            "policyTypes": ["Ingress"],
-            "ingress": [
-                {
-                    "ports": [{"port": port, "protocol": "TCP"}],
-                    **({"from": peers} if peers is not None else {}),
-                }
-                for port, peers in rules
-            ],
-        },
-    }
-
-
 def object_resource(
     resource_name: str,
     opts: pulumi.ResourceOptions,

@@ -14,19 +14,14 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_random as random
 
+from ..engine.chart.cas_objects import PostgresPlan, postgres_objects
 from .cluster import Placement
-from .kubernetes import ingress_policy, object_resource, pending
+from .kubernetes import object_resource, pending
 from .naming import Children
 
 POSTGRES_IMAGE = "docker.io/library/postgres:16-bookworm"
 """The in-cluster server's image, by tag (this project cannot resolve the registry to pin it): pin it by
 digest for anything but a dev stack (``InClusterPostgresArgs.image``)."""
-POSTGRES_PORT = 5432
-POSTGRES_USER_ID = 999
-"""The ``postgres`` user of the official image (Debian variant)."""
-CAS_POD_LABELS = {"app.kubernetes.io/name": "sconify-cas"}
-"""What every CAS pod is labelled (:class:`~.cas.CasDeployment`): the only clients the in-cluster
-database admits."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,125 +83,32 @@ class InClusterPostgres(pulumi.ComponentResource):
     ) -> None:
         super().__init__("sconify:index:InClusterPostgres", resource_name, None, opts)
         children = Children(self, resource_name)
-        name = "sconify-cas-store"
-        labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": resource_name}
-        metadata: dict[str, object] = {"name": name, "namespace": args.namespace, "labels": labels}
         password = random.RandomPassword(
             *children("password", protect=args.protect or None), length=32, special=False
         )
-        namespace = object_resource(
-            *children("namespace"),
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": args.namespace}},
+        plan = PostgresPlan(
+            instance=resource_name,
+            namespace=args.namespace,
+            client_namespace=args.client_namespace,
+            image=args.image,
+            password=pending("password"),
+            storage_class=args.storage_class,
+            storage_size=args.storage_size,
+            node_selector=args.placement.node_selector,
+            tolerations=args.placement.tolerations,
         )
-        secret = object_resource(
-            *children("secret", depends_on=[namespace]),
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": metadata,
-                "type": "Opaque",
-                "stringData": {"password": pending("password")},
-            },
-            {pending("password"): password.result},
-        )
-        service = object_resource(
-            *children("service", depends_on=[namespace]),
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": metadata,
-                "spec": {
-                    "selector": labels,
-                    "ports": [{"name": "postgres", "port": POSTGRES_PORT, "targetPort": "postgres"}],
-                },
-            },
-        )
-        cas_pods = {
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": args.client_namespace}},
-            "podSelector": {"matchLabels": CAS_POD_LABELS},
-        }
-        network_policy = object_resource(
-            *children("network-policy", depends_on=[namespace]),
-            ingress_policy(metadata, labels, [(POSTGRES_PORT, [cas_pods])]),
-        )
+        objects = postgres_objects(plan)
+        statefulset_object = objects.pop("statefulset")
+        namespace = object_resource(*children("namespace"), objects.pop("namespace"))
+        placeholders = {pending("password"): password.result}
+        declared = [
+            object_resource(*children(child, depends_on=[namespace]), body, placeholders)
+            for child, body in objects.items()
+        ]
         statefulset = object_resource(
-            *children("statefulset", depends_on=[namespace, secret, service, network_policy]),
-            _server(metadata, labels, args),
+            *children("statefulset", depends_on=[namespace, *declared]), statefulset_object
         )
-        host = f"{name}.{args.namespace}.svc"
         # Known once the server is ready (the provider waits for the StatefulSet): the CAS starts after.
-        url = statefulset.id.apply(lambda _: f"postgresql://cas@{host}:{POSTGRES_PORT}/cas")
+        url = statefulset.id.apply(lambda _: plan.url)
         self.store = PostgresStore(url=url, password=pulumi.Output.secret(password.result))
         self.register_outputs({"url": url})
-
-
-def _server(
-    metadata: dict[str, object], labels: dict[str, str], args: InClusterPostgresArgs
-) -> dict[str, object]:
-    """The StatefulSet of the official image: user ``cas``, database ``cas``, data in a subdirectory of
-    the claim (initdb refuses a mount point's ``lost+found``), run as its ``postgres`` user."""
-    data = "/var/lib/postgresql/data"
-    pod: dict[str, object] = {
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": POSTGRES_USER_ID,
-            "runAsGroup": POSTGRES_USER_ID,
-            "fsGroup": POSTGRES_USER_ID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "automountServiceAccountToken": False,
-        "containers": [
-            {
-                "name": "postgres",
-                "image": args.image,
-                "env": [
-                    {"name": "POSTGRES_USER", "value": "cas"},
-                    {"name": "POSTGRES_DB", "value": "cas"},
-                    {
-                        "name": "POSTGRES_PASSWORD",
-                        "valueFrom": {"secretKeyRef": {"name": metadata["name"], "key": "password"}},
-                    },
-                    {"name": "PGDATA", "value": f"{data}/pgdata"},
-                ],
-                "ports": [{"name": "postgres", "containerPort": POSTGRES_PORT}],
-                "readinessProbe": {
-                    "exec": {"command": ["pg_isready", "--username=cas", "--dbname=cas"]},
-                    "periodSeconds": 5,
-                },
-                "securityContext": {
-                    "allowPrivilegeEscalation": False,
-                    "readOnlyRootFilesystem": True,
-                    "capabilities": {"drop": ["ALL"]},
-                },
-                "volumeMounts": [
-                    {"name": "data", "mountPath": data},
-                    {"name": "run", "mountPath": "/var/run/postgresql"},
-                    {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - the container's own, empty
-                ],
-            }
-        ],
-        "volumes": [{"name": "run", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
-    }
-    if args.placement.node_selector:
-        pod["nodeSelector"] = args.placement.node_selector
-    if args.placement.tolerations:
-        pod["tolerations"] = args.placement.tolerations
-    claim: dict[str, object] = {
-        "accessModes": ["ReadWriteOnce"],
-        "resources": {"requests": {"storage": args.storage_size}},
-    }
-    if args.storage_class:
-        claim["storageClassName"] = args.storage_class
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": metadata,
-        "spec": {
-            "serviceName": metadata["name"],
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": pod},
-            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": claim}],
-            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
-        },
-    }

@@ -1,4 +1,4 @@
-"""Where things lie inside a confidential image: the one home of every in-image path.
+"""Where things lie inside a confidential image, and inside the CAS's: the one home of every in-image path.
 
 The sconifier writes these paths, the runtime reads them, fspf and the policy name them, and the chart mounts
 volumes there; a path written twice drifts. This module ships into confidential images with the runtime:
@@ -29,6 +29,21 @@ FSPF_DATA = f"{FSPF_DIR}/data"
 
 KUBERNETES_TOKEN = "/var/run/secrets/sconify.io/token"  # noqa: S105 - a path, not a secret
 """Where a confidential pod finds its projected service-account token for the CAS."""
+
+CAS_LIBRARY = "/opt/sconify/lib"
+"""The CAS image: the CAS and its dependencies, for the base image's Python."""
+CAS_DATA_DIRECTORY = "/var/lib/sconify-cas"
+"""The CAS image: where the CAS's volume is mounted. Its state lives in a directory of its own below: a
+volume's root may belong to root (minikube's hostPath provisioner, plain ``-v`` mounts), and the CAS makes
+its state directory private (mode 700), which only its owner can."""
+CAS_STATE_DIRECTORY = f"{CAS_DATA_DIRECTORY}/state"
+"""The CAS image: the CAS's state (``cas serve --data-dir``)."""
+CAS_CA_DIRECTORY = "/etc/sconify-cas/ca"
+"""The CAS pod: the CA its server certificate is issued from (``cas serve --ca-dir``), from a Secret."""
+CAS_RECOVERY_DIRECTORY = "/etc/sconify-cas/recovery"
+"""The CAS pod: the recovery public key its master key is sealed to."""
+CAS_STORE_CA_DIRECTORY = "/etc/sconify-cas/store-ca"
+"""The CAS pod: the root certificates its PostgreSQL server's certificate must chain to."""
 
 RESERVED = (FSPF_DIR, RUNTIME_DIR, "/proc", "/sys", "/dev")
 """Paths an image's own regions, volumes and files may not overlap."""

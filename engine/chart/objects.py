@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 from ..layout import KUBERNETES_TOKEN
+from .hardened import claim_spec
 from .spec import MountKind, ServiceSpec, WorkloadType
 from .values import nested_defaults, value_definitions, volume_key
 
@@ -226,14 +227,11 @@ def claim_object(
     name: str, object_labels: dict[str, str], size: str, access_modes: list[str], storage_class: str = ""
 ) -> dict[str, Any]:
     """The claim that holds one volume's ciphertext (``<fullname>-<volume key>``)."""
-    claim: dict[str, Any] = {"accessModes": list(access_modes), "resources": {"requests": {"storage": size}}}
-    if storage_class:
-        claim["storageClassName"] = storage_class
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
         "metadata": {"name": name, "labels": object_labels},
-        "spec": claim,
+        "spec": claim_spec(size, access_modes, storage_class),
     }
 
 

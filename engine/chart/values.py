@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..vocabulary import ATTESTATION_PORT
+from .hardened import SERVICE_USER, container_security, pod_security
 from .spec import ServiceSpec, WorkloadType
 
 SGX_PLUGINS = ("scone", "enabled", "azure", "disabled")
@@ -247,24 +248,14 @@ def value_definitions(spec: ServiceSpec, workload: WorkloadType) -> list[ValueDe
         ValueDefinition(
             "podSecurityContext",
             {"type": "object"},
-            {
-                "runAsNonRoot": True,
-                "runAsUser": 10001,
-                "runAsGroup": 10001,
-                "fsGroup": 10001,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
+            pod_security(SERVICE_USER),
             "Pod security context. The open engine needs no root: the defaults run as user 10001 and "
             "give it the volume claims through `fsGroup`.",
         ),
         ValueDefinition(
             "securityContext",
             {"type": "object"},
-            {
-                "allowPrivilegeEscalation": False,
-                "readOnlyRootFilesystem": True,
-                "capabilities": {"drop": ["ALL"]},
-            },
+            container_security(),
             "Container security context. Plaintext lives only on memory-backed mounts, so the root "
             "file system can stay read-only.",
         ),

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..layout import CAS_DATA_DIRECTORY, CAS_LIBRARY
 from ..version import __version__
 from ..vocabulary import ATTESTATION_PORT, CLIENT_PORT
 from . import bundle
@@ -29,12 +30,6 @@ from .rootfs import RootFilesystem
 from .sconify import Progress, push_image
 from .transport import RegistryOptions, open_destination, open_source
 
-LIBRARY = "/opt/sconify/lib"
-DATA_DIRECTORY = "/var/lib/sconify-cas"
-"""Where the CAS's volume is mounted. Its state lives in a directory of its own below (``state``): a
-volume's root may belong to root (minikube's hostPath provisioner, plain ``-v`` mounts), and the CAS
-makes its state directory private (mode 700), which only its owner can."""
-STATE_DIRECTORY = f"{DATA_DIRECTORY}/state"
 USER = "10001:10001"
 REQUIREMENTS = (
     "twisted[tls]>=24.3",
@@ -91,7 +86,7 @@ def build_cas_image(options: CasImageOptions, progress: Progress = lambda _: Non
                     f"Python {target.python} ({target.libc}, {target.architecture}) at {target.executable}"
                 )
                 stage = scratch / "stage"
-                library = stage / LIBRARY.lstrip("/")
+                library = stage / CAS_LIBRARY.lstrip("/")
                 wheels = bundle.fetch_wheels(
                     target,
                     requirements=REQUIREMENTS + (GLIBC_REQUIREMENTS if target.libc == "glibc" else ()),
@@ -142,12 +137,12 @@ def _config(
     environment = [v for v in runtime.get("Env") or [] if not v.startswith("PYTHONPATH=")]
     runtime.update(
         {
-            "Env": [*environment, f"PYTHONPATH={LIBRARY}", "PYTHONDONTWRITEBYTECODE=1"],
+            "Env": [*environment, f"PYTHONPATH={CAS_LIBRARY}", "PYTHONDONTWRITEBYTECODE=1"],
             "Entrypoint": [executable, "-m", "pulumi_sconify.engine.cli"],
             "Cmd": list(command),
             "User": USER,
             "ExposedPorts": {f"{CLIENT_PORT}/tcp": {}, f"{ATTESTATION_PORT}/tcp": {}},
-            "Volumes": {DATA_DIRECTORY: {}},
+            "Volumes": {CAS_DATA_DIRECTORY: {}},
             "Labels": {
                 **(runtime.get("Labels") or {}),
                 "io.sconify.component": "cas",

@@ -13,12 +13,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from pulumi_sconify.components.cas import CA_DIRECTORY
 from pulumi_sconify.engine.cas.client import CasClient
 from pulumi_sconify.engine.cas.identity import ClientIdentity
 from pulumi_sconify.engine.cas.recovery import fingerprint
 from pulumi_sconify.engine.errors import CasError
-from pulumi_sconify.engine.image.cas_image import DATA_DIRECTORY, STATE_DIRECTORY
+from pulumi_sconify.engine.layout import CAS_CA_DIRECTORY, CAS_DATA_DIRECTORY, CAS_STATE_DIRECTORY
 from pulumi_sconify.provider.resources.cas_image import CasImageProvider
 from pulumi_sconify.provider.resources.cas_keys import CasKeysProvider
 from pulumi_sconify.provider.resources.recovery_key import CasRecoveryKeyProvider
@@ -119,16 +118,16 @@ def test_cas_image_runs_the_cas_pinned_to_keys_made_before(
             "-e",
             f"SCONIFY_CAS_MASTER_KEY={keys['master_key']}",
             "-v",
-            f"{data}:{DATA_DIRECTORY}",
+            f"{data}:{CAS_DATA_DIRECTORY}",
             "-v",
-            f"{ca_directory}:{CA_DIRECTORY}:ro",
+            f"{ca_directory}:{CAS_CA_DIRECTORY}:ro",
             image,
             "cas",
             "serve",
             "--data-dir",
-            STATE_DIRECTORY,
+            CAS_STATE_DIRECTORY,
             "--ca-dir",
-            CA_DIRECTORY,
+            CAS_CA_DIRECTORY,
             "--listen",
             f"127.0.0.1:{port}",
             "--attest-listen",
