@@ -27,6 +27,7 @@ from typing import Any, TypeVar, cast
 
 import pulumi
 
+from ..engine.chart.cas_objects import CAS_SERVICE_TYPES
 from ..provider.resources.spec import (
     ANY,
     BOOLEAN,
@@ -39,7 +40,7 @@ from ..provider.resources.spec import (
 )
 from .aks import POOL_SIZES, AksCluster, AksClusterArgs
 from .azure_postgres import AzurePostgres, AzurePostgresArgs
-from .cas import CAS_SERVICE_TYPES, CasDeployment, CasDeploymentArgs, ExternalCas, ExternalCasArgs
+from .cas import CasDeployment, CasDeploymentArgs, ExternalCas, ExternalCasArgs
 from .minikube import MinikubeCluster, MinikubeClusterArgs
 from .native_image import BUILDERS, DockerfileImage, DockerfileImageArgs
 from .postgres import InClusterPostgres, InClusterPostgresArgs

@@ -5,6 +5,9 @@ the problem — the field, the file, the check that failed — and never a secre
 and a Pulumi diagnostic may show it. Each part of the engine has its own subclasses (``PolicyError``,
 ``FspfError``, ``ImageError``, ...); what is not a ``SconifyError`` is a bug.
 
+Each error carries the exit code the ``sconify`` command ends with when it is not handled
+(:attr:`SconifyError.exit_code`): the command line maps errors to exit codes in one place, from here.
+
 This module ships into confidential images with the runtime: standard library only.
 """
 
@@ -12,9 +15,19 @@ from __future__ import annotations
 
 from typing import Any
 
+EXIT_INVALID = 1
+"""Refused: the input was read but is not acceptable (a policy that does not validate, evidence that is
+refused, a check that failed)."""
+EXIT_USAGE = 2
+"""The work could not be done as asked: a file missing or unreadable, a wrong argument, a store, key or
+address that cannot be used."""
+
 
 class SconifyError(Exception):
     """Base of every error the engine raises on purpose. ``str(error)`` is safe to show."""
+
+    exit_code: int = EXIT_INVALID
+    """What ``sconify`` exits with when this error ends a command."""
 
 
 class CasError(SconifyError):

@@ -22,7 +22,7 @@ import hmac
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import SconifyError
+from ..errors import EXIT_USAGE, SconifyError
 from .database import DatabaseError, open_database
 
 _SCHEMA = """
@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS anchor (
 
 class AnchorError(SconifyError):
     """The anchor cannot be used, or the database is older than it."""
+
+    exit_code = EXIT_USAGE
 
 
 class AuditLog(Protocol):

@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ..errors import SconifyError
+from ..errors import EXIT_USAGE, SconifyError
 from .anchor import Anchor
 from .recovery import origin_problem
 from .store import Store, recovery_copies_of
@@ -57,6 +57,8 @@ _MAX_HEADER = 1 << 20
 
 class BackupError(SconifyError):
     """A backup that cannot be written, read or trusted, or a restore that is refused."""
+
+    exit_code = EXIT_USAGE
 
 
 def _key(master_key: bytes, salt: bytes) -> AESGCM:

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import SconifyError
+from ..errors import EXIT_USAGE, SconifyError
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _WRITE_LOCK = 0x5C0F_CA5
@@ -35,6 +35,8 @@ _WRITE_LOCK = 0x5C0F_CA5
 
 class DatabaseError(SconifyError):
     """The database cannot be reached or used."""
+
+    exit_code = EXIT_USAGE
 
 
 class Rows(Protocol):

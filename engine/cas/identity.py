@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes, PublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ..errors import SconifyError
+from ..errors import EXIT_USAGE, SconifyError
 
 CLIENT_CERT = "client.pem"
 CLIENT_KEY = "client-key.pem"
@@ -37,6 +37,8 @@ RENEW_BEFORE = datetime.timedelta(days=30)
 
 class IdentityError(SconifyError, ValueError):
     """An identity that cannot be read or made."""
+
+    exit_code = EXIT_USAGE
 
 
 def key_hash(public_key: PublicKeyTypes) -> str:

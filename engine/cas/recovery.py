@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ..errors import SconifyError
+from ..errors import EXIT_USAGE, SconifyError
 from .identity import certificate_key_hash, write_private
 
 _INFO = b"sconify-cas-recovery-v1"
@@ -48,6 +48,8 @@ _ORIGIN = b"sconify-cas-origin-v1\x00"
 
 class RecoveryError(SconifyError):
     """A recovery key that cannot be read, or a sealed master key that it does not open."""
+
+    exit_code = EXIT_USAGE
 
 
 def fingerprint(public: X25519PublicKey) -> str:

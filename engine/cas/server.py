@@ -30,7 +30,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from twisted.web import http, resource, server
 
-from ..errors import CasError, SconifyError
+from ..errors import EXIT_USAGE, CasError, SconifyError
 from ..runtime.protocol import ATTEST_PATH, NONCE_PATH, SIGNATURE_HEADER
 from ..version import __version__
 from .credentials import CREDENTIAL_LIFETIME, runtime_key
@@ -236,6 +236,8 @@ class _Site(server.Site):
 
 class ListenError(SconifyError):
     """An address the CAS cannot listen on (taken by another process, or not this machine's)."""
+
+    exit_code = EXIT_USAGE
 
 
 class WorkerPool:

@@ -33,7 +33,7 @@ from typing import Any, Self
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ..errors import SconifyError
+from ..errors import EXIT_INVALID, EXIT_USAGE, SconifyError
 from .anchor import Anchor
 from .database import DatabaseError, open_database
 from .identity import write_private
@@ -144,13 +144,19 @@ RESTORED_EVENT = "store.restored"
 class StoreError(SconifyError):
     """The store cannot be used: a wrong master key, or a database that does not verify."""
 
+    exit_code = EXIT_USAGE
+
 
 class AuditError(StoreError):
     """The audit chain is broken at an entry."""
 
+    exit_code = EXIT_INVALID
+
 
 class TamperedError(StoreError):
     """The database holds state the CAS did not write: it was edited behind the CAS's back."""
+
+    exit_code = EXIT_INVALID
 
 
 def read_recovery_material(location: Path | str) -> tuple[dict[str, str], str | None]:

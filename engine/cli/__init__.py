@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from ..errors import SconifyError
 from ..version import __version__
 from . import cas, chart, evidence, fspf, image, session
-from .common import EXIT_INVALID, CliError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,12 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
-    except CliError as error:
+    except SconifyError as error:  # the one place errors become exit codes: each carries its own
         print(f"sconify: {error}", file=sys.stderr)
         return error.exit_code
-    except SconifyError as error:  # any engine error a command did not word itself: its message is safe
-        print(f"sconify: {error}", file=sys.stderr)
-        return EXIT_INVALID
     return code
 
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..cas.identity import IdentityError, create_client_identity
+from ..cas.identity import create_client_identity
 from ..cas.options import (
     STORE_VARIABLE,
     add_anchor_argument,
@@ -154,17 +154,13 @@ def default_serve_command() -> list[str]:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ..cas.anchor import AnchorError  # noqa: PLC0415
     from ..cas.credentials import CREDENTIAL_LIFETIME  # noqa: PLC0415
-    from ..cas.database import DatabaseError  # noqa: PLC0415
     from ..cas.hardware import HardwareTrust  # noqa: PLC0415
-    from ..cas.identity import IdentityError  # noqa: PLC0415
     from ..cas.kubernetes import JwksSource, in_cluster_source  # noqa: PLC0415
     from ..cas.server import (  # noqa: PLC0415 - Twisted is only needed to serve
         ConnectionLimits,
         serve,
     )
-    from ..cas.store import StoreError  # noqa: PLC0415
 
     kubernetes = None
     if args.kubernetes_issuer is not None:
@@ -191,25 +187,22 @@ def _serve(args: argparse.Namespace) -> int:
         "attestation_rate": args.attestation_rate,
     }
     limits = ConnectionLimits(**{name: value for name, value in given.items() if value is not None})
-    try:
-        serve(
-            args.data_dir,
-            args.listen,
-            args.attest_listen,
-            args.host,
-            args.master_key_file,
-            args.ca_dir,
-            args.credential_lifetime or CREDENTIAL_LIFETIME,
-            kubernetes,
-            hardware,
-            limits,
-            database=_store_location(args),
-            recovery_keys=[_public_recovery_key(path) for path in args.recovery_key],
-            quotas=_quotas(args),
-            anchor=args.anchor,
-        )
-    except (StoreError, DatabaseError, IdentityError, AnchorError) as error:
-        raise CliError(str(error)) from None
+    serve(
+        args.data_dir,
+        args.listen,
+        args.attest_listen,
+        args.host,
+        args.master_key_file,
+        args.ca_dir,
+        args.credential_lifetime or CREDENTIAL_LIFETIME,
+        kubernetes,
+        hardware,
+        limits,
+        database=_store_location(args),
+        recovery_keys=[_public_recovery_key(path) for path in args.recovery_key],
+        quotas=_quotas(args),
+        anchor=args.anchor,
+    )
     return 0
 
 
@@ -229,22 +222,18 @@ def _quotas(args: argparse.Namespace) -> Any:
 
 def _image(args: argparse.Namespace) -> int:
     from ..image.cas_image import CasImageOptions, build_cas_image  # noqa: PLC0415
-    from ..image.oci import ImageError, Platform  # noqa: PLC0415
+    from ..image.oci import Platform  # noqa: PLC0415
     from ..image.output import pinned  # noqa: PLC0415
-    from ..image.reference import ImageReferenceError, parse_reference  # noqa: PLC0415
-    from ..image.registry import RegistryError  # noqa: PLC0415
+    from ..image.reference import parse_reference  # noqa: PLC0415
 
-    try:
-        options = CasImageOptions(
-            base=parse_reference(args.base),
-            destination=parse_reference(args.target),
-            command=tuple(default_serve_command()),
-            platform=Platform.parse(args.platform),
-            registry=registry_options(args),
-        )
-        image = build_cas_image(options, lambda message: print(f"sconify: {message}", file=sys.stderr))
-    except (ImageError, ImageReferenceError, RegistryError) as error:
-        raise CliError(str(error)) from None
+    options = CasImageOptions(
+        base=parse_reference(args.base),
+        destination=parse_reference(args.target),
+        command=tuple(default_serve_command()),
+        platform=Platform.parse(args.platform),
+        registry=registry_options(args),
+    )
+    image = build_cas_image(options, lambda message: print(f"sconify: {message}", file=sys.stderr))
     print(pinned(image))
     return 0
 
@@ -276,12 +265,9 @@ def _public_recovery_key(path: Path) -> Any:
 
 
 def _recovery_key_create(args: argparse.Namespace) -> int:
-    from ..cas.recovery import RecoveryError, create_recovery_key  # noqa: PLC0415
+    from ..cas.recovery import create_recovery_key  # noqa: PLC0415
 
-    try:
-        files = create_recovery_key(args.out)
-    except RecoveryError as error:
-        raise CliError(str(error)) from None
+    files = create_recovery_key(args.out)
     print(f"private key: {files.private} (mode 600; keep it offline, away from the CAS)")
     print(f"public key: {files.public} (give it to cas serve --recovery-key)")
     print(f"fingerprint: {files.fingerprint}")
@@ -289,35 +275,30 @@ def _recovery_key_create(args: argparse.Namespace) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
-    from ..cas.backup import BackupError, read_header  # noqa: PLC0415
-    from ..cas.database import DatabaseError  # noqa: PLC0415
+    from ..cas.backup import read_header  # noqa: PLC0415
     from ..cas.identity import write_private  # noqa: PLC0415
     from ..cas.recovery import (  # noqa: PLC0415
-        RecoveryError,
         fingerprint,
         load_private_key,
         open_master_key,
         origin_problem,
     )
-    from ..cas.store import StoreError, read_recovery_material  # noqa: PLC0415
+    from ..cas.store import read_recovery_material  # noqa: PLC0415
 
     pinned_ca = _read_ca(args.cas_ca)
-    try:
-        private = load_private_key(args.recovery_key)
-        if args.backup is not None:
-            header = read_header(args.backup)
-            copies, origin = dict(header["recovery"]), header.get("origin")
-            source = str(args.backup)
-        else:
-            location = _store_location(args)
-            copies, origin = read_recovery_material(location)
-            source = str(location)
-        name = fingerprint(private.public_key())
-        if name not in copies:
-            raise CliError(f"{source}: holds no master key sealed to recovery key {name[:16]}")
-        master = open_master_key(copies[name], private)
-    except (RecoveryError, BackupError, DatabaseError, StoreError) as error:
-        raise CliError(str(error)) from None
+    private = load_private_key(args.recovery_key)
+    if args.backup is not None:
+        header = read_header(args.backup)
+        copies, origin = dict(header["recovery"]), header.get("origin")
+        source = str(args.backup)
+    else:
+        location = _store_location(args)
+        copies, origin = read_recovery_material(location)
+        source = str(location)
+    name = fingerprint(private.public_key())
+    if name not in copies:
+        raise CliError(f"{source}: holds no master key sealed to recovery key {name[:16]}")
+    master = open_master_key(copies[name], private)
     problem = origin_problem(origin, master, pinned_ca)
     if problem is not None:
         raise CliError(f"FATAL: {source}: refused, not the CAS whose CA you pinned: {problem}", EXIT_INVALID)
@@ -341,26 +322,18 @@ def _read_ca(path: Path) -> bytes:
 
 
 def _master_key(args: argparse.Namespace) -> bytes:
-    from ..cas.store import StoreError, load_master_key  # noqa: PLC0415
+    from ..cas.store import load_master_key  # noqa: PLC0415
 
-    try:
-        return load_master_key(args.data_dir, args.master_key_file)
-    except StoreError as error:
-        raise CliError(str(error)) from None
+    return load_master_key(args.data_dir, args.master_key_file)
 
 
 def _backup_create(args: argparse.Namespace) -> int:
-    from ..cas.anchor import AnchorError  # noqa: PLC0415
-    from ..cas.backup import BackupError, write_backup  # noqa: PLC0415
-    from ..cas.database import DatabaseError  # noqa: PLC0415
-    from ..cas.store import Store, StoreError  # noqa: PLC0415
+    from ..cas.backup import write_backup  # noqa: PLC0415
+    from ..cas.store import Store  # noqa: PLC0415
 
     master = _master_key(args)
-    try:
-        with Store(_store_location(args), master, args.anchor) as store:
-            header = write_backup(store, master, args.out)
-    except (BackupError, StoreError, DatabaseError, AnchorError) as error:
-        raise CliError(str(error)) from None
+    with Store(_store_location(args), master, args.anchor) as store:
+        header = write_backup(store, master, args.out)
     print(f"backup written to {args.out}: up to audit entry {header['audit_head']['seq']}")
     return 0
 
@@ -378,31 +351,23 @@ def _backup_verify(args: argparse.Namespace) -> int:
 
 
 def _backup_restore(args: argparse.Namespace) -> int:
-    from ..cas.anchor import AnchorError  # noqa: PLC0415
-    from ..cas.backup import BackupError, restore_backup  # noqa: PLC0415
-    from ..cas.database import DatabaseError  # noqa: PLC0415
-    from ..cas.store import Store, StoreError  # noqa: PLC0415
+    from ..cas.backup import restore_backup  # noqa: PLC0415
+    from ..cas.store import Store  # noqa: PLC0415
 
     master = _master_key(args)
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        # Not checked against the anchor: the restore resets it.
-        with Store(_store_location(args), master) as store:
-            record = restore_backup(
-                args.backup, master, store, args.allow_rollback, _pinned_ca(args.cas_ca), args.anchor
-            )
-    except (BackupError, StoreError, DatabaseError, AnchorError) as error:
-        raise CliError(str(error)) from None
+    # Not checked against the anchor: the restore resets it.
+    with Store(_store_location(args), master) as store:
+        record = restore_backup(
+            args.backup, master, store, args.allow_rollback, _pinned_ca(args.cas_ca), args.anchor
+        )
     rolled = " (a rollback, allowed and audit-logged)" if record["rollback_allowed"] else ""
     print(f"restored {args.backup}: the store is at the backup's audit entry {record['backup_seq']}{rolled}")
     return 0
 
 
 def _identity_create(args: argparse.Namespace) -> int:
-    try:
-        identity = create_client_identity(args.out, args.name)
-    except IdentityError as error:
-        raise CliError(str(error)) from None
+    identity = create_client_identity(args.out, args.name)
     print(f"certificate: {identity.certificate}")
     print(f"private key: {identity.key} (mode 600)")
     print(f"key hash: {identity.key_hash}")

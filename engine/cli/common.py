@@ -1,4 +1,4 @@
-"""What every command group shares: errors with exit codes, bounded input reading."""
+"""What every command group shares: the command line's own error, bounded input reading, registry flags."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import SconifyError
+from ..errors import EXIT_INVALID, EXIT_USAGE, SconifyError
 from ..image.oci import DEFAULT_PLATFORM
 
 if TYPE_CHECKING:
@@ -16,14 +16,12 @@ if TYPE_CHECKING:
 
 Handler = Callable[[argparse.Namespace], int]
 
-EXIT_INVALID = 1
-"""The input was read but is not acceptable (a policy that does not validate, a failed check)."""
-EXIT_USAGE = 2
-"""The command could not do its work as asked (missing file, unreadable input, wrong arguments)."""
+__all__ = ["EXIT_INVALID", "EXIT_USAGE", "CliError", "Handler"]
 
 
 class CliError(SconifyError):
-    """A failure to report as one line on standard error, with an exit code."""
+    """What a command words itself: a problem only the command line knows (a flag, a file it reads), or an
+    engine error said with the command's context. Reported as one line on standard error."""
 
     def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
         super().__init__(message)

@@ -12,7 +12,7 @@ from ..attestation.offline import OfflineOptions, verify_file
 from ..attestation.verdict import Verdict
 from ..errors import EvidenceRefusedError
 from ..policy import PolicyError, parse_session
-from ..runtime.hardware import HardwareEvidenceError, HardwareSources
+from ..runtime.hardware import HardwareSources
 from ..runtime.protocol import evidence_binding
 from ..vocabulary import HARDWARE_KINDS
 from .common import EXIT_INVALID, CliError, read_bounded
@@ -121,8 +121,8 @@ def _verify(args: argparse.Namespace) -> int:
                     {"platform": args.kind, "refused": {"check": refusal.check, "reason": str(refusal)}}
                 )
             )
-            return EXIT_INVALID
-        raise CliError(str(refusal), EXIT_INVALID) from None
+            return refusal.exit_code
+        raise
     print(json.dumps(verdict.as_json(), indent=2) if args.json else _human(verdict, session is not None))
     return 0
 
@@ -163,9 +163,6 @@ def _collect(args: argparse.Namespace) -> int:
             f"this node offers no {args.kind} evidence (found: {', '.join(sources.available()) or 'no TEE'})",
             EXIT_INVALID,
         )
-    try:
-        evidence = sources.collect(args.kind, binding)
-    except HardwareEvidenceError as error:
-        raise CliError(str(error), EXIT_INVALID) from None
+    evidence = sources.collect(args.kind, binding)
     print(json.dumps(evidence, indent=2))
     return 0

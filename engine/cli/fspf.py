@@ -21,7 +21,7 @@ from ..fspf import (
 from ..fspf.metadata import FORMAT_VERSION, image_context, stored_tag, unseal
 from ..fspf.tree import read_metadata
 from ..layout import FSPF_METADATA
-from .common import EXIT_INVALID, CliError
+from .common import CliError
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -80,7 +80,7 @@ def _key_and_tag(parser: argparse.ArgumentParser) -> None:
 
 def _fatal(error: FspfError) -> CliError:
     kind = "FATAL" if isinstance(error, IntegrityError) else "error"
-    return CliError(f"{kind}: {error}", EXIT_INVALID if isinstance(error, IntegrityError) else 2)
+    return CliError(f"{kind}: {error}", error.exit_code)
 
 
 def _protect(args: argparse.Namespace) -> int:

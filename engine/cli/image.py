@@ -12,18 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from ..chart import ChartSpecError, WorkloadType
-from ..fspf import FspfError, generate_key, load_or_create_key_file
-from ..image.oci import ImageError, Platform
+from ..fspf import generate_key, load_or_create_key_file
+from ..image.oci import Platform
 from ..image.output import sconifier_output
-from ..image.reference import ImageReference, ImageReferenceError, Transport, parse_reference
-from ..image.registry import RegistryError
+from ..image.reference import ImageReference, Transport, parse_reference
 from ..image.sconify import SconifyOptions
 from ..image.service import ServicePolicy, sconify_service, write_service_chart
 from ..image.transport import RegistryOptions, open_source
 from ..policy import (
     DEFAULT_KUBERNETES_ISSUER as DEFAULT_ISSUER,
     KubernetesIdentity,
-    PolicyError,
     Session,
     config_id,
     default_session_name,
@@ -192,13 +190,6 @@ def _default_command(source: ImageReference, registry: RegistryOptions, platform
 
 
 def _image(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except (ImageError, ImageReferenceError, RegistryError, FspfError, PolicyError) as error:
-        raise CliError(str(error), EXIT_INVALID) from None
-
-
-def _run(args: argparse.Namespace) -> int:
     source = parse_reference(args.source)
     destination = parse_reference(args.destination)
     if destination.transport is Transport.DOCKER and not (args.push_image or args.dry_run):
@@ -295,14 +286,11 @@ def _upload(
     session: Session, address: str, ca: Path, identity_path: Path, create_namespace: bool, progress: Any
 ) -> tuple[Session, str]:
     from ..cas.client import CasClient  # noqa: PLC0415 - only uploads need HTTP
-    from ..cas.identity import IdentityError, load_client_identity  # noqa: PLC0415
+    from ..cas.identity import load_client_identity  # noqa: PLC0415
     from ..cas.upload import ensure_namespace, upload_latest  # noqa: PLC0415
     from ..errors import CasError  # noqa: PLC0415 - only uploads need HTTP
 
-    try:
-        identity = load_client_identity(identity_path)
-    except IdentityError as error:
-        raise CliError(str(error)) from None
+    identity = load_client_identity(identity_path)
     namespace = session.namespace
     with CasClient(address, ca, identity) as client:
         try:

@@ -7,11 +7,13 @@ FATAL line.
 
 from __future__ import annotations
 
-from ..errors import SconifyError
+from ..errors import EXIT_INVALID, EXIT_USAGE, SconifyError
 
 
 class FspfError(SconifyError):
     """Anything file-system protection refuses to do."""
+
+    exit_code = EXIT_USAGE
 
 
 class UsageError(FspfError):
@@ -20,6 +22,8 @@ class UsageError(FspfError):
 
 class IntegrityError(FspfError):
     """Protected data does not verify: it was changed, moved, truncated, deleted or rolled back."""
+
+    exit_code = EXIT_INVALID
 
 
 class RollbackError(IntegrityError):

@@ -103,8 +103,8 @@ def sconified_session(
 
     The result is validated; a :class:`~.errors.PolicyError` names any bad input by field path.
     """
-    hardware = platforms is not None and platforms != Platforms()
-    if hardware and insecure_software_evidence:
+    hardware = platforms if platforms is not None and platforms != Platforms() else None
+    if hardware is not None and insecure_software_evidence:
         raise PolicyError(
             [
                 Problem(
@@ -121,8 +121,8 @@ def sconified_session(
     if insecure_software_evidence:
         tolerated.append(INSECURE_SOFTWARE_EVIDENCE)
     attestation = Attestation(tolerate=tuple(dict.fromkeys(tolerated)), ignore_advisories=advisories)
-    if hardware:
-        attestation = dataclasses.replace(attestation, mode=AttestationMode.HARDWARE, platforms=platforms)
+    if hardware is not None:
+        attestation = dataclasses.replace(attestation, mode=AttestationMode.HARDWARE, platforms=hardware)
     return validate_session(
         Session(
             name=qualified_session_name(namespace, session_name),

@@ -33,8 +33,6 @@ from ..version import __version__
 from .cas import CasConnection, CasSession, VolumeAnchor, patience_from_environment
 from .measure import measure_and_observe
 
-CAS_PIN = Path(CAS_PIN)
-VOLUME_STORAGE = Path(VOLUME_STORAGE)
 EXIT_REFUSED = 70
 COMMIT_INTERVAL = "SCONIFY_COMMIT_INTERVAL"
 """Policy environment variable: seconds between commits of a running program's volumes. It is read from
@@ -82,7 +80,7 @@ def prepare(root: Path = Path("/")) -> tuple[dict[str, Any], list[Volume]]:
     """Steps 1 to 3: attest, verify and decrypt regions, open volumes. Raises :class:`RefusedError`."""
     config_id = os.environ.get("SCONE_CONFIG_ID", "")
     address = os.environ.get("SCONE_CAS_ADDR", "")
-    pin = Path(os.environ.get("SCONE_CAS_CA", str(CAS_PIN)))
+    pin = Path(os.environ.get("SCONE_CAS_CA", CAS_PIN))
     if not config_id or not address:
         raise RefusedError("SCONE_CONFIG_ID and SCONE_CAS_ADDR must be set (the sconifier bakes them in)")
     if os.environ.get("SCONE_VERSION") == "1":
@@ -136,7 +134,7 @@ def prepare(root: Path = Path("/")) -> tuple[dict[str, Any], list[Volume]]:
         try:
             volumes.append(
                 Volume.open(
-                    VOLUME_STORAGE / volume["name"],
+                    Path(VOLUME_STORAGE) / volume["name"],
                     plaintext,
                     name=volume["name"],
                     key=bytes.fromhex(volume["key"]),

@@ -22,7 +22,7 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPOSITORY))  # the counter image builder and server harnesses live with the tests
 
-from pulumi_sconify.engine.runtime.protocol import KUBERNETES_TOKEN_FILE  # noqa: E402
+from pulumi_sconify.engine.layout import KUBERNETES_TOKEN  # noqa: E402
 from tests.support.cas import RunningCas, identity  # noqa: E402
 from tests.support.images.confidential_counter import PODMAN as CONTAINER  # noqa: E402
 from tests.support.images.counter import TAG, counter_layout  # noqa: E402
@@ -54,7 +54,7 @@ def run_counter(image: str, storage: Path, token: Path) -> int:
             "-v",
             f"{storage}:/sconify/volumes/V1",
             "-v",
-            f"{token}:{KUBERNETES_TOKEN_FILE}:ro",  # where the kubelet projects it
+            f"{token}:{KUBERNETES_TOKEN}:ro",  # where the kubelet projects it
             image,
         ],
         capture_output=True,
