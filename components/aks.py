@@ -14,6 +14,7 @@ import pulumi
 import pulumi_azure_native as azure
 import pulumi_kubernetes as k8s
 
+from ..engine.errors import ArgumentsError
 from .azure_postgres import AzureDatabaseNetwork
 from .cluster import Placement, StorageProfile
 from .kubernetes import object_resource
@@ -92,47 +93,55 @@ class AksClusterArgs:
     """Delegated to Azure Database for PostgreSQL (:class:`~.azure_postgres.AzurePostgres`)."""
 
     def __post_init__(self) -> None:
+        problems = []
         pattern = POOL_SIZES.get(self.confidential_pool)
         if pattern is None:
-            raise ValueError(f"confidential_pool {self.confidential_pool!r}: expected cvm or sgx")
-        if not self.confidential_vm_size:
-            object.__setattr__(self, "confidential_vm_size", DEFAULT_VM_SIZES[self.confidential_pool])
-        if not pattern.fullmatch(self.confidential_vm_size):
-            raise ValueError(
-                f"confidential_vm_size {self.confidential_vm_size!r} is not a {self.confidential_pool} size "
-                f"({pattern.pattern})"
-            )
+            problems.append(f"confidential_pool {self.confidential_pool!r}: expected cvm or sgx")
+        else:
+            if not self.confidential_vm_size:
+                object.__setattr__(self, "confidential_vm_size", DEFAULT_VM_SIZES[self.confidential_pool])
+            if not pattern.fullmatch(self.confidential_vm_size):
+                problems.append(
+                    f"confidential_vm_size {self.confidential_vm_size!r} is not a {self.confidential_pool} "
+                    f"size ({pattern.pattern})"
+                )
         if self.confidential_node_count < 1 or self.system_node_count < 1:
-            raise ValueError("node counts: at least 1")
+            problems.append("node counts: at least 1")
         if any(zone not in ("1", "2", "3") for zone in self.zones) or len(set(self.zones)) != len(self.zones):
-            raise ValueError(f'zones {list(self.zones)}: distinct Azure availability zones, "1" to "3"')
-        _check_network(
+            problems.append(f'zones {list(self.zones)}: distinct Azure availability zones, "1" to "3"')
+        problems += _network_problems(
             self.address_space, {"node_subnet": self.node_subnet, "database_subnet": self.database_subnet}
         )
+        ArgumentsError.raise_for("AksClusterArgs", problems)
 
 
-def _check_network(address_space: str, subnets: dict[str, str]) -> None:
+def _network_problems(address_space: str, subnets: dict[str, str]) -> list[str]:
     """Subnets inside the address space, apart from each other and from the overlay's pod and service
     ranges (an overlap is refused by Azure only after minutes of ``pulumi up``)."""
     try:
         space = ipaddress.ip_network(address_space)
         ranges = {name: ipaddress.ip_network(text) for name, text in subnets.items()}
     except ValueError as error:
-        raise ValueError(f"network: {error}") from None
+        return [f"network: {error}"]
     reserved = {
         "the pod range": ipaddress.ip_network(POD_CIDR),
         "the service range": ipaddress.ip_network(SERVICE_CIDR),
     }
-    for name, subnet in ranges.items():
-        if not subnet.subnet_of(space):  # type: ignore[arg-type]
-            raise ValueError(f"{name} {subnet}: not inside address_space {space}")
+    problems = [
+        f"{name} {subnet}: not inside address_space {space}"
+        for name, subnet in ranges.items()
+        if not subnet.subnet_of(space)  # type: ignore[arg-type]
+    ]
     for name, subnet in ranges.items():
         for other, taken in [*((n, r) for n, r in ranges.items() if n > name), *reserved.items()]:
             if subnet.overlaps(taken):
-                raise ValueError(f"{name} {subnet}: overlaps {other} ({taken})")
-    for what, taken in reserved.items():
-        if space.overlaps(taken):
-            raise ValueError(f"address_space {space}: overlaps {what} ({taken})")
+                problems.append(f"{name} {subnet}: overlaps {other} ({taken})")
+    problems += [
+        f"address_space {space}: overlaps {what} ({taken})"
+        for what, taken in reserved.items()
+        if space.overlaps(taken)
+    ]
+    return problems
 
 
 def _docker_config(server: str, username: str, password: str) -> str:

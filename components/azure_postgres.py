@@ -18,6 +18,7 @@ import pulumi_azure_native as azure
 import pulumi_random as random
 
 from ..engine.chart.cas_objects import POSTGRES_PORT
+from ..engine.errors import ArgumentsError
 from .naming import Children
 from .postgres import PostgresStore
 
@@ -72,23 +73,25 @@ class AzurePostgresArgs:
     delete it in Azure to really delete."""
 
     def __post_init__(self) -> None:
+        problems = []
         if self.tier not in ("GeneralPurpose", "MemoryOptimized", "Burstable"):
-            raise ValueError(f"tier {self.tier!r}: expected GeneralPurpose, MemoryOptimized or Burstable")
+            problems.append(f"tier {self.tier!r}: expected GeneralPurpose, MemoryOptimized or Burstable")
         if self.zone_redundant and self.tier == "Burstable":
-            raise ValueError(
+            problems.append(
                 "zone_redundant: Burstable servers have no high availability; pick GeneralPurpose"
             )
         if self.zone_redundant and len(self.network.zones) < 2:
-            raise ValueError(
+            problems.append(
                 "zone_redundant: the cluster spans fewer than two availability zones "
                 f"({list(self.network.zones)}); set AksClusterArgs.zones, or zone_redundant=False"
             )
         if not _SKU.fullmatch(self.sku_name):
-            raise ValueError(f"sku_name {self.sku_name!r}: expected an Azure VM size like Standard_D2ds_v5")
+            problems.append(f"sku_name {self.sku_name!r}: expected an Azure VM size like Standard_D2ds_v5")
         if self.storage_size_gb not in STORAGE_SIZES:
-            raise ValueError(f"storage_size_gb {self.storage_size_gb}: one of {list(STORAGE_SIZES)}")
+            problems.append(f"storage_size_gb {self.storage_size_gb}: one of {list(STORAGE_SIZES)}")
         if not 7 <= self.backup_retention_days <= 35:
-            raise ValueError(f"backup_retention_days {self.backup_retention_days}: Azure allows 7 to 35")
+            problems.append(f"backup_retention_days {self.backup_retention_days}: Azure allows 7 to 35")
+        ArgumentsError.raise_for("AzurePostgresArgs", problems)
 
 
 class AzurePostgres(pulumi.ComponentResource):

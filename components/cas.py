@@ -10,6 +10,7 @@ import pulumi
 
 from ..engine.cas.quotas import granted_identities
 from ..engine.chart.cas_objects import CAS_SERVICE_TYPES, CasPlan, CasSecrets, cas_objects
+from ..engine.errors import ArgumentsError
 from ..engine.policy import DEFAULT_KUBERNETES_ISSUER
 from ..engine.vocabulary import ATTESTATION_PORT, CLIENT_PORT
 from ..provider.resources import CasKeys, CasRecoveryKey
@@ -124,22 +125,22 @@ class CasDeploymentArgs:
     out of Pulumi's state."""
 
     def __post_init__(self) -> None:
+        problems = []
         if self.replicas < 0:
-            raise ValueError("replicas: 0 (the store's default) or more")
+            problems.append("replicas: 0 (the store's default) or more")
         if self.store is None and self.replicas > 1:
-            raise ValueError(
-                "replicas: SQLite has one writer; give a PostgresStore for more than one CAS pod"
-            )
+            problems.append("replicas: SQLite has one writer; give a PostgresStore for more than one CAS pod")
         if self.service_type not in CAS_SERVICE_TYPES:
-            raise ValueError(f"service_type {self.service_type!r}: expected NodePort or LoadBalancer")
+            problems.append(f"service_type {self.service_type!r}: expected NodePort or LoadBalancer")
         if not 30000 <= self.node_port <= 32767:
-            raise ValueError(f"node_port {self.node_port}: Kubernetes allows 30000-32767")
+            problems.append(f"node_port {self.node_port}: Kubernetes allows 30000-32767")
         for key in self.granted_identities:
             if isinstance(key, str):
                 try:
                     granted_identities([key])
                 except ValueError as error:
-                    raise ValueError(f"granted_identities: {error}") from None
+                    problems.append(f"granted_identities: {error}")
+        ArgumentsError.raise_for("CasDeploymentArgs", problems)
 
 
 class CasDeployment(pulumi.ComponentResource):

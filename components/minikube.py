@@ -10,6 +10,7 @@ import pulumi
 import pulumi_command as command
 import pulumi_kubernetes as k8s
 
+from ..engine.errors import ArgumentsError
 from .cluster import Placement, StorageProfile
 from .naming import Children
 
@@ -40,10 +41,12 @@ class MinikubeClusterArgs:
     """More ``minikube start`` arguments, passed as they are."""
 
     def __post_init__(self) -> None:
+        problems = []
         if not _PROFILE.fullmatch(self.profile):
-            raise ValueError(f"profile {self.profile!r}: a DNS label of lower-case letters, digits and -")
+            problems.append(f"profile {self.profile!r}: a DNS label of lower-case letters, digits and -")
         if self.cpus < 2:
-            raise ValueError("cpus: minikube needs at least 2")
+            problems.append("cpus: minikube needs at least 2")
+        ArgumentsError.raise_for("MinikubeClusterArgs", problems)
 
 
 class MinikubeCluster(pulumi.ComponentResource):

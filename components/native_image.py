@@ -12,6 +12,7 @@ from pathlib import Path
 import pulumi
 import pulumi_command as command
 
+from ..engine.errors import ArgumentsError
 from .naming import Children
 
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?")
@@ -29,11 +30,16 @@ def context_digest(context: Path) -> str:
 
 
 def require_dockerfile(context: Path) -> Path:
-    """``context``, if it holds a ``Dockerfile``; else a ``ValueError`` naming what is missing. A program
-    calls it first, so that a wrong path fails before anything is declared."""
-    if not (context / "Dockerfile").is_file():
-        raise ValueError(f"{context}: no Dockerfile there (the build context of a DockerfileImage)")
+    """``context``, if it holds a ``Dockerfile``; else an :class:`ArgumentsError` naming what is missing. A
+    program calls it first, so that a wrong path fails before anything is declared."""
+    ArgumentsError.raise_for("DockerfileImageArgs", _dockerfile_problems(context))
     return context
+
+
+def _dockerfile_problems(context: Path) -> list[str]:
+    if (context / "Dockerfile").is_file():
+        return []
+    return [f"context {context}: no Dockerfile there (the build context of a DockerfileImage)"]
 
 
 BUILDERS = ("docker", "podman")
@@ -57,9 +63,10 @@ class DockerfileImageArgs:
     registry under ``insecure-registries`` in its daemon's configuration."""
 
     def __post_init__(self) -> None:
+        problems = _dockerfile_problems(self.context)
         if self.builder not in BUILDERS:
-            raise ValueError(f"builder {self.builder!r}: expected docker or podman")
-        require_dockerfile(self.context)
+            problems.append(f"builder {self.builder!r}: expected docker or podman")
+        ArgumentsError.raise_for("DockerfileImageArgs", problems)
 
 
 def build_script(builder: str, context: Path, tag: str, insecure: bool, authenticated: bool) -> str:
@@ -113,7 +120,10 @@ class DockerfileImage(pulumi.ComponentResource):
         self, resource_name: str, args: DockerfileImageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         if not _NAME.fullmatch(resource_name):
-            raise ValueError(f"{resource_name!r}: a DNS label names a DockerfileImage (it names the image)")
+            raise ArgumentsError(
+                "DockerfileImage",
+                [f"{resource_name!r}: a DNS label names a DockerfileImage (it names the image)"],
+            )
         super().__init__("sconify:index:DockerfileImage", resource_name, None, opts)
         children = Children(self, resource_name)
         self.context_digest = context_digest(args.context)

@@ -15,6 +15,7 @@ import pulumi
 import pulumi_random as random
 
 from ..engine.chart.cas_objects import PostgresPlan, postgres_objects
+from ..engine.errors import ArgumentsError
 from .cluster import Placement
 from .kubernetes import object_resource, pending
 from .naming import Children
@@ -40,12 +41,14 @@ class PostgresStore:
     on the network path can pose as the database."""
 
     def __post_init__(self) -> None:
+        problems = []
         if isinstance(self.url, str):
             if not self.url.startswith(("postgresql://", "postgres://")):
-                raise ValueError("store.url: expected a postgresql:// URL")
+                problems.append("store.url: expected a postgresql:// URL")
             userinfo = self.url.split("://", 1)[1].split("@", 1)[0] if "@" in self.url else ""
             if ":" in userinfo or "password=" in self.url:
-                raise ValueError("store.url: holds a password; give it as store.password (a secret)")
+                problems.append("store.url: holds a password; give it as store.password (a secret)")
+        ArgumentsError.raise_for("PostgresStore", problems)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -28,6 +28,7 @@ from typing import Any, TypeVar, cast
 import pulumi
 
 from ..engine.chart.cas_objects import CAS_SERVICE_TYPES
+from ..engine.errors import ArgumentsError
 from ..provider.resources.spec import (
     ANY,
     BOOLEAN,
@@ -281,7 +282,7 @@ def from_inputs(cls: type[Any], inputs: Any) -> Any:
     by_wire_name = {wire_name(name): name for name in known}
     unexpected = sorted(set(inputs) - set(by_wire_name))
     if unexpected:
-        raise ValueError(f"{cls.__name__}: no input {', '.join(unexpected)}")
+        raise ArgumentsError(cls.__name__, [f"no input {', '.join(unexpected)}"])
     return cls(
         **{
             by_wire_name[key]: known[by_wire_name[key]][0].convert(value)

@@ -14,6 +14,7 @@ import pulumi
 from ..engine.cas.identity import cas_audience
 from ..engine.chart import ServiceSpec, WorkloadType, fullname, volume_key
 from ..engine.chart.objects import kubernetes_objects, labels
+from ..engine.errors import ArgumentsError
 from ..engine.image.sconify import mounts_for
 from ..engine.policy import (
     DEFAULT_KUBERNETES_ISSUER,
@@ -192,8 +193,7 @@ class ConfidentialStatefulServiceArgs:
                 problems.append(
                     f"tolerate {INSECURE_SOFTWARE_EVIDENCE!r}: set insecure_software_evidence=True instead"
                 )
-        if problems:
-            raise ValueError("ConfidentialStatefulServiceArgs: " + "; ".join(problems))
+        ArgumentsError.raise_for("ConfidentialStatefulServiceArgs", problems)
 
     @property
     def session_name(self) -> str:
@@ -274,10 +274,11 @@ class ConfidentialStatefulService(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         if not _RELEASE.fullmatch(resource_name):
-            raise ValueError(
-                f"ConfidentialStatefulService {resource_name!r}: the name starts the Kubernetes objects' "
-                "names (<name>-sconify-<service>): lower-case letters, digits and -, starting with a letter"
+            problem = (
+                f"name {resource_name!r}: it starts the Kubernetes objects' names "
+                "(<name>-sconify-<service>): lower-case letters, digits and -, starting with a letter"
             )
+            raise ArgumentsError("ConfidentialStatefulService", [problem])
         objects = workload_objects(args, resource_name)  # validates the service name before anything exists
         super().__init__("sconify:index:ConfidentialStatefulService", resource_name, None, opts)
         children = Children(self, resource_name)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 
 from ..engine.chart.objects import claim_object
+from ..engine.errors import ArgumentsError
 from .cluster import StorageProfile
 from .kubernetes import object_resource
 from .naming import Children
@@ -41,7 +42,9 @@ class EncryptedVolumeArgs:
 
     def __post_init__(self) -> None:
         if not QUANTITY.fullmatch(self.size):
-            raise ValueError(f"size {self.size!r}: expected a whole number with Ki, Mi, Gi or Ti")
+            raise ArgumentsError(
+                "EncryptedVolumeArgs", [f"size {self.size!r}: expected a whole number with Ki, Mi, Gi or Ti"]
+            )
 
 
 class EncryptedVolume(pulumi.ComponentResource):

@@ -30,6 +30,25 @@ class SconifyError(Exception):
     """What ``sconify`` exits with when this error ends a command."""
 
 
+class ArgumentsError(SconifyError, ValueError):
+    """Arguments that are not acceptable (a component's ``Args``, a resource's inputs): every problem found,
+    each naming its field — validation does not stop at the first. A ``ValueError`` too, which is what a
+    Python caller expects of a bad argument."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, owner: str, problems: list[str]) -> None:
+        super().__init__(f"{owner}: " + "; ".join(problems))
+        self.owner = owner
+        self.problems = tuple(problems)
+
+    @classmethod
+    def raise_for(cls, owner: str, problems: list[str]) -> None:
+        """Raise for ``owner`` (the class whose arguments these are) if ``problems`` holds any."""
+        if problems:
+            raise cls(owner, problems)
+
+
 class CasError(SconifyError):
     """A CAS refused a request, with its HTTP status — or could not be reached (``status`` 0).
 

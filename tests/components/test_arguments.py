@@ -30,6 +30,7 @@ from pulumi_sconify.components.cas import CasEndpoint
 from pulumi_sconify.components.kubernetes import object_resource, pending, with_outputs
 from pulumi_sconify.components.service import service_spec, workload_objects
 from pulumi_sconify.engine.chart import ChartSpecError
+from pulumi_sconify.engine.errors import ArgumentsError
 from tests.support.pulumi.program_runner import ProgramMocks, RecordingMonitor
 
 NETWORK = AzureDatabaseNetwork(
@@ -222,10 +223,26 @@ def test_bad_names_fail_before_anything_is_registered() -> None:
             )
         with pytest.raises(ChartSpecError, match="DNS label"):
             ConfidentialStatefulService("counter", service(service="Counter_Service"))
-        with pytest.raises(ValueError, match="ConfidentialStatefulService 'MyApp': the name starts"):
+        with pytest.raises(ValueError, match="ConfidentialStatefulService: name 'MyApp': it starts"):
             ConfidentialStatefulService("MyApp", service())
         loop.run_until_complete(asyncio.sleep(0.2))  # let any registration that was started reach the monitor
         assert monitor.registrations == []
     finally:
         loop.close()
         asyncio.set_event_loop(None)
+
+
+def test_every_problem_is_named_at_once() -> None:
+    """Arguments are validated one way: every problem found, each naming its field, in one engine error
+    (a ValueError too), so a user fixes them in one round rather than one per `pulumi preview`."""
+    with pytest.raises(ArgumentsError) as refused:
+        CasDeploymentArgs(image="i", external_host="h", service_type="ClusterIP", node_port=80, replicas=-1)
+    assert refused.value.owner == "CasDeploymentArgs"
+    assert [problem.split(" ")[0].rstrip(":") for problem in refused.value.problems] == [
+        "replicas",
+        "service_type",
+        "node_port",
+    ]
+    assert isinstance(refused.value, ValueError)
+    with pytest.raises(ArgumentsError, match=r"profile 'Dev Profile'.*; cpus: minikube needs at least 2"):
+        MinikubeClusterArgs(profile="Dev Profile", cpus=1)
