@@ -72,9 +72,14 @@ else:
 in_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
 cas: CasEndpoint
 if config.get("casAddress"):
+    if config.get("casCa") is not None:  # its name in 0.2
+        pulumi.log.warn("config casCa is deprecated; use casCaCertificate")
     cas = ExternalCas(
         "cas",
-        ExternalCasArgs(address=config.require("casAddress"), ca_certificate=config.require_secret("casCa")),
+        ExternalCasArgs(
+            address=config.require("casAddress"),
+            ca_certificate=config.get_secret("casCaCertificate") or config.require_secret("casCa"),
+        ),
     )
 else:
     cas_image = (

@@ -292,8 +292,8 @@ class ConfidentialStatefulService(pulumi.ComponentResource):
         ) -> CasSession:
             return CasSession(
                 children.name(child),
-                cas=args.cas.address,
-                cas_ca=args.cas.ca_certificate,
+                cas_client_address=args.cas.address,
+                cas_ca_certificate=args.cas.ca_certificate,
                 identity_certificate=identity.certificate_pem,
                 identity_key=identity.private_key_pem,
                 policy=policy,
@@ -337,8 +337,8 @@ class ConfidentialStatefulService(pulumi.ComponentResource):
             },
             insecure_software_evidence=args.insecure_software_evidence,
             hardware_attestation=args.hardware_attestation,
-            cas=args.cas.attestation_address,
-            cas_ca=args.cas.ca_certificate,
+            cas_attestation_address=args.cas.attestation_address,
+            cas_ca_certificate=args.cas.ca_certificate,
             registry_auth=args.registry_auth,
             insecure_registries=args.insecure_registries,
             workload_type=args.workload_type,

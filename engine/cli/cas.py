@@ -19,7 +19,7 @@ from ..cas.options import (
 )
 from ..layout import CAS_STATE_DIRECTORY
 from ..vocabulary import ATTESTATION_PORT, CLIENT_PORT
-from .common import EXIT_INVALID, CliError, add_registry_arguments, registry_options
+from .common import CAS_CA_FLAGS, EXIT_INVALID, CliError, add_registry_arguments, registry_options
 
 
 def _store_location(args: argparse.Namespace) -> Path | str:
@@ -78,7 +78,8 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     add_store_argument(recover)
     recover.add_argument("--out", type=Path, required=True, metavar="FILE", help="the master key (mode 600)")
     recover.add_argument(
-        "--cas-ca",
+        *CAS_CA_FLAGS,
+        dest="cas_ca",
         type=Path,
         required=True,
         metavar="CA.pem",
@@ -102,7 +103,8 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         add_anchor_argument(command)
     for command in (backup_verify, backup_restore):
         command.add_argument(
-            "--cas-ca",
+            *CAS_CA_FLAGS,
+            dest="cas_ca",
             type=Path,
             metavar="CA.pem",
             help="the CAS's CA certificate, as its clients pin it: refuse a backup this CA did not vouch for",

@@ -16,7 +16,19 @@ if TYPE_CHECKING:
 
 Handler = Callable[[argparse.Namespace], int]
 
-__all__ = ["EXIT_INVALID", "EXIT_USAGE", "CliError", "Handler"]
+__all__ = [
+    "CAS_CA_FLAGS",
+    "EXIT_INVALID",
+    "EXIT_USAGE",
+    "CliError",
+    "Handler",
+    "RenamedFlag",
+    "add_renamed_flag",
+]
+
+CAS_CA_FLAGS = ("--cas-ca-certificate", "--cas-ca")
+"""The CAS's CA certificate, under one name in every command (``--cas-ca`` is its short form); the Python
+and Pulumi name is ``cas_ca_certificate``."""
 
 
 class CliError(SconifyError):
@@ -26,6 +38,33 @@ class CliError(SconifyError):
     def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class RenamedFlag(argparse.Action):
+    """A flag of an earlier version, still accepted: it sets the new flag's value, after a warning that names
+    the new flag. Added with ``help=argparse.SUPPRESS`` and ``default=argparse.SUPPRESS`` (so that it
+    neither shows nor overwrites the new flag's default)."""
+
+    def __init__(self, option_strings: list[str], dest: str, *, new: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, **kwargs)  # type: ignore[arg-type]
+        self.new = new
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"sconify: warning: {option_string} is deprecated; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_renamed_flag(parser: argparse.ArgumentParser, old: str, new: str, dest: str) -> None:
+    """Accept ``old`` for the flag now called ``new`` (its value ``dest``), with a deprecation warning."""
+    parser.add_argument(
+        old, dest=dest, action=RenamedFlag, new=new, help=argparse.SUPPRESS, default=argparse.SUPPRESS
+    )
 
 
 def read_bounded(source: str, limit: int) -> bytes:

@@ -29,7 +29,14 @@ from ..policy import (
     random_namespace,
 )
 from ..vocabulary import ATTESTATION_PORT, CLIENT_PORT, cas_host_and_port
-from .common import EXIT_INVALID, CliError, add_registry_arguments, registry_options
+from .common import (
+    CAS_CA_FLAGS,
+    EXIT_INVALID,
+    CliError,
+    add_registry_arguments,
+    add_renamed_flag,
+    registry_options,
+)
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -86,14 +93,23 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="CAS namespace (default: ns-<13 digits>, derived from a reused --fspf-key-file, else random)",
     )
     parser.add_argument("--create-namespace", action="store_true", help="create the namespace in the CAS")
-    parser.add_argument("--cas", help="CAS host[:attestation port], baked into the image and used for upload")
+    parser.add_argument(
+        "--cas-attestation",
+        metavar="HOST[:PORT]",
+        help=f"the CAS's attestation API (default port {ATTESTATION_PORT}): baked into the image",
+    )
+    add_renamed_flag(parser, "--cas", "--cas-attestation", "cas_attestation")
     parser.add_argument(
         "--cas-client",
-        metavar="HOST:PORT",
-        help=f"CAS client API for the upload (default: --cas host, port {CLIENT_PORT})",
+        metavar="HOST[:PORT]",
+        help=f"the CAS's client API, for the upload (default: the attestation host, port {CLIENT_PORT})",
     )
     parser.add_argument(
-        "--cas-ca", type=Path, metavar="FILE", help="the CAS CA certificate: pinned in the image"
+        *CAS_CA_FLAGS,
+        dest="cas_ca",
+        type=Path,
+        metavar="FILE",
+        help="the CAS's CA certificate: pinned in the image",
     )
     parser.add_argument(
         "--identity", type=Path, metavar="PATH", help="CAS client identity (directory or PEM)"
@@ -166,10 +182,12 @@ def _pairs(values: list[str], separator: str, flag: str) -> list[tuple[str, str]
     return pairs
 
 
-def _cas_addresses(cas: str | None, client: str | None) -> tuple[str, str]:
-    if not cas:
+def _cas_addresses(attestation: str | None, client: str | None) -> tuple[str, str]:
+    """The attestation and client API addresses, ``host:port`` each; the client API defaults to the
+    attestation API's host."""
+    if not attestation:
         return "", client or ""
-    host, port = cas_host_and_port(cas, ATTESTATION_PORT)
+    host, port = cas_host_and_port(attestation, ATTESTATION_PORT)
     return f"{host}:{port}", client or f"{host}:{CLIENT_PORT}"
 
 
@@ -215,7 +233,7 @@ def _image(args: argparse.Namespace) -> int:
     namespace = args.namespace or (_derived_namespace(key) if args.fspf_key_file else random_namespace())
     session = args.name or default_session_name(args.service_name)
     session_name = qualified_session_name(namespace, session)
-    attest_address, client_address = _cas_addresses(args.cas, args.cas_client)
+    attest_address, client_address = _cas_addresses(args.cas_attestation, args.cas_client)
     pin = args.cas_ca.read_bytes() if args.cas_ca else b""
 
     options = SconifyOptions(
@@ -229,8 +247,8 @@ def _image(args: argparse.Namespace) -> int:
         authenticated=tuple(args.authenticated),
         volumes=tuple(volumes),
         config_id=config_id(namespace, session, args.service_name),
-        cas=attest_address,
-        cas_certificate=pin,
+        cas_attestation_address=attest_address,
+        cas_ca_certificate=pin,
         heap=args.heap,
         stack=args.stack,
         platform=platform,
@@ -254,9 +272,11 @@ def _image(args: argparse.Namespace) -> int:
     )
     result, session = made.result, made.session
     session_hash = None
-    if args.cas and args.identity and not args.dry_run:
+    if client_address and args.identity and not args.dry_run:
         if not args.cas_ca:
-            raise CliError("--cas with --identity needs --cas-ca: the CAS's identity must be pinned")
+            raise CliError(
+                "uploading with --identity needs --cas-ca-certificate: the CAS's identity must be pinned"
+            )
         session, session_hash = _upload(
             session, client_address, args.cas_ca, args.identity, args.create_namespace, progress
         )

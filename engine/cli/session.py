@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..policy import MAX_DOCUMENT_BYTES, PolicyError, Session, parse_session, render_session, session_hash
-from .common import EXIT_INVALID, CliError, read_bounded
+from ..vocabulary import CLIENT_PORT
+from .common import CAS_CA_FLAGS, EXIT_INVALID, CliError, add_renamed_flag, read_bounded
 
 __all__ = ["register"]
 
@@ -59,9 +60,17 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _cas_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cas", required=True, metavar="ADDRESS", help="the CAS client API, host[:port]")
     parser.add_argument(
-        "--cas-ca", required=True, type=Path, metavar="FILE", help="the CAS CA certificate to pin"
+        "--cas-client", metavar="HOST[:PORT]", help=f"the CAS's client API (default port {CLIENT_PORT})"
+    )
+    add_renamed_flag(parser, "--cas", "--cas-client", "cas_client")
+    parser.add_argument(
+        *CAS_CA_FLAGS,
+        dest="cas_ca",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="the CAS's CA certificate to pin",
     )
     parser.add_argument(
         "--identity",
@@ -76,8 +85,10 @@ def _client(args: argparse.Namespace) -> CasClient:
     from ..cas.client import CasClient  # noqa: PLC0415 - only these commands need HTTP
     from ..cas.identity import IdentityError, load_client_identity  # noqa: PLC0415
 
+    if not args.cas_client:  # required, but argparse would refuse the old --cas that names it too
+        raise CliError("--cas-client is required: the CAS's client API, host[:port]")
     try:
-        return CasClient(args.cas, args.cas_ca, load_client_identity(args.identity))
+        return CasClient(args.cas_client, args.cas_ca, load_client_identity(args.identity))
     except (IdentityError, ValueError, OSError) as error:
         raise CliError(str(error)) from None
 

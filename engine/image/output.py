@@ -34,8 +34,8 @@ def sconifier_output(
         "session_hash": session_hash,
         "service": options.service,
         "config_id": options.config_id,
-        "cas": options.cas,
-        "cas_certificate": options.cas_certificate.decode(),
+        "cas": options.cas_attestation_address,
+        "cas_certificate": options.cas_ca_certificate.decode(),
         "heap": options.heap,
         "stack": options.stack,
         "mounts": [m.to_json() for m in result.mounts],
@@ -44,7 +44,7 @@ def sconifier_output(
                 "issuer": pinned_identity.issuer,
                 "namespace": pinned_identity.namespace,
                 "service_account": pinned_identity.service_account,
-                "audience": cas_audience(options.cas_certificate) if options.cas_certificate else "",
+                "audience": cas_audience(options.cas_ca_certificate) if options.cas_ca_certificate else "",
             }
             if pinned_identity is not None
             else None

@@ -101,8 +101,10 @@ class SconifyOptions:
     authenticated: tuple[str, ...] = ()
     volumes: tuple[tuple[str, str], ...] = ()
     config_id: str = ""
-    cas: str = ""
-    cas_certificate: bytes = b""
+    cas_attestation_address: str = ""
+    """The CAS's attestation API (``host:port``) the runtime attests at; empty: given at run time."""
+    cas_ca_certificate: bytes = b""
+    """The CAS's CA certificate (PEM), pinned in the image: the runtime trusts no other."""
     heap: str = ""
     stack: str = ""
     platform: Platform = field(default_factory=Platform)
@@ -247,8 +249,8 @@ def _settings(options: SconifyOptions) -> dict[str, Any]:
         "authenticated": options.authenticated,
         "volumes": options.volumes,
         "config_id": options.config_id,
-        "cas": options.cas,
-        "pin": hashlib.sha256(options.cas_certificate).hexdigest(),
+        "cas": options.cas_attestation_address,
+        "pin": hashlib.sha256(options.cas_ca_certificate).hexdigest(),
         "heap": options.heap,
         "stack": options.stack,
         "platform": str(options.platform),
@@ -401,8 +403,8 @@ def _stage_runtime(
         raise ImageError(str(error)) from None
     shutil.copytree(library, stage / RUNTIME_LIBRARY.lstrip("/"), symlinks=True)
     files = {RUNTIME_ENTRYPOINT: (RUNTIME_LAUNCHER.encode(), 0o755)}
-    if options.cas_certificate:
-        files[CAS_PIN] = (options.cas_certificate, 0o644)
+    if options.cas_ca_certificate:
+        files[CAS_PIN] = (options.cas_ca_certificate, 0o644)
     directories = [f"{VOLUME_STORAGE}/{name}" for name, _ in options.volumes]
     directories += [path for _, path in options.volumes if rootfs.lstat(path) is None]
     for base in (stage, rootfs.root):
@@ -463,9 +465,9 @@ def _config(
         v for v in runtime.get("Env") or [] if not v.startswith(("SCONE_CONFIG_ID=", "SCONE_CAS_"))
     ]
     environment.append(f"SCONE_CONFIG_ID={options.config_id}")
-    if options.cas:
-        environment.append(f"SCONE_CAS_ADDR={options.cas}")
-    if options.cas_certificate:
+    if options.cas_attestation_address:
+        environment.append(f"SCONE_CAS_ADDR={options.cas_attestation_address}")
+    if options.cas_ca_certificate:
         environment.append(f"SCONE_CAS_CA={CAS_PIN}")
     runtime["Env"] = environment
     runtime["Entrypoint"] = [RUNTIME_ENTRYPOINT]

@@ -122,7 +122,7 @@ def main() -> int:
                     "--namespace",
                     "ns-demo",
                     "--create-namespace",
-                    "--cas",
+                    "--cas-attestation",
                     cas.attest_address,
                     "--cas-client",
                     cas.address,

@@ -172,6 +172,9 @@ class SconifyProvider(Provider):
                 ],
             )
         logic = self._logic(kind, request.urn)
+        if isinstance(logic, ReportsProgress):
+            for deprecation in kind.spec.deprecated_names(request.new_inputs):
+                logic.warning(deprecation)
         checked: CheckResult = await asyncio.to_thread(logic.check, kind.plain(request.old_inputs), news)
         return CheckResponse(
             inputs=kind.wire(checked.inputs, kind.secret(request.new_inputs)),

@@ -51,7 +51,7 @@ from .base import (
     required,
     whole_numbers,
 )
-from .sdk import SconifyResource
+from .sdk import SconifyResource, take_renamed
 from .spec import (
     ANY,
     BOOLEAN,
@@ -75,6 +75,8 @@ SPEC = ResourceSpec(
     "system added, the measurement and the session policy made. `pulumi preview` resolves the native tag, "
     "so a moved tag shows as a change; the FSPF key is made once (unless given) and kept, so the same inputs "
     "give the same image digest.",
+    # 0.2 called both CAS endpoints `cas` (the attestation API here, the client API in CasSession).
+    renamed={"cas": "cas_attestation_address", "cas_ca": "cas_ca_certificate"},
     inputs={
         "native_image": Property(
             STRING,
@@ -108,8 +110,10 @@ SPEC = ResourceSpec(
         "hardware_attestation": Property(
             ANY, "Hardware evidence the policy requires, per platform (`azure-cvm`, `snp`, `tdx`)."
         ),
-        "cas": Property(STRING, "The CAS's attestation address (`host:port`) baked into the image."),
-        "cas_ca": Property(STRING, "The CAS's CA certificate (PEM) the image pins."),
+        "cas_attestation_address": Property(
+            STRING, "The CAS's attestation API (`host:port`) baked into the image: runtimes attest there."
+        ),
+        "cas_ca_certificate": Property(STRING, "The CAS's CA certificate (PEM) the image pins."),
         "fspf_key": Property(
             STRING, "The FSPF key (64 hex); without it a key is made on create and kept.", secret=True
         ),
@@ -302,8 +306,8 @@ class SconifiedImageProvider(ReportsProgress, ResourceProvider):
                 dirs=tuple(props.get("dirs") or ()),
                 volumes=tuple(volumes.items()),
                 config_id=config_id(namespace, session_name, service),
-                cas=str(props.get("cas") or ""),
-                cas_certificate=str(props.get("cas_ca") or "").encode(),
+                cas_attestation_address=str(props.get("cas_attestation_address") or ""),
+                cas_ca_certificate=str(props.get("cas_ca_certificate") or "").encode(),
                 heap=str(props.get("heap") or ""),
                 stack=str(props.get("stack") or ""),
                 platform=Platform.parse(str(props["platform"])),
@@ -529,8 +533,8 @@ class SconifiedImage(SconifyResource):
         hardware_attestation: pulumi.Input[Mapping[str, Any]] | None = None,
         heap: pulumi.Input[str] = "",
         stack: pulumi.Input[str] = "",
-        cas: pulumi.Input[str] = "",
-        cas_ca: pulumi.Input[str] = "",
+        cas_attestation_address: pulumi.Input[str] = "",
+        cas_ca_certificate: pulumi.Input[str] = "",
         fspf_key: pulumi.Input[str] | None = None,
         registry_auth: pulumi.Input[str] | None = None,
         insecure_registries: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
@@ -539,7 +543,10 @@ class SconifiedImage(SconifyResource):
         platform: pulumi.Input[str] = DEFAULT_PLATFORM,
         engine: pulumi.Input[str] = "open",
         opts: pulumi.ResourceOptions | None = None,
+        **renamed: pulumi.Input[str],
     ) -> None:
+        """``renamed``: ``cas`` and ``cas_ca``, this class's names in 0.2 for ``cas_attestation_address`` and
+        ``cas_ca_certificate``, accepted with a deprecation warning."""
         props: dict[str, Any] = {
             "native_image": native_image,
             "target": target,
@@ -557,8 +564,8 @@ class SconifiedImage(SconifyResource):
             "hardware_attestation": hardware_attestation,
             "heap": heap,
             "stack": stack,
-            "cas": cas,
-            "cas_ca": cas_ca,
+            "cas_attestation_address": cas_attestation_address,
+            "cas_ca_certificate": cas_ca_certificate,
             "fspf_key": pulumi.Output.secret(fspf_key) if fspf_key is not None else None,
             "registry_auth": pulumi.Output.secret(registry_auth) if registry_auth is not None else None,
             "insecure_registries": insecure_registries or [],
@@ -582,4 +589,5 @@ class SconifiedImage(SconifyResource):
             "native_digest",
         ):
             props[output] = None
+        take_renamed(SPEC, props, renamed)
         super().__init__(SPEC, resource_name, props, opts)

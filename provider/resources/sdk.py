@@ -30,6 +30,19 @@ def _legacy_aliases(spec: ResourceSpec, opts: pulumi.ResourceOptions | None) -> 
     return [pulumi.Alias(type_=spec.dynamic_token), *renamed]
 
 
+def take_renamed(spec: ResourceSpec, inputs: dict[str, Any], renamed: Mapping[str, Any]) -> None:
+    """Put the inputs a program gives under an old name (:attr:`~.spec.ResourceSpec.renamed`) under the new
+    one, with a deprecation warning; an unknown name is a ``TypeError``, as for any function."""
+    for old, value in renamed.items():
+        new = spec.renamed.get(old)
+        if new is None:
+            raise TypeError(f"{spec.name}() got an unexpected keyword argument {old!r}")
+        if inputs.get(new) not in (None, ""):
+            raise TypeError(f"{spec.name}(): {old} and {new} name one input; give {new} only")
+        pulumi.log.warn(f"{spec.name}: {old}= is deprecated; use {new}=")
+        inputs[new] = value
+
+
 class SconifyResource(pulumi.CustomResource):
     """Inputs and attributes carry Python's names; the engine sees Pulumi's camelCase (the spec's
     :func:`~.spec.wire_name`), as a generated SDK does, translating top-level names only (a map's keys are

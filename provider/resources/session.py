@@ -41,7 +41,7 @@ from .base import (
     required,
     whole_numbers,
 )
-from .sdk import SconifyResource
+from .sdk import SconifyResource, take_renamed
 from .spec import ANY, BOOLEAN, PROVIDER_VERSION_PROPERTY, STRING, Property, ResourceSpec, map_of, one_of
 
 SPEC = ResourceSpec(
@@ -49,14 +49,19 @@ SPEC = ResourceSpec(
     "A session policy in a CAS. Updates name the active version as predecessor; a version made outside "
     "Pulumi stops an update (unless `adopt`), and `pulumi refresh` shows such drift. Policies are compared "
     "by meaning: formatting, comments and key order do not count.",
+    # 0.2 called both CAS endpoints `cas` (the attestation API here, the client API in CasSession).
+    renamed={"cas": "cas_client_address", "cas_ca": "cas_ca_certificate"},
     inputs={
-        "cas": Property(
+        "cas_client_address": Property(
             STRING,
-            "The CAS's client API, `host:port`; another CAS holds another session.",
+            "The CAS's client API, `host:port`: owners upload sessions there. Another CAS holds another "
+            "session.",
             replaces=True,
             required=True,
         ),
-        "cas_ca": Property(STRING, "The CAS's CA certificate (PEM) the provider pins.", required=True),
+        "cas_ca_certificate": Property(
+            STRING, "The CAS's CA certificate (PEM) the provider pins.", required=True
+        ),
         "identity_certificate": Property(
             STRING, "The client certificate (PEM) the provider uploads with.", required=True
         ),
@@ -102,14 +107,14 @@ def _meaning(policy: Any) -> str | None:
 @contextmanager
 def _client(props: dict[str, Any]) -> Iterator[CasClient]:
     with private_files(
-        ca=str(props["cas_ca"]),
+        ca=str(props["cas_ca_certificate"]),
         certificate=str(props["identity_certificate"]),
         key=str(props["identity_key"]),
     ) as files:
         identity = ClientIdentity(
             files["certificate"], files["key"], certificate_key_hash(props["identity_certificate"])
         )
-        with CasClient(str(props["cas"]), files["ca"], identity) as client:
+        with CasClient(str(props["cas_client_address"]), files["ca"], identity) as client:
             yield client
 
 
@@ -150,13 +155,15 @@ class CasSessionProvider(ReportsProgress, ResourceProvider):
         return self.changes(olds, news).result()
 
     def changes(self, olds: dict[str, Any], news: dict[str, Any]) -> Changes:
-        replaces = changed(olds, news, ["cas", "provider_version"])
+        replaces = changed(olds, news, ["cas_client_address", "provider_version"])
         old_name = _name(olds.get("policy"))
         new_name = _name(news.get("policy"))
         if old_name and new_name and old_name != new_name:
             replaces.append("policy")  # another name is another session
         updates = changed(
-            olds, news, ["cas_ca", "identity_certificate", "identity_key", "adopt", "delete_on_destroy"]
+            olds,
+            news,
+            ["cas_ca_certificate", "identity_certificate", "identity_key", "adopt", "delete_on_destroy"],
         )
         if _meaning(olds.get("policy")) != _meaning(news.get("policy")) and "policy" not in replaces:
             updates.append("policy")
@@ -208,8 +215,8 @@ class CasSessionProvider(ReportsProgress, ResourceProvider):
         inputs: dict[str, Any] = {
             key: props[key]
             for key in (
-                "cas",
-                "cas_ca",
+                "cas_client_address",
+                "cas_ca_certificate",
                 "identity_certificate",
                 "identity_key",
                 "adopt",
@@ -267,29 +274,32 @@ class CasSession(SconifyResource):
         self,
         resource_name: str,
         *,
-        cas: pulumi.Input[str],
-        cas_ca: pulumi.Input[str],
         identity_certificate: pulumi.Input[str],
         identity_key: pulumi.Input[str],
         policy: pulumi.Input[str] | pulumi.Input[dict[str, Any]],
+        cas_client_address: pulumi.Input[str] | None = None,
+        cas_ca_certificate: pulumi.Input[str] | None = None,
         adopt: pulumi.Input[bool] = False,
         delete_on_destroy: pulumi.Input[bool] = True,
         opts: pulumi.ResourceOptions | None = None,
+        **renamed: pulumi.Input[str],
     ) -> None:
-        super().__init__(
-            SPEC,
-            resource_name,
-            {
-                "cas": cas,
-                "cas_ca": cas_ca,
-                "identity_certificate": identity_certificate,
-                "identity_key": pulumi.Output.secret(identity_key),
-                "policy": pulumi.Output.secret(policy),
-                "adopt": adopt,
-                "delete_on_destroy": delete_on_destroy,
-                "provider_version": PROVIDER_VERSION,
-                "name": None,
-                "hash": None,
-            },
-            opts,
-        )
+        """``cas_client_address`` and ``cas_ca_certificate`` are required; ``renamed``: ``cas`` and
+        ``cas_ca``, their names in 0.2, accepted with a deprecation warning."""
+        inputs: dict[str, Any] = {
+            "cas_client_address": cas_client_address,
+            "cas_ca_certificate": cas_ca_certificate,
+            "identity_certificate": identity_certificate,
+            "identity_key": pulumi.Output.secret(identity_key),
+            "policy": pulumi.Output.secret(policy),
+            "adopt": adopt,
+            "delete_on_destroy": delete_on_destroy,
+            "provider_version": PROVIDER_VERSION,
+            "name": None,
+            "hash": None,
+        }
+        take_renamed(SPEC, inputs, renamed)
+        for name in ("cas_client_address", "cas_ca_certificate"):
+            if inputs[name] is None:
+                raise TypeError(f"CasSession() missing required keyword argument {name!r}")
+        super().__init__(SPEC, resource_name, inputs, opts)

@@ -105,6 +105,10 @@ class ResourceSpec:
     """Properties that only the provider sets (inputs are outputs too)."""
     taking_over: str = ""
     """How a program takes over such a resource that exists outside Pulumi, where an import cannot."""
+    renamed: Mapping[str, str] = field(default_factory=dict)
+    """Inputs renamed since an earlier version: old Python name → new. A state or program that still uses
+    an old name (in either spelling) reads as the new one, with a deprecation warning, and the next update
+    writes the new name."""
 
     @property
     def token(self) -> str:
@@ -124,9 +128,14 @@ class ResourceSpec:
         return [name for name, prop in self.properties.items() if prop.secret]
 
     @functools.cached_property
+    def old_names(self) -> dict[str, str]:
+        """Each renamed input's Python name now, by its old names (Python's and the wire's)."""
+        return {spelling: new for old, new in self.renamed.items() for spelling in (old, wire_name(old))}
+
+    @functools.cached_property
     def python_names(self) -> dict[str, str]:
-        """Each property's Python name, by its wire name."""
-        return {wire_name(name): name for name in self.properties}
+        """Each property's Python name, by its wire name (and a renamed input's, by its old names)."""
+        return {**self.old_names, **{wire_name(name): name for name in self.properties}}
 
     def wire_names(self, names: Iterable[str]) -> list[str]:
         """Pulumi's names of these properties (a name the spec does not have stays as it is)."""
@@ -140,8 +149,18 @@ class ResourceSpec:
         return dict(zip(self.python_names_of(values), values.values(), strict=True))
 
     def earlier_names(self, values: Mapping[str, Any]) -> list[str]:
-        """The properties held under the snake_case names of versions before 0.2 (a state to rewrite)."""
-        return [key for key in values if key in self.properties and wire_name(key) != key]
+        """The properties held under the names of earlier versions — the snake_case names before 0.2, the
+        inputs renamed since (:attr:`renamed`) — by their names now (a state to rewrite)."""
+        snake_case = [key for key in values if key in self.properties and wire_name(key) != key]
+        return [*snake_case, *(self.old_names[key] for key in values if key in self.old_names)]
+
+    def deprecated_names(self, values: Mapping[str, Any]) -> list[str]:
+        """A warning for each input ``values`` gives under an old name."""
+        return [
+            f"{self.name}: input {key} is deprecated; use {wire_name(self.old_names[key])}"
+            for key in values
+            if key in self.old_names
+        ]
 
     def to_wire(self, values: Mapping[str, Any]) -> dict[str, Any]:
         return dict(zip(self.wire_names(values), values.values(), strict=True))

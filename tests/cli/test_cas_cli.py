@@ -28,7 +28,14 @@ def test_identity_and_session_commands(cas: RunningCas, tmp_path: Path) -> None:
     assert again.returncode == 2
     assert "refusing to overwrite" in again.stderr
 
-    connection = ["--cas", cas.address, "--cas-ca", str(cas.ca), "--identity", str(tmp_path / "me")]
+    connection = [
+        "--cas-client",
+        cas.address,
+        "--cas-ca-certificate",
+        str(cas.ca),
+        "--identity",
+        str(tmp_path / "me"),
+    ]
     (tmp_path / "ns.yaml").write_text(namespace())
     (tmp_path / "session.yaml").write_text(text(counter()))
     assert sconify("session", "create", str(tmp_path / "ns.yaml"), *connection).returncode == 0
@@ -56,11 +63,17 @@ def test_identity_and_session_commands(cas: RunningCas, tmp_path: Path) -> None:
 
 def test_invalid_policy_problems_are_listed(cas: RunningCas, tmp_path: Path) -> None:
     sconify("identity", "create", "--out", str(tmp_path / "me"))
+    # The flags of 0.2 (`--cas` named the client API here, the attestation API in `sconify image`) still work,
+    # with a warning that names the new flag.
     connection = ["--cas", cas.address, "--cas-ca", str(cas.ca), "--identity", str(tmp_path / "me")]
     (tmp_path / "bad.yaml").write_text("name: x\nversion: 0.3\n")
     result = sconify("session", "create", str(tmp_path / "bad.yaml"), *connection)
     assert result.returncode == 1
     assert "version: must be a quoted string" in result.stderr
+    assert "sconify: warning: --cas is deprecated; use --cas-client" in result.stderr
+    (tmp_path / "ns.yaml").write_text(namespace())
+    missing = sconify("session", "create", str(tmp_path / "ns.yaml"), *connection[2:])
+    assert missing.returncode == 2 and "--cas-client is required" in missing.stderr
 
 
 def test_cas_image_builds_into_a_layout_and_refuses_a_base_without_python(tmp_path: Path) -> None:

@@ -150,7 +150,7 @@ def test_upload_to_a_cas(registry: Registry, cas: RunningCas, owner: ClientIdent
         "--create-namespace",
         "--service-name",
         "python-service",
-        "--cas",
+        "--cas-attestation",
         f"localhost:{cas.attest_port}",
         "--cas-client",
         cas.address,

@@ -126,7 +126,7 @@ def sconified_with_owners(tmp_path: Path) -> tuple[Path, bytes, bytes]:
             service="python-service",
             dirs=("/code",),
             config_id="ns/python-session/python-service",
-            cas="cas.local:18765",
+            cas_attestation_address="cas.local:18765",
         )
     )
     return tmp_path / "out", key, bytes.fromhex(result.fspf_tag)

@@ -35,8 +35,8 @@ def options(server: Registry, key: bytes, **changes: object) -> SconifyOptions:
         "dirs": ("/code",),
         "volumes": (("V1", "/V1"),),
         "config_id": "ns/python-session/python-service",
-        "cas": "cas.local:18765",
-        "cas_certificate": b"-----BEGIN CERTIFICATE-----\nPIN\n-----END CERTIFICATE-----\n",
+        "cas_attestation_address": "cas.local:18765",
+        "cas_ca_certificate": b"-----BEGIN CERTIFICATE-----\nPIN\n-----END CERTIFICATE-----\n",
     }
     values.update(changes)
     return SconifyOptions(**values)  # type: ignore[arg-type]

@@ -122,7 +122,7 @@ def test_a_service_made_for_another_language_attests_to_the_cas_it_is_given(
     assert kinds.count("kubernetes:batch/v1:Job") == 2
     assert "sconify:index:SconifiedImage" in kinds and "sconify:index:CasSession" in kinds
     image = next(r for r in children if r["type"] == "sconify:index:SconifiedImage")
-    assert plain(image["inputs"])["casCa"] == MOCK_CA_CERTIFICATE
+    assert plain(image["inputs"])["casCaCertificate"] == MOCK_CA_CERTIFICATE
     assert is_secret(image["inputs"]["registryAuth"])  # the secret input stayed secret through Construct
     for registration in children:
         assert plaintext_secrets(registration["inputs"]) == [], registration["name"]

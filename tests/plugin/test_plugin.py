@@ -146,7 +146,13 @@ def test_the_schema_is_a_valid_pulumi_package_and_describes_everything(host: Plu
     assert (
         session["inputProperties"]["policy"]["secret"] and session["inputProperties"]["identityKey"]["secret"]
     )
-    assert set(session["requiredInputs"]) == {"cas", "casCa", "identityCertificate", "identityKey", "policy"}
+    assert set(session["requiredInputs"]) == {
+        "casClientAddress",
+        "casCaCertificate",
+        "identityCertificate",
+        "identityKey",
+        "policy",
+    }
 
 
 def test_the_committed_schema_is_the_generated_one() -> None:
@@ -286,20 +292,39 @@ def test_a_bad_policy_is_named_by_its_field_and_the_secret_is_not_repeated(host:
     assert all("KEY-SECRET-VALUE" not in reason and "not-hex" not in reason for _, reason in failures)
 
 
+def test_inputs_of_their_0_2_names_are_taken_under_the_new_ones(host: PluginHost) -> None:
+    """0.2 called both CAS endpoints `cas`: a program or state that still does is read with the new names
+    (the first update writes them), and nothing of it is refused."""
+    checked, failures = host.check(
+        "CasSession",
+        {},
+        {
+            "cas": "cas:8081",
+            "casCa": "CA",
+            "identityCertificate": UNKNOWN,
+            "identityKey": secret("KEY"),
+            "policy": secret(text(counter())),
+        },
+    )
+    assert failures == []
+    assert checked["casClientAddress"] == "cas:8081" and checked["casCaCertificate"] == "CA"
+    assert "cas" not in checked and "casCa" not in checked
+
+
 def test_check_keeps_secrets_marked_and_unknowns_unknown(host: PluginHost) -> None:
     checked, failures = host.check(
         "CasSession",
         {},
         {
-            "cas": UNKNOWN,
-            "casCa": UNKNOWN,
+            "casClientAddress": UNKNOWN,
+            "casCaCertificate": UNKNOWN,
             "identityCertificate": UNKNOWN,
             "identityKey": secret(UNKNOWN),
             "policy": secret(text(counter())),
         },
     )
     assert failures == []
-    assert checked["cas"] == UNKNOWN
+    assert checked["casClientAddress"] == UNKNOWN
     assert is_secret(checked["identityKey"]) and is_secret(checked["policy"])
     assert checked["adopt"] is False and checked["deleteOnDestroy"] is True  # defaults filled in
 
@@ -329,7 +354,12 @@ def test_a_detailed_diff_names_each_change_and_its_kind(host: PluginHost) -> Non
 
 
 def test_a_policy_diff_is_by_meaning_and_a_new_name_replaces(host: PluginHost) -> None:
-    connection = {"cas": "cas:8081", "casCa": "CA", "identityCertificate": "C", "identityKey": secret("K")}
+    connection = {
+        "casClientAddress": "cas:8081",
+        "casCaCertificate": "CA",
+        "identityCertificate": "C",
+        "identityKey": secret("K"),
+    }
     old = {**connection, "policy": secret(text(counter())), "adopt": False, "deleteOnDestroy": True}
     reformatted = text(counter()).replace("access_policy:", "# a comment\naccess_policy:")
     assert (
@@ -343,8 +373,14 @@ def test_a_policy_diff_is_by_meaning_and_a_new_name_replaces(host: PluginHost) -
     renamed_policy = text(counter()).replace("name: ns-1/python-session", "name: ns-1/other-session")
     renamed = host.diff("CasSession", "ns-1/python-session", old, {**old, "policy": secret(renamed_policy)})
     assert host.detailed(renamed) == {"policy": "UPDATE_REPLACE"}
-    moved = host.diff("CasSession", "ns-1/python-session", old, {**old, "cas": "other:8081"})
-    assert host.detailed(moved) == {"cas": "UPDATE_REPLACE"}
+    moved = host.diff("CasSession", "ns-1/python-session", old, {**old, "casClientAddress": "other:8081"})
+    assert host.detailed(moved) == {"casClientAddress": "UPDATE_REPLACE"}
+    # A state of 0.2 names the same inputs `cas` and `casCa`: the same session, updated (not replaced) so
+    # that the new names are written.
+    earlier = {**old, "cas": "cas:8081", "casCa": "CA"}
+    del earlier["casClientAddress"], earlier["casCaCertificate"]
+    rewritten = host.diff("CasSession", "ns-1/python-session", earlier, old)
+    assert host.detailed(rewritten) == {"casClientAddress": "UPDATE", "casCaCertificate": "UPDATE"}
 
 
 def test_ignore_changes_is_applied(host: PluginHost) -> None:

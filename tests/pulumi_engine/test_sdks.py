@@ -59,7 +59,7 @@ def go(arguments: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_the_go_sdk_names_things_as_go_does(engine: Engine, tmp_path: Path) -> None:
     sdk = generate(engine, "go", tmp_path / "go")
     session = (sdk / "sconify" / "casSession.go").read_text()
-    assert "CasCa pulumi.StringInput" in session and "IdentityKey pulumi.StringInput" in session
+    assert "CasCaCertificate pulumi.StringInput" in session and "IdentityKey pulumi.StringInput" in session
     assert "_" not in re.findall(r"^\s+(\w+) pulumi\.\w+Input$", session, re.M)[0]
     service = (sdk / "sconify" / "confidentialStatefulService.go").read_text()
     assert "NativeImage pulumi.StringInput" in service and "Native_image" not in service

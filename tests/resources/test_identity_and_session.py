@@ -86,7 +86,7 @@ def test_check_failures_and_unknowns(connection: dict[str, Any]) -> None:
         assert ("policy", "services[0].fspf_key: expected 64 hex characters") in failures
         assert all("nothex" not in reason for _, reason in failures)
         _, missing = host.check({}, {"policy": text(counter())})
-        assert ("cas", "cas is required") in missing
+        assert ("cas_client_address", "cas_client_address is required") in missing
         preview_inputs, preview_failures = host.check({}, {**connection, "policy": UNKNOWN})
         assert preview_failures == [] and isinstance(preview_inputs["policy"], Unknown)
         _, with_predecessor = host.check({}, {**connection, "policy": text(counter(predecessor="ab" * 32))})

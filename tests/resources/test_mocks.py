@@ -64,8 +64,8 @@ from pulumi_sconify import CasSession, CreatorIdentity, SconifiedImage  # noqa: 
 def test_cas_session_inputs() -> Any:
     session = CasSession(
         "counter-session",
-        cas="cas:8081",
-        cas_ca="CA",
+        cas_client_address="cas:8081",
+        cas_ca_certificate="CA",
         identity_certificate="CERT",
         identity_key="KEY",
         policy="name: ns/x\nversion: '0.3'\n",
@@ -73,7 +73,7 @@ def test_cas_session_inputs() -> Any:
 
     def check(name: str) -> None:
         inputs = MOCKS.resources["counter-session"]
-        assert inputs["cas"] == "cas:8081" and inputs["adopt"] is False
+        assert inputs["casClientAddress"] == "cas:8081" and inputs["adopt"] is False
         assert inputs["identityKey"] == secret("KEY")  # secrets reach the engine marked, by camelCase names
         assert inputs["policy"] == secret("name: ns/x\nversion: '0.3'\n")
         assert "__provider" not in inputs  # nothing pickled: the plugin serves it

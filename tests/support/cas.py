@@ -134,8 +134,8 @@ class RunningCas:
     def connection(self, identity: ClientIdentity) -> dict[str, str]:
         """What a CasSession resource is given to reach this CAS as ``identity``."""
         return {
-            "cas": self.address,
-            "cas_ca": self.ca.read_text(),
+            "cas_client_address": self.address,
+            "cas_ca_certificate": self.ca.read_text(),
             "identity_certificate": identity.certificate.read_text(),
             "identity_key": identity.key.read_text(),
         }

@@ -67,8 +67,8 @@ class ConfidentialCounter:
             dirs=("/code",),
             volumes=(("V1", "/V1"),),
             config_id=f"{namespace}/python-session/python-service",
-            cas=cas.attest_address,
-            cas_certificate=cas.ca.read_bytes(),
+            cas_attestation_address=cas.attest_address,
+            cas_ca_certificate=cas.ca.read_bytes(),
         )
         self.result: SconifyResult = sconify(options, self.progress.append)
         session = sconified_session(

@@ -157,8 +157,8 @@ def inline_stack(engine: Engine, work: Path, program: Callable[[], None], name: 
 def connection(cas: RunningCas, creator: CreatorIdentity) -> dict[str, Any]:
     """A CasSession's way to ``cas`` as ``creator`` (inside a program: the creator's outputs)."""
     return {
-        "cas": cas.address,
-        "cas_ca": cas.ca.read_text(),
+        "cas_client_address": cas.address,
+        "cas_ca_certificate": cas.ca.read_text(),
         "identity_certificate": creator.certificate_pem,
         "identity_key": creator.private_key_pem,
     }

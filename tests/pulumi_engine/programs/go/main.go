@@ -26,8 +26,8 @@ func program(ctx *pulumi.Context) error {
 	}
 	session := func(name, policy string, options ...pulumi.ResourceOption) (*sconify.CasSession, error) {
 		return sconify.NewCasSession(ctx, name, &sconify.CasSessionArgs{
-			Cas:                 pulumi.String(os.Getenv("CAS")),
-			CasCa:               pulumi.String(os.Getenv("CAS_CA")),
+			CasClientAddress:    pulumi.String(os.Getenv("CAS")),
+			CasCaCertificate:    pulumi.String(os.Getenv("CAS_CA")),
 			IdentityCertificate: creator.CertificatePem,
 			IdentityKey:         creator.PrivateKeyPem,
 			Policy:              pulumi.ToSecret(pulumi.String(policy)),
