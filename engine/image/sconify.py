@@ -31,7 +31,7 @@ from ..fspf.attributes import ROOT_OWNED
 from ..fspf.errors import UsageError
 from ..fspf.metadata import Protection, Region
 from ..fspf.paths import check_tree_path, is_within
-from ..fspf.tree import protect_in_place
+from ..fspf.tree import Protected, protect_in_place
 from ..layout import (
     CAS_PIN,
     MEASUREMENT_PLAN,
@@ -293,11 +293,46 @@ def _sconify(
     scratch: Path,
     progress: Progress,
 ) -> tuple[SconifyResult, cache.CachedResult]:
+    """The sconifier's five steps: unpack the native image, stage the runtime, protect and measure, assemble
+    the new image, publish it."""
+    environment = list((native.config.get("config") or {}).get("Env") or [])
+    rootfs, holds_plaintext = _unpack(options, source, native, environment, scratch, progress)
+    binary = _find_binary(rootfs, options.binary or argv[0], environment)
+    stage = scratch / "layer"
+    architecture = str(native.config.get("architecture") or DEFAULT_ARCHITECTURE)
+    _stage_runtime(stage, rootfs, options, architecture, progress)
+    protected, mrenclave = _protect_and_measure(options, rootfs, stage, binary, progress)
+    layers, manifest_bytes, config = _assemble(
+        options, source, native, holds_plaintext, stage, mrenclave, scratch, progress
+    )
+    remember = cache.CachedResult(
+        manifest_bytes,
+        config[1].read_bytes(),
+        (*(d.digest for d, _ in layers), config[0].digest),
+        mrenclave,
+        protected.tag.hex(),
+        binary,
+    )
+    image, uploaded, present = _publish(options, source, layers, config, manifest_bytes, scratch, progress)
+    result = SconifyResult(
+        image, native.reference, mrenclave, protected.tag.hex(), binary, _mounts(options), uploaded, present
+    )
+    return result, remember
+
+
+def _unpack(
+    options: SconifyOptions,
+    source: ImageSource,
+    native: ResolvedImage,
+    environment: list[str],
+    scratch: Path,
+    progress: Progress,
+) -> tuple[RootFilesystem, list[bool]]:
+    """Step 1: the native image's root file system (what the sconifier needs of it), and for each layer
+    whether it holds plaintext of an encrypted directory (that layer is rewritten without it)."""
     manifest = native.manifest
-    config = native.config
-    environment = list((config.get("config") or {}).get("Env") or [])
     rootfs = RootFilesystem(scratch / "rootfs", _wanted(options, environment))
-    touched: list[bool] = []
+    holds_plaintext: list[bool] = []
     for index, layer in enumerate(manifest.layers):
         progress(f"reading layer {index + 1}/{len(manifest.layers)} ({layer.size} bytes)")
         removed = False
@@ -313,16 +348,19 @@ def _sconify(
                 yield entry
 
         rootfs.apply(entries())
-        touched.append(removed)
+        holds_plaintext.append(removed)
     rootfs.finish()
     for directory in options.dirs:
         if not rootfs.is_dir(directory):
             raise ImageError(f"--dir {directory}: not a directory in the image")
+    return rootfs, holds_plaintext
 
-    binary = _find_binary(rootfs, options.binary or argv[0], environment)
-    stage = scratch / "layer"
-    _stage_runtime(stage, rootfs, options, str(config.get("architecture") or DEFAULT_ARCHITECTURE), progress)
 
+def _protect_and_measure(
+    options: SconifyOptions, rootfs: RootFilesystem, stage: Path, binary: str, progress: Progress
+) -> tuple[Protected, str]:
+    """Step 3: the regions protected (``/fspf`` written into ``stage``) and the measurement of what they
+    authenticate."""
     regions = [Region(directory, Protection.ENCRYPTED) for directory in options.dirs]
     authenticated = {binary, RUNTIME_DIR, *options.authenticated}
     authenticated |= {d for d in LIBRARY_DIRECTORIES if rootfs.lstat(d) is not None}
@@ -344,14 +382,32 @@ def _sconify(
     rows = measure.rows_from_entries(
         e for e in protected.manifest.entries if e.protection is Protection.AUTHENTICATED
     )
-    mrenclave = measure.measurement(binary, rows, options.heap, options.stack)
+    return protected, measure.measurement(binary, rows, options.heap, options.stack)
 
-    layers: list[tuple[Descriptor, Path | None]] = []
+
+Layers = list[tuple[Descriptor, Path | None]]
+"""The new image's layers, each with its file when it is new (``None``: the native image's, as it was)."""
+
+
+def _assemble(
+    options: SconifyOptions,
+    source: ImageSource,
+    native: ResolvedImage,
+    holds_plaintext: list[bool],
+    stage: Path,
+    mrenclave: str,
+    scratch: Path,
+    progress: Progress,
+) -> tuple[Layers, bytes, tuple[Descriptor, Path]]:
+    """Step 4: the new image — the native layers (rewritten where they held plaintext), the sconifier's
+    layer, the config and the manifest."""
+    manifest, config = native.manifest, native.config
+    layers: Layers = []
     diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
     if len(diff_ids) != len(manifest.layers):
         raise ImageError("image config: rootfs.diff_ids does not list every layer")
     for index, layer in enumerate(manifest.layers):
-        if not touched[index]:
+        if not holds_plaintext[index]:
             layers.append((layer, None))
             continue
         progress(f"rewriting layer {index + 1} without the plaintext of {', '.join(options.dirs)}")
@@ -367,28 +423,27 @@ def _sconify(
     config_path.write_bytes(new_config)
     config_descriptor = Descriptor(OCI_CONFIG, sha256_digest(new_config), len(new_config))
     manifest_bytes = manifest_json(config_descriptor, [descriptor for descriptor, _ in layers])
-    mounts = _mounts(options)
-    remember = cache.CachedResult(
-        manifest_bytes,
-        new_config,
-        (*(d.digest for d, _ in layers), config_descriptor.digest),
-        mrenclave,
-        protected.tag.hex(),
-        binary,
-    )
+    return layers, manifest_bytes, (config_descriptor, config_path)
+
+
+def _publish(
+    options: SconifyOptions,
+    source: ImageSource,
+    layers: Layers,
+    config: tuple[Descriptor, Path],
+    manifest_bytes: bytes,
+    scratch: Path,
+    progress: Progress,
+) -> tuple[ImageReference, int, int]:
+    """Step 5: the image pushed to its destination (nothing, in a dry run): its reference by digest, and the
+    blobs uploaded and already present."""
     if options.dry_run:
-        image = options.destination.with_digest(sha256_digest(manifest_bytes))
-        return SconifyResult(
-            image, native.reference, mrenclave, protected.tag.hex(), binary, mounts, 0, 0
-        ), remember
+        return options.destination.with_digest(sha256_digest(manifest_bytes)), 0, 0
     with open_destination(options.destination, options.registry) as destination:
         uploaded, present, image = push_image(
-            destination, source, layers, (config_descriptor, config_path), manifest_bytes, scratch, progress
+            destination, source, layers, config, manifest_bytes, scratch, progress
         )
-    result = SconifyResult(
-        image, native.reference, mrenclave, protected.tag.hex(), binary, mounts, uploaded, present
-    )
-    return result, remember
+    return image, uploaded, present
 
 
 def _stage_runtime(
@@ -499,7 +554,7 @@ def _config(
 def push_image(
     destination: ImageDestination,
     source: ImageSource,
-    layers: list[tuple[Descriptor, Path | None]],
+    layers: Layers,
     config: tuple[Descriptor, Path],
     manifest: bytes,
     scratch: Path,
