@@ -52,7 +52,7 @@ from pulumi_sconify.engine.policy import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test harness starts the CAS
-from pulumi_sconify.engine.cas.identity import new_certificate_authority
+from pulumi_sconify.engine.cas.clients.identity import new_certificate_authority
 from pulumi_sconify.engine.runtime.cas import CasSession
 from tests.support.cas import RunningCas, identity
 from tests.support.issuer import ISSUER, WORKLOAD, Cluster, audience_of

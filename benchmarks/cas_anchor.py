@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pulumi_sconify.engine.cas.service import CasService
-from pulumi_sconify.engine.cas.store import Store
+from pulumi_sconify.engine.cas.server.service import CasService
+from pulumi_sconify.engine.cas.state.store import Store
 from pulumi_sconify.engine.runtime.protocol import request_signing_input
 from tests.support.policies import MEASUREMENT, counter, namespace, text
 

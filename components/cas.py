@@ -8,7 +8,7 @@ from typing import Protocol
 
 import pulumi
 
-from ..engine.cas.quotas import granted_identities
+from ..engine.cas.state.quotas import granted_identities
 from ..engine.chart.cas_objects import CAS_SERVICE_TYPES, CasPlan, CasSecrets, cas_objects
 from ..engine.errors import ArgumentsError
 from ..engine.policy import DEFAULT_KUBERNETES_ISSUER

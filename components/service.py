@@ -11,7 +11,7 @@ from typing import Any
 
 import pulumi
 
-from ..engine.cas.identity import cas_audience
+from ..engine.cas.clients.identity import cas_audience
 from ..engine.chart import ServiceSpec, WorkloadType, fullname, volume_key
 from ..engine.chart.objects import kubernetes_objects, labels
 from ..engine.errors import ArgumentsError

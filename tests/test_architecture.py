@@ -223,3 +223,34 @@ def test_an_import_of_another_test_module_would_be_found(tmp_path: Path) -> None
     probe = tmp_path / "probe.py"
     probe.write_text("from tests.image.test_podman import count\nfrom tests.support.cas import RunningCas\n")
     assert helper_imports_between_rooms(probe) == ["tests.image.test_podman"]
+
+
+CAS_ROOMS = {
+    "server": {"intake", "state", "clients"},
+    "intake": set(),
+    "state": {"clients"},
+    "clients": set(),
+}
+"""Each room of the CAS and the rooms below it that it may import: the front on top, identities lowest."""
+
+
+def cas_room_violations(room: str, names: set[str]) -> list[str]:
+    """The imports of a module of ``room`` that reach a CAS room it may not import."""
+    prefix = f"{PACKAGE}.engine.cas."
+    reached = {name.removeprefix(prefix).split(".")[0] for name in names if name.startswith(prefix)}
+    return sorted(reached & set(CAS_ROOMS) - CAS_ROOMS[room] - {room})
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for room in CAS_ROOMS for p in modules(f"engine/cas/{room}")],
+    ids=lambda p: str(p.relative_to(REPOSITORY)),
+)
+def test_the_cas_rooms_import_downwards_only(path: Path) -> None:
+    room = path.relative_to(REPOSITORY / "engine" / "cas").parts[0]
+    assert cas_room_violations(room, imports(path)) == [], path
+
+
+def test_an_upward_import_between_cas_rooms_would_be_found() -> None:
+    upward = {f"{PACKAGE}.engine.cas.server.service", f"{PACKAGE}.engine.cas.clients.identity"}
+    assert cas_room_violations("state", upward) == ["server"]

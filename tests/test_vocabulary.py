@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pulumi_sconify.engine.cas.client import base_url
+from pulumi_sconify.engine.cas.clients.client import base_url
 from pulumi_sconify.engine.vocabulary import ATTESTATION_PORT, CLIENT_PORT, cas_host_and_port
 
 

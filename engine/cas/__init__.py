@@ -1,1 +1,34 @@
-"""The Configuration and Attestation Service: its store, its rules, its HTTP front and its clients."""
+"""The Configuration and Attestation Service, in four rooms that import downwards only:
+
+- ``server``: the front — the service's rules, its HTTP server, load bounds, ``cas serve``'s options;
+- ``intake``: attestation evidence, nonces and the credentials an attestation grants;
+- ``state``: the durable store and what keeps it honest, restorable and bounded;
+- ``clients``: identities and the clients of both APIs.
+
+The face: the names a caller outside the CAS needs, loaded when first used (the server needs Twisted, the
+clients httpx: importing one does not import the other).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_FACE = {
+    "CasClient": "clients.client",
+    "ClientIdentity": "clients.identity",
+    "create_client_identity": "clients.identity",
+    "load_client_identity": "clients.identity",
+    "upload_latest": "clients.upload",
+    "Store": "state.store",
+    "serve": "server.server",
+    "serve_command": "server.options",
+}
+__all__ = list(_FACE)
+
+
+def __getattr__(name: str) -> Any:
+    room = _FACE.get(name)
+    if room is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{room}"), name)

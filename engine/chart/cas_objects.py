@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..cas.options import serve_command
+from ..cas.server.options import serve_command
 from ..layout import (
     CAS_CA_DIRECTORY,
     CAS_DATA_DIRECTORY,

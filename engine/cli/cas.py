@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..cas.identity import create_client_identity
-from ..cas.options import (
+from ..cas.clients.identity import create_client_identity
+from ..cas.server.options import (
     STORE_VARIABLE,
     add_anchor_argument,
     add_serve_arguments,
@@ -156,10 +156,10 @@ def default_serve_command() -> list[str]:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ..cas.credentials import CREDENTIAL_LIFETIME  # noqa: PLC0415
-    from ..cas.hardware import HardwareTrust  # noqa: PLC0415
-    from ..cas.kubernetes import JwksSource, in_cluster_source  # noqa: PLC0415
-    from ..cas.server import (  # noqa: PLC0415 - Twisted is only needed to serve
+    from ..cas.intake.credentials import CREDENTIAL_LIFETIME  # noqa: PLC0415
+    from ..cas.intake.hardware import HardwareTrust  # noqa: PLC0415
+    from ..cas.intake.kubernetes import JwksSource, in_cluster_source  # noqa: PLC0415
+    from ..cas.server.server import (  # noqa: PLC0415 - Twisted is only needed to serve
         ConnectionLimits,
         serve,
     )
@@ -209,7 +209,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _quotas(args: argparse.Namespace) -> Any:
-    from ..cas.quotas import Quotas, granted_identities  # noqa: PLC0415
+    from ..cas.state.quotas import Quotas, granted_identities  # noqa: PLC0415
 
     try:
         granted = granted_identities(args.grant_identity)
@@ -241,9 +241,9 @@ def _image(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    from ..cas.anchor import AnchorError  # noqa: PLC0415
-    from ..cas.database import DatabaseError  # noqa: PLC0415
-    from ..cas.store import Store, StoreError, load_master_key  # noqa: PLC0415
+    from ..cas.state.anchor import AnchorError  # noqa: PLC0415
+    from ..cas.state.database import DatabaseError  # noqa: PLC0415
+    from ..cas.state.store import Store, StoreError, load_master_key  # noqa: PLC0415
 
     database = _store_location(args)
     if isinstance(database, Path) and not database.is_file():
@@ -258,7 +258,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
 
 def _public_recovery_key(path: Path) -> Any:
-    from ..cas.recovery import RecoveryError, load_public_key  # noqa: PLC0415
+    from ..cas.state.recovery import RecoveryError, load_public_key  # noqa: PLC0415
 
     try:
         return load_public_key(path)
@@ -267,7 +267,7 @@ def _public_recovery_key(path: Path) -> Any:
 
 
 def _recovery_key_create(args: argparse.Namespace) -> int:
-    from ..cas.recovery import create_recovery_key  # noqa: PLC0415
+    from ..cas.state.recovery import create_recovery_key  # noqa: PLC0415
 
     files = create_recovery_key(args.out)
     print(f"private key: {files.private} (mode 600; keep it offline, away from the CAS)")
@@ -277,15 +277,15 @@ def _recovery_key_create(args: argparse.Namespace) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
-    from ..cas.backup import read_header  # noqa: PLC0415
-    from ..cas.identity import write_private  # noqa: PLC0415
-    from ..cas.recovery import (  # noqa: PLC0415
+    from ..cas.clients.identity import write_private  # noqa: PLC0415
+    from ..cas.state.backup import read_header  # noqa: PLC0415
+    from ..cas.state.recovery import (  # noqa: PLC0415
         fingerprint,
         load_private_key,
         open_master_key,
         origin_problem,
     )
-    from ..cas.store import read_recovery_material  # noqa: PLC0415
+    from ..cas.state.store import read_recovery_material  # noqa: PLC0415
 
     pinned_ca = _read_ca(args.cas_ca)
     private = load_private_key(args.recovery_key)
@@ -324,14 +324,14 @@ def _read_ca(path: Path) -> bytes:
 
 
 def _master_key(args: argparse.Namespace) -> bytes:
-    from ..cas.store import load_master_key  # noqa: PLC0415
+    from ..cas.state.store import load_master_key  # noqa: PLC0415
 
     return load_master_key(args.data_dir, args.master_key_file)
 
 
 def _backup_create(args: argparse.Namespace) -> int:
-    from ..cas.backup import write_backup  # noqa: PLC0415
-    from ..cas.store import Store  # noqa: PLC0415
+    from ..cas.state.backup import write_backup  # noqa: PLC0415
+    from ..cas.state.store import Store  # noqa: PLC0415
 
     master = _master_key(args)
     with Store(_store_location(args), master, args.anchor) as store:
@@ -341,8 +341,8 @@ def _backup_create(args: argparse.Namespace) -> int:
 
 
 def _backup_verify(args: argparse.Namespace) -> int:
-    from ..cas.backup import BackupError, verify_backup  # noqa: PLC0415
-    from ..cas.store import StoreError  # noqa: PLC0415
+    from ..cas.state.backup import BackupError, verify_backup  # noqa: PLC0415
+    from ..cas.state.store import StoreError  # noqa: PLC0415
 
     try:
         header = verify_backup(args.backup, _master_key(args), _pinned_ca(args.cas_ca))
@@ -353,8 +353,8 @@ def _backup_verify(args: argparse.Namespace) -> int:
 
 
 def _backup_restore(args: argparse.Namespace) -> int:
-    from ..cas.backup import restore_backup  # noqa: PLC0415
-    from ..cas.store import Store  # noqa: PLC0415
+    from ..cas.state.backup import restore_backup  # noqa: PLC0415
+    from ..cas.state.store import Store  # noqa: PLC0415
 
     master = _master_key(args)
     args.data_dir.mkdir(parents=True, exist_ok=True)

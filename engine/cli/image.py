@@ -305,9 +305,9 @@ def _image(args: argparse.Namespace) -> int:
 def _upload(
     session: Session, address: str, ca: Path, identity_path: Path, create_namespace: bool, progress: Any
 ) -> tuple[Session, str]:
-    from ..cas.client import CasClient  # noqa: PLC0415 - only uploads need HTTP
-    from ..cas.identity import load_client_identity  # noqa: PLC0415
-    from ..cas.upload import ensure_namespace, upload_latest  # noqa: PLC0415
+    from ..cas.clients.client import CasClient  # noqa: PLC0415 - only uploads need HTTP
+    from ..cas.clients.identity import load_client_identity  # noqa: PLC0415
+    from ..cas.clients.upload import ensure_namespace, upload_latest  # noqa: PLC0415
     from ..errors import CasError  # noqa: PLC0415 - only uploads need HTTP
 
     identity = load_client_identity(identity_path)

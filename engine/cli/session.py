@@ -15,7 +15,7 @@ from .common import CAS_CA_FLAGS, EXIT_INVALID, CliError, add_renamed_flag, read
 __all__ = ["register"]
 
 if TYPE_CHECKING:
-    from ..cas.client import CasClient
+    from ..cas.clients.client import CasClient
 
 EXAMPLE_RESOURCE = "counter-example.yaml"
 
@@ -82,8 +82,8 @@ def _cas_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _client(args: argparse.Namespace) -> CasClient:
-    from ..cas.client import CasClient  # noqa: PLC0415 - only these commands need HTTP
-    from ..cas.identity import IdentityError, load_client_identity  # noqa: PLC0415
+    from ..cas.clients.client import CasClient  # noqa: PLC0415 - only these commands need HTTP
+    from ..cas.clients.identity import IdentityError, load_client_identity  # noqa: PLC0415
 
     if not args.cas_client:  # required, but argparse would refuse the old --cas that names it too
         raise CliError("--cas-client is required: the CAS's client API, host[:port]")
@@ -94,7 +94,7 @@ def _client(args: argparse.Namespace) -> CasClient:
 
 
 def _upload(args: argparse.Namespace) -> int:
-    from ..cas.upload import active_version, upload  # noqa: PLC0415
+    from ..cas.clients.upload import active_version, upload  # noqa: PLC0415
     from ..errors import CasError  # noqa: PLC0415
 
     text = read_bounded(args.file, MAX_DOCUMENT_BYTES).decode("utf-8", "replace")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..cas.identity import cas_audience
+from ..cas.clients.identity import cas_audience
 from ..policy import Session, render_session
 from .reference import ImageReference, Transport
 from .sconify import SconifyOptions, SconifyResult

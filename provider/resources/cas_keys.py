@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult
 
-from ...engine.cas.identity import new_certificate_authority
+from ...engine.cas.clients.identity import new_certificate_authority
 from .base import KeyMaterialProvider, inputs_of
 from .sdk import KeyMaterialResource
 from .spec import COMMON_NAME, PROVIDER_VERSION_PROPERTY, STRING, Property, ResourceSpec

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pulumi.dynamic import CreateResult
 
-from ...engine.cas.identity import key_hash, self_signed_certificate
+from ...engine.cas.clients.identity import key_hash, self_signed_certificate
 from .base import KeyMaterialProvider, inputs_of
 from .sdk import KeyMaterialResource
 from .spec import COMMON_NAME, PROVIDER_VERSION_PROPERTY, STRING, Property, ResourceSpec

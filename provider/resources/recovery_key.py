@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult
 
-from ...engine.cas.recovery import new_recovery_key
+from ...engine.cas.state.recovery import new_recovery_key
 from .base import KeyMaterialProvider, inputs_of
 from .sdk import KeyMaterialResource
 from .spec import COMMON_NAME, PROVIDER_VERSION_PROPERTY, STRING, Property, ResourceSpec

@@ -18,9 +18,9 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from ...engine.cas.client import CasClient
-from ...engine.cas.identity import ClientIdentity, IdentityError, certificate_key_hash
-from ...engine.cas.upload import active_version, upload
+from ...engine.cas.clients.client import CasClient
+from ...engine.cas.clients.identity import ClientIdentity, IdentityError, certificate_key_hash
+from ...engine.cas.clients.upload import active_version, upload
 from ...engine.errors import CasError
 from ...engine.policy import (
     PolicyError,

@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from pulumi_sconify.engine.attestation.azure import AzureEvidence, HclReport, verify_evidence
-from pulumi_sconify.engine.cas.hardware import HardwareTrust
+from pulumi_sconify.engine.cas.intake.hardware import HardwareTrust
 from pulumi_sconify.engine.errors import CasError, EvidenceRefusedError
 from pulumi_sconify.engine.policy import AzureCvmReference, Platforms
 from pulumi_sconify.engine.runtime.hardware import (

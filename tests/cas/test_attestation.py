@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.fspf import AnchorConflictError, AnchorState, RollbackError, Volume
 from pulumi_sconify.engine.runtime.cas import VolumeAnchor

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pulumi_sconify.engine.cas.credentials import Credential
-from pulumi_sconify.engine.cas.service import CasService
-from pulumi_sconify.engine.cas.store import Store
+from pulumi_sconify.engine.cas.intake.credentials import Credential
+from pulumi_sconify.engine.cas.server.service import CasService
+from pulumi_sconify.engine.cas.state.store import Store
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.runtime.protocol import request_signing_input
 from tests.support.policies import MEASUREMENT, counter, namespace, text
@@ -127,8 +127,8 @@ def test_generation_must_advance_by_one(cas: CasService) -> None:
 
 
 def test_access_entries_by_certificate_and_key_hash(tmp_path: Path) -> None:
-    from pulumi_sconify.engine.cas.identity import create_client_identity
-    from pulumi_sconify.engine.cas.service import allowed
+    from pulumi_sconify.engine.cas.clients.identity import create_client_identity
+    from pulumi_sconify.engine.cas.server.service import allowed
 
     me = create_client_identity(tmp_path / "me")
     pem = me.certificate.read_text()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.fspf import AnchorState
 from pulumi_sconify.engine.policy import namespace_session, render_session

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
 from tests.support.cas import RunningCas, audit_verify, backup, identity
 from tests.support.policies import counter, namespace, text
 from tests.support.postgres import query, store_option

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
 from tests.support.cas import RunningCas
 from tests.support.paths import REPOSITORY
 from tests.support.policies import counter, namespace, text
 
-OPENAPI = REPOSITORY / "engine" / "cas" / "openapi.json"
+OPENAPI = REPOSITORY / "engine" / "cas" / "server" / "openapi.json"
 
 
 def schemathesis(*args: str) -> subprocess.CompletedProcess[str]:

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from pulumi_sconify.engine.attestation.snp import VCEK_GUID
-from pulumi_sconify.engine.cas.hardware import HardwareTrust
-from pulumi_sconify.engine.cas.service import CasService
+from pulumi_sconify.engine.cas.intake.hardware import HardwareTrust
+from pulumi_sconify.engine.cas.server.service import CasService
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.policy import (
     Platforms,

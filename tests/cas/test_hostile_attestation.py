@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
 from tests.support.cas import RunningCas
 from tests.support.policies import RUNTIME_KEY, counter, namespace, text
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
-from pulumi_sconify.engine.cas.identity import (
+from pulumi_sconify.engine.cas.clients.identity import (
     ClientIdentity,
     IdentityError,
     client_identity,

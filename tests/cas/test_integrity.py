@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 
-from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.fspf import AnchorState
 from pulumi_sconify.engine.policy import render_session

@@ -21,8 +21,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from pulumi_sconify.engine.cas.client import pinned_context
-from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.cas.clients.client import pinned_context
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.policy import KubernetesIdentity
 from pulumi_sconify.engine.runtime.cas import CasSession, VolumeAnchor

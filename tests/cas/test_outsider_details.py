@@ -17,11 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pulumi_sconify.engine.cas.client import pinned_context
-from pulumi_sconify.engine.cas.credentials import Credential, CredentialAuthority
-from pulumi_sconify.engine.cas.identity import ClientIdentity
-from pulumi_sconify.engine.cas.service import CasService
-from pulumi_sconify.engine.cas.store import Store
+from pulumi_sconify.engine.cas.clients.client import pinned_context
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
+from pulumi_sconify.engine.cas.intake.credentials import Credential, CredentialAuthority
+from pulumi_sconify.engine.cas.server.service import CasService
+from pulumi_sconify.engine.cas.state.store import Store
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.runtime.protocol import ATTEST_PATH, NONCE_PATH
 from tests.support.cas import RunningCas

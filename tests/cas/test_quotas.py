@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.engine.cas.quotas import Quotas
-from pulumi_sconify.engine.cas.ratelimit import RateLimiter
-from pulumi_sconify.engine.cas.service import CasService
-from pulumi_sconify.engine.cas.store import Store
+from pulumi_sconify.engine.cas.server.ratelimit import RateLimiter
+from pulumi_sconify.engine.cas.server.service import CasService
+from pulumi_sconify.engine.cas.state.quotas import Quotas
+from pulumi_sconify.engine.cas.state.store import Store
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.policy import namespace_session, render_session
 from tests.support.cas import RunningCas, identity, second_upload_refused
@@ -26,7 +26,7 @@ def namespace(name: str) -> bytes:
 def test_an_identity_owns_a_bounded_number_of_sessions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("pulumi_sconify.engine.cas.quotas.SESSIONS_PER_IDENTITY", 3)
+    monkeypatch.setattr("pulumi_sconify.engine.cas.state.quotas.SESSIONS_PER_IDENTITY", 3)
     cas = CasService(Store(store_location(tmp_path), b"\x07" * 32))
     for index in range(3):
         cas.post_session(namespace(f"ns-{index}"), OWNER)
@@ -37,7 +37,9 @@ def test_an_identity_owns_a_bounded_number_of_sessions(
 
 
 def test_an_identity_holds_a_bounded_number_of_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("pulumi_sconify.engine.cas.quotas.BYTES_PER_IDENTITY", 3 * len(namespace("ns-0")))
+    monkeypatch.setattr(
+        "pulumi_sconify.engine.cas.state.quotas.BYTES_PER_IDENTITY", 3 * len(namespace("ns-0"))
+    )
     cas = CasService(Store(store_location(tmp_path), b"\x07" * 32))
     cas.post_session(namespace("ns-0"), OWNER)
     cas.post_session(namespace("ns-1"), OWNER)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.engine.cas.identity import certificate_key_hash
-from pulumi_sconify.engine.cas.quotas import Quotas
-from pulumi_sconify.engine.cas.service import CasService
-from pulumi_sconify.engine.cas.store import Store
+from pulumi_sconify.engine.cas.clients.identity import certificate_key_hash
+from pulumi_sconify.engine.cas.server.service import CasService
+from pulumi_sconify.engine.cas.state.quotas import Quotas
+from pulumi_sconify.engine.cas.state.store import Store
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.policy import namespace_session, render_session
 from tests.support.cas import RunningCas, identity, second_upload_refused

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
 from pulumi_sconify.engine.fspf import AnchorState
 from pulumi_sconify.engine.runtime.cas import VolumeAnchor
 from tests.support.cas import RunningCas, backup

@@ -11,8 +11,8 @@ from typing import Any
 
 from hypothesis import example, given, settings, strategies as st
 
-from pulumi_sconify.engine.cas.identity import ClientIdentity
-from pulumi_sconify.engine.cas.refusals import WINDOW as REFUSAL_WINDOW, RefusalLog
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
+from pulumi_sconify.engine.cas.server.refusals import WINDOW as REFUSAL_WINDOW, RefusalLog
 from tests.support.cas import RunningCas
 from tests.support.policies import RUNTIME_KEY, counter, namespace, text
 from tests.support.postgres import query

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.fspf import AnchorState
 from pulumi_sconify.engine.policy import render_session

@@ -11,16 +11,16 @@ from typing import ClassVar
 
 import pytest
 
-from pulumi_sconify.engine.cas.evidence import (
+from pulumi_sconify.engine.cas.intake.evidence import (
     Attempt,
     EvidencePolicy,
     Findings,
     InsecureSoftwareEvidence,
     KubernetesEvidence,
 )
-from pulumi_sconify.engine.cas.kubernetes import JwksSource, KubernetesIssuer
-from pulumi_sconify.engine.cas.service import CasService
-from pulumi_sconify.engine.cas.store import Store
+from pulumi_sconify.engine.cas.intake.kubernetes import JwksSource, KubernetesIssuer
+from pulumi_sconify.engine.cas.server.service import CasService
+from pulumi_sconify.engine.cas.state.store import Store
 from pulumi_sconify.engine.errors import CasError, EvidenceRefusedError
 from pulumi_sconify.engine.policy import (
     Attestation,

@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from pulumi_sconify.engine.cas.identity import (
+from pulumi_sconify.engine.cas.clients.identity import (
     SERVER_VALIDITY,
     IdentityError,
     ensure_server_pki,
@@ -69,7 +69,7 @@ def test_the_server_certificate_lasts_months_and_is_renewed_under_the_same_ca(
     assert ensure_server_pki(tmp_path / "tls", ["cas.example"]).certificate.read_bytes() == _pem(first)
     # Seventy days on, less than thirty are left: renewed, by the same CA, which clients keep pinned.
     later = datetime.now(UTC) + timedelta(days=70)
-    monkeypatch.setattr("pulumi_sconify.engine.cas.identity._now", lambda: later)
+    monkeypatch.setattr("pulumi_sconify.engine.cas.clients.identity._now", lambda: later)
     renewed = _server_certificate(ensure_server_pki(tmp_path / "tls", ["cas.example"]).certificate)
     assert renewed.serial_number != first.serial_number
     assert renewed.not_valid_after_utc > first.not_valid_after_utc
@@ -111,13 +111,13 @@ def test_the_running_server_takes_the_renewed_certificate(
 ) -> None:
     from OpenSSL import SSL
 
-    from pulumi_sconify.engine.cas.server import _TlsContext
+    from pulumi_sconify.engine.cas.server.server import _TlsContext
 
     pki = ensure_server_pki(tmp_path / "tls", [])
     tls = _TlsContext(pki.certificate, pki.key, require_client_certificate=False)
     before = tls.getContext()
     later = datetime.now(UTC) + timedelta(days=70)
-    monkeypatch.setattr("pulumi_sconify.engine.cas.identity._now", lambda: later)
+    monkeypatch.setattr("pulumi_sconify.engine.cas.clients.identity._now", lambda: later)
     ensure_server_pki(tmp_path / "tls", [])
     tls.reload()
     after = tls.getContext()

@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from pulumi_sconify.engine.cas.identity import (
+from pulumi_sconify.engine.cas.clients.identity import (
     ClientIdentity,
     load_client_identity,
     self_signed_certificate,

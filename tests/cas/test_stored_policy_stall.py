@@ -22,10 +22,11 @@ import pytest
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.test.requesthelper import DummyRequest
 
-from pulumi_sconify.engine.cas import models, server
-from pulumi_sconify.engine.cas.models import ModelMissing, model_size
-from pulumi_sconify.engine.cas.service import CasService
-from pulumi_sconify.engine.cas.store import Store
+from pulumi_sconify.engine.cas.server import server
+from pulumi_sconify.engine.cas.server.service import CasService
+from pulumi_sconify.engine.cas.state import models
+from pulumi_sconify.engine.cas.state.models import ModelMissing, model_size
+from pulumi_sconify.engine.cas.state.store import Store
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.policy import parse_session
 from pulumi_sconify.engine.runtime.protocol import NONCE_PATH
@@ -119,7 +120,7 @@ def test_work_beyond_the_queue_is_refused_and_nothing_is_parsed_on_the_loop(
         assert threading.current_thread() is not loop, "a stored policy was parsed on the event loop"
         return models.load_model(*arguments)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("pulumi_sconify.engine.cas.service.load_model", only_off_the_loop)
+    monkeypatch.setattr("pulumi_sconify.engine.cas.server.service.load_model", only_off_the_loop)
     api = server.AttestationApi(service, "attestation")
     api.workers = server.WorkerPool()
     api.workers.pending = server.MAX_QUEUED_WORK  # the queue is full

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.engine.cas.options import serve_command
+from pulumi_sconify.engine.cas.server.options import serve_command
 from pulumi_sconify.engine.cli import build_parser
 from pulumi_sconify.engine.cli.cas import default_serve_command
 from tests.support.cas import RunningCas

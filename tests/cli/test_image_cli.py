@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
 from pulumi_sconify.engine.policy import KubernetesIdentity, parse_session
 from tests.support.cas import RunningCas
 from tests.support.images.layers import APP_LAYER, BASE_LAYER, push_layout, write_layout

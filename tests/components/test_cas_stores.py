@@ -18,7 +18,7 @@ from cryptography import x509
 
 from pulumi_sconify.components.aks import POSTGRES_DELEGATION
 from pulumi_sconify.components.azure_postgres import AZURE_POSTGRES_ROOTS
-from pulumi_sconify.engine.cas.recovery import create_recovery_key
+from pulumi_sconify.engine.cas.state.recovery import create_recovery_key
 from tests.support.pulumi.program_runner import MOCK_RECOVERY_PUBLIC_KEY, SECRET, plain
 from tests.support.pulumi.programs import Run, plaintext_secrets, program_run, root_program_copy, run_program
 

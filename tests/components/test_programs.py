@@ -11,10 +11,14 @@ import pytest
 import yaml
 
 from pulumi_sconify.components.aks import PCRS_NEEDED
-from pulumi_sconify.engine.cas.evidence import EvidencePolicy, InsecureSoftwareEvidence, KubernetesEvidence
-from pulumi_sconify.engine.cas.hardware import HardwareTrust, hardware_verifiers
-from pulumi_sconify.engine.cas.identity import cas_audience
-from pulumi_sconify.engine.cas.recovery import create_recovery_key
+from pulumi_sconify.engine.cas.clients.identity import cas_audience
+from pulumi_sconify.engine.cas.intake.evidence import (
+    EvidencePolicy,
+    InsecureSoftwareEvidence,
+    KubernetesEvidence,
+)
+from pulumi_sconify.engine.cas.intake.hardware import HardwareTrust, hardware_verifiers
+from pulumi_sconify.engine.cas.state.recovery import create_recovery_key
 from pulumi_sconify.engine.errors import EvidenceRefusedError
 from pulumi_sconify.engine.policy import (
     AttestationMode,

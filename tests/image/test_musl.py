@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
 from pulumi_sconify.engine.image.bundle import Target, detect_target
 from tests.support.cas import RunningCas
 from tests.support.images.confidential_counter import PODMAN, ConfidentialCounter, count

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
 from tests.support.cas import RunningCas
 from tests.support.images.confidential_counter import PODMAN, ConfidentialCounter, count, fatal_line
 from tests.support.images.counter import TAG, counter_layout

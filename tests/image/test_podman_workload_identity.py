@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
 from pulumi_sconify.engine.policy import KubernetesIdentity
 from tests.support.cas import RunningCas
 from tests.support.images.confidential_counter import ConfidentialCounter, count, fatal_line

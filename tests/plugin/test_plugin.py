@@ -21,7 +21,7 @@ from google.protobuf import empty_pb2
 from pulumi.runtime import proto
 from pulumi.runtime.proto import provider_pb2_grpc
 
-from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
 from pulumi_sconify.engine.version import __version__
 from pulumi_sconify.provider.plugin.provider import KINDS
 from pulumi_sconify.provider.plugin.schema import package_schema

@@ -13,7 +13,7 @@ import pulumi
 import pytest
 from pulumi import automation as auto
 
-from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
 from pulumi_sconify.provider.resources import CasKeys, CasSession, CreatorIdentity
 from tests.support.cas import RunningCas, identity
 from tests.support.policies import FSPF_KEY, counter, namespace, text

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.engine.cas.identity import ClientIdentity, new_certificate_authority
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity, new_certificate_authority
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.fspf import AnchorConflictError, AnchorState
 from pulumi_sconify.engine.policy import namespace_session, render_session

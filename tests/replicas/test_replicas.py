@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pulumi_sconify.engine.cas.identity import load_client_identity, new_certificate_authority
+from pulumi_sconify.engine.cas.clients.identity import load_client_identity, new_certificate_authority
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.fspf import AnchorConflictError, AnchorState
 from pulumi_sconify.engine.policy import render_session

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.engine.cas.identity import ensure_server_pki, new_certificate_authority
+from pulumi_sconify.engine.cas.clients.identity import ensure_server_pki, new_certificate_authority
 from tests.support.cas import RunningCas
 from tests.support.postgres import PostgresServer
 from tests.support.processes import sconify

@@ -13,9 +13,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from pulumi_sconify.engine.cas.client import CasClient
-from pulumi_sconify.engine.cas.identity import ClientIdentity
-from pulumi_sconify.engine.cas.recovery import fingerprint
+from pulumi_sconify.engine.cas.clients.client import CasClient
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
+from pulumi_sconify.engine.cas.state.recovery import fingerprint
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.layout import CAS_CA_DIRECTORY, CAS_DATA_DIRECTORY, CAS_STATE_DIRECTORY
 from pulumi_sconify.provider.resources.cas_image import CasImageProvider

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from pulumi.output import Unknown
 
-from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
 from pulumi_sconify.engine.policy import parse_session, render_session
 from pulumi_sconify.provider.resources.identity import CreatorIdentityProvider
 from pulumi_sconify.provider.resources.session import CasSessionProvider

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
 from pulumi_sconify.engine.fspf import Volume
 from pulumi_sconify.engine.runtime.cas import VolumeAnchor
 from pulumi_sconify.engine.runtime.launcher import COMMIT_INTERVAL, commit_all, run

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.engine.cas.client import AttestationClient, CasClient
-from pulumi_sconify.engine.cas.identity import ClientIdentity, create_client_identity
+from pulumi_sconify.engine.cas.clients.client import AttestationClient, CasClient
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity, create_client_identity
 from pulumi_sconify.engine.errors import CasError
 from pulumi_sconify.engine.runtime.cas import CasConnection, CasSession
 from tests.support.policies import large_namespace

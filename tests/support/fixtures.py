@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
 from tests.support.cas import RunningCas, identity
 from tests.support.registry import Registry
 

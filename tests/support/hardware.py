@@ -9,10 +9,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from pulumi_sconify.engine.cas.hardware import HardwareTrust
-from pulumi_sconify.engine.cas.kubernetes import JwksSource, KubernetesIssuer
-from pulumi_sconify.engine.cas.service import CasService
-from pulumi_sconify.engine.cas.store import Store
+from pulumi_sconify.engine.cas.intake.hardware import HardwareTrust
+from pulumi_sconify.engine.cas.intake.kubernetes import JwksSource, KubernetesIssuer
+from pulumi_sconify.engine.cas.server.service import CasService
+from pulumi_sconify.engine.cas.state.store import Store
 from pulumi_sconify.engine.policy import Attestation, AttestationMode, Platforms, Security
 from pulumi_sconify.engine.runtime.protocol import evidence_binding
 from tests.support.issuer import ISSUER

@@ -13,7 +13,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from pulumi_sconify.engine.cas.identity import cas_audience
+from pulumi_sconify.engine.cas.clients.identity import cas_audience
 from pulumi_sconify.engine.policy import KubernetesIdentity
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"

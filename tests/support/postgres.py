@@ -23,7 +23,7 @@ from typing import Any
 
 import psycopg
 
-from pulumi_sconify.engine.cas.database import postgres_sql
+from pulumi_sconify.engine.cas.state.database import postgres_sql
 from tests.support.processes import free_port
 
 BACKEND_VARIABLE = "SCONIFY_TEST_STORE"

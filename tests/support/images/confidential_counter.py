@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from pulumi_sconify.engine.cas.identity import ClientIdentity
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
 from pulumi_sconify.engine.fspf import generate_key
 from pulumi_sconify.engine.image.reference import parse_reference
 from pulumi_sconify.engine.image.sconify import SconifyOptions, SconifyResult, sconify

@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from ..errors import CasError, EvidenceRefusedError
-from ..policy import (
+from ...errors import CasError, EvidenceRefusedError
+from ...policy import (
     ANY,
     CREATOR,
     NONE,
@@ -28,15 +28,16 @@ from ..policy import (
     parse_session,
     session_hash,
 )
-from ..policy.parse import MAX_NAME_DEPTH, NAME_RE, PLACEHOLDER_RE
-from ..runtime.protocol import evidence_binding
-from . import secret_values
-from .credentials import CREDENTIAL_LIFETIME, Credential, CredentialAuthority, CredentialError
-from .evidence import EvidencePolicy, InsecureSoftwareEvidence, KubernetesEvidence
-from .hardware import HardwareTrust, hardware_verifiers
-from .identity import IdentityError, certificate_key_hash
-from .kubernetes import KubernetesIssuer
-from .models import (
+from ...policy.parse import MAX_NAME_DEPTH, NAME_RE, PLACEHOLDER_RE
+from ...runtime.protocol import evidence_binding
+from ..clients.identity import IdentityError, certificate_key_hash
+from ..intake.credentials import CREDENTIAL_LIFETIME, Credential, CredentialAuthority, CredentialError
+from ..intake.evidence import EvidencePolicy, InsecureSoftwareEvidence, KubernetesEvidence
+from ..intake.hardware import HardwareTrust, hardware_verifiers
+from ..intake.kubernetes import KubernetesIssuer
+from ..intake.nonces import NonceError, NonceIssuer
+from ..state import secret_values
+from ..state.models import (
     MODEL_CACHE_BYTES,
     VIEW_CACHE_BYTES,
     Loaded,
@@ -46,10 +47,9 @@ from .models import (
     encode_view,
     load_model,
 )
-from .nonces import NonceError, NonceIssuer
-from .quotas import Quotas
+from ..state.quotas import Quotas
+from ..state.store import ActiveSession, Store
 from .refusals import RefusalLog
-from .store import ActiveSession, Store
 
 NOT_FOUND = "session not found (or not readable with this identity)"
 NOT_PERMITTED = "not permitted with this identity"

@@ -26,9 +26,9 @@ import sys
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from ..policy import Session, parse_session
-from ..policy.parse import session_from_data
-from ..policy.render import canonical_json, session_to_data
+from ...policy import Session, parse_session
+from ...policy.parse import session_from_data
+from ...policy.render import canonical_json, session_to_data
 
 VIEW_CACHE_BYTES = 32 * 1024 * 1024
 """Views kept in memory, by their models' size: every view of a few hundred large policies."""

@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ..errors import EXIT_USAGE, SconifyError
+from ...errors import EXIT_USAGE, SconifyError
 from .anchor import Anchor
 from .recovery import origin_problem
 from .store import Store, recovery_copies_of

@@ -18,14 +18,14 @@ from typing import ClassVar
 
 from cryptography import x509
 
-from ..attestation import azure, snp, tdx
-from ..attestation.verdict import Verdict
-from ..attestation.wire import blob, parse_azure_evidence
-from ..errors import EvidenceRefusedError
-from ..policy import AzureCvmReference, Platforms, Service, Session, SevSnpReference, TdxReference
-from ..runtime.hardware import REPORT_TYPE_SNP
-from ..runtime.protocol import hardware_report_data
-from ..vocabulary import AZURE_CVM, SEV_SNP, TDX
+from ...attestation import azure, snp, tdx
+from ...attestation.verdict import Verdict
+from ...attestation.wire import blob, parse_azure_evidence
+from ...errors import EvidenceRefusedError
+from ...policy import AzureCvmReference, Platforms, Service, Session, SevSnpReference, TdxReference
+from ...runtime.hardware import REPORT_TYPE_SNP
+from ...runtime.protocol import hardware_report_data
+from ...vocabulary import AZURE_CVM, SEV_SNP, TDX
 from .evidence import Attempt, Findings
 
 

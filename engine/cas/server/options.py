@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..vocabulary import ATTESTATION_PORT, CLIENT_PORT
+from ...vocabulary import ATTESTATION_PORT, CLIENT_PORT
 
 
 def host_port(text: str) -> tuple[str, int]:
@@ -43,7 +43,7 @@ STORE_VARIABLE = "SCONIFY_CAS_STORE"
 
 def store_url(text: str) -> str:
     """A PostgreSQL URL without a password (the command line is visible to every process)."""
-    from .database import POSTGRES_SCHEMES  # noqa: PLC0415
+    from ..state.database import POSTGRES_SCHEMES  # noqa: PLC0415
 
     if not text.startswith(POSTGRES_SCHEMES):
         raise argparse.ArgumentTypeError("expected a postgresql:// URL (without it, the CAS uses SQLite)")

@@ -37,8 +37,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ..errors import EXIT_USAGE, SconifyError
-from .identity import certificate_key_hash, write_private
+from ...errors import EXIT_USAGE, SconifyError
+from ..clients.identity import certificate_key_hash, write_private
 
 _INFO = b"sconify-cas-recovery-v1"
 PRIVATE_FILE = "recovery-key.pem"

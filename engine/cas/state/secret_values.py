@@ -14,8 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ..policy import Secret, SecretKind
-from .identity import certificate_builder, private_pem, x509_name
+from ...policy import Secret, SecretKind
+from ..clients.identity import certificate_builder, private_pem, x509_name
 
 DEFAULT_SIZE = 32
 _ASCII = string.ascii_letters + string.digits + "-_.~+="

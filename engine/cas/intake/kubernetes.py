@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 import jwt
 
-from ..errors import SconifyError
-from ..policy import KubernetesIdentity
+from ...errors import SconifyError
+from ...policy import KubernetesIdentity
 
 ALGORITHMS = ("RS256", "ES256", "ES384")
 """What the API server signs service-account tokens with (RSA or ECDSA keys); nothing else is accepted —

@@ -30,20 +30,20 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from twisted.web import http, resource, server
 
-from ..errors import EXIT_USAGE, CasError, SconifyError
-from ..runtime.protocol import ATTEST_PATH, NONCE_PATH, SIGNATURE_HEADER
-from ..version import __version__
-from .credentials import CREDENTIAL_LIFETIME, runtime_key
-from .hardware import HardwareTrust
-from .identity import IdentityError, ServerPki, certificate_key_hash, client_identity
-from .kubernetes import JwksSource, KubernetesIssuer
-from .models import Loaded, ModelMissing
-from .quotas import Quotas
+from ...errors import EXIT_USAGE, CasError, SconifyError
+from ...runtime.protocol import ATTEST_PATH, NONCE_PATH, SIGNATURE_HEADER
+from ...version import __version__
+from ..clients.identity import IdentityError, ServerPki, certificate_key_hash, client_identity
+from ..intake.credentials import CREDENTIAL_LIFETIME, runtime_key
+from ..intake.hardware import HardwareTrust
+from ..intake.kubernetes import JwksSource, KubernetesIssuer
+from ..state.models import Loaded, ModelMissing
+from ..state.quotas import Quotas
+from ..state.recovery import cas_id, fingerprint, origin_problem, seal_master_key, sign_origin
+from ..state.store import Store, TamperedError
 from .ratelimit import RateLimiter
-from .recovery import cas_id, fingerprint, origin_problem, seal_master_key, sign_origin
 from .refusals import WINDOW as REFUSAL_WINDOW
 from .service import CasService, Offloaded
-from .store import Store, TamperedError
 
 reactor: Any = _reactor
 
@@ -278,7 +278,7 @@ def _error_answer(error: BaseException, api: str) -> tuple[int, Any]:
 
 
 def openapi_document() -> bytes:
-    return resources.files("pulumi_sconify.engine.cas").joinpath("openapi.json").read_bytes()
+    return resources.files("pulumi_sconify.engine.cas.server").joinpath("openapi.json").read_bytes()
 
 
 class _Api(resource.Resource):
@@ -646,8 +646,8 @@ def serve(
     server certificate is then issued by it, so clients pinned that CA before this CAS first started.
     ``kubernetes`` is the issuer whose service-account tokens this CAS accepts as evidence, and where its
     key set is read. ``anchor``: a second store where the audit head is kept (anchor.py)."""
-    from .identity import cas_audience, ensure_server_pki  # noqa: PLC0415 - keep imports light for clients
-    from .store import load_master_key  # noqa: PLC0415
+    from ..clients.identity import cas_audience, ensure_server_pki  # noqa: PLC0415 - keep imports light for clients
+    from ..state.store import load_master_key  # noqa: PLC0415
 
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)

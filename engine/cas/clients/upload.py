@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..errors import CasError
-from ..policy import Session, namespace_session, render_session
+from ...errors import CasError
+from ...policy import Session, namespace_session, render_session
 from .client import CasClient
 
 

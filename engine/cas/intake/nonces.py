@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from ..errors import SconifyError
+from ...errors import SconifyError
 
 NONCE_LIFETIME = 60.0
 """Seconds a nonce may be used after it was issued."""

@@ -20,9 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from ..errors import EvidenceRefusedError
-from ..policy import AttestationMode, Service, Session
-from ..vocabulary import INSECURE_SOFTWARE_EVIDENCE, KUBERNETES
+from ...errors import EvidenceRefusedError
+from ...policy import AttestationMode, Service, Session
+from ...vocabulary import INSECURE_SOFTWARE_EVIDENCE, KUBERNETES
 from .kubernetes import KubernetesIssuer, TokenRefusedError
 
 

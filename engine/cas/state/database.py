@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import EXIT_USAGE, SconifyError
+from ...errors import EXIT_USAGE, SconifyError
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _WRITE_LOCK = 0x5C0F_CA5

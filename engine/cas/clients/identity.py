@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes, PublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ..errors import EXIT_USAGE, SconifyError
+from ...errors import EXIT_USAGE, SconifyError
 
 CLIENT_CERT = "client.pem"
 CLIENT_KEY = "client-key.pem"

@@ -22,7 +22,7 @@ import hmac
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import EXIT_USAGE, SconifyError
+from ...errors import EXIT_USAGE, SconifyError
 from .database import DatabaseError, open_database
 
 _SCHEMA = """

@@ -33,10 +33,10 @@ from typing import Any, Self
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ..errors import EXIT_INVALID, EXIT_USAGE, SconifyError
+from ...errors import EXIT_INVALID, EXIT_USAGE, SconifyError
+from ..clients.identity import write_private
 from .anchor import Anchor
 from .database import DatabaseError, open_database
-from .identity import write_private
 from .integrity import (
     BEFORE_THE_LOG,
     STATE_EVENTS,

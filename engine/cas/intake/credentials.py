@@ -33,8 +33,8 @@ from nacl.bindings import crypto_core_ed25519_is_valid_point
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from ..errors import SconifyError
-from ..runtime.protocol import RUNTIME_KEY_BYTES, request_signing_input
+from ...errors import SconifyError
+from ...runtime.protocol import RUNTIME_KEY_BYTES, request_signing_input
 
 CREDENTIAL_LIFETIME = 900.0
 """Seconds a credential from one attestation stays valid, by default."""

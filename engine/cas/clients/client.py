@@ -14,9 +14,9 @@ from urllib.parse import quote
 
 import httpx
 
-from ..errors import CasError, CasNotTrustedError
-from ..http import OwnsHttpClient
-from ..vocabulary import ATTESTATION_PORT, CLIENT_PORT, cas_host_and_port
+from ...errors import CasError, CasNotTrustedError
+from ...http import OwnsHttpClient
+from ...vocabulary import ATTESTATION_PORT, CLIENT_PORT, cas_host_and_port
 from .identity import ClientIdentity
 
 
