@@ -254,3 +254,15 @@ def test_the_cas_rooms_import_downwards_only(path: Path) -> None:
 def test_an_upward_import_between_cas_rooms_would_be_found() -> None:
     upward = {f"{PACKAGE}.engine.cas.server.service", f"{PACKAGE}.engine.cas.clients.identity"}
     assert cas_room_violations("state", upward) == ["server"]
+
+
+@pytest.mark.parametrize("package", ["cas", "image"])
+def test_each_name_of_a_rooms_face_is_found_where_it_says(package: str) -> None:
+    """A face loads its names lazily: every name it lists must exist in the module it names."""
+    import importlib
+
+    face = importlib.import_module(f"{PACKAGE}.engine.{package}")
+    for name in face.__all__:
+        assert getattr(face, name) is not None, f"{package}.{name}"
+    with pytest.raises(AttributeError):
+        face.no_such_name  # noqa: B018 - the lookup itself is the test
