@@ -11,8 +11,7 @@ clients httpx: importing one does not import the other).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..faces import lazy_face
 
 _FACE = {
     "CasClient": "clients.client",
@@ -26,9 +25,4 @@ _FACE = {
 }
 __all__ = list(_FACE)
 
-
-def __getattr__(name: str) -> Any:
-    room = _FACE.get(name)
-    if room is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{room}"), name)
+__getattr__ = lazy_face(__name__, _FACE)

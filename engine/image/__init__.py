@@ -8,8 +8,7 @@ httpx; a caller that only parses a reference does not load it).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..faces import lazy_face
 
 _FACE = {
     "sconify_service": "service",
@@ -36,9 +35,4 @@ _FACE = {
 }
 __all__ = list(_FACE)
 
-
-def __getattr__(name: str) -> Any:
-    module = _FACE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_face(__name__, _FACE)

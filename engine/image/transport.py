@@ -51,8 +51,8 @@ class ResolvedImage:
         return load_json(self.config_bytes, "image config")
 
 
-class ImageSource:
-    """Base of the sources; subclasses implement the raw fetches. Closed on leaving a ``with`` block."""
+class _Endpoint:
+    """An image's end (where it is read, or written): its reference, closed on leaving a ``with`` block."""
 
     def __init__(self, reference: ImageReference) -> None:
         self.reference = reference
@@ -65,6 +65,10 @@ class ImageSource:
 
     def close(self) -> None:
         return None
+
+
+class ImageSource(_Endpoint):
+    """Base of the sources; subclasses implement the raw fetches."""
 
     def _manifest(self, reference: str) -> tuple[bytes, str, str]:
         raise NotImplementedError
@@ -234,20 +238,8 @@ class DockerArchiveSource(ImageSource):
         yield from _file_chunks(self._member(self._names[descriptor.digest]))
 
 
-class ImageDestination:
-    """Base of the destinations. Closed on leaving a ``with`` block."""
-
-    def __init__(self, reference: ImageReference) -> None:
-        self.reference = reference
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        return None
+class ImageDestination(_Endpoint):
+    """Base of the destinations."""
 
     def has_blob(self, digest: str) -> bool:
         raise NotImplementedError
