@@ -2,6 +2,7 @@
 ``sconify`` command over them.
 
 The engine imports neither Pulumi nor the rest of this package (``provider``, ``components``): the layers go
-one way, components → provider → engine, and a test enforces it (``tests/test_architecture.py``). What runs
-inside confidential images is ``runtime`` (with ``fspf``), standard library and ``cryptography`` only.
+one way — the plugin (``provider/plugin``) → components → resources (``provider/resources``) → engine — and a
+test enforces it (``tests/test_architecture.py``). What runs inside confidential images is ``runtime`` with
+``fspf`` and the shared ``errors``, ``layout`` and ``vocabulary``: standard library and ``cryptography`` only.
 """

@@ -49,6 +49,11 @@ class ArgumentsError(SconifyError, ValueError):
             raise cls(owner, problems)
 
 
+class DriftError(SconifyError):
+    """What Pulumi would write exists already, or was changed, outside Pulumi (a session another owner
+    uploaded, a version made with the CLI): Pulumi does not overwrite it unless told to adopt it."""
+
+
 class CasError(SconifyError):
     """A CAS refused a request, with its HTTP status — or could not be reached (``status`` 0).
 

@@ -266,3 +266,33 @@ def test_each_name_of_a_rooms_face_is_found_where_it_says(package: str) -> None:
         assert getattr(face, name) is not None, f"{package}.{name}"
     with pytest.raises(AttributeError):
         face.no_such_name  # noqa: B018 - the lookup itself is the test
+
+
+LAYERS = ("provider.plugin", "components", "provider.resources", "engine")
+"""The package's folders from the top down: each imports only itself and the folders below it."""
+
+
+def layer_of(module: str) -> int | None:
+    name = module.removeprefix(f"{PACKAGE}.")
+    return next((i for i, layer in enumerate(LAYERS) if name == layer or name.startswith(f"{layer}.")), None)
+
+
+def upward_imports(layer: int, names: set[str]) -> list[str]:
+    return sorted(n for n in names if (reached := layer_of(n)) is not None and reached < layer)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for layer in LAYERS for p in modules(layer.replace(".", "/"))],
+    ids=lambda p: str(p.relative_to(REPOSITORY)),
+)
+def test_a_folder_imports_only_the_folders_below_it(path: Path) -> None:
+    module = ".".join([PACKAGE, *path.relative_to(REPOSITORY).with_suffix("").parts])
+    layer = layer_of(module)
+    assert layer is not None
+    assert upward_imports(layer, imports(path)) == [], path
+
+
+def test_an_upward_import_between_folders_would_be_found() -> None:
+    names = {f"{PACKAGE}.provider.plugin.kinds", f"{PACKAGE}.engine.errors", "pulumi"}
+    assert upward_imports(LAYERS.index("components"), names) == [f"{PACKAGE}.provider.plugin.kinds"]

@@ -1,11 +1,10 @@
 """Progress of long steps (layers read and pushed, wheels fetched, regions protected) and warnings to the
 engine's log.
 
-The dynamic-provider host had no channel to the engine; a plugin is given the engine's address when it is
-started, and each message goes there as an *ephemeral* informational message for the resource being
-worked on: the CLI shows it on the resource's line while the step runs and keeps it out of the final
-output. A warning stays in the output, under the resource. A message never carries a secret (the engine's
-messages name images, layers, sizes and sessions).
+A plugin is given the engine's address when it is started, and each message goes there as an *ephemeral*
+informational message for the resource being worked on: the CLI shows it on the resource's line while the
+step runs and keeps it out of the final output. A warning stays in the output, under the resource. A message
+never carries a secret (the engine's messages name images, layers, sizes and sessions).
 """
 
 from __future__ import annotations

@@ -1,22 +1,18 @@
 """The ``sconify`` provider: the package's custom resources, served to the engine over gRPC.
 
-Each resource's logic is the one the dynamic providers run (``pulumi_sconify.provider.resources``); what the
-plugin adds is what the dynamic host could not give: a schema, Check failures for inputs of the wrong type,
-a detailed diff (each changed property with its kind, update or replace), Read for import, the engine's log
-for progress, and state that does not depend on a pickled class. A state written by the dynamic providers
-reads back unchanged (same property names; its pickled ``__provider`` is ignored).
+Each resource's logic lives below (``pulumi_sconify.provider.resources``, behind its own small protocol,
+``ResourceLogic``); the plugin translates between the engine and it: the schema, Check failures for inputs of
+the wrong type, a detailed diff (each changed property with its kind, update or replace), Read for import,
+the engine's log for progress and warnings. A state written by the dynamic providers of versions before 0.2
+reads back unchanged (its pickled ``__provider`` is ignored) and is rewritten by the next update.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any
 
-from pulumi.dynamic import CheckResult, ResourceProvider
-from pulumi.provider.experimental.property_value import PropertyValue
 from pulumi.provider.experimental.provider import (
     CheckFailure,
     CheckRequest,
@@ -40,55 +36,11 @@ from pulumi.provider.experimental.provider import (
 )
 
 from ...components.naming import STACK_SETTINGS
-from ..resources import cas_image, cas_keys, identity, image, recovery_key, session
-from ..resources.base import Changes, KeyMaterialProvider, ReportsProgress
+from ..resources.base import Changes, CheckResult, KeyMaterialProvider, ReportsProgress, ResourceLogic
 from ..resources.spec import ResourceSpec
+from .kinds import KINDS, Kind
 from .progress import EngineLog
 from .schema import package_schema
-from .values import plain_map, secret_keys, wire_map
-
-
-class Diffs(Protocol):
-    """Every resource's logic says what changed, per property (its dynamic ``diff`` is made from it)."""
-
-    def changes(self, olds: dict[str, Any], news: dict[str, Any]) -> Changes: ...
-
-
-@dataclass(frozen=True)
-class Kind:
-    """A resource the plugin serves: its description and a maker of its logic, and the boundary between
-    the engine's properties (camelCase, secrets marked) and the logic's (Python names, plain values)."""
-
-    spec: ResourceSpec
-    logic: type[ResourceProvider]
-
-    def plain(self, values: Mapping[str, PropertyValue]) -> dict[str, Any]:
-        return self.spec.from_wire(plain_map(values))
-
-    def secret(self, *given: Mapping[str, PropertyValue]) -> set[str]:
-        """What leaves secret (by Python name): what came in secret, and what the spec calls secret."""
-        came = {name for values in given for name in self.spec.python_names_of(secret_keys(values))}
-        return self.spec.secret_given(came)
-
-    def wire(self, values: Mapping[str, Any], secret: set[str]) -> dict[str, PropertyValue]:
-        return wire_map(self.spec.to_wire(values), set(self.spec.wire_names(secret)))
-
-    def failure(self, name: str, reason: str) -> CheckFailure:
-        (wired,) = self.spec.wire_names([name])
-        return CheckFailure(wired, reason)
-
-
-KINDS = {
-    kind.spec.token: kind
-    for kind in (
-        Kind(identity.SPEC, identity.CreatorIdentityProvider),
-        Kind(cas_keys.SPEC, cas_keys.CasKeysProvider),
-        Kind(recovery_key.SPEC, recovery_key.CasRecoveryKeyProvider),
-        Kind(image.SPEC, image.SconifiedImageProvider),
-        Kind(cas_image.SPEC, cas_image.CasImageProvider),
-        Kind(session.SPEC, session.CasSessionProvider),
-    )
-}
 
 
 class UnknownResourceTypeError(ValueError):
@@ -132,7 +84,7 @@ class SconifyProvider(Provider):
             )
         return kind
 
-    def _logic(self, kind: Kind, urn: str) -> ResourceProvider:
+    def _logic(self, kind: Kind, urn: str) -> ResourceLogic:
         logic = kind.logic()
         if isinstance(logic, ReportsProgress):
             logic.progress = self._log.progress(urn) if self._log else _unheard
@@ -178,7 +130,7 @@ class SconifyProvider(Provider):
         checked: CheckResult = await asyncio.to_thread(logic.check, kind.plain(request.old_inputs), news)
         return CheckResponse(
             inputs=kind.wire(checked.inputs, kind.secret(request.new_inputs)),
-            failures=[kind.failure(f.property, f.reason) for f in checked.failures or []],
+            failures=[kind.failure(f.property, f.reason) for f in checked.failures],
         )
 
     async def diff(self, request: DiffRequest) -> DiffResponse:
@@ -191,7 +143,7 @@ class SconifyProvider(Provider):
             else:
                 news.pop(ignored, None)
         logic = self._logic(kind, request.urn)
-        changes = await asyncio.to_thread(cast(Diffs, logic).changes, olds, news)
+        changes = await asyncio.to_thread(logic.changes, olds, news)
         renamed = kind.spec.earlier_names(request.old_state)
         if renamed and not (changes.updates or changes.replaces):
             # A state of the snake_case era: the same resource, but other resources (and other languages)
@@ -217,7 +169,7 @@ class SconifyProvider(Provider):
         kind = self._kind(request.type)
         logic = self._logic(kind, request.urn)
         created = await asyncio.to_thread(logic.create, kind.plain(request.properties))
-        return CreateResponse(created.id, kind.wire(created.outs or {}, kind.secret(request.properties)))
+        return CreateResponse(created.id, kind.wire(created.outs, kind.secret(request.properties)))
 
     async def read(self, request: ReadRequest) -> ReadResponse:
         kind = self._kind(request.type)
@@ -253,11 +205,11 @@ class SconifyProvider(Provider):
         logic = self._logic(kind, request.urn)
         olds, news = kind.plain(request.olds), kind.plain(request.news)
         secret = kind.secret(request.olds, request.news)
-        changes = await asyncio.to_thread(cast(Diffs, logic).changes, olds, news)
+        changes = await asyncio.to_thread(logic.changes, olds, news)
         if not (changes.updates or changes.replaces):  # only the names of an earlier version's state
             return UpdateResponse(kind.wire(olds, secret))
         updated = await asyncio.to_thread(logic.update, request.resource_id, olds, news)
-        return UpdateResponse(kind.wire(updated.outs or {}, secret))
+        return UpdateResponse(kind.wire(updated.outs, secret))
 
     async def delete(self, request: DeleteRequest) -> None:
         kind = self._kind(request.type)

@@ -64,8 +64,8 @@ def _closed_sets() -> dict[str, ClosedSet]:
 
 
 def package_schema(version: str) -> dict[str, Any]:
-    from ...components.schema import component_schemas  # noqa: PLC0415 - heavy; only for the schema
-    from .provider import KINDS  # noqa: PLC0415 - the provider module imports this one
+    from .construct import component_schemas  # noqa: PLC0415 - heavy; only for the schema
+    from .kinds import KINDS  # noqa: PLC0415 - the resources load only for the schema
 
     components, types = component_schemas()
     return {

@@ -17,9 +17,9 @@ from pulumi.provider.experimental.server import ProviderServicer
 from pulumi.provider.server import ProviderServicer as ComponentServicer
 from pulumi.runtime.proto import provider_pb2_grpc
 
-from ...components.schema import COMPONENTS, construct
 from ...engine.errors import CasError, SconifyError
 from ..resources.spec import PACKAGE
+from .construct import COMPONENTS, construct
 from .provider import SconifyProvider
 
 MESSAGE_LIMIT = 400 * 1024 * 1024

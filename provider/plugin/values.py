@@ -1,6 +1,6 @@
 """Property values between the engine's wire form and the plain values the resource logic works on.
 
-The resource logic (shared with the dynamic providers) sees plain Python: strings, bools, whole numbers as
+The resource logic sees plain Python: strings, bools, whole numbers as
 ints, lists, dicts, and a preview-time unknown as the SDK's unknown sentinel. Secrets are unwrapped on the
 way in and marked again on the way out: every property the spec calls secret, and every property that came
 in secret, leaves secret — the plugin never unmarks one.
@@ -37,7 +37,7 @@ def plain(value: PropertyValue) -> Any:
 
 
 def plain_map(values: Mapping[str, PropertyValue]) -> dict[str, Any]:
-    """Plain properties, without the pickled provider a dynamic provider's state holds."""
+    """Plain properties, without the pickled provider a state of a version before 0.2 holds."""
     return {key: plain(value) for key, value in values.items() if key != PROVIDER_KEY}
 
 

@@ -1,8 +1,8 @@
-"""Pulumi resources over the open engine (dynamic providers): CreatorIdentity, SconifiedImage, CasSession,
-CasKeys, CasRecoveryKey, CasImage.
+"""Pulumi resources over the open engine: CreatorIdentity, SconifiedImage, CasSession, CasKeys,
+CasRecoveryKey, CasImage — each a spec, its logic (served by the plugin) and its Python class.
 
-See docs/resources.md for each input's diff behaviour. This is the only part of the engine that imports
-Pulumi.
+See docs/resources.md for each input's diff behaviour. The lowest layer that imports Pulumi: the components
+build on it, the plugin serves it.
 """
 
 from .cas_image import CasImage, CasImageProvider

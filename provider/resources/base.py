@@ -1,50 +1,118 @@
-"""What the dynamic providers share.
+"""What the resources' logic shares: its protocol (:class:`ResourceLogic`), the plain results it returns,
+and helpers.
 
-Dynamic providers are pickled (with dill) into the Pulumi state and run in Pulumi's dynamic-provider
-host, so a provider object holds nothing: no clients, no sockets, no secrets. Every method builds what
-it needs from its inputs and throws it away.
+The logic of each resource is a class the plugin makes anew for each request (``plugin/provider.py``): it
+holds nothing — no clients, no sockets, no secrets — and builds what it needs from its inputs. Its methods
+take and return Python values by the spec's Python names; the plugin translates them to and from the
+engine's properties (camelCase, secrets marked, unknowns).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pulumi.dynamic import CheckFailure, CheckResult, DiffResult, ReadResult, ResourceProvider
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 PROVIDER_KEY = "__provider"
+"""The pickled dynamic provider that states of versions before 0.2 keep among their properties: never
+read, and never compared."""
 PROVIDER_VERSION = "1"
 """Recorded as each resource's ``provider_version`` input: raising it forces replacement where a new
 provider cannot take over what an old one made."""
 
 
-def silent(_message: str) -> None:
-    """Progress nobody hears: the dynamic-provider host has no channel to the engine."""
+@dataclass(frozen=True)
+class CheckFailure:
+    """An input that is not acceptable, by its Python name, and why (never its value)."""
+
+    property: str
+    reason: str
 
 
-def to_stderr(message: str) -> None:
-    """A warning where the dynamic-provider host has no channel to the engine: its stderr."""
-    print(f"sconify: warning: {message}", file=sys.stderr)
+@dataclass(frozen=True)
+class CheckResult:
+    """The inputs as checked (defaults filled in, what check makes added) and what is wrong with them."""
+
+    inputs: dict[str, Any]
+    failures: list[CheckFailure] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    id: str
+    outs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """What exists now (an empty ``id``: nothing, the engine drops the resource), and the inputs that would
+    make it (``None``: the outputs' inputs)."""
+
+    id: str
+    outs: dict[str, Any]
+    inputs: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    outs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What a diff found: inputs that update the resource in place, and inputs that replace it. The plugin
+    names each property's kind from it (a detailed diff)."""
+
+    updates: list[str] = field(default_factory=list)
+    replaces: list[str] = field(default_factory=list)
+
+
+class ResourceLogic(ABC):
+    """One resource's logic: check its inputs, say what changed, create, read, update and delete it."""
+
+    @abstractmethod
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult: ...
+
+    @abstractmethod
+    def changes(self, olds: dict[str, Any], news: dict[str, Any]) -> Changes: ...
+
+    @abstractmethod
+    def create(self, props: dict[str, Any]) -> CreateResult: ...
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """By default the state is what exists (key material lives only there)."""
+        return ReadResult(id_, inputs_of(props))
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        """By default an update only writes the new inputs into the state."""
+        return UpdateResult({**inputs_of(olds), **inputs_of(news)})
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:  # noqa: B027 - a default, not a stub
+        """By default nothing exists outside the state to delete."""
+
+
+def unheard(_message: str) -> None:
+    """A report nobody hears: the logic outside the plugin (tests, scripts)."""
 
 
 class ReportsProgress:
-    """A provider whose long steps report progress, or that warns: the plugin sets :attr:`progress` and
+    """Logic whose long steps report progress, or that warns: the plugin sets :attr:`progress` and
     :attr:`warning` for each request to reporters that write to the engine's log under the resource."""
 
-    progress: Callable[[str], None] = staticmethod(silent)
-    warning: Callable[[str], None] = staticmethod(to_stderr)
+    progress: Callable[[str], None] = staticmethod(unheard)
+    warning: Callable[[str], None] = staticmethod(unheard)
 
 
 def inputs_of(properties: dict[str, Any]) -> dict[str, Any]:
-    """Properties without the pickled provider (which must never take part in a comparison)."""
+    """Properties without the pickled provider of a state before 0.2 (never part of a comparison)."""
     return {key: value for key, value in properties.items() if key != PROVIDER_KEY}
 
 
@@ -69,20 +137,6 @@ def changed(olds: dict[str, Any], news: dict[str, Any], keys: list[str]) -> list
     return [key for key in keys if olds.get(key) != news.get(key)]
 
 
-@dataclass(frozen=True)
-class Changes:
-    """What a diff found: inputs that update the resource in place, and inputs that replace it. The
-    dynamic providers answer with it; the plugin names each property's kind from it (a detailed diff)."""
-
-    updates: list[str] = field(default_factory=list)
-    replaces: list[str] = field(default_factory=list)
-
-    def result(self) -> DiffResult:
-        return DiffResult(
-            changes=bool(self.updates or self.replaces), replaces=self.replaces, delete_before_replace=False
-        )
-
-
 def required(news: dict[str, Any], names: list[str]) -> list[CheckFailure]:
     return [CheckFailure(name, f"{name} is required") for name in names if news.get(name) in (None, "")]
 
@@ -101,7 +155,7 @@ def private_files(**contents: str) -> Iterator[dict[str, Path]]:
         yield paths
 
 
-class KeyMaterialProvider(ResourceProvider):
+class KeyMaterialProvider(ResourceLogic):
     """A provider whose resource is key material made once on create and kept only in Pulumi's state:
     ``common_name`` (defaulting to :attr:`default_name`) and the provider version replace it, nothing
     else changes it, and read echoes the state (there is nothing outside it to read)."""
@@ -114,9 +168,3 @@ class KeyMaterialProvider(ResourceProvider):
 
     def changes(self, olds: dict[str, Any], news: dict[str, Any]) -> Changes:
         return Changes(replaces=changed(olds, news, ["common_name", "provider_version"]))
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return self.changes(olds, news).result()
-
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        return ReadResult(id_=id_, outs=inputs_of(props))

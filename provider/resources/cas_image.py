@@ -6,14 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import (
-    CheckFailure,
-    CheckResult,
-    CreateResult,
-    DiffResult,
-    ResourceProvider,
-    UpdateResult,
-)
 
 from ...engine.cli.cas import default_serve_command
 from ...engine.image.cas_image import CasImageOptions, build_cas_image
@@ -23,7 +15,20 @@ from ...engine.image.reference import ImageReferenceError, parse_reference
 from ...engine.image.registry import RegistryError
 from ...engine.image.transport import open_source
 from ...engine.version import __version__
-from .base import PROVIDER_VERSION, Changes, ReportsProgress, changed, inputs_of, is_unknown, required
+from .base import (
+    PROVIDER_VERSION,
+    Changes,
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    ReportsProgress,
+    ResourceLogic,
+    UpdateResult,
+    changed,
+    inputs_of,
+    is_unknown,
+    required,
+)
 from .image import INSECURE_REGISTRIES, PLATFORM, REGISTRY_AUTH, registry_options
 from .sdk import SconifyResource
 from .spec import STRING, Property, ResourceSpec
@@ -65,7 +70,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class CasImageProvider(ReportsProgress, ResourceProvider):
+class CasImageProvider(ReportsProgress, ResourceLogic):
     """Resolves the base at check (a moved base tag shows in a preview) and builds on create/update."""
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
@@ -97,12 +102,9 @@ class CasImageProvider(ReportsProgress, ResourceProvider):
         compared = [key for key in SPEC.inputs if key != "base"]
         return Changes(updates=changed(olds, news, ["base_digest", "engine_version", *compared]))
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return self.changes(olds, news).result()
-
     def create(self, props: dict[str, Any]) -> CreateResult:
         outs = self._build(props)
-        return CreateResult(id_=outs["image"], outs=outs)
+        return CreateResult(id=outs["image"], outs=outs)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(outs=self._build(news))

@@ -12,10 +12,9 @@ import secrets
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult
 
 from ...engine.cas.clients.identity import new_certificate_authority
-from .base import KeyMaterialProvider, inputs_of
+from .base import CreateResult, KeyMaterialProvider, inputs_of
 from .sdk import KeyMaterialResource
 from .spec import COMMON_NAME, PROVIDER_VERSION_PROPERTY, STRING, Property, ResourceSpec
 
@@ -48,7 +47,7 @@ class CasKeysProvider(KeyMaterialProvider):
             "ca_key_pem": key.decode(),
             "master_key": secrets.token_hex(32),
         }
-        return CreateResult(id_=f"cas-keys-{secrets.token_hex(8)}", outs=outs)
+        return CreateResult(id=f"cas-keys-{secrets.token_hex(8)}", outs=outs)
 
 
 class CasKeys(KeyMaterialResource):

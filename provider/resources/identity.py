@@ -7,10 +7,9 @@ from typing import Any
 import pulumi
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from pulumi.dynamic import CreateResult
 
 from ...engine.cas.clients.identity import key_hash, self_signed_certificate
-from .base import KeyMaterialProvider, inputs_of
+from .base import CreateResult, KeyMaterialProvider, inputs_of
 from .sdk import KeyMaterialResource
 from .spec import COMMON_NAME, PROVIDER_VERSION_PROPERTY, STRING, Property, ResourceSpec
 
@@ -47,7 +46,7 @@ class CreatorIdentityProvider(KeyMaterialProvider):
             "certificate_pem": certificate.public_bytes(serialization.Encoding.PEM).decode(),
             "key_hash": key_hash(key.public_key()),
         }
-        return CreateResult(id_=outs["key_hash"], outs=outs)
+        return CreateResult(id=outs["key_hash"], outs=outs)
 
 
 class CreatorIdentity(KeyMaterialResource):

@@ -10,15 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import (
-    CheckFailure,
-    CheckResult,
-    CreateResult,
-    DiffResult,
-    ReadResult,
-    ResourceProvider,
-    UpdateResult,
-)
 
 from ...engine.chart import WorkloadType
 from ...engine.fspf import generate_key
@@ -43,7 +34,13 @@ from ...engine.policy.builder import DEFAULT_TOLERATE, sconified_session
 from .base import (
     PROVIDER_VERSION,
     Changes,
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    ReadResult,
     ReportsProgress,
+    ResourceLogic,
+    UpdateResult,
     changed,
     inputs_of,
     is_unknown,
@@ -195,7 +192,7 @@ def _known(value: Any) -> bool:
     return value is not None and not is_unknown(value)
 
 
-class SconifiedImageProvider(ReportsProgress, ResourceProvider):
+class SconifiedImageProvider(ReportsProgress, ResourceLogic):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         news = whole_numbers({**DEFAULTS, **inputs_of(news)})
         failures = required(news, ["native_image", "target", "command", "session", "namespace"])
@@ -267,12 +264,9 @@ class SconifiedImageProvider(ReportsProgress, ResourceProvider):
             updates.append("fspf_key")  # no key given means "keep the one made at create"
         return Changes(updates=updates, replaces=changed(olds, news, SPEC.replace_on))
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return self.changes(olds, news).result()
-
     def create(self, props: dict[str, Any]) -> CreateResult:
         outs = self._build(props, props.get("fspf_key") or generate_key().hex())
-        return CreateResult(id_=outs["target"], outs=outs)
+        return CreateResult(id=outs["target"], outs=outs)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         # A key made by the provider is kept across updates: the same key, the same image for the same input.
@@ -286,7 +280,7 @@ class SconifiedImageProvider(ReportsProgress, ResourceProvider):
         ):
             present = destination.has_manifest(str(image.digest))
         # Gone means the image was deleted at the registry: the engine then drops the resource.
-        return ReadResult(id_=id_ if present else "", outs=inputs_of(props) if present else {})
+        return ReadResult(id=id_ if present else "", outs=inputs_of(props) if present else {})
 
     def _build(self, props: dict[str, Any], fspf_key: str) -> dict[str, Any]:
         namespace, session_name, service = (

@@ -13,10 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult
 
 from ...engine.cas.state.recovery import new_recovery_key
-from .base import KeyMaterialProvider, inputs_of
+from .base import CreateResult, KeyMaterialProvider, inputs_of
 from .sdk import KeyMaterialResource
 from .spec import COMMON_NAME, PROVIDER_VERSION_PROPERTY, STRING, Property, ResourceSpec
 
@@ -48,7 +47,7 @@ class CasRecoveryKeyProvider(KeyMaterialProvider):
             "private_key_pem": pair.private_pem.decode(),
             "fingerprint": pair.fingerprint,
         }
-        return CreateResult(id_=f"cas-recovery-{pair.fingerprint[:16]}", outs=outs)
+        return CreateResult(id=f"cas-recovery-{pair.fingerprint[:16]}", outs=outs)
 
 
 class CasRecoveryKey(KeyMaterialResource):

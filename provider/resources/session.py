@@ -8,20 +8,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import (
-    CheckFailure,
-    CheckResult,
-    CreateResult,
-    DiffResult,
-    ReadResult,
-    ResourceProvider,
-    UpdateResult,
-)
 
 from ...engine.cas.clients.client import CasClient
 from ...engine.cas.clients.identity import ClientIdentity, IdentityError, certificate_key_hash
 from ...engine.cas.clients.upload import active_version, upload
-from ...engine.errors import CasError
+from ...engine.errors import CasError, DriftError
 from ...engine.policy import (
     PolicyError,
     Session,
@@ -33,7 +24,13 @@ from ...engine.policy import (
 from .base import (
     PROVIDER_VERSION,
     Changes,
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    ReadResult,
     ReportsProgress,
+    ResourceLogic,
+    UpdateResult,
     changed,
     inputs_of,
     is_unknown,
@@ -118,7 +115,7 @@ def _client(props: dict[str, Any]) -> Iterator[CasClient]:
             yield client
 
 
-class CasSessionProvider(ReportsProgress, ResourceProvider):
+class CasSessionProvider(ReportsProgress, ResourceLogic):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         news = {
             "adopt": False,
@@ -151,9 +148,6 @@ class CasSessionProvider(ReportsProgress, ResourceProvider):
                 failures.append(CheckFailure("identity_certificate", "not a PEM certificate"))
         return CheckResult(news, failures)
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return self.changes(olds, news).result()
-
     def changes(self, olds: dict[str, Any], news: dict[str, Any]) -> Changes:
         replaces = changed(olds, news, ["cas_client_address", "provider_version"])
         old_name = _name(olds.get("policy"))
@@ -176,7 +170,7 @@ class CasSessionProvider(ReportsProgress, ResourceProvider):
             if existing is not None:
                 text, active = existing
                 if not props.get("adopt"):
-                    raise RuntimeError(
+                    raise DriftError(
                         f"session {session.name} already exists in the CAS; set adopt=True to "
                         "manage it from Pulumi (its current version becomes the predecessor)"
                     )
@@ -184,17 +178,17 @@ class CasSessionProvider(ReportsProgress, ResourceProvider):
                 if _meaning(current) == _meaning(props.get("policy")):
                     # Already what we would upload (a namespace another service made): adopt it as it is.
                     return CreateResult(
-                        id_=session.name, outs={**inputs_of(props), "name": session.name, "hash": active}
+                        id=session.name, outs={**inputs_of(props), "name": session.name, "hash": active}
                     )
             _, digest = upload(client, session, existing[1] if existing else None)
-        return CreateResult(id_=session.name, outs={**inputs_of(props), "name": session.name, "hash": digest})
+        return CreateResult(id=session.name, outs={**inputs_of(props), "name": session.name, "hash": digest})
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         session = _session(news)
         with _client(news) as client:
             _, active = client.read_session(session.name)
             if active != olds.get("hash") and not news.get("adopt"):
-                raise RuntimeError(
+                raise DriftError(
                     f"session {session.name} was changed outside Pulumi: the CAS holds version "
                     f"{active[:16]}, Pulumi last wrote {str(olds.get('hash'))[:16]}. Run `pulumi refresh` "
                     "to see the change, or set adopt=True to make the current version the predecessor."
@@ -208,7 +202,7 @@ class CasSessionProvider(ReportsProgress, ResourceProvider):
                 text, digest = client.read_session(id_)
             except CasError as error:
                 if error.status == 404:
-                    return ReadResult(id_="", outs={})  # gone (or no longer readable): the engine drops it
+                    return ReadResult(id="", outs={})  # gone (or no longer readable): the engine drops it
                 raise
         current = render_session(dataclasses.replace(parse_session(text), predecessor=None))
         outs = {**inputs_of(props), "name": id_, "hash": digest}
@@ -230,7 +224,7 @@ class CasSessionProvider(ReportsProgress, ResourceProvider):
                 current  # drift: what the CAS holds now, so the next preview shows the difference
             )
         inputs["policy"] = outs["policy"]
-        return ReadResult(id_=id_, outs=outs, inputs=inputs)
+        return ReadResult(id=id_, outs=outs, inputs=inputs)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         if not props.get("delete_on_destroy", True):

@@ -142,7 +142,7 @@ def test_a_minikube_cluster_for_another_language_gives_what_the_others_take(
     assert is_secret(state["kubeconfig"])
     assert state["storage"] == {"storageClass": "standard", "accessMode": "ReadWriteOnce"}
     assert state["placement"]["nodeSelector"] == {} and state["nodeAddress"] == "192.168.49.2"
-    assert "provider" not in state  # a Python object: see components/schema.py, PYTHON_ONLY
+    assert "provider" not in state  # a Python object: see provider/plugin/construct.py, PYTHON_ONLY
     commands = [r for r in children_of(monitor, response.urn) if r["type"] == "command:local:Command"]
     assert any("minikube start --profile sconify-ts" in plain(r["inputs"])["create"] for r in commands)
 
@@ -254,7 +254,7 @@ def test_every_component_can_be_made_for_another_language(
 
 
 def test_the_test_covers_every_component() -> None:
-    from pulumi_sconify.components.schema import COMPONENTS
+    from pulumi_sconify.provider.plugin.construct import COMPONENTS
 
     assert set(EVERY_COMPONENT) == set(COMPONENTS)
 

@@ -23,14 +23,14 @@ from pulumi.runtime.proto import provider_pb2_grpc
 
 from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
 from pulumi_sconify.engine.version import __version__
-from pulumi_sconify.provider.plugin.provider import KINDS
+from pulumi_sconify.provider.plugin.kinds import KINDS
 from pulumi_sconify.provider.plugin.schema import package_schema
 from pulumi_sconify.provider.resources.base import PROVIDER_KEY
 from pulumi_sconify.provider.resources.spec import wire_name
 from tests.support.cas import RunningCas
 from tests.support.paths import FIXTURES
 from tests.support.policies import counter, namespace, text, with_pwd
-from tests.support.pulumi.dynamic_host import DynamicHost, strip
+from tests.support.pulumi.logic_host import Created, LogicHost, strip
 from tests.support.pulumi.plugin_host import (
     DIFF_NONE,
     DIFF_SOME,
@@ -417,16 +417,17 @@ def test_key_material_lifecycle_with_secrets_marked_on_the_wire(host: PluginHost
 def test_a_state_written_by_the_dynamic_provider_reads_back_without_a_diff(
     host: PluginHost, kind: str
 ) -> None:
-    """What a stack of an earlier version holds, made by Pulumi's dynamic-provider host: snake_case names,
-    plus the pickled provider it keeps in inputs and outputs; the engine stores the declared secret outputs
+    """What a stack of an earlier version holds, as Pulumi's dynamic-provider host wrote it: snake_case
+    names, plus the pickled provider it kept in inputs and outputs (made here by the same logic, with a
+    stand-in for the pickle, which the plugin never reads); the engine stores the declared secret outputs
     as secrets. Through the alias the engine asks the plugin to diff it against the program's inputs:
     nothing is replaced, so the keys stay (a replacement would make new ones); an update rewrites the names
     and nothing else; a refresh gives the same values under the camelCase names, still secret."""
     spec = KINDS[f"sconify:index:{kind}"].spec
-    with DynamicHost(KINDS[spec.token].logic(), kind) as dynamic:
-        dynamic_inputs, _ = dynamic.check({}, {})
-        made = dynamic.create(dynamic_inputs)
-    assert PROVIDER_KEY in made.outs  # what the old state carries
+    with LogicHost(KINDS[spec.token].logic(), kind) as logic:
+        inputs, _ = logic.check({}, {})
+        created = logic.create(inputs)
+    made = Created(created.id, {**created.outs, PROVIDER_KEY: "gASV...a dill pickle of 0.1's provider"})
     state = {key: secret(value) if key in spec.secret_outputs else value for key, value in made.outs.items()}
     old_inputs = {key: made.outs[key] for key in (*spec.inputs, PROVIDER_KEY) if key in made.outs}
     checked, failures = host.check(kind, old_inputs, {})

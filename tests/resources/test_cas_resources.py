@@ -25,12 +25,12 @@ from tests.support.cas import RunningCas
 from tests.support.images.confidential_counter import PODMAN
 from tests.support.images.counter import TAG, counter_layout
 from tests.support.processes import free_port, sconify
-from tests.support.pulumi.dynamic_host import DIFF_NONE, DIFF_SOME, DynamicHost, strip
+from tests.support.pulumi.logic_host import DIFF_NONE, DIFF_SOME, LogicHost, strip
 from tests.support.registry import Registry
 
 
 def test_cas_keys_lifecycle() -> None:
-    with DynamicHost(CasKeysProvider(), "CasKeys") as host:
+    with LogicHost(CasKeysProvider(), "CasKeys") as host:
         inputs, failures = host.check({}, {})
         assert failures == []
         created = host.create(inputs)
@@ -49,7 +49,7 @@ def test_cas_keys_lifecycle() -> None:
 def test_cas_recovery_key_made_by_pulumi_recovers_the_master_key(tmp_path: Path) -> None:
     """The key pair CasDeployment makes: a CAS seals its master key to the public half, and the private
     half — as the owner exports it from the stack — opens it with ``sconify cas recover``."""
-    with DynamicHost(CasRecoveryKeyProvider(), "CasRecoveryKey") as host:
+    with LogicHost(CasRecoveryKeyProvider(), "CasRecoveryKey") as host:
         inputs, failures = host.check({}, {})
         assert failures == []
         created = host.create(inputs)
@@ -80,9 +80,9 @@ def test_cas_recovery_key_made_by_pulumi_recovers_the_master_key(tmp_path: Path)
 def test_cas_image_runs_the_cas_pinned_to_keys_made_before(
     registry: Registry, owner: ClientIdentity, tmp_path: Path
 ) -> None:
-    with DynamicHost(CasKeysProvider(), "CasKeys") as host:
+    with LogicHost(CasKeysProvider(), "CasKeys") as host:
         keys = host.create(host.check({}, {})[0]).outs
-    with DynamicHost(CasImageProvider(), "CasImage") as host:
+    with LogicHost(CasImageProvider(), "CasImage") as host:
         inputs, failures = host.check(
             {},
             {

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
-import grpc
 import pytest
 import yaml
 from pulumi.output import Unknown
 
 from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
+from pulumi_sconify.engine.errors import DriftError
 from pulumi_sconify.engine.policy import parse_session, render_session
 from pulumi_sconify.provider.resources.identity import CreatorIdentityProvider
 from pulumi_sconify.provider.resources.session import CasSessionProvider
 from tests.support.cas import RunningCas
 from tests.support.policies import FSPF_KEY, counter, namespace, text, with_pwd
-from tests.support.pulumi.dynamic_host import DIFF_NONE, DIFF_SOME, UNKNOWN, DynamicHost, strip
+from tests.support.pulumi.logic_host import DIFF_NONE, DIFF_SOME, UNKNOWN, LogicHost, strip
 
 
 def test_creator_identity_lifecycle() -> None:
-    with DynamicHost(CreatorIdentityProvider(), "CreatorIdentity") as host:
+    with LogicHost(CreatorIdentityProvider(), "CreatorIdentity") as host:
         inputs, failures = host.check({}, {"common_name": "ci"})
         assert failures == []
         created = host.create(inputs)
@@ -42,7 +41,7 @@ def connection(cas: RunningCas, owner: ClientIdentity) -> dict[str, Any]:
 
 
 def test_cas_session_lifecycle(cas: RunningCas, owner: ClientIdentity, connection: dict[str, Any]) -> None:
-    with DynamicHost(CasSessionProvider(), "CasSession") as host:
+    with LogicHost(CasSessionProvider(), "CasSession") as host:
         inputs, failures = host.check({}, {**connection, "policy": text(counter())})
         assert failures == []
         created = host.create(inputs)
@@ -69,7 +68,7 @@ def test_cas_session_lifecycle(cas: RunningCas, owner: ClientIdentity, connectio
         assert refreshed["hash"] != updated["hash"]
         assert parse_session(refreshed_inputs["policy"]).services[0].pwd == "/elsewhere"
         again = {**strip(inputs), "policy": text(with_pwd(counter(), "/third"))}
-        with pytest.raises(grpc.RpcError, match="changed outside Pulumi"):
+        with pytest.raises(DriftError, match="changed outside Pulumi"):
             host.update(created.id, strip(updated), again)
         adopted = host.update(created.id, strip(updated), {**again, "adopt": True})
         assert adopted["hash"] != refreshed["hash"]
@@ -80,7 +79,7 @@ def test_cas_session_lifecycle(cas: RunningCas, owner: ClientIdentity, connectio
 
 
 def test_check_failures_and_unknowns(connection: dict[str, Any]) -> None:
-    with DynamicHost(CasSessionProvider(), "CasSession") as host:
+    with LogicHost(CasSessionProvider(), "CasSession") as host:
         broken = text(counter()).replace(f"fspf_key: {FSPF_KEY}", "fspf_key: nothex")
         _, failures = host.check({}, {**connection, "policy": broken})
         assert ("policy", "services[0].fspf_key: expected 64 hex characters") in failures
@@ -116,9 +115,9 @@ def test_existing_session_needs_adopt(
 ) -> None:
     with cas.client(owner) as client:
         existing = client.post_session(text(counter()))
-    with DynamicHost(CasSessionProvider(), "CasSession") as host:
+    with LogicHost(CasSessionProvider(), "CasSession") as host:
         inputs, _ = host.check({}, {**connection, "policy": text(counter())})
-        with pytest.raises(grpc.RpcError, match="already exists in the CAS; set adopt=True"):
+        with pytest.raises(DriftError, match="already exists in the CAS; set adopt=True"):
             host.create(inputs)
         # The same policy: adopted as it is, no new version.
         same = host.create({**inputs, "adopt": True})
@@ -130,11 +129,3 @@ def test_existing_session_needs_adopt(
     with cas.client(owner) as client:
         text_now, digest = client.read_session("ns-1/python-session")
     assert digest == updated.outs["hash"] and f"predecessor: {existing}" in text_now
-
-
-def test_no_secret_in_the_pickled_provider(connection: dict[str, Any]) -> None:
-    with DynamicHost(CasSessionProvider(), "CasSession") as host:
-        pickled = base64.b64decode(host.pickled)
-        assert connection["identity_key"].encode() not in pickled
-        assert b"PRIVATE KEY" not in pickled
-        assert len(pickled) < 20_000  # a reference to the class, not a captured client or state

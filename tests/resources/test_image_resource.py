@@ -12,7 +12,7 @@ import pytest
 from pulumi_sconify.engine.policy import parse_session
 from pulumi_sconify.provider.resources.image import SECRET_OUTPUTS, SconifiedImageProvider
 from tests.support.images.layers import APP_LAYER, BASE_LAYER, Entry, push_layout, write_layout
-from tests.support.pulumi.dynamic_host import DIFF_NONE, DIFF_SOME, DynamicHost, strip
+from tests.support.pulumi.logic_host import DIFF_NONE, DIFF_SOME, LogicHost, strip
 from tests.support.registry import Registry
 
 
@@ -40,7 +40,7 @@ def inputs(registry: Registry, tmp_path: Path) -> dict[str, Any]:
 
 
 def test_sconified_image_lifecycle(registry: Registry, inputs: dict[str, Any], tmp_path: Path) -> None:
-    with DynamicHost(SconifiedImageProvider(), "SconifiedImage") as host:
+    with LogicHost(SconifiedImageProvider(), "SconifiedImage") as host:
         checked, failures = host.check({}, inputs)
         assert failures == []
         assert checked["native_digest"].startswith(f"docker://{registry.host}/native/counter@sha256:")
@@ -92,7 +92,7 @@ def test_sconified_image_lifecycle(registry: Registry, inputs: dict[str, Any], t
 
 
 def test_bad_inputs_are_check_failures(inputs: dict[str, Any]) -> None:
-    with DynamicHost(SconifiedImageProvider(), "SconifiedImage") as host:
+    with LogicHost(SconifiedImageProvider(), "SconifiedImage") as host:
         _, failures = host.check({}, {**inputs, "native_image": "docker://Bad/Name:1"})
         assert failures and failures[0][0] == "native_image" and "invalid repository name" in failures[0][1]
         _, missing = host.check({}, {**inputs, "native_image": inputs["native_image"].replace(":1", ":nope")})
@@ -113,7 +113,7 @@ def test_a_native_image_pinned_by_digest_needs_no_registry_at_check(inputs: dict
     """A preview on a fresh machine (nothing local, the registry out of reach) sees the same native image:
     a digest cannot move, so it is not resolved."""
     pinned = "docker://127.0.0.1:9/native/counter@sha256:" + "ab" * 32  # nothing listens on port 9
-    with DynamicHost(SconifiedImageProvider(), "SconifiedImage") as host:
+    with LogicHost(SconifiedImageProvider(), "SconifiedImage") as host:
         first, failures = host.check({}, {**inputs, "native_image": pinned})
         assert failures == []
         assert first["native_digest"] == pinned

@@ -27,9 +27,17 @@ from typing import Any, TypeVar, cast
 
 import pulumi
 
-from ..engine.chart.cas_objects import CAS_SERVICE_TYPES
-from ..engine.errors import ArgumentsError
-from ..provider.resources.spec import (
+from ...components.aks import POOL_SIZES, AksCluster, AksClusterArgs
+from ...components.azure_postgres import AzurePostgres, AzurePostgresArgs
+from ...components.cas import CasDeployment, CasDeploymentArgs, ExternalCas, ExternalCasArgs
+from ...components.minikube import MinikubeCluster, MinikubeClusterArgs
+from ...components.native_image import BUILDERS, DockerfileImage, DockerfileImageArgs
+from ...components.postgres import InClusterPostgres, InClusterPostgresArgs
+from ...components.service import ConfidentialStatefulService, ConfidentialStatefulServiceArgs
+from ...components.volume import EncryptedVolume, EncryptedVolumeArgs
+from ...engine.chart.cas_objects import CAS_SERVICE_TYPES
+from ...engine.errors import ArgumentsError
+from ..resources.spec import (
     ANY,
     BOOLEAN,
     INTEGER,
@@ -39,14 +47,6 @@ from ..provider.resources.spec import (
     ClosedSet,
     wire_name,
 )
-from .aks import POOL_SIZES, AksCluster, AksClusterArgs
-from .azure_postgres import AzurePostgres, AzurePostgresArgs
-from .cas import CasDeployment, CasDeploymentArgs, ExternalCas, ExternalCasArgs
-from .minikube import MinikubeCluster, MinikubeClusterArgs
-from .native_image import BUILDERS, DockerfileImage, DockerfileImageArgs
-from .postgres import InClusterPostgres, InClusterPostgresArgs
-from .service import ConfidentialStatefulService, ConfidentialStatefulServiceArgs
-from .volume import EncryptedVolume, EncryptedVolumeArgs
 
 COMPONENTS: dict[str, tuple[type[Any], type[Any]]] = {
     component.__name__: (component, args)
@@ -251,6 +251,10 @@ def fields(cls: type[Any]) -> dict[str, tuple[Shape, str, bool]]:
     return result
 
 
+COMPONENTS_PACKAGE = "pulumi_sconify.components"
+"""Where the components are: an annotation of a class from elsewhere (Pulumi's own) is not an output."""
+
+
 @_per_class
 def outputs(component: type[Any]) -> dict[str, tuple[Shape, str]]:
     """Each output of a component class: its annotated attributes (and those it sets from a class
@@ -261,7 +265,7 @@ def outputs(component: type[Any]) -> dict[str, tuple[Shape, str]]:
         name: text
         for klass in reversed(component.__mro__)
         for name, text in getattr(klass, "__annotations__", {}).items()
-        if klass.__module__.startswith(__package__ or "")
+        if klass.__module__.startswith(COMPONENTS_PACKAGE)
     }
     for name, constant in vars(component).items():
         if dataclasses.is_dataclass(constant) and name not in annotations:
