@@ -161,6 +161,7 @@ def _serve(args: argparse.Namespace) -> int:
     from ..cas.intake.kubernetes import JwksSource, in_cluster_source  # noqa: PLC0415
     from ..cas.server.server import (  # noqa: PLC0415 - Twisted is only needed to serve
         ConnectionLimits,
+        ServeConfig,
         serve,
     )
 
@@ -190,20 +191,22 @@ def _serve(args: argparse.Namespace) -> int:
     }
     limits = ConnectionLimits(**{name: value for name, value in given.items() if value is not None})
     serve(
-        args.data_dir,
-        args.listen,
-        args.attest_listen,
-        args.host,
-        args.master_key_file,
-        args.ca_dir,
-        args.credential_lifetime or CREDENTIAL_LIFETIME,
-        kubernetes,
-        hardware,
-        limits,
-        database=_store_location(args),
-        recovery_keys=[_public_recovery_key(path) for path in args.recovery_key],
-        quotas=_quotas(args),
-        anchor=args.anchor,
+        ServeConfig(
+            data_dir=args.data_dir,
+            client_address=args.listen,
+            attest_address=args.attest_listen,
+            hosts=args.host,
+            master_key_file=args.master_key_file,
+            ca_directory=args.ca_dir,
+            credential_lifetime=args.credential_lifetime or CREDENTIAL_LIFETIME,
+            kubernetes=kubernetes,
+            hardware=hardware,
+            limits=limits,
+            database=_store_location(args),
+            recovery_keys=[_public_recovery_key(path) for path in args.recovery_key],
+            quotas=_quotas(args),
+            anchor=args.anchor,
+        )
     )
     return 0
 

@@ -13,7 +13,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -622,68 +622,80 @@ def _sign_origin(store: Store, master_key: bytes, pki: ServerPki) -> None:
     log("origin_signed", cas_id=cas_id(master_key))
 
 
-def serve(
-    data_dir: Path,
-    client_address: tuple[str, int],
-    attest_address: tuple[str, int],
-    hosts: list[str],
-    master_key_file: Path | None = None,
-    ca_directory: Path | None = None,
-    credential_lifetime: float = CREDENTIAL_LIFETIME,
-    kubernetes: tuple[str, JwksSource] | None = None,
-    hardware: HardwareTrust | None = None,
-    limits: ConnectionLimits | None = None,
-    quotas: Quotas | None = None,
-    anchor: Path | str | None = None,
-    database: Path | str | None = None,
-    recovery_keys: Sequence[X25519PublicKey] = (),
-) -> None:
-    """Run a CAS until SIGTERM or SIGINT: make or reuse its state in ``data_dir`` (its database there, or
-    at ``database``: a ``postgresql://`` URL, which replicas share), serve both APIs.
+@dataclass(frozen=True, kw_only=True)
+class ServeConfig:
+    """What a CAS is run with (``cas serve`` makes it from its flags)."""
 
-    ``recovery_keys``: the master key is sealed to each (and only these are kept; none given: the store's
-    are left as they are). ``ca_directory`` holds a CA made elsewhere (``ca.pem``, ``ca-key.pem``): the
-    server certificate is then issued by it, so clients pinned that CA before this CAS first started.
-    ``kubernetes`` is the issuer whose service-account tokens this CAS accepts as evidence, and where its
-    key set is read. ``anchor``: a second store where the audit head is kept (anchor.py)."""
+    data_dir: Path
+    """Its state: keys, TLS files, and the SQLite database unless :attr:`database` names another."""
+    client_address: tuple[str, int]
+    """Where the client API (mutual TLS: sessions) listens."""
+    attest_address: tuple[str, int]
+    """Where the attestation API (server TLS: runtimes) listens."""
+    hosts: list[str] = field(default_factory=list)
+    """Other DNS names or IPs the server certificate must be valid for."""
+    master_key_file: Path | None = None
+    """The 64-hex master key; default: ``$SCONIFY_CAS_MASTER_KEY``, else ``data_dir/master.key``."""
+    ca_directory: Path | None = None
+    """A CA made elsewhere (``ca.pem``, ``ca-key.pem``): the server certificate is issued by it, so clients
+    pinned that CA before this CAS first started."""
+    credential_lifetime: float = CREDENTIAL_LIFETIME
+    kubernetes: tuple[str, JwksSource] | None = None
+    """The issuer whose service-account tokens this CAS accepts as evidence, and where its key set is read."""
+    hardware: HardwareTrust | None = None
+    limits: ConnectionLimits | None = None
+    quotas: Quotas | None = None
+    anchor: Path | str | None = None
+    """A second store where the audit head is kept (``state/anchor.py``)."""
+    database: Path | str | None = None
+    """The database: a SQLite file, or a ``postgresql://`` URL that replicas share."""
+    recovery_keys: Sequence[X25519PublicKey] = ()
+    """The master key is sealed to each (and only these are kept; none given: the store's are left)."""
+
+
+def serve(config: ServeConfig) -> None:
+    """Run a CAS until SIGTERM or SIGINT: make or reuse its state, serve both APIs."""
     from ..clients.identity import cas_audience, ensure_server_pki  # noqa: PLC0415 - keep imports light for clients
     from ..state.store import load_master_key  # noqa: PLC0415
 
+    data_dir, hosts, ca_directory = config.data_dir, config.hosts, config.ca_directory
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)
-    master_key = load_master_key(data_dir, master_key_file)
+    master_key = load_master_key(data_dir, config.master_key_file)
     pki = ensure_server_pki(data_dir / "tls", hosts, ca_directory)
     (data_dir / CA_FILE).write_bytes(pki.ca_certificate.read_bytes())
-    store = Store(database if database is not None else data_dir / "cas.db", master_key, anchor)
+    store = Store(
+        config.database if config.database is not None else data_dir / "cas.db", master_key, config.anchor
+    )
     store.next_nonce_epoch()  # nonces issued before this start are void (see nonces.py)
     _sign_origin(store, master_key, pki)
-    if recovery_keys:
+    if config.recovery_keys:
         with store.transaction():
             present = store.recovery_copies()
             store.set_recovery_copies(
                 {
                     name: present.get(name) or seal_master_key(master_key, key)
-                    for name, key in ((fingerprint(key), key) for key in recovery_keys)
+                    for name, key in ((fingerprint(key), key) for key in config.recovery_keys)
                 }
             )
     issuer = None
-    if kubernetes is not None:
+    if config.kubernetes is not None:
         audience = cas_audience(pki.ca_certificate.read_bytes())
-        issuer = KubernetesIssuer(kubernetes[0], kubernetes[1], audience, log=log)
+        issuer = KubernetesIssuer(config.kubernetes[0], config.kubernetes[1], audience, log=log)
         issuer.start()
         log("kubernetes_issuer", issuer=issuer.issuer, audience=audience)
-    if hardware is not None:
+    if config.hardware is not None:
         log(
             "hardware_evidence",
-            snp_vcek_dir=str(hardware.vcek_directory or ""),
-            tdx_collateral=str(hardware.tdx_collateral or ""),
+            snp_vcek_dir=str(config.hardware.vcek_directory or ""),
+            tdx_collateral=str(config.hardware.tdx_collateral or ""),
         )
     service = CasService(
         store,
-        credential_lifetime=credential_lifetime,
+        credential_lifetime=config.credential_lifetime,
         kubernetes=issuer,
-        hardware=hardware,
-        quotas=quotas,
+        hardware=config.hardware,
+        quotas=config.quotas,
         parse_in_line=False,
     )
     workers = WorkerPool()
@@ -695,9 +707,9 @@ def serve(
             service,
             pki.certificate,
             pki.key,
-            client_address,
-            attest_address,
-            limits,
+            config.client_address,
+            config.attest_address,
+            config.limits,
             workers,
             limiters,
             contexts,
