@@ -26,8 +26,19 @@ HARDWARE_KINDS = (SEV_SNP, TDX, AZURE_CVM)
 
 
 def cas_host_and_port(address: str, default_port: int) -> tuple[str, int]:
-    """A CAS address as users write it, ``host`` or ``host:port``, with the API's port when none is given
-    (one rule for the runtime, the clients and the CLI). A bare IPv6 address, which has colons of its own,
-    is a host without a port."""
+    """A CAS address as users write it — ``host``, ``host:port``, ``[IPv6]`` or ``[IPv6]:port`` — with the
+    API's port when none is given (one rule for the runtime, the clients and the CLI). A bare IPv6 address,
+    which has colons of its own, is a host without a port. The host comes back without brackets."""
+    if address.startswith("["):
+        host, closed, rest = address[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            raise ValueError(f"{address!r}: expected [IPv6] or [IPv6]:PORT")
+        port = rest.removeprefix(":")
+        return host, int(port) if port else default_port
     host, _, port = address.rpartition(":") if address.count(":") == 1 else (address, "", "")
     return host or address, int(port) if port else default_port
+
+
+def url_host(host: str) -> str:
+    """``host`` as a URL writes it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host

@@ -16,7 +16,7 @@ import httpx
 
 from ...errors import CasError, CasNotTrustedError
 from ...http import OwnsHttpClient
-from ...vocabulary import ATTESTATION_PORT, CLIENT_PORT, cas_host_and_port
+from ...vocabulary import ATTESTATION_PORT, CLIENT_PORT, cas_host_and_port, url_host
 from .identity import ClientIdentity
 
 
@@ -27,7 +27,7 @@ def base_url(address: str, default_port: int) -> str:
     if address.startswith("http://"):
         raise ValueError("the CAS is reached over TLS only: use https:// or host:port")
     host, port = cas_host_and_port(address, default_port)
-    return f"https://{host}:{port}"
+    return f"https://{url_host(host)}:{port}"
 
 
 def pinned_context(ca_certificate: Path, identity: ClientIdentity | None = None) -> ssl.SSLContext:
