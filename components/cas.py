@@ -15,7 +15,7 @@ from ..engine.policy import DEFAULT_KUBERNETES_ISSUER
 from ..engine.vocabulary import ATTESTATION_PORT, CLIENT_PORT
 from ..provider.resources import CasKeys, CasRecoveryKey
 from .cluster import Placement
-from .kubernetes import object_resource, pending
+from .kubernetes import declare_stateful, pending
 from .naming import Children
 from .postgres import PostgresStore
 
@@ -223,20 +223,8 @@ class CasDeployment(pulumi.ComponentResource):
             placeholders[pending("store")] = args.store.url
             if args.store.ca_certificate is not None:
                 placeholders[pending("store-ca")] = args.store.ca_certificate
-        objects = cas_objects(plan)
-        statefulset_object = objects.pop("statefulset")
-        namespace = object_resource(*children("namespace"), objects.pop("namespace"))
-        # Everything in the namespace after it, the StatefulSet after everything it mounts or needs.
-        declared = {
-            child: object_resource(*children(child, depends_on=[namespace]), body, placeholders)
-            for child, body in objects.items()
-        }
-        statefulset = object_resource(
-            *children("statefulset", depends_on=[namespace, *declared.values()]),
-            statefulset_object,
-            placeholders,
-        )
-        exposed = declared["client-service"]
+        declared = declare_stateful(children, cas_objects(plan), placeholders)
+        statefulset, exposed = declared["statefulset"], declared["client-service"]
         external = pulumi.Output.from_input(args.external_host)
         port = args.node_port if args.service_type == "NodePort" else CLIENT_PORT
         # The address is known once the CAS is up (the provider waits for the StatefulSet to be ready):

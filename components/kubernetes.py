@@ -14,6 +14,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from .naming import Children
+
 _CLASSES: dict[tuple[str, str], Any] = {
     ("v1", "ConfigMap"): k8s.core.v1.ConfigMap,
     ("v1", "Namespace"): k8s.core.v1.Namespace,
@@ -60,6 +62,27 @@ def with_outputs(value: Any, placeholders: Mapping[str, pulumi.Input[Any]]) -> A
     if isinstance(value, list):
         return [with_outputs(item, placeholders) for item in value]
     return value
+
+
+def declare_stateful(
+    children: Children,
+    objects: Mapping[str, Mapping[str, Any]],
+    placeholders: Mapping[str, pulumi.Input[Any]] | None = None,
+) -> dict[str, pulumi.CustomResource]:
+    """Declare a stateful workload's objects (by child name: its ``namespace``, what the workload needs, and
+    its ``statefulset``): everything in the namespace after it, the StatefulSet after everything it mounts
+    or needs."""
+    rest = {child: body for child, body in objects.items() if child not in ("namespace", "statefulset")}
+    namespace = object_resource(*children("namespace"), objects["namespace"])
+    declared = {
+        child: object_resource(*children(child, depends_on=[namespace]), body, placeholders)
+        for child, body in rest.items()
+    }
+    needs = [namespace, *declared.values()]
+    statefulset = object_resource(
+        *children("statefulset", depends_on=needs), objects["statefulset"], placeholders
+    )
+    return {"namespace": namespace, **declared, "statefulset": statefulset}
 
 
 def object_resource(

@@ -17,7 +17,7 @@ import pulumi_random as random
 from ..engine.chart.cas_objects import PostgresPlan, postgres_objects
 from ..engine.errors import ArgumentsError
 from .cluster import Placement
-from .kubernetes import object_resource, pending
+from .kubernetes import declare_stateful, pending
 from .naming import Children
 
 POSTGRES_IMAGE = "docker.io/library/postgres:16-bookworm"
@@ -100,17 +100,8 @@ class InClusterPostgres(pulumi.ComponentResource):
             node_selector=args.placement.node_selector,
             tolerations=args.placement.tolerations,
         )
-        objects = postgres_objects(plan)
-        statefulset_object = objects.pop("statefulset")
-        namespace = object_resource(*children("namespace"), objects.pop("namespace"))
         placeholders = {pending("password"): password.result}
-        declared = [
-            object_resource(*children(child, depends_on=[namespace]), body, placeholders)
-            for child, body in objects.items()
-        ]
-        statefulset = object_resource(
-            *children("statefulset", depends_on=[namespace, *declared]), statefulset_object
-        )
+        statefulset = declare_stateful(children, postgres_objects(plan), placeholders)["statefulset"]
         # Known once the server is ready (the provider waits for the StatefulSet): the CAS starts after.
         url = statefulset.id.apply(lambda _: plan.url)
         self.store = PostgresStore(url=url, password=pulumi.Output.secret(password.result))

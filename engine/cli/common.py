@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import EXIT_INVALID, EXIT_USAGE, SconifyError
 from ..image.oci import DEFAULT_PLATFORM
@@ -45,8 +45,8 @@ class RenamedFlag(argparse.Action):
     the new flag. Added with ``help=argparse.SUPPRESS`` and ``default=argparse.SUPPRESS`` (so that it
     neither shows nor overwrites the new flag's default)."""
 
-    def __init__(self, option_strings: list[str], dest: str, *, new: str, **kwargs: object) -> None:
-        super().__init__(option_strings, dest, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, option_strings: list[str], dest: str, *, new: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, **kwargs)
         self.new = new
 
     def __call__(
