@@ -1,8 +1,8 @@
 """Where things lie inside a confidential image, and inside the CAS's: the one home of every in-image path.
 
 The sconifier writes these paths, the runtime reads them, fspf and the policy name them, and the chart mounts
-volumes there; a path written twice drifts. This module ships into confidential images with the runtime:
-standard library only (nothing at all, in fact).
+volumes there; a path written twice drifts. The runtime (``runtime/``, Go) has its own copy of the paths it
+reads, held to these by the shared test vectors (``tests/fixtures/runtime-vectors/layout.json``).
 """
 
 from __future__ import annotations
@@ -10,9 +10,7 @@ from __future__ import annotations
 RUNTIME_DIR = "/sconify"
 """The runtime's own directory: authenticated as a whole, and reserved (an image may not bring one)."""
 RUNTIME_ENTRYPOINT = f"{RUNTIME_DIR}/bin/sconify-run"
-"""The confidential image's entrypoint: starts the runtime, which starts the program."""
-RUNTIME_LIBRARY = f"{RUNTIME_DIR}/lib"
-"""The runtime's code and its dependencies (the bundle)."""
+"""The confidential image's entrypoint: the runtime (one static binary), which starts the program."""
 MEASUREMENT_PLAN = f"{RUNTIME_DIR}/measure.json"
 """What the runtime measures (program, regions, heap, stack); inside the measured region itself."""
 CAS_PIN = f"{RUNTIME_DIR}/cas-ca.pem"

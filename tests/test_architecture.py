@@ -1,15 +1,15 @@
 """The layers go one way — plugin → components → resources → engine — and what runs in images stays small.
 
 Read from the source (every import statement, module-level or not), so a lazy import inside a function
-cannot slip past: the engine imports neither Pulumi nor the packages above it; the runtime and fspf (copied
-whole into confidential images) import only the standard library, ``cryptography`` and each other; the
-resources import no component; the plugin, which serves both, is imported by neither.
+cannot slip past: the engine imports neither Pulumi nor the packages above it; the resources import no
+component; the plugin, which serves both, is imported by neither. What runs in confidential images is the Go
+runtime (``runtime/``): the standard library and ``golang.org/x/sys``, nothing else.
 """
 
 from __future__ import annotations
 
 import ast
-import sys
+import re
 from pathlib import Path
 
 import pytest
@@ -57,34 +57,51 @@ def test_the_engine_imports_nothing_above_it(path: Path) -> None:
             assert name.startswith(f"{PACKAGE}.engine"), f"{path}: imports {name}"
 
 
-IN_IMAGES = ("runtime", "fspf")
-IN_IMAGES_MODULES = ("errors", "layout", "vocabulary", "version")
-"""The engine's top-level modules the runtime bundle carries beside its two folders."""
-ALLOWED_IN_IMAGES = {"cryptography"}
+RUNTIME_DEPENDENCIES = {"golang.org/x/sys"}
+"""The only module the runtime may need beside Go's standard library (system calls the library lacks:
+extended attributes of links, ``ioctl``)."""
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        *(p for folder in IN_IMAGES for p in modules(f"engine/{folder}")),
-        *(REPOSITORY / "engine" / f"{name}.py" for name in IN_IMAGES_MODULES),
-    ],
-    ids=lambda p: str(p.relative_to(REPOSITORY)),
-)
-def test_what_runs_in_images_needs_only_the_standard_library_and_cryptography(path: Path) -> None:
-    inside = (
-        *(f"{PACKAGE}.engine.{folder}" for folder in IN_IMAGES),
-        *(f"{PACKAGE}.engine.{name}" for name in IN_IMAGES_MODULES),
-    )
-    for name in imports(path):
-        if top(name) == PACKAGE:
-            assert name.startswith(inside) or name == f"{PACKAGE}.engine", f"{path}: imports {name}"
-        else:
-            assert (
-                top(name) in sys.stdlib_module_names
-                or top(name) in ALLOWED_IN_IMAGES
-                or top(name) == "__future__"
-            ), f"{path}: imports {name}"
+def go_requirements(go_mod: str) -> set[str]:
+    """The modules a ``go.mod`` requires (both the one-line and the block form)."""
+    found: set[str] = set()
+    block = False
+    for line in go_mod.splitlines():
+        words = line.split("//")[0].split()
+        if words[:2] == ["require", "("]:
+            block = True
+        elif block and words == [")"]:
+            block = False
+        elif block and words:
+            found.add(words[0])
+        elif words[:1] == ["require"] and len(words) >= 3:
+            found.add(words[1])
+    return found
+
+
+def test_the_runtime_needs_only_go_and_its_system_calls() -> None:
+    requirements = go_requirements((REPOSITORY / "runtime" / "go.mod").read_text())
+    assert requirements == RUNTIME_DEPENDENCIES
+    # The probe: a further requirement, in either form, is seen.
+    assert go_requirements(
+        "require (\n\tgolang.org/x/sys v0.50.0\n\tgithub.com/x/y v1.0.0 // indirect\n)"
+    ) == {
+        "golang.org/x/sys",
+        "github.com/x/y",
+    }
+    assert go_requirements("require github.com/x/y v1.0.0") == {"github.com/x/y"}
+
+
+def test_the_runtime_imports_no_cgo_and_no_unknown_module() -> None:
+    """Static by construction: no ``import "C"``, and every import is the standard library, the runtime's own
+    packages or an allowed module."""
+    own = "github.com/pulumi-sconify/pulumi-sconify/runtime/"
+    for source in (REPOSITORY / "runtime").rglob("*.go"):
+        text = source.read_text()
+        for imported in re.findall(r'^\s*(?:[\w.]+\s+)?"([^"]+)"$', text, re.MULTILINE):
+            standard = "." not in imported.split("/")[0]
+            allowed = imported.startswith(own) or any(imported.startswith(m) for m in RUNTIME_DEPENDENCIES)
+            assert imported != "C" and (standard or allowed), f"{source}: imports {imported}"
 
 
 @pytest.mark.parametrize(
@@ -103,14 +120,6 @@ def test_no_component_imports_the_plugin(path: Path) -> None:
     above the components, and nothing below it imports it."""
     for name in imports(path):
         assert not name.startswith(f"{PACKAGE}.provider.plugin"), f"{path}: imports {name}"
-
-
-def test_the_runtime_bundle_carries_what_runs_in_images() -> None:
-    """What the checks above allow in images is what the sconifier copies into them."""
-    from pulumi_sconify.engine.image import bundle
-
-    assert set(bundle.ENGINE_PACKAGES) == set(IN_IMAGES)
-    assert {m.removesuffix(".py") for m in bundle.ENGINE_MODULES} | {"version"} == set(IN_IMAGES_MODULES)
 
 
 def test_the_package_links_are_the_folders() -> None:

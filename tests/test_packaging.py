@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import pulumi_sconify
+from pulumi_sconify.engine.runtime.binary import BINARIES
 from tests.support.paths import REPOSITORY
 
 
@@ -57,7 +58,12 @@ def test_wheel_holds_every_package_and_nothing_else(wheel: Path) -> None:
     assert packages == expected
     assert "pulumi_sconify/py.typed" in names
     assert "pulumi_sconify/engine/policy/counter-example.yaml" in names
-    assert not any(n.startswith(("tests/", "examples/", "benchmarks/")) for n in names)
+    assert not any(n.startswith(("tests/", "examples/", "benchmarks/", "runtime/")) for n in names)
+    # The runtime images carry, built (users of the wheel need no Go), and nothing of its sources.
+    for architecture in ("amd64", "arm64"):
+        name = f"pulumi_sconify/engine/runtime/bin/sconify-run-{architecture}"
+        assert zipfile.ZipFile(wheel).read(name) == (BINARIES / f"sconify-run-{architecture}").read_bytes()
+    assert not any(n.endswith(".go") for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "sconify = pulumi_sconify.engine.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 

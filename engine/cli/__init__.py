@@ -6,6 +6,8 @@ Each command group lives in a module of its own that adds its subcommands to the
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import sys
 from collections.abc import Sequence
 
@@ -34,9 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(_: argparse.Namespace) -> int:
-    from ..runtime.launcher import main as launch  # noqa: PLC0415 - only the runtime needs it
+    """The runtime binary for this machine, in this process's place (what an image's entrypoint runs)."""
+    from ..runtime.binary import runtime_binary  # noqa: PLC0415 - only this command needs it
 
-    return launch()
+    binary = runtime_binary(platform.machine())
+    os.execv(binary, [str(binary)])  # noqa: S606 - the runtime of this package, with no arguments
 
 
 def main(argv: Sequence[str] | None = None) -> int:

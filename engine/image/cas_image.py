@@ -3,7 +3,7 @@
 ``CasDeployment`` runs the open engine's CAS in a cluster; its image is made here, by the same image
 code as confidential images, so no Dockerfile or Docker daemon is involved. The layer holds
 ``/opt/sconify/lib``: wheels of the CAS's dependencies for the base image's Python, C library and
-architecture (from PyPI, cached, as for the runtime bundle) and this package's engine code (without the
+architecture (from PyPI, cached) and this package's engine code (without the
 Pulumi resources, which the CAS never imports). The entrypoint is ``python3 -m
 pulumi_sconify.engine.cli`` on the base image's own interpreter; the container runs as user 10001.
 """
@@ -21,7 +21,7 @@ from typing import Any
 from ..layout import CAS_DATA_DIRECTORY, CAS_LIBRARY
 from ..version import __version__
 from ..vocabulary import ATTESTATION_PORT, CLIENT_PORT
-from . import bundle
+from . import wheels
 from .layers import read_layer, write_tree_layer
 from .oci import OCI_CONFIG, OCI_LAYER_GZIP, Descriptor, ImageError, Platform, manifest_json
 from .reference import ImageReference
@@ -45,8 +45,8 @@ REQUIREMENTS = (
 GLIBC_REQUIREMENTS = ("dcap-qvl>=0.7",)
 """What the CAS imports only to verify TDX quotes, and PyPI has for glibc only: a CAS on a musl base
 verifies every other kind of evidence and says so if a policy asks for TDX."""
-LEFT_OUT = ("__pycache__", "*.pyc")
-"""The Pulumi resources need Pulumi; the CAS never imports them."""
+LEFT_OUT = ("__pycache__", "*.pyc", "bin")
+"""Bytecode, and the runtime binaries for confidential images (``runtime/bin``): the CAS runs none of them."""
 _PYTHON_FILES = re.compile(r"/usr(/local)?/(bin/python3(\.\d+)?|lib/python3\.\d+/os\.py)|/lib/ld-musl-[^/]+")
 
 
@@ -81,21 +81,21 @@ def build_cas_image(options: CasImageOptions, progress: Progress = lambda _: Non
                 rootfs.apply(read_layer(source.blob(layer), layer.media_type, f"base layer {index}"))
             architecture = str(base.config.get("architecture") or options.platform.architecture)
             try:
-                target = bundle.detect_target(rootfs.root, architecture, ("/usr/local", "/usr"))
+                target = wheels.detect_target(rootfs.root, architecture, ("/usr/local", "/usr"))
                 progress(
                     f"Python {target.python} ({target.libc}, {target.architecture}) at {target.executable}"
                 )
                 stage = scratch / "stage"
                 library = stage / CAS_LIBRARY.lstrip("/")
-                wheels = bundle.fetch_wheels(
+                fetched = wheels.fetch_wheels(
                     target,
                     requirements=REQUIREMENTS + (GLIBC_REQUIREMENTS if target.libc == "glibc" else ()),
                     with_dependencies=True,
                     name="cas",
                     progress=progress,
                 )
-                bundle.unpack_wheels(wheels, library)
-            except bundle.BundleError as error:
+                wheels.unpack_wheels(fetched, library)
+            except wheels.WheelsError as error:
                 raise ImageError(f"{options.base}: {error}") from None
             _copy_engine(library)
             for path in [stage, *(p for p in stage.rglob("*") if p.is_dir())]:

@@ -19,7 +19,6 @@ import hashlib
 import json
 import posixpath
 import shlex
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,14 +37,14 @@ from ..layout import (
     RESERVED,
     RUNTIME_DIR,
     RUNTIME_ENTRYPOINT,
-    RUNTIME_LIBRARY,
     VOLUME_STORAGE,
 )
 from ..policy.builder import DEFAULT_PATH
 from ..policy.model import VOLUME_NAME_RE, VOLUME_NAME_RULE
 from ..runtime import measure
+from ..runtime.binary import RuntimeMissingError, runtime_binary
 from ..version import __version__
-from . import bundle, cache
+from . import cache
 from .layers import (
     OPAQUE_WHITEOUT,
     WHITEOUT_PREFIX,
@@ -79,12 +78,6 @@ from .transport import (
 
 LIBRARY_DIRECTORIES = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib")
 """Authenticated when present: where shared libraries and interpreter modules live."""
-# The entrypoint: the image's own python3, isolated from the environment (-I) and writing no bytecode (-B:
-# a __pycache__ in a measured directory would change the measurement), on the runtime bundle.
-RUNTIME_LAUNCHER = f"""#!/bin/sh
-exec /usr/bin/python3 -I -B -c 'import sys; sys.path.insert(0, "{RUNTIME_LIBRARY}"); \\
-from pulumi_sconify.engine.runtime.launcher import main; sys.exit(main())'
-"""
 
 Progress = Callable[[str], None]
 
@@ -449,15 +442,14 @@ def _publish(
 def _stage_runtime(
     stage: Path, rootfs: RootFilesystem, options: SconifyOptions, architecture: str, progress: Progress
 ) -> None:
-    """Write what the new layer adds (besides /fspf) to ``stage`` and into the root file system."""
+    """Write what the new layer adds (besides /fspf) to ``stage`` and into the root file system: the runtime
+    binary for the image's architecture as its entrypoint, the CAS pin, the volumes' mount points."""
     try:
-        library = rootfs.root / RUNTIME_LIBRARY.lstrip("/")
-        target = bundle.detect_target(rootfs.root, architecture)
-        bundle.assemble(target, library, image_path=RUNTIME_LIBRARY, progress=progress)
-    except bundle.BundleError as error:
+        runtime = runtime_binary(architecture)
+    except RuntimeMissingError as error:
         raise ImageError(str(error)) from None
-    shutil.copytree(library, stage / RUNTIME_LIBRARY.lstrip("/"), symlinks=True)
-    files = {RUNTIME_ENTRYPOINT: (RUNTIME_LAUNCHER.encode(), 0o755)}
+    progress(f"runtime for {architecture} ({runtime.stat().st_size} bytes)")
+    files = {RUNTIME_ENTRYPOINT: (runtime.read_bytes(), 0o755)}
     if options.cas_ca_certificate:
         files[CAS_PIN] = (options.cas_ca_certificate, 0o644)
     directories = [f"{VOLUME_STORAGE}/{name}" for name, _ in options.volumes]

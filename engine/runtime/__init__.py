@@ -1,8 +1,8 @@
-"""What runs inside confidential containers: the image's entrypoint (``sconify run``).
+"""The runtime of confidential containers, from the engine's side.
 
-:mod:`.launcher` runs the steps — measure the image (:mod:`.measure`), attest to the CAS and fetch the
-configuration (:mod:`.cas`, with hardware evidence from :mod:`.hardware` and :mod:`.tpm`), verify and decrypt
-the protected regions, open the volumes, run the program and commit. :mod:`.protocol` is the vocabulary the
-runtime and the CAS share. Copied whole into images with ``fspf`` (by :mod:`..image.bundle`), so it imports
-only the standard library, ``cryptography`` and ``fspf``.
+What runs in a container is one static binary built from ``runtime/`` (Go), found by :mod:`.binary`. Here is
+the Python half of what it and the engine must compute alike — :mod:`.protocol` (the attestation exchange),
+:mod:`.measure` (the measurement the sconifier predicts and the runtime recomputes) — held together by shared
+test vectors; and the engine's own client of the attestation API (:mod:`.cas`, with evidence from
+:mod:`.hardware` and :mod:`.tpm`), which ``sconify evidence`` and the tests use.
 """

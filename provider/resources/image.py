@@ -13,7 +13,6 @@ import pulumi
 
 from ...engine.chart import WorkloadType
 from ...engine.fspf import generate_key
-from ...engine.image.bundle import ARCHITECTURES
 from ...engine.image.oci import DEFAULT_PLATFORM, ImageError, Platform
 from ...engine.image.reference import ImageReferenceError, parse_reference
 from ...engine.image.registry import RegistryError
@@ -31,6 +30,7 @@ from ...engine.policy import (
     validate_session,
 )
 from ...engine.policy.builder import DEFAULT_TOLERATE, sconified_session
+from ...engine.runtime.binary import ARCHITECTURES
 from .base import (
     PROVIDER_VERSION,
     Changes,

@@ -1,12 +1,13 @@
 """A running service loses nothing to its CAS: a kill -9 and restart, an outage of seconds, and credentials
-that expire while it runs. The runtime's own classes against a real CAS process, a real volume and a real
-child program that counts until the test tells it to stop; the test waits for states, never for time."""
+that expire while it runs. The Go runtime (through its harness) against a real CAS process, a real volume
+and a real child program that counts until the test tells it to stop; the test waits for states, never for
+time."""
 
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,10 +16,10 @@ import pytest
 from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
 from pulumi_sconify.engine.fspf import Volume
 from pulumi_sconify.engine.runtime.cas import VolumeAnchor
-from pulumi_sconify.engine.runtime.launcher import COMMIT_INTERVAL, commit_all, run
 from tests.support.cas import RunningCas
 from tests.support.policies import counter, namespace, text
 from tests.support.processes import wait_for
+from tests.support.runtime_harness import Harness
 
 pytestmark = pytest.mark.slow
 
@@ -57,60 +58,43 @@ def grants(cas: RunningCas) -> int:
 
 
 def test_a_service_loses_nothing_to_restarts_outages_and_expiry(
-    short_lived: RunningCas, tmp_path: Path
+    short_lived: RunningCas, harness_binary: Path, tmp_path: Path
 ) -> None:
     cas = short_lived
-    runtime = cas.runtime(patience=120)
-    (volume_config,) = runtime.attest()["configuration"]["volumes"]
-    workdir, stop = tmp_path / "plain", tmp_path / "stop"
-    workdir.mkdir()
-    volume = Volume.open(
-        tmp_path / "storage",
-        workdir,
-        name="V1",
-        key=bytes.fromhex(volume_config["key"]),
-        anchor=VolumeAnchor(runtime),
+    harness = Harness(
+        harness_binary, cas, "ns-1/python-session/python-service", tmp_path / "storage", tmp_path / "plain"
     )
-    configuration = {
-        "command": [sys.executable, "-c", PROGRAM, str(workdir / "count"), str(stop)],
-        "environment": {COMMIT_INTERVAL: "0.1"},
-    }
-    failures: list[BaseException] = []
+    stop = tmp_path / "stop"
+    count = harness.workdir / "count"
+    service = subprocess.Popen(
+        harness.command([sys.executable, "-c", PROGRAM, str(count), str(stop)], interval="0.1", patience=120),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: harness.generation() >= 3, "commits while running")
 
-    def meanwhile() -> None:
-        """What happens to the CAS while the service runs (the service runs on the main thread, where
-        the runtime forwards signals)."""
-        try:
-            wait_for(lambda: volume.generation >= 3, "commits while running")
+        cas.stop(signal.SIGKILL)  # a crash ...
+        cas.start()  # ... and a restart: the credential (stateless) still works
+        restarted_at = harness.generation()
+        wait_for(lambda: harness.generation() >= restarted_at + 3, "commits after a kill -9 and restart")
 
-            cas.stop(signal.SIGKILL)  # a crash ...
-            cas.start()  # ... and a restart: the credential (stateless) still works
-            restarted_at = volume.generation
-            wait_for(lambda: volume.generation >= restarted_at + 3, "commits after a kill -9 and restart")
+        cas.stop()  # an outage longer than a credential's life
+        written = int(count.read_text())
+        wait_for(lambda: int(count.read_text()) > written + 150, "the program counts on")
+        cas.start()
+        back_at = harness.generation()
+        wait_for(lambda: harness.generation() >= back_at + 3, "commits after the outage")
 
-            cas.stop()  # an outage longer than a credential's life
-            written = int((workdir / "count").read_text())
-            wait_for(lambda: int((workdir / "count").read_text()) > written + 150, "the program counts on")
-            cas.start()
-            back_at = volume.generation
-            wait_for(lambda: volume.generation >= back_at + 3, "commits after the outage")
-
-            renewed = grants(cas)
-            wait_for(lambda: grants(cas) >= renewed + 2, "credentials renewed while running")
-        except BaseException as failure:
-            failures.append(failure)
-        finally:
-            stop.touch()
-
-    events = threading.Thread(target=meanwhile)
-    events.start()
-    code = run(configuration, [volume])
-    events.join()
-    if failures:
-        raise failures[0]
-    assert code == 0
-    commit_all([volume])  # as the launcher does when the program has ended
-    last = int((workdir / "count").read_text())
+        renewed = grants(cas)
+        wait_for(lambda: grants(cas) >= renewed + 2, "credentials renewed while running")
+    finally:
+        stop.touch()
+        out, err = service.communicate(timeout=300)
+    assert service.returncode == 0, err
+    assert "[SCONIFY|FATAL]" not in err
+    last = int(count.read_text())
 
     # A new run of the service opens exactly what the program last wrote.
     again = cas.runtime()
@@ -125,3 +109,4 @@ def test_a_service_loses_nothing_to_restarts_outages_and_expiry(
         anchor=VolumeAnchor(again),
     )
     assert int((reopened / "count").read_text()) == last
+    assert out.split()[-2:] == ["generation", str(harness.generation())]

@@ -1,24 +1,24 @@
-"""Periodic commits of a long-running program's volumes (``SCONIFY_COMMIT_INTERVAL`` in the policy), with a
-real child program and a real volume; the anchor is in memory (the container tests use the CAS's)."""
+"""Periodic commits of a long-running program's volumes (``SCONIFY_COMMIT_INTERVAL`` in the policy): the Go
+runtime's supervision (through its harness) with a real child program, a real volume and a real CAS. The
+interval's own rules are the Go suite's (``launcher_test.go``)."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from pulumi_sconify.engine.fspf import InMemoryAnchor, Volume, generate_key
-from pulumi_sconify.engine.runtime.launcher import (
-    COMMIT_INTERVAL,
-    PeriodicCommitError,
-    RefusedError,
-    commit_interval,
-    run,
-)
+from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
+from pulumi_sconify.engine.fspf import Volume
+from pulumi_sconify.engine.runtime.cas import VolumeAnchor
+from tests.support.cas import RunningCas
+from tests.support.policies import counter, namespace, text
+from tests.support.processes import wait_for
+from tests.support.runtime_harness import Harness
+
+pytestmark = pytest.mark.slow
 
 # Writes a new count every 10 ms by rename (so every committed state holds a whole number) until the test
 # creates the stop file: the test waits for commits to happen, never for a number of seconds.
@@ -33,69 +33,71 @@ while not os.path.exists(stop):
     n += 1
     time.sleep(0.01)
 """
-
-
-def configuration(workdir: Path, stop: Path, interval: str | None) -> dict[str, object]:
-    environment = {COMMIT_INTERVAL: interval} if interval is not None else {}
-    return {
-        "command": [sys.executable, "-c", PROGRAM, str(workdir / "count"), str(stop)],
-        "environment": environment,
-    }
-
-
-def stop_when(condition: Callable[[], bool], stop: Path) -> threading.Thread:
-    """Create ``stop`` once ``condition`` holds; in a thread, since ``run`` installs signal handlers, which
-    only the main thread may."""
-
-    def watch() -> None:
-        while not condition():
-            time.sleep(0.01)
-        stop.touch()
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    return watcher
+CONFIG_ID = "ns-1/python-session/python-service"
 
 
 @pytest.fixture
-def volume(tmp_path: Path) -> Volume:
-    (tmp_path / "plain").mkdir()
-    return Volume.open(
-        tmp_path / "storage", tmp_path / "plain", name="V1", key=generate_key(), anchor=InMemoryAnchor()
-    )
+def harness(harness_binary: Path, cas: RunningCas, owner: ClientIdentity, tmp_path: Path) -> Harness:
+    with cas.client(owner) as client:
+        client.post_session(namespace())
+        client.post_session(text(counter()))
+    return Harness(harness_binary, cas, CONFIG_ID, tmp_path / "storage", tmp_path / "plain")
 
 
-def test_a_running_program_is_committed_periodically(volume: Volume, tmp_path: Path) -> None:
+def program(harness: Harness, stop: Path) -> list[str]:
+    return [sys.executable, "-c", PROGRAM, str(harness.workdir / "count"), str(stop)]
+
+
+def test_a_running_program_is_committed_periodically(harness: Harness, tmp_path: Path) -> None:
     stop = tmp_path / "stop"
-    stop_when(lambda: volume.generation >= 3, stop)
+    process = subprocess.Popen(
+        harness.command(program(harness, stop), interval="0.05"),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     # The program runs until three commits happened while it ran, so they were periodic ones.
-    assert run(configuration(tmp_path / "plain", stop, "0.05"), [volume]) == 0
-    assert volume.generation >= 3
-    assert (tmp_path / "plain" / "count").read_text().isdigit()
+    wait_for(lambda: harness.generation() >= 3, "three commits while the program runs")
+    stop.touch()
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert int(out.split()[-1]) >= 3
+    assert (harness.workdir / "count").read_text().isdigit()
 
 
-def test_without_an_interval_nothing_is_committed_while_running(volume: Volume, tmp_path: Path) -> None:
+def test_without_an_interval_nothing_is_committed_while_running(harness: Harness, tmp_path: Path) -> None:
     stop = tmp_path / "stop"
     stop.touch()  # one pass of the program's loop
-    assert run(configuration(tmp_path / "plain", stop, None), [volume]) == 0
-    assert volume.generation == 0
+    done = subprocess.run(
+        harness.command(program(harness, stop)), check=False, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["generation", "1"]  # the final commit only
 
 
-def test_a_conflicting_commit_stops_the_program(tmp_path: Path) -> None:
-    key, anchor = generate_key(), InMemoryAnchor()
-    for name in ("plain", "other"):
-        (tmp_path / name).mkdir()
-    ours = Volume.open(tmp_path / "storage", tmp_path / "plain", name="V1", key=key, anchor=anchor)
-    # Another pod opens the same volume and commits first: ours may no longer commit.
-    theirs = Volume.open(tmp_path / "storage", tmp_path / "other", name="V1", key=key, anchor=anchor)
-    (tmp_path / "other" / "theirs").write_text("1")
-    theirs.commit()
-    # No stop file ever: the program would run forever, so only the failed commit can end the run.
-    with pytest.raises(PeriodicCommitError, match="volume V1: commit failed"):
-        run(configuration(tmp_path / "plain", tmp_path / "never", "0.05"), [ours])
-
-
-@pytest.mark.parametrize("value", ["0", "-1", "soon", "nan", "inf"])
-def test_a_bad_interval_is_refused(value: str) -> None:
-    with pytest.raises(RefusedError, match=COMMIT_INTERVAL):
-        commit_interval({"environment": {COMMIT_INTERVAL: value}})
+def test_a_conflicting_commit_stops_the_program(harness: Harness, cas: RunningCas, tmp_path: Path) -> None:
+    """Another pod opens the same volume and commits while ours runs: ours may no longer commit, and its
+    program, which would run forever, is stopped."""
+    process = subprocess.Popen(
+        harness.command(program(harness, tmp_path / "never"), interval="0.05"),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if "volume V1 opened" in line:
+            break
+    theirs = cas.runtime()
+    (config,) = theirs.attest()["configuration"]["volumes"]
+    other = tmp_path / "other"
+    other.mkdir()
+    volume = Volume.open(
+        harness.storage, other, name="V1", key=bytes.fromhex(config["key"]), anchor=VolumeAnchor(theirs)
+    )
+    (other / "theirs").write_text("1")
+    volume.commit()
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 70
+    fatal = [line for line in err.splitlines() if line.startswith("[SCONIFY|FATAL]")]
+    assert len(fatal) == 1 and "volume V1: commit failed" in fatal[0], err
