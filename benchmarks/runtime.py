@@ -2,9 +2,11 @@
 against raw AES-256-GCM over the same bytes.
 
 1. Start-up: the native counter image and its confidential version, each run to completion in podman
-   (runc) five times; the median wall time of each, and the ratio; for the Debian (glibc) counter and the
-   musl one (Alpine's kind, see tests/support/images/musl.py). The confidential run measures the
-   image, attests to a local CAS, verifies and decrypts /code, opens and commits the volume.
+   (runc) five times; the median wall time of each, and the ratio; for the Debian (glibc) counter, the
+   musl one (Alpine's kind, see tests/support/images/musl.py), BusyBox alone and a scratch image with a
+   static Go counter (tests/support/images/minimal.py). The confidential run measures the image (its whole
+   root), attests to a local CAS, verifies and decrypts its encrypted directory, opens and commits the
+   volume. Then the runtime's own peak memory (the harness: attestation, volume, supervision of ``true``).
 2. Volumes of 1, 100 and 1000 MiB (one file): commit (encrypt, write, fsync, anchor swap in memory) and
    open (read, verify, decrypt into tmpfs), against AES-256-GCM over as many bytes in memory, and against
    the least an encrypted volume on the same disk must do (encrypt + write + fsync; read + decrypt).
@@ -30,10 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the counter i
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pulumi_sconify.engine.fspf import InMemoryAnchor, Volume, generate_key
+from pulumi_sconify.engine.runtime.binary import BINARIES
 from tests.support.cas import RunningCas, identity
 from tests.support.images.confidential_counter import PODMAN, ConfidentialCounter
 from tests.support.images.counter import TAG, counter_layout
+from tests.support.images.minimal import BUSYBOX_COUNTER, busybox_layout, static_layout
 from tests.support.images.musl import musl_counter_layout
+from tests.support.policies import counter as counter_policy, namespace, text
+from tests.support.runtime_harness import Harness, build_harness
 
 MIB = 1024 * 1024
 
@@ -51,12 +57,20 @@ def startup(base: Path) -> None:
     cas = RunningCas(base / "cas").start()
     try:
         print("start-up (median of 5 complete runs of the counter, podman included)")
-        for name, layout in (("Debian (glibc)", counter_layout()), ("musl", musl_counter_layout())):
+        images = (
+            ("Debian (glibc)", counter_layout(), "python3 /code/app.py", ("/code",)),
+            ("musl", musl_counter_layout(), "python3 /code/app.py", ("/code",)),
+            ("busybox", busybox_layout(), f"/bin/sh -c '{BUSYBOX_COUNTER}'", ()),
+            ("static (scratch)", static_layout(), "/counter", ("/conf",)),
+        )
+        for name, layout, program, dirs in images:
             directory = base / name.split()[0].lower()
             directory.mkdir()
             owner = identity(directory, "owner")
             namespace = f"ns-bench-{directory.name}"
-            counter = ConfidentialCounter(cas, owner, directory, namespace=namespace, native=layout)
+            counter = ConfidentialCounter(
+                cas, owner, directory, namespace=namespace, native=layout, program=program, dirs=dirs
+            )
             native_layout = directory / "native"  # podman cannot name an image by a path with a dot directory
             shutil.copytree(layout, native_layout)
             native = median_seconds([*PODMAN, "--tmpfs", "/V1", f"oci:{native_layout}:{TAG}"])
@@ -71,8 +85,37 @@ def startup(base: Path) -> None:
             for line in logged.stderr.splitlines():
                 if line.startswith("[SCONIFY|INFO]") and "(" in line:
                     print("      " + line.removeprefix("[SCONIFY|INFO] "))
+        runtime_memory(cas, base)
     finally:
         cas.stop()
+
+
+def runtime_memory(cas: RunningCas, base: Path) -> None:
+    """The runtime's own peak resident memory, as GNU time reports it for the harness (the runtime's code
+    for attestation, the volume and supervision) running ``true`` on a volume of the counter's policy."""
+    owner = identity(base, "memory-owner")
+    with cas.client(owner) as client:
+        client.post_session(namespace("ns-memory"))
+        client.post_session(text(counter_policy("ns-memory")))
+    harness = Harness(
+        build_harness(base),
+        cas,
+        "ns-memory/python-session/python-service",
+        base / "m-storage",
+        base / "m-plain",
+    )
+    measured = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", *harness.command(["/bin/true"])],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    print(
+        f"  the runtime's peak memory: {int(measured.stderr.split()[-1]) / 1024:.1f} MiB (harness, /bin/true)"
+    )
+    for architecture in ("amd64", "arm64"):
+        size = (BINARIES / f"sconify-run-{architecture}").stat().st_size
+        print(f"  image size added by the runtime ({architecture}): {size / 1e6:.1f} MB")
 
 
 def _best(step: Callable[[], float], repeats: int) -> float:

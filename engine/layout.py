@@ -45,3 +45,13 @@ CAS_STORE_CA_DIRECTORY = "/etc/sconify-cas/store-ca"
 
 RESERVED = (FSPF_DIR, RUNTIME_DIR, "/proc", "/sys", "/dev")
 """Paths an image's own regions, volumes and files may not overlap."""
+
+SYSTEM_DIRECTORIES = ("/dev", "/proc", "/sys")
+"""What the kernel and the container runtime mount: never the image's."""
+SCRATCH_DIRECTORIES = ("/run", "/tmp", "/var/run", "/var/tmp")  # noqa: S108 - paths in images, named
+"""Where programs write what need not last, and container runtimes mount (``/run/.containerenv``, a pod's
+``/var/run/secrets``): left unprotected, and made in an image that lacks them (a mount point that appears at
+start would be an unexpected entry of the authenticated root)."""
+CONTAINER_FILES = ("/etc/hostname", "/etc/hosts", "/etc/mtab", "/etc/resolv.conf")
+"""Files podman and the kubelet mount over the image's own, or make when the image has none (``/etc/mtab``):
+theirs to vouch for, not the image's."""

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..layout import FSPF_DIR
 from .metadata import Protection, Region
 from .paths import child, host_path, is_within, open_regular
 
@@ -78,6 +79,7 @@ def observe(root: Path, regions: tuple[Region, ...]) -> Observation:
     socket) in an authenticated region: nothing could vouch for it, and reading a pipe would block.
     """
     by_path = {region.path: region.protection for region in regions}
+    protected = tuple(r.path for r in regions if r.protection is not Protection.NOT_PROTECTED)
     stats: dict[str, os.stat_result] = {}
     links: dict[str, str] = {}
     protections: dict[str, Protection] = {}
@@ -85,7 +87,7 @@ def observe(root: Path, regions: tuple[Region, ...]) -> Observation:
     for walk_root in protected_roots(regions):
         location = os.fspath(host_path(root, walk_root))
         outer = region_of(walk_root, regions).protection
-        for path, where, info, protection in _walk(location, walk_root, outer, by_path):
+        for path, where, info, protection in _walk(location, walk_root, outer, by_path, protected):
             stats[path] = info
             protections[path] = protection
             if protection is not Protection.AUTHENTICATED:
@@ -99,13 +101,22 @@ def observe(root: Path, regions: tuple[Region, ...]) -> Observation:
     return Observation(regions, stats, links, _sha256_all(files), protections)
 
 
+Walked = Iterator[tuple[str, str, os.stat_result, Protection]]
+
+
 def _walk(
-    location: str, path: str, protection: Protection, regions: Mapping[str, Protection]
-) -> Iterator[tuple[str, str, os.stat_result, Protection]]:
+    location: str,
+    path: str,
+    protection: Protection,
+    regions: Mapping[str, Protection],
+    protected: tuple[str, ...],
+) -> Walked:
     """``path`` (unless ``/``) and what is below it: (path, host location, lstat, protection).
 
     The protection is carried down the walk (a child has its parent's unless a region starts at it),
-    instead of matching every path against every region.
+    instead of matching every path against every region. ``/fspf`` is not walked (the protection's own
+    metadata, checked by its own rules and never measured), nor is a directory left unprotected with no
+    protected region inside (``/proc``, ``/tmp``: nothing there is vouched for).
     """
     try:
         info = os.lstat(location)
@@ -113,22 +124,34 @@ def _walk(
         return
     if path != "/":
         yield path, location, info, protection
-    if stat.S_ISDIR(info.st_mode):
-        yield from _below(location, path, protection, regions)
+    if stat.S_ISDIR(info.st_mode) and _descend(path, protection, protected):
+        yield from _below(location, path, protection, regions, protected)
+
+
+def _descend(path: str, protection: Protection, protected: tuple[str, ...]) -> bool:
+    return protection is not Protection.NOT_PROTECTED or any(
+        inner != path and is_within(inner, path) for inner in protected
+    )
 
 
 def _below(
-    directory: str, parent: str, protection: Protection, regions: Mapping[str, Protection]
-) -> Iterator[tuple[str, str, os.stat_result, Protection]]:
+    directory: str,
+    parent: str,
+    protection: Protection,
+    regions: Mapping[str, Protection],
+    protected: tuple[str, ...],
+) -> Walked:
     with os.scandir(directory) as scan:
         entries = sorted(scan, key=lambda entry: entry.name)
     for entry in entries:
         path = child(parent, entry.name)
+        if path == FSPF_DIR:
+            continue
         inner = regions.get(path, protection)
         info = entry.stat(follow_symlinks=False)
         yield path, entry.path, info, inner
-        if stat.S_ISDIR(info.st_mode):
-            yield from _below(entry.path, path, inner, regions)
+        if stat.S_ISDIR(info.st_mode) and _descend(path, inner, protected):
+            yield from _below(entry.path, path, inner, regions, protected)
 
 
 def _sha256_all(files: list[tuple[str, str, int]]) -> dict[str, bytes]:

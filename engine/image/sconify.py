@@ -19,6 +19,7 @@ import hashlib
 import json
 import posixpath
 import shlex
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,10 +34,12 @@ from ..fspf.paths import check_tree_path, is_within
 from ..fspf.tree import Protected, protect_in_place
 from ..layout import (
     CAS_PIN,
+    CONTAINER_FILES,
     MEASUREMENT_PLAN,
     RESERVED,
-    RUNTIME_DIR,
     RUNTIME_ENTRYPOINT,
+    SCRATCH_DIRECTORIES,
+    SYSTEM_DIRECTORIES,
     VOLUME_STORAGE,
 )
 from ..policy.builder import DEFAULT_PATH
@@ -76,9 +79,6 @@ from .transport import (
     open_source,
 )
 
-LIBRARY_DIRECTORIES = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib")
-"""Authenticated when present: where shared libraries and interpreter modules live."""
-
 Progress = Callable[[str], None]
 
 
@@ -92,6 +92,10 @@ class SconifyOptions:
     binary: str | None = None
     dirs: tuple[str, ...] = ()
     authenticated: tuple[str, ...] = ()
+    """Paths authenticated inside what is otherwise left unprotected (the whole root is authenticated
+    already)."""
+    writable: tuple[str, ...] = ()
+    """Paths the program writes outside its volumes and the scratch directories, left unprotected."""
     volumes: tuple[tuple[str, str], ...] = ()
     config_id: str = ""
     cas_attestation_address: str = ""
@@ -120,7 +124,7 @@ class SconifyResult:
 
 def check_paths(options: SconifyOptions) -> None:
     """The options' paths and volume names as the sconifier takes them; raises ``ImageError`` naming one."""
-    for path in (*options.dirs, *options.authenticated, *(p for _, p in options.volumes)):
+    for path in (*options.dirs, *options.authenticated, *options.writable, *(p for _, p in options.volumes)):
         try:
             check_tree_path(path, path)
         except UsageError:
@@ -168,17 +172,30 @@ def _search_path(environment: list[str]) -> list[str]:
     return [directory for directory in search.split(":") if directory.startswith("/")]
 
 
-def _wanted(options: SconifyOptions, environment: list[str]) -> Callable[[str], bool]:
-    """Which files' content the scratch root file system needs: what will be protected, and where the
-    program may be found. Everything else is skipped while the layers are read."""
-    prefixes = (
-        *options.dirs,
-        *options.authenticated,
-        *LIBRARY_DIRECTORIES,
-        *_search_path(environment),
-        *([options.binary] if options.binary and options.binary.startswith("/") else []),
+def unprotected_paths(options: SconifyOptions) -> tuple[str, ...]:
+    """What the authenticated root leaves out: the kernel's and the container runtime's mounts, the scratch
+    directories, the volumes (their plaintext is a mount of its own, their ciphertext too) and what the
+    options name writable. Everything else of the image — ``/usr``, ``/etc``, ``/lib``, the program, its shell
+    and helpers — is authenticated: it is all the program may execute or read."""
+    paths = {
+        *SYSTEM_DIRECTORIES,
+        *SCRATCH_DIRECTORIES,
+        *CONTAINER_FILES,
+        VOLUME_STORAGE,
+        *(path for _, path in options.volumes),
+        *options.writable,
+    }
+    return tuple(sorted(paths))
+
+
+def _wanted(options: SconifyOptions) -> Callable[[str], bool]:
+    """Which files' content the scratch root file system needs: everything protected (the whole root, but
+    for what is left unprotected, unless authenticated again inside it)."""
+    unprotected = unprotected_paths(options)
+    return lambda path: (
+        not any(is_within(path, prefix) for prefix in unprotected)
+        or any(is_within(path, prefix) for prefix in options.authenticated)
     )
-    return lambda path: any(is_within(path, prefix) for prefix in prefixes)
 
 
 def _kept_blob(scratch: Path, layer: Descriptor) -> Path:
@@ -240,6 +257,7 @@ def _settings(options: SconifyOptions) -> dict[str, Any]:
         "binary": options.binary,
         "dirs": options.dirs,
         "authenticated": options.authenticated,
+        "writable": options.writable,
         "volumes": options.volumes,
         "config_id": options.config_id,
         "cas": options.cas_attestation_address,
@@ -324,7 +342,7 @@ def _unpack(
     """Step 1: the native image's root file system (what the sconifier needs of it), and for each layer
     whether it holds plaintext of an encrypted directory (that layer is rewritten without it)."""
     manifest = native.manifest
-    rootfs = RootFilesystem(scratch / "rootfs", _wanted(options, environment))
+    rootfs = RootFilesystem(scratch / "rootfs", _wanted(options))
     holds_plaintext: list[bool] = []
     for index, layer in enumerate(manifest.layers):
         progress(f"reading layer {index + 1}/{len(manifest.layers)} ({layer.size} bytes)")
@@ -354,15 +372,16 @@ def _protect_and_measure(
 ) -> tuple[Protected, str]:
     """Step 3: the regions protected (``/fspf`` written into ``stage``) and the measurement of what they
     authenticate."""
-    regions = [Region(directory, Protection.ENCRYPTED) for directory in options.dirs]
-    authenticated = {binary, RUNTIME_DIR, *options.authenticated}
-    authenticated |= {d for d in LIBRARY_DIRECTORIES if rootfs.lstat(d) is not None}
-    regions += [
-        Region(path, Protection.AUTHENTICATED)
-        for path in sorted(authenticated)
-        if not any(is_within(path, d) for d in options.dirs)
-    ]
-    regions.append(Region(VOLUME_STORAGE, Protection.NOT_PROTECTED))
+    regions = [Region("/", Protection.AUTHENTICATED)]
+    regions += [Region(directory, Protection.ENCRYPTED) for directory in options.dirs]
+    for path in unprotected_paths(options):
+        # A link in the image (Debian's /var/run -> /run) stays authenticated: where it points is the image's.
+        info = rootfs.lstat(path)
+        if info is None or not stat.S_ISLNK(info.st_mode):
+            regions.append(Region(path, Protection.NOT_PROTECTED))
+    regions += [Region(path, Protection.AUTHENTICATED) for path in options.authenticated]
+    if any(is_within(binary, path) for path in unprotected_paths(options)):
+        regions.append(Region(binary, Protection.AUTHENTICATED))  # the program is measured wherever it is
     # What the runtime measures, written before protection so that it is itself authenticated (and so
     # part of the measurement): it cannot read the FSPF metadata before the CAS gives it the key.
     plan = measure.plan_json(binary, regions, options.heap, options.stack)
@@ -454,6 +473,12 @@ def _stage_runtime(
         files[CAS_PIN] = (options.cas_ca_certificate, 0o644)
     directories = [f"{VOLUME_STORAGE}/{name}" for name, _ in options.volumes]
     directories += [path for _, path in options.volumes if rootfs.lstat(path) is None]
+    # Mount points the container runtime would otherwise make at start, inside the authenticated root.
+    # (A container file's directory, not the file: the runtime makes or mounts the file there.)
+    container_directories = {posixpath.dirname(path) for path in CONTAINER_FILES}
+    mount_points = (*SYSTEM_DIRECTORIES, *SCRATCH_DIRECTORIES, *sorted(container_directories))
+    made = [path for path in mount_points if not _present(rootfs, path)]
+    directories += made
     for base in (stage, rootfs.root):
         for path, (content, mode) in files.items():
             location = base / path.lstrip("/")
@@ -464,6 +489,15 @@ def _stage_runtime(
             (base / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
     for location in [stage, *[p for p in stage.rglob("*") if p.is_dir()]]:
         location.chmod(0o755)
+    for path in made:
+        if path.endswith("tmp"):  # /tmp and /var/tmp: anyone may write, only the owner may remove
+            for base in (stage, rootfs.root):
+                (base / path.lstrip("/")).chmod(0o1777)
+
+
+def _present(rootfs: RootFilesystem, path: str) -> bool:
+    """``path`` is in the image, itself or through a link on its way (Debian's ``/var/run``)."""
+    return rootfs.lstat(path) is not None or resolve_inside(rootfs.root, path, follow_last=True).exists()
 
 
 def _rewrite(

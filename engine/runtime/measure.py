@@ -12,11 +12,18 @@ Version 1 is the lower-case hex SHA-256 of ``b"sconify-measurement-v1\\n"`` foll
      "files": [[path, type, mode, size, sha256-or-link-target], ...],   # sorted by path
      "heap": "<--heap or empty>", "stack": "<--stack or empty>"}
 
-where ``files`` lists every entry of the image's authenticated regions: the binary, its libraries and
-interpreter modules, and the runtime itself. Content is hashed in the clear, so the measurement does
-not depend on the FSPF key: the same native image and options always measure the same. The runtime
-recomputes it at start, over the same regions, before it asks the CAS for anything; the CAS releases
-the configuration only for a measurement the policy lists.
+where ``files`` lists every entry of the image's authenticated regions — the whole root but for what is left
+unprotected: the binary, its libraries, its shell and helpers, ``/etc``, and the runtime itself — with one
+exception that keeps the measurement the same whoever the runtime runs as: what not everyone may read counts
+by its metadata only. A file whose mode does not let others read it is measured without its content (the
+hash is empty), and what lies below a directory others may not both list and enter is not listed at all.
+A runtime that runs as another user than the file's owner cannot read such a file, and neither can the
+program it starts as that user; verification after attestation checks every entry the runtime can reach
+against the sealed metadata, this content included when it can read it.
+
+Content is hashed in the clear, so the measurement does not depend on the FSPF key: the same native image
+and options always measure the same. The runtime recomputes it at start, over the same regions, before it
+asks the CAS for anything; the CAS releases the configuration only for a measurement the policy lists.
 """
 
 from __future__ import annotations
@@ -34,35 +41,64 @@ from ..layout import MEASUREMENT_PLAN
 DOMAIN = b"sconify-measurement-v1\n"
 
 
+OTHERS_READ = 0o004
+OTHERS_LIST_AND_ENTER = 0o005
+
+
+def _closed(directories: set[str], path: str) -> bool:
+    """``path`` lies below one of ``directories`` (those others may not list and enter)."""
+    parent = path.rsplit("/", 1)[0] or "/"
+    while parent != "/":
+        if parent in directories:
+            return True
+        parent = parent.rsplit("/", 1)[0] or "/"
+    return False
+
+
+def _rows(items: Iterable[tuple[str, str, int, int, str]]) -> list[list[object]]:
+    """Rows from ``(path, type, mode, size, sha256 or target)`` sorted by path, under the rule of what not
+    everyone may read (see the module)."""
+    rows: list[list[object]] = []
+    closed: set[str] = set()
+    for path, kind, mode, size, detail in items:
+        if _closed(closed, path):
+            continue
+        if kind == "dir" and mode & OTHERS_LIST_AND_ENTER != OTHERS_LIST_AND_ENTER:
+            closed.add(path)
+        hidden = kind == "file" and not mode & OTHERS_READ
+        rows.append([path, kind, mode, size, "" if hidden else detail])
+    return rows
+
+
 def rows_from_observation(observation: Observation) -> list[list[object]]:
     """``[path, type, mode, size, sha256 or target]`` for each authenticated entry of ``observation``."""
-    rows: list[list[object]] = []
+    items: list[tuple[str, str, int, int, str]] = []
     for path in sorted(observation.stats):
         if observation.protections[path] is not Protection.AUTHENTICATED:
             continue
         info = observation.stats[path]
+        mode = stat.S_IMODE(info.st_mode)
         if stat.S_ISLNK(info.st_mode):
-            rows.append([path, "symlink", 0o777, 0, observation.links[path]])
+            items.append((path, "symlink", 0o777, 0, observation.links[path]))
         elif stat.S_ISDIR(info.st_mode):
-            rows.append([path, "dir", stat.S_IMODE(info.st_mode), 0, ""])
+            items.append((path, "dir", mode, 0, ""))
         else:
-            rows.append(
-                [path, "file", stat.S_IMODE(info.st_mode), info.st_size, observation.digests[path].hex()]
-            )
-    return rows
+            digest = observation.digests.get(path)
+            items.append((path, "file", mode, info.st_size, digest.hex() if digest else ""))
+    return _rows(items)
 
 
 def rows_from_entries(entries: Iterable[Entry]) -> list[list[object]]:
-    """The same rows as :func:`describe`, from FSPF entries that carry their content digests."""
-    rows: list[list[object]] = []
+    """The same rows as :func:`rows_from_observation`, from FSPF entries that carry their content digests."""
+    items: list[tuple[str, str, int, int, str]] = []
     for entry in sorted(entries, key=lambda e: e.path):
         if entry.type == "symlink":
-            rows.append([entry.path, "symlink", 0o777, 0, entry.target or ""])
+            items.append((entry.path, "symlink", 0o777, 0, entry.target or ""))
         elif entry.type == "dir":
-            rows.append([entry.path, "dir", entry.mode, 0, ""])
+            items.append((entry.path, "dir", entry.mode, 0, ""))
         else:
-            rows.append([entry.path, "file", entry.mode, entry.size, entry.digest.hex()])
-    return rows
+            items.append((entry.path, "file", entry.mode, entry.size, entry.digest.hex()))
+    return _rows(items)
 
 
 def measurement(binary: str, rows: list[list[object]], heap: str = "", stack: str = "") -> str:

@@ -235,16 +235,21 @@ def test_runs_as_the_charts_non_root_user_on_a_read_only_root(
     cas: RunningCas, owner: ClientIdentity, tmp_path: Path
 ) -> None:
     """As the chart's security context runs it: user 10001, read-only root file system, memory mounts the
-    user may write (Kubernetes' memory emptyDirs are), the claim's directory world-writable (hostPath)."""
+    user may write (Kubernetes' memory emptyDirs are), the claim's directory world-writable (hostPath).
+    ``--passwd=false``: podman otherwise mounts an /etc/passwd and /etc/group of its own with the user added,
+    which the authenticated root refuses (a kubelet changes neither)."""
     counter = ConfidentialCounter(cas, owner, tmp_path, namespace="ns-non-root")
     counter.storage.chmod(0o777)
-    as_the_chart = ("--user", "10001:10001", "--read-only")
+    as_the_chart = ("--user", "10001:10001", "--read-only", "--passwd=false")
     assert count(counter.run(*as_the_chart, memory="rw,U")) == 0
     assert count(counter.run(*as_the_chart, memory="rw,U")) == 1
     # Memory the user may not write: one FATAL line naming the path, not a traceback; nothing lost.
     refused = counter.run(*as_the_chart)
     assert "/code/app.py: Permission denied" in fatal_line(refused)
     assert count(counter.run(*as_the_chart, memory="rw,U")) == 2
+    # podman's own /etc/passwd (the user added) is not the image's: refused before any key is given.
+    changed = counter.run("--user", "10001:10001", "--read-only", memory="rw,U")
+    assert "measurement not permitted by the policy" in fatal_line(changed)
 
 
 def test_bypassing_the_runtime_gets_no_plaintext(counting: ConfidentialCounter) -> None:

@@ -7,7 +7,8 @@ them to the same result (``runtime/internal/*/vectors_test.go``).
 Every vector is deterministic (fixed keys, derived nonces) except the committed volume, whose keys and
 names are random by design: it is written once and only read since.
 
-    python -m tests.support.runtime_vectors          # write them (after a deliberate format change)
+    python -m tests.support.runtime_vectors          # write them (after a deliberate format change;
+                                                     # the volume only when tests/fixtures/.../volume is gone)
 """
 
 from __future__ import annotations
@@ -137,10 +138,54 @@ def measurement_vector() -> list[dict[str, Any]]:
                 "heap": "64M" if index else "",
                 "stack": "",
                 "rows": [_hex_strings(row) for row in rows],
-                "measurement": measure.measurement("/usr/bin/python3", rows, "64M" if index else "", ""),
+                "measurement": measure.measurement(
+                    "/usr/bin/python3", measure.rows_from_entries(_entries(rows)), "64M" if index else "", ""
+                ),
             }
         )
+    # What not everyone may read counts by its metadata only: a closed directory's content is left out, an
+    # unreadable file's hash is empty (the same measurement whoever the runtime runs as).
+    rows = [
+        ["/etc/shadow", "file", 0o640, 900, _key("shadow").hex()],
+        ["/root", "dir", 0o700, 0, ""],
+        ["/root/.profile", "file", 0o644, 10, _key("profile").hex()],
+        ["/srv", "dir", 0o711, 0, ""],
+        ["/srv/app", "file", 0o755, 10, _key("app").hex()],
+    ]
+    cases.append(
+        {
+            "binary": "/srv/app",
+            "heap": "",
+            "stack": "",
+            "rows": [_hex_strings(row) for row in rows],
+            "measurement": measure.measurement("/srv/app", measure.rows_from_entries(_entries(rows)), "", ""),
+        }
+    )
     return cases
+
+
+def _entries(rows: list[list[object]]) -> list[Entry]:
+    """Authenticated entries as the sconifier seals them, from ``[path, type, mode, size, detail]`` rows."""
+    entries = []
+    for path, kind, mode, size, detail in rows:
+        if kind == "symlink":
+            entries.append(
+                Entry(str(path), "symlink", Protection.AUTHENTICATED, mode=0o777, target=str(detail))
+            )
+        elif kind == "dir":
+            entries.append(Entry(str(path), "dir", Protection.AUTHENTICATED, mode=int(str(mode))))
+        else:
+            entries.append(
+                Entry(
+                    str(path),
+                    "file",
+                    Protection.AUTHENTICATED,
+                    mode=int(str(mode)),
+                    size=int(str(size)),
+                    digest=bytes.fromhex(str(detail)),
+                )
+            )
+    return entries
 
 
 def _hex_strings(row: list[object]) -> list[object]:
@@ -323,7 +368,8 @@ def render(value: Any) -> str:
 def main() -> int:
     for name, value in deterministic().items():
         (VECTORS / name).write_text(render(value))
-    shutil.rmtree(VECTORS / "volume", ignore_errors=True)
+    if VOLUME_STATE.exists():
+        return 0  # the committed volume is written once (its keys are random) and only read since
     state = write_volume(VECTORS / "volume")
     shutil.rmtree(VECTORS / "volume" / "plain")
     files = [

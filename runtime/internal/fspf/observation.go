@@ -2,12 +2,16 @@ package fspf
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/pulumi-sconify/pulumi-sconify/runtime/internal/layout"
 )
@@ -107,15 +111,18 @@ type SpecialFileError struct{ Path string }
 
 func (e *SpecialFileError) Error() string { return e.Path + ": a special file in authenticated region" }
 
-// Observe walks the protected regions of root once and hashes what is authenticated.
+// Observe walks the protected regions of root once and hashes what is authenticated. /fspf is not walked
+// (the protection's own metadata, checked by its own rules and never measured), nor is a directory left
+// unprotected with no protected region inside (/proc, /tmp: nothing there is vouched for).
 func Observe(root string, regions []Region) (*Observation, error) {
-	byPath := map[string]string{}
+	w := &observer{byPath: map[string]string{}, o: &Observation{Regions: regions, Stats: map[string]Stat{},
+		Links: map[string]string{}, Protections: map[string]string{}}}
 	for _, region := range regions {
-		byPath[region.Path] = region.Protection
+		w.byPath[region.Path] = region.Protection
+		if region.Protection != ProtectionNone {
+			w.protected = append(w.protected, region.Path)
+		}
 	}
-	o := &Observation{Regions: regions, Stats: map[string]Stat{}, Links: map[string]string{},
-		Protections: map[string]string{}}
-	var files []WalkEntry
 	for _, walkRoot := range ProtectedRoots(regions) {
 		location := HostPath(root, walkRoot)
 		info, err := lstat(location)
@@ -125,54 +132,99 @@ func Observe(root string, regions []Region) (*Observation, error) {
 			}
 			return nil, err
 		}
-		outer := RegionOf(walkRoot, regions).Protection
-		entries := []WalkEntry{}
+		protection := RegionOf(walkRoot, regions).Protection
 		if walkRoot != "/" {
-			entries = append(entries, WalkEntry{walkRoot, location, info})
-		}
-		if info.isDir() {
-			below, err := Walk(root, walkRoot)
-			if err != nil {
+			if err := w.record(walkRoot, location, info, protection); err != nil {
 				return nil, err
 			}
-			entries = append(entries, below...)
 		}
-		// The protection is carried down the walk: a child has its parent's unless a region starts at it.
-		protectionOf := map[string]string{walkRoot: outer}
-		for _, entry := range entries {
-			protection, starts := byPath[entry.Path]
-			if !starts {
-				protection = protectionOf[parentOf(entry.Path)]
-			}
-			if entry.Stat.isDir() {
-				protectionOf[entry.Path] = protection
-			}
-			o.Order = append(o.Order, entry.Path)
-			o.Stats[entry.Path] = entry.Stat
-			o.Protections[entry.Path] = protection
-			if protection != ProtectionAuth {
-				continue
-			}
-			switch {
-			case entry.Stat.isReg():
-				files = append(files, entry)
-			case entry.Stat.isLink():
-				target, err := os.Readlink(entry.Location)
-				if err != nil {
-					return nil, err
-				}
-				o.Links[entry.Path] = target
-			case !entry.Stat.isDir():
-				return nil, &SpecialFileError{entry.Path}
+		if info.isDir() && w.descend(walkRoot, protection) {
+			if err := w.below(location, walkRoot, protection); err != nil {
+				return nil, err
 			}
 		}
 	}
-	digests, err := sha256All(files)
+	digests, err := sha256All(w.files)
 	if err != nil {
 		return nil, err
 	}
-	o.Digests = digests
-	return o, nil
+	w.o.Digests = digests
+	return w.o, nil
+}
+
+type observer struct {
+	byPath    map[string]string
+	protected []string
+	o         *Observation
+	files     []WalkEntry
+}
+
+func (w *observer) descend(path, protection string) bool {
+	if protection != ProtectionNone {
+		return true
+	}
+	for _, inner := range w.protected {
+		if inner != path && IsWithin(inner, path) {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *observer) below(directory, parent, protection string) error {
+	names, err := readNames(directory)
+	if errors.Is(err, unix.EACCES) {
+		return nil // closed to this runtime's user, and so to its program: measured by its metadata only
+	}
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		path := child(parent, name)
+		if path == layout.FspfDir {
+			continue
+		}
+		location := filepath.Join(directory, name)
+		info, err := lstat(location)
+		if err != nil {
+			return err
+		}
+		inner, starts := w.byPath[path]
+		if !starts {
+			inner = protection // carried down: a child has its parent's unless a region starts at it
+		}
+		if err := w.record(path, location, info, inner); err != nil {
+			return err
+		}
+		if info.isDir() && w.descend(path, inner) {
+			if err := w.below(location, path, inner); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (w *observer) record(path, location string, info Stat, protection string) error {
+	w.o.Order = append(w.o.Order, path)
+	w.o.Stats[path] = info
+	w.o.Protections[path] = protection
+	if protection != ProtectionAuth {
+		return nil
+	}
+	switch {
+	case info.isReg():
+		w.files = append(w.files, WalkEntry{path, location, info})
+	case info.isLink():
+		target, err := os.Readlink(location)
+		if err != nil {
+			return err
+		}
+		w.o.Links[path] = target
+	case !info.isDir():
+		return &SpecialFileError{path}
+	}
+	return nil
 }
 
 func parentOf(path string) string {
@@ -201,6 +253,9 @@ func sha256All(files []WalkEntry) (map[string][]byte, error) {
 			buffer := make([]byte, 1<<20)
 			for file := range work {
 				digest, err := sha256File(file.Location, buffer)
+				if errors.Is(err, unix.EACCES) {
+					continue // unreadable to this runtime's user, and so to its program
+				}
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = err

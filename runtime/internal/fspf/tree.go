@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/pulumi-sconify/pulumi-sconify/runtime/internal/layout"
 )
 
@@ -303,6 +305,10 @@ func verifyAuthenticated(tree string, manifest *Manifest, entry *Entry, observat
 			}
 		}
 	}
+	if !present && closedToUs(location) {
+		// Below a directory this runtime's user may not enter: its program cannot reach it either.
+		return nil
+	}
 	if !present {
 		return integrity("Verification of %s failed: the %s is missing", entry.Path, entry.Type)
 	}
@@ -338,9 +344,18 @@ func verifyAuthenticated(tree string, manifest *Manifest, entry *Entry, observat
 		}
 	}
 	source, err := OpenRegular(location)
+	if errors.Is(err, unix.EACCES) {
+		return nil // its owner and mode are the sealed ones, and they let neither this runtime nor its program read it
+	}
 	if err != nil {
 		return err
 	}
 	defer source.Close()
 	return VerifyAuthenticatedFile(entry.Key, entry.Path, newReader(source), entry.Size, manifest.ChunkSize, entry.Tags)
+}
+
+// closedToUs tells whether location cannot be reached by this process for want of permission on the way.
+func closedToUs(location string) bool {
+	var st unix.Stat_t
+	return errors.Is(unix.Lstat(location, &st), unix.EACCES)
 }

@@ -63,7 +63,15 @@ func ReadPlan(root string) (*Plan, error) {
 	return &Plan{Binary: *raw.Binary, Heap: *raw.Heap, Stack: *raw.Stack, Regions: normalised}, nil
 }
 
-// Rows are [path, type, mode, size, sha256 or target] of each authenticated entry, sorted by path.
+const (
+	othersRead         = 0o004
+	othersListAndEnter = 0o005
+)
+
+// Rows are [path, type, mode, size, sha256 or target] of each authenticated entry, sorted by path. What not
+// everyone may read counts by its metadata only, so that the measurement is the same whoever the runtime runs
+// as: a file others may not read has an empty hash, and what lies below a directory others may not both
+// list and enter is left out (engine/runtime/measure.py states the rule).
 func Rows(o *fspf.Observation) []any {
 	paths := make([]string, 0, len(o.Stats))
 	for path := range o.Stats {
@@ -73,18 +81,40 @@ func Rows(o *fspf.Observation) []any {
 	}
 	sort.Strings(paths)
 	rows := make([]any, 0, len(paths))
+	closed := map[string]bool{}
 	for _, path := range paths {
+		if below(closed, path) {
+			continue
+		}
 		info := o.Stats[path]
+		mode := int(info.Mode & 0o7777)
 		switch info.Mode & 0o170000 {
 		case 0o120000:
 			rows = append(rows, []any{path, "symlink", 0o777, 0, o.Links[path]})
 		case 0o040000:
-			rows = append(rows, []any{path, "dir", int(info.Mode & 0o7777), 0, ""})
+			if mode&othersListAndEnter != othersListAndEnter {
+				closed[path] = true
+			}
+			rows = append(rows, []any{path, "dir", mode, 0, ""})
 		default:
-			rows = append(rows, []any{path, "file", int(info.Mode & 0o7777), info.Size, hex.EncodeToString(o.Digests[path])})
+			digest := hex.EncodeToString(o.Digests[path])
+			if mode&othersRead == 0 {
+				digest = ""
+			}
+			rows = append(rows, []any{path, "file", mode, info.Size, digest})
 		}
 	}
 	return rows
+}
+
+// below tells whether path lies below one of the closed directories.
+func below(closed map[string]bool, path string) bool {
+	for parent := filepath.Dir(path); parent != "/" && parent != "."; parent = filepath.Dir(parent) {
+		if closed[parent] {
+			return true
+		}
+	}
+	return false
 }
 
 // Measurement is the measurement for binary over rows.

@@ -50,6 +50,8 @@ class ConfidentialCounter:
         namespace: str = "ns-e2e",
         native: Path | None = None,
         kubernetes: KubernetesIdentity | None = None,
+        program: str = "python3 /code/app.py",
+        dirs: tuple[str, ...] = ("/code",),
     ) -> None:
         """``native``: the OCI layout of the native counter (default: the Debian one). The policy pins
         ``kubernetes`` as the workload identity; without one it accepts insecure software evidence, as
@@ -61,15 +63,16 @@ class ConfidentialCounter:
         options = SconifyOptions(
             source=parse_reference(f"oci:{native or counter_layout()}:{TAG}"),
             destination=parse_reference(self.image),
-            command="python3 /code/app.py",
+            command=program,
             fspf_key=key,
             service="python-service",
-            dirs=("/code",),
+            dirs=dirs,
             volumes=(("V1", "/V1"),),
             config_id=f"{namespace}/python-session/python-service",
             cas_attestation_address=cas.attest_address,
             cas_ca_certificate=cas.ca.read_bytes(),
         )
+        self.dirs = dirs
         self.result: SconifyResult = sconify(options, self.progress.append)
         session = sconified_session(
             namespace=namespace,
@@ -95,13 +98,13 @@ class ConfidentialCounter:
         return ("-v", f"{token_file}:{KUBERNETES_TOKEN}:ro")
 
     def command(self, *options: str, arguments: tuple[str, ...] = (), memory: str = "") -> list[str]:
-        """The podman command line of one run: memory for /code and /V1, the volume's ciphertext mounted;
-        ``options`` go to podman, ``arguments`` to the container, ``memory`` to both tmpfs mounts."""
+        """The podman command line of one run: memory for the encrypted directories and /V1, the volume's
+        ciphertext mounted; ``options`` go to podman, ``arguments`` to the container, ``memory`` to every
+        tmpfs mount."""
         suffix = f":{memory}" if memory else ""
         return [
             *PODMAN,
-            "--tmpfs",
-            "/code" + suffix,
+            *(part for directory in self.dirs for part in ("--tmpfs", directory + suffix)),
             "--tmpfs",
             "/V1" + suffix,
             "-v",

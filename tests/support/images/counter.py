@@ -73,8 +73,18 @@ def _layer(source: Path, target: Path, prefix: str = "") -> tuple[str, str, int]
     return _digest_file(target), diff_id, target.stat().st_size
 
 
-def write_layout(layout: Path, trees: list[Path], history: list[str]) -> None:
-    """An OCI layout at ``layout`` (tag :data:`TAG`) with one layer per tree and the counter's command."""
+DEBIAN_PATH = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"]
+
+
+def write_layout(
+    layout: Path,
+    trees: list[Path],
+    history: list[str],
+    command: list[str] | None = None,
+    environment: list[str] | None = None,
+) -> None:
+    """An OCI layout at ``layout`` (tag :data:`TAG`) with one layer per tree, ``command`` (by default the
+    counter's) and ``environment`` (by default Debian's ``PATH``)."""
     blobs = layout / "blobs" / "sha256"
     blobs.mkdir(parents=True)
     layers = []
@@ -87,11 +97,8 @@ def write_layout(layout: Path, trees: list[Path], history: list[str]) -> None:
             "architecture": "amd64",
             "os": "linux",
             "config": {
-                "Env": [
-                    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                    "LANG=C.UTF-8",
-                ],
-                "Cmd": ["python3", "/code/app.py"],
+                "Env": DEBIAN_PATH if environment is None else environment,
+                "Cmd": command or ["python3", "/code/app.py"],
                 "WorkingDir": "/",
             },
             "rootfs": {"type": "layers", "diff_ids": [diff_id for _, diff_id, _ in layers]},
