@@ -135,11 +135,19 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="reuse this FSPF key (64 hex), or create it with mode 600; same key, same digest",
     )
     parser.add_argument(
+        "--writable",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a path the program writes besides its volumes and /tmp, /run: left unprotected (repeatable; "
+        "the rest of the image root is authenticated)",
+    )
+    parser.add_argument(
         "--authenticated",
         action="append",
         default=[],
         metavar="PATH",
-        help="another path to authenticate (repeatable)",
+        help="authenticate a path inside one left unprotected (repeatable)",
     )
     attestation = parser.add_argument_group(
         "attestation",
@@ -245,6 +253,7 @@ def _image(args: argparse.Namespace) -> int:
         binary=args.binary,
         dirs=tuple(args.dirs),
         authenticated=tuple(args.authenticated),
+        writable=tuple(args.writable),
         volumes=tuple(volumes),
         config_id=config_id(namespace, session, args.service_name),
         cas_attestation_address=attest_address,

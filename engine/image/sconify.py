@@ -473,6 +473,7 @@ def _stage_runtime(
         files[CAS_PIN] = (options.cas_ca_certificate, 0o644)
     directories = [f"{VOLUME_STORAGE}/{name}" for name, _ in options.volumes]
     directories += [path for _, path in options.volumes if rootfs.lstat(path) is None]
+    directories += [path for path in options.writable if not _present(rootfs, path)]
     # Mount points the container runtime would otherwise make at start, inside the authenticated root.
     # (A container file's directory, not the file: the runtime makes or mounts the file there.)
     container_directories = {posixpath.dirname(path) for path in CONTAINER_FILES}

@@ -291,3 +291,38 @@ def test_the_runtime_recomputes_the_measurement(native: Registry, tmp_path: Path
     plan = root / "sconify/measure.json"
     plan.write_text(plan.read_text().replace('"256M"', '"1G"'))
     assert measure_root(root) != result.mrenclave
+
+
+def test_the_whole_root_is_authenticated_but_what_is_left_writable(native: Registry, tmp_path: Path) -> None:
+    """Outside the program's directories too: a file added under /etc is refused; the scratch directories,
+    the container runtime's files and a path named writable change nothing."""
+    from pulumi_sconify.engine.fspf import IntegrityError
+    from pulumi_sconify.engine.image.layers import read_layer
+    from pulumi_sconify.engine.image.rootfs import RootFilesystem
+    from pulumi_sconify.engine.image.transport import RegistryOptions, open_source
+    from pulumi_sconify.engine.runtime.measure import measure_root
+
+    key = generate_key()
+    result = run(native, key, writable=("/srv/state",))
+    source = open_source(result.image, RegistryOptions())
+    resolved = source.resolve(options(native, key).platform)
+    rootfs = RootFilesystem(tmp_path / "rootfs")
+    for index, layer in enumerate(resolved.manifest.layers):
+        rootfs.apply(read_layer(source.blob(layer), layer.media_type, f"layer {index}"))
+    rootfs.finish()
+    source.close()
+    root, tag = rootfs.root, bytes.fromhex(result.fspf_tag)
+    for made in ("proc", "run", "var/run", "var/tmp", "dev", "sys"):  # mount points, made in the new layer
+        assert (root / made).is_dir(), made
+    assert (root / "srv" / "state").is_dir()  # made in the new layer, as a volume's path is
+    (root / "srv" / "state" / "written").write_text("the program's\n")
+    (root / "tmp" / "scratch").write_text("anyone's\n")
+    (root / "etc" / "hostname").write_text("the container runtime's\n")
+    verify_tree(root, key, tag)
+    assert measure_root(root) == result.mrenclave
+    (root / "etc" / "ld.so.preload").write_text("/tmp/evil.so\n")
+    with pytest.raises(
+        IntegrityError, match="/etc/ld.so.preload failed: unexpected entry in authenticated region /"
+    ):
+        verify_tree(root, key, tag)
+    assert measure_root(root) != result.mrenclave
