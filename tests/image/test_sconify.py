@@ -322,7 +322,7 @@ def test_the_whole_root_is_authenticated_but_what_is_left_writable(native: Regis
     assert measure_root(root) == result.mrenclave
     (root / "etc" / "ld.so.preload").write_text("/tmp/evil.so\n")
     with pytest.raises(
-        IntegrityError, match="/etc/ld.so.preload failed: unexpected entry in authenticated region /"
+        IntegrityError, match=r"/etc/ld\.so\.preload failed: unexpected entry in authenticated region /"
     ):
         verify_tree(root, key, tag)
     assert measure_root(root) != result.mrenclave
