@@ -116,7 +116,8 @@ func (e *SpecialFileError) Error() string { return e.Path + ": a special file in
 // unprotected with no protected region inside (/proc, /tmp: nothing there is vouched for).
 func Observe(root string, regions []Region) (*Observation, error) {
 	w := &observer{byPath: map[string]string{}, o: &Observation{Regions: regions, Stats: map[string]Stat{},
-		Links: map[string]string{}, Protections: map[string]string{}}}
+		Links: map[string]string{}, Protections: map[string]string{}}, hashing: newHasher()}
+	defer w.hashing.stop() // on an early return: the workers end
 	for _, region := range regions {
 		w.byPath[region.Path] = region.Protection
 		if region.Protection != ProtectionNone {
@@ -144,7 +145,7 @@ func Observe(root string, regions []Region) (*Observation, error) {
 			}
 		}
 	}
-	digests, err := sha256All(w.files)
+	digests, err := w.hashing.stop()
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +157,7 @@ type observer struct {
 	byPath    map[string]string
 	protected []string
 	o         *Observation
-	files     []WalkEntry
+	hashing   *hasher
 }
 
 func (w *observer) descend(path, protection string) bool {
@@ -214,7 +215,7 @@ func (w *observer) record(path, location string, info Stat, protection string) e
 	}
 	switch {
 	case info.isReg():
-		w.files = append(w.files, WalkEntry{path, location, info})
+		w.hashing.add(WalkEntry{path, location, info})
 	case info.isLink():
 		target, err := os.Readlink(location)
 		if err != nil {
@@ -238,39 +239,51 @@ func parentOf(path string) string {
 	return path[:cut]
 }
 
-// sha256All hashes the files on every core the runtime may use, largest first.
-func sha256All(files []WalkEntry) (map[string][]byte, error) {
-	sort.SliceStable(files, func(i, j int) bool { return files[i].Stat.Size > files[j].Stat.Size })
-	digests := make(map[string][]byte, len(files))
-	var mu sync.Mutex
-	var firstErr error
-	work := make(chan WalkEntry)
-	var wg sync.WaitGroup
+// hasher hashes files on every core the runtime may use while the walk goes on, so that the walk's system
+// calls and the hashing overlap (a Debian root has some 7,000 files, most of them small).
+type hasher struct {
+	work    chan WalkEntry
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	digests map[string][]byte
+	err     error
+	stopped bool
+}
+
+func newHasher() *hasher {
+	h := &hasher{work: make(chan WalkEntry, 1024), digests: map[string][]byte{}}
 	for range max(1, runtime.GOMAXPROCS(0)) {
-		wg.Add(1)
+		h.wg.Add(1)
 		go func() {
-			defer wg.Done()
+			defer h.wg.Done()
 			buffer := make([]byte, 1<<20)
-			for file := range work {
+			for file := range h.work {
 				digest, err := sha256File(file.Location, buffer)
 				if errors.Is(err, unix.EACCES) {
 					continue // unreadable to this runtime's user, and so to its program
 				}
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = err
+				h.mu.Lock()
+				if err != nil && h.err == nil {
+					h.err = err
 				}
-				digests[file.Path] = digest
-				mu.Unlock()
+				h.digests[file.Path] = digest
+				h.mu.Unlock()
 			}
 		}()
 	}
-	for _, file := range files {
-		work <- file
+	return h
+}
+
+func (h *hasher) add(file WalkEntry) { h.work <- file }
+
+// stop waits for every file given and returns the digests; called again, it returns the same.
+func (h *hasher) stop() (map[string][]byte, error) {
+	if !h.stopped {
+		h.stopped = true
+		close(h.work)
+		h.wg.Wait()
 	}
-	close(work)
-	wg.Wait()
-	return digests, firstErr
+	return h.digests, h.err
 }
 
 func sha256File(location string, buffer []byte) ([]byte, error) {
