@@ -1,8 +1,8 @@
 """A runtime's side of the CAS, in Python: attestation, and volume freshness with the credential it grants.
 
-The engine's own client of the attestation API (``sconify evidence``, the CAS's tests); what images run is the
-Go runtime's (``runtime/internal/cas``), which speaks the same protocol. The CAS's identity is pinned: only its
-CA certificate is trusted, and the host name is checked.
+The engine's own client of the attestation API (``sconify evidence``, the CAS's tests); what images run is
+the Go runtime's (``runtime/internal/cas``), which speaks the same protocol. The CAS's identity is pinned:
+only its CA certificate is trusted, and the host name is checked.
 
 A running service must not lose work to the CAS: :class:`CasSession` re-attests before its credential
 expires and whenever the CAS answers 401 (a restarted CAS, an expired credential), retries a CAS it

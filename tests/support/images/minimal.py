@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.images.counter import cache_root, write_layout
@@ -28,7 +29,7 @@ BUSYBOX_COUNTER = (
 )
 
 
-def _cached(name: str, build: callable) -> Path:  # type: ignore[valid-type]
+def _cached(name: str, build: Callable[[Path], None]) -> Path:
     layout = cache_root() / name
     if not (layout / "index.json").exists():
         partial = cache_root() / f"{name}.partial"
