@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 
 from pulumi_sconify.engine.fspf import decrypt_tree, generate_key, verify_tree
-from pulumi_sconify.engine.image.oci import ImageError
+from pulumi_sconify.engine.image.layers import read_layer
+from pulumi_sconify.engine.image.oci import ImageError, Platform
 from pulumi_sconify.engine.image.reference import parse_reference
+from pulumi_sconify.engine.image.rootfs import RootFilesystem
 from pulumi_sconify.engine.image.sconify import SconifyOptions, SconifyResult, sconify
+from pulumi_sconify.engine.image.transport import RegistryOptions, open_source
 from tests.support.images.layers import (
     APP_LAYER,
     BASE_LAYER,
@@ -53,6 +56,17 @@ def run(registry: Registry, key: bytes, **changes: object) -> SconifyResult:
     return sconify(options(registry, key, **changes))
 
 
+def unpacked(result: SconifyResult, directory: Path) -> RootFilesystem:
+    """The confidential image's root file system, as a container runtime would lay it out."""
+    with open_source(result.image, RegistryOptions()) as source:
+        resolved = source.resolve(Platform())
+        rootfs = RootFilesystem(directory)
+        for index, layer in enumerate(resolved.manifest.layers):
+            rootfs.apply(read_layer(source.blob(layer), layer.media_type, f"layer {index}"))
+    rootfs.finish()
+    return rootfs
+
+
 def test_confidential_image_in_the_registry(native: Registry, tmp_path: Path) -> None:
     key = generate_key()
     result = run(native, key)
@@ -91,19 +105,10 @@ def test_no_blob_holds_the_plaintext_of_code(native: Registry, tmp_path: Path) -
 
 
 def test_protected_regions_verify_in_the_assembled_image(native: Registry, tmp_path: Path) -> None:
-    from pulumi_sconify.engine.image.layers import read_layer
-    from pulumi_sconify.engine.image.rootfs import RootFilesystem
-    from pulumi_sconify.engine.image.transport import RegistryOptions, open_source
 
     key = generate_key()
     result = run(native, key)
-    source = open_source(result.image, RegistryOptions())
-    resolved = source.resolve(options(native, key).platform)
-    rootfs = RootFilesystem(tmp_path / "rootfs")
-    for index, layer in enumerate(resolved.manifest.layers):
-        rootfs.apply(read_layer(source.blob(layer), layer.media_type, f"layer {index}"))
-    rootfs.finish()
-    source.close()
+    rootfs = unpacked(result, tmp_path / "rootfs")
     assert sorted(p.name for p in (rootfs.root / "code").iterdir()) == []  # only the mount point
     tag = bytes.fromhex(result.fspf_tag)
     verify_tree(rootfs.root, key, tag)
@@ -266,19 +271,10 @@ def test_private_registry_with_tls_and_credentials(secure_registry: Registry, tm
 def test_the_runtime_recomputes_the_measurement(native: Registry, tmp_path: Path) -> None:
     """The measurement can be recomputed from the image's files alone (before the FSPF key is known),
     and any change to the program, its libraries or the measurement plan changes it."""
-    from pulumi_sconify.engine.image.layers import read_layer
-    from pulumi_sconify.engine.image.rootfs import RootFilesystem
-    from pulumi_sconify.engine.image.transport import RegistryOptions, open_source
     from pulumi_sconify.engine.runtime.measure import measure_root
 
     result = run(native, generate_key(), heap="256M")
-    source = open_source(result.image, RegistryOptions())
-    resolved = source.resolve(options(native, generate_key()).platform)
-    rootfs = RootFilesystem(tmp_path / "rootfs")
-    for index, layer in enumerate(resolved.manifest.layers):
-        rootfs.apply(read_layer(source.blob(layer), layer.media_type, f"layer {index}"))
-    rootfs.finish()
-    source.close()
+    rootfs = unpacked(result, tmp_path / "rootfs")
     root = rootfs.root
     assert measure_root(root) == result.mrenclave
     (root / "V1" / "scratch").write_text("volumes and unprotected paths do not count\n")
@@ -297,20 +293,11 @@ def test_the_whole_root_is_authenticated_but_what_is_left_writable(native: Regis
     """Outside the program's directories too: a file added under /etc is refused; the scratch directories,
     the container runtime's files and a path named writable change nothing."""
     from pulumi_sconify.engine.fspf import IntegrityError
-    from pulumi_sconify.engine.image.layers import read_layer
-    from pulumi_sconify.engine.image.rootfs import RootFilesystem
-    from pulumi_sconify.engine.image.transport import RegistryOptions, open_source
     from pulumi_sconify.engine.runtime.measure import measure_root
 
     key = generate_key()
     result = run(native, key, writable=("/srv/state",))
-    source = open_source(result.image, RegistryOptions())
-    resolved = source.resolve(options(native, key).platform)
-    rootfs = RootFilesystem(tmp_path / "rootfs")
-    for index, layer in enumerate(resolved.manifest.layers):
-        rootfs.apply(read_layer(source.blob(layer), layer.media_type, f"layer {index}"))
-    rootfs.finish()
-    source.close()
+    rootfs = unpacked(result, tmp_path / "rootfs")
     root, tag = rootfs.root, bytes.fromhex(result.fspf_tag)
     for made in ("proc", "run", "var/run", "var/tmp", "dev", "sys"):  # mount points, made in the new layer
         assert (root / made).is_dir(), made
