@@ -372,15 +372,16 @@ def _protect_and_measure(
 ) -> tuple[Protected, str]:
     """Step 3: the regions protected (``/fspf`` written into ``stage``) and the measurement of what they
     authenticate."""
+    unprotected = unprotected_paths(options)
     regions = [Region("/", Protection.AUTHENTICATED)]
     regions += [Region(directory, Protection.ENCRYPTED) for directory in options.dirs]
-    for path in unprotected_paths(options):
+    for path in unprotected:
         # A link in the image (Debian's /var/run -> /run) stays authenticated: where it points is the image's.
         info = rootfs.lstat(path)
         if info is None or not stat.S_ISLNK(info.st_mode):
             regions.append(Region(path, Protection.NOT_PROTECTED))
     regions += [Region(path, Protection.AUTHENTICATED) for path in options.authenticated]
-    if any(is_within(binary, path) for path in unprotected_paths(options)):
+    if any(is_within(binary, path) for path in unprotected):
         regions.append(Region(binary, Protection.AUTHENTICATED))  # the program is measured wherever it is
     # What the runtime measures, written before protection so that it is itself authenticated (and so
     # part of the measurement): it cannot read the FSPF metadata before the CAS gives it the key.

@@ -208,8 +208,15 @@ def test_deleted_volume_files_are_detected(counting: ConfidentialCounter, tmp_pa
 
 
 def test_info_log_says_where_start_up_time_goes(counting: ConfidentialCounter) -> None:
-    result = counting.run("-e", "SCONE_LOG=INFO")
+    result = counting.run("-e", "SCONE_LOG=INFO", "-e", "SCONE_VERSION=1")
     assert count(result) == 1
+    # Its most talkative run shows neither secret the CAS gives this service: the FSPF key, the volume's key.
+    runtime = counting.cas.runtime(config_id=counting.config_id, measurement=counting.result.mrenclave)
+    grant = runtime.attest()
+    (volume,) = grant["configuration"]["volumes"]
+    shown = (result.stdout + result.stderr).lower()
+    for secret in (counting.fspf_key.hex(), volume["key"]):
+        assert secret.lower() not in shown
     info = "\n".join(line for line in result.stderr.splitlines() if line.startswith("[SCONIFY|INFO]"))
     assert re.search(r"measurement [0-9a-f]{64} \(\d+ files, \d+ MB, \d+\.\d{3} s\)", info), info
     assert re.search(r"protected regions verified and decrypted \(\d+\.\d{3} s\)", info), info

@@ -31,7 +31,7 @@ def run_go(*arguments: str) -> subprocess.CompletedProcess[str]:
 def test_the_go_suite_passes_with_the_shared_vectors() -> None:
     result = run_go("test", "-count=1", "./...")
     assert result.returncode == 0, result.stdout + result.stderr
-    for package in ("fspf", "measure", "protocol", "layout", "launcher", "hardware"):
+    for package in ("fspf", "measure", "protocol", "layout", "launcher", "hardware", "cas"):
         assert f"runtime/internal/{package}\t" in result.stdout, result.stdout
 
 

@@ -101,7 +101,20 @@ def protocol_vector() -> dict[str, Any]:
             request["credential"],
         )
         request["signing_input"] = signing_input.hex()
-    return {"bindings": bindings, "requests": requests}
+    addresses = [
+        {"address": address, "host": host, "port": port}
+        for address in (
+            "cas",
+            "cas:9000",
+            "10.0.0.7",
+            "10.0.0.7:18765",
+            "fd00::7",
+            "[fd00::7]",
+            "[fd00::7]:9000",
+        )
+        for host, port in [vocabulary.cas_host_and_port(address, vocabulary.ATTESTATION_PORT)]
+    ]
+    return {"bindings": bindings, "requests": requests, "addresses": addresses}
 
 
 _SURROGATE_PATH = b"/caf\xe9/\xff"

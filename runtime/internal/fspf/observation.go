@@ -59,27 +59,29 @@ func NormaliseRegions(regions []Region) ([]Region, error) {
 	return out, nil
 }
 
-// RegionOf is the region path belongs to: the nearest of it and its ancestors that is a region's root.
-func RegionOf(path string, regions []Region) Region {
-	byPath := map[string]Region{}
+// RegionMap tells which region a path belongs to: the nearest of it and its ancestors that is a region's
+// root (/ always is, once regions are normalised). Made once per tree, asked once per path.
+type RegionMap map[string]Region
+
+// NewRegionMap indexes regions by their root.
+func NewRegionMap(regions []Region) RegionMap {
+	byPath := RegionMap{}
 	for _, region := range regions {
 		byPath[region.Path] = region
 	}
+	return byPath
+}
+
+// Of is the region path belongs to.
+func (m RegionMap) Of(path string) Region {
 	for {
-		if region, ok := byPath[path]; ok {
+		if region, ok := m[path]; ok {
 			return region
 		}
 		if path == "/" {
 			return Region{"/", ProtectionNone}
 		}
-		cut := len(path) - 1
-		for cut > 0 && path[cut] != '/' {
-			cut--
-		}
-		path = path[:cut]
-		if path == "" {
-			path = "/"
-		}
+		path = parentOf(path)
 	}
 }
 
@@ -133,7 +135,7 @@ func Observe(root string, regions []Region) (*Observation, error) {
 			}
 			return nil, err
 		}
-		protection := RegionOf(walkRoot, regions).Protection
+		protection := NewRegionMap(regions).Of(walkRoot).Protection
 		if walkRoot != "/" {
 			if err := w.record(walkRoot, location, info, protection); err != nil {
 				return nil, err

@@ -242,6 +242,7 @@ func checkLayout(tree string, manifest *Manifest, observation *Observation) erro
 			}
 		}
 	}
+	regions := NewRegionMap(manifest.Regions)
 	for _, item := range paths {
 		path, info := item.path, item.stat
 		if IsWithin(path, layout.FspfDir) {
@@ -250,7 +251,7 @@ func checkLayout(tree string, manifest *Manifest, observation *Observation) erro
 			}
 			continue
 		}
-		region := RegionOf(path, manifest.Regions)
+		region := regions.Of(path)
 		switch region.Protection {
 		case ProtectionNone:
 			continue

@@ -58,6 +58,8 @@ class ConfidentialCounter:
         a local run without a cluster must (mount a token with ``token_mount`` for the former)."""
         assert shutil.which("podman"), "podman is installed by .ci/setup"
         key = generate_key()
+        self.fspf_key = key
+        self.cas, self.config_id = cas, f"{namespace}/python-session/python-service"
         self.image = f"oci:{directory / 'confidential'}:1"
         self.progress: list[str] = []
         options = SconifyOptions(
