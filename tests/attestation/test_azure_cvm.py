@@ -9,7 +9,7 @@ import dataclasses
 import http.server
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +40,7 @@ from tests.support.evidence.swtpm import (
 from tests.support.evidence.tdx_forge import DURING, Hierarchy, TdReport, write_collateral
 from tests.support.hardware import Runtime, hardware_session, make_cas
 from tests.support.processes import sconify
+from tests.support.runtime_harness import GoHardwareSources
 
 NOW = datetime(2026, 1, 15, tzinfo=UTC)
 BINDING = bytes(range(32))
@@ -178,16 +179,31 @@ def test_the_tpm_client_names_a_refusal(simulator: Simulator) -> None:
         tpm.close()
 
 
+Collector = Callable[[int, "str | None"], "HardwareSources | GoHardwareSources"]
+
+
+@pytest.fixture(params=["go", "python"])
+def collector(request: pytest.FixtureRequest, tmp_path: Path) -> Collector:
+    """Makes a collector on the vTPM at a swtpm's port (and Azure's metadata service, if given): the Go
+    runtime's (through its harness, what images run), or the engine's (``sconify evidence collect``)."""
+    if request.param == "python":
+        return lambda port, imds: HardwareSources(
+            tpm=lambda: Tpm(SocketTransport("127.0.0.1", port)), azure_imds=imds
+        )
+    binary, none = request.getfixturevalue("harness_binary"), tmp_path / "no-such-interface"
+    return lambda port, imds: GoHardwareSources(
+        binary, tsm_reports=none, sev_guest=none, tpm_port=port, azure_imds=imds
+    )
+
+
 def test_the_cas_grants_on_the_evidence_the_runtime_collects(
-    vtpm: AzureVtpm, forger: ForgedMilan, tmp_path: Path
+    vtpm: AzureVtpm, forger: ForgedMilan, collector: Collector, tmp_path: Path
 ) -> None:
     vceks = tmp_path / "vceks"
     vceks.mkdir()
     (vceks / "milan.der").write_bytes(forger.vcek_der)
     platforms = Platforms(azure_cvm=pinned(0, 7, 11))
-    sources = HardwareSources(
-        tpm=lambda: Tpm(SocketTransport("127.0.0.1", vtpm.simulator.port)), azure_imds=None
-    )
+    sources = collector(vtpm.simulator.port, None)
     assert "azure-cvm" in sources.available()
     for trusted, cas_directory in ((forger.anchors, "cas"), (None, "pinned-cas")):
         trust = HardwareTrust(vcek_directory=vceks, amd_anchors=trusted, clock=NOW.timestamp)
@@ -248,13 +264,11 @@ def fake_imds() -> Iterator[str]:
 
 
 def test_the_vcek_comes_from_azures_metadata_service(
-    vtpm: AzureVtpm, forger: ForgedMilan, tmp_path: Path
+    vtpm: AzureVtpm, forger: ForgedMilan, collector: Collector, tmp_path: Path
 ) -> None:
     FakeImds.certificates = forger.vcek.public_bytes(serialization.Encoding.PEM).decode()
     with fake_imds() as imds:
-        sources = HardwareSources(
-            tpm=lambda: Tpm(SocketTransport("127.0.0.1", vtpm.simulator.port)), azure_imds=imds
-        )
+        sources = collector(vtpm.simulator.port, imds)
         trust = HardwareTrust(amd_anchors=forger.anchors, clock=NOW.timestamp)  # no VCEK cache
         runtime = Runtime(make_cas(tmp_path, trust, hardware_session(Platforms(azure_cvm=pinned(7)))))
         nonce, binding = runtime.nonce()
@@ -263,7 +277,7 @@ def test_the_vcek_comes_from_azures_metadata_service(
         assert runtime.attest(nonce, evidence)["evidence"] == "azure-cvm"
 
 
-def test_a_tdx_based_vm_gets_its_td_quote_from_azure(tmp_path: Path) -> None:
+def test_a_tdx_based_vm_gets_its_td_quote_from_azure(collector: Collector, tmp_path: Path) -> None:
     FakeImds.hierarchy = hierarchy = Hierarchy()
     simulator = start_swtpm(tmp_path / "swtpm")
     try:
@@ -273,9 +287,7 @@ def test_a_tdx_based_vm_gets_its_td_quote_from_azure(tmp_path: Path) -> None:
         reference = AzureCvmReference(pcrs=((7, expected_pcr(7).hex()),), measurements=("03" * 48,))
         runtime = Runtime(make_cas(tmp_path / "cas", trust, hardware_session(Platforms(azure_cvm=reference))))
         with fake_imds() as imds:
-            sources = HardwareSources(
-                tpm=lambda: Tpm(SocketTransport("127.0.0.1", simulator.port)), azure_imds=imds
-            )
+            sources = collector(simulator.port, imds)
             nonce, binding = runtime.nonce()
             evidence = sources.collect("azure-cvm", binding)
     finally:

@@ -1,5 +1,5 @@
 """The fixtures several rooms of the suite use (registered by the root ``conftest.py``): a real CAS with
-client identities, and real OCI registries, each the test's own."""
+client identities, and real OCI registries, each the test's own; and the Go runtime's test harness."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
 from tests.support.cas import RunningCas, identity
 from tests.support.registry import Registry
+from tests.support.runtime_harness import build_harness
 
 
 @pytest.fixture
@@ -42,3 +43,9 @@ def secure_registry(tmp_path: Path) -> Iterator[Registry]:
     running = Registry(tmp_path / "secure-registry", tls=True, username="alice", password="s3cret-pw").start()
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def harness_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Go runtime's test harness (tests/support/runtime_harness.py), built once per worker."""
+    return build_harness(tmp_path_factory.mktemp("harness"))

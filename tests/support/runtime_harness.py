@@ -4,12 +4,15 @@ on directories the test chooses, against a real CAS. The harness is built here, 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from pulumi_sconify.engine.runtime.hardware import HardwareEvidenceError
 from tests.support.cas import RunningCas
 from tests.support.paths import REPOSITORY
 
@@ -79,3 +82,52 @@ class Harness:
         while a commit is under way)."""
         states = [int(p.name.split(".")[1]) for p in self.storage.glob("state.*.fspf")]
         return max(states, default=0)
+
+
+class GoHardwareSources:
+    """The runtime's hardware collection (Go, through the harness) behind the face of the engine's Python
+    collector (``available``, ``collect``, :class:`HardwareEvidenceError`), so that one test holds both to
+    the same fakes of the kernel's interfaces, the same swtpm and the same verifiers."""
+
+    def __init__(
+        self,
+        binary: Path,
+        tsm_reports: Path,
+        sev_guest: Path,
+        tpm_device: Path = Path("/nonexistent/tpm"),
+        tpm_port: int | None = None,
+        azure_imds: str | None = None,
+    ) -> None:
+        self.arguments = [
+            "-tsm",
+            str(tsm_reports),
+            "-sev-guest",
+            str(sev_guest),
+            "-tpm-device",
+            str(tpm_device),
+        ]
+        if tpm_port is not None:
+            self.arguments += ["-tpm-socket", f"127.0.0.1:{tpm_port}"]
+        if azure_imds:
+            self.arguments += ["-imds", azure_imds]
+        self.binary = binary
+
+    def _run(self, *arguments: str) -> Any:
+        done = subprocess.run(
+            [str(self.binary), *self.arguments, *arguments],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if done.returncode != 0:
+            fatal = [line for line in done.stderr.splitlines() if line.startswith("[SCONIFY|FATAL] ")]
+            assert done.returncode == 70 and len(fatal) == 1, done.stderr
+            raise HardwareEvidenceError(fatal[0].removeprefix("[SCONIFY|FATAL] "))
+        return json.loads(done.stdout)
+
+    def available(self) -> list[str]:
+        return list(self._run("-available") or [])
+
+    def collect(self, kind: str, binding: bytes) -> dict[str, Any]:
+        return dict(self._run("-collect", kind, "-binding", binding.hex()))

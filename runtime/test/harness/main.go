@@ -1,12 +1,15 @@
 // Command harness runs the runtime's steps outside a container, for the engine's tests: attest to a real
 // CAS with a given measurement, open one volume from a storage directory into a working directory, run a
 // command under the runtime's supervision (periodic commits, signals), commit, and print the committed
-// generation. It is built only by the tests (tests/support/runtime_harness.py) and never enters an image:
-// a runtime that takes its measurement and paths from its arguments would vouch for nothing.
+// generation. With -available or -collect it runs the runtime's hardware collection on the TEE interfaces
+// it is pointed at (the tests' fakes of the kernel's, a real swtpm) and prints what it finds as JSON. It is
+// built only by the tests (tests/support/runtime_harness.py) and never enters an image: a runtime that takes
+// its measurement and paths from its arguments would vouch for nothing.
 package main
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -22,6 +25,25 @@ import (
 
 func main() { os.Exit(run()) }
 
+func evidence(sources *hardware.Sources, available bool, kind, binding string) int {
+	var answer any
+	if available {
+		answer = sources.Available()
+	} else {
+		bound, err := hex.DecodeString(binding)
+		if err != nil {
+			return launcher.Fatal("-binding: not hex")
+		}
+		if answer, err = sources.Collect(kind, bound); err != nil {
+			return launcher.Fatal(err.Error())
+		}
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(answer); err != nil {
+		return launcher.Fatal(err.Error())
+	}
+	return 0
+}
+
 func run() int {
 	address := flag.String("cas", "", "the CAS's attestation address")
 	ca := flag.String("ca", "", "the CAS's CA certificate")
@@ -31,7 +53,22 @@ func run() int {
 	storage := flag.String("storage", "", "the volume's ciphertext directory")
 	workdir := flag.String("workdir", "", "the volume's plaintext directory")
 	interval := flag.String("interval", "", "SCONIFY_COMMIT_INTERVAL for the command")
+	available := flag.Bool("available", false, "print the evidence kinds the TEE interfaces offer")
+	collect := flag.String("collect", "", "collect evidence of this kind for -binding")
+	binding := flag.String("binding", "", "the evidence binding (hex)")
+	sources := hardware.Default()
+	flag.StringVar(&sources.TsmReports, "tsm", sources.TsmReports, "the configfs-tsm report directory")
+	flag.StringVar(&sources.SevGuest, "sev-guest", sources.SevGuest, "the SEV guest device")
+	flag.StringVar(&sources.TpmDevice, "tpm-device", sources.TpmDevice, "the TPM device")
+	tpmSocket := flag.String("tpm-socket", "", "a TPM simulator's command socket instead of the device")
+	flag.StringVar(&sources.AzureImds, "imds", "", "Azure's instance metadata service (host:port), if any")
 	flag.Parse()
+	if *tpmSocket != "" {
+		sources.OpenTpm = func() (hardware.Transport, error) { return hardware.DialSocket(*tpmSocket) }
+	}
+	if *available || *collect != "" {
+		return evidence(sources, *available, *collect, *binding)
+	}
 	connection, err := cas.NewConnection(*address, *ca, protocol.AttestationPort, 30*time.Second)
 	if err != nil {
 		return launcher.Fatal(err.Error())
