@@ -89,6 +89,11 @@ SPEC = ResourceSpec(
         "dirs": Property(
             array_of(STRING), "Directories of the image whose files are encrypted and authenticated."
         ),
+        "writable": Property(
+            array_of(STRING),
+            "Paths the service writes besides its volumes, `/tmp` and `/run`: left unprotected. The rest of "
+            "the image's root is authenticated.",
+        ),
         "volumes": Property(map_of(STRING), "Policy volumes: name to absolute mount path in the image."),
         "env": Property(map_of(STRING), "Environment variables the policy gives the service."),
         "heap": Property(STRING, "SCONE's heap size (`SCONE_HEAP`), empty for the default."),
@@ -164,6 +169,7 @@ SPEC = ResourceSpec(
 SECRET_OUTPUTS = SPEC.secret_outputs
 DEFAULTS: dict[str, Any] = {
     "dirs": [],
+    "writable": [],
     "volumes": {},
     "env": {},
     "heap": "",
@@ -298,6 +304,7 @@ class SconifiedImageProvider(ReportsProgress, ResourceLogic):
                 service=service,
                 binary=props.get("binary") or None,
                 dirs=tuple(props.get("dirs") or ()),
+                writable=tuple(props.get("writable") or ()),
                 volumes=tuple(volumes.items()),
                 config_id=config_id(namespace, session_name, service),
                 cas_attestation_address=str(props.get("cas_attestation_address") or ""),
@@ -413,12 +420,17 @@ def _planned_policy(news: dict[str, Any]) -> tuple[list[CheckFailure], Session |
                 command=str(news["command"]),
                 fspf_key=bytes(32),
                 dirs=tuple(news.get("dirs") or ()),
+                writable=tuple(news.get("writable") or ()),
                 volumes=tuple(volumes.items()),
             )
         )
     except ImageError as error:
-        given_in_dirs = any(str(error).startswith(f"{path}:") for path in news.get("dirs") or ())
-        return [*failures, CheckFailure("dirs" if given_in_dirs else "volumes", str(error))], None
+        given_in = [
+            name
+            for name in ("dirs", "writable")
+            if any(str(error).startswith(f"{path}:") for path in news.get(name) or ())
+        ]
+        return [*failures, CheckFailure(given_in[0] if given_in else "volumes", str(error))], None
     try:
         planned = sconified_session(
             namespace=str(news["namespace"]),
@@ -519,6 +531,7 @@ class SconifiedImage(SconifyResource):
         service: pulumi.Input[str] = "service",
         binary: pulumi.Input[str] | None = None,
         dirs: pulumi.Input[list[str]] | None = None,
+        writable: pulumi.Input[list[str]] | None = None,
         volumes: pulumi.Input[dict[str, str]] | None = None,
         env: pulumi.Input[dict[str, str]] | None = None,
         tolerate: pulumi.Input[Sequence[str]] | None = None,
@@ -550,6 +563,7 @@ class SconifiedImage(SconifyResource):
             "service": service,
             "binary": binary,
             "dirs": dirs or [],
+            "writable": writable or [],
             "volumes": volumes or {},
             "env": env or {},
             "tolerate": tolerate,

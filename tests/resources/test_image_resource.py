@@ -107,6 +107,8 @@ def test_bad_inputs_are_check_failures(inputs: dict[str, Any]) -> None:
         assert partial == [("kubernetes", "expected issuer, namespace and service_account")]
         _, lacking = host.check({}, {"target": inputs["target"]})
         assert {name for name, _ in lacking} >= {"native_image", "command", "session", "namespace"}
+        _, writable = host.check({}, {**inputs, "writable": ["/proc/self"]})
+        assert writable and writable[0][0] == "writable" and "/proc/self: overlaps" in writable[0][1]
 
 
 def test_a_native_image_pinned_by_digest_needs_no_registry_at_check(inputs: dict[str, Any]) -> None:
