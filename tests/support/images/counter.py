@@ -181,11 +181,16 @@ def _build(layout: Path) -> None:
 def cached_layout(recipe: str, build: Callable[[Path], None]) -> Path:
     """The cached OCI layout ``build`` makes for ``recipe`` with the current counter app (built on first
     use, and again when the app changes: the cache is named after the recipe and the app's digest)."""
+    return cached(f"{recipe}-app-{hashlib.sha256(APP.read_bytes()).hexdigest()[:12]}", build)
+
+
+def cached(name: str, build: Callable[[Path], None]) -> Path:
+    """The OCI layout ``build`` makes, cached as ``name`` (which must change with what goes into it); built
+    once under a lock, so parallel workers wait for one build."""
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
-    name = f"{recipe}-app-{hashlib.sha256(APP.read_bytes()).hexdigest()[:12]}"
     layout = root / name
-    with (root / f"{recipe}.lock").open("w") as lock:
+    with (root / f"{name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (layout / "index.json").exists():
             partial = root / f"{name}.partial"

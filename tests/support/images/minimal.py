@@ -14,10 +14,9 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
-from tests.support.images.counter import cache_root, write_layout
+from tests.support.images.counter import cached, write_layout
 from tests.support.runtime_harness import go, go_environment
 
 STATIC_SOURCE = Path(__file__).resolve().parent / "static_counter" / "main.go"
@@ -29,25 +28,12 @@ BUSYBOX_COUNTER = (
 )
 
 
-def _cached(name: str, build: Callable[[Path], None]) -> Path:
-    layout = cache_root() / name
-    if not (layout / "index.json").exists():
-        partial = cache_root() / f"{name}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        build(partial)
-        shutil.rmtree(layout, ignore_errors=True)
-        partial.rename(layout)
-    return layout
-
-
 def static_layout() -> Path:
     """The scratch image with the static Go counter (rebuilt when its source changes)."""
     key = hashlib.sha256(STATIC_SOURCE.read_bytes()).hexdigest()[:12]
 
     def build(layout: Path) -> None:
-        tree = layout.parent / f"{layout.name}.tree"
-        shutil.rmtree(tree, ignore_errors=True)
+        tree = layout / "tree"
         (tree / "conf").mkdir(parents=True)
         (tree / "conf" / "greeting").write_text(GREETING + "\n")
         subprocess.run(
@@ -60,15 +46,14 @@ def static_layout() -> Path:
         write_layout(layout, [tree], ["COPY counter /counter"], command=["/counter"], environment=[])
         shutil.rmtree(tree)
 
-    return _cached(f"static-counter-{key}", build)
+    return cached(f"static-counter-{key}", build)
 
 
 def busybox_layout() -> Path:
     """BusyBox alone: ``/bin/busybox`` and a link for each of its commands in ``/bin``."""
 
     def build(layout: Path) -> None:
-        tree = layout.parent / f"{layout.name}.tree"
-        shutil.rmtree(tree, ignore_errors=True)
+        tree = layout / "tree"
         (tree / "bin").mkdir(parents=True)
         shutil.copy2("/bin/busybox", tree / "bin" / "busybox")
         listed = subprocess.run(
@@ -90,4 +75,4 @@ def busybox_layout() -> Path:
     version = subprocess.run(["/bin/busybox"], capture_output=True, text=True, check=False).stdout.split(
         "\n"
     )[0]
-    return _cached(f"busybox-{hashlib.sha256(version.encode()).hexdigest()[:12]}", build)
+    return cached(f"busybox-{hashlib.sha256(version.encode()).hexdigest()[:12]}", build)
