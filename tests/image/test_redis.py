@@ -13,35 +13,21 @@ import pytest
 
 from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
 from tests.support.cas import RunningCas
-from tests.support.images.confidential_counter import ConfidentialCounter, fatal_line
+from tests.support.images.confidential_counter import ConfidentialCounter, Serving, fatal_line
 from tests.support.images.redis import redis, redis_layout
-from tests.support.processes import free_port, wait_for
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.slow
 
 
-class RunningRedis:
-    """One run of the confidential Redis, in the background until :meth:`stop`."""
-
-    def __init__(self, image: ConfidentialCounter, port: int, name: str) -> None:
-        self.port, self.name = port, name
-        self.process = subprocess.Popen(
-            image.command("--name", name), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        wait_for(lambda: self.answers() or self.process.poll() is not None, "Redis answers, or the run ends")
-
-    def answers(self) -> bool:
+def serving(image: ConfidentialCounter, port: int, name: str) -> Serving:
+    def answers() -> bool:
         try:
-            return redis(self.port, "PING") == "+PONG"
+            return redis(port, "PING") == "+PONG"
         except OSError:
             return False
 
-    def stop(self) -> tuple[int, str]:
-        subprocess.run(
-            ["podman", "stop", "--time", "120", self.name], capture_output=True, check=False, timeout=300
-        )
-        _, err = self.process.communicate(timeout=300)
-        return self.process.returncode, err
+    return Serving(image, name, answers)
 
 
 @pytest.fixture
@@ -63,8 +49,8 @@ def test_acknowledged_writes_survive_a_stop_and_a_rollback_is_refused(
     confidential_redis: tuple[ConfidentialCounter, int], tmp_path: Path
 ) -> None:
     image, port = confidential_redis
-    first = RunningRedis(image, port, "sconify-redis-1")
-    assert first.answers(), first.process.communicate(timeout=60)
+    first = serving(image, port, "sconify-redis-1")
+    assert first.ready(), first.process.communicate(timeout=60)
     for index in range(50):
         assert redis(port, "SET", f"key{index}", f"value{index}") == "+OK"
     code, err = first.stop()
@@ -72,7 +58,7 @@ def test_acknowledged_writes_survive_a_stop_and_a_rollback_is_refused(
     snapshot = tmp_path / "snapshot"
     shutil.copytree(image.storage, snapshot)
 
-    second = RunningRedis(image, port, "sconify-redis-2")
+    second = serving(image, port, "sconify-redis-2")
     assert [redis(port, "GET", f"key{index}") for index in range(50)] == [
         f"value{index}" for index in range(50)
     ]

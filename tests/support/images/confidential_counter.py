@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from pulumi_sconify.engine.cas.clients.identity import ClientIdentity
@@ -21,6 +22,7 @@ from pulumi_sconify.engine.policy import (
 )
 from tests.support.cas import RunningCas
 from tests.support.images.counter import TAG, counter_layout
+from tests.support.processes import wait_for
 
 PODMAN = [
     "podman",
@@ -140,3 +142,23 @@ def fatal_line(result: subprocess.CompletedProcess[str]) -> str:
     assert len(lines) == 1, result.stderr
     assert "The number of executions" not in result.stdout
     return lines[0]
+
+
+class Serving:
+    """One run of a confidential service in the background (a database), until :meth:`stop`: started, and
+    waited for until ``ready()`` holds or the run has ended."""
+
+    def __init__(self, image: ConfidentialCounter, name: str, ready: Callable[[], bool]) -> None:
+        self.name, self.ready = name, ready
+        self.process = subprocess.Popen(
+            image.command("--name", name), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        wait_for(lambda: self.ready() or self.process.poll() is not None, f"{name} serves, or its run ends")
+
+    def stop(self) -> tuple[int, str]:
+        """``podman stop`` (SIGTERM to the runtime, which forwards it): the exit code and standard error."""
+        subprocess.run(
+            ["podman", "stop", "--time", "120", self.name], capture_output=True, check=False, timeout=300
+        )
+        _, err = self.process.communicate(timeout=300)
+        return self.process.returncode, err
