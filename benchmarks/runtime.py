@@ -6,7 +6,8 @@ against raw AES-256-GCM over the same bytes.
    musl one (Alpine's kind, see tests/support/images/musl.py), BusyBox alone and a scratch image with a
    static Go counter (tests/support/images/minimal.py). The confidential run measures the image (its whole
    root), attests to a local CAS, verifies and decrypts its encrypted directory, opens and commits the
-   volume. Then the runtime's own peak memory (the harness: attestation, volume, supervision of ``true``).
+   volume. Debian's PostgreSQL 15 from start to its first answer, natively and confidentially. Then the
+   runtime's own peak memory (the harness: attestation, volume, supervision of ``true``).
 2. Volumes of 1, 100 and 1000 MiB (one file): commit (encrypt, write, fsync, anchor swap in memory) and
    open (read, verify, decrypt into tmpfs), against AES-256-GCM over as many bytes in memory, and against
    the least an encrypted volume on the same disk must do (encrypt + write + fsync; read + decrypt).
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -38,7 +40,9 @@ from tests.support.images.confidential_counter import PODMAN, ConfidentialCounte
 from tests.support.images.counter import TAG, counter_layout
 from tests.support.images.minimal import BUSYBOX_COUNTER, busybox_layout, static_layout
 from tests.support.images.musl import musl_counter_layout
+from tests.support.images.postgres import postgres_layout, postgres_program
 from tests.support.policies import counter as counter_policy, namespace, text
+from tests.support.processes import free_port
 from tests.support.runtime_harness import Harness, build_harness
 
 MIB = 1024 * 1024
@@ -85,9 +89,69 @@ def startup(base: Path) -> None:
             for line in logged.stderr.splitlines():
                 if line.startswith("[SCONIFY|INFO]") and "(" in line:
                     print("      " + line.removeprefix("[SCONIFY|INFO] "))
+        postgres_startup(cas, base)
         runtime_memory(cas, base)
     finally:
         cas.stop()
+
+
+def _until_ready(command: list[str], name: str, ready: Callable[[], bool]) -> float:
+    """Seconds from starting ``command`` (a container called ``name``) until ``ready()``; then stopped."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not ready():
+        assert process.poll() is None, f"{name} ended before it served"
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - start
+    subprocess.run(["podman", "stop", "--time", "120", name], capture_output=True, check=True)
+    process.wait()
+    return elapsed
+
+
+def postgres_startup(cas: RunningCas, base: Path) -> None:
+    """Debian's PostgreSQL 15 from start to its first answer, on a data directory made by an earlier run:
+    natively on a plain directory, and confidentially on its encrypted volume (median of 5 each)."""
+    directory = base / "postgres"
+    directory.mkdir()
+    port = free_port()
+    program = postgres_program(port)
+    image = ConfidentialCounter(
+        cas,
+        identity(directory, "owner"),
+        directory,
+        "ns-bench-pg",
+        native=postgres_layout(),
+        program=program,
+        dirs=(),
+    )
+    native_layout, plain = directory / "native", directory / "plain"
+    shutil.copytree(postgres_layout(), native_layout)
+    plain.mkdir()
+
+    def ready() -> bool:
+        probe = ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-Atc", "select 1"]
+        return subprocess.run(probe, capture_output=True, text=True, check=False).stdout.strip() == "1"
+
+    native_command = [
+        *PODMAN,
+        "--name",
+        "bench-pg-native",
+        "-v",
+        f"{plain}:/V1",
+        f"oci:{native_layout}:{TAG}",
+    ]
+    native_command += shlex.split(program)
+    times: dict[str, list[float]] = {"native": [], "confidential": []}
+    for run in range(6):  # the first run of each initialises its data directory: not counted
+        native = _until_ready(native_command, "bench-pg-native", ready)
+        confidential = _until_ready(image.command("--name", "bench-pg"), "bench-pg", ready)
+        if run:
+            times["native"].append(native)
+            times["confidential"].append(confidential)
+    native, confidential = statistics.median(times["native"]), statistics.median(times["confidential"])
+    print("  Debian's PostgreSQL 15 (start until it answers, data directory existing)")
+    print(f"    native              {native:6.2f} s")
+    print(f"    confidential        {confidential:6.2f} s   {confidential / native:5.2f} x native")
 
 
 def runtime_memory(cas: RunningCas, base: Path) -> None:
