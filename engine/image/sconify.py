@@ -307,7 +307,7 @@ def _sconify(
     """The sconifier's five steps: unpack the native image, stage the runtime, protect and measure, assemble
     the new image, publish it."""
     environment = list((native.config.get("config") or {}).get("Env") or [])
-    rootfs, holds_plaintext = _unpack(options, source, native, environment, scratch, progress)
+    rootfs, holds_plaintext = _unpack(options, source, native, scratch, progress)
     binary = _find_binary(rootfs, options.binary or argv[0], environment)
     stage = scratch / "layer"
     architecture = str(native.config.get("architecture") or DEFAULT_ARCHITECTURE)
@@ -335,7 +335,6 @@ def _unpack(
     options: SconifyOptions,
     source: ImageSource,
     native: ResolvedImage,
-    environment: list[str],
     scratch: Path,
     progress: Progress,
 ) -> tuple[RootFilesystem, list[bool]]:
